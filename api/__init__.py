@@ -1,0 +1,1 @@
+"""Places HTTP and WebSocket edge: settings, auth, database access, routes and services."""

@@ -1,0 +1,202 @@
+"""Bearer JWT validation, roles and scopes.
+
+Locally a key pair is generated at first use under ``PLACES_KEYS_DIR`` (never committed) and
+``places token`` signs with it. In production ``PLACES_JWT_JWKS_URL`` points at the OIDC
+issuer's keys and only the public side is ever used here.
+"""
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import Depends, Request
+
+from api.errors import Problem
+from api.settings import Settings, get_settings
+
+Role = Literal["structure", "carer", "department", "national", "admin"]
+ROLES: tuple[str, ...] = ("structure", "carer", "department", "national", "admin")
+SCOPE_CLAIM = {"structure": "finess", "carer": "carer_id", "department": "department"}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    sub: str
+    role: str
+    department: str | None = None
+    finess: str | None = None
+    carer_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable identity for idempotency keys and audit (role + subject)."""
+        return f"{self.role}:{self.sub}"
+
+
+def _key_paths(settings: Settings) -> tuple[Path, Path]:
+    return settings.keys_dir / "private.pem", settings.keys_dir / "public.pem"
+
+
+def ensure_local_keys(settings: Settings | None = None) -> None:
+    """Generate the dev issuer's EC P-256 key pair once (file mode 0600 for the private key)."""
+    settings = settings or get_settings()
+    private_path, public_path = _key_paths(settings)
+    if private_path.exists() and public_path.exists():
+        return
+    settings.keys_dir.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    tmp = private_path.with_suffix(".tmp")
+    tmp.write_bytes(private_pem)
+    tmp.chmod(0o600)
+    tmp.replace(private_path)
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def issue_token(
+    role: str,
+    *,
+    sub: str | None = None,
+    department: str | None = None,
+    finess: str | None = None,
+    carer_id: str | None = None,
+    ttl_minutes: int | None = None,
+    settings: Settings | None = None,
+) -> str:
+    """Sign a token with the local issuer (dev, tests, demos)."""
+    settings = settings or get_settings()
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    scope = {"department": department, "finess": finess, "carer_id": carer_id}
+    needed = SCOPE_CLAIM.get(role)
+    if needed and not scope[needed]:
+        raise ValueError(f"role {role} needs --{needed.replace('_', '-')}")
+    ensure_local_keys(settings)
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": sub or f"{role}-{scope.get(needed or '', None) or 'local'}",
+        "role": role,
+        "iat": now,
+        "exp": now + 60 * (ttl_minutes or settings.token_ttl_minutes),
+    }
+    if needed:
+        claims[needed] = scope[needed]
+    private_key = _key_paths(settings)[0].read_bytes()
+    return jwt.encode(claims, private_key, algorithm=settings.jwt_algorithm)
+
+
+@lru_cache(maxsize=4)
+def _local_public_key(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+@lru_cache(maxsize=1)
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True)
+
+
+def _verification_key(token: str, settings: Settings) -> Any:
+    if settings.jwt_jwks_url:
+        return _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+    ensure_local_keys(settings)
+    return _local_public_key(str(_key_paths(settings)[1]))
+
+
+@lru_cache(maxsize=8192)
+def _decode_cached(token: str, key_id: int) -> tuple[dict[str, Any], float]:
+    settings = get_settings()
+    claims = jwt.decode(
+        token,
+        _verification_key(token, settings),
+        algorithms=[settings.jwt_algorithm],
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        options={"require": ["exp", "sub", "iss", "aud"]},
+    )
+    return claims, float(claims["exp"])
+
+
+def decode_token(token: str) -> Principal:
+    """Validate a token; signature checks are cached per token, expiry is checked every time."""
+    settings = get_settings()
+    try:
+        claims, exp = _decode_cached(token, id(settings))
+    except jwt.ExpiredSignatureError as exc:
+        raise Problem(401, "Jeton expiré.", headers={"WWW-Authenticate": "Bearer"}) from exc
+    except (jwt.InvalidTokenError, jwt.PyJWKClientError, ValueError) as exc:
+        raise Problem(401, "Jeton invalide.", headers={"WWW-Authenticate": "Bearer"}) from exc
+    if exp <= time.time():
+        raise Problem(401, "Jeton expiré.", headers={"WWW-Authenticate": "Bearer"})
+    role = claims.get("role")
+    if role not in ROLES:
+        raise Problem(401, "Jeton sans rôle reconnu.", headers={"WWW-Authenticate": "Bearer"})
+    needed = SCOPE_CLAIM.get(role)
+    if needed and not claims.get(needed):
+        raise Problem(401, f"Jeton du rôle {role} sans claim {needed}.")
+    return Principal(
+        sub=str(claims["sub"]),
+        role=role,
+        department=claims.get("department"),
+        finess=claims.get("finess"),
+        carer_id=claims.get("carer_id"),
+    )
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    return None
+
+
+async def current_principal(request: Request) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise Problem(
+            401,
+            "Authentification requise (Authorization: Bearer …).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return decode_token(token)
+
+
+def require_roles(*roles: str):  # type: ignore[no-untyped-def]
+    """Dependency factory: the principal must hold one of ``roles`` (admin always may)."""
+    allowed = set(roles) | {"admin"}
+
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.role not in allowed:
+            raise Problem(403, f"Le rôle {principal.role} n'a pas accès à cette ressource.")
+        return principal
+
+    return dependency
+
+
+def require_department_scope(principal: Principal, department: str) -> None:
+    """Department users act on their own department only; admin everywhere."""
+    if principal.role == "admin":
+        return
+    if principal.role == "department" and principal.department == department:
+        return
+    raise Problem(403, f"Hors du périmètre du jeton (département {department}).")
+
+
+AnyPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,1 @@
+"""Capacity declarations of units: append-only history and current snapshot."""

@@ -1,0 +1,1 @@
+"""Foster carers (assistants familiaux) declaring their availability."""

@@ -1,0 +1,138 @@
+"""The ``places`` command: migrate, seed, token, run."""
+
+import asyncio
+import logging
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from api.settings import get_settings
+
+app = typer.Typer(help="Places — national placement availability service.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Create the database and PostGIS when missing, then apply Alembic migrations."""
+    from api.db import ensure_database
+    from api.db import migrate as run_migrations
+
+    created = asyncio.run(ensure_database())
+    if created:
+        console.print("database created")
+    run_migrations()
+    console.print("migrations applied")
+
+
+@app.command()
+def seed(
+    seed_value: Annotated[int | None, typer.Option("--seed", help="Dataset seed.")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace an existing dataset.")] = False,
+    if_empty: Annotated[bool, typer.Option(help="Seed only when no structure exists.")] = False,
+    scale: Annotated[float, typer.Option(help="Dataset size (1.0 = national).")] = 1.0,
+) -> None:
+    """Load reference data (departments, communes) and the synthetic national dataset."""
+    from seed.national import seed_national
+
+    from api.db import connect
+    from seed.reference import load_reference
+
+    async def _run() -> None:
+        async with connect() as conn:
+            counts = await load_reference(conn)
+            console.print(f"reference data: {counts}")
+            existing = await conn.fetchval("SELECT count(*) FROM structures")
+            if existing and if_empty:
+                console.print(f"dataset present ({existing} structures): nothing to seed")
+                return
+            start = time.perf_counter()
+            summary = await seed_national(
+                conn,
+                seed_value or get_settings().seed,
+                progress=True,
+                replace=replace,
+                scale=scale,
+            )
+            console.print(summary.summary_table())
+            console.print(f"seeded in {time.perf_counter() - start:.1f} s")
+
+    asyncio.run(_run())
+
+
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="structure | carer | department | national | admin")],
+    department: Annotated[str | None, typer.Option(help="Department code.")] = None,
+    finess: Annotated[str | None, typer.Option(help="FINESS number.")] = None,
+    carer_id: Annotated[str | None, typer.Option(help="Carer id (role carer).")] = None,
+    sub: Annotated[str | None, typer.Option(help="Subject.")] = None,
+    ttl_minutes: Annotated[int | None, typer.Option(help="Lifetime in minutes.")] = None,
+) -> None:
+    """Print a token signed by the local issuer (no network)."""
+    from api.auth import issue_token
+
+    try:
+        print(
+            issue_token(
+                role,
+                sub=sub,
+                department=department,
+                finess=finess,
+                carer_id=carer_id,
+                ttl_minutes=ttl_minutes,
+            )
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def run(
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the API. Without a reachable Redis, one worker with the in-process bus."""
+    import uvicorn
+
+    from api.auth import ensure_local_keys
+    from api.logging import configure
+    from realtime.bus import connect_redis
+
+    settings = get_settings()
+    configure(settings.log_json)
+    log = logging.getLogger("places")
+    ensure_local_keys(settings)
+    n = workers or settings.workers
+
+    async def _redis_up() -> bool:
+        client = await connect_redis(settings.redis_url)
+        if client is None:
+            return False
+        await client.aclose()
+        return True
+
+    if n > 1 and not asyncio.run(_redis_up()):
+        log.warning("Redis unreachable (%s): one worker, in-process event bus", settings.redis_url)
+        n = 1
+    log.info(
+        "serving on http://%s:%s with %d worker(s)", host or settings.host, port or settings.port, n
+    )
+    uvicorn.run(
+        "api.main:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=n,
+        log_level="info",
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,104 @@
+"""Database access: one asyncpg pool per worker, database provisioning and migrations.
+
+The API speaks SQL through asyncpg (readable queries, no ORM on hot paths); SQLAlchemy is
+only used by Alembic to run the migrations that mirror ``api.models``.
+"""
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from api.settings import get_settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def sqlalchemy_url(dsn: str | None = None) -> str:
+    dsn = dsn or get_settings().database_url
+    return "postgresql+asyncpg://" + dsn.split("://", 1)[1]
+
+
+def _with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    dsn: str | None = None, min_size: int | None = None, max_size: int | None = None
+) -> asyncpg.Pool:
+    settings = get_settings()
+    pool = await asyncpg.create_pool(
+        dsn or settings.database_url,
+        min_size=min_size if min_size is not None else settings.db_pool_min,
+        max_size=max_size if max_size is not None else settings.db_pool_max,
+        init=_init_connection,
+        command_timeout=30,
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def connect(dsn: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(dsn or get_settings().database_url)
+    await _init_connection(conn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def ensure_database(dsn: str | None = None) -> bool:
+    """Create the database and the PostGIS extension when missing; True if created."""
+    dsn = dsn or get_settings().database_url
+    name = database_name(dsn)
+    admin = await asyncpg.connect(_with_database(dsn, "postgres"))
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    finally:
+        await conn.close()
+    return not exists
+
+
+async def drop_database(dsn: str) -> None:
+    admin = await asyncpg.connect(_with_database(dsn, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database_name(dsn)}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def alembic_config(dsn: str | None = None):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(dsn))
+    return config
+
+
+def migrate(dsn: str | None = None, revision: str = "head") -> None:
+    """Apply Alembic migrations (synchronous entry point: Alembic runs its own loop)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(dsn), revision)

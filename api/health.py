@@ -1,0 +1,37 @@
+"""Liveness and readiness."""
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: 200 while the process runs")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: PostgreSQL (and Redis when configured) answer")
+async def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            async with request.app.state.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+        checks["postgres"] = "ok"
+    except Exception:  # readiness reports, it never raises
+        checks["postgres"] = "down"
+    redis = getattr(request.app.state, "redis", None)
+    if redis is not None:
+        try:
+            async with asyncio.timeout(2):
+                await redis.ping()
+            checks["redis"] = "ok"
+        except Exception:
+            checks["redis"] = "down"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )

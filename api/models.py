@@ -1,0 +1,318 @@
+"""Database schema as SQLModel tables: the single definition Alembic migrations are checked against.
+
+Queries on hot paths are written in SQL (see each domain's ``repository.py``); these classes
+document the tables, their constraints and their indexes in one place.
+"""
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from geoalchemy2 import Geography
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlmodel import Field, SQLModel
+
+PDE_CATEGORIES = ("166", "172", "175", "176", "177", "236", "238", "241", "378", "462")
+CARE_MODES = ("urgence", "durable", "sequentiel", "mere_enfant", "mna", "jeune_majeur")
+DISABILITY_PROFILES = (
+    "tsa",
+    "deficience_intellectuelle",
+    "troubles_psychiques_comportement",
+    "deficience_motrice",
+    "deficience_sensorielle",
+    "polyhandicap",
+    "soins_techniques",
+)
+TEMPORALITIES = ("current", "h1", "h24", "h48", "d7")
+CARER_STATUSES = ("active", "leave", "suspended")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _subset(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} <@ ARRAY[{', '.join(repr(v) for v in values)}]::text[]"
+
+
+def _point() -> Any:
+    return Geography(geometry_type="POINT", srid=4326, spatial_index=False)
+
+
+def _now() -> Any:
+    return Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
+
+
+def _uuid_pk() -> Any:
+    return Column(PgUUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()"))
+
+
+class Department(SQLModel, table=True):
+    __tablename__ = "departments"
+    code: str = Field(primary_key=True, max_length=3)
+    name: str
+    region_code: str
+    region_name: str
+    location: Any = Field(sa_column=Column(_point(), nullable=False))
+
+
+class Commune(SQLModel, table=True):
+    __tablename__ = "communes"
+    __table_args__ = (
+        CheckConstraint(
+            "precision IN ('geonames', 'arrondissement_centroid', 'department_centroid')",
+            name="communes_precision_check",
+        ),
+        Index("communes_location_gist", "location", postgresql_using="gist"),
+        Index("communes_department_idx", "department"),
+    )
+    insee: str = Field(primary_key=True, max_length=5)
+    name: str
+    department: str = Field(foreign_key="departments.code")
+    population: int = Field(ge=0)
+    location: Any = Field(sa_column=Column(_point(), nullable=False))
+    precision: str
+
+
+class Structure(SQLModel, table=True):
+    """An establishment (FINESS établissement) of a child-protection category."""
+
+    __tablename__ = "structures"
+    __table_args__ = (
+        CheckConstraint("finess ~ '^([0-9]{2}|2A|2B|9[A-F])[0-9]{7}$'", name="structures_finess_format"),
+        CheckConstraint(_in("category", PDE_CATEGORIES), name="structures_category_check"),
+        Index("structures_location_gist", "location", postgresql_using="gist"),
+        Index("structures_department_category_idx", "department", "category"),
+    )
+    id: UUID = Field(sa_column=_uuid_pk())
+    finess: str = Field(max_length=9, unique=True)
+    finess_ej: str | None = Field(default=None, max_length=9)
+    name: str
+    category: str = Field(max_length=3)
+    department: str = Field(foreign_key="departments.code")
+    commune: str = Field(foreign_key="communes.insee")
+    address: str | None = None
+    location: Any = Field(sa_column=Column(_point(), nullable=False))
+    tarif_authority: str | None = None
+    created_at: datetime = Field(sa_column=_now())
+
+
+class Unit(SQLModel, table=True):
+    """A unit (unité de vie) of a structure: what it accepts and how many places are installed."""
+
+    __tablename__ = "units"
+    __table_args__ = (
+        CheckConstraint("age_min >= 0 AND age_min <= age_max AND age_max <= 21", name="units_ages"),
+        CheckConstraint(
+            "sexes <@ ARRAY['F','M']::text[] AND cardinality(sexes) > 0", name="units_sexes"
+        ),
+        CheckConstraint(_subset("care_modes", CARE_MODES), name="units_care_modes"),
+        CheckConstraint(_subset("disability_profiles", DISABILITY_PROFILES), name="units_profiles"),
+        CheckConstraint("installed >= 0", name="units_installed"),
+        Index("units_structure_idx", "structure_id"),
+    )
+    id: UUID = Field(sa_column=_uuid_pk())
+    structure_id: UUID = Field(
+        sa_column=Column(PgUUID(as_uuid=True), ForeignKey("structures.id"), nullable=False)
+    )
+    name: str
+    age_min: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    age_max: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    sexes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    care_modes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    disability_profiles: list[str] = Field(
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
+    installed: int = Field(sa_column=Column(SmallInteger, nullable=False))
+
+
+class FosterCarer(SQLModel, table=True):
+    """An assistant familial. ``location`` is their home: it never leaves the database layer."""
+
+    __tablename__ = "foster_carers"
+    __table_args__ = (
+        CheckConstraint("agrement_capacity BETWEEN 1 AND 6", name="foster_carers_capacity"),
+        CheckConstraint(
+            "available_places >= 0 AND available_places <= agrement_capacity",
+            name="foster_carers_available",
+        ),
+        CheckConstraint(
+            "age_min >= 0 AND age_min <= age_max AND age_max <= 21", name="foster_carers_ages"
+        ),
+        CheckConstraint(_in("status", CARER_STATUSES), name="foster_carers_status"),
+        CheckConstraint(_subset("care_modes", CARE_MODES), name="foster_carers_care_modes"),
+        CheckConstraint(
+            _subset("disability_profiles", DISABILITY_PROFILES), name="foster_carers_profiles"
+        ),
+        Index("foster_carers_location_gist", "location", postgresql_using="gist"),
+        Index("foster_carers_department_idx", "department"),
+    )
+    id: UUID = Field(sa_column=_uuid_pk())
+    agrement_number: str = Field(unique=True)
+    agrement_department: str = Field(foreign_key="departments.code")
+    employer: str
+    department: str = Field(foreign_key="departments.code")
+    commune: str = Field(foreign_key="communes.insee")
+    location: Any = Field(sa_column=Column(_point(), nullable=False))
+    agrement_capacity: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    age_min: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    age_max: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    care_modes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    disability_profiles: list[str] = Field(
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
+    status: str = Field(default="active", sa_column_kwargs={"server_default": "active"})
+    status_until: date | None = None
+    available_places: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    declared_at: datetime = Field(sa_column=_now())
+    declared_by: str
+
+
+class CarerDeclaration(SQLModel, table=True):
+    """Append-only history of a carer's declared availability (the carer row is the snapshot)."""
+
+    __tablename__ = "carer_declarations"
+    __table_args__ = (
+        Index("carer_declarations_carer_idx", "carer_id", "declared_at"),
+        Index("carer_declarations_declared_at_brin", "declared_at", postgresql_using="brin"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    carer_id: UUID = Field(
+        sa_column=Column(PgUUID(as_uuid=True), ForeignKey("foster_carers.id"), nullable=False)
+    )
+    available_places: int
+    status: str
+    status_until: date | None = None
+    version: int
+    declared_at: datetime = Field(sa_column=_now())
+    declared_by: str
+    source: str
+
+
+_COUNTS_CHECKS = (
+    "installed >= 0 AND occupied >= 0 AND reserved >= 0 AND closed >= 0 "
+    "AND available >= 0 AND additional >= 0"
+)
+_USED_CHECK = "occupied + reserved + available + closed <= installed + additional"
+
+
+class _CapacityCounts(SQLModel):
+    """Counts per ROR status (TRE_R330), see ``api.capacity.ror`` for the code mapping."""
+
+    temporality: str
+    installed: int
+    occupied: int
+    reserved: int
+    closed: int
+    available: int
+    additional: int
+    available_gender: str = "any"
+    version: int
+    declared_at: datetime
+    declared_by: str
+    source: str
+
+
+class CapacityDeclaration(_CapacityCounts, table=True):
+    """Append-only history: every accepted declaration, never updated nor deleted."""
+
+    __tablename__ = "capacity_declarations"
+    __table_args__ = (
+        CheckConstraint(_COUNTS_CHECKS, name="capacity_declarations_counts"),
+        CheckConstraint(_USED_CHECK, name="capacity_declarations_used"),
+        CheckConstraint(
+            _in("temporality", TEMPORALITIES), name="capacity_declarations_temporality"
+        ),
+        CheckConstraint("available_gender IN ('any','F','M')", name="capacity_declarations_gender"),
+        Index("capacity_declarations_unit_idx", "unit_id", "temporality", "declared_at"),
+        Index("capacity_declarations_declared_at_brin", "declared_at", postgresql_using="brin"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    unit_id: UUID = Field(
+        sa_column=Column(PgUUID(as_uuid=True), ForeignKey("units.id"), nullable=False)
+    )
+
+
+class CapacitySnapshot(_CapacityCounts, table=True):
+    """The current state per unit and temporality, derived from the history in the same
+    transaction; ``version`` drives optimistic concurrency (If-Match)."""
+
+    __tablename__ = "capacity_snapshots"
+    __table_args__ = (
+        CheckConstraint(_COUNTS_CHECKS, name="capacity_snapshots_counts"),
+        CheckConstraint(_USED_CHECK, name="capacity_snapshots_used"),
+        CheckConstraint(_in("temporality", TEMPORALITIES), name="capacity_snapshots_temporality"),
+        CheckConstraint("available_gender IN ('any','F','M')", name="capacity_snapshots_gender"),
+        Index(
+            "capacity_snapshots_available_idx",
+            "temporality",
+            "unit_id",
+            postgresql_where=text("available > 0"),
+        ),
+    )
+    unit_id: UUID = Field(
+        sa_column=Column(PgUUID(as_uuid=True), ForeignKey("units.id"), primary_key=True)
+    )
+    temporality: str = Field(primary_key=True)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A write's Idempotency-Key, per principal, with the response to replay."""
+
+    __tablename__ = "idempotency_keys"
+    principal: str = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str
+    status_code: int | None = None
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    created_at: datetime = Field(sa_column=_now())
+
+
+class OutboxEvent(SQLModel, table=True):
+    """Transactional outbox: written in the same transaction as the change it announces."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index("outbox_events_unpublished_idx", "id", postgresql_where=text("published_at IS NULL")),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    type: str
+    department: str
+    occurred_at: datetime = Field(sa_column=_now())
+    data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    national_data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    published_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who read or changed what, when, under which role."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("audit_entries_object_idx", "object_type", "object_id"),
+        Index("audit_entries_occurred_at_brin", "occurred_at", postgresql_using="brin"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    occurred_at: datetime = Field(sa_column=_now())
+    actor: str
+    role: str
+    action: str
+    object_type: str
+    object_id: str
+    department: str | None = None
+    detail: dict[str, Any] = Field(
+        sa_column=Column(JSONB, nullable=False, server_default=text("'{}'"))
+    )

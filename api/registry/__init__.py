@@ -1,0 +1,1 @@
+"""The national offer registry: departments, structures and their units, foster carers."""

@@ -1,0 +1,118 @@
+"""Registry reads in SQL."""
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from api.capacity.service import SNAPSHOT_COLUMNS
+
+CARER_PUBLIC_COLUMNS = (
+    "id, department, commune, agrement_capacity, age_min, age_max, care_modes,"
+    " disability_profiles, status, status_until, available_places, version, declared_at"
+)
+
+
+async def departments(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT code, name, region_code FROM departments ORDER BY code")
+
+
+async def department_exists(conn: asyncpg.Connection, code: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM departments WHERE code = $1", code))
+
+
+async def structures(
+    conn: asyncpg.Connection,
+    department: str | None,
+    category: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of structures with their units and capacity snapshots (three queries, all
+    index-driven: structures by department/category, units by structure, snapshots by unit)."""
+    rows = await conn.fetch(
+        """
+        SELECT id, finess, name, category, department, commune,
+               ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon,
+               count(*) OVER () AS total
+          FROM structures
+         WHERE ($1::text IS NULL OR department = $1)
+           AND ($2::text IS NULL OR category = $2)
+         ORDER BY department, name, id
+         LIMIT $3 OFFSET $4
+        """,
+        department,
+        category,
+        limit,
+        offset,
+    )
+    if not rows:
+        total = await conn.fetchval(
+            "SELECT count(*) FROM structures WHERE ($1::text IS NULL OR department = $1)"
+            " AND ($2::text IS NULL OR category = $2)",
+            department,
+            category,
+        )
+        return [], total
+    ids = [r["id"] for r in rows]
+    units = await conn.fetch(
+        """
+        SELECT id, structure_id, name, age_min, age_max, sexes, care_modes,
+               disability_profiles, installed
+          FROM units
+         WHERE structure_id = ANY($1::uuid[])
+         ORDER BY name, id
+        """,
+        ids,
+    )
+    snapshots = await conn.fetch(
+        f"SELECT {SNAPSHOT_COLUMNS} FROM capacity_snapshots WHERE unit_id = ANY($1::uuid[])",
+        [u["id"] for u in units],
+    )
+    by_unit: dict[UUID, dict[str, Any]] = {}
+    for snap in snapshots:
+        by_unit.setdefault(snap["unit_id"], {})[snap["temporality"]] = dict(snap)
+    units_by_structure: dict[UUID, list[dict[str, Any]]] = {}
+    for unit in units:
+        snaps = by_unit.get(unit["id"], {})
+        units_by_structure.setdefault(unit["structure_id"], []).append(
+            {
+                **dict(unit),
+                "capacity": snaps.get("current"),
+                "forecasts": [snaps[t] for t in ("h1", "h24", "h48", "d7") if t in snaps],
+            }
+        )
+    items = [
+        {
+            **{k: r[k] for k in ("id", "finess", "name", "category", "department", "commune")},
+            "location": {"lat": r["lat"], "lon": r["lon"]},
+            "units": units_by_structure.get(r["id"], []),
+        }
+        for r in rows
+    ]
+    return items, rows[0]["total"]
+
+
+async def foster_carers(
+    conn: asyncpg.Connection, department: str, limit: int, offset: int
+) -> tuple[list[asyncpg.Record], int]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {CARER_PUBLIC_COLUMNS}, count(*) OVER () AS total
+          FROM foster_carers
+         WHERE department = $1
+         ORDER BY commune, id
+         LIMIT $2 OFFSET $3
+        """,
+        department,
+        limit,
+        offset,
+    )
+    total = (
+        rows[0]["total"]
+        if rows
+        else await conn.fetchval(
+            "SELECT count(*) FROM foster_carers WHERE department = $1", department
+        )
+    )
+    return list(rows), total

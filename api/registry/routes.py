@@ -1,0 +1,68 @@
+"""Registry endpoints: departments, structures, foster carers."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from api.auth import AnyPrincipal, Principal, require_department_scope, require_roles
+from api.deps import Pool
+from api.errors import Problem, field_error
+from api.models import PDE_CATEGORIES
+from api.registry import repository
+from api.registry.schemas import DepartmentOut, FosterCarerPage, StructurePage
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+
+DepartmentCode = Annotated[
+    str | None,
+    Query(pattern=r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$", examples=["69"]),
+]
+
+
+@router.get("/departments", response_model=list[DepartmentOut], summary="Every department")
+async def list_departments(_: AnyPrincipal, pool: Pool) -> object:
+    async with pool.acquire() as conn:
+        return [dict(r) for r in await repository.departments(conn)]
+
+
+@router.get("/structures", response_model=StructurePage, summary="Structures and their units")
+async def list_structures(
+    _: AnyPrincipal,
+    pool: Pool,
+    department: DepartmentCode = None,
+    category: Annotated[str | None, Query(examples=["177"])] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> object:
+    if category is not None and category not in PDE_CATEGORIES:
+        raise field_error(
+            "category", f"catégorie FINESS hors PDE ; attendu : {', '.join(PDE_CATEGORIES)}"
+        )
+    async with pool.acquire() as conn:
+        if department is not None and not await repository.department_exists(conn, department):
+            raise field_error("department", f"département {department} inconnu")
+        items, total = await repository.structures(conn, department, category, limit, offset)
+    return {"items": items, "total": total}
+
+
+@router.get(
+    "/foster-carers",
+    response_model=FosterCarerPage,
+    summary="Foster carers of a department (commune level only)",
+)
+async def list_foster_carers(
+    principal: Annotated[Principal, Depends(require_roles("department"))],
+    pool: Pool,
+    department: DepartmentCode = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> object:
+    department = department or principal.department
+    if department is None:
+        raise field_error("department", "requis pour le rôle admin")
+    require_department_scope(principal, department)
+    async with pool.acquire() as conn:
+        if not await repository.department_exists(conn, department):
+            raise Problem(404, f"Département {department} inconnu.")
+        items, total = await repository.foster_carers(conn, department, limit, offset)
+    return {"items": [dict(r) for r in items], "total": total}

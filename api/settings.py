@@ -1,0 +1,52 @@
+"""Settings from the environment (prefix ``PLACES_``), documented in the README.
+
+One object, read once, so that every worker of a deployment agrees on its configuration.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLACES_", extra="ignore")
+
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/places",
+        description="PostgreSQL (with PostGIS) DSN, libpq form.",
+    )
+    redis_url: str | None = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL for the event streams; empty means the in-process bus.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(2, description="uvicorn worker processes (forced to 1 without Redis).")
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+
+    # Auth: the local issuer signs with a key pair generated at first run (never committed).
+    jwt_issuer: str = "places-local"
+    jwt_audience: str = "places"
+    jwt_algorithm: str = "ES256"
+    jwt_jwks_url: str | None = Field(
+        None, description="Production: JWKS URL of the OIDC issuer; unset means the local key."
+    )
+    keys_dir: Path = PROJECT_ROOT / "var" / "keys"
+    token_ttl_minutes: int = 12 * 60
+
+    max_body_bytes: int = Field(64 * 1024, description="Requests with a larger body get 413.")
+    stale_after_days: int = Field(
+        7, description="A declaration older than this counts as stale in statistics."
+    )
+    log_json: bool = Field(False, description="JSON log lines (production).")
+    seed: int = Field(20261125, description="Seed of the synthetic national dataset.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

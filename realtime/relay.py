@@ -1,0 +1,94 @@
+"""Outbox relay: moves committed outbox rows to the feeds, in order, exactly once.
+
+Every worker runs one; a PostgreSQL advisory lock keeps exactly one active. It wakes on
+LISTEN/NOTIFY (fired at commit by ``api.outbox.emit``) and also polls every second, so it
+catches up after its own restart or an outage of the bus. A row is marked published only
+after the bus acknowledged it; the bus skips already-published ids, so a crash in between
+never duplicates an event.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from api.outbox import CHANNEL
+from realtime.bus import Bus, OutboxEvent
+
+log = logging.getLogger("places.relay")
+
+LOCK_ID = 0x504C4143  # "PLAC"
+BATCH = 500
+
+
+async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
+    """Publish one batch of unpublished events; returns how many were published."""
+    rows = await conn.fetch(
+        """
+        SELECT id, type, department, occurred_at, data, national_data
+          FROM outbox_events
+         WHERE published_at IS NULL
+         ORDER BY id
+         LIMIT $1
+        """,
+        BATCH,
+    )
+    if not rows:
+        return 0
+    events = [
+        OutboxEvent(
+            outbox_id=r["id"],
+            type=r["type"],
+            department=r["department"],
+            occurred_at=r["occurred_at"].isoformat(),
+            data=r["data"],
+            national_data=r["national_data"],
+        )
+        for r in rows
+    ]
+    await bus.publish(events)
+    await conn.execute(
+        "UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::bigint[])",
+        [e.outbox_id for e in events],
+    )
+    return len(events)
+
+
+async def run(dsn: str, bus: Bus, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
+    """Run until ``stop``; contend for the lock, then relay. Errors are logged and retried."""
+    wake = asyncio.Event()
+    while not stop.is_set():
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(dsn)
+            from api.db import _init_connection
+
+            await _init_connection(conn)
+            while not stop.is_set():
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_ID):
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2.0)
+            if stop.is_set():
+                break
+            await conn.add_listener(CHANNEL, lambda *_: wake.set())
+            log.info("outbox relay active in this worker")
+            while not stop.is_set():
+                wake.clear()
+                while await publish_pending(conn, bus) == BATCH:
+                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), poll_seconds)
+        except (OSError, asyncpg.PostgresError, ConnectionError) as exc:
+            log.warning("outbox relay paused: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+        except Exception as exc:  # the bus (Redis) down: keep events, retry
+            log.warning("outbox relay paused: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
