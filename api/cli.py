@@ -35,9 +35,8 @@ def seed(
     scale: Annotated[float, typer.Option(help="Dataset size (1.0 = national).")] = 1.0,
 ) -> None:
     """Load reference data (departments, communes) and the synthetic national dataset."""
-    from seed.national import seed_national
-
     from api.db import connect
+    from seed.national import seed_national
     from seed.reference import load_reference
 
     async def _run() -> None:

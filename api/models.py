@@ -91,7 +91,9 @@ class Structure(SQLModel, table=True):
 
     __tablename__ = "structures"
     __table_args__ = (
-        CheckConstraint("finess ~ '^([0-9]{2}|2A|2B|9[A-F])[0-9]{7}$'", name="structures_finess_format"),
+        CheckConstraint(
+            "finess ~ '^([0-9]{2}|2A|2B|9[A-F])[0-9]{7}$'", name="structures_finess_format"
+        ),
         CheckConstraint(_in("category", PDE_CATEGORIES), name="structures_category_check"),
         Index("structures_location_gist", "location", postgresql_using="gist"),
         Index("structures_department_category_idx", "department", "category"),

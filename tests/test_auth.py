@@ -32,8 +32,13 @@ async def test_token_signed_by_another_key_is_401(client):
     from cryptography.hazmat.primitives.asymmetric import ec
 
     other = ec.generate_private_key(ec.SECP256R1())
-    claims = {"sub": "x", "role": "admin", "iss": "places-local", "aud": "places",
-              "exp": int(time.time()) + 60}
+    claims = {
+        "sub": "x",
+        "role": "admin",
+        "iss": "places-local",
+        "aud": "places",
+        "exp": int(time.time()) + 60,
+    }
     token = jwt.encode(claims, other, algorithm="ES256")
     r = await client.get("/v1/departments", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
@@ -44,11 +49,16 @@ async def test_hs256_with_public_key_is_refused(client):
     from api.settings import get_settings
 
     public = (get_settings().keys_dir / "public.pem").read_bytes()
-    claims = {"sub": "x", "role": "admin", "iss": "places-local", "aud": "places",
-              "exp": int(time.time()) + 60}
+    claims = {
+        "sub": "x",
+        "role": "admin",
+        "iss": "places-local",
+        "aud": "places",
+        "exp": int(time.time()) + 60,
+    }
+    import base64
     import hashlib
     import hmac
-    import base64
     import json
 
     def b64(b: bytes) -> str:
@@ -64,7 +74,9 @@ async def test_hs256_with_public_key_is_refused(client):
 
 
 async def test_department_cannot_list_other_departments_carers(client):
-    r = await client.get("/v1/foster-carers?department=01", headers=bearer("department", department="69"))
+    r = await client.get(
+        "/v1/foster-carers?department=01", headers=bearer("department", department="69")
+    )
     assert r.status_code == 403
     assert r.headers["content-type"] == "application/problem+json"
 

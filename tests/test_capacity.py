@@ -12,21 +12,26 @@ from tests.conftest import bearer, idem, make_structure
 @pytest.fixture
 async def unit(pool):
     s = await make_structure(pool)
-    return {"id": str(s["unit_ids"][0]), "finess": s["finess"],
-            "headers": bearer("structure", finess=s["finess"])}
+    return {
+        "id": str(s["unit_ids"][0]),
+        "finess": s["finess"],
+        "headers": bearer("structure", finess=s["finess"]),
+    }
 
 
 async def counts(pool, unit_id: str) -> dict[str, int]:
     async with pool.acquire() as conn:
-        return dict(await conn.fetchrow(
-            """
+        return dict(
+            await conn.fetchrow(
+                """
             SELECT (SELECT count(*) FROM capacity_declarations WHERE unit_id = $1) AS history,
                    (SELECT count(*) FROM capacity_snapshots WHERE unit_id = $1) AS snapshots,
                    (SELECT count(*) FROM outbox_events WHERE data->>'unit_id' = $1::text) AS events,
                    (SELECT count(*) FROM audit_entries WHERE object_id = $1::text) AS audits
             """,
-            uuid.UUID(unit_id),
-        ))
+                uuid.UUID(unit_id),
+            )
+        )
 
 
 async def put(client, unit, body, headers=None, key=None):
@@ -35,17 +40,27 @@ async def put(client, unit, body, headers=None, key=None):
 
 
 async def test_declaration_writes_history_snapshot_event_audit(client, pool, unit):
-    r = await put(client, unit, {"temporality": "current", "installed": 10, "occupied": 7,
-                                 "reserved": 1, "available": 2})
+    r = await put(
+        client,
+        unit,
+        {"temporality": "current", "installed": 10, "occupied": 7, "reserved": 1, "available": 2},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["version"] == 1 and body["available"] == 2 and body["occupied"] == 7
     assert body["declared_by"] == f"structure-{unit['finess']}"
     assert r.headers["etag"] == '"1"'
-    assert await counts(pool, unit["id"]) == {"history": 1, "snapshots": 1, "events": 1, "audits": 1}
+    assert await counts(pool, unit["id"]) == {
+        "history": 1,
+        "snapshots": 1,
+        "events": 1,
+        "audits": 1,
+    }
     async with pool.acquire() as conn:
-        event = await conn.fetchrow("SELECT type, department, data FROM outbox_events"
-                                    " WHERE data->>'unit_id' = $1", unit["id"])
+        event = await conn.fetchrow(
+            "SELECT type, department, data FROM outbox_events WHERE data->>'unit_id' = $1",
+            unit["id"],
+        )
     assert event["type"] == "capacity.updated" and event["department"] == "69"
     assert event["data"]["version"] == 1
 
@@ -71,7 +86,12 @@ async def test_idempotent_replay_writes_nothing_twice(client, pool, unit):
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
     assert second.headers.get("idempotent-replayed") == "true"
-    assert await counts(pool, unit["id"]) == {"history": 1, "snapshots": 1, "events": 1, "audits": 1}
+    assert await counts(pool, unit["id"]) == {
+        "history": 1,
+        "snapshots": 1,
+        "events": 1,
+        "audits": 1,
+    }
 
 
 async def test_concurrent_replays_write_once(client, pool, unit):
@@ -91,8 +111,11 @@ async def test_same_key_other_body_is_422(client, pool, unit):
 
 
 async def test_missing_idempotency_key(client, unit):
-    r = await client.put(f"/v1/units/{unit['id']}/capacity", headers=unit["headers"],
-                         json={"temporality": "current", "available": 1})
+    r = await client.put(
+        f"/v1/units/{unit['id']}/capacity",
+        headers=unit["headers"],
+        json={"temporality": "current", "available": 1},
+    )
     assert r.status_code == 428
     assert r.json()["errors"][0]["field"] == "Idempotency-Key"
 
@@ -129,8 +152,18 @@ async def test_if_match_on_first_declaration_is_version_zero(client, unit):
         ({"temporality": "current", "available": 1, "available_gender": "X"}, "available_gender"),
         ({"temporality": "current", "available": 1, "child_name": "Léa"}, "child_name"),
         ({"temporality": "current", "installed": 10, "occupied": 9, "available": 2}, "available"),
-        ({"temporality": "current", "installed": 4, "additional": 1, "occupied": 3,
-          "reserved": 1, "closed": 1, "available": 1}, "available"),
+        (
+            {
+                "temporality": "current",
+                "installed": 4,
+                "additional": 1,
+                "occupied": 3,
+                "reserved": 1,
+                "closed": 1,
+                "available": 1,
+            },
+            "available",
+        ),
     ],
 )
 async def test_bad_counts_are_422_naming_the_field(client, pool, unit, body, field):
@@ -138,41 +171,70 @@ async def test_bad_counts_are_422_naming_the_field(client, pool, unit, body, fie
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert field in [e["field"] for e in r.json()["errors"]]
-    assert await counts(pool, unit["id"]) == {"history": 0, "snapshots": 0, "events": 0, "audits": 0}
+    assert await counts(pool, unit["id"]) == {
+        "history": 0,
+        "snapshots": 0,
+        "events": 0,
+        "audits": 0,
+    }
 
 
 async def test_additional_places_raise_the_ceiling(client, unit):
-    r = await put(client, unit, {"temporality": "current", "installed": 10, "additional": 1,
-                                 "occupied": 10, "available": 1})
+    r = await put(
+        client,
+        unit,
+        {
+            "temporality": "current",
+            "installed": 10,
+            "additional": 1,
+            "occupied": 10,
+            "available": 1,
+        },
+    )
     assert r.status_code == 200
 
 
 async def test_other_structure_is_403(client, pool, unit):
     other = await make_structure(pool, department="01", commune="01053")
     headers = {**bearer("structure", finess=other["finess"]), **idem()}
-    r = await client.put(f"/v1/units/{unit['id']}/capacity", headers=headers,
-                         json={"temporality": "current", "available": 1})
+    r = await client.put(
+        f"/v1/units/{unit['id']}/capacity",
+        headers=headers,
+        json={"temporality": "current", "available": 1},
+    )
     assert r.status_code == 403
     for role in (bearer("department", department="69"), bearer("national")):
-        r = await client.put(f"/v1/units/{unit['id']}/capacity", headers={**role, **idem()},
-                             json={"temporality": "current", "available": 1})
+        r = await client.put(
+            f"/v1/units/{unit['id']}/capacity",
+            headers={**role, **idem()},
+            json={"temporality": "current", "available": 1},
+        )
         assert r.status_code == 403
     assert (await counts(pool, unit["id"]))["history"] == 0
 
 
 async def test_admin_may_declare(client, unit):
-    r = await client.put(f"/v1/units/{unit['id']}/capacity", headers={**bearer("admin"), **idem()},
-                         json={"temporality": "current", "available": 1})
+    r = await client.put(
+        f"/v1/units/{unit['id']}/capacity",
+        headers={**bearer("admin"), **idem()},
+        json={"temporality": "current", "available": 1},
+    )
     assert r.status_code == 200
 
 
 async def test_unknown_unit_is_404_and_bad_id_422(client):
     headers = {**bearer("admin"), **idem()}
-    r = await client.put(f"/v1/units/{uuid.uuid4()}/capacity", headers=headers,
-                         json={"temporality": "current", "available": 1})
+    r = await client.put(
+        f"/v1/units/{uuid.uuid4()}/capacity",
+        headers=headers,
+        json={"temporality": "current", "available": 1},
+    )
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
-    r = await client.put("/v1/units/not-a-uuid/capacity", headers=headers,
-                         json={"temporality": "current", "available": 1})
+    r = await client.put(
+        "/v1/units/not-a-uuid/capacity",
+        headers=headers,
+        json={"temporality": "current", "available": 1},
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "unit_id"
 
 
@@ -185,7 +247,12 @@ async def test_malformed_json_and_huge_body(client, pool, unit):
     assert r.status_code == 413
     r = await client.put(f"/v1/units/{unit['id']}/capacity", headers=h, content=b"[1, 2]")
     assert r.status_code == 422
-    assert await counts(pool, unit["id"]) == {"history": 0, "snapshots": 0, "events": 0, "audits": 0}
+    assert await counts(pool, unit["id"]) == {
+        "history": 0,
+        "snapshots": 0,
+        "events": 0,
+        "audits": 0,
+    }
 
 
 async def test_change_and_outbox_commit_together_or_not_at_all(client, pool, unit):
@@ -207,9 +274,15 @@ async def test_change_and_outbox_commit_together_or_not_at_all(client, pool, uni
         assert "forced" not in r.text and "Traceback" not in r.text
     finally:
         async with pool.acquire() as conn:
-            await conn.execute("DROP TRIGGER test_fail_outbox ON outbox_events;"
-                               " DROP FUNCTION test_fail_outbox();")
-    assert await counts(pool, unit["id"]) == {"history": 0, "snapshots": 0, "events": 0, "audits": 0}
+            await conn.execute(
+                "DROP TRIGGER test_fail_outbox ON outbox_events; DROP FUNCTION test_fail_outbox();"
+            )
+    assert await counts(pool, unit["id"]) == {
+        "history": 0,
+        "snapshots": 0,
+        "events": 0,
+        "audits": 0,
+    }
     # The key was rolled back with the change: the client can retry with it.
     r = await put(client, unit, {"temporality": "current", "occupied": 2, "available": 5})
     assert r.status_code == 200

@@ -8,24 +8,38 @@ from tests.conftest import bearer, make_carer
 async def test_carer_declares_own_availability(client, pool):
     carer_id = await make_carer(pool, capacity=3)
     headers = bearer("carer", carer_id=str(carer_id))
-    r = await client.put(f"/v1/foster-carers/{carer_id}/availability", headers=headers,
-                         json={"available_places": 2, "status": "active", "until": None})
+    r = await client.put(
+        f"/v1/foster-carers/{carer_id}/availability",
+        headers=headers,
+        json={"available_places": 2, "status": "active", "until": None},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["available_places"] == 2 and r.json()["version"] == 2
     assert "location" not in r.json()
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM carer_declarations WHERE carer_id = $1",
-                                   carer_id) == 1
-        assert await conn.fetchval(
-            "SELECT count(*) FROM outbox_events WHERE type = 'carer.availability_updated'"
-            " AND data->>'id' = $1", str(carer_id)) == 1
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM carer_declarations WHERE carer_id = $1", carer_id
+            )
+            == 1
+        )
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM outbox_events WHERE type = 'carer.availability_updated'"
+                " AND data->>'id' = $1",
+                str(carer_id),
+            )
+            == 1
+        )
 
 
 async def test_more_than_agrement_is_422(client, pool):
     carer_id = await make_carer(pool, capacity=2)
-    r = await client.put(f"/v1/foster-carers/{carer_id}/availability",
-                         headers=bearer("carer", carer_id=str(carer_id)),
-                         json={"available_places": 3, "status": "active"})
+    r = await client.put(
+        f"/v1/foster-carers/{carer_id}/availability",
+        headers=bearer("carer", carer_id=str(carer_id)),
+        json={"available_places": 3, "status": "active"},
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "available_places"
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT version FROM foster_carers WHERE id = $1", carer_id) == 1
@@ -34,23 +48,34 @@ async def test_more_than_agrement_is_422(client, pool):
 async def test_leave_until_date(client, pool):
     carer_id = await make_carer(pool)
     headers = bearer("department", department="69")
-    r = await client.put(f"/v1/foster-carers/{carer_id}/availability", headers=headers,
-                         json={"available_places": 0, "status": "leave", "until": "2000-01-01"})
+    r = await client.put(
+        f"/v1/foster-carers/{carer_id}/availability",
+        headers=headers,
+        json={"available_places": 0, "status": "leave", "until": "2000-01-01"},
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "until"
-    r = await client.put(f"/v1/foster-carers/{carer_id}/availability", headers=headers,
-                         json={"available_places": 0, "status": "leave", "until": "2099-01-01"})
+    r = await client.put(
+        f"/v1/foster-carers/{carer_id}/availability",
+        headers=headers,
+        json={"available_places": 0, "status": "leave", "until": "2099-01-01"},
+    )
     assert r.status_code == 200 and r.json()["status_until"] == "2099-01-01"
 
 
 async def test_scope_of_carer_writes(client, pool):
     carer_id = await make_carer(pool, department="69")
     body = {"available_places": 1, "status": "active"}
-    for headers in (bearer("carer", carer_id=str(uuid.uuid4())),
-                    bearer("department", department="01"),
-                    bearer("structure", finess="690000018"),
-                    bearer("national")):
-        r = await client.put(f"/v1/foster-carers/{carer_id}/availability", headers=headers, json=body)
+    for headers in (
+        bearer("carer", carer_id=str(uuid.uuid4())),
+        bearer("department", department="01"),
+        bearer("structure", finess="690000018"),
+        bearer("national"),
+    ):
+        r = await client.put(
+            f"/v1/foster-carers/{carer_id}/availability", headers=headers, json=body
+        )
         assert r.status_code == 403
-    r = await client.put(f"/v1/foster-carers/{uuid.uuid4()}/availability",
-                         headers=bearer("admin"), json=body)
+    r = await client.put(
+        f"/v1/foster-carers/{uuid.uuid4()}/availability", headers=bearer("admin"), json=body
+    )
     assert r.status_code == 404

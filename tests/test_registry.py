@@ -19,12 +19,20 @@ async def test_departments_listed(client):
 
 
 async def test_structures_with_units_and_capacity(client, pool):
-    s = await make_structure(pool, department="38", commune="38185", category="172",
-                             units=[{"name": "Bébés", "age_min": 0, "age_max": 3, "installed": 8}])
+    s = await make_structure(
+        pool,
+        department="38",
+        commune="38185",
+        category="172",
+        units=[{"name": "Bébés", "age_min": 0, "age_max": 3, "installed": 8}],
+    )
     unit_id = str(s["unit_ids"][0])
     token = bearer("structure", finess=s["finess"])
-    r = await client.put(f"/v1/units/{unit_id}/capacity", headers={**token, **idem()},
-                         json={"temporality": "current", "occupied": 6, "available": 2})
+    r = await client.put(
+        f"/v1/units/{unit_id}/capacity",
+        headers={**token, **idem()},
+        json={"temporality": "current", "occupied": 6, "available": 2},
+    )
     assert r.status_code == 200, r.text
     r = await client.get("/v1/structures?department=38&category=172", headers=token)
     assert r.status_code == 200
@@ -42,9 +50,14 @@ async def test_structures_pagination(client, pool):
     for _ in range(3):
         await make_structure(pool, department="01", commune="01053", category="462")
     headers = bearer("admin")
-    first = (await client.get("/v1/structures?department=01&category=462&limit=2", headers=headers)).json()
-    rest = (await client.get("/v1/structures?department=01&category=462&limit=2&offset=2",
-                             headers=headers)).json()
+    first = (
+        await client.get("/v1/structures?department=01&category=462&limit=2", headers=headers)
+    ).json()
+    rest = (
+        await client.get(
+            "/v1/structures?department=01&category=462&limit=2&offset=2", headers=headers
+        )
+    ).json()
     assert first["total"] == rest["total"] == 3
     ids = [i["id"] for i in first["items"] + rest["items"]]
     assert len(ids) == len(set(ids)) == 3
@@ -52,7 +65,9 @@ async def test_structures_pagination(client, pool):
 
 async def test_foster_carers_never_expose_location(client, pool):
     carer_id = await make_carer(pool, department="69")
-    r = await client.get("/v1/foster-carers?department=69", headers=bearer("department", department="69"))
+    r = await client.get(
+        "/v1/foster-carers?department=69", headers=bearer("department", department="69")
+    )
     assert r.status_code == 200
     items = r.json()["items"]
     mine = [c for c in items if c["id"] == str(carer_id)]
@@ -77,9 +92,15 @@ async def test_unknown_department_and_category_are_422(client):
 async def test_openapi_describes_the_contract(client):
     spec = (await client.get("/openapi.json")).json()
     paths = spec["paths"]
-    for path in ("/v1/departments", "/v1/structures", "/v1/foster-carers",
-                 "/v1/units/{unit_id}/capacity", "/v1/foster-carers/{carer_id}/availability",
-                 "/healthz", "/readyz"):
+    for path in (
+        "/v1/departments",
+        "/v1/structures",
+        "/v1/foster-carers",
+        "/v1/units/{unit_id}/capacity",
+        "/v1/foster-carers/{carer_id}/availability",
+        "/healthz",
+        "/readyz",
+    ):
         assert path in paths, path
     schemas = spec["components"]["schemas"]
     assert schemas["CapacityIn"]["examples"]

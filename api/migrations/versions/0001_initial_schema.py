@@ -177,7 +177,9 @@ def upgrade() -> None:
             server_default=sa.text("'{}'"),
             nullable=False,
         ),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), server_default="active", nullable=False),
+        sa.Column(
+            "status", sqlmodel.sql.sqltypes.AutoString(), server_default="active", nullable=False
+        ),
         sa.Column("status_until", sa.Date(), nullable=True),
         sa.Column("available_places", sa.SmallInteger(), nullable=False),
         sa.Column("version", sa.Integer(), server_default="1", nullable=False),
@@ -264,7 +266,9 @@ def upgrade() -> None:
             "category IN ('166', '172', '175', '176', '177', '236', '238', '241', '378', '462')",
             name="structures_category_check",
         ),
-        sa.CheckConstraint("finess ~ '^([0-9]{2}|2A|2B|9[A-F])[0-9]{7}$'", name="structures_finess_format"),
+        sa.CheckConstraint(
+            "finess ~ '^([0-9]{2}|2A|2B|9[A-F])[0-9]{7}$'", name="structures_finess_format"
+        ),
         sa.ForeignKeyConstraint(
             ["commune"],
             ["communes.insee"],
