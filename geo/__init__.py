@@ -1,0 +1,1 @@
+"""Geographic referential of France (departments, communes, neighbours) and spatial helpers."""
