@@ -116,3 +116,13 @@ async def foster_carers(
         )
     )
     return list(rows), total
+
+
+async def structure_by_id(conn: asyncpg.Connection, structure_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT department, category FROM structures WHERE id = $1", structure_id
+    )
+    if row is None:
+        return None
+    items, _ = await structures(conn, row["department"], row["category"], 500, 0)
+    return next((i for i in items if i["id"] == structure_id), None)

@@ -8,8 +8,14 @@ from api.auth import AnyPrincipal, Principal, require_department_scope, require_
 from api.deps import Pool
 from api.errors import Problem, field_error
 from api.models import PDE_CATEGORIES
-from api.registry import repository
-from api.registry.schemas import DepartmentOut, FosterCarerPage, StructurePage
+from api.registry import repository, service
+from api.registry.schemas import (
+    DepartmentOut,
+    FosterCarerPage,
+    StructureIn,
+    StructureOut,
+    StructurePage,
+)
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -43,6 +49,24 @@ async def list_structures(
             raise field_error("department", f"département {department} inconnu")
         items, total = await repository.structures(conn, department, category, limit, offset)
     return {"items": items, "total": total}
+
+
+@router.post(
+    "/structures",
+    response_model=StructureOut,
+    status_code=201,
+    summary="Register an establishment and its units (admin)",
+    responses={
+        409: {"description": "FINESS already registered."},
+        422: {"description": "Bad FINESS key, unknown commune, location outside France…"},
+    },
+)
+async def register_structure(
+    principal: Annotated[Principal, Depends(require_roles())],
+    pool: Pool,
+    body: StructureIn,
+) -> object:
+    return await service.register(pool, principal, body)
 
 
 @router.get(

@@ -1,11 +1,24 @@
 """Response bodies of the registry."""
 
 from datetime import date, datetime
+from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.capacity.schemas import CapacitySnapshot
+
+CareMode = Literal["urgence", "durable", "sequentiel", "mere_enfant", "mna", "jeune_majeur"]
+DisabilityProfile = Literal[
+    "tsa",
+    "deficience_intellectuelle",
+    "troubles_psychiques_comportement",
+    "deficience_motrice",
+    "deficience_sensorielle",
+    "polyhandicap",
+    "soins_techniques",
+]
+Category = Literal["166", "172", "175", "176", "177", "236", "238", "241", "378", "462"]
 
 
 class DepartmentOut(BaseModel):
@@ -94,3 +107,58 @@ class FosterCarerOut(BaseModel):
 class FosterCarerPage(BaseModel):
     items: list[FosterCarerOut]
     total: int
+
+
+class LocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class UnitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    age_min: int = Field(ge=0, le=21)
+    age_max: int = Field(ge=0, le=21)
+    sexes: list[Literal["F", "M"]] = Field(min_length=1, max_length=2)
+    care_modes: list[CareMode] = Field(min_length=1)
+    disability_profiles: list[DisabilityProfile] = []
+    installed: int = Field(ge=0, le=5000)
+
+
+class StructureIn(BaseModel):
+    """Registering an establishment (admin): its FINESS number must carry a valid Luhn key."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "finess": "690000018",
+                    "name": "MECS Les Tilleuls",
+                    "category": "177",
+                    "commune": "69123",
+                    "location": {"lat": 45.7640, "lon": 4.8357},
+                    "units": [
+                        {
+                            "name": "Les Grands",
+                            "age_min": 12,
+                            "age_max": 18,
+                            "sexes": ["F", "M"],
+                            "care_modes": ["durable"],
+                            "disability_profiles": [],
+                            "installed": 10,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+    finess: str = Field(min_length=9, max_length=9)
+    finess_ej: str | None = Field(default=None, min_length=9, max_length=9)
+    name: str = Field(min_length=1, max_length=300)
+    category: Category
+    commune: str = Field(pattern=r"^[0-9][0-9AB][0-9]{3}$")
+    address: str | None = Field(default=None, max_length=500)
+    location: LocationIn | None = None
+    units: list[UnitIn] = Field(default=[], max_length=50)
