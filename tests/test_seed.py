@@ -1,0 +1,251 @@
+"""Reference loading and the synthetic national dataset, against a real PostGIS database.
+
+The shared ``database`` fixture of conftest holds a handful of communes only; the seed needs
+the whole referential, so this module creates its own database (dropped at the end) and
+seeds it at a small scale: every property checked here must hold at any scale.
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from rich.console import Console
+
+from api.db import drop_database, ensure_database, migrate
+from api.models import CARE_MODES, DISABILITY_PROFILES, PDE_CATEGORIES
+from geo.finess import is_valid_finess
+from geo.referential import load_communes, load_departments
+from seed.national import SeedError, Summary, seed_national
+from seed.reference import load_reference
+
+ADMIN_DSN = os.environ.get("PLACES_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+SEED_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/places_test_seed_{os.getpid()}"
+SCALE = 0.02
+SEED = 424242
+NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+async def seeded() -> AsyncIterator[tuple[asyncpg.Connection, Summary]]:
+    """A fresh migrated database with the referential and a small national dataset."""
+    await drop_database(SEED_DSN)
+    await ensure_database(SEED_DSN)
+    conn: asyncpg.Connection | None = None
+    try:
+        await asyncio.to_thread(migrate, SEED_DSN)
+        conn = await asyncpg.connect(SEED_DSN)
+        await load_reference(conn)
+        summary = await seed_national(conn, SEED, progress=False, scale=SCALE, now=NOW)
+        yield conn, summary
+    finally:
+        if conn is not None:
+            await conn.close()
+        await drop_database(SEED_DSN)
+
+
+async def _dump(conn: asyncpg.Connection) -> dict[str, list[Any]]:
+    """Every seeded row in a stable order (locations as text), to compare two runs."""
+    return {
+        "structures": await conn.fetch(
+            "SELECT id, finess, finess_ej, name, category, department, commune, address,"
+            " ST_AsText(location), tarif_authority FROM structures ORDER BY id"
+        ),
+        "units": await conn.fetch("SELECT * FROM units ORDER BY id"),
+        "snapshots": await conn.fetch(
+            "SELECT * FROM capacity_snapshots ORDER BY unit_id, temporality"
+        ),
+        "declarations": await conn.fetch("SELECT * FROM capacity_declarations ORDER BY id"),
+        "carer_declarations": await conn.fetch("SELECT * FROM carer_declarations ORDER BY id"),
+        "carers": await conn.fetch(
+            "SELECT id, agrement_number, employer, department, commune, ST_AsText(location),"
+            " agrement_capacity, age_min, age_max, care_modes, disability_profiles, status,"
+            " status_until, available_places, declared_at FROM foster_carers ORDER BY id"
+        ),
+    }
+
+
+async def test_reference_is_complete_and_idempotent(
+    seeded: tuple[asyncpg.Connection, Summary],
+) -> None:
+    conn, _ = seeded
+    again = await load_reference(conn)
+    assert again["departments"] == 101 == len(load_departments())
+    assert again["communes"] == len(load_communes())
+    assert await conn.fetchval("SELECT count(*) FROM departments") == 101
+    assert await conn.fetchval("SELECT count(*) FROM communes") == again["communes"]
+    lyon = await conn.fetchrow(
+        "SELECT name, department, ST_Y(location::geometry) AS lat FROM communes"
+        " WHERE insee = '69123'"
+    )
+    assert lyon is not None
+    assert (lyon["name"], lyon["department"]) == ("Lyon", "69")
+    assert 45.5 < lyon["lat"] < 46.0
+
+
+async def test_refuses_to_seed_over_an_existing_offer(
+    seeded: tuple[asyncpg.Connection, Summary],
+) -> None:
+    conn, summary = seeded
+    with pytest.raises(SeedError, match="replace"):
+        await seed_national(conn, SEED + 1, progress=False, scale=SCALE, now=NOW)
+    assert await conn.fetchval("SELECT count(*) FROM structures") == summary.structures
+
+
+async def test_same_seed_same_rows_and_other_seed_other_rows(
+    seeded: tuple[asyncpg.Connection, Summary],
+) -> None:
+    conn, summary = seeded
+    before = await _dump(conn)
+    other = await seed_national(conn, SEED + 1, progress=False, scale=SCALE, replace=True, now=NOW)
+    other_finess = {r["finess"] for r in await conn.fetch("SELECT finess FROM structures")}
+    again = await seed_national(conn, SEED, progress=False, scale=SCALE, replace=True, now=NOW)
+    after = await _dump(conn)
+    for table, rows in before.items():
+        assert [tuple(r) for r in after[table]] == [tuple(r) for r in rows], table
+    assert again.structures_by_category == summary.structures_by_category
+    assert (again.units, again.carers, again.places_available) == (
+        summary.units,
+        summary.carers,
+        summary.places_available,
+    )
+    assert other_finess != {r["finess"] for r in before["structures"]}
+    assert other.structures > 0
+
+
+async def test_summary_matches_the_database(seeded: tuple[asyncpg.Connection, Summary]) -> None:
+    conn, summary = seeded
+    by_category = dict(
+        await conn.fetch("SELECT category, count(*) FROM structures GROUP BY category")
+    )
+    assert {k: v for k, v in summary.structures_by_category.items() if v} == by_category
+    assert await conn.fetchval("SELECT count(*) FROM units") == summary.units
+    assert await conn.fetchval("SELECT count(*) FROM foster_carers") == summary.carers
+    current = await conn.fetchrow(
+        "SELECT sum(installed) AS installed, sum(occupied) AS occupied,"
+        " sum(available) AS available FROM capacity_snapshots WHERE temporality = 'current'"
+    )
+    assert current is not None
+    assert current["installed"] == summary.places_installed
+    assert current["occupied"] == summary.places_occupied
+    assert current["available"] == summary.places_available
+    assert summary.snapshots == await conn.fetchval("SELECT count(*) FROM capacity_snapshots")
+    console = Console(record=True, width=120)
+    console.print(summary.summary_table())
+    assert "MECS" in console.export_text()
+
+
+async def test_every_finess_is_valid_and_unique(seeded: tuple[asyncpg.Connection, Summary]) -> None:
+    conn, _ = seeded
+    rows = await conn.fetch("SELECT finess, finess_ej FROM structures")
+    assert rows
+    assert all(is_valid_finess(r["finess"]) for r in rows)
+    assert all(is_valid_finess(r["finess_ej"]) for r in rows)
+    numbers = [r["finess"] for r in rows]
+    assert len(set(numbers)) == len(numbers)
+    assert not {r["finess_ej"] for r in rows} & set(numbers)
+
+
+async def test_every_department_has_its_minimum(seeded: tuple[asyncpg.Connection, Summary]) -> None:
+    conn, summary = seeded
+    departments = await conn.fetchval("SELECT count(*) FROM departments")
+    foyers = await conn.fetchval(
+        "SELECT count(DISTINCT department) FROM structures WHERE category = '175'"
+    )
+    with_carers = await conn.fetchval("SELECT count(DISTINCT department) FROM foster_carers")
+    assert foyers == departments == 101
+    assert with_carers == departments
+    assert summary.structures_by_category["177"] > 0
+    assert summary.structures_by_category["462"] > 0
+
+
+async def test_occupancy_is_high_and_uneven(seeded: tuple[asyncpg.Connection, Summary]) -> None:
+    _, summary = seeded
+    assert 0.85 <= summary.occupancy_rate <= 0.99
+    assert summary.places_available > 0
+    assert summary.carer_places_available > 0
+    lowest_free = summary.highest_tension[0][2]
+    highest_free = summary.lowest_tension[0][2]
+    assert highest_free - lowest_free > 0.03
+    assert summary.stale_declarations > 0
+
+
+async def test_data_respects_the_domain_invariants(
+    seeded: tuple[asyncpg.Connection, Summary],
+) -> None:
+    conn, _ = seeded
+    categories = {r[0] for r in await conn.fetch("SELECT DISTINCT category FROM structures")}
+    assert categories <= set(PDE_CATEGORIES)
+    modes = await conn.fetchval(
+        "SELECT array_agg(DISTINCT m) FROM (SELECT unnest(care_modes) AS m FROM units"
+        " UNION SELECT unnest(care_modes) FROM foster_carers) x"
+    )
+    assert set(modes) <= set(CARE_MODES)
+    profiles = await conn.fetchval(
+        "SELECT array_agg(DISTINCT p) FROM (SELECT unnest(disability_profiles) AS p FROM units"
+        " UNION SELECT unnest(disability_profiles) FROM foster_carers) x"
+    )
+    assert set(profiles) <= set(DISABILITY_PROFILES)
+    # Counts fill installed + additional exactly, and forecasts never lose free places.
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM capacity_snapshots"
+        " WHERE occupied + reserved + available + closed <> installed + additional"
+        " OR installed <> (SELECT installed FROM units WHERE units.id = unit_id)"
+    )
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM capacity_snapshots f JOIN capacity_snapshots c"
+        " ON c.unit_id = f.unit_id AND c.temporality = 'current'"
+        " WHERE f.temporality <> 'current' AND f.available < c.available"
+    )
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM units u WHERE NOT EXISTS (SELECT 1 FROM capacity_snapshots s"
+        " WHERE s.unit_id = u.id AND s.temporality = 'current')"
+    )
+    assert await conn.fetchval(
+        "SELECT bool_and(version = 1 AND source = 'seed' AND declared_by = 'seed')"
+        " FROM capacity_declarations"
+    )
+    assert await conn.fetchval("SELECT count(*) FROM capacity_declarations") == (
+        await conn.fetchval("SELECT count(*) FROM capacity_snapshots")
+    )
+    # Carers: one history row per carer, equal to the carer row (the snapshot).
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM foster_carers f FULL JOIN carer_declarations d ON d.carer_id = f.id"
+        " WHERE d.id IS NULL OR f.id IS NULL OR d.available_places <> f.available_places"
+        " OR d.status <> f.status OR d.declared_at <> f.declared_at OR d.source <> 'seed'"
+        " OR d.status_until IS DISTINCT FROM f.status_until"
+    )
+    # Carers: nothing free unless active; leave has an end date in the future.
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM foster_carers WHERE status <> 'active' AND available_places > 0"
+    )
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM foster_carers WHERE status = 'leave'"
+        " AND (status_until IS NULL OR status_until <= $1::date)",
+        NOW.date(),
+    )
+    # Communes belong to the row's department; structures within 2 km of their commune,
+    # carers' homes within 3 km.
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM structures s JOIN communes c ON c.insee = s.commune"
+        " WHERE c.department <> s.department"
+    )
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM foster_carers f JOIN communes c ON c.insee = f.commune"
+        " WHERE c.department <> f.department"
+    )
+    far = await conn.fetchrow(
+        "SELECT (SELECT max(ST_Distance(s.location, c.location)) FROM structures s"
+        "        JOIN communes c ON c.insee = s.commune AND c.department = s.department) AS s,"
+        "       (SELECT max(ST_Distance(f.location, c.location)) FROM foster_carers f"
+        "        JOIN communes c ON c.insee = f.commune AND c.department = f.department) AS f"
+    )
+    assert far is not None
+    assert far["s"] <= 2_000
+    assert far["f"] <= 3_000
+    assert await conn.fetchval(
+        "SELECT bool_and(agrement_department = department) FROM foster_carers"
+    )
