@@ -133,5 +133,34 @@ def run(
     )
 
 
+@app.command()
+def feed(
+    department: Annotated[str | None, typer.Option(help="Department code: its feed.")] = None,
+    national: Annotated[bool, typer.Option("--national", help="The national feed.")] = False,
+    url: Annotated[str | None, typer.Option(help="Server, default http://HOST:PORT.")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="PLACES_TOKEN", help="Bearer token; default: a local dev token."),
+    ] = None,
+    last_event_id: Annotated[str | None, typer.Option(help="Resume after this event.")] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="Raw JSON, one per line.")] = False,
+) -> None:
+    """Print a live feed's events as they come; resumes after a disconnect."""
+    from realtime.client import run as run_feed
+
+    raise typer.Exit(
+        run_feed(
+            department=department,
+            national=national,
+            url=url,
+            token=token,
+            last_event_id=last_event_id,
+            count=count,
+            json_lines=json_lines,
+        )
+    )
+
+
 if __name__ == "__main__":
     app()

@@ -13,11 +13,16 @@ from api.capacity.routes import router as capacity_router
 from api.carers.routes import router as carers_router
 from api.db import create_pool
 from api.health import router as health_router
+from api.holds import expiry as hold_expiry
+from api.holds.routes import router as holds_router
 from api.limits import BodySizeLimit
 from api.registry.routes import router as registry_router
+from api.requests.routes import router as requests_router
+from api.search.routes import router as search_router
 from api.settings import Settings, get_settings
 from realtime import relay
 from realtime.bus import Bus, InProcessBus, RedisBus, connect_redis
+from realtime.routes import router as feeds_router
 
 log = logging.getLogger("places")
 
@@ -47,12 +52,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.bus = bus
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(settings.database_url, bus, stop))
+    expiry_task = asyncio.create_task(hold_expiry.run(app.state.pool, stop))
     try:
         yield
     finally:
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(relay_task, 5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(expiry_task, 5)
         await bus.close()
         await app.state.pool.close()
 
@@ -72,6 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_router)
     app.include_router(capacity_router)
     app.include_router(carers_router)
+    app.include_router(requests_router)
+    app.include_router(holds_router)
+    app.include_router(search_router)
+    app.include_router(feeds_router)
     return app
 
 

@@ -318,3 +318,130 @@ class AuditEntry(SQLModel, table=True):
     detail: dict[str, Any] = Field(
         sa_column=Column(JSONB, nullable=False, server_default=text("'{}'"))
     )
+
+
+# --- Orientation workflow: placement requests, their history, holds -------------------------
+
+REQUEST_STATUSES = ("waiting", "held", "placed", "exited", "cancelled")
+URGENCIES = ("immediate", "days", "planned")
+MEASURE_KINDS = ("judicial", "administrative")
+HOLD_STATUSES = ("held", "admitted", "released", "refused", "expired", "exited")
+HOLD_TARGET_KINDS = ("unit", "carer")
+REQUEST_EVENTS = ("created", "held", "admitted", "released", "refused", "expired", "exited")
+REQUEST_EVENTS_ALL = (*REQUEST_EVENTS, "cancelled")
+
+
+class PlacementRequest(SQLModel, table=True):
+    """A department's demande d'orientation: pseudonymous by construction.
+
+    ``children`` holds age (years), sex and disability profiles only: the API refuses any other
+    field, so no name, birth date or address can reach this table. ``reference`` is the
+    department's own file number. ``origin_location`` is a commune centroid, or the given point
+    rounded to 0.01° (about 1 km) so that a family's home is never stored.
+    """
+
+    __tablename__ = "placement_requests"
+    __table_args__ = (
+        CheckConstraint(
+            "jsonb_typeof(children) = 'array' AND jsonb_array_length(children) BETWEEN 1 AND 12",
+            name="placement_requests_children",
+        ),
+        CheckConstraint(_in("care_mode", CARE_MODES), name="placement_requests_care_mode"),
+        CheckConstraint(_in("urgency", URGENCIES), name="placement_requests_urgency"),
+        CheckConstraint(_in("measure_kind", MEASURE_KINDS), name="placement_requests_measure"),
+        CheckConstraint(_in("status", REQUEST_STATUSES), name="placement_requests_status"),
+        # The waiting list and the measures not executed: per department, by status, oldest first.
+        Index("placement_requests_department_status_idx", "department", "status", "decided_on"),
+    )
+    id: UUID = Field(sa_column=_uuid_pk())
+    department: str = Field(foreign_key="departments.code")
+    reference: str = Field(max_length=64)
+    children: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    origin_commune: str | None = Field(default=None, foreign_key="communes.insee")
+    origin_location: Any = Field(sa_column=Column(_point(), nullable=False))
+    care_mode: str
+    urgency: str
+    measure_kind: str
+    decided_on: date
+    status: str = Field(default="waiting", sa_column_kwargs={"server_default": "waiting"})
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    created_by: str
+    created_at: datetime = Field(sa_column=_now())
+    updated_at: datetime = Field(sa_column=_now())
+
+
+class RequestEvent(SQLModel, table=True):
+    """Append-only status history of a placement request (one row per transition)."""
+
+    __tablename__ = "request_events"
+    __table_args__ = (
+        CheckConstraint(_in("event", REQUEST_EVENTS_ALL), name="request_events_event"),
+        CheckConstraint(_in("to_status", REQUEST_STATUSES), name="request_events_to_status"),
+        Index("request_events_request_idx", "request_id", "id"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    request_id: UUID = Field(
+        sa_column=Column(PgUUID(as_uuid=True), ForeignKey("placement_requests.id"), nullable=False)
+    )
+    occurred_at: datetime = Field(sa_column=_now())
+    event: str
+    from_status: str | None = None
+    to_status: str
+    hold_id: UUID | None = Field(
+        default=None, sa_column=Column(PgUUID(as_uuid=True), ForeignKey("holds.id"))
+    )
+    actor: str
+    role: str
+    reason: str | None = None
+
+
+class Hold(SQLModel, table=True):
+    """A réservation of ``places`` (the request's group size) on a unit or a foster carer.
+
+    ``held`` counts in the target's reserved places until it is admitted (then occupied),
+    released, refused or expired (then available again); an admitted hold is the placement,
+    and its exit gives the places back. See ``api.holds.ledger`` for the capacity rule.
+    """
+
+    __tablename__ = "holds"
+    __table_args__ = (
+        CheckConstraint(_in("status", HOLD_STATUSES), name="holds_status"),
+        CheckConstraint(
+            "(target_kind = 'unit' AND unit_id IS NOT NULL AND carer_id IS NULL)"
+            " OR (target_kind = 'carer' AND carer_id IS NOT NULL AND unit_id IS NULL)",
+            name="holds_target",
+        ),
+        CheckConstraint("places BETWEEN 1 AND 12", name="holds_places"),
+        # A request has at most one live hold or placement: the database says so too.
+        Index(
+            "holds_one_active_per_request",
+            "request_id",
+            unique=True,
+            postgresql_where=text("status IN ('held', 'admitted')"),
+        ),
+        # The expiry pass: only live holds, by deadline.
+        Index("holds_due_idx", "expires_at", postgresql_where=text("status = 'held'")),
+        # Places held on a unit / carer (re-declaration check, listings).
+        Index("holds_unit_idx", "unit_id", "status", postgresql_where=text("unit_id IS NOT NULL")),
+        Index(
+            "holds_carer_idx", "carer_id", "status", postgresql_where=text("carer_id IS NOT NULL")
+        ),
+    )
+    id: UUID = Field(sa_column=_uuid_pk())
+    request_id: UUID = Field(
+        sa_column=Column(PgUUID(as_uuid=True), ForeignKey("placement_requests.id"), nullable=False)
+    )
+    target_kind: str
+    unit_id: UUID | None = Field(
+        default=None, sa_column=Column(PgUUID(as_uuid=True), ForeignKey("units.id"))
+    )
+    carer_id: UUID | None = Field(
+        default=None, sa_column=Column(PgUUID(as_uuid=True), ForeignKey("foster_carers.id"))
+    )
+    places: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    status: str = Field(default="held", sa_column_kwargs={"server_default": "held"})
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    reason: str | None = None
+    created_by: str
+    created_at: datetime = Field(sa_column=_now())
+    updated_at: datetime = Field(sa_column=_now())

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     stale_after_days: int = Field(
         7, description="A declaration older than this counts as stale in statistics."
     )
+    unexecuted_after_days: int = Field(
+        30,
+        ge=1,
+        description="A request still not placed this many days after its decision counts as"
+        " a measure not executed.",
+    )
     log_json: bool = Field(False, description="JSON log lines (production).")
     seed: int = Field(20261125, description="Seed of the synthetic national dataset.")
 

@@ -8,6 +8,7 @@ client resumes with ``last_event_id`` and gets every later event once, in order.
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -53,20 +54,53 @@ class Bus(Protocol):
 
     async def oldest_id(self, feed: str) -> str | None: ...
 
+    async def newest_id(self, feed: str) -> str | None: ...
+
+    def forget_heads(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
 # Publishing is idempotent: an outbox id already published is skipped, so a relay that
 # crashed between XADD and marking the row published never duplicates an event.
+#
+# Every entry also carries ``p``, the id of the entry before it in its feed ('' when unknown),
+# so a reader can prove it missed nothing: an entry whose ``p`` is not the last id it saw
+# means a gap (trimmed by retention, or lost by a Redis that restarted without its data).
+# When a feed's stream is missing, the relay passes the last id it published there itself
+# (ARGV hints): the stream restarts after that id, so ids stay monotonic and the chain goes
+# on across a Redis restart without persistence. The script returns each feed's new head.
 _PUBLISH = """
 local done = KEYS[1]
 local retention = tonumber(ARGV[1])
+local nhints = tonumber(ARGV[2])
+local hints = {}
+for i = 3, 2 + 2 * nhints, 2 do
+  hints[ARGV[i]] = ARGV[i + 1]
+end
+local heads = {}
+local function append(feed, msg)
+  local key = 'places:feed:' .. feed
+  local prev = heads[feed]
+  if prev == nil then
+    local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    if last[1] then
+      prev = last[1][1]
+    elseif hints[feed] and redis.call('EXISTS', key) == 0 then
+      prev = hints[feed]
+      redis.call('XADD', key, 'MAXLEN', '0', prev, 'p', '', 'e', '')
+    else
+      prev = ''
+    end
+  end
+  heads[feed] = redis.call('XADD', key, 'MAXLEN', '~', retention, '*', 'p', prev, 'e', msg)
+end
 local n = 0
-for i = 2, #ARGV, 4 do
+for i = 3 + 2 * nhints, #ARGV, 4 do
   local oid, dept, msg, nmsg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('ZSCORE', done, oid) == false then
-    redis.call('XADD', 'places:feed:' .. dept, 'MAXLEN', '~', retention, '*', 'e', msg)
-    redis.call('XADD', 'places:feed:national', 'MAXLEN', '~', retention, '*', 'e', nmsg)
+    append(dept, msg)
+    append('national', nmsg)
     redis.call('ZADD', done, tonumber(oid), oid)
     n = n + 1
   end
@@ -75,17 +109,36 @@ local size = redis.call('ZCARD', done)
 if size > retention * 2 then
   redis.call('ZREMRANGEBYRANK', done, 0, size - retention * 2 - 1)
 end
-return n
+local out = {}
+for feed, id in pairs(heads) do
+  out[#out + 1] = feed
+  out[#out + 1] = id
+end
+return out
 """
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisBus:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self._publish = client.register_script(_PUBLISH)
+        self.heads: dict[str, str] = {}
+        """Last id this process's relay published per feed; only trusted while it holds the
+        relay lock without interruption (``forget_heads`` on every acquisition)."""
+
+    def forget_heads(self) -> None:
+        self.heads.clear()
 
     async def publish(self, events: list[OutboxEvent]) -> None:
-        args: list[Any] = [RETENTION]
+        feeds = {ev.department for ev in events} | {NATIONAL}
+        hints = [(f, self.heads[f]) for f in sorted(feeds) if f in self.heads]
+        args: list[Any] = [RETENTION, len(hints)]
+        for feed, head in hints:
+            args += [feed, head]
         for ev in events:
             args += [
                 ev.outbox_id,
@@ -93,7 +146,9 @@ class RedisBus:
                 json.dumps(ev.message(national=False), separators=(",", ":")),
                 json.dumps(ev.message(national=True), separators=(",", ":")),
             ]
-        await self._publish(keys=["places:relay:done"], args=args)
+        reply = await self._publish(keys=["places:relay:done"], args=args)
+        for i in range(0, len(reply or ()) - 1, 2):
+            self.heads[_text(reply[i])] = _text(reply[i + 1])
 
     async def read(
         self, feed: str, after: str | None, block_ms: int, count: int = 500
@@ -106,7 +161,10 @@ class RedisBus:
             for entry_id, fields in entries:
                 eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 raw = fields.get(b"e") or fields.get("e")
-                out.append((eid, json.loads(raw)))
+                message = json.loads(raw)
+                prev = fields.get(b"p", fields.get("p"))
+                message["prev"] = None if prev is None else _text(prev)
+                out.append((eid, message))
         return out
 
     async def oldest_id(self, feed: str) -> str | None:
@@ -116,12 +174,21 @@ class RedisBus:
         eid = entries[0][0]
         return eid.decode() if isinstance(eid, bytes) else eid
 
+    async def newest_id(self, feed: str) -> str | None:
+        entries = await self.client.xrevrange(feed_key(feed), count=1)
+        return _text(entries[0][0]) if entries else None
+
     async def close(self) -> None:
         await self.client.aclose()
 
 
 class InProcessBus:
-    """Single-worker fallback: bounded deques per feed, ids ``<n>-0`` like Redis's."""
+    """Single-worker fallback: bounded deques per feed, ids ``<n>-0`` like Redis's.
+
+    ``n`` follows the wall clock in milliseconds (like Redis's ``*`` ids), so ids keep growing
+    across a restart of the process: a client resuming with an id of the previous run is then
+    told to reload (its ``prev`` chain breaks) instead of silently skipping the new events.
+    """
 
     def __init__(self, retention: int = RETENTION) -> None:
         self.retention = retention
@@ -131,7 +198,9 @@ class InProcessBus:
         self.changed = asyncio.Condition()
 
     def _append(self, feed: str, message: dict[str, Any]) -> None:
-        n = self.counters.get(feed, 0) + 1
+        last = self.counters.get(feed, 0)
+        n = max(last + 1, time.time_ns() // 1_000_000)
+        message["prev"] = f"{last}-0" if last else ""
         self.counters[feed] = n
         self.feeds.setdefault(feed, deque(maxlen=self.retention)).append((n, message))
 
@@ -148,7 +217,13 @@ class InProcessBus:
     def _after(self, feed: str, after: str | None, count: int) -> list[tuple[str, dict[str, Any]]]:
         entries = self.feeds.get(feed, ())
         start = self.counters.get(feed, 0) if after is None else int(after.split("-")[0])
-        return [(f"{n}-0", m) for n, m in entries if n > start][:count]
+        found: list[tuple[str, dict[str, Any]]] = []
+        for n, m in reversed(entries):  # newest first: a live reader stops after a few
+            if n <= start:
+                break
+            found.append((f"{n}-0", m))
+        found.reverse()
+        return found[:count]
 
     async def read(
         self, feed: str, after: str | None, block_ms: int, count: int = 500
@@ -171,6 +246,13 @@ class InProcessBus:
     async def oldest_id(self, feed: str) -> str | None:
         entries = self.feeds.get(feed)
         return f"{entries[0][0]}-0" if entries else None
+
+    async def newest_id(self, feed: str) -> str | None:
+        entries = self.feeds.get(feed)
+        return f"{entries[-1][0]}-0" if entries else None
+
+    def forget_heads(self) -> None:
+        """Nothing to forget: this bus lives and dies with its only publisher."""
 
     async def close(self) -> None:
         return None

@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 import asyncpg
+from redis.exceptions import RedisError
 
 from api.outbox import CHANNEL
 from realtime.bus import Bus, OutboxEvent
@@ -74,10 +75,26 @@ async def run(dsn: str, bus: Bus, stop: asyncio.Event, poll_seconds: float = 1.0
                 break
             await conn.add_listener(CHANNEL, lambda *_: wake.set())
             log.info("outbox relay active in this worker")
+            # Another worker may have published since this one last held the lock.
+            bus.forget_heads()
+            bus_down = False
             while not stop.is_set():
                 wake.clear()
-                while await publish_pending(conn, bus) == BATCH:
-                    pass
+                try:
+                    while await publish_pending(conn, bus) == BATCH:
+                        pass
+                    if bus_down:
+                        log.info("outbox relay: Redis back, pending events published")
+                    bus_down = False
+                except RedisError as exc:
+                    # Redis down: keep the lock (no other relay publishes meanwhile, so the
+                    # bus's memory of each feed's last id stays true) and retry every second.
+                    if not bus_down:
+                        log.warning("outbox relay waiting for Redis: %s", type(exc).__name__)
+                    bus_down = True
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), poll_seconds)
         except (OSError, asyncpg.PostgresError, ConnectionError) as exc:

@@ -85,6 +85,25 @@ def check_invariants(counts: dict[str, Any]) -> None:
         )
 
 
+async def check_reserved_covers_holds(
+    conn: asyncpg.Connection, unit_id: UUID, reserved: int
+) -> None:
+    """A declaration is the establishment's word, except that ``reserved`` cannot drop below
+    the places held through Places on the unit (see ``api.holds.ledger``): otherwise a hold's
+    release would give back places the snapshot no longer counts. Called with the snapshot
+    row locked, so no hold can be taken or released meanwhile."""
+    held: int = await conn.fetchval(
+        "SELECT coalesce(sum(places), 0) FROM holds WHERE unit_id = $1 AND status = 'held'",
+        unit_id,
+    )
+    if reserved < held:
+        raise field_error(
+            "reserved",
+            f"{reserved} place(s) réservée(s) déclarée(s), mais {held} place(s) sont "
+            "réservées via Places sur cette unité (admettez, libérez ou refusez d'abord)",
+        )
+
+
 async def declare(
     pool: asyncpg.Pool,
     principal: Principal,
@@ -132,6 +151,8 @@ async def declare(
         )
         counts = merge(base, body)
         check_invariants(counts)
+        if body.temporality == "current":
+            await check_reserved_covers_holds(conn, unit_id, counts["reserved"])
         row = await conn.fetchrow(
             f"""
             WITH history AS (

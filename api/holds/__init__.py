@@ -1,0 +1,1 @@
+"""Holds (réservations), admissions and exits: the orientation workflow's transitions."""

@@ -1,0 +1,238 @@
+"""One truth for capacity: how the workflow takes places and gives them back.
+
+The rule (also in the README):
+
+* A unit's ``current`` capacity snapshot is the only truth about its places. Every change to
+  it — a declaration or a workflow move — writes a ``capacity_declarations`` history row in
+  the same transaction, with the same counts and version, so the snapshot always equals the
+  last history row.
+* A declaration is the establishment's word: the counts it sends replace the previous ones.
+  One exception: it cannot declare ``reserved`` lower than the places held through Places on
+  that unit right now (holds in status ``held``) ⇒ 422 naming ``reserved``. Reservations the
+  establishment makes outside Places come on top of those.
+* The workflow never creates nor destroys places (``installed``, ``additional`` and
+  ``closed`` belong to the establishment); it moves the request's ``n`` places (one per
+  child) between counts of the ``current`` snapshot:
+
+  ============================  =========================  ==============================
+  transition                    from                       to
+  ============================  =========================  ==============================
+  hold                          available (409 if < n)     reserved
+  admit                         reserved                   occupied
+  release / refuse / expire     reserved                   available
+  exit                          occupied                   available
+  ============================  =========================  ==============================
+
+  An exit moves at most what is still ``occupied``: if the establishment already declared
+  the child gone, that place is already counted available. Each move bumps the version,
+  writes the history row (``source`` = the transition, ``declared_by`` = who made it,
+  ``system:expiry`` for expiry) and emits ``capacity.updated``.
+* A foster carer's ``available_places`` is the carer's truth. hold: ``available_places -= n``
+  (409 if fewer, or if the carer is not ``active``); admit: no change (the place was taken at
+  hold time); release / refuse / expire / exit: ``available_places += n``, capped at the
+  agrément capacity. Each writes a ``carer_declarations`` row and emits
+  ``carer.availability_updated``.
+* Concurrency: a move locks the snapshot (or carer) row ``FOR UPDATE`` before it checks
+  anything; transitions lock hold → request → snapshot/carer, always in that order, so
+  concurrent holds on the last place serialize and exactly one wins, without deadlocks.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+
+from api import outbox
+from api.capacity.schemas import CapacitySnapshot
+from api.capacity.service import COUNT_FIELDS, SNAPSHOT_COLUMNS
+from api.errors import Problem, field_error
+from api.registry.repository import CARER_PUBLIC_COLUMNS
+from api.registry.schemas import FosterCarerOut
+
+Move = Literal["hold", "admit", "release", "refuse", "expire", "exit"]
+
+#: For a unit: which count the places leave, and which they join.
+UNIT_MOVES: dict[str, tuple[str, str]] = {
+    "hold": ("available", "reserved"),
+    "admit": ("reserved", "occupied"),
+    "release": ("reserved", "available"),
+    "refuse": ("reserved", "available"),
+    "expire": ("reserved", "available"),
+    "exit": ("occupied", "available"),
+}
+
+#: ``source`` of the history rows the workflow writes. A unit's freshness (when did the
+#: establishment last speak?) must look at the other sources only.
+WORKFLOW_SOURCES: tuple[str, ...] = tuple(UNIT_MOVES)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A hold's target, resolved: its kind, id, and the department whose feed hears of it."""
+
+    kind: Literal["unit", "carer"]
+    id: UUID
+    department: str
+    finess: str | None = None
+    structure_id: UUID | None = None
+    carer_id: str | None = None
+
+
+async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Target:
+    """Find the target or refuse with a 422 naming ``target.id``."""
+    if kind == "unit":
+        row = await conn.fetchrow(
+            """
+            SELECT u.id, s.id AS structure_id, s.finess, s.department
+              FROM units u
+              JOIN structures s ON s.id = u.structure_id
+             WHERE u.id = $1
+            """,
+            target_id,
+        )
+        if row is None:
+            raise field_error("target.id", f"unité {target_id} inconnue")
+        return Target(
+            "unit", row["id"], row["department"], row["finess"], row["structure_id"], None
+        )
+    row = await conn.fetchrow("SELECT id, department FROM foster_carers WHERE id = $1", target_id)
+    if row is None:
+        raise field_error("target.id", f"assistant familial {target_id} inconnu")
+    return Target("carer", row["id"], row["department"], carer_id=str(row["id"]))
+
+
+async def move(
+    conn: asyncpg.Connection, target: Target, transition: Move, places: int, actor: str
+) -> None:
+    """Apply ``transition`` for ``places`` to the target's capacity, or refuse with 409."""
+    if target.kind == "unit":
+        await _move_unit(conn, target, transition, places, actor)
+    else:
+        await _move_carer(conn, target, transition, places, actor)
+
+
+async def _move_unit(
+    conn: asyncpg.Connection, target: Target, transition: Move, places: int, actor: str
+) -> None:
+    snapshot = await conn.fetchrow(
+        f"SELECT {SNAPSHOT_COLUMNS} FROM capacity_snapshots"
+        " WHERE unit_id = $1 AND temporality = 'current' FOR UPDATE",
+        target.id,
+    )
+    if snapshot is None:
+        # Only reachable for a new hold: any other transition follows a hold, which needed it.
+        raise Problem(
+            409,
+            "Cette unité n'a jamais déclaré sa capacité : aucune place n'est connue comme "
+            "disponible.",
+        )
+    source, destination = UNIT_MOVES[transition]
+    counts: dict[str, Any] = dict(snapshot)
+    if transition == "hold" and counts["available"] < places:
+        raise Problem(
+            409,
+            f"Places insuffisantes : {counts['available']} disponible(s) pour un groupe de "
+            f"{places} enfant(s).",
+            available=counts["available"],
+            requested=places,
+        )
+    # ``reserved`` always covers the live holds (declarations cannot lower it below them);
+    # ``occupied`` may have been lowered by the establishment: move what is there.
+    moved = min(places, counts[source])
+    counts[source] -= moved
+    counts[destination] += moved
+    row = await conn.fetchrow(
+        f"""
+        WITH history AS (
+            INSERT INTO capacity_declarations
+                   (unit_id, temporality, version, declared_at, declared_by, source,
+                    installed, occupied, reserved, closed, available, additional,
+                    available_gender)
+            VALUES ($1, 'current', $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        )
+        UPDATE capacity_snapshots
+           SET version = $2, declared_at = now(), declared_by = $3, source = $4,
+               installed = $5, occupied = $6, reserved = $7, closed = $8, available = $9,
+               additional = $10, available_gender = $11
+         WHERE unit_id = $1 AND temporality = 'current'
+     RETURNING {SNAPSHOT_COLUMNS}
+        """,
+        target.id,
+        snapshot["version"] + 1,
+        actor,
+        transition,
+        *(counts[name] for name in COUNT_FIELDS),
+        counts["available_gender"],
+    )
+    out = CapacitySnapshot.model_validate(dict(row)).model_dump(mode="json")
+    await outbox.emit(
+        conn,
+        "capacity.updated",
+        target.department,
+        {
+            **out,
+            "structure_id": str(target.structure_id),
+            "finess": target.finess,
+            "source": transition,
+        },
+    )
+
+
+async def _move_carer(
+    conn: asyncpg.Connection, target: Target, transition: Move, places: int, actor: str
+) -> None:
+    carer = await conn.fetchrow(
+        "SELECT status, available_places, agrement_capacity FROM foster_carers"
+        " WHERE id = $1 FOR UPDATE",
+        target.id,
+    )
+    assert carer is not None  # resolved in this transaction; carers are never deleted
+    if transition == "admit":
+        return  # the place was taken when the hold was made
+    if transition == "hold":
+        if carer["status"] != "active":
+            raise Problem(
+                409,
+                f"L'assistant familial n'est pas disponible (statut « {carer['status']} »).",
+            )
+        if carer["available_places"] < places:
+            raise Problem(
+                409,
+                f"Places insuffisantes : {carer['available_places']} disponible(s) pour un "
+                f"groupe de {places} enfant(s).",
+                available=carer["available_places"],
+                requested=places,
+            )
+        available = carer["available_places"] - places
+    else:
+        available = min(carer["available_places"] + places, carer["agrement_capacity"])
+    row = await conn.fetchrow(
+        f"""
+        UPDATE foster_carers
+           SET available_places = $2, version = version + 1, declared_at = now(),
+               declared_by = $3
+         WHERE id = $1
+     RETURNING {CARER_PUBLIC_COLUMNS}
+        """,
+        target.id,
+        available,
+        actor,
+    )
+    await conn.execute(
+        """
+        INSERT INTO carer_declarations
+               (carer_id, available_places, status, status_until, version, declared_at,
+                declared_by, source)
+        VALUES ($1, $2, $3, $4, $5, now(), $6, $7)
+        """,
+        target.id,
+        row["available_places"],
+        row["status"],
+        row["status_until"],
+        row["version"],
+        actor,
+        transition,
+    )
+    out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
+    await outbox.emit(conn, "carer.availability_updated", target.department, out)

@@ -1,0 +1,128 @@
+"""Holds (réservations), admissions, releases, refusals and exits.
+
+Who may do what: the department that owns the request holds, admits, releases and records
+the exit; the establishment of the unit or the carer refuses; admin may do all. The national
+role gets 403 everywhere here.
+"""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header
+
+from api.auth import Principal, require_roles
+from api.deps import Pool
+from api.holds import service
+from api.holds.schemas import HoldIn, HoldOut
+from api.idempotency import check_key
+from api.requests.schemas import ReasonIn
+
+router = APIRouter(prefix="/v1", tags=["orientation"])
+
+DepartmentUser = Annotated[Principal, Depends(require_roles("department"))]
+TargetUser = Annotated[Principal, Depends(require_roles("structure", "carer"))]
+AnyButNational = Annotated[Principal, Depends(require_roles("department", "structure", "carer"))]
+
+_404 = {404: {"description": "Unknown hold."}}
+_403 = {403: {"description": "Not this request's department (or not the target's side)."}}
+
+
+def _conflict(what: str) -> dict[int, dict[str, str]]:
+    return {409: {"description": what + " Nothing was changed."}}
+
+
+@router.post(
+    "/holds",
+    status_code=201,
+    response_model=HoldOut,
+    summary="Hold places (one per child) on a unit or a foster carer",
+    responses={
+        **_403,
+        **_conflict(
+            "The request is not waiting, the target has not enough free places, or the "
+            "carer is not active. Concurrent holds on the last place: exactly one wins."
+        ),
+        422: {"description": "Unknown request or target (`errors[].field` names it)."},
+    },
+)
+async def create_hold(
+    body: HoldIn,
+    principal: DepartmentUser,
+    pool: Pool,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> object:
+    """The held places stop counting as available at once (unit: available → reserved;
+    carer: available_places decreases). Idempotency-Key is optional (recommended)."""
+    return await service.create(pool, principal, body, check_key(idempotency_key, required=False))
+
+
+@router.get(
+    "/holds/{hold_id}",
+    response_model=HoldOut,
+    summary="One hold (audited read)",
+    responses={**_403, **_404},
+)
+async def read_hold(hold_id: UUID, principal: AnyButNational, pool: Pool) -> object:
+    return await service.read(pool, principal, hold_id)
+
+
+@router.post(
+    "/holds/{hold_id}/admit",
+    response_model=HoldOut,
+    summary="Record the admission: the places become occupied, the request placed",
+    responses={
+        **_403,
+        **_404,
+        **_conflict("Already admitted, released, refused or expired (also past its expiry)."),
+    },
+)
+async def admit(hold_id: UUID, principal: DepartmentUser, pool: Pool) -> object:
+    return await service.transition(
+        pool, principal, hold_id, "admit", None, service.department_side
+    )
+
+
+@router.post(
+    "/holds/{hold_id}/release",
+    response_model=HoldOut,
+    summary="Release a hold: the places are available again, the request waiting",
+    responses={**_403, **_404, **_conflict("The hold is no longer held.")},
+)
+async def release(
+    hold_id: UUID, principal: DepartmentUser, pool: Pool, body: ReasonIn | None = None
+) -> object:
+    reason = body.reason if body is not None else None
+    return await service.transition(
+        pool, principal, hold_id, "release", reason, service.department_side
+    )
+
+
+@router.post(
+    "/holds/{hold_id}/refuse",
+    response_model=HoldOut,
+    summary="Refuse an orientation (establishment or carer side), with a reason",
+    responses={**_403, **_404, **_conflict("The hold is no longer held.")},
+)
+async def refuse(hold_id: UUID, body: ReasonIn, principal: TargetUser, pool: Pool) -> object:
+    return await service.transition(
+        pool, principal, hold_id, "refuse", body.reason, service.target_side
+    )
+
+
+@router.post(
+    "/placements/{placement_id}/exit",
+    response_model=HoldOut,
+    summary="Record a child's exit: the place is free again",
+    responses={
+        **_403,
+        404: {"description": "Unknown placement (the id of the admitted hold)."},
+        **_conflict("The request is not placed (the hold was never admitted, or already exited)."),
+    },
+)
+async def exit_placement(
+    placement_id: UUID, body: ReasonIn, principal: DepartmentUser, pool: Pool
+) -> object:
+    """`placement_id` is the id of the admitted hold."""
+    return await service.transition(
+        pool, principal, placement_id, "exit", body.reason, service.department_side
+    )

@@ -1,0 +1,275 @@
+"""Holds, admissions, releases, refusals, expiries and exits.
+
+Each transition is one transaction that writes, all or nothing: the hold's status, the
+request's status and its history row, the capacity move (``api.holds.ledger``), an audit
+entry and the outbox events (``request.updated``, the hold's own event, and
+``capacity.updated`` or ``carer.availability_updated``). An illegal transition is refused
+with 409 and a reason before anything is written.
+
+Lock order, everywhere: hold → request → snapshot/carer (a new hold: request → snapshot).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from fastapi.responses import JSONResponse
+
+from api import audit, idempotency, outbox
+from api.auth import Principal, require_department_scope
+from api.errors import Problem, field_error
+from api.holds import ledger, repository
+from api.holds.ledger import Move, Target
+from api.holds.schemas import HoldIn
+from api.requests import repository as requests_repository
+from api.requests import service as requests_service
+
+OBJECT_TYPE = "hold"
+SYSTEM_EXPIRY = Principal(sub="system:expiry", role="system")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    hold_from: str
+    hold_to: str
+    request_from: str
+    request_to: str
+    event_type: str
+    """Outbox event type."""
+    history_event: str
+    """``request_events.event``."""
+    move: Move
+
+
+# Columns: hold from → to, request from → to, outbox event, history event, capacity move.
+# fmt: off
+TRANSITIONS: dict[str, Transition] = {
+    "admit": Transition("held", "admitted", "held", "placed", "admission.recorded", "admitted",
+                        "admit"),
+    "release": Transition("held", "released", "held", "waiting", "hold.released", "released",
+                          "release"),
+    "refuse": Transition("held", "refused", "held", "waiting", "hold.refused", "refused",
+                         "refuse"),
+    "expire": Transition("held", "expired", "held", "waiting", "hold.expired", "expired",
+                         "expire"),
+    "exit": Transition("admitted", "exited", "placed", "exited", "exit.recorded", "exited",
+                       "exit"),
+}
+# fmt: on
+
+AccessCheck = Callable[[Principal, asyncpg.Record, Target], None]
+
+
+def department_side(principal: Principal, request: asyncpg.Record, _: Target) -> None:
+    """Admit, release, exit: the department that owns the request (or admin)."""
+    require_department_scope(principal, request["department"])
+
+
+def target_side(principal: Principal, _: asyncpg.Record, target: Target) -> None:
+    """Refuse: the establishment of the unit, the carer themselves (or admin)."""
+    if principal.role == "admin":
+        return
+    if target.kind == "unit" and principal.role == "structure" and principal.finess:
+        if principal.finess == target.finess:
+            return
+    if target.kind == "carer" and principal.role == "carer" and principal.carer_id:
+        if principal.carer_id == target.carer_id:
+            return
+    raise Problem(403, "Seul l'établissement ou l'assistant familial visé peut refuser.")
+
+
+def either_side(principal: Principal, request: asyncpg.Record, target: Target) -> None:
+    """Reading a hold: the request's department or the target's side."""
+    if principal.role in ("department", "admin"):
+        department_side(principal, request, target)
+    else:
+        target_side(principal, request, target)
+
+
+def hold_out(hold: asyncpg.Record, request_status: str) -> dict[str, Any]:
+    return {
+        "id": str(hold["id"]),
+        "request_id": str(hold["request_id"]),
+        "target": {"kind": hold["target_kind"], "id": str(hold["target_id"])},
+        "places": hold["places"],
+        "status": hold["status"],
+        "expires_at": hold["expires_at"].isoformat(),
+        "reason": hold["reason"],
+        "request_status": request_status,
+        "created_at": hold["created_at"].isoformat(),
+        "updated_at": hold["updated_at"].isoformat(),
+    }
+
+
+async def _emit_hold_event(
+    conn: asyncpg.Connection,
+    event_type: str,
+    request: asyncpg.Record,
+    out: dict[str, Any],
+    target: Target,
+) -> None:
+    """The hold's event on the request's department feed. The national feed sees the flow
+    (which department holds where, how many places) but not the free-text reason."""
+    data = {**out, "department": request["department"], "target_department": target.department}
+    national = {k: v for k, v in data.items() if k != "reason"}
+    await outbox.emit(conn, event_type, request["department"], data, national)
+
+
+async def create(
+    pool: asyncpg.Pool, principal: Principal, body: HoldIn, key: str | None
+) -> JSONResponse:
+    """Hold one place per child of a waiting request on a unit or a carer."""
+    fingerprint = idempotency.request_hash("POST", "/v1/holds", body.model_dump(mode="json"))
+    async with pool.acquire() as conn, conn.transaction():
+        request = await requests_repository.lock(conn, body.request_id)
+        if request is None:
+            raise field_error("request_id", f"demande {body.request_id} inconnue")
+        require_department_scope(principal, request["department"])
+        if key is not None:
+            replay = await idempotency.claim(conn, principal.key, key, fingerprint)
+            if replay is not None:
+                return replay
+        target = await ledger.resolve(conn, body.target.kind, body.target.id)
+        if request["status"] != "waiting":
+            raise Problem(
+                409,
+                f"Seule une demande en attente peut être réservée ; celle-ci est "
+                f"« {request['status']} ».",
+                request_status=request["status"],
+            )
+        places = request["children_count"]
+        await ledger.move(conn, target, "hold", places, principal.sub)
+        hold = await repository.insert(
+            conn,
+            request["id"],
+            target.kind,
+            target.id,
+            places,
+            body.expires_in_minutes,
+            principal.sub,
+        )
+        await requests_repository.set_status(
+            conn, principal, request, "held", "held", hold_id=hold["id"]
+        )
+        await requests_service.emit_updated(conn, request, "held", "held")
+        out = hold_out(hold, "held")
+        await _emit_hold_event(conn, "hold.created", request, out, target)
+        await audit.record(
+            conn,
+            principal,
+            "hold.create",
+            OBJECT_TYPE,
+            out["id"],
+            request["department"],
+            {"request_id": out["request_id"], "target": out["target"], "places": places},
+        )
+        if key is not None:
+            await idempotency.store(conn, principal.key, key, 201, out)
+    return JSONResponse(out, status_code=201, headers={"Location": f"/v1/holds/{out['id']}"})
+
+
+def _refuse_illegal(
+    name: str, t: Transition, hold: asyncpg.Record, request: asyncpg.Record
+) -> None:
+    """409 with the reason when ``name`` is not allowed from the current state."""
+    status = hold["status"]
+    if status != t.hold_from:
+        if name == "admit" and status == "admitted":
+            detail = "Réservation déjà admise : une seconde admission est refusée."
+        elif name == "exit":
+            detail = f"Sortie impossible : la demande n'est pas placée (réservation « {status} »)."
+        else:
+            detail = (
+                f"« {name} » impossible : la réservation est « {status} », "
+                f"il faut « {t.hold_from} »."
+            )
+        raise Problem(409, detail, hold_status=status)
+    if name == "admit" and hold["overdue"]:
+        raise Problem(
+            409,
+            f"Réservation expirée le {hold['expires_at'].isoformat()} : elle ne peut plus être "
+            "admise ; faites une nouvelle réservation.",
+            hold_status="expired",
+        )
+    if request["status"] != t.request_from:
+        raise Problem(
+            409,
+            f"« {name} » impossible : la demande est « {request['status']} ».",
+            request_status=request["status"],
+        )
+
+
+async def apply_locked(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    hold: asyncpg.Record,
+    name: str,
+    reason: str | None,
+    check: AccessCheck | None,
+) -> dict[str, Any]:
+    """Run transition ``name`` on a hold already locked by this transaction."""
+    t = TRANSITIONS[name]
+    request = await requests_repository.lock(conn, hold["request_id"])
+    assert request is not None  # foreign key
+    target = await ledger.resolve(conn, hold["target_kind"], hold["target_id"])
+    if check is not None:
+        check(principal, request, target)
+    _refuse_illegal(name, t, hold, request)
+    await ledger.move(conn, target, t.move, hold["places"], principal.sub)
+    updated = await repository.set_status(conn, hold["id"], t.hold_to, reason)
+    await requests_repository.set_status(
+        conn, principal, request, t.history_event, t.request_to, hold["id"], reason
+    )
+    await requests_service.emit_updated(conn, request, t.request_to, t.history_event)
+    out = hold_out(updated, t.request_to)
+    await _emit_hold_event(conn, t.event_type, request, out, target)
+    await audit.record(
+        conn,
+        principal,
+        f"hold.{name}",
+        OBJECT_TYPE,
+        out["id"],
+        request["department"],
+        {"request_id": out["request_id"], "target": out["target"], "places": hold["places"]},
+    )
+    return out
+
+
+async def transition(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    hold_id: UUID,
+    name: str,
+    reason: str | None,
+    check: AccessCheck,
+) -> dict[str, Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        hold = await repository.lock(conn, hold_id)
+        if hold is None:
+            raise Problem(404, f"Réservation {hold_id} inconnue.")
+        return await apply_locked(conn, principal, hold, name, reason, check)
+
+
+async def read(pool: asyncpg.Pool, principal: Principal, hold_id: UUID) -> dict[str, Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        hold = await repository.get(conn, hold_id)
+        if hold is None:
+            raise Problem(404, f"Réservation {hold_id} inconnue.")
+        request = await conn.fetchrow(
+            "SELECT department, status FROM placement_requests WHERE id = $1",
+            hold["request_id"],
+        )
+        target = await ledger.resolve(conn, hold["target_kind"], hold["target_id"])
+        either_side(principal, request, target)
+        await audit.record(
+            conn,
+            principal,
+            "hold.read",
+            OBJECT_TYPE,
+            str(hold_id),
+            request["department"],
+            {"request_id": str(hold["request_id"])},
+        )
+    return hold_out(hold, request["status"])

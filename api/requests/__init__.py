@@ -1,0 +1,1 @@
+"""Placement requests (demandes d'orientation): pseudonymous, audited, with their history."""

@@ -1,0 +1,249 @@
+"""Placement requests in SQL: insert, lock, read, list, history, audit trail.
+
+A request is always read together with its live hold (at most one: the partial unique index
+``holds_one_active_per_request`` guarantees it), so the department sees where the child is
+expected without a second call.
+"""
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from api.auth import Principal
+from api.requests.schemas import ORIGIN_DECIMALS, RequestIn
+
+REQUEST_SELECT = """
+SELECT r.id, r.department, r.reference, r.children, r.origin_commune,
+       ST_Y(r.origin_location::geometry) AS lat, ST_X(r.origin_location::geometry) AS lon,
+       r.care_mode, r.urgency, r.measure_kind, r.decided_on, r.status, r.version,
+       r.created_at, r.updated_at,
+       h.id AS hold_id, h.status AS hold_status, h.target_kind,
+       coalesce(h.unit_id, h.carer_id) AS target_id, h.places, h.expires_at
+  FROM placement_requests r
+  LEFT JOIN holds h ON h.request_id = r.id AND h.status IN ('held', 'admitted')
+"""
+
+
+async def department_exists(conn: asyncpg.Connection, code: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM departments WHERE code = $1", code))
+
+
+async def commune_exists(conn: asyncpg.Connection, insee: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM communes WHERE insee = $1", insee))
+
+
+async def insert(conn: asyncpg.Connection, principal: Principal, body: RequestIn) -> UUID:
+    """Insert a waiting request; the origin is the commune's point or the rounded lat/lon."""
+    origin = body.origin
+    lat = round(origin.lat, ORIGIN_DECIMALS) if origin.lat is not None else None
+    lon = round(origin.lon, ORIGIN_DECIMALS) if origin.lon is not None else None
+    request_id: UUID = await conn.fetchval(
+        """
+        INSERT INTO placement_requests
+               (department, reference, children, origin_commune, origin_location,
+                care_mode, urgency, measure_kind, decided_on, created_by)
+        VALUES ($1, $2, $3, $4::text,
+                CASE WHEN $4::text IS NULL
+                     THEN ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography
+                     ELSE (SELECT location FROM communes WHERE insee = $4::text)
+                END,
+                $7, $8, $9, $10, $11)
+        RETURNING id
+        """,
+        body.department,
+        body.reference,
+        [child.model_dump(mode="json") for child in body.children],
+        origin.commune,
+        lat,
+        lon,
+        body.care_mode,
+        body.urgency,
+        body.measure.kind,
+        body.measure.decided_on,
+        principal.sub,
+    )
+    return request_id
+
+
+async def get(conn: asyncpg.Connection, request_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(REQUEST_SELECT + " WHERE r.id = $1", request_id)
+
+
+async def lock(conn: asyncpg.Connection, request_id: UUID) -> asyncpg.Record | None:
+    """Lock the request row for a transition (callers lock a hold first, then its request)."""
+    return await conn.fetchrow(
+        """
+        SELECT id, department, reference, status, version,
+               jsonb_array_length(children) AS children_count,
+               care_mode, urgency, measure_kind
+          FROM placement_requests
+         WHERE id = $1
+           FOR UPDATE
+        """,
+        request_id,
+    )
+
+
+async def set_status(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    request: asyncpg.Record,
+    event: str,
+    to_status: str,
+    hold_id: UUID | None = None,
+    reason: str | None = None,
+) -> None:
+    """Move a (locked) request to ``to_status`` and append the transition to its history."""
+    await conn.execute(
+        """
+        UPDATE placement_requests
+           SET status = $2, version = version + 1, updated_at = now()
+         WHERE id = $1
+        """,
+        request["id"],
+        to_status,
+    )
+    await append_event(
+        conn, principal, request["id"], event, request["status"], to_status, hold_id, reason
+    )
+
+
+async def append_event(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    request_id: UUID,
+    event: str,
+    from_status: str | None,
+    to_status: str,
+    hold_id: UUID | None = None,
+    reason: str | None = None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO request_events
+               (request_id, event, from_status, to_status, hold_id, actor, role, reason)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        """,
+        request_id,
+        event,
+        from_status,
+        to_status,
+        hold_id,
+        principal.sub,
+        principal.role,
+        reason,
+    )
+
+
+async def page(
+    conn: asyncpg.Connection,
+    department: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    """One page of a department's requests, oldest decision first (the waiting list order)."""
+    rows = await conn.fetch(
+        REQUEST_SELECT
+        + """
+         WHERE ($1::text IS NULL OR r.department = $1)
+           AND ($2::text IS NULL OR r.status = $2)
+         ORDER BY r.decided_on, r.created_at, r.id
+         LIMIT $3 OFFSET $4
+        """,
+        department,
+        status,
+        limit,
+        offset,
+    )
+    total = await conn.fetchval(
+        """
+        SELECT count(*) FROM placement_requests
+         WHERE ($1::text IS NULL OR department = $1) AND ($2::text IS NULL OR status = $2)
+        """,
+        department,
+        status,
+    )
+    return list(rows), total
+
+
+async def unexecuted(
+    conn: asyncpg.Connection, department: str | None, decided_before: date, limit: int, offset: int
+) -> tuple[list[asyncpg.Record], int]:
+    """Measures not executed: not placed yet (waiting, or held but not admitted) although the
+    decision is at least N days old. Served by (department, status, decided_on)."""
+    where = """
+         WHERE ($1::text IS NULL OR r.department = $1)
+           AND r.status IN ('waiting', 'held')
+           AND r.decided_on <= $2
+    """
+    rows = await conn.fetch(
+        REQUEST_SELECT + where + " ORDER BY r.decided_on, r.created_at, r.id LIMIT $3 OFFSET $4",
+        department,
+        decided_before,
+        limit,
+        offset,
+    )
+    total = await conn.fetchval(
+        "SELECT count(*) FROM placement_requests r" + where, department, decided_before
+    )
+    return list(rows), total
+
+
+async def history(conn: asyncpg.Connection, request_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT occurred_at, event, from_status, to_status, hold_id, actor, role, reason
+          FROM request_events
+         WHERE request_id = $1
+         ORDER BY id
+        """,
+        request_id,
+    )
+
+
+async def audit_trail(
+    conn: asyncpg.Connection,
+    department: str | None,
+    object_id: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Audit entries about a department's requests and holds, newest first. With
+    ``object_id`` (a request or hold id): the entries on it, its holds' entries (they carry
+    ``request_id``) and the list reads that returned it (``request_ids``)."""
+    rows = await conn.fetch(
+        """
+        SELECT id, occurred_at, actor, role, action, object_type, object_id, department, detail,
+               count(*) OVER () AS total
+          FROM audit_entries
+         WHERE object_type IN ('placement_request', 'hold')
+           AND ($1::text IS NULL OR department = $1)
+           AND ($2::text IS NULL
+                OR object_id = $2
+                OR detail->>'request_id' = $2
+                OR detail->'request_ids' ? $2)
+         ORDER BY id DESC
+         LIMIT $3 OFFSET $4
+        """,
+        department,
+        object_id,
+        limit,
+        offset,
+    )
+    total = rows[0]["total"] if rows else 0
+    if not rows and offset:
+        total = await conn.fetchval(
+            """
+            SELECT count(*) FROM audit_entries
+             WHERE object_type IN ('placement_request', 'hold')
+               AND ($1::text IS NULL OR department = $1)
+               AND ($2::text IS NULL OR object_id = $2 OR detail->>'request_id' = $2
+                    OR detail->'request_ids' ? $2)
+            """,
+            department,
+            object_id,
+        )
+    return [{k: v for k, v in dict(r).items() if k != "total"} for r in rows], total

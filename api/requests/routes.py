@@ -1,0 +1,152 @@
+"""Placement requests and their audit trail (department and admin roles only).
+
+The national role, structures and carers get 403 on every route here: these are child-level
+records. Reads are audited (see ``api.requests.service``).
+"""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query
+
+from api.auth import Principal, require_roles
+from api.deps import Pool
+from api.idempotency import check_key
+from api.requests import service
+from api.requests.schemas import (
+    DEPARTMENT_PATTERN,
+    AuditPage,
+    HistoryOut,
+    ReasonIn,
+    RequestIn,
+    RequestOut,
+    RequestPage,
+    RequestStatus,
+    UnexecutedPage,
+)
+
+router = APIRouter(prefix="/v1", tags=["orientation"])
+
+DepartmentUser = Annotated[Principal, Depends(require_roles("department"))]
+DepartmentCode = Annotated[str | None, Query(pattern=DEPARTMENT_PATTERN, examples=["69"])]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+_CHILD_LEVEL = {
+    403: {"description": "National, structure and carer roles; or another department."},
+}
+
+
+@router.post(
+    "/requests",
+    status_code=201,
+    response_model=RequestOut,
+    summary="Create a placement request (demande d'orientation)",
+    responses={
+        **_CHILD_LEVEL,
+        422: {
+            "description": "Unknown field (a name, a birth date, an address…), unknown "
+            "commune, point outside France, decision in the future; `errors[].field` names it."
+        },
+    },
+)
+async def create_request(
+    body: RequestIn,
+    principal: DepartmentUser,
+    pool: Pool,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> object:
+    """Children are described by age, sex and disability profiles only. A point origin is
+    stored rounded to 0.01°. Idempotency-Key is optional (recommended)."""
+    return await service.create(pool, principal, body, check_key(idempotency_key, required=False))
+
+
+@router.get(
+    "/requests",
+    response_model=RequestPage,
+    summary="A department's requests (the waiting list with status=waiting)",
+    responses=_CHILD_LEVEL,
+)
+async def list_requests(
+    principal: DepartmentUser,
+    pool: Pool,
+    department: DepartmentCode = None,
+    status: RequestStatus | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> object:
+    """Oldest decision first, each with `days_since_decision`. One audit entry per call."""
+    return await service.list_requests(pool, principal, department, status, limit, offset)
+
+
+@router.get(
+    "/requests/unexecuted",
+    response_model=UnexecutedPage,
+    summary="Measures not executed: requests not placed N days after the decision",
+    responses=_CHILD_LEVEL,
+)
+async def list_unexecuted(
+    principal: DepartmentUser,
+    pool: Pool,
+    department: DepartmentCode = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> object:
+    """Waiting or held (not yet admitted) requests whose decision is at least
+    `PLACES_UNEXECUTED_AFTER_DAYS` days old (default 30), oldest first."""
+    return await service.list_unexecuted(pool, principal, department, limit, offset)
+
+
+@router.get(
+    "/requests/{request_id}",
+    response_model=RequestOut,
+    summary="One request (audited read)",
+    responses={**_CHILD_LEVEL, 404: {"description": "Unknown request."}},
+)
+async def read_request(request_id: UUID, principal: DepartmentUser, pool: Pool) -> object:
+    return await service.read(pool, principal, request_id)
+
+
+@router.get(
+    "/requests/{request_id}/history",
+    response_model=HistoryOut,
+    summary="A request's status history (audited read)",
+    responses={**_CHILD_LEVEL, 404: {"description": "Unknown request."}},
+)
+async def request_history(request_id: UUID, principal: DepartmentUser, pool: Pool) -> object:
+    return await service.history(pool, principal, request_id)
+
+
+@router.post(
+    "/requests/{request_id}/cancel",
+    response_model=RequestOut,
+    summary="Cancel a waiting request",
+    responses={
+        **_CHILD_LEVEL,
+        404: {"description": "Unknown request."},
+        409: {"description": "The request is not waiting (held, placed, closed)."},
+    },
+)
+async def cancel_request(
+    request_id: UUID, body: ReasonIn, principal: DepartmentUser, pool: Pool
+) -> object:
+    return await service.cancel(pool, principal, request_id, body.reason)
+
+
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    summary="Audit trail of a department's requests and holds",
+    responses=_CHILD_LEVEL,
+)
+async def read_audit(
+    principal: DepartmentUser,
+    pool: Pool,
+    department: DepartmentCode = None,
+    object_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> object:
+    """Who read or changed what, when, under which role; newest first. With `object_id` (a
+    request id): entries on the request, on its holds, and the list reads that returned it."""
+    return await service.audit_trail(pool, principal, department, object_id, limit, offset)

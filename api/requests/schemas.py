@@ -1,0 +1,220 @@
+"""Bodies of placement requests (demandes d'orientation).
+
+Privacy is enforced by the schema itself: every model forbids unknown fields, so a child's
+name, birth date or address sent by mistake is a 422 naming that field, never stored. The
+child is described only by age (years), sex and disability profiles; ``reference`` is the
+department's file number and refuses spaces and letters outside ASCII, which keeps a name
+("Léa Martin") out of it.
+"""
+
+from datetime import date, datetime
+from typing import Any, Literal, get_args
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from api.models import CARE_MODES, DISABILITY_PROFILES, REQUEST_STATUSES
+
+CareMode = Literal["urgence", "durable", "sequentiel", "mere_enfant", "mna", "jeune_majeur"]
+DisabilityProfile = Literal[
+    "tsa",
+    "deficience_intellectuelle",
+    "troubles_psychiques_comportement",
+    "deficience_motrice",
+    "deficience_sensorielle",
+    "polyhandicap",
+    "soins_techniques",
+]
+RequestStatus = Literal["waiting", "held", "placed", "exited", "cancelled"]
+Urgency = Literal["immediate", "days", "planned"]
+MeasureKind = Literal["judicial", "administrative"]
+
+# The literals are spelled out for the OpenAPI schema; they must stay the models' codes.
+assert set(get_args(CareMode)) == set(CARE_MODES)
+assert set(get_args(DisabilityProfile)) == set(DISABILITY_PROFILES)
+assert set(get_args(RequestStatus)) == set(REQUEST_STATUSES)
+
+DEPARTMENT_PATTERN = r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$"
+REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
+ORIGIN_DECIMALS = 2
+"""A point origin is stored rounded to 0.01° (about 1 km): the family's home never is."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChildIn(Strict):
+    age: int = Field(ge=0, le=21, description="Age in years (0–21); never a birth date.")
+    sex: Literal["F", "M"]
+    disability_profiles: list[DisabilityProfile] = Field(default_factory=list, max_length=7)
+
+
+class OriginIn(Strict):
+    """Either ``{"commune": INSEE}`` or ``{"lat", "lon"}`` (rounded before storage)."""
+
+    commune: str | None = Field(default=None, pattern=r"^[0-9][0-9AB][0-9]{3}$")
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "OriginIn":
+        point = self.lat is not None or self.lon is not None
+        if self.commune is not None and point:
+            raise ValueError("either commune or lat/lon, not both")
+        if self.commune is None and (self.lat is None or self.lon is None):
+            raise ValueError("commune, or both lat and lon, required")
+        return self
+
+
+class MeasureIn(Strict):
+    kind: MeasureKind
+    decided_on: date = Field(description="Date of the judge's or the department's decision.")
+
+    @field_validator("decided_on")
+    @classmethod
+    def _not_too_old(cls, value: date) -> date:
+        # The future is checked against the department's own calendar (see service).
+        if value < date(2000, 1, 1):
+            raise ValueError("decision before 2000-01-01")
+        return value
+
+
+class RequestIn(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "department": "69",
+                    "children": [
+                        {"age": 7, "sex": "F", "disability_profiles": ["tsa"]},
+                        {"age": 9, "sex": "M", "disability_profiles": []},
+                    ],
+                    "origin": {"commune": "69123"},
+                    "care_mode": "durable",
+                    "urgency": "days",
+                    "measure": {"kind": "judicial", "decided_on": "2026-11-20"},
+                    "reference": "ASE69-2026-00123",
+                }
+            ]
+        },
+    )
+    department: str = Field(pattern=DEPARTMENT_PATTERN)
+    children: list[ChildIn] = Field(
+        min_length=1, max_length=12, description="More than one child is a sibling group."
+    )
+    origin: OriginIn
+    care_mode: CareMode
+    urgency: Urgency
+    measure: MeasureIn
+    reference: str = Field(
+        pattern=REFERENCE_PATTERN,
+        description="The department's internal file number (letters, digits, . _ / -).",
+    )
+
+
+class ReasonIn(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Origin(BaseModel):
+    commune: str | None
+    lat: float
+    lon: float
+
+
+class Measure(BaseModel):
+    kind: MeasureKind
+    decided_on: date
+
+
+class ActiveHold(BaseModel):
+    """The request's live hold or placement, if any."""
+
+    id: UUID
+    status: Literal["held", "admitted"]
+    target: dict[str, Any]
+    places: int
+    expires_at: datetime
+
+
+class RequestOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3d6f0a9e-5b1c-4f7a-8e2d-9c0b1a2f3e4d",
+                    "department": "69",
+                    "reference": "ASE69-2026-00123",
+                    "children": [{"age": 7, "sex": "F", "disability_profiles": ["tsa"]}],
+                    "origin": {"commune": "69123", "lat": 45.764, "lon": 4.8357},
+                    "care_mode": "durable",
+                    "urgency": "days",
+                    "measure": {"kind": "judicial", "decided_on": "2026-11-20"},
+                    "status": "waiting",
+                    "days_since_decision": 5,
+                    "hold": None,
+                    "version": 1,
+                    "created_at": "2026-11-25T08:30:00Z",
+                    "updated_at": "2026-11-25T08:30:00Z",
+                }
+            ]
+        }
+    )
+    id: UUID
+    department: str
+    reference: str
+    children: list[ChildIn]
+    origin: Origin
+    care_mode: CareMode
+    urgency: Urgency
+    measure: Measure
+    status: RequestStatus
+    days_since_decision: int
+    hold: ActiveHold | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class RequestPage(BaseModel):
+    items: list[RequestOut]
+    total: int
+
+
+class UnexecutedPage(RequestPage):
+    after_days: int = Field(description="N: requests not placed N days after the decision.")
+
+
+class HistoryItem(BaseModel):
+    occurred_at: datetime
+    event: str
+    from_status: RequestStatus | None
+    to_status: RequestStatus
+    hold_id: UUID | None
+    actor: str
+    role: str
+    reason: str | None
+
+
+class HistoryOut(BaseModel):
+    request_id: UUID
+    items: list[HistoryItem]
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    occurred_at: datetime
+    actor: str
+    role: str
+    action: str
+    object_type: str
+    object_id: str
+    department: str | None
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    total: int

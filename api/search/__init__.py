@@ -1,0 +1,1 @@
+"""Searching places for a need: SQL candidate retrieval per relaxation step + matching/."""

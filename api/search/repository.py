@@ -1,0 +1,206 @@
+"""Candidate retrieval: one index-assisted query per kind (units, carers) and ladder step.
+
+Hard filters (free places for the temporalities counted, care mode, age band, sexes,
+disability profiles, carer active) are pushed into SQL; geography is ``ST_DWithin`` on
+``geography`` (radius steps), plus the origin's and neighbouring departments (neighbour
+step), or nothing (national); rows come nearest first through the GiST KNN operator
+``<->`` with a LIMIT, so a national step never scans the country. matching/ re-checks
+every hard constraint anyway.
+
+A carer's home is used here, inside the database, to filter and order; what leaves this
+module is the carer's commune and a distance rounded to the kilometre.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from matching import Area, Need, Offer, Step
+
+CANDIDATES_PER_KIND = 120
+"""Nearest candidates fetched per kind and step: several times any ``limit`` the API
+accepts, so that scoring (not SQL order) decides the ranking among the nearby ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    lat: float
+    lon: float
+    department: str
+    commune: str | None
+
+
+_GEO_FILTER = {
+    Area.RADIUS: "AND ST_DWithin({loc}, origin.g, ${r})",
+    Area.NEIGHBOURS: "AND (ST_DWithin({loc}, origin.g, ${r}) OR {dept} = ANY(${d}::text[]))",
+    Area.NATIONAL: "",
+}
+
+UNITS_SQL = """
+WITH origin AS (
+    SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
+)
+SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
+       s.category, s.department, s.commune,
+       u.age_min, u.age_max, u.sexes, u.care_modes, u.disability_profiles,
+       cs.temporality, cs.available AS free_places, cs.available_gender,
+       extract(epoch FROM now() - cs.declared_at) / 86400.0 AS declared_age_days,
+       ST_Distance(s.location, origin.g) / 1000.0 AS distance_km,
+       ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon
+  FROM origin, structures s
+  JOIN units u ON u.structure_id = s.id
+  JOIN capacity_snapshots cs ON cs.unit_id = u.id
+ WHERE cs.temporality = ANY($2::text[])
+   AND cs.available >= $3
+   AND u.care_modes @> ARRAY[$4]::text[]
+   AND u.age_min <= $5 AND u.age_max >= $6
+   AND u.sexes && $7::text[] AND u.sexes @> $8::text[]
+   AND u.disability_profiles @> $9::text[]
+   {geo}
+ ORDER BY s.location <-> origin.g, u.id, cs.temporality
+ LIMIT $10
+"""
+
+CARERS_SQL = """
+WITH origin AS (
+    SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
+)
+SELECT c.id::text AS id, c.department, c.commune, c.age_min, c.age_max, c.care_modes,
+       c.disability_profiles, c.status, c.available_places AS free_places,
+       extract(epoch FROM now() - c.declared_at) / 86400.0 AS declared_age_days,
+       round((ST_Distance(c.location, origin.g) / 1000.0)::numeric)::float8 AS distance_km,
+       ST_Y(cm.location::geometry) AS lat, ST_X(cm.location::geometry) AS lon
+  FROM origin, foster_carers c
+  JOIN communes cm ON cm.insee = c.commune
+ WHERE c.status = 'active'
+   AND c.available_places >= $2
+   AND c.care_modes @> ARRAY[$3]::text[]
+   AND c.age_min <= $4 AND c.age_max >= $5
+   AND c.disability_profiles @> $6::text[]
+   {geo}
+ ORDER BY c.location <-> origin.g, c.id
+ LIMIT $7
+"""
+
+
+def _sql(template: str, area: str, loc: str, dept: str, first_geo_param: int) -> str:
+    geo = _GEO_FILTER[Area(area)].format(
+        loc=loc, dept=dept, r=first_geo_param, d=first_geo_param + 1
+    )
+    return template.format(geo=geo)
+
+
+QUERIES: dict[tuple[str, str], str] = {}
+for _area in Area:
+    QUERIES[("unit", _area)] = _sql(UNITS_SQL, _area, "s.location", "s.department", 11)
+    QUERIES[("carer", _area)] = _sql(CARERS_SQL, _area, "c.location", "c.department", 8)
+
+
+def query_args(
+    kind: str, need: Need, origin: Origin, step: Step, neighbours: list[str]
+) -> list[Any]:
+    """Parameters of one query, in ``$n`` order. A whole group needs every child accepted by
+    one offer; at the split step an offer qualifies if it can take at least one child."""
+    ages = [c.age for c in need.children]
+    sexes = sorted({c.sex for c in need.children})
+    if step.split_siblings:
+        places, age_lo, age_hi = 1, max(ages), min(ages)  # band overlaps the group's span
+        all_sexes: list[str] = []
+        profiles: list[str] = []
+    else:
+        places, age_lo, age_hi = need.size, min(ages), max(ages)
+        all_sexes = sexes
+        profiles = sorted({p for c in need.children for p in c.disability_profiles})
+    point = [origin.lat, origin.lon]
+    if kind == "unit":
+        args: list[Any] = [
+            point,
+            sorted(step.temporalities),
+            places,
+            need.care_mode,
+            age_lo,
+            age_hi,
+            sexes,
+            all_sexes,
+            profiles,
+            CANDIDATES_PER_KIND,
+        ]
+    else:  # carers declare "current" only and accept either sex
+        args = [point, places, need.care_mode, age_lo, age_hi, profiles, CANDIDATES_PER_KIND]
+    if step.area != Area.NATIONAL:
+        assert step.radius_km is not None
+        args.append(step.radius_km * 1000.0)
+    if step.area == Area.NEIGHBOURS:
+        args.append([origin.department, *neighbours])
+    return args
+
+
+async def fetch_offers(
+    conn: asyncpg.Connection, need: Need, origin: Origin, step: Step, neighbours: list[str]
+) -> list[Offer]:
+    offers: list[Offer] = []
+    for kind in ("unit", "carer"):
+        args = query_args(kind, need, origin, step, neighbours)
+        rows = await conn.fetch(QUERIES[(kind, step.area)], *args)
+        offers.extend(_offer(kind, r) for r in rows)
+    return offers
+
+
+def _offer(kind: str, r: asyncpg.Record) -> Offer:
+    common = {
+        "kind": kind,
+        "id": r["id"],
+        "department": r["department"],
+        "commune": r["commune"],
+        "distance_km": float(r["distance_km"]),
+        "free_places": r["free_places"],
+        "age_min": r["age_min"],
+        "age_max": r["age_max"],
+        "care_modes": r["care_modes"],
+        "disability_profiles": r["disability_profiles"],
+        "declared_age_days": max(0.0, float(r["declared_age_days"])),
+        "lat": r["lat"],
+        "lon": r["lon"],
+    }
+    if kind == "unit":
+        return Offer(
+            **common,
+            sexes=r["sexes"],
+            temporality=r["temporality"],
+            available_gender=r["available_gender"],
+            structure_id=r["structure_id"],
+            structure_name=r["structure_name"],
+            finess=r["finess"],
+            category=r["category"],
+        )
+    return Offer(**common, sexes=("F", "M"), status=r["status"])
+
+
+async def resolve_origin(
+    conn: asyncpg.Connection, commune: str | None, lat: float | None, lon: float | None
+) -> Origin | None:
+    """A commune's point and department, or the department of the commune nearest to a
+    point (KNN on the communes' GiST index). None when the commune is unknown."""
+    if commune is not None:
+        row = await conn.fetchrow(
+            "SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon,"
+            " department FROM communes WHERE insee = $1",
+            commune,
+        )
+        if row is None:
+            return None
+        return Origin(row["lat"], row["lon"], row["department"], commune)
+    assert lat is not None and lon is not None
+    row = await conn.fetchrow(
+        """
+        SELECT insee, department FROM communes
+         ORDER BY location <-> ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography
+         LIMIT 1
+        """,
+        lat,
+        lon,
+    )
+    if row is None:
+        return None
+    return Origin(lat, lon, row["department"], None)

@@ -1,0 +1,139 @@
+"""Search request and response bodies (contract: Searching)."""
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.registry.schemas import CareMode, DisabilityProfile
+
+
+class ChildIn(BaseModel):
+    """A child as matching needs it: age in years, sex, disability profiles. Nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+    age: int = Field(ge=0, le=21)
+    sex: Literal["F", "M"]
+    disability_profiles: list[DisabilityProfile] = Field(default=[], max_length=7)
+
+
+class OriginIn(BaseModel):
+    """Either a commune (INSEE code) or coordinates — of the family or the school."""
+
+    model_config = ConfigDict(extra="forbid")
+    commune: str | None = Field(default=None, pattern=r"^[0-9][0-9AB][0-9]{3}$")
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "OriginIn":
+        has_point = self.lat is not None or self.lon is not None
+        if self.commune is not None and has_point:
+            raise ValueError("soit commune, soit lat/lon, pas les deux")
+        if self.commune is None and (self.lat is None or self.lon is None):
+            raise ValueError("commune, ou bien lat et lon, requis")
+        return self
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "children": [
+                        {"age": 7, "sex": "F", "disability_profiles": ["tsa"]},
+                        {"age": 9, "sex": "M", "disability_profiles": []},
+                    ],
+                    "origin": {"commune": "69123"},
+                    "care_mode": "durable",
+                    "max_distance_km": 60,
+                    "limit": 10,
+                }
+            ]
+        },
+    )
+    children: list[ChildIn] = Field(min_length=1, max_length=8)
+    origin: OriginIn
+    care_mode: CareMode
+    urgency: Literal["immediate", "days", "planned"] = "days"
+    max_distance_km: float = Field(default=50, gt=0, le=1200)
+    limit: int = Field(default=10, ge=1, le=50)
+
+
+class Target(BaseModel):
+    kind: Literal["unit", "carer"]
+    id: UUID
+
+
+class StructureRef(BaseModel):
+    id: UUID
+    name: str
+    finess: str
+
+
+class ReasonOut(BaseModel):
+    criterion: str
+    detail: str
+    contribution: float
+
+
+class ProposalOut(BaseModel):
+    target: Target
+    structure: StructureRef | None
+    category: str | None
+    department: str
+    commune: str
+    outside_department: bool
+    distance_km: float
+    free_places: int
+    temporality: str
+    declared_age_days: float
+    children: list[int]
+    score: float
+    reasons: list[ReasonOut]
+    relaxed: list[str]
+
+
+class SearchOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "proposals": [
+                        {
+                            "target": {
+                                "kind": "carer",
+                                "id": "2d1f0b7c-0d43-4b8b-9a53-5f1d9c1e0a11",
+                            },
+                            "structure": None,
+                            "category": None,
+                            "department": "69",
+                            "commune": "69266",
+                            "outside_department": False,
+                            "distance_km": 12.0,
+                            "free_places": 2,
+                            "temporality": "current",
+                            "declared_age_days": 0.4,
+                            "children": [0, 1],
+                            "score": 0.87,
+                            "reasons": [
+                                {"criterion": "distance", "detail": "12 km", "contribution": 0.31}
+                            ],
+                            "relaxed": [],
+                        }
+                    ],
+                    "relaxations": [],
+                    "tried": ["none"],
+                    "unmatched_children": [],
+                }
+            ]
+        }
+    )
+    proposals: list[ProposalOut]
+    relaxations: list[str]
+    tried: list[str]
+    """Every ladder step whose candidates were fetched, so an empty answer says what was tried."""
+    rejected: dict[str, int] = {}
+    unmatched_children: list[int] = []
+    origin_department: str

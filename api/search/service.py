@@ -1,0 +1,96 @@
+"""Search: resolve the origin, then let matching/ walk its relaxation ladder, fetching each
+step's candidates with SQL.
+
+matching/ is pure and synchronous; its one injection point ``fetch(step)`` is served from
+a worker thread that hands each query back to this event loop, so the connection stays
+on the loop and the library stays free of I/O.
+"""
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from api.errors import field_error
+from api.search import repository
+from api.search.repository import Origin
+from api.search.schemas import SearchIn
+from geo.bounds import in_france
+from geo.referential import neighbours as department_neighbours
+from matching import Child, Need, Offer, Proposal, SearchResult, Step
+from matching import search as match
+
+
+def build_need(body: SearchIn, origin_department: str) -> Need:
+    children = tuple(
+        Child(age=c.age, sex=c.sex, disability_profiles=frozenset(c.disability_profiles))
+        for c in body.children
+    )
+    return Need(
+        children=children,
+        care_mode=body.care_mode,
+        urgency=body.urgency,
+        origin_department=origin_department,
+    )
+
+
+async def resolve_origin(conn: asyncpg.Connection, body: SearchIn) -> Origin:
+    o = body.origin
+    if o.lat is not None and o.lon is not None and not in_france(o.lat, o.lon):
+        raise field_error("origin", "coordonnées hors de France (métropole et outre-mer)")
+    origin = await repository.resolve_origin(conn, o.commune, o.lat, o.lon)
+    if origin is None:
+        raise field_error("origin.commune", f"commune INSEE {o.commune} inconnue")
+    return origin
+
+
+def proposal_out(p: Proposal, origin: Origin) -> dict[str, Any]:
+    o: Offer = p.offer
+    structure = (
+        {"id": o.structure_id, "name": o.structure_name, "finess": o.finess}
+        if o.kind == "unit"
+        else None
+    )
+    return {
+        "target": {"kind": o.kind, "id": o.id},
+        "structure": structure,
+        "category": o.category,
+        "department": o.department,
+        "commune": o.commune,
+        "outside_department": o.department != origin.department,
+        "distance_km": round(o.distance_km, 1),
+        "free_places": o.free_places,
+        "temporality": o.temporality,
+        "declared_age_days": round(o.declared_age_days, 2),
+        "children": list(p.children),
+        "score": round(p.score, 4),
+        "reasons": [
+            {"criterion": r.criterion, "detail": r.detail, "contribution": round(r.contribution, 4)}
+            for r in p.reasons
+        ],
+        "relaxed": list(p.relaxed),
+    }
+
+
+async def run_search(pool: asyncpg.Pool, body: SearchIn) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        origin = await resolve_origin(conn, body)
+        need = build_need(body, origin.department)
+        neighbours = sorted(department_neighbours(origin.department))
+        loop = asyncio.get_running_loop()
+
+        def fetch(step: Step) -> list[Offer]:
+            coro = repository.fetch_offers(conn, need, origin, step, neighbours)
+            return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+        result: SearchResult = await asyncio.to_thread(
+            match, need, fetch, body.limit, body.max_distance_km, neighbours=neighbours
+        )
+    return {
+        "proposals": [proposal_out(p, origin) for p in result.proposals],
+        "relaxations": result.relaxations,
+        "tried": result.tried,
+        "rejected": result.rejected,
+        "unmatched_children": result.unmatched_children,
+        "origin_department": origin.department,
+    }

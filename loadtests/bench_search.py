@@ -1,0 +1,158 @@
+"""Benchmark: POST /v1/search over 1,000 random needs on the national dataset.
+
+Serves the API with one worker on a free port (against ``PLACES_DATABASE_URL``, seeded),
+sends the needs one after the other over HTTP and measures end-to-end latency; then, in the
+same run, replays for each need exactly the candidate SQL queries its search ran (the
+steps it tried, units and carers) straight on asyncpg, and prints the ratio. Needs mix
+single children and sibling groups, with and without disability profiles. Prints only.
+
+    .venv/bin/python -m loadtests.bench_search --needs 1000
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+import asyncpg
+import httpx
+
+from api.auth import issue_token
+from api.db import _init_connection
+from api.search.repository import QUERIES, query_args, resolve_origin
+from api.settings import get_settings
+from geo.referential import neighbours
+from loadtests.bench_declarations import free_port, percentile, wait_ready
+from matching import LADDER, Child, Need
+from matching.vocabulary import DISABILITY_PROFILES
+
+CARE_MODES = ["durable"] * 6 + ["urgence"] * 3 + ["sequentiel", "mna", "jeune_majeur"]
+
+
+async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        communes = await conn.fetch(
+            "SELECT insee, population FROM communes WHERE population > 0 ORDER BY insee"
+        )
+    finally:
+        await conn.close()
+    rng = random.Random(seed)
+    codes = [c["insee"] for c in communes]
+    weights = [c["population"] for c in communes]
+    profiles = sorted(DISABILITY_PROFILES)
+    needs = []
+    for _ in range(n):
+        size = rng.choices([1, 2, 3, 4], weights=[70, 18, 8, 4])[0]
+        care = rng.choice(CARE_MODES)
+        lo, hi = (16, 21) if care == "jeune_majeur" else (13, 17) if care == "mna" else (0, 17)
+        children = []
+        for _ in range(size):
+            child = {"age": rng.randint(lo, hi), "sex": rng.choice("FM"), "disability_profiles": []}
+            if rng.random() < 0.25:
+                child["disability_profiles"] = [rng.choice(profiles)]
+            children.append(child)
+        needs.append(
+            {
+                "children": children,
+                "origin": {"commune": rng.choices(codes, weights)[0]},
+                "care_mode": care,
+                "max_distance_km": rng.choice([30, 50, 80]),
+                "limit": 10,
+            }
+        )
+    return needs
+
+
+async def over_http(base: str, needs: list[dict]) -> tuple[list[float], list[list[str]]]:
+    headers = {"Authorization": f"Bearer {issue_token('admin')}"}
+    latencies, tried = [], []
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
+        for body in needs[:20]:  # warm-up: prepared statements, pools
+            await client.post("/v1/search", json=body)
+        for body in needs:
+            t0 = time.perf_counter()
+            r = await client.post("/v1/search", json=body)
+            latencies.append(time.perf_counter() - t0)
+            r.raise_for_status()
+            tried.append(r.json()["tried"])
+    return latencies, tried
+
+
+async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[float]:
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    steps = {s.code: s for s in LADDER}
+    out = []
+    try:
+        for body, codes in zip(needs, tried, strict=True):
+            need = Need(
+                children=tuple(
+                    Child(c["age"], c["sex"], frozenset(c["disability_profiles"]))
+                    for c in body["children"]
+                ),
+                care_mode=body["care_mode"],
+            )
+            t0 = time.perf_counter()
+            origin = await resolve_origin(conn, body["origin"]["commune"], None, None)
+            assert origin is not None
+            near = sorted(neighbours(origin.department))
+            for code in codes:
+                step = steps[code].resolve(body["max_distance_km"])
+                for kind in ("unit", "carer"):
+                    await conn.fetch(
+                        QUERIES[(kind, step.area)], *query_args(kind, need, origin, step, near)
+                    )
+            out.append(time.perf_counter() - t0)
+    finally:
+        await conn.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--needs", type=int, default=1000)
+    args = parser.parse_args()
+    dsn = get_settings().database_url
+    needs = asyncio.run(random_needs(dsn, args.needs))
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "run", "--workers", "1"],
+        env={**os.environ, "PLACES_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        asyncio.run(wait_ready(base))
+        latencies, tried = asyncio.run(over_http(base, needs))
+    finally:
+        server.terminate()
+        server.wait(10)
+    raw = asyncio.run(raw_sql(dsn, needs, tried))
+    ms = 1000
+    groups = sum(len(b["children"]) > 1 for b in needs)
+    steps = statistics.mean(len(t) for t in tried)
+    print(
+        f"search: {len(needs)} needs ({groups} sibling groups), one worker, sequential; "
+        f"mean ladder steps tried {steps:.2f}"
+    )
+    print(
+        f"  end to end ms: p50 {percentile(latencies, 0.5) * ms:.1f}  "
+        f"p95 {percentile(latencies, 0.95) * ms:.1f}  p99 {percentile(latencies, 0.99) * ms:.1f}"
+    )
+    print(
+        f"  raw SQL ms: p50 {percentile(raw, 0.5) * ms:.1f}  p95 {percentile(raw, 0.95) * ms:.1f}"
+    )
+    print(
+        f"  ratio end-to-end / raw SQL: p50 {percentile(latencies, 0.5) / percentile(raw, 0.5):.2f}"
+        f"  p95 {percentile(latencies, 0.95) / percentile(raw, 0.95):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

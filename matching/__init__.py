@@ -1,0 +1,99 @@
+"""Places matching engine: pure scoring, relaxation and assignment (no I/O).
+
+The API layer retrieves candidate offers with SQL and hands them over; everything here
+is deterministic, side-effect free and tested on in-memory data.
+
+- ``search(need, fetch, limit, max_distance_km)`` — ranked, explained proposals,
+  relaxing the documented ``LADDER`` only as needed; ``fetch(step)`` is the only
+  injection point.
+- ``optimize`` / ``greedy`` — global assignment of waiting requests vs first come,
+  first served.
+- ``score`` / ``violations`` — the explainable score and the hard constraints.
+"""
+
+from matching.assignment import Assignment, Plan, default_score, greedy, optimize
+from matching.constraints import (
+    CONSTRAINTS,
+    Violation,
+    accepts,
+    child_accepted,
+    failed_constraints,
+    violations,
+)
+from matching.fakes import InMemoryFetch
+from matching.models import Child, Need, Offer, Proposal, Reason, SearchResult, as_children
+from matching.relaxation import (
+    LADDER,
+    LADDER_MARKDOWN,
+    STEP_CODES,
+    Area,
+    Step,
+    check_ladder,
+    ladder_markdown,
+    search,
+    separation_km,
+    split_plan,
+)
+from matching.score import WEIGHTS, score, score_value, weights_markdown
+from matching.vocabulary import (
+    CARE_MODE_LABELS,
+    DISABILITY_PROFILE_LABELS,
+    FINESS_CATEGORY_LABELS,
+    TEMPORALITY_LABELS,
+    AvailableGender,
+    CareMode,
+    DisabilityProfile,
+    OfferKind,
+    OfferStatus,
+    Sex,
+    Temporality,
+    Urgency,
+)
+
+__all__ = [
+    "CARE_MODE_LABELS",
+    "CONSTRAINTS",
+    "DISABILITY_PROFILE_LABELS",
+    "FINESS_CATEGORY_LABELS",
+    "LADDER",
+    "LADDER_MARKDOWN",
+    "STEP_CODES",
+    "TEMPORALITY_LABELS",
+    "WEIGHTS",
+    "Area",
+    "Assignment",
+    "AvailableGender",
+    "CareMode",
+    "Child",
+    "DisabilityProfile",
+    "InMemoryFetch",
+    "Need",
+    "Offer",
+    "OfferKind",
+    "OfferStatus",
+    "Plan",
+    "Proposal",
+    "Reason",
+    "SearchResult",
+    "Sex",
+    "Step",
+    "Temporality",
+    "Urgency",
+    "Violation",
+    "accepts",
+    "as_children",
+    "check_ladder",
+    "child_accepted",
+    "default_score",
+    "failed_constraints",
+    "greedy",
+    "ladder_markdown",
+    "optimize",
+    "score",
+    "score_value",
+    "search",
+    "separation_km",
+    "split_plan",
+    "violations",
+    "weights_markdown",
+]

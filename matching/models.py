@@ -1,0 +1,231 @@
+"""Immutable value objects exchanged with the matching library.
+
+Everything is a frozen, slotted dataclass: the library never mutates its inputs, results
+can be cached or compared, and the same input always yields equal outputs. Collections
+given as lists or sets are normalised (to ``frozenset`` / ``tuple``) on construction, so
+callers may pass whatever their JSON or SQL layer produced.
+
+Validation is strict for ``Child`` and ``Need`` (they come from users: a bad code must be
+a clear ``ValueError`` the API turns into a 422) and structural only for ``Offer`` (it
+comes from the database: an unknown care-mode code there simply never matches, instead
+of failing every search).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from matching.vocabulary import (
+    CARE_MODES,
+    DISABILITY_PROFILES,
+    MAX_AGE,
+    MIN_AGE,
+    TEMPORALITIES,
+    URGENCIES,
+    AvailableGender,
+    OfferKind,
+    Sex,
+)
+
+_SEXES = frozenset(Sex)
+_GENDERS = frozenset(AvailableGender)
+_KINDS = frozenset(OfferKind)
+
+
+def _set(obj: Any, name: str) -> frozenset[str]:
+    """Normalise a collection attribute to a frozenset of str (strings stay whole)."""
+    value = getattr(obj, name)
+    if isinstance(value, str):
+        value = (value,)
+    result = frozenset(str(v) for v in value)
+    object.__setattr__(obj, name, result)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """One child of a request: only what matching needs, nothing identifying.
+
+    ``age`` is in completed years (0–21: jeunes majeurs are followed up to 21).
+    """
+
+    age: int
+    sex: str
+    disability_profiles: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.age, bool) or not isinstance(self.age, int):
+            raise ValueError(f"âge invalide : {self.age!r} (entier attendu)")
+        if not MIN_AGE <= self.age <= MAX_AGE:
+            raise ValueError(f"âge hors bornes : {self.age} (de {MIN_AGE} à {MAX_AGE} ans)")
+        if self.sex not in _SEXES:
+            raise ValueError(f"sexe invalide : {self.sex!r} (attendu « F » ou « M »)")
+        unknown = _set(self, "disability_profiles") - DISABILITY_PROFILES
+        if unknown:
+            raise ValueError(f"profil de handicap inconnu : {', '.join(sorted(unknown))}")
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What a placement service is looking for. Several children form a sibling group.
+
+    ``origin_department`` is the department of the family / school (used to prefer
+    placements in the same department and to mark those outside it).
+    """
+
+    children: tuple[Child, ...]
+    care_mode: str
+    urgency: str = "days"
+    origin_department: str | None = None
+
+    def __post_init__(self) -> None:
+        children = tuple(self.children)
+        object.__setattr__(self, "children", children)
+        if not children:
+            raise ValueError("au moins un enfant est requis")
+        if not all(isinstance(c, Child) for c in children):
+            raise ValueError("children doit contenir des Child")
+        if self.care_mode not in CARE_MODES:
+            raise ValueError(f"mode d'accueil inconnu : {self.care_mode!r}")
+        if self.urgency not in URGENCIES:
+            raise ValueError(f"urgence inconnue : {self.urgency!r}")
+
+    @property
+    def size(self) -> int:
+        """Number of places the whole group takes."""
+        return len(self.children)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A candidate place holder, as the database layer retrieved it for one need.
+
+    ``distance_km`` is measured from that need's origin (so an ``Offer`` belongs to one
+    search). ``free_places`` is the count for this offer's ``temporality``.
+    ``category`` is the FINESS category of the structure (``"172"`` pouponnière…),
+    ``None`` for carers. ``lat``/``lon`` are optional and only used to measure how far
+    apart split siblings would be; for carers pass the commune centroid, never the home.
+    """
+
+    kind: str
+    id: str
+    department: str
+    commune: str
+    distance_km: float
+    free_places: int
+    age_min: int
+    age_max: int
+    sexes: frozenset[str]
+    care_modes: frozenset[str]
+    disability_profiles: frozenset[str]
+    status: str = "active"
+    declared_age_days: float = 0.0
+    temporality: str = "current"
+    available_gender: str = "any"
+    structure_id: str | None = None
+    structure_name: str | None = None
+    finess: str | None = None
+    category: str | None = None
+    lat: float | None = field(default=None, repr=False)
+    lon: float | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"type d'offre inconnu : {self.kind!r} (unit ou carer)")
+        d = float(self.distance_km)
+        if not math.isfinite(d) or d < 0:
+            raise ValueError(f"distance invalide : {self.distance_km!r}")
+        object.__setattr__(self, "distance_km", d)
+        age_days = float(self.declared_age_days)
+        if not math.isfinite(age_days) or age_days < 0:
+            raise ValueError(f"ancienneté de déclaration invalide : {self.declared_age_days!r}")
+        object.__setattr__(self, "declared_age_days", age_days)
+        if self.free_places < 0:
+            raise ValueError("free_places doit être ≥ 0")
+        if self.age_min > self.age_max:
+            raise ValueError("age_min doit être ≤ age_max")
+        if self.temporality not in TEMPORALITIES:
+            raise ValueError(f"temporalité inconnue : {self.temporality!r}")
+        if self.available_gender not in _GENDERS:
+            raise ValueError(f"genre de capacité inconnu : {self.available_gender!r}")
+        if not _set(self, "sexes") <= _SEXES:
+            raise ValueError(f"sexes invalides : {sorted(self.sexes)}")
+        _set(self, "care_modes")
+        _set(self, "disability_profiles")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity of the place holder across steps and searches: ``(kind, id)``."""
+        return (self.kind, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One line of a proposal's explanation.
+
+    ``contribution`` is what this criterion added to the score (0 for a criterion that
+    is only reported, like the hard constraints met); contributions sum to the score.
+    """
+
+    criterion: str
+    detail: str
+    contribution: float
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """An offer proposed for some children of a need (all of them unless split).
+
+    ``relaxed`` lists, in ladder order, every relaxation this proposal needs: each one
+    is a true statement about the offer (outside the requested radius, only free in
+    24 h, siblings split…), not merely the step at which the search happened to be.
+    """
+
+    offer: Offer
+    children: tuple[int, ...]
+    score: float
+    reasons: tuple[Reason, ...]
+    relaxed: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.offer.key
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Outcome of a search: never silent.
+
+    ``relaxations``: the relaxation steps the search had to apply (ladder order; empty
+    when the request as stated was enough). ``tried``: every step whose candidates were
+    fetched, the first one included, so an empty answer still says what was attempted.
+    ``rejected``: per failed hard constraint, how many fetched offers it excluded —
+    the reason behind an empty or short answer. ``unmatched_children``: indices of the
+    children no proposal takes (all of them when there is no proposal).
+    """
+
+    proposals: list[Proposal]
+    relaxations: list[str]
+    tried: list[str]
+    rejected: dict[str, int] = field(default_factory=dict)
+    unmatched_children: list[int] = field(default_factory=list)
+
+
+def as_children(items: Iterable[Child | dict[str, Any]]) -> tuple[Child, ...]:
+    """Build children from dicts shaped like the API payload (convenience for callers)."""
+    out: list[Child] = []
+    for item in items:
+        if isinstance(item, Child):
+            out.append(item)
+        else:
+            out.append(
+                Child(
+                    age=item["age"],
+                    sex=item["sex"],
+                    disability_profiles=frozenset(item.get("disability_profiles", ())),
+                )
+            )
+    return tuple(out)

@@ -1,0 +1,295 @@
+"""Explainable score of an offer for (some children of) a need, in [0, 1].
+
+The score is a weighted sum: each criterion yields a value in [0, 1], multiplied by its
+weight; weights sum to 1 and live in ``WEIGHTS`` only. Each term becomes a ``Reason``
+(criterion, short French detail, contribution), so a proposal shows exactly what made
+its score. Hard constraints are not scored — they are filtered before (see
+``constraints``); the score only orders acceptable offers.
+
+Weights are defined once, in ``WEIGHTS``; ``CRITERIA_DOC`` says how each value is
+computed and ``weights_markdown()`` renders both for the README. Why each criterion:
+
+- ``distance`` — family ties and school continuity;
+- ``family_type`` — the national strategy promotes family placements (assistants
+  familiaux), above all for the youngest; for babies the pouponnière is the specialised
+  alternative, and teenagers may do well in collective settings;
+- ``freshness`` — a stale declaration or a forecast place is less sure to be there;
+- ``care_mode`` — a unit dedicated to the mode has the project and staff for it (the
+  mode itself is a hard constraint);
+- ``disability`` — profiles are a hard constraint; the soft part keeps scarce
+  specialised places for the children who need them;
+- ``siblings`` — a proposal taking the whole group beats a part of a split;
+- ``department`` — outside the department is possible but costs, and is marked.
+
+Why a hyperbolic distance decay rather than exp(-d/τ): exp flattens to nothing after a
+few hundred km, so far offers (overseas, national searches) would all tie and the score
+would not be *strictly* decreasing with distance in floating point; 1/(1 + d/τ) keeps a
+usable slope up to the antipodes while still halving every τ near the origin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Final
+
+from matching.constraints import violations
+from matching.models import Child, Need, Offer, Reason
+from matching.vocabulary import (
+    CARE_MODE_LABELS,
+    DISABILITY_PROFILE_LABELS,
+    FAMILY_LIKE_CATEGORIES,
+    FINESS_CATEGORY_LABELS,
+    INFANT_CATEGORIES,
+    TEMPORALITY_LABELS,
+)
+
+#: The only place weights are defined. They sum to 1, so the score is in [0, 1].
+WEIGHTS: Final = MappingProxyType(
+    {
+        "distance": 0.30,
+        "family_type": 0.15,
+        "freshness": 0.15,
+        "care_mode": 0.10,
+        "disability": 0.10,
+        "siblings": 0.10,
+        "department": 0.10,
+    }
+)
+
+#: Distance at which the distance value halves (km).
+DISTANCE_SCALE_KM: Final = 20.0
+#: Declaration age at which the freshness value halves (days).
+FRESHNESS_SCALE_DAYS: Final = 7.0
+#: A place free later is worth less than a place free now.
+TEMPORALITY_FACTOR: Final = MappingProxyType(
+    {"current": 1.0, "h1": 0.95, "h24": 0.8, "h48": 0.65, "d7": 0.4}
+)
+#: Value of a specialised place (profiles supported) for a child without such needs.
+SPECIALISED_PLACE_FOR_CHILD_WITHOUT_NEEDS: Final = 0.6
+#: Family-type value of a collective structure, by age band (years, upper bound excluded).
+COLLECTIVE_BY_AGE: Final = ((3, 0.0), (6, 0.2), (13, 0.35), (99, 0.5))
+#: Family-type value of an infant structure (pouponnière…) for a child under 3, and of a
+#: family-like structure (LVA…) for a child under 3 / from 3 years.
+INFANT_STRUCTURE_UNDER_3: Final = 0.9
+FAMILY_LIKE_UNDER_3: Final = 0.4
+FAMILY_LIKE_FROM_3: Final = 0.7
+
+CONSTRAINTS_DETAIL: Final = (
+    "âge, sexe, mode d'accueil, profil de handicap, statut et places conformes"
+)
+
+assert math.isclose(math.fsum(WEIGHTS.values()), 1.0), "weights must sum to 1"
+
+
+def distance_value(distance_km: float) -> float:
+    """Strictly decreasing, 1 at 0 km, ½ at ``DISTANCE_SCALE_KM``."""
+    return 1.0 / (1.0 + distance_km / DISTANCE_SCALE_KM)
+
+
+def freshness_value(declared_age_days: float, temporality: str) -> float:
+    """Older declarations and later temporalities are less reliable, hence worth less."""
+    return TEMPORALITY_FACTOR.get(temporality, 0.0) / (
+        1.0 + declared_age_days / FRESHNESS_SCALE_DAYS
+    )
+
+
+def family_type_value(child: Child, offer: Offer) -> float:
+    """National strategy: family placements first, the more so the younger the child."""
+    if offer.kind == "carer":
+        return 1.0
+    if child.age < 3:
+        if offer.category in INFANT_CATEGORIES:
+            return INFANT_STRUCTURE_UNDER_3
+        if offer.category in FAMILY_LIKE_CATEGORIES:
+            return FAMILY_LIKE_UNDER_3
+    elif offer.category in FAMILY_LIKE_CATEGORIES:
+        return FAMILY_LIKE_FROM_3
+    for upper, value in COLLECTIVE_BY_AGE:
+        if child.age < upper:
+            return value
+    return COLLECTIVE_BY_AGE[-1][1]
+
+
+def care_mode_value(offer: Offer, care_mode: str) -> float:
+    """A unit or carer dedicated to the requested mode has the project and staff for it."""
+    modes = offer.care_modes
+    if care_mode not in modes:
+        return 0.0
+    return 1.0 if len(modes) == 1 else 0.5 + 0.5 / len(modes)
+
+
+def disability_value(child: Child, offer: Offer) -> float:
+    """Keep scarce specialised places for the children who need them."""
+    if child.disability_profiles:
+        return 1.0 if child.disability_profiles <= offer.disability_profiles else 0.0
+    return SPECIALISED_PLACE_FOR_CHILD_WITHOUT_NEEDS if offer.disability_profiles else 1.0
+
+
+def department_value(need: Need, offer: Offer) -> float:
+    if need.origin_department is None:
+        return 0.5
+    return 1.0 if offer.department == need.origin_department else 0.0
+
+
+def _indices(need: Need, children: Sequence[int] | None) -> Sequence[int]:
+    return range(len(need.children)) if children is None else children
+
+
+def _values(need: Need, offer: Offer, idx: Sequence[int]) -> tuple[float, ...]:
+    """Criterion values in ``WEIGHTS`` order (a plain loop: this is the hot path)."""
+    children = need.children
+    family = disability = 0.0
+    for i in idx:
+        child = children[i]
+        family += family_type_value(child, offer)
+        disability += disability_value(child, offer)
+    n = len(idx)
+    return (
+        distance_value(offer.distance_km),
+        family / n,
+        freshness_value(offer.declared_age_days, offer.temporality),
+        care_mode_value(offer, need.care_mode),
+        disability / n,
+        n / len(children),
+        department_value(need, offer),
+    )
+
+
+_ORDER: Final = tuple(WEIGHTS)
+_W: Final = tuple(WEIGHTS[k] for k in _ORDER)
+
+
+def _total(contributions: Sequence[float]) -> float:
+    return min(1.0, max(0.0, math.fsum(contributions)))
+
+
+def score_value(need: Need, offer: Offer, children: Sequence[int] | None = None) -> float:
+    """The score alone, without building explanations (hot path of global assignment).
+
+    Always equal to ``score(need, offer, children)[0]``.
+    """
+    values = _values(need, offer, _indices(need, children))
+    return _total([w * v for w, v in zip(_W, values, strict=True)])  # as in score()
+
+
+def _km(d: float) -> str:
+    text = f"{d:.0f}" if d >= 10 else f"{d:.1f}"
+    return text.replace(".", ",") + " km"
+
+
+def _days(days: float) -> str:
+    if days < 1:
+        return "aujourd'hui"
+    return f"il y a {days:.0f} j"
+
+
+def score(
+    need: Need, offer: Offer, children: Sequence[int] | None = None
+) -> tuple[float, tuple[Reason, ...]]:
+    """Score and explanation of ``offer`` for the given children of ``need`` (default all).
+
+    Does not check hard constraints (call ``constraints.accepts`` first); the reasons'
+    contributions sum to the returned score.
+    """
+    idx = _indices(need, children)
+    values = _values(need, offer, idx)
+    contributions = [w * v for w, v in zip(_W, values, strict=True)]
+    kids = [need.children[i] for i in idx]
+    details = {
+        "distance": _km(offer.distance_km),
+        "family_type": _family_detail(kids, offer),
+        "freshness": (
+            f"{TEMPORALITY_LABELS.get(offer.temporality, offer.temporality)}, "
+            f"déclaré {_days(offer.declared_age_days)}"
+        ),
+        "care_mode": _care_mode_detail(offer, need.care_mode),
+        "disability": _disability_detail(kids, offer),
+        "siblings": _siblings_detail(len(kids), len(need.children)),
+        "department": _department_detail(need, offer),
+    }
+    reasons = (
+        *(Reason(k, details[k], c) for k, c in zip(_ORDER, contributions, strict=True)),
+        Reason("constraints", _constraints_detail(need, offer, idx), 0.0),
+    )
+    return _total(contributions), reasons
+
+
+def _constraints_detail(need: Need, offer: Offer, idx: Sequence[int]) -> str:
+    """Say the hard constraints are met — or, if a caller scored a bad offer, which fail."""
+    failed = violations(need, offer, idx)
+    if not failed:
+        return CONSTRAINTS_DETAIL
+    return "non conformes : " + " ; ".join(v.detail for v in failed)
+
+
+def _family_detail(kids: Sequence[Child], offer: Offer) -> str:
+    if offer.kind == "carer":
+        return "accueil familial (assistant familial)"
+    label = FINESS_CATEGORY_LABELS.get(offer.category or "", "structure")
+    if offer.category in INFANT_CATEGORIES and any(c.age < 3 for c in kids):
+        return f"{label}, adaptée aux moins de 3 ans"
+    if offer.category in FAMILY_LIKE_CATEGORIES:
+        return f"{label}, cadre de type familial"
+    return f"{label}, accueil collectif"
+
+
+def _care_mode_detail(offer: Offer, care_mode: str) -> str:
+    label = CARE_MODE_LABELS.get(care_mode, care_mode)
+    if len(offer.care_modes) == 1:
+        return f"{label} (dédié)"
+    return f"{label} (parmi {len(offer.care_modes)} modes)"
+
+
+def _disability_detail(kids: Sequence[Child], offer: Offer) -> str:
+    needed = sorted(set().union(*(c.disability_profiles for c in kids)))
+    if needed:
+        labels = ", ".join(DISABILITY_PROFILE_LABELS.get(p, p) for p in needed)
+        return f"accompagne : {labels}"
+    if offer.disability_profiles:
+        return "place spécialisée, à préserver pour les enfants qui en ont besoin"
+    return "aucun besoin spécifique"
+
+
+def _siblings_detail(taken: int, total: int) -> str:
+    if total == 1:
+        return "enfant seul"
+    if taken == total:
+        return f"fratrie de {total} accueillie ensemble"
+    return f"fratrie répartie : {taken} enfant(s) sur {total} ici"
+
+
+def _department_detail(need: Need, offer: Offer) -> str:
+    if need.origin_department is None:
+        return f"département {offer.department} (origine non précisée)"
+    if offer.department == need.origin_department:
+        return f"dans le département d'origine ({offer.department})"
+    return f"hors département d'origine ({offer.department})"
+
+
+#: One line per criterion for the README table (same order as ``WEIGHTS``).
+CRITERIA_DOC: Final = MappingProxyType(
+    {
+        "distance": "1 / (1 + d / 20 km): 1 at the door, ½ at 20 km, ~0.09 at 200 km",
+        "family_type": (
+            "assistant familial 1; under 3: pouponnière / centre parents-enfants 0.9, "
+            "LVA / village d'enfants 0.4, other structures 0; from 3: LVA / village 0.7, "
+            "other structures 0.2 (3–5), 0.35 (6–12), 0.5 (13+)"
+        ),
+        "freshness": (
+            "now 1, 1 h 0.95, 24 h 0.8, 48 h 0.65, 7 days 0.4 — × 1 / (1 + age / 7 days)"
+        ),
+        "care_mode": "1 if dedicated to the requested mode, else ½ + ½ / modes offered",
+        "disability": "1, or 0.6 when a child without needs would take a specialised place",
+        "siblings": "share of the group's children taken (1 together)",
+        "department": "1 in the origin department, 0 outside, ½ if unknown",
+    }
+)
+
+
+def weights_markdown() -> str:
+    """The weights table, for the README."""
+    lines = ["| criterion | weight | value in [0, 1] |", "| --- | ---: | --- |"]
+    lines += [f"| `{k}` | {w:.2f} | {CRITERIA_DOC[k]} |" for k, w in WEIGHTS.items()]
+    return "\n".join(lines)

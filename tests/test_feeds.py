@@ -1,0 +1,592 @@
+"""Live feeds over real sockets: real server processes (uvicorn), Redis servers of the tests'
+own, the ``websockets`` client library.
+
+Each scenario gets its own database (a copy of a migrated template) and its own
+``redis-server``: the in-process app of the other tests runs an outbox relay on the shared
+test database, and a relay publishing to another Redis would steal these events; and the
+shared Redis database holds other runs' streams.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from api.auth import issue_token
+from api.db import create_pool, drop_database, ensure_database, migrate
+from tests.conftest import ADMIN_DSN, COMMUNES, DEPARTMENTS, make_structure
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+BASE = ADMIN_DSN.rsplit("/", 1)[0]
+TEMPLATE = f"places_test_{os.getpid()}_feeds"
+PING_SECONDS = 0.3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """A throw-away ``redis-server`` without persistence, restartable on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="places-redis-")
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            REDIS_SERVER,
+            *("--port", str(self.port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", self.dir),
+            stdout=subprocess.DEVNULL,
+        )
+        client = aioredis.from_url(self.url)
+        try:
+            for _ in range(100):
+                with contextlib.suppress(Exception):
+                    if await client.ping():
+                        return
+                await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+        raise RuntimeError("redis-server did not start")
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            await asyncio.wait_for(self.proc.wait(), 10)
+            self.proc = None
+
+
+class Server:
+    """``uvicorn api.main:app_factory --factory``: one worker process of the service."""
+
+    def __init__(self, dsn: str, redis_url: str, **env: str) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "PLACES_DATABASE_URL": dsn,
+            "PLACES_REDIS_URL": redis_url,
+            "PLACES_WS_PING_SECONDS": str(PING_SECONDS),
+            **env,
+        }
+        self.log = tempfile.NamedTemporaryFile(prefix="places-server-", suffix=".log")
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "uvicorn", "api.main:app_factory", "--factory"),
+            *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "info"),
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60  # imports alone take seconds on a busy machine
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.http}/healthz")).status_code == 200:
+                        return
+                if self.proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-4000:]
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                print(f"server {self.port} did not stop in 10 s:\n{self.output()}")
+                self.proc.kill()
+                await self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture(scope="module")
+async def template() -> AsyncIterator[str]:
+    """A migrated database with the conftest's departments and communes, to copy from."""
+    dsn = f"{BASE}/{TEMPLATE}"
+    await drop_database(dsn)
+    await ensure_database(dsn)
+    await asyncio.to_thread(migrate, dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO departments (code, name, region_code, region_name, location)"
+            " VALUES ($1, $2, $3, $4, ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
+            DEPARTMENTS,
+        )
+        await conn.executemany(
+            "INSERT INTO communes (insee, name, department, population, precision, location)"
+            " VALUES ($1, $2, $3, $4, 'geonames',"
+            " ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
+            COMMUNES,
+        )
+    finally:
+        await conn.close()
+    yield TEMPLATE
+    await drop_database(dsn)
+
+
+@contextlib.asynccontextmanager
+async def scenario_database(template: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    name = f"{template}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    dsn = f"{BASE}/{name}"
+    pool = await create_pool(dsn, min_size=1, max_size=4)
+    try:
+        yield dsn, pool
+    finally:
+        await pool.close()
+        await drop_database(dsn)
+
+
+class Cluster:
+    """Two workers on one database and one Redis. The second one keeps at most 16 events per
+    client (the default is 1,000) so that a client that stops reading overflows quickly; the
+    tests that watch it never let more than a handful of events pile up otherwise."""
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool, redis: RedisServer) -> None:
+        self.dsn, self.pool, self.redis = dsn, pool, redis
+        self.servers = [Server(dsn, redis.url), Server(dsn, redis.url, PLACES_WS_QUEUE_SIZE="16")]
+        self.slow = self.servers[1]
+
+
+class Embedded:
+    """One worker with no Redis configured (in-process bus) and a database of its own: the
+    cluster's relays would otherwise publish its events to their Redis."""
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
+        self.dsn, self.pool = dsn, pool
+        self.server = Server(dsn, "")
+
+
+@pytest.fixture(scope="module")
+async def world(template: str) -> AsyncIterator[tuple[Cluster, Embedded]]:
+    """Every server of the module, started together: startup is mostly imports."""
+    redis = RedisServer()
+    await redis.start()
+    async with (
+        scenario_database(template) as (dsn, pool),
+        scenario_database(template) as (embedded_dsn, embedded_pool),
+    ):
+        cluster, embedded = Cluster(dsn, pool, redis), Embedded(embedded_dsn, embedded_pool)
+        servers = [*cluster.servers, embedded.server]
+        try:
+            await asyncio.gather(*(s.start() for s in servers))
+            yield cluster, embedded
+        finally:
+            await asyncio.gather(*(s.stop() for s in servers))
+            await redis.stop()
+
+
+@pytest.fixture
+def cluster(world: tuple[Cluster, Embedded]) -> Cluster:
+    return world[0]
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+def token(role: str, **scope: str) -> str:
+    return issue_token(role, **scope)
+
+
+def ws_open(
+    server: Server,
+    path: str,
+    bearer: str | None = None,
+    last_event_id: str | None = None,
+    in_query: bool = False,
+    **kwargs: Any,
+) -> Any:
+    params = []
+    if last_event_id is not None:
+        params.append(f"last_event_id={last_event_id}")
+    headers = {}
+    if bearer is not None and in_query:
+        params.append(f"access_token={bearer}")
+    elif bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
+    url = server.ws + path + ("?" + "&".join(params) if params else "")
+    return connect(url, additional_headers=headers, proxy=None, open_timeout=5, **kwargs)
+
+
+async def next_event(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    """The next message that is not a ping."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = json.loads(await ws.recv())
+            if message.get("type") != "ping":
+                return message
+
+
+async def subscribed(ws: ClientConnection, timeout: float = 5.0) -> None:
+    """Wait for the first ping: the server sends it only once the subscription is live."""
+    async with asyncio.timeout(timeout):
+        while json.loads(await ws.recv()).get("type") != "ping":
+            pass
+
+
+async def closed_with(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, str, int]:
+    """Read until the server closes; (code, reason, events read before)."""
+    events = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                if json.loads(await ws.recv()).get("type") != "ping":
+                    events += 1
+    except ConnectionClosed as exc:
+        assert exc.rcvd is not None, "closed without a close frame"
+        return exc.rcvd.code, exc.rcvd.reason, events
+
+
+async def expect_refusal(server: Server, path: str, code: int, **kwargs: Any) -> str:
+    async with ws_open(server, path, **kwargs) as ws:
+        got, reason, events = await closed_with(ws)
+    assert (got, events) == (code, 0), (got, reason)
+    assert reason
+    return reason
+
+
+class Unit:
+    """A unit to declare capacity on, with its establishment's token."""
+
+    def __init__(self, unit_id: str, finess: str) -> None:
+        self.id, self.finess = unit_id, finess
+        self.headers = {"Authorization": f"Bearer {token('structure', finess=finess)}"}
+        self.version = 0
+
+    async def declare(self, server: Server, client: httpx.AsyncClient) -> int:
+        """One declaration through ``server``; returns its version (checked in the event)."""
+        r = await client.put(
+            f"{server.http}/v1/units/{self.id}/capacity",
+            json={"temporality": "current", "available": (self.version + 1) % 5},
+            headers={**self.headers, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert r.status_code == 200, r.text
+        self.version = r.json()["version"]
+        return self.version
+
+
+async def new_unit(pool: asyncpg.Pool, department: str = "69") -> Unit:
+    commune = next(c[0] for c in COMMUNES if c[2] == department)
+    s = await make_structure(pool, department=department, commune=commune)
+    return Unit(str(s["unit_ids"][0]), s["finess"])
+
+
+def versions(events: list[dict[str, Any]], unit: Unit) -> list[int]:
+    return [e["data"]["version"] for e in events if e["data"].get("unit_id") == unit.id]
+
+
+def assert_increasing(events: list[dict[str, Any]]) -> None:
+    keys = [tuple(int(p) for p in e["id"].split("-")) for e in events]
+    assert keys == sorted(set(keys)), "ids must strictly increase"
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+async def test_event_crosses_workers_within_a_second(cluster: Cluster) -> None:
+    a, b = cluster.servers
+    unit = await new_unit(cluster.pool)
+    async with (
+        ws_open(a, "/ws/departments/69", token("department", department="69")) as dept,
+        ws_open(a, "/ws/national", token("national")) as national,
+        httpx.AsyncClient() as http,
+    ):
+        await subscribed(dept)
+        await subscribed(national)
+        version = await unit.declare(b, http)
+        committed = time.monotonic()
+        event = await next_event(dept)
+        latency = time.monotonic() - committed
+        assert latency < 1.0, latency
+        assert set(event) == {"id", "type", "department", "occurred_at", "data"}
+        assert event["type"] == "capacity.updated" and event["department"] == "69"
+        assert event["data"]["unit_id"] == unit.id and event["data"]["version"] == version
+        seen_nationally = await next_event(national)
+        assert seen_nationally["data"]["unit_id"] == unit.id
+        assert seen_nationally["type"] == "capacity.updated"
+
+
+async def test_refusals_close_before_any_event(cluster: Cluster) -> None:
+    a = cluster.servers[0]
+    dept69 = token("department", department="69")
+    path = "/ws/departments/69"
+    await expect_refusal(a, path, 4401)
+    await expect_refusal(a, path, 4401, bearer="not-a-jwt")
+    await expect_refusal(a, path, 4401, bearer="not-a-jwt", in_query=True)
+    await expect_refusal(a, path, 4401, bearer=issue_token("admin", ttl_minutes=-1))
+    await expect_refusal(a, path, 4403, bearer=token("department", department="01"))
+    await expect_refusal(a, path, 4403, bearer=token("structure", finess="690000000"))
+    await expect_refusal(a, path, 4403, bearer=token("national"))
+    await expect_refusal(a, "/ws/national", 4403, bearer=dept69)
+    await expect_refusal(a, "/ws/departments/zz", 4404, bearer=token("admin"))
+    for bad in ("abc", "12", "1-2-3", "-1-0", "99999999999999999999999-0", "1-%20"):
+        reason = await expect_refusal(a, path, 4400, bearer=dept69, last_event_id=bad)
+        assert "last_event_id" in reason
+    # the same token in the query string is accepted, and never written to the logs
+    async with ws_open(a, path, dept69, in_query=True) as ws:
+        await subscribed(ws)
+    assert "access_token=***" in a.output()
+    assert dept69 not in a.output()
+
+
+async def test_no_other_department_leaks(cluster: Cluster) -> None:
+    a, b = cluster.servers
+    u69, u01 = await new_unit(cluster.pool, "69"), await new_unit(cluster.pool, "01")
+    async with (
+        ws_open(a, "/ws/departments/01", token("department", department="01")) as ws01,
+        ws_open(b, "/ws/departments/69", token("admin")) as ws69,
+        httpx.AsyncClient() as http,
+    ):
+        await subscribed(ws01)
+        await subscribed(ws69)
+        await u69.declare(a, http)
+        await u69.declare(b, http)
+        await u01.declare(a, http)
+        first01 = await next_event(ws01)
+        assert first01["department"] == "01" and first01["data"]["unit_id"] == u01.id
+        got69 = [await next_event(ws69), await next_event(ws69)]
+        assert versions(got69, u69) == [1, 2]
+
+
+async def test_resume_delivers_exactly_the_missed_events_in_order(cluster: Cluster) -> None:
+    a, b = cluster.servers
+    unit = await new_unit(cluster.pool)
+    bearer = token("department", department="69")
+    async with httpx.AsyncClient() as http:
+        async with ws_open(a, "/ws/departments/69", bearer) as ws:
+            await subscribed(ws)
+            await unit.declare(b, http)
+            last = (await next_event(ws))["id"]
+        missed = [await unit.declare(b if i % 2 else a, http) for i in range(7)]
+        async with ws_open(b, "/ws/departments/69", bearer, last_event_id=last) as ws:
+            got = [await next_event(ws) for _ in range(7)]
+            assert versions(got, unit) == missed
+            live = await unit.declare(a, http)
+            after = await next_event(ws)
+            assert after["data"]["version"] == live
+            assert_increasing([*got, after])
+            assert got[0]["id"] > last
+
+
+async def test_resume_older_than_the_retained_feed_is_4410(cluster: Cluster) -> None:
+    a = cluster.servers[0]
+    unit = await new_unit(cluster.pool, "75")
+    bearer = token("department", department="75")
+    async with httpx.AsyncClient() as http, ws_open(a, "/ws/departments/75", bearer) as ws:
+        await subscribed(ws)
+        for _ in range(3):
+            await unit.declare(a, http)
+        ids = [(await next_event(ws))["id"] for _ in range(3)]
+    client = aioredis.from_url(cluster.redis.url)
+    try:
+        await client.xtrim("places:feed:75", maxlen=1, approximate=False)  # retention passed
+    finally:
+        await client.aclose()
+    reason = await expect_refusal(
+        a, "/ws/departments/75", 4410, bearer=bearer, last_event_id=ids[0]
+    )
+    assert "instantané" in reason
+    # the predecessor of what is kept is still a valid position: nothing is missing after it
+    async with ws_open(a, "/ws/departments/75", bearer, last_event_id=ids[1]) as ws:
+        assert (await next_event(ws))["id"] == ids[2]
+    async with ws_open(a, "/ws/departments/75", bearer, last_event_id=ids[2]) as ws:
+        await subscribed(ws)
+
+
+async def test_pings_are_sent(cluster: Cluster) -> None:
+    async with ws_open(cluster.servers[1], "/ws/national", token("admin")) as ws:
+        async with asyncio.timeout(PING_SECONDS * 10):
+            pings = 0
+            while pings < 3:
+                pings += json.loads(await ws.recv()) == {"type": "ping"}
+
+
+async def test_slow_client_is_closed_with_1013_and_resumes(cluster: Cluster) -> None:
+    slow, n = cluster.slow, 1500  # a server whose client queues hold 16 events
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", slow.port))
+    sock.setblocking(False)
+    bearer = token("admin")
+    async with ws_open(slow, "/ws/departments/38", bearer, sock=sock, max_queue=1) as ws:
+        await subscribed(ws)
+        # The client stops reading; the server is sent more than any buffer holds.
+        async with cluster.pool.acquire() as conn:
+            await conn.execute(
+                """
+                INSERT INTO outbox_events (type, department, data, national_data)
+                SELECT 'capacity.updated', '38', d, '{}'::jsonb
+                  FROM (SELECT jsonb_build_object('n', g, 'pad', repeat('x', 4000)) AS d
+                          FROM generate_series(1, $1::int) g) s
+                """,
+                n,
+            )
+            await conn.execute("NOTIFY places_outbox")
+        await asyncio.sleep(2.0)
+        received: list[dict[str, Any]] = []
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(20):
+                while True:
+                    message = json.loads(await ws.recv())
+                    if message.get("type") != "ping":
+                        received.append(message)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert 0 < len(received) < n
+    last = received[-1]["id"]
+    async with ws_open(slow, "/ws/departments/38", bearer, last_event_id=last) as ws:
+        rest = [await next_event(ws) for _ in range(n - len(received))]
+    everything = received + rest
+    assert [e["data"]["n"] for e in everything] == list(range(1, n + 1))
+    assert_increasing(everything)
+
+
+async def test_cli_feed_prints_events_and_resumes(cluster: Cluster) -> None:
+    a, b = cluster.servers
+    unit = await new_unit(cluster.pool, "01")
+    async with httpx.AsyncClient() as http:
+        async with ws_open(a, "/ws/departments/01", token("department", department="01")) as ws:
+            await subscribed(ws)
+            await unit.declare(a, http)
+            last = (await next_event(ws))["id"]
+        expected = [await unit.declare(b, http) for _ in range(2)]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "api.cli", "feed", "--department", "01", "--url", b.http),
+        *("--last-event-id", last, "--count", "2", "--json"),
+        cwd=ROOT,
+        env={**os.environ, "PLACES_DATABASE_URL": cluster.dsn},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert [e["data"]["version"] for e in lines] == expected
+    assert "connected" in err.decode()
+
+
+async def test_embedded_in_process_bus(world: tuple[Cluster, Embedded]) -> None:
+    """No Redis configured: one worker, in-process bus, the same WebSocket behaviour."""
+    server, pool = world[1].server, world[1].pool
+    unit = await new_unit(pool, "38")
+    bearer = token("department", department="38")
+    async with httpx.AsyncClient() as http:
+        async with ws_open(server, "/ws/departments/38", bearer) as ws:
+            await subscribed(ws)
+            await unit.declare(server, http)
+            first = await next_event(ws)
+            assert first["data"]["version"] == 1
+        missed = [await unit.declare(server, http) for _ in range(3)]
+        async with ws_open(server, "/ws/departments/38", bearer, last_event_id=first["id"]) as ws:
+            got = [await next_event(ws) for _ in range(3)]
+            assert versions(got, unit) == missed
+            live = await unit.declare(server, http)
+            assert (await next_event(ws))["data"]["version"] == live
+    await expect_refusal(server, "/ws/national", 4401, bearer="x")
+    await expect_refusal(server, "/ws/departments/38", 4403, bearer=token("national"))
+
+
+async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
+    """Redis stops, 50 declarations succeed, Redis comes back EMPTY (no persistence): the
+    client that stayed connected and the one that resumes get exactly those 50, in order.
+    (Last of the cluster's tests: it empties the cluster's Redis.)"""
+    server, other, redis, pool = *cluster.servers, cluster.redis, cluster.pool
+    unit = await new_unit(pool)
+    bearer = token("department", department="69")
+    try:
+        async with (
+            httpx.AsyncClient(timeout=10) as http,
+            ws_open(server, "/ws/departments/69", bearer) as stays,
+            ws_open(server, "/ws/national", token("national")) as national,
+        ):
+            async with ws_open(server, "/ws/departments/69", bearer) as leaves:
+                await subscribed(stays)
+                await subscribed(national)
+                await subscribed(leaves)
+                await unit.declare(server, http)
+                first = await next_event(stays)
+                assert (await next_event(leaves))["id"] == first["id"]
+                await next_event(national)
+
+            await redis.stop()
+            declared = [await unit.declare(server if i % 2 else other, http) for i in range(50)]
+            assert (await http.get(f"{server.http}/readyz")).status_code == 503
+            await redis.start()  # same port, no data
+
+            got = [await next_event(stays, timeout=15) for _ in range(50)]
+            assert versions(got, unit) == declared
+            assert_increasing([first, *got])
+            got_national = [await next_event(national, timeout=15) for _ in range(50)]
+            assert versions(got_national, unit) == declared
+
+            async with ws_open(
+                other, "/ws/departments/69", bearer, last_event_id=first["id"]
+            ) as resumed:
+                again = [await next_event(resumed) for _ in range(50)]
+                assert [e["id"] for e in again] == [e["id"] for e in got]
+
+            # Redis loses events already delivered to some: whoever was past them goes on;
+            # whoever had not seen them is told to reload, never handed a gap.
+            last_seen_by_leaver = got[-1]["id"]
+            lost = [await unit.declare(server, http) for _ in range(2)]
+            assert versions([await next_event(stays) for _ in range(2)], unit) == lost
+            flush = aioredis.from_url(redis.url)
+            await flush.flushall()
+            await flush.aclose()
+            after = await unit.declare(server, http)
+            assert (await next_event(stays, timeout=10))["data"]["version"] == after
+            await expect_refusal(
+                server, "/ws/departments/69", 4410, bearer=bearer, last_event_id=last_seen_by_leaver
+            )
+    except BaseException:
+        print(server.output())
+        raise

@@ -1,0 +1,488 @@
+"""Readable scenarios and unit tests of the pure matching library (no database)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from matching import (
+    CARE_MODE_LABELS,
+    DISABILITY_PROFILE_LABELS,
+    LADDER,
+    LADDER_MARKDOWN,
+    STEP_CODES,
+    WEIGHTS,
+    CareMode,
+    Child,
+    DisabilityProfile,
+    InMemoryFetch,
+    Need,
+    Offer,
+    Step,
+    accepts,
+    check_ladder,
+    failed_constraints,
+    greedy,
+    optimize,
+    score,
+    score_value,
+    search,
+    separation_km,
+    violations,
+)
+
+BOTH = frozenset({"F", "M"})
+
+
+def offer(oid: str, distance: float = 5.0, **kw: object) -> Offer:
+    """A unit accepting everyone 0–21 in durable care, unless told otherwise."""
+    fields: dict[str, object] = {
+        "kind": "unit",
+        "id": oid,
+        "department": "69",
+        "commune": f"c-{oid}",
+        "distance_km": distance,
+        "free_places": 3,
+        "age_min": 0,
+        "age_max": 21,
+        "sexes": BOTH,
+        "care_modes": frozenset({"durable"}),
+        "disability_profiles": frozenset(),
+    }
+    fields.update(kw)
+    return Offer(**fields)  # type: ignore[arg-type]
+
+
+def need(*children: Child, care_mode: str = "durable", origin: str | None = "69") -> Need:
+    return Need(children=children, care_mode=care_mode, origin_department=origin)
+
+
+def run(n: Need, pool: list[Offer], limit: int = 10, radius: float = 20.0, **kw: object):
+    fetch = InMemoryFetch(pool, n, **kw)  # type: ignore[arg-type]
+    return search(n, fetch, limit=limit, max_distance_km=radius), fetch
+
+
+# ----------------------------------------------------------------------- vocabulary
+
+
+def test_vocabulary_codes_are_stable_and_labelled_in_french() -> None:
+    assert {m.value for m in CareMode} == {
+        "urgence",
+        "durable",
+        "sequentiel",
+        "mere_enfant",
+        "mna",
+        "jeune_majeur",
+    }
+    assert {m.value for m in DisabilityProfile} == {
+        "tsa",
+        "deficience_intellectuelle",
+        "troubles_psychiques_comportement",
+        "deficience_motrice",
+        "deficience_sensorielle",
+        "polyhandicap",
+        "soins_techniques",
+    }
+    assert set(CARE_MODE_LABELS) == set(CareMode)
+    assert set(DISABILITY_PROFILE_LABELS) == set(DisabilityProfile)
+    assert CARE_MODE_LABELS["mna"] == "Mineur non accompagné (MNA)"
+    assert CareMode.URGENCE == "urgence"
+
+
+# ----------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"age": 22, "sex": "F"}, "âge"),
+        ({"age": -1, "sex": "F"}, "âge"),
+        ({"age": 3, "sex": "X"}, "sexe"),
+        ({"age": 3, "sex": "F", "disability_profiles": {"autisme"}}, "handicap"),
+    ],
+)
+def test_child_rejects_bad_input_with_a_clear_message(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Child(**kwargs)
+
+
+def test_need_and_offer_validation() -> None:
+    with pytest.raises(ValueError, match="enfant"):
+        Need(children=(), care_mode="durable")
+    with pytest.raises(ValueError, match="mode"):
+        Need(children=(Child(3, "F"),), care_mode="internat")
+    with pytest.raises(ValueError, match="distance"):
+        offer("x", distance=math.nan)
+    with pytest.raises(ValueError, match="temporalité"):
+        offer("x", temporality="h12")
+    o = offer("x", sexes=["F"], care_modes=["urgence", "durable"])
+    assert o.sexes == frozenset({"F"}) and isinstance(o.care_modes, frozenset)
+    assert Child(3, "F", ["tsa"]).disability_profiles == frozenset({"tsa"})  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------- constraints
+
+
+def test_each_hard_constraint_is_reported() -> None:
+    n = need(Child(7, "F", frozenset({"tsa"})), Child(9, "M"))
+    o = offer(
+        "u",
+        age_min=8,
+        age_max=12,
+        sexes={"M"},
+        care_modes={"urgence"},
+        free_places=1,
+        status="suspended",
+        available_gender="M",
+    )
+    assert failed_constraints(n, o) == sorted(
+        ["age", "sex", "available_gender", "care_mode", "disability", "status", "free_places"]
+    )
+    assert not accepts(n, o)
+    assert all(v.detail for v in violations(n, o))
+    assert failed_constraints(n, offer("ok", disability_profiles={"tsa"})) == []
+    assert accepts(n, offer("ok", disability_profiles={"tsa", "polyhandicap"}))
+
+
+def test_group_needs_a_place_per_child_but_a_subgroup_fewer() -> None:
+    n = need(Child(7, "F"), Child(9, "M"), Child(11, "M"))
+    o = offer("u", free_places=2)
+    assert failed_constraints(n, o) == ["free_places"]
+    assert accepts(n, o, children=[0, 2])
+
+
+# ----------------------------------------------------------------------- score
+
+
+def test_weights_sum_to_one_and_reasons_sum_to_the_score() -> None:
+    assert math.isclose(sum(WEIGHTS.values()), 1.0)
+    n = need(Child(2, "F"), Child(5, "M", frozenset({"tsa"})))
+    value, reasons = score(n, offer("u", 12.3, disability_profiles={"tsa"}))
+    assert 0.0 <= value <= 1.0
+    assert math.isclose(sum(r.contribution for r in reasons), value)
+    assert {r.criterion for r in reasons} >= set(WEIGHTS)
+    assert next(r for r in reasons if r.criterion == "distance").detail == "12 km"
+    assert value == score_value(n, offer("u", 12.3, disability_profiles={"tsa"}))
+
+
+def test_forecast_and_stale_declarations_score_less() -> None:
+    n = need(Child(8, "M"))
+    now = score_value(n, offer("u"))
+    assert score_value(n, offer("u", temporality="h24")) < now
+    assert score_value(n, offer("u", temporality="d7")) < score_value(
+        n, offer("u", temporality="h48")
+    )
+    assert score_value(n, offer("u", declared_age_days=30)) < now
+
+
+def test_outside_department_costs_and_is_marked() -> None:
+    n = need(Child(8, "M"))
+    inside, _ = score(n, offer("u"))
+    outside, out_reasons = score(n, offer("u", department="38"))
+    assert outside < inside
+    assert "hors département" in next(r.detail for r in out_reasons if r.criterion == "department")
+
+
+# ----------------------------------------------------------------------- scenarios
+
+
+def test_two_year_old_ranks_carers_and_pouponniere_first() -> None:
+    pool = [
+        offer("mecs", 3.0, category="177"),
+        offer("foyer", 4.0, category="175"),
+        offer("af", 9.0, kind="carer", free_places=1),
+        offer("poup", 11.0, category="172", age_max=3),
+        offer("lva", 6.0, category="462"),
+    ]
+    result, _ = run(need(Child(2, "F")), pool)
+    ids = [p.offer.id for p in result.proposals]
+    assert set(ids[:2]) == {"af", "poup"}, ids
+    assert ids[-2:] == ["mecs", "foyer"]
+    top = result.proposals[0]
+    assert "assistant familial" in next(
+        r.detail for r in top.reasons if r.criterion == "family_type"
+    )
+
+
+def test_teenager_is_not_pushed_towards_a_pouponniere_bonus() -> None:
+    pool = [offer("mecs", 3.0, category="177"), offer("af", 40.0, kind="carer")]
+    result, _ = run(need(Child(15, "M")), pool, radius=50)
+    assert result.proposals[0].offer.id == "mecs"
+
+
+def test_tsa_child_only_gets_offers_supporting_tsa() -> None:
+    pool = [
+        offer("plain", 1.0),
+        offer("di", 2.0, disability_profiles={"deficience_intellectuelle"}),
+        offer("tsa-far", 15.0, disability_profiles={"tsa", "deficience_intellectuelle"}),
+        offer("tsa-near", 8.0, disability_profiles={"tsa"}),
+    ]
+    n = need(Child(10, "M", frozenset({"tsa"})))
+    result, _ = run(n, pool, prefilter=False)
+    assert [p.offer.id for p in result.proposals] == ["tsa-near", "tsa-far"]
+    assert all("tsa" in p.offer.disability_profiles for p in result.proposals)
+    assert result.rejected == {"disability": 2}
+
+
+def test_request_as_stated_is_enough_when_it_finds_the_limit() -> None:
+    pool = [offer(f"u{i}", float(i)) for i in range(1, 6)] + [offer("far", 35.0)]
+    result, fetch = run(need(Child(8, "M")), pool, limit=3)
+    assert fetch.calls == ["none"]
+    assert result.tried == ["none"] and result.relaxations == []
+    assert [p.offer.id for p in result.proposals] == ["u1", "u2", "u3"]
+    assert all(p.relaxed == () for p in result.proposals)
+
+
+def test_radius_is_widened_then_departments_then_country_and_said_so() -> None:
+    pool = [
+        offer("near", 10.0),
+        offer("double", 35.0, department="01"),
+        offer("neighbour", 120.0, department="01"),
+        offer("far", 600.0, department="13"),
+    ]
+    n = need(Child(8, "M"))
+    result, fetch = run(n, pool, limit=4, radius=20.0, neighbours={"01", "38"})
+    assert fetch.calls == ["none", "widen_radius", "neighbour_departments", "national"]
+    assert result.relaxations == ["widen_radius", "neighbour_departments", "national"]
+    relaxed = {p.offer.id: p.relaxed for p in result.proposals}
+    assert relaxed == {
+        "near": (),
+        "double": ("widen_radius",),
+        "neighbour": ("widen_radius", "neighbour_departments"),
+        "far": ("widen_radius", "neighbour_departments", "national"),
+    }
+    assert [p.offer.id for p in result.proposals] == ["near", "double", "neighbour", "far"]
+
+
+def test_neighbour_label_comes_from_the_fetch_when_adjacency_is_not_given() -> None:
+    pool = [offer("neighbour", 120.0, department="01")]
+    n = need(Child(8, "M"))
+    fetch = InMemoryFetch(pool, n, neighbours={"01"})
+    result = search(n, fetch, limit=1, max_distance_km=20.0)  # no neighbours passed
+    assert result.proposals[0].relaxed == ("widen_radius", "neighbour_departments")
+
+
+def test_a_nearby_place_free_tomorrow_only_needs_the_forecast_relaxation() -> None:
+    pool = [offer("tomorrow", 4.0, temporality="h24"), offer("paris", 450.0, department="75")]
+    result, fetch = run(need(Child(8, "M")), pool, limit=2)
+    assert fetch.calls[-1] == "forecast_h24"
+    by_id = {p.offer.id: p for p in result.proposals}
+    assert by_id["tomorrow"].relaxed == ("forecast_h24",)
+    assert result.proposals[0].offer.id == "tomorrow"  # fewer relaxations ranks first
+
+
+def test_same_unit_declared_now_and_tomorrow_is_proposed_once_least_relaxed() -> None:
+    now = offer("u", 4.0, free_places=1)
+    later = replace(now, temporality="h24", free_places=3)
+    result, _ = run(need(Child(8, "M")), [later, now], limit=5)
+    assert [(p.offer.id, p.offer.temporality) for p in result.proposals] == [("u", "current")]
+
+
+def test_group_takes_the_later_declaration_when_only_it_has_room() -> None:
+    now = offer("u", 4.0, free_places=1)
+    later = replace(now, temporality="h24", free_places=3)
+    n = need(Child(8, "M"), Child(10, "F"))
+    result, _ = run(n, [now, later], limit=1)
+    (p,) = result.proposals
+    assert p.offer.temporality == "h24" and p.children == (0, 1)
+    assert p.relaxed == ("forecast_h24",)
+
+
+def test_siblings_stay_together_even_far_rather_than_split_nearby() -> None:
+    pool = [
+        offer("small-a", 2.0, free_places=1),
+        offer("small-b", 3.0, free_places=1),
+        offer("together", 300.0, department="07", free_places=2),
+    ]
+    n = need(Child(6, "F"), Child(8, "M"))
+    result, fetch = run(n, pool, limit=10)
+    assert "split_siblings" not in fetch.calls
+    assert [p.offer.id for p in result.proposals] == ["together"]
+    assert result.proposals[0].children == (0, 1)
+
+
+def test_split_is_explicit_and_keeps_siblings_as_close_as_possible() -> None:
+    young = {"age_min": 0, "age_max": 10, "free_places": 1}
+    teen = {"age_min": 11, "age_max": 18, "free_places": 2}
+    pool = [
+        offer("young-1", 3.0, structure_id="S1", **young),
+        offer("teen-elsewhere", 2.0, **teen),
+        offer("teen-same-structure", 9.0, structure_id="S1", **teen),
+        offer("young-2", 5.0, **young),
+    ]
+    n = need(Child(4, "F"), Child(14, "M"), Child(15, "M"))
+    result, fetch = run(n, pool)
+    assert fetch.calls[-1] == "split_siblings"
+    assert result.relaxations[-1] == "split_siblings"
+    plan = {p.offer.id: p.children for p in result.proposals}
+    assert plan == {"young-1": (0,), "teen-same-structure": (1, 2)}
+    for p in result.proposals:
+        assert p.relaxed[-1] == "split_siblings"
+        split = next(r for r in p.reasons if r.criterion == "siblings_split")
+        assert "même lieu" in split.detail
+    assert result.unmatched_children == []
+
+
+def test_split_prefers_two_places_to_three() -> None:
+    pool = [
+        offer("a", 1.0, free_places=1),
+        offer("b", 2.0, free_places=1),
+        offer("c", 3.0, free_places=1),
+        offer("pair", 40.0, free_places=2),
+    ]
+    n = need(Child(5, "F"), Child(7, "F"), Child(9, "M"))
+    result, _ = run(n, pool)
+    assert len(result.proposals) == 2
+    assert sorted(len(p.children) for p in result.proposals) == [1, 2]
+
+
+def test_uses_coordinates_to_measure_separation_when_given() -> None:
+    a = offer("a", 10.0, lat=45.76, lon=4.84)
+    b = offer("b", 12.0, lat=45.77, lon=4.84)
+    d, exact = separation_km(a, b)
+    assert exact and 1.0 < d < 1.3
+    assert separation_km(offer("x", 10.0), offer("y", 12.0)) == (22.0, False)
+    assert separation_km(offer("x", commune="69123"), offer("y", commune="69123")) == (0.0, True)
+
+
+def test_nothing_found_still_says_what_was_tried_and_why() -> None:
+    pool = [offer("babies", 2.0, age_max=3), offer("girls", 3.0, sexes={"F"})]
+    n = need(Child(12, "M"), Child(13, "M"))
+    result, _ = run(n, pool, prefilter=False)
+    assert result.proposals == []
+    assert result.tried == list(STEP_CODES)
+    assert result.relaxations == list(STEP_CODES[1:])
+    assert result.rejected == {"age": 1, "sex": 1}
+    assert result.unmatched_children == [0, 1]
+
+
+def test_single_child_never_tries_the_split_step() -> None:
+    result, _ = run(need(Child(12, "M")), [])
+    assert result.tried == [s.code for s in LADDER if not s.split_siblings]
+
+
+def test_partial_split_reports_the_child_nobody_can_take() -> None:
+    pool = [offer("ok", 2.0, age_max=10, free_places=1)]
+    result, _ = run(need(Child(4, "F"), Child(17, "M")), pool)
+    assert [(p.offer.id, p.children) for p in result.proposals] == [("ok", (0,))]
+    assert result.unmatched_children == [1]
+
+
+def test_search_rejects_nonsense_parameters() -> None:
+    n = need(Child(8, "M"))
+    with pytest.raises(ValueError):
+        search(n, lambda s: [], limit=0)
+    with pytest.raises(ValueError):
+        search(n, lambda s: [], max_distance_km=-1)
+
+
+# ----------------------------------------------------------------------- ladder
+
+
+def test_ladder_is_valid_documented_data() -> None:
+    check_ladder([s.resolve(30) for s in LADDER])
+    assert STEP_CODES[0] == "none" and STEP_CODES[-1] == "split_siblings"
+    for code in STEP_CODES:
+        assert f"`{code}`" in LADDER_MARKDOWN
+    assert LADDER[1].resolve(30).radius_km == 60
+    assert LADDER[3].resolve(30).radius_km is None
+
+
+def test_invalid_ladders_are_refused() -> None:
+    base = LADDER[0]
+    both = Step("both", "x", "radius", 2.0, base.temporalities | {"h24"})
+    with pytest.raises(ValueError, match="exactly one"):
+        check_ladder([base, both])
+    narrower = Step("narrow", "x", "radius", 0.5, base.temporalities)
+    with pytest.raises(ValueError, match="narrows"):
+        check_ladder([base, narrower])
+    with pytest.raises(ValueError, match="last"):
+        check_ladder([*LADDER, replace(LADDER[-1], code="again")])
+
+
+def test_custom_ladder_time_before_geography() -> None:
+    ladder = [LADDER[0], replace(LADDER[4], area="radius", radius_factor=1.0)]
+    pool = [offer("tomorrow", 4.0, temporality="h24")]
+    n = need(Child(8, "M"))
+    result = search(n, InMemoryFetch(pool, n), limit=1, max_distance_km=20, ladder=ladder)
+    assert result.tried == ["none", "forecast_h24"]
+    assert result.proposals[0].relaxed == ("forecast_h24",)
+
+
+# ----------------------------------------------------------------------- assignment
+
+
+def test_optimize_beats_first_come_first_served_on_a_stolen_place() -> None:
+    # r1 comes first and likes the only place r2 can use; r1 has a fine alternative.
+    r1 = need(Child(8, "M"))
+    r2 = need(Child(8, "M", frozenset({"tsa"})))
+    shared = offer("tsa-unit", 2.0, free_places=1, disability_profiles={"tsa"})
+    other = offer("other", 6.0, free_places=1)
+    candidates = {"r1": [shared, other], "r2": [shared]}
+    needs = [("r1", r1), ("r2", r2)]
+    fcfs = greedy(needs, candidates)
+    best = optimize(needs, candidates)
+    assert fcfs.unassigned == ["r2"]
+    assert best.unassigned == []
+    assert best.total > fcfs.total
+    assert best.by_request["r2"].offer_id == "tsa-unit"
+
+
+def test_sibling_group_takes_places_of_one_offer_and_is_never_split() -> None:
+    group = need(Child(6, "F"), Child(8, "M"), Child(9, "M"))
+    single = need(Child(7, "F"))
+    big = offer("big", 10.0, free_places=3)
+    small = offer("small", 1.0, free_places=2)
+    candidates = {"g": [big, small], "s": [big, small]}
+    plan = optimize([("s", single), ("g", group)], candidates)
+    assert plan.by_request["g"].offer_id == "big"
+    assert plan.by_request["s"].offer_id == "small"
+    assert plan.method == "milp"
+    # Greedy: the single child takes the nearest place, the group still fits in "big".
+    assert greedy([("s", single), ("g", group)], candidates).unassigned == []
+
+
+def test_score_priority_may_leave_a_request_waiting_placements_priority_does_not() -> None:
+    a = need(Child(8, "M"))
+    b = need(Child(8, "M"))
+    x = offer("x", 0.0, free_places=1, care_modes={"durable"}, category="462")
+    y = offer(
+        "y",
+        400.0,
+        free_places=1,
+        department="13",
+        declared_age_days=90,
+        care_modes={"durable", "urgence", "sequentiel"},
+    )
+    candidates = {"a": [x, y], "b": [x]}
+
+    def value(n: Need, o: Offer) -> float | None:
+        # a loves x (0.9) and barely tolerates y (0.1); b can only take x (0.2).
+        table = {(id(a), "x"): 0.9, (id(a), "y"): 0.1, (id(b), "x"): 0.2}
+        return table.get((id(n), o.id))
+
+    by_score = optimize([("a", a), ("b", b)], candidates, score_fn=value)
+    assert by_score.unassigned == ["b"] and math.isclose(by_score.total, 0.9)
+    by_placements = optimize(
+        [("a", a), ("b", b)], candidates, score_fn=value, priority="placements"
+    )
+    assert by_placements.unassigned == []
+    assert math.isclose(by_placements.total, 0.3)
+
+
+def test_capacity_is_the_smallest_snapshot_and_lsa_refuses_groups() -> None:
+    n1, n2 = need(Child(8, "M")), need(Child(9, "M"))
+    candidates = {"a": [offer("u", 1.0, free_places=2)], "b": [offer("u", 3.0, free_places=1)]}
+    plan = optimize([("a", n1), ("b", n2)], candidates)
+    assert len(plan.assignments) == 1 and plan.method == "lsa"
+    with pytest.raises(ValueError):
+        optimize([("g", need(Child(1, "F"), Child(2, "F")))], {}, method="lsa")
+    with pytest.raises(ValueError):
+        optimize([("a", n1), ("a", n2)], {})
+
+
+def test_empty_problem_gives_an_empty_plan() -> None:
+    plan = optimize([("a", need(Child(8, "M")))], {"a": []})
+    assert plan.assignments == [] and plan.unassigned == ["a"] and plan.total == 0.0

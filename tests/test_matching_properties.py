@@ -1,0 +1,434 @@
+"""Property tests of the matching library (pure, in-memory, hypothesis).
+
+The invariants the domain demands, checked on random needs and offers: hard
+constraints are never broken, siblings are not split while an offer can take them all,
+the score falls strictly with distance, the output is deterministic whatever the input
+order, every empty answer says what was tried, and the global assignment is optimal,
+never over-books and never splits a group.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import random
+from collections import defaultdict
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from matching import (
+    LADDER,
+    Child,
+    InMemoryFetch,
+    Need,
+    Offer,
+    accepts,
+    greedy,
+    optimize,
+    score,
+    score_value,
+    search,
+    separation_km,
+    split_plan,
+    violations,
+)
+from matching.assignment import default_score
+
+DEPTS = ("69", "01", "38", "13", "974")
+MODES = ("durable", "urgence", "mna")
+PROFILES = ("tsa", "deficience_motrice", "soins_techniques")
+TEMPORALITIES = ("current", "h1", "h24", "h48", "d7")
+NON_SPLIT = [s.code for s in LADDER if not s.split_siblings]
+
+# MATCHING_EXAMPLES=2000 for a thorough run; 100 keeps the suite under a minute.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("MATCHING_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+children_st = st.builds(
+    Child,
+    age=st.integers(0, 21),
+    sex=st.sampled_from(("F", "M")),
+    disability_profiles=st.frozensets(st.sampled_from(PROFILES), max_size=1),
+)
+
+
+def needs_st(max_children: int = 4) -> st.SearchStrategy[Need]:
+    return st.builds(
+        Need,
+        children=st.lists(children_st, min_size=1, max_size=max_children).map(tuple),
+        care_mode=st.sampled_from(MODES),
+        urgency=st.sampled_from(("immediate", "days", "planned")),
+        origin_department=st.none() | st.sampled_from(DEPTS),
+    )
+
+
+distances_st = st.one_of(
+    st.floats(0, 60, allow_nan=False),
+    st.floats(0, 20_000, allow_nan=False),
+    st.sampled_from((0.0, 10.0, 20.0, 40.0)),  # exactly on the radii
+)
+
+
+# Strategies are built once: Hypothesis re-validates a strategy built inside a draw.
+KIND = st.sampled_from(("unit", "carer"))
+DEPT = st.sampled_from(DEPTS)
+COMMUNE = st.sampled_from(("c1", "c2", "c3", "c4", "c5"))
+SEXES = st.sampled_from((frozenset("FM"), frozenset("FM"), frozenset("F"), frozenset("M")))
+CARE_MODES = st.frozensets(st.sampled_from(MODES), min_size=1)
+OFFER_PROFILES = st.frozensets(st.sampled_from(PROFILES))
+STATUS = st.sampled_from(("active", "active", "active", "leave", "suspended"))
+AGE_DAYS = st.floats(0, 60, allow_nan=False)
+TEMPORALITY = st.sampled_from(TEMPORALITIES)
+GENDER = st.sampled_from(("any", "any", "any", "F", "M"))
+STRUCTURE = st.none() | st.sampled_from(("S1", "S2", "S3"))
+CATEGORY = st.none() | st.sampled_from(("172", "177", "462", "175"))
+LAT = st.floats(43, 49)
+LON = st.floats(-1, 7)
+SMALL = st.integers(0, 4)
+AGE_MIN = st.integers(0, 15)
+AGE_MAX = {a: st.integers(a, 21) for a in range(16)}
+
+
+@st.composite
+def offer_st(draw: st.DrawFn, oid: str) -> Offer:
+    age_min = draw(AGE_MIN)
+    located = draw(st.booleans())
+    return Offer(
+        kind=draw(KIND),
+        id=oid,
+        department=draw(DEPT),
+        commune=draw(COMMUNE),
+        distance_km=draw(distances_st),
+        free_places=draw(SMALL),
+        age_min=age_min,
+        age_max=draw(AGE_MAX[age_min]),
+        sexes=draw(SEXES),
+        care_modes=draw(CARE_MODES),
+        disability_profiles=draw(OFFER_PROFILES),
+        status=draw(STATUS),
+        declared_age_days=draw(AGE_DAYS),
+        temporality=draw(TEMPORALITY),
+        available_gender=draw(GENDER),
+        structure_id=draw(STRUCTURE),
+        category=draw(CATEGORY),
+        lat=draw(LAT) if located else None,
+        lon=draw(LON) if located else None,
+    )
+
+
+OTHER_TEMPORALITY = {
+    t: st.sampled_from([u for u in TEMPORALITIES if u != t]) for t in TEMPORALITIES
+}
+
+
+@st.composite
+def pool_st(draw: st.DrawFn, max_size: int = 20) -> list[Offer]:
+    """Offers with unique ids; some also declared for a later temporality (same place)."""
+    n = draw(st.integers(0, max_size))
+    pool = [draw(offer_st(f"o{i}")) for i in range(n)]
+    variants = []
+    for o in pool:
+        if draw(SMALL) == 0:
+            later = draw(OTHER_TEMPORALITY[o.temporality])
+            variants.append(replace(o, temporality=later, free_places=draw(SMALL)))
+    return pool + variants
+
+
+search_args_st = st.tuples(
+    needs_st(),
+    pool_st(),
+    st.frozensets(st.sampled_from(DEPTS), max_size=3),
+    st.integers(1, 6),
+    st.sampled_from((10.0, 20.0, 50.0)),
+    st.booleans(),
+)
+
+
+def run_search(args: tuple, order_seed: int | None = None):
+    need, pool, neighbours, limit, radius, prefilter = args
+    if order_seed is not None:
+        pool = list(pool)
+        random.Random(order_seed).shuffle(pool)
+    fetch = InMemoryFetch(pool, need, neighbours, prefilter=prefilter)
+    return search(need, fetch, limit=limit, max_distance_km=radius, neighbours=neighbours)
+
+
+# ----------------------------------------------------------------------- search
+
+
+@SETTINGS
+@given(search_args_st)
+def test_no_proposal_ever_breaks_a_hard_constraint(args: tuple) -> None:
+    need, _, _, limit, _, _ = args
+    result = run_search(args)
+    assert len(result.proposals) <= max(limit, len(need.children))
+    if any(len(p.children) < len(need.children) for p in result.proposals):
+        assert len(result.proposals) <= len(need.children), "one split plan"
+    else:
+        assert len(result.proposals) <= limit
+    keys = [p.key for p in result.proposals]
+    assert len(keys) == len(set(keys)), "deduplicated by (kind, id)"
+    for p in result.proposals:
+        assert p.children and list(p.children) == sorted(set(p.children))
+        assert all(0 <= i < len(need.children) for i in p.children)
+        assert violations(need, p.offer, p.children) == []
+        assert 0.0 <= p.score <= 1.0
+
+
+@SETTINGS
+@given(search_args_st)
+def test_siblings_are_never_split_while_some_offer_takes_them_all(args: tuple) -> None:
+    need, pool, *_ = args
+    result = run_search(args)
+    everyone = tuple(range(len(need.children)))
+    split = [p for p in result.proposals if p.children != everyone]
+    if any(accepts(need, o) for o in pool):
+        assert split == []
+        assert "split_siblings" not in result.tried
+    if split:
+        assert len(split) == len(result.proposals), "a split is never mixed with whole offers"
+        taken = [i for p in split for i in p.children]
+        assert len(taken) == len(set(taken)), "each child in one place only"
+        assert len({p.key for p in split}) == len(split)
+        assert all(p.relaxed[-1] == "split_siblings" for p in split)
+        assert sorted([*taken, *result.unmatched_children]) == list(everyone)
+
+
+@SETTINGS
+@given(search_args_st)
+def test_relaxations_are_true_facts_and_order_is_by_relaxations_then_score(args: tuple) -> None:
+    need, _, neighbours, _, radius, _ = args
+    result = run_search(args)
+    origin = need.origin_department
+    for p in result.proposals:
+        o, relaxed = p.offer, set(p.relaxed)
+        assert ("widen_radius" in relaxed) == (o.distance_km > radius)
+        assert ("neighbour_departments" in relaxed) == (o.distance_km > 2 * radius)
+        far_away = o.department != origin and o.department not in neighbours
+        assert ("national" in relaxed) == (o.distance_km > 2 * radius and far_away)
+        assert ("forecast_h24" in relaxed) == (o.temporality != "current")
+        assert ("forecast_h48" in relaxed) == (o.temporality in ("h48", "d7"))
+        assert ("forecast_d7" in relaxed) == (o.temporality == "d7")
+        assert ("split_siblings" in relaxed) == (len(p.children) < len(need.children))
+    order = [(len(p.relaxed), -p.score, p.offer.kind, p.offer.id) for p in result.proposals]
+    assert order == sorted(order)
+
+
+@SETTINGS
+@given(search_args_st)
+def test_never_an_answer_without_the_steps_tried(args: tuple) -> None:
+    need, _, _, limit, _, _ = args
+    result = run_search(args)
+    assert result.tried and result.tried[0] == "none"
+    codes = [s.code for s in LADDER]
+    assert [c for c in codes if c in result.tried] == result.tried, "ladder order"
+    assert result.relaxations == result.tried[1:]
+    if len(result.proposals) < limit:
+        whole = any(len(p.children) == len(need.children) for p in result.proposals)
+        split_tried = len(need.children) > 1 and not whole
+        assert result.tried == NON_SPLIT + (["split_siblings"] if split_tried else [])
+    if not result.proposals:
+        assert result.unmatched_children == list(range(len(need.children)))
+
+
+@SETTINGS
+@given(search_args_st, st.integers(0, 2**32 - 1))
+def test_same_input_same_output_whatever_the_offer_order(args: tuple, seed: int) -> None:
+    first = run_search(args)
+    assert run_search(args) == first
+    assert run_search(args, order_seed=seed) == first
+
+
+@SETTINGS
+@given(
+    needs_st(),
+    offer_st("x"),
+    st.floats(0, 20_000, allow_nan=False),
+    st.floats(0.001, 5_000, allow_nan=False),
+)
+def test_score_is_strictly_decreasing_with_distance(
+    need: Need, offer: Offer, d1: float, gap: float
+) -> None:
+    near = score_value(need, replace(offer, distance_km=d1))
+    far = score_value(need, replace(offer, distance_km=d1 + gap))
+    assert near > far
+    value, reasons = score(need, replace(offer, distance_km=d1))
+    assert value == near and 0.0 <= value <= 1.0
+    assert math.isclose(sum(r.contribution for r in reasons), value, abs_tol=1e-12)
+
+
+# ----------------------------------------------------------------------- assignment
+
+
+PLACES = st.integers(1, 8)
+REQUESTS = {k: st.integers(1, k) for k in range(1, 9)}
+NEEDS = {k: needs_st(k) for k in range(1, 5)}
+
+
+@st.composite
+def assignment_st(draw: st.DrawFn, max_requests: int = 8, max_children: int = 3):
+    """Requests with per-request candidate lists drawn from one shared set of places."""
+    places = [draw(offer_st(f"p{i}")) for i in range(draw(PLACES))]
+    places = [replace(p, status="active", temporality="current") for p in places]
+    needs = []
+    candidates: dict[str, list[Offer]] = {}
+    for r in range(draw(REQUESTS[max_requests])):
+        rid = f"r{r}"
+        needs.append((rid, draw(NEEDS[max_children])))
+        chosen = [o for o in places if draw(st.booleans())]
+        candidates[rid] = [replace(o, distance_km=draw(distances_st)) for o in chosen]
+    return needs, candidates
+
+
+def _check_plan(needs, candidates, plan) -> None:
+    by_id = dict(needs)
+    capacity = {o.key: o.free_places for lst in candidates.values() for o in lst}
+    used: dict[tuple[str, str], int] = defaultdict(int)
+    seen = set()
+    for a in plan.assignments:
+        assert a.request_id not in seen
+        seen.add(a.request_id)
+        need = by_id[a.request_id]
+        snapshot = next(o for o in candidates[a.request_id] if o.key == (a.kind, a.offer_id))
+        assert accepts(need, snapshot), "a group goes whole to one acceptable offer"
+        assert math.isclose(a.score, default_score(need, snapshot))
+        used[(a.kind, a.offer_id)] += len(need.children)
+    for key, n in used.items():
+        assert n <= capacity[key], "never over-booked"
+    assert [r for r, _ in needs if r not in seen] == plan.unassigned
+    assert math.isclose(plan.total, sum(a.score for a in plan.assignments))
+
+
+@SETTINGS
+@given(assignment_st())
+def test_optimum_is_at_least_greedy_and_never_overbooks_or_splits(instance) -> None:
+    needs, candidates = instance
+    best = optimize(needs, candidates)
+    fcfs = greedy(needs, candidates)
+    _check_plan(needs, candidates, best)
+    _check_plan(needs, candidates, fcfs)
+    assert best.optimal
+    assert best.total >= fcfs.total - 1e-9
+
+
+@SETTINGS
+@given(assignment_st(max_requests=5), st.integers(0, 2**32 - 1))
+def test_optimize_is_exact_and_deterministic(instance, seed: int) -> None:
+    needs, candidates = instance
+    plan = optimize(needs, candidates)
+    # Brute force over every choice of (no offer | one candidate) per request.
+    options = []
+    for rid, need in needs:
+        feasible = [(o.key, default_score(need, o)) for o in candidates[rid]]
+        options.append([None] + [(k, v) for k, v in feasible if v is not None])
+    capacity = {o.key: o.free_places for lst in candidates.values() for o in lst}
+    best = 0.0
+    for combo in itertools.product(*options):
+        used: dict[tuple[str, str], int] = defaultdict(int)
+        for (_, need), pick in zip(needs, combo, strict=True):
+            if pick is not None:
+                used[pick[0]] += len(need.children)
+        if all(n <= capacity[k] for k, n in used.items()):
+            best = max(best, math.fsum(p[1] for p in combo if p is not None))
+    assert math.isclose(plan.total, best, abs_tol=1e-9)
+    # Same input, any order of the candidate lists: same plan.
+    rng = random.Random(seed)
+    shuffled = {}
+    for rid in rng.sample(list(candidates), len(candidates)):
+        lst = list(candidates[rid])
+        rng.shuffle(lst)
+        shuffled[rid] = lst
+    assert optimize(needs, shuffled) == plan
+    assert greedy(needs, shuffled) == greedy(needs, candidates)
+
+
+@SETTINGS
+@given(assignment_st(max_children=1))
+def test_slot_expansion_lsa_and_milp_agree_on_single_children(instance) -> None:
+    needs, candidates = instance
+    lsa = optimize(needs, candidates, method="lsa")
+    exact = optimize(needs, candidates, method="milp")
+    _check_plan(needs, candidates, lsa)
+    assert math.isclose(lsa.total, exact.total, abs_tol=1e-9)
+    placements = optimize(needs, candidates, priority="placements", method="lsa")
+    assert len(placements.assignments) == len(
+        optimize(needs, candidates, priority="placements", method="milp").assignments
+    )
+
+
+@SETTINGS
+@given(assignment_st())
+def test_placements_priority_places_at_least_as_many_children(instance) -> None:
+    needs, candidates = instance
+    sizes = {rid: len(n.children) for rid, n in needs}
+
+    def placed(plan) -> int:
+        return sum(sizes[a.request_id] for a in plan.assignments)
+
+    plan = optimize(needs, candidates, priority="placements")
+    _check_plan(needs, candidates, plan)
+    assert placed(plan) >= placed(greedy(needs, candidates))
+    assert placed(plan) >= placed(optimize(needs, candidates))
+
+
+# ----------------------------------------------------------------------- split
+
+
+def _relaxed_by_distance(o: Offer) -> tuple[str, ...]:
+    """A stand-in for the ladder's facts: far or later places count as relaxations."""
+    return tuple(
+        code
+        for code, needed in (
+            ("widen_radius", o.distance_km > 20),
+            ("forecast_h24", o.temporality != "current"),
+            ("split_siblings", True),
+        )
+        if needed
+    )
+
+
+@SETTINGS
+@given(needs_st(max_children=3).filter(lambda n: len(n.children) > 1), pool_st(max_size=6))
+def test_split_plan_is_optimal_on_small_groups(need: Need, pool: list[Offer]) -> None:
+    pool = [o for o in pool if not accepts(need, o)]  # the split step only runs then
+    plan, unmatched = split_plan(need, pool, _relaxed_by_distance)
+    n = len(need.children)
+
+    def key(parts: list[tuple[tuple[int, ...], Offer]]) -> tuple:
+        relax = sum(len(_relaxed_by_distance(o)) for _, o in parts)
+        sep = 0.0
+        for (ca, oa), (cb, ob) in itertools.combinations(parts, 2):
+            sep += len(ca) * len(cb) * separation_km(oa, ob)[0]
+        covered = sum(len(c) for c, _ in parts)
+        return (-covered, len(parts), relax, round(sep, 6))
+
+    best = None
+    # Every way to send each child to one offer (or nowhere).
+    for choice in itertools.product([None, *range(len(pool))], repeat=n):
+        groups: dict[int, list[int]] = defaultdict(list)
+        for child, o in enumerate(choice):
+            if o is not None:
+                groups[o].append(child)
+        parts = [(tuple(c), pool[o]) for o, c in groups.items()]
+        if len({p[1].key for p in parts}) < len(parts) or not parts:
+            continue
+        if len(parts) == 1 and len(parts[0][0]) == n:
+            continue
+        if all(accepts(need, o, c) for c, o in parts):
+            k = key(parts)
+            best = k if best is None or k < best else best
+
+    if best is None:
+        assert plan == [] and unmatched == list(range(n))
+        return
+    got = key([(p.children, p.offer) for p in plan])
+    assert got == best
+    for p in plan:
+        assert accepts(need, p.offer, p.children)
+    assert sorted([i for p in plan for i in p.children] + unmatched) == list(range(n))

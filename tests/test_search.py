@@ -1,0 +1,217 @@
+"""POST /v1/search against the real database, on small fixtures built here."""
+
+import pytest
+
+from tests.conftest import bearer, idem, make_carer, make_structure
+
+DEPT = bearer("department", department="69")
+
+
+async def declare(client, structure, unit_index: int, available: int, temporality="current"):
+    unit_id = structure["unit_ids"][unit_index]
+    r = await client.put(
+        f"/v1/units/{unit_id}/capacity",
+        headers={**bearer("structure", finess=structure["finess"]), **idem()},
+        json={"temporality": temporality, "available": available},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def search(client, **over):
+    body = {
+        "children": [{"age": 10, "sex": "M", "disability_profiles": []}],
+        "origin": {"commune": "69123"},
+        "care_mode": "durable",
+        "max_distance_km": 30,
+        "limit": 10,
+    }
+    body.update(over)
+    return await client.post("/v1/search", json=body, headers=DEPT)
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"origin": {"commune": "99999"}}, "origin.commune"),
+        ({"origin": {"commune": "lyon"}}, "origin.commune"),
+        ({"origin": {"lat": 40.4168, "lon": -3.7038}}, "origin"),
+        ({"origin": {"lat": 45.0}}, "origin"),
+        ({"origin": {"commune": "69123", "lat": 45.7, "lon": 4.8}}, "origin"),
+        ({"children": []}, "children"),
+        ({"children": [{"age": 22, "sex": "F"}]}, "children.0.age"),
+        ({"children": [{"age": -1, "sex": "F"}]}, "children.0.age"),
+        ({"children": [{"age": 5, "sex": "X"}]}, "children.0.sex"),
+        (
+            {"children": [{"age": 5, "sex": "F", "disability_profiles": ["dys"]}]},
+            "children.0.disability_profiles.0",
+        ),
+        ({"children": [{"age": 5, "sex": "F", "name": "Léa"}]}, "children.0.name"),
+        (
+            {"children": [{"age": 5, "sex": "F", "birth_date": "2020-01-01"}]},
+            "children.0.birth_date",
+        ),
+        ({"max_distance_km": 0}, "max_distance_km"),
+        ({"max_distance_km": -5}, "max_distance_km"),
+        ({"max_distance_km": 100000}, "max_distance_km"),
+        ({"care_mode": "pension"}, "care_mode"),
+        ({"limit": 0}, "limit"),
+    ],
+)
+async def test_bad_input_is_422_naming_field(client, over, field):
+    r = await search(client, **over)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    fields = [e["field"] for e in r.json()["errors"]]
+    assert any(f == field or f.startswith(field + ".") for f in fields), fields
+
+
+async def test_roles(client):
+    body = {
+        "children": [{"age": 3, "sex": "F"}],
+        "origin": {"commune": "69123"},
+        "care_mode": "durable",
+    }
+    for headers in (bearer("national"), bearer("structure", finess="690000018")):
+        r = await client.post("/v1/search", json=body, headers=headers)
+        assert r.status_code == 403
+    r = await client.post("/v1/search", json=body, headers=bearer("admin"))
+    assert r.status_code == 200
+
+
+async def test_tsa_child_only_gets_units_accompanying_tsa(client, pool):
+    s = await make_structure(
+        pool,
+        units=[
+            {
+                "name": "TSA",
+                "age_min": 6,
+                "age_max": 14,
+                "care_modes": ["sequentiel"],
+                "disability_profiles": ["tsa"],
+                "installed": 6,
+            },
+            {
+                "name": "Sans profil",
+                "age_min": 6,
+                "age_max": 14,
+                "care_modes": ["sequentiel"],
+                "installed": 6,
+            },
+        ],
+    )
+    await declare(client, s, 0, 1)
+    await declare(client, s, 1, 3)
+    r = await search(
+        client,
+        care_mode="sequentiel",
+        children=[{"age": 10, "sex": "M", "disability_profiles": ["tsa"]}],
+    )
+    assert r.status_code == 200, r.text
+    proposals = r.json()["proposals"]
+    ids = [p["target"]["id"] for p in proposals]
+    assert str(s["unit_ids"][0]) in ids
+    assert str(s["unit_ids"][1]) not in ids
+    first = next(p for p in proposals if p["target"]["id"] == str(s["unit_ids"][0]))
+    assert first["structure"]["finess"] == s["finess"]
+    assert {r["criterion"] for r in first["reasons"]} >= {"distance"}
+    assert abs(sum(x["contribution"] for x in first["reasons"]) - first["score"]) < 0.01
+
+
+async def test_siblings_kept_together_further_before_split(client, pool):
+    """Lyon has two units with 2 free places each; Grenoble (~95 km) one with 3:
+    a group of 3 goes to Grenoble, together, rather than split in Lyon."""
+    near = await make_structure(
+        pool,
+        units=[
+            {
+                "name": f"Lyon {i}",
+                "age_min": 3,
+                "age_max": 17,
+                "care_modes": ["mna"],
+                "installed": 4,
+            }
+            for i in range(2)
+        ],
+    )
+    far = await make_structure(
+        pool,
+        department="38",
+        commune="38185",
+        units=[
+            {"name": "Grenoble", "age_min": 3, "age_max": 17, "care_modes": ["mna"], "installed": 4}
+        ],
+    )
+    await declare(client, near, 0, 2)
+    await declare(client, near, 1, 2)
+    await declare(client, far, 0, 3)
+    group = [{"age": 6, "sex": "F"}, {"age": 9, "sex": "M"}, {"age": 12, "sex": "M"}]
+    r = await search(client, care_mode="mna", children=group, limit=1)
+    body = r.json()
+    assert r.status_code == 200, body
+    assert body["proposals"], body
+    top = body["proposals"][0]
+    assert top["target"]["id"] == str(far["unit_ids"][0])
+    assert top["children"] == [0, 1, 2]
+    assert top["outside_department"] is True
+    assert "split_siblings" not in body["relaxations"]
+    assert body["relaxations"], "Grenoble lies outside 30 km: a relaxation was needed"
+
+
+async def test_split_only_when_nothing_takes_the_group(client, pool):
+    s = await make_structure(
+        pool,
+        units=[
+            {
+                "name": f"U{i}",
+                "age_min": 0,
+                "age_max": 21,
+                "care_modes": ["jeune_majeur"],
+                "installed": 2,
+            }
+            for i in range(2)
+        ],
+    )
+    await declare(client, s, 0, 1)
+    await declare(client, s, 1, 1)
+    group = [{"age": 18, "sex": "F"}, {"age": 19, "sex": "M"}]
+    r = await search(client, care_mode="jeune_majeur", children=group)
+    body = r.json()
+    assert r.status_code == 200, body
+    assert "split_siblings" in body["relaxations"]
+    taken = sorted(i for p in body["proposals"] for i in p["children"])
+    assert set(taken) == {0, 1}
+    assert all(len(p["children"]) == 1 for p in body["proposals"])
+    assert all("split_siblings" in p["relaxed"] for p in body["proposals"])
+
+
+async def test_nothing_found_still_says_what_was_tried(client):
+    r = await search(
+        client,
+        care_mode="mere_enfant",
+        children=[{"age": 0, "sex": "F", "disability_profiles": ["polyhandicap"]}],
+    )
+    body = r.json()
+    assert r.status_code == 200
+    assert body["proposals"] == []
+    assert body["tried"][0] == "none" and len(body["tried"]) >= 4
+    assert body["unmatched_children"] == [0]
+
+
+async def test_carer_location_never_leaves(client, pool):
+    carer_id = await make_carer(pool, department="69", commune="69266", capacity=2)
+    r = await client.put(
+        f"/v1/foster-carers/{carer_id}/availability",
+        headers=bearer("carer", carer_id=str(carer_id)),
+        json={"available_places": 2, "status": "active"},
+    )
+    assert r.status_code == 200
+    r = await search(
+        client, children=[{"age": 4, "sex": "F"}], origin={"lat": 45.7719, "lon": 4.8902}
+    )
+    body = r.json()
+    mine = [p for p in body["proposals"] if p["target"]["id"] == str(carer_id)]
+    assert mine, body
+    p = mine[0]
+    assert p["commune"] == "69266" and p["structure"] is None
+    assert p["distance_km"] == round(p["distance_km"])  # whole kilometres only
+    assert "lat" not in r.text and "lon" not in r.text and "location" not in r.text

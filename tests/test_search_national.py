@@ -1,0 +1,149 @@
+"""Search scenarios on the synthetic national dataset (its own database, seeded here)."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+
+from api.db import create_pool, drop_database, ensure_database, migrate
+from api.search.schemas import SearchIn
+from api.search.service import run_search
+from seed.national import seed_national
+from seed.reference import load_reference
+from tests.conftest import ADMIN_DSN
+
+NATIONAL_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/places_test_national_{os.getpid()}"
+
+
+@pytest.fixture(scope="module")
+async def national() -> AsyncIterator[asyncpg.Pool]:
+    await drop_database(NATIONAL_DSN)
+    await ensure_database(NATIONAL_DSN)
+    try:
+        await asyncio.to_thread(migrate, NATIONAL_DSN)
+        conn = await asyncpg.connect(NATIONAL_DSN)
+        try:
+            await load_reference(conn)
+            await seed_national(conn, 20261125, progress=False)
+        finally:
+            await conn.close()
+        pool = await create_pool(NATIONAL_DSN, min_size=1, max_size=4)
+        yield pool
+        await pool.close()
+    finally:
+        await drop_database(NATIONAL_DSN)
+
+
+async def go(pool, **body):
+    return await run_search(pool, SearchIn.model_validate(body))
+
+
+async def test_two_year_old_gets_carers_and_pouponnieres_first(national):
+    result = await go(
+        national,
+        children=[{"age": 2, "sex": "F"}],
+        origin={"commune": "69123"},
+        care_mode="durable",
+        max_distance_km=40,
+        limit=10,
+    )
+    top = result["proposals"][:5]
+    assert len(top) == 5
+    assert all(p["target"]["kind"] == "carer" or p["category"] == "172" for p in top), top
+
+
+async def test_autistic_child_only_gets_places_accompanying_tsa(national):
+    result = await go(
+        national,
+        children=[{"age": 10, "sex": "M", "disability_profiles": ["tsa"]}],
+        origin={"commune": "13055"},
+        care_mode="durable",
+        max_distance_km=50,
+        limit=15,
+    )
+    proposals = result["proposals"]
+    assert proposals
+    async with national.acquire() as conn:
+        for p in proposals:
+            table = "units" if p["target"]["kind"] == "unit" else "foster_carers"
+            profiles = await conn.fetchval(
+                f"SELECT disability_profiles FROM {table} WHERE id = $1",
+                uuid.UUID(p["target"]["id"]),
+            )
+            assert "tsa" in profiles, p
+
+
+async def test_four_siblings_in_tense_department_kept_together_further_away(national):
+    async with national.acquire() as conn:
+        # The department with the fewest free unit places per installed place.
+        tense = await conn.fetchval(
+            """
+            SELECT s.department
+              FROM structures s JOIN units u ON u.structure_id = s.id
+              JOIN capacity_snapshots cs ON cs.unit_id = u.id AND cs.temporality = 'current'
+             GROUP BY s.department
+             ORDER BY sum(cs.available)::float / sum(cs.installed), s.department
+             LIMIT 1
+            """
+        )
+        commune = await conn.fetchval(
+            "SELECT insee FROM communes WHERE department = $1 ORDER BY population DESC LIMIT 1",
+            tense,
+        )
+    group = [{"age": a, "sex": s} for a, s in ((5, "M"), (8, "F"), (11, "M"), (13, "F"))]
+    result = await go(
+        national,
+        children=group,
+        origin={"commune": commune},
+        care_mode="durable",
+        max_distance_km=30,
+        limit=5,
+    )
+    assert result["proposals"], result
+    assert "split_siblings" not in result["relaxations"]
+    assert all(p["children"] == [0, 1, 2, 3] for p in result["proposals"])
+    assert all(p["free_places"] >= 4 for p in result["proposals"])
+    assert result["relaxations"], "a tense department should need a wider search"
+    assert max(p["distance_km"] for p in result["proposals"]) > 30
+
+
+async def test_search_over_http_on_national_dataset(national):
+    """The same through the app, to check the serialised contract shape once at scale."""
+    from api.auth import issue_token
+    from api.main import create_app
+
+    app = create_app()
+    app.state.settings = app.state.settings.model_copy(update={"database_url": NATIONAL_DSN})
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            r = await client.post(
+                "/v1/search",
+                headers={"Authorization": f"Bearer {issue_token('department', department='35')}"},
+                json={
+                    "children": [{"age": 15, "sex": "M"}],
+                    "origin": {"commune": "35238"},
+                    "care_mode": "mna",
+                    "limit": 3,
+                },
+            )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) >= {"proposals", "relaxations", "tried"}
+    for p in body["proposals"]:
+        assert set(p) >= {
+            "target",
+            "structure",
+            "department",
+            "commune",
+            "distance_km",
+            "free_places",
+            "children",
+            "score",
+            "reasons",
+            "relaxed",
+        }
