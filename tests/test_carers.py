@@ -79,3 +79,36 @@ async def test_scope_of_carer_writes(client, pool):
         f"/v1/foster-carers/{uuid.uuid4()}/availability", headers=bearer("admin"), json=body
     )
     assert r.status_code == 404
+
+
+async def test_places_held_through_places_cannot_be_declared_free(client, pool):
+    carer_id = await make_carer(pool, capacity=2)
+    headers = bearer("carer", carer_id=str(carer_id))
+    url = f"/v1/foster-carers/{carer_id}/availability"
+    r = await client.put(url, headers=headers, json={"available_places": 2, "status": "active"})
+    assert r.status_code == 200
+    dept = bearer("department", department="69")
+    req = await client.post(
+        "/v1/requests",
+        headers=dept,
+        json={
+            "department": "69",
+            "children": [{"age": 5, "sex": "F", "disability_profiles": []}],
+            "origin": {"commune": "69123"},
+            "care_mode": "durable",
+            "urgency": "days",
+            "measure": {"kind": "judicial", "decided_on": "2026-11-01"},
+            "reference": "TEST-CARER-1",
+        },
+    )
+    assert req.status_code == 201, req.text
+    hold = await client.post(
+        "/v1/holds",
+        headers=dept,
+        json={"request_id": req.json()["id"], "target": {"kind": "carer", "id": str(carer_id)}},
+    )
+    assert hold.status_code == 201, hold.text
+    r = await client.put(url, headers=headers, json={"available_places": 2, "status": "active"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "available_places"
+    r = await client.put(url, headers=headers, json={"available_places": 1, "status": "active"})
+    assert r.status_code == 200

@@ -24,11 +24,19 @@ def check_may_declare(principal: Principal, carer: asyncpg.Record) -> None:
     raise Problem(403, "Seul l'assistant familial ou son département employeur peut déclarer.")
 
 
-def check_body(body: AvailabilityIn, agrement_capacity: int) -> None:
+def check_body(body: AvailabilityIn, agrement_capacity: int, taken: int = 0) -> None:
+    """``taken``: places held or occupied through Places (holds ``held`` or ``admitted``):
+    a carer cannot declare them free again without the workflow releasing them."""
     if body.available_places > agrement_capacity:
         raise field_error(
             "available_places",
             f"{body.available_places} places déclarées pour un agrément de {agrement_capacity}",
+        )
+    if body.available_places > agrement_capacity - taken:
+        raise field_error(
+            "available_places",
+            f"{taken} place(s) réservée(s) ou occupée(s) via Places sur un agrément de "
+            f"{agrement_capacity} : au plus {agrement_capacity - taken} disponible(s)",
         )
     if body.until is not None and body.until < date.today():
         raise field_error("until", "date passée")
@@ -66,7 +74,12 @@ async def declare(
                 f"Version périmée : version courante {carer['version']}, If-Match {if_match}.",
                 current_version=carer["version"],
             )
-        check_body(body, carer["agrement_capacity"])
+        taken = await conn.fetchval(
+            "SELECT coalesce(sum(places), 0) FROM holds"
+            " WHERE carer_id = $1 AND status IN ('held', 'admitted')",
+            carer_id,
+        )
+        check_body(body, carer["agrement_capacity"], taken)
         row = await conn.fetchrow(
             f"""
             UPDATE foster_carers
