@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
+from api.assignments.routes import router as assignments_router
 from api.capacity.routes import router as capacity_router
 from api.carers.routes import router as carers_router
 from api.db import create_pool
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(requests_router)
     app.include_router(holds_router)
     app.include_router(search_router)
+    app.include_router(assignments_router)
     app.include_router(feeds_router)
     return app
 

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         description="A request still not placed this many days after its decision counts as"
         " a measure not executed.",
     )
+    optimize_time_limit_seconds: float = Field(
+        1.5,
+        gt=0,
+        description="Budget of the exact assignment solver; past it the best plan found is"
+        " returned with optimal=false.",
+    )
     log_json: bool = Field(False, description="JSON log lines (production).")
     seed: int = Field(20261125, description="Seed of the synthetic national dataset.")
 

@@ -1,0 +1,1 @@
+"""Global assignment of a department's waiting list to the free places of its region."""

@@ -1,0 +1,216 @@
+"""Optimize a department's waiting list over every free place of its region.
+
+One query per kind loads the region's free places (units' ``current`` snapshots with
+available places, active carers with free places — carers at their commune's centroid, their
+home never leaves the database). For each request, cheap vectorised filters (care mode,
+age band, group size) and haversine distances keep the K nearest acceptable offers; then
+matching/ solves the assignment exactly and, on the same candidates, the greedy
+first-come-first-served plan. It writes nothing but an audit entry: it proposes.
+"""
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import numpy as np
+
+from api import audit
+from api.assignments.schemas import OptimizeIn
+from api.auth import Principal
+from api.errors import Problem
+from api.settings import get_settings
+from matching import Child, Need, Offer, Plan, greedy, optimize
+
+UNITS_SQL = """
+SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
+       s.category, s.department, s.commune, u.age_min, u.age_max, u.sexes, u.care_modes,
+       u.disability_profiles, cs.available AS free_places, cs.available_gender,
+       extract(epoch FROM now() - cs.declared_at) / 86400.0 AS declared_age_days,
+       ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon
+  FROM capacity_snapshots cs
+  JOIN units u ON u.id = cs.unit_id
+  JOIN structures s ON s.id = u.structure_id
+  JOIN departments d ON d.code = s.department
+ WHERE d.region_code = $1 AND cs.temporality = 'current' AND cs.available > 0
+ ORDER BY u.id
+"""
+
+CARERS_SQL = """
+SELECT c.id::text AS id, c.department, c.commune, c.age_min, c.age_max, c.care_modes,
+       c.disability_profiles, c.available_places AS free_places,
+       extract(epoch FROM now() - c.declared_at) / 86400.0 AS declared_age_days,
+       ST_Y(cm.location::geometry) AS lat, ST_X(cm.location::geometry) AS lon
+  FROM foster_carers c
+  JOIN communes cm ON cm.insee = c.commune
+  JOIN departments d ON d.code = c.department
+ WHERE d.region_code = $1 AND c.status = 'active' AND c.available_places > 0
+ ORDER BY c.id
+"""
+
+REQUESTS_SQL = """
+SELECT id, children, care_mode, urgency, department,
+       ST_Y(origin_location::geometry) AS lat, ST_X(origin_location::geometry) AS lon
+  FROM placement_requests
+ WHERE department = $1 AND status = 'waiting'
+   AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
+ ORDER BY decided_on, created_at, id
+"""
+
+
+def _haversine_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+    p1, p2 = np.radians(lat), np.radians(lats)
+    dp, dl = p2 - p1, np.radians(lons - lon)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+class _Offers:
+    """The region's free places as columns, for vectorised pre-filtering."""
+
+    def __init__(self, rows: list[tuple[str, asyncpg.Record]]) -> None:
+        self.rows = rows
+        self.lat = np.array([r["lat"] for _, r in rows], dtype=float)
+        self.lon = np.array([r["lon"] for _, r in rows], dtype=float)
+        self.age_min = np.array([r["age_min"] for _, r in rows], dtype=int)
+        self.age_max = np.array([r["age_max"] for _, r in rows], dtype=int)
+        self.places = np.array([r["free_places"] for _, r in rows], dtype=int)
+        self.modes = [frozenset(r["care_modes"]) for _, r in rows]
+
+    def candidates(self, need: Need, lat: float, lon: float, k: int) -> list[Offer]:
+        if not self.rows:
+            return []
+        ages = [c.age for c in need.children]
+        mask = (self.age_min <= min(ages)) & (self.age_max >= max(ages))
+        mask &= self.places >= need.size
+        mask &= np.array([need.care_mode in m for m in self.modes], dtype=bool)
+        idx = np.flatnonzero(mask)
+        if idx.size == 0:
+            return []
+        dist = _haversine_km(lat, lon, self.lat[idx], self.lon[idx])
+        order = np.lexsort((idx, dist))[:k]
+        return [_offer(*self.rows[idx[i]], float(dist[i])) for i in order]
+
+
+def _offer(kind: str, r: asyncpg.Record, distance_km: float) -> Offer:
+    common: dict[str, Any] = {
+        "kind": kind,
+        "id": r["id"],
+        "department": r["department"],
+        "commune": r["commune"],
+        "distance_km": distance_km,
+        "free_places": r["free_places"],
+        "age_min": r["age_min"],
+        "age_max": r["age_max"],
+        "care_modes": r["care_modes"],
+        "disability_profiles": r["disability_profiles"],
+        "declared_age_days": max(0.0, float(r["declared_age_days"])),
+        "lat": r["lat"],
+        "lon": r["lon"],
+    }
+    if kind == "unit":
+        return Offer(
+            **common,
+            sexes=r["sexes"],
+            available_gender=r["available_gender"],
+            structure_id=r["structure_id"],
+            structure_name=r["structure_name"],
+            finess=r["finess"],
+            category=r["category"],
+        )
+    return Offer(**common, sexes=("F", "M"))
+
+
+def _need(row: asyncpg.Record) -> Need:
+    children = tuple(
+        Child(c["age"], c["sex"], frozenset(c.get("disability_profiles", [])))
+        for c in row["children"]
+    )
+    return Need(
+        children=children,
+        care_mode=row["care_mode"],
+        urgency=row["urgency"],
+        origin_department=row["department"],
+    )
+
+
+def _plan_out(
+    plan: Plan, offers: dict[str, dict[tuple[str, str], Offer]], sizes: dict[str, int]
+) -> dict[str, Any]:
+    assignments = []
+    for a in plan.assignments:
+        offer = offers[a.request_id][(a.kind, a.offer_id)]
+        assignments.append(
+            {
+                "request_id": a.request_id,
+                "target": {"kind": a.kind, "id": a.offer_id},
+                "department": offer.department,
+                "commune": offer.commune,
+                "distance_km": round(offer.distance_km, 1 if a.kind == "unit" else 0),
+                "places": sizes[a.request_id],
+                "score": round(a.score, 4),
+            }
+        )
+    return {
+        "assignments": assignments,
+        "total": round(plan.total, 4),
+        "unassigned": plan.unassigned,
+        "method": plan.method,
+        "optimal": plan.optimal,
+    }
+
+
+async def load_problem(
+    conn: asyncpg.Connection, department: str, request_ids: list[UUID] | None, k: int
+) -> tuple[list[tuple[str, Need]], dict[str, list[Offer]], int]:
+    region = await conn.fetchval("SELECT region_code FROM departments WHERE code = $1", department)
+    if region is None:
+        raise Problem(404, f"Département {department} inconnu.")
+    requests = await conn.fetch(REQUESTS_SQL, department, request_ids)
+    rows = [("unit", r) for r in await conn.fetch(UNITS_SQL, region)]
+    rows += [("carer", r) for r in await conn.fetch(CARERS_SQL, region)]
+    table = _Offers(rows)
+    needs = [(str(r["id"]), _need(r)) for r in requests]
+    offers_by_need = {
+        rid: table.candidates(need, r["lat"], r["lon"], k)
+        for (rid, need), r in zip(needs, requests, strict=True)
+    }
+    return needs, offers_by_need, len(rows)
+
+
+async def run(pool: asyncpg.Pool, principal: Principal, body: OptimizeIn) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        needs, offers_by_need, n_offers = await load_problem(
+            conn, body.department, body.request_ids, body.candidates_per_request
+        )
+        if body.request_ids is not None:
+            found = {rid for rid, _ in needs}
+            missing = [str(i) for i in body.request_ids if str(i) not in found]
+            if missing:
+                raise Problem(
+                    422,
+                    f"request_ids: {len(missing)} demande(s) inconnue(s), d'un autre "
+                    "département, ou qui n'attendent plus.",
+                    errors=[{"field": "request_ids", "message": ", ".join(missing[:20])}],
+                )
+        best = optimize(
+            needs, offers_by_need, time_limit=get_settings().optimize_time_limit_seconds
+        )
+        fcfs = greedy(needs, offers_by_need)
+        await audit.record(
+            conn,
+            principal,
+            "assignment.optimize",
+            "department",
+            body.department,
+            body.department,
+            {"request_ids": [rid for rid, _ in needs]},
+        )
+    index = {rid: {o.key: o for o in offers} for rid, offers in offers_by_need.items()}
+    sizes = {rid: need.size for rid, need in needs}
+    return {
+        "requests": len(needs),
+        "offers": n_offers,
+        "optimal": _plan_out(best, index, sizes),
+        "greedy": _plan_out(fcfs, index, sizes),
+        "gain": round(best.total - fcfs.total, 4),
+    }
