@@ -74,6 +74,7 @@ SELECT c.id::text AS id, c.department, c.commune, c.age_min, c.age_max, c.care_m
   FROM origin, foster_carers c
   JOIN communes cm ON cm.insee = c.commune
  WHERE c.status = 'active'
+   AND c.available_places > 0  -- lets the planner use the partial index of free carers
    AND c.available_places >= $2
    AND c.care_modes @> ARRAY[$3]::text[]
    AND c.age_min <= $4 AND c.age_max >= $5
