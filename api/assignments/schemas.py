@@ -1,5 +1,6 @@
 """Optimize request and plan bodies."""
 
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +16,9 @@ class OptimizeIn(BaseModel):
     department: str = Field(pattern=r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$")
     request_ids: list[UUID] | None = Field(default=None, max_length=2000)
     candidates_per_request: int = Field(default=40, ge=1, le=200)
+    priority: Literal["score", "placements"] = "score"
+    """``score``: maximise the total score (the contract); ``placements``: place the most
+    children first, then maximise the score — what a waiting-list screen usually wants."""
 
 
 class AssignmentOut(BaseModel):

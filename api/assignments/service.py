@@ -193,7 +193,10 @@ async def run(pool: asyncpg.Pool, principal: Principal, body: OptimizeIn) -> dic
                     errors=[{"field": "request_ids", "message": ", ".join(missing[:20])}],
                 )
         best = optimize(
-            needs, offers_by_need, time_limit=get_settings().optimize_time_limit_seconds
+            needs,
+            offers_by_need,
+            priority=body.priority,
+            time_limit=get_settings().optimize_time_limit_seconds,
         )
         fcfs = greedy(needs, offers_by_need)
         await audit.record(
