@@ -21,6 +21,7 @@ from api.registry.routes import router as registry_router
 from api.requests.routes import router as requests_router
 from api.search.routes import router as search_router
 from api.settings import Settings, get_settings
+from api.ui.routes import install as install_ui
 from realtime import relay
 from realtime.bus import Bus, InProcessBus, RedisBus, connect_redis
 from realtime.routes import router as feeds_router
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(assignments_router)
     app.include_router(feeds_router)
+    install_ui(app)
     return app
 
 

@@ -664,11 +664,18 @@ async def test_carer_refuses_and_release_is_capped_at_the_agrement(client, pool)
     request = await new_request(client)
     h = (await hold(client, request, "carer", carer["id"])).json()
     assert await carer_places(pool, carer["id"]) == 0
-    # The carer re-declares meanwhile (their word): 2 free places.
+    # The carer re-declares meanwhile: the held place cannot be declared free again (422),
+    # the other one can.
     r = await client.put(
         f"/v1/foster-carers/{carer['id']}/availability",
         headers=carer["headers"],
         json={"available_places": 2, "status": "active"},
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "available_places"
+    r = await client.put(
+        f"/v1/foster-carers/{carer['id']}/availability",
+        headers=carer["headers"],
+        json={"available_places": 1, "status": "active"},
     )
     assert r.status_code == 200
     r = await client.post(

@@ -1,0 +1,1 @@
+"""Aggregated statistics (national steering): never a child-level record."""

@@ -1,0 +1,299 @@
+"""Aggregates in SQL: one grouped query per table, joined on the department code.
+
+The per-department query reads each offer table once (units with their snapshots, carers,
+requests), so the national table costs a few tens of milliseconds on the national dataset
+(about 7,000 units and 38,000 carers), not one query per department.
+"""
+
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from api.requests.service import local_today
+
+TIMEZONES = {
+    "971": "America/Guadeloupe",
+    "972": "America/Martinique",
+    "973": "America/Cayenne",
+    "974": "Indian/Reunion",
+    "976": "Indian/Mayotte",
+}
+"""Overseas days start hours apart from Paris; a department's history is bucketed in its own
+calendar (the same zones as ``api.requests.service.local_today``)."""
+
+COUNT_FIELDS = (
+    "units",
+    "undeclared_units",
+    "installed",
+    "occupied",
+    "reserved",
+    "available",
+    "closed",
+    "additional",
+    "available_h24",
+    "available_h48",
+    "available_d7",
+    "carers",
+    "carers_active",
+    "carer_places_available",
+    "requests_waiting",
+    "children_waiting",
+    "measures_not_executed",
+    "declarations",
+    "stale_declarations",
+    "open_places",
+)
+
+_UNITS = """
+units_agg AS (
+    SELECT s.department,
+           count(*) AS units,
+           count(*) FILTER (WHERE c.unit_id IS NULL) AS undeclared_units,
+           sum(u.installed) AS installed,
+           sum(c.occupied) AS occupied,
+           sum(c.reserved) AS reserved,
+           sum(c.available) AS available,
+           sum(c.closed) AS closed,
+           sum(c.additional) AS additional,
+           sum(coalesce(h24.available, c.available)) AS available_h24,
+           sum(coalesce(h48.available, c.available)) AS available_h48,
+           sum(coalesce(d7.available, c.available)) AS available_d7,
+           count(c.unit_id) AS declarations,
+           count(*) FILTER (WHERE c.declared_at < now() - make_interval(days => $1))
+               AS stale_declarations,
+           sum(CASE WHEN c.unit_id IS NULL THEN u.installed
+                    ELSE c.installed + c.additional - c.closed END) AS open_places
+      FROM units u
+      JOIN structures s ON s.id = u.structure_id
+      LEFT JOIN capacity_snapshots c ON c.unit_id = u.id AND c.temporality = 'current'
+      LEFT JOIN capacity_snapshots h24 ON h24.unit_id = u.id AND h24.temporality = 'h24'
+      LEFT JOIN capacity_snapshots h48 ON h48.unit_id = u.id AND h48.temporality = 'h48'
+      LEFT JOIN capacity_snapshots d7 ON d7.unit_id = u.id AND d7.temporality = 'd7'
+     WHERE ($3::text IS NULL OR s.department = $3)
+     GROUP BY s.department
+)"""
+
+_CARERS = """
+carers_agg AS (
+    SELECT department,
+           count(*) AS carers,
+           count(*) FILTER (WHERE status = 'active') AS carers_active,
+           sum(available_places) FILTER (WHERE status = 'active') AS carer_places_available,
+           sum(agrement_capacity) FILTER (WHERE status = 'active') AS carer_open_places,
+           count(*) FILTER (WHERE status = 'active'
+                              AND declared_at < now() - make_interval(days => $1))
+               AS carer_stale
+      FROM foster_carers
+     WHERE ($3::text IS NULL OR department = $3)
+     GROUP BY department
+)"""
+
+_REQUESTS = """
+requests_agg AS (
+    SELECT r.department,
+           count(*) FILTER (WHERE r.status = 'waiting') AS requests_waiting,
+           sum(jsonb_array_length(r.children)) FILTER (WHERE r.status = 'waiting')
+               AS children_waiting,
+           max(t.today - r.decided_on) FILTER (WHERE r.status = 'waiting')
+               AS oldest_waiting_days,
+           count(*) FILTER (WHERE r.status IN ('waiting', 'held')
+                              AND t.today - r.decided_on >= $2) AS measures_not_executed
+      FROM placement_requests r
+      JOIN unnest($4::text[], $5::date[]) AS t(code, today) ON t.code = r.department
+     WHERE r.status IN ('waiting', 'held')
+       AND ($3::text IS NULL OR r.department = $3)
+     GROUP BY r.department
+)"""
+
+_NO_REQUESTS = """
+requests_agg AS (
+    -- no placement_requests table yet: no row (the parameters are named only so that
+    -- both variants of the query take the same five)
+    SELECT NULL::text AS department, 0 AS requests_waiting, 0 AS children_waiting,
+           NULL::int AS oldest_waiting_days, 0 AS measures_not_executed
+     WHERE false AND $2::int IS NULL AND $4::text[] IS NULL AND $5::date[] IS NULL
+)"""
+
+
+def _query(with_requests: bool) -> str:
+    return f"""
+    WITH {_UNITS},
+         {_CARERS},
+         {_REQUESTS if with_requests else _NO_REQUESTS}
+    SELECT d.code AS department, d.name, d.region_code,
+           coalesce(u.units, 0) AS units,
+           coalesce(u.undeclared_units, 0) AS undeclared_units,
+           coalesce(u.installed, 0) AS installed,
+           coalesce(u.occupied, 0) AS occupied,
+           coalesce(u.reserved, 0) AS reserved,
+           coalesce(u.available, 0) AS available,
+           coalesce(u.closed, 0) AS closed,
+           coalesce(u.additional, 0) AS additional,
+           coalesce(u.available_h24, 0) AS available_h24,
+           coalesce(u.available_h48, 0) AS available_h48,
+           coalesce(u.available_d7, 0) AS available_d7,
+           coalesce(f.carers, 0) AS carers,
+           coalesce(f.carers_active, 0) AS carers_active,
+           coalesce(f.carer_places_available, 0) AS carer_places_available,
+           coalesce(r.requests_waiting, 0) AS requests_waiting,
+           coalesce(r.children_waiting, 0) AS children_waiting,
+           r.oldest_waiting_days,
+           coalesce(r.measures_not_executed, 0) AS measures_not_executed,
+           coalesce(u.declarations, 0) + coalesce(f.carers_active, 0) AS declarations,
+           coalesce(u.stale_declarations, 0) + coalesce(f.carer_stale, 0)
+               AS stale_declarations,
+           coalesce(u.open_places, 0) + coalesce(f.carer_open_places, 0) AS open_places
+      FROM departments d
+      LEFT JOIN units_agg u ON u.department = d.code
+      LEFT JOIN carers_agg f ON f.department = d.code
+      LEFT JOIN requests_agg r ON r.department = d.code
+     WHERE ($3::text IS NULL OR d.code = $3)
+     ORDER BY d.code
+    """
+
+
+async def has_requests_table(conn: asyncpg.Connection) -> bool:
+    """The workflow's table arrives with migration 0002; before it, nobody waits."""
+    return bool(await conn.fetchval("SELECT to_regclass('placement_requests') IS NOT NULL"))
+
+
+def tension(row: dict[str, Any]) -> float | None:
+    """See ``api.stats.schemas``: occupancy plus the waiting list, relative to open places."""
+    open_places = row["open_places"]
+    if open_places <= 0:
+        return None
+    free = row["available"] + row["carer_places_available"]
+    return round((open_places - free + row["children_waiting"]) / open_places, 3)
+
+
+async def department_stats(
+    conn: asyncpg.Connection,
+    stale_after_days: int,
+    unexecuted_after_days: int,
+    department: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per department (all of them, zeros where there is no offer)."""
+    with_requests = await has_requests_table(conn)
+    codes = [r["code"] for r in await conn.fetch("SELECT code FROM departments")]
+    todays = [local_today(code) for code in codes]
+    rows = await conn.fetch(
+        _query(with_requests),
+        stale_after_days,
+        unexecuted_after_days if with_requests else None,
+        department,
+        codes if with_requests else None,
+        todays if with_requests else None,
+    )
+    out = []
+    for row in rows:
+        item = {k: (int(v) if k in COUNT_FIELDS else v) for k, v in dict(row).items()}
+        item["tension"] = tension(item)
+        out.append(item)
+    return out
+
+
+def national_totals(items: list[dict[str, Any]]) -> dict[str, Any]:
+    totals: dict[str, Any] = {name: sum(i[name] for i in items) for name in COUNT_FIELDS}
+    waiting_days = [i["oldest_waiting_days"] for i in items if i["oldest_waiting_days"] is not None]
+    totals.update(
+        department="FR",
+        name="France entière",
+        region_code="",
+        oldest_waiting_days=max(waiting_days) if waiting_days else None,
+    )
+    totals["tension"] = tension(totals)
+    return totals
+
+
+_HISTORY = """
+WITH bounds AS (
+    SELECT ($2::date::timestamp AT TIME ZONE $3) AS start, $2::date AS start_day,
+           $4::date AS end_day
+),
+unit_scope AS (
+    SELECT u.id FROM units u JOIN structures s ON s.id = u.structure_id
+     WHERE $1::text IS NULL OR s.department = $1
+),
+unit_points AS (
+    -- each unit's last declaration before the window, then every declaration in it
+    SELECT sc.id AS key, b.start - interval '1 microsecond' AS at, 0::bigint AS seq,
+           last.available AS value
+      FROM unit_scope sc CROSS JOIN bounds b
+     CROSS JOIN LATERAL (
+           SELECT cd.available FROM capacity_declarations cd
+            WHERE cd.unit_id = sc.id AND cd.temporality = 'current' AND cd.declared_at < b.start
+            ORDER BY cd.declared_at DESC, cd.id DESC LIMIT 1) last
+    UNION ALL
+    SELECT cd.unit_id, cd.declared_at, cd.id, cd.available
+      FROM capacity_declarations cd JOIN unit_scope sc ON sc.id = cd.unit_id, bounds b
+     WHERE cd.temporality = 'current' AND cd.declared_at >= b.start
+),
+carer_scope AS (
+    SELECT id FROM foster_carers WHERE $1::text IS NULL OR department = $1
+),
+carer_points AS (
+    SELECT sc.id AS key, b.start - interval '1 microsecond' AS at, 0::bigint AS seq,
+           last.value
+      FROM carer_scope sc CROSS JOIN bounds b
+     CROSS JOIN LATERAL (
+           SELECT CASE WHEN cd.status = 'active' THEN cd.available_places ELSE 0 END AS value
+             FROM carer_declarations cd
+            WHERE cd.carer_id = sc.id AND cd.declared_at < b.start
+            ORDER BY cd.declared_at DESC, cd.id DESC LIMIT 1) last
+    UNION ALL
+    SELECT cd.carer_id, cd.declared_at, cd.id,
+           CASE WHEN cd.status = 'active' THEN cd.available_places ELSE 0 END
+      FROM carer_declarations cd JOIN carer_scope sc ON sc.id = cd.carer_id, bounds b
+     WHERE cd.declared_at >= b.start
+),
+deltas AS (
+    SELECT 'unit' AS kind, at,
+           value - coalesce(lag(value) OVER (PARTITION BY key ORDER BY at, seq), 0) AS delta
+      FROM unit_points
+    UNION ALL
+    SELECT 'carer', at,
+           value - coalesce(lag(value) OVER (PARTITION BY key ORDER BY at, seq), 0)
+      FROM carer_points
+),
+daily AS (
+    SELECT greatest((d.at AT TIME ZONE $3)::date, b.start_day) AS day,
+           sum(delta) FILTER (WHERE kind = 'unit') AS unit_delta,
+           sum(delta) FILTER (WHERE kind = 'carer') AS carer_delta
+      FROM deltas d, bounds b
+     GROUP BY 1
+)
+SELECT g.day::date AS day,
+       sum(coalesce(daily.unit_delta, 0)) OVER (ORDER BY g.day) AS unit_places_available,
+       sum(coalesce(daily.carer_delta, 0)) OVER (ORDER BY g.day) AS carer_places_available
+  FROM bounds b
+ CROSS JOIN generate_series(b.start_day, b.end_day, interval '1 day') AS g(day)
+  LEFT JOIN daily ON daily.day = g.day::date
+ ORDER BY g.day
+"""
+
+
+async def history(
+    conn: asyncpg.Connection, department: str | None, days: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """Free places at the end of each of the last ``days`` days (today: now).
+
+    Each declaration contributes its change from the previous one of the same unit (or
+    carer), so the series is a running sum over the window's declarations plus each one's
+    last value before the window: history rows are read once, through the per-unit index,
+    never replayed day by day.
+    """
+    timezone = TIMEZONES.get(department or "", "Europe/Paris")
+    today: date = local_today(department)
+    start = date.fromordinal(today.toordinal() - days + 1)
+    rows = await conn.fetch(_HISTORY, department, start, timezone, today)
+    items = [
+        {
+            "day": r["day"],
+            "unit_places_available": int(r["unit_places_available"]),
+            "carer_places_available": int(r["carer_places_available"]),
+            "available": int(r["unit_places_available"]) + int(r["carer_places_available"]),
+        }
+        for r in rows
+    ]
+    return timezone, items

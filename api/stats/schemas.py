@@ -1,0 +1,142 @@
+"""Bodies of the aggregated statistics (national steering): never a child-level field.
+
+Definitions (also on the national dashboard and in the report of issue 6):
+
+* ``installed``: places installed in the department's units (the registry's figure, kept equal
+  to the last ``current`` declaration); ``occupied`` / ``reserved`` / ``available`` /
+  ``closed`` / ``additional``: sums of the units' ``current`` snapshots.
+* ``undeclared_units``: units that never declared; their places count as installed, not free.
+* ``available_h24`` / ``available_h48`` / ``available_d7``: free places forecast, each unit's
+  forecast for that horizon, or its current figure when it declared no forecast.
+* ``carers_active``: assistants familiaux with status ``active``;
+  ``carer_places_available``: their declared free places (on leave or suspended: none).
+* ``requests_waiting``: placement requests in status ``waiting``; ``children_waiting``: the
+  children they describe (a sibling group counts each child); ``oldest_waiting_days``: days
+  since the decision of the oldest waiting request (null when nobody waits), in the
+  department's own calendar; ``measures_not_executed``: requests waiting or held (not yet
+  admitted) at least ``PLACES_UNEXECUTED_AFTER_DAYS`` days after their decision.
+* ``declarations``: current unit snapshots plus active carers (what steering relies on);
+  ``stale_declarations``: those declared more than ``PLACES_STALE_AFTER_DAYS`` days ago.
+* ``open_places``: places that exist and can be used — per declared unit ``installed +
+  additional − closed``, per undeclared unit ``installed``, plus the agrément capacity of
+  active carers.
+* ``tension`` = (``open_places`` − free places + ``children_waiting``) / ``open_places``,
+  where free places = ``available`` + ``carer_places_available``. It is the occupancy rate
+  (1 − free/open) plus the waiting list relative to the offer: 0.9 means one open place in
+  ten is free and nobody waits; 1 means every place is taken (or as many children wait as
+  places are free); above 1, children wait with no free place for them. Null when the
+  department has no open place.
+"""
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXAMPLE = {
+    "department": "69",
+    "name": "Rhône",
+    "region_code": "84",
+    "units": 58,
+    "undeclared_units": 1,
+    "installed": 742,
+    "occupied": 690,
+    "reserved": 6,
+    "available": 31,
+    "closed": 15,
+    "additional": 0,
+    "available_h24": 33,
+    "available_h48": 35,
+    "available_d7": 40,
+    "carers": 640,
+    "carers_active": 602,
+    "carer_places_available": 38,
+    "requests_waiting": 12,
+    "children_waiting": 15,
+    "oldest_waiting_days": 41,
+    "measures_not_executed": 3,
+    "declarations": 659,
+    "stale_declarations": 48,
+    "open_places": 1920,
+    "tension": 0.971,
+}
+
+
+class DepartmentStats(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+
+    department: str
+    name: str
+    region_code: str
+    units: int
+    undeclared_units: int
+    installed: int
+    occupied: int
+    reserved: int
+    available: int
+    closed: int
+    additional: int
+    available_h24: int
+    available_h48: int
+    available_d7: int
+    carers: int
+    carers_active: int
+    carer_places_available: int
+    requests_waiting: int
+    children_waiting: int
+    oldest_waiting_days: int | None
+    measures_not_executed: int
+    declarations: int
+    stale_declarations: int
+    open_places: int
+    tension: float | None = Field(
+        description="(open_places − free places + children_waiting) / open_places; "
+        "null without open places."
+    )
+
+
+class StatsPage(BaseModel):
+    items: list[DepartmentStats]
+    total: int
+    totals: DepartmentStats = Field(description="The same figures for the whole country.")
+    generated_at: datetime
+    stale_after_days: int
+    unexecuted_after_days: int
+
+
+class StatsHistoryPoint(BaseModel):
+    day: date
+    unit_places_available: int
+    carer_places_available: int
+    available: int
+
+
+class StatsHistoryOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "department": "69",
+                    "days": 2,
+                    "timezone": "Europe/Paris",
+                    "items": [
+                        {
+                            "day": "2026-11-24",
+                            "unit_places_available": 30,
+                            "carer_places_available": 40,
+                            "available": 70,
+                        },
+                        {
+                            "day": "2026-11-25",
+                            "unit_places_available": 31,
+                            "carer_places_available": 38,
+                            "available": 69,
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+    department: str | None
+    days: int
+    timezone: str
+    items: list[StatsHistoryPoint]

@@ -1,0 +1,1 @@
+"""Server-rendered dashboards and the declaration page (issue 6)."""

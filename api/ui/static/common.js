@@ -1,0 +1,333 @@
+// Shared by every page: the session (token in sessionStorage), calls to the /v1 API with
+// that token, French labels of the codes, formatting, and a tiny DOM builder that never
+// parses strings as HTML (API data is always inserted as text).
+
+export const TOKEN_KEY = "places.jeton";
+
+export const MODES = {
+  urgence: "Urgence",
+  durable: "Accueil durable",
+  sequentiel: "Séquentiel (relais, week-ends, vacances)",
+  mere_enfant: "Mère-enfant",
+  mna: "Mineur non accompagné",
+  jeune_majeur: "Jeune majeur (18–21 ans)",
+};
+
+export const PROFILS = {
+  tsa: "Troubles du spectre autistique",
+  deficience_intellectuelle: "Déficience intellectuelle",
+  troubles_psychiques_comportement: "Troubles psychiques ou du comportement",
+  deficience_motrice: "Déficience motrice",
+  deficience_sensorielle: "Déficience sensorielle",
+  polyhandicap: "Polyhandicap",
+  soins_techniques: "Soins techniques (maladie chronique)",
+};
+
+export const CATEGORIES = {
+  166: "Centre parental",
+  172: "Pouponnière",
+  175: "Foyer de l'enfance",
+  176: "Village d'enfants",
+  177: "MECS",
+  236: "Placement familial",
+  238: "Accueil familial spécialisé",
+  241: "Établissement PJJ",
+  378: "Établissement expérimental",
+  462: "Lieu de vie et d'accueil",
+};
+
+export const ROLES = {
+  structure: "Établissement",
+  carer: "Assistant familial",
+  department: "Département",
+  national: "Pilotage national",
+  admin: "Administrateur",
+};
+
+export const URGENCES = { immediate: "Immédiate", days: "Sous quelques jours", planned: "Programmée" };
+export const MESURES = { judicial: "Judiciaire", administrative: "Administrative" };
+export const STATUTS_AF = { active: "Disponible", leave: "En congé", suspended: "Suspendu" };
+
+export function pageData() {
+  const node = document.getElementById("donnees-page");
+  return node ? JSON.parse(node.textContent) : {};
+}
+
+// --- session -------------------------------------------------------------------------------
+
+export function decodeClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const json = decodeURIComponent(
+      atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "="))
+        .split("")
+        .map((c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0"))
+        .join(""),
+    );
+    return JSON.parse(json);
+  } catch {
+    return null;
+  }
+}
+
+/** The current session, or null when there is none or it expired. */
+export function session() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) return null;
+  const claims = decodeClaims(token);
+  if (!claims || (claims.exp && claims.exp * 1000 <= Date.now())) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    return null;
+  }
+  return { token, claims, role: claims.role };
+}
+
+export function saveToken(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+export function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.assign("/ui/connexion");
+}
+
+export function homeOf(claims) {
+  if (!claims) return "/ui/connexion";
+  if (claims.role === "department") return `/ui/departements/${claims.department}`;
+  if (claims.role === "national" || claims.role === "admin") return "/ui/national";
+  return "/ui/declarer";
+}
+
+export function describeSession(claims) {
+  const role = ROLES[claims.role] || claims.role;
+  const scope = claims.finess || claims.department || (claims.carer_id ? claims.carer_id.slice(0, 8) + "…" : "");
+  return scope ? `${role} ${scope}` : role;
+}
+
+/** Header: who is signed in, a sign-out button, and the right department link. */
+export function initHeader() {
+  const box = document.getElementById("session");
+  const current = session();
+  if (!box || !current) return current;
+  box.replaceChildren(
+    el("span", { class: "qui" }, "Connecté : ", el("strong", {}, describeSession(current.claims))),
+    el("button", { type: "button", class: "bouton petit", onclick: signOut }, "Se déconnecter"),
+  );
+  const link = document.getElementById("lien-departement");
+  if (link && current.claims.department) link.href = `/ui/departements/${current.claims.department}`;
+  return current;
+}
+
+/**
+ * The page needs a session with one of `roles`: otherwise show why, with a link to sign in,
+ * and return null.
+ */
+export function requireSession(roles, alertBox) {
+  const current = initHeader();
+  if (current && (roles.includes(current.role) || current.role === "admin")) return current;
+  const back = encodeURIComponent(location.pathname + location.search);
+  const message = current
+    ? `Cette page est réservée aux rôles : ${roles.map((r) => ROLES[r]).join(", ")}. Vous êtes connecté comme ${describeSession(current.claims)}.`
+    : "Vous n'êtes pas connecté.";
+  showAlert(alertBox, message, el("a", { href: `/ui/connexion?retour=${back}` }, "Se connecter"));
+  return null;
+}
+
+export function showAlert(box, message, ...extra) {
+  if (!box) return;
+  box.replaceChildren(message, ...(extra.length ? [" ", ...extra] : []));
+  box.hidden = false;
+}
+
+export function hideAlert(box) {
+  if (box) {
+    box.hidden = true;
+    box.replaceChildren();
+  }
+}
+
+// --- API -----------------------------------------------------------------------------------
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || `Erreur ${status}`);
+    this.status = status;
+    this.problem = problem || {};
+  }
+}
+
+/** Call the API with the session's bearer token; JSON in, JSON out, problems as ApiError. */
+export async function api(path, { method = "GET", body, headers = {}, raw = false } = {}) {
+  const current = session();
+  const init = { method, headers: { Accept: "application/json", ...headers } };
+  if (current) init.headers.Authorization = `Bearer ${current.token}`;
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    const err = new ApiError(0, { detail: "Le service ne répond pas (réseau coupé ?)." });
+    err.network = true;
+    throw err;
+  }
+  if (raw && response.ok) return response;
+  const type = response.headers.get("content-type") || "";
+  const data = type.includes("json") ? await response.json().catch(() => null) : null;
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+/** A plain-French sentence for an API error, whatever its status. */
+export function explain(error) {
+  if (!(error instanceof ApiError)) return `Erreur inattendue : ${error.message}`;
+  if (error.network) return "Le service ne répond pas : vérifiez la connexion réseau puis réessayez.";
+  const detail = error.problem.detail || "";
+  switch (error.status) {
+    case 401:
+      return "Votre session a expiré ou n'est pas valide : reconnectez-vous.";
+    case 403:
+      return `Accès refusé : ${detail || "ce compte n'a pas accès à cette ressource."}`;
+    case 404:
+      return detail || "Introuvable.";
+    case 409:
+      return `Conflit : ${detail}`;
+    case 413:
+      return "La requête est trop volumineuse.";
+    case 422:
+      return `Données refusées : ${detail}`;
+    default:
+      return error.status >= 500
+        ? `Le service a rencontré une erreur (${error.status}). Réessayez dans un instant.`
+        : detail || `Erreur ${error.status}.`;
+  }
+}
+
+export function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Every page of a paginated list (``{items, total}``). */
+export async function allPages(path, pageSize) {
+  const items = [];
+  const sep = path.includes("?") ? "&" : "?";
+  for (let offset = 0; ; offset += pageSize) {
+    const page = await api(`${path}${sep}limit=${pageSize}&offset=${offset}`);
+    items.push(...page.items);
+    if (page.items.length < pageSize || items.length >= page.total) return items;
+  }
+}
+
+// --- formatting ----------------------------------------------------------------------------
+
+const nf = new Intl.NumberFormat("fr-FR");
+const nf2 = new Intl.NumberFormat("fr-FR", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const dtf = new Intl.DateTimeFormat("fr-FR", { dateStyle: "short", timeStyle: "short" });
+const df = new Intl.DateTimeFormat("fr-FR", { dateStyle: "short" });
+const tf = new Intl.DateTimeFormat("fr-FR", { timeStyle: "medium" });
+
+export const fmt = {
+  n: (v) => (v === null || v === undefined ? "—" : nf.format(v)),
+  dec: (v) => (v === null || v === undefined ? "—" : nf2.format(v)),
+  dateTime: (v) => (v ? dtf.format(new Date(v)) : "—"),
+  date: (v) => (v ? df.format(new Date(v)) : "—"),
+  time: (v) => tf.format(v ? new Date(v) : new Date()),
+  /** "il y a 3 h", "il y a 2 j" */
+  age(v) {
+    if (!v) return "jamais";
+    const s = Math.max(0, (Date.now() - new Date(v).getTime()) / 1000);
+    if (s < 60) return "à l'instant";
+    if (s < 3600) return `il y a ${Math.floor(s / 60)} min`;
+    if (s < 86400) return `il y a ${Math.floor(s / 3600)} h`;
+    return `il y a ${Math.floor(s / 86400)} j`;
+  },
+  ageDays: (v) => (v ? (Date.now() - new Date(v).getTime()) / 86400000 : Infinity),
+  /** "2 h 05 min 09 s" */
+  countdown(ms) {
+    if (ms <= 0) return "échue";
+    const s = Math.floor(ms / 1000);
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const sec = s % 60;
+    const pad = (x) => String(x).padStart(2, "0");
+    return h > 0 ? `${h} h ${pad(m)} min ${pad(sec)} s` : `${m} min ${pad(sec)} s`;
+  },
+  plural: (n, one, many) => `${nf.format(n)} ${n > 1 ? many : one}`,
+};
+
+// --- DOM -----------------------------------------------------------------------------------
+
+/** el("td", {class: "nombre"}, "3") — attributes, `on*` listeners, children (text or nodes). */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+export function svgEl(tag, attrs = {}, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value !== null && value !== undefined) node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+/** Fill a <select> from a vocabulary, with an optional "all" first option. */
+export function fillSelect(select, vocabulary, allLabel) {
+  const options = Object.entries(vocabulary).map(([code, label]) => el("option", { value: code }, label));
+  if (allLabel) options.unshift(el("option", { value: "" }, allLabel));
+  select.replaceChildren(...options);
+}
+
+/** Announce a short sentence in an aria-live region (and show it, with its time). */
+export function announce(region, text) {
+  if (!region) return;
+  region.textContent = `${fmt.time()} — ${text}`;
+}
+
+/**
+ * Run `fn` `ms` after the first call of a burst, once, and never two at a time. Unlike a
+ * debounce, a steady stream of live events cannot postpone the refresh forever, and a slow
+ * answer cannot land after a newer one.
+ */
+export function coalesce(fn, ms) {
+  let timer = null;
+  let running = false;
+  let again = false;
+  const run = async () => {
+    timer = null;
+    running = true;
+    try {
+      await fn();
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        schedule();
+      }
+    }
+  };
+  const schedule = () => {
+    if (running) again = true;
+    else if (!timer) timer = setTimeout(run, ms);
+  };
+  return schedule;
+}
+
+initHeader();

@@ -1,0 +1,442 @@
+// Declaration page: an establishment declares each unit's places, a carer their availability.
+// Big + / − controls (usable with a thumb), the last declaration and its age, sent with an
+// Idempotency-Key (kept while a send is in doubt, so a retry never writes twice) and
+// If-Match (the version the form started from, so nobody's declaration is overwritten
+// blindly); 409 and 422 are explained in plain French.
+
+import {
+  MODES,
+  PROFILS,
+  ApiError,
+  api,
+  el,
+  explain,
+  fmt,
+  hideAlert,
+  newKey,
+  pageData,
+  requireSession,
+  showAlert,
+} from "./common.js";
+
+const PAGE = pageData();
+const $ = (id) => document.getElementById(id);
+const alertBox = $("alerte-page");
+const root = $("declarant");
+
+const TEMPORALITES = [
+  ["current", "Maintenant"],
+  ["h24", "Dans 24 h"],
+  ["h48", "Dans 48 h"],
+  ["d7", "Dans 7 jours"],
+];
+const COMPTEURS = {
+  available: "Places disponibles",
+  occupied: "Places occupées",
+  reserved: "Places réservées",
+  closed: "Places fermées",
+  installed: "Places installées",
+  additional: "Places supplémentaires",
+  available_places: "Places disponibles",
+  until: "Date de fin",
+  status: "Statut",
+  available_gender: "Public des places disponibles",
+};
+const OTHER_COUNTS = ["occupied", "reserved", "closed", "installed", "additional"];
+
+let scope = {}; // ?finess= / ?carer= for admin and department
+
+// --- helpers -------------------------------------------------------------------------------
+
+function stepper(id, label, value, { big = false, min = 0, max = 5000, onChange }) {
+  const input = el("input", {
+    id,
+    type: "number",
+    inputmode: "numeric",
+    min,
+    max,
+    value,
+    class: "valeur",
+    "aria-describedby": `${id}-aide`,
+  });
+  const set = (v) => {
+    const n = Math.max(min, Math.min(max, Number.isFinite(v) ? v : 0));
+    input.value = String(n);
+    onChange();
+  };
+  input.addEventListener("input", onChange);
+  const minus = el(
+    "button",
+    { type: "button", class: "moins", "aria-label": `${label} : retirer une`, onclick: () => set(Number(input.value) - 1) },
+    "−",
+  );
+  const plus = el(
+    "button",
+    { type: "button", class: "plus", "aria-label": `${label} : ajouter une`, onclick: () => set(Number(input.value) + 1) },
+    "+",
+  );
+  return el(
+    "div",
+    { class: `compteur${big ? " grand" : ""}` },
+    el("label", { for: id }, label),
+    el("div", { class: "commandes" }, minus, input, plus),
+    el("p", { class: "aide", id: `${id}-aide` }),
+  );
+}
+
+function valueOf(root_, name) {
+  const input = root_.querySelector(`[data-compteur="${name}"] input.valeur`);
+  return input ? Number(input.value) : undefined;
+}
+
+/** A 422 in plain French: name each field the way the form names it. */
+function explain422(problem) {
+  const detail = problem.detail || "";
+  const english = /Input should|Field required|valid/i.test(detail);
+  if (!english) {
+    return detail.replace(/^([a-z_]+):\s*/, (_, f) => `${COMPTEURS[f] || f} : `);
+  }
+  return (problem.errors || [])
+    .map((e) => {
+      let message = e.message;
+      const ge = /greater than or equal to (\d+)/.exec(message);
+      const le = /less than or equal to (\d+)/.exec(message);
+      if (ge) message = `doit être au moins ${ge[1]}`;
+      else if (le) message = `doit être au plus ${le[1]}`;
+      else if (/valid integer/.test(message)) message = "doit être un nombre entier";
+      return `${COMPTEURS[e.field] || e.field} : ${message}`;
+    })
+    .join(" ; ");
+}
+
+function explainSendError(error, startedFrom) {
+  if (!(error instanceof ApiError)) return explain(error);
+  if (error.network) {
+    return "La connexion a été perdue : la déclaration n'est peut-être pas partie. Renvoyez-la : elle ne sera jamais enregistrée deux fois.";
+  }
+  if (error.status === 409) {
+    const now = error.problem.current_version;
+    return (
+      `Conflit de version : une autre déclaration a été enregistrée entre-temps` +
+      (now !== undefined ? ` (version actuelle : ${now} ; votre formulaire partait de la version ${startedFrom})` : "") +
+      ". Vos chiffres n'ont pas été enregistrés. Rechargez les chiffres actuels, vérifiez-les, puis déclarez à nouveau."
+    );
+  }
+  if (error.status === 422) {
+    return `Déclaration refusée, rien n'a été enregistré. ${explain422(error.problem)}. Corrigez puis renvoyez.`;
+  }
+  if (error.status === 403) return "Cette déclaration n'est pas permise à votre compte (unité d'un autre établissement ?).";
+  return explain(error);
+}
+
+function lastDeclaration(snapshot) {
+  if (!snapshot || !snapshot.version) return el("p", { class: "derniere" }, "Aucune déclaration pour cette échéance : ce sera la première.");
+  const stale = fmt.ageDays(snapshot.declared_at) > PAGE.stale_after_days;
+  return el(
+    "p",
+    { class: "derniere" },
+    "Dernière déclaration : ",
+    el("strong", {}, `version ${snapshot.version}`),
+    ", ",
+    el("time", { datetime: snapshot.declared_at }, `${fmt.age(snapshot.declared_at)} (${fmt.dateTime(snapshot.declared_at)})`),
+    snapshot.declared_by ? ` par ${snapshot.declared_by}` : "",
+    stale ? el("span", { class: "badge alerte" }, `périmée (plus de ${PAGE.stale_after_days} j)`) : null,
+  );
+}
+
+// --- establishment -------------------------------------------------------------------------
+
+function snapshotFor(unit, temporality) {
+  if (temporality === "current") return unit.capacity;
+  return (unit.forecasts || []).find((s) => s.temporality === temporality) || null;
+}
+
+function startingCounts(unit, temporality) {
+  const own = snapshotFor(unit, temporality);
+  const base = own || unit.capacity;
+  if (base) return { ...base, version: own ? own.version : 0 };
+  return { installed: unit.installed, occupied: 0, reserved: 0, closed: 0, available: 0, additional: 0, available_gender: "any", version: 0 };
+}
+
+function unitCard(unit) {
+  const card = el("section", { class: "carte-unite", id: `unite-${unit.id}`, "aria-labelledby": `titre-${unit.id}` });
+  const st = { temporality: "current", key: null, version: 0 };
+
+  const result = el("div", { class: "resultat", role: "status", "aria-live": "polite" });
+  const check = el("p", { class: "controle", "aria-live": "polite" });
+  const lastBox = el("div");
+
+  const update = () => {
+    st.key = null; // the values changed: a new declaration, a new key
+    const c = Object.fromEntries(["available", ...OTHER_COUNTS].map((n) => [n, valueOf(card, n)]));
+    const used = c.occupied + c.reserved + c.available + c.closed;
+    const ceiling = c.installed + c.additional;
+    check.textContent = `Occupées + réservées + disponibles + fermées = ${used} pour ${ceiling} places (installées + supplémentaires).`;
+    check.classList.toggle("alerte", used > ceiling);
+    if (used > ceiling) check.textContent += " Ce total dépasse la capacité : la déclaration sera refusée.";
+  };
+
+  const counters = el("div", { class: "compteurs" });
+  const others = el("div", { class: "compteurs secondaires" });
+  const gender = el(
+    "select",
+    { id: `genre-${unit.id}` },
+    el("option", { value: "any" }, "Filles et garçons"),
+    el("option", { value: "F" }, "Filles seulement"),
+    el("option", { value: "M" }, "Garçons seulement"),
+  );
+  gender.addEventListener("change", update);
+
+  const load = () => {
+    const counts = startingCounts(unit, st.temporality);
+    st.version = counts.version;
+    const big = stepper(`dispo-${unit.id}`, "Places disponibles", counts.available, { big: true, onChange: update });
+    big.dataset.compteur = "available";
+    counters.replaceChildren(big);
+    others.replaceChildren(
+      ...OTHER_COUNTS.map((name) => {
+        const s = stepper(`${name}-${unit.id}`, COMPTEURS[name], counts[name], { onChange: update });
+        s.dataset.compteur = name;
+        return s;
+      }),
+    );
+    gender.value = counts.available_gender || "any";
+    lastBox.replaceChildren(lastDeclaration(snapshotFor(unit, st.temporality)));
+    update();
+  };
+
+  const tabs = el(
+    "fieldset",
+    { class: "echeances" },
+    el("legend", {}, "Échéance"),
+    TEMPORALITES.map(([code, label]) => {
+      const input = el("input", { type: "radio", name: `echeance-${unit.id}`, value: code, checked: code === "current" });
+      input.addEventListener("change", () => {
+        st.temporality = code;
+        result.replaceChildren();
+        load();
+      });
+      return el("label", { class: "onglet" }, input, ` ${label}`);
+    }),
+  );
+
+  const send = el("button", { type: "submit", class: "bouton principal large" }, "Envoyer la déclaration");
+  const form = el(
+    "form",
+    { class: "declaration", novalidate: true },
+    tabs,
+    lastBox,
+    counters,
+    el(
+      "details",
+      { class: "autres" },
+      el("summary", {}, "Autres compteurs (occupées, réservées, fermées, installées…)"),
+      others,
+      el("div", { class: "champ" }, el("label", { for: `genre-${unit.id}` }, COMPTEURS.available_gender), gender),
+    ),
+    check,
+    send,
+    result,
+  );
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { temporality: st.temporality, available_gender: gender.value };
+    for (const name of ["available", ...OTHER_COUNTS]) body[name] = valueOf(card, name);
+    if (!st.key) st.key = newKey();
+    send.disabled = true;
+    send.textContent = "Envoi…";
+    result.replaceChildren();
+    try {
+      const snapshot = await api(`/v1/units/${unit.id}/capacity`, {
+        method: "PUT",
+        body,
+        headers: { "Idempotency-Key": st.key, "If-Match": `"${st.version}"` },
+      });
+      if (st.temporality === "current") unit.capacity = snapshot;
+      else {
+        unit.forecasts = (unit.forecasts || []).filter((s) => s.temporality !== st.temporality);
+        unit.forecasts.push(snapshot);
+      }
+      load();
+      result.replaceChildren(
+        el(
+          "p",
+          { class: "succes" },
+          el("span", { "aria-hidden": "true" }, "✓ "),
+          "Déclaration enregistrée : ",
+          el("strong", { class: "version" }, `version ${snapshot.version}`),
+          `, ${fmt.plural(snapshot.available, "place disponible", "places disponibles")} (${TEMPORALITES.find(([c]) => c === st.temporality)[1].toLowerCase()}), à ${fmt.time(snapshot.declared_at)}.`,
+        ),
+      );
+    } catch (error) {
+      if (!(error instanceof ApiError && error.network)) st.key = null; // answered: next send is new
+      const actions = [];
+      if (error instanceof ApiError && error.status === 409) {
+        actions.push(el("button", { type: "button", class: "bouton secondaire", onclick: () => reload(unit.id) }, "Recharger les chiffres actuels"));
+      }
+      result.replaceChildren(el("div", { class: "alerte", role: "alert" }, el("p", {}, explainSendError(error, st.version)), ...actions));
+    } finally {
+      send.disabled = false;
+      send.textContent = "Envoyer la déclaration";
+    }
+  });
+
+  const ages = `${unit.age_min}–${unit.age_max} ans`;
+  const modes = unit.care_modes.map((m) => MODES[m] || m).join(", ");
+  const profils = unit.disability_profiles.map((p) => PROFILS[p] || p).join(", ");
+  card.append(
+    el("h2", { id: `titre-${unit.id}` }, unit.name),
+    el("p", { class: "aide" }, `${ages} · ${unit.sexes.join("/")} · ${modes}${profils ? ` · ${profils}` : ""}`),
+    form,
+  );
+  load();
+  return card;
+}
+
+async function reload(unitId) {
+  await start();
+  const card = document.getElementById(`unite-${unitId}`);
+  if (card) {
+    card.querySelector(".resultat").replaceChildren(el("p", { class: "note" }, "Chiffres rechargés : vérifiez-les puis déclarez à nouveau."));
+    card.querySelector("input.valeur")?.focus();
+  }
+}
+
+function renderStructure(data) {
+  const s = data.structure;
+  const cards = s.units.map(unitCard);
+  root.replaceChildren(
+    el(
+      "div",
+      { class: "entete-structure" },
+      el("p", { class: "nom-structure" }, el("strong", {}, s.name)),
+      el("p", { class: "aide" }, `FINESS ${s.finess} · ${data.commune_name || s.commune} (${s.department})`),
+    ),
+    ...(cards.length ? cards : [el("p", { class: "vide" }, "Cet établissement n'a aucune unité enregistrée.")]),
+  );
+}
+
+// --- carer ---------------------------------------------------------------------------------
+
+function renderCarer(data) {
+  const carer = data.carer;
+  const st = { key: null, version: carer.version };
+  const result = el("div", { class: "resultat", role: "status", "aria-live": "polite" });
+  const update = () => {
+    st.key = null;
+  };
+  const places = stepper("af-places", "Places disponibles", carer.available_places, { big: true, max: carer.agrement_capacity, onChange: update });
+  places.dataset.compteur = "available_places";
+  const statuses = [
+    ["active", "Disponible pour accueillir"],
+    ["leave", "En congé"],
+    ["suspended", "Suspendu(e)"],
+  ];
+  const until = el("input", { id: "af-jusqu", type: "date", value: carer.status_until || "" });
+  const untilBox = el("div", { class: "champ" }, el("label", { for: "af-jusqu" }, "Jusqu'au (congé ou suspension)"), until);
+  const radios = el(
+    "fieldset",
+    { class: "echeances" },
+    el("legend", {}, "Statut"),
+    statuses.map(([code, label]) => {
+      const input = el("input", { type: "radio", name: "af-statut", value: code, checked: carer.status === code });
+      input.addEventListener("change", () => {
+        untilBox.hidden = code === "active";
+        update();
+      });
+      return el("label", { class: "onglet" }, input, ` ${label}`);
+    }),
+  );
+  untilBox.hidden = carer.status === "active";
+  until.addEventListener("input", update);
+  const send = el("button", { type: "submit", class: "bouton principal large" }, "Envoyer la déclaration");
+  const lastBox = el("div", {}, lastDeclaration(carer));
+  const form = el("form", { class: "declaration", novalidate: true }, lastBox, places, radios, untilBox, send, result);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = form.querySelector("input[name=af-statut]:checked").value;
+    const body = {
+      available_places: valueOf(form, "available_places"),
+      status,
+      until: status === "active" || !until.value ? null : until.value,
+    };
+    if (!st.key) st.key = newKey();
+    send.disabled = true;
+    result.replaceChildren();
+    try {
+      const out = await api(`/v1/foster-carers/${carer.id}/availability`, {
+        method: "PUT",
+        body,
+        headers: { "Idempotency-Key": st.key, "If-Match": `"${st.version}"` },
+      });
+      st.version = out.version;
+      st.key = null;
+      Object.assign(carer, out);
+      lastBox.replaceChildren(lastDeclaration(out));
+      result.replaceChildren(
+        el("p", { class: "succes" }, el("span", { "aria-hidden": "true" }, "✓ "), "Déclaration enregistrée : ", el("strong", { class: "version" }, `version ${out.version}`), `, ${fmt.plural(out.available_places, "place disponible", "places disponibles")}.`),
+      );
+    } catch (error) {
+      if (!(error instanceof ApiError && error.network)) st.key = null;
+      const actions = error instanceof ApiError && error.status === 409
+        ? [el("button", { type: "button", class: "bouton secondaire", onclick: () => start() }, "Recharger les chiffres actuels")]
+        : [];
+      result.replaceChildren(el("div", { class: "alerte", role: "alert" }, el("p", {}, explainSendError(error, st.version)), ...actions));
+    } finally {
+      send.disabled = false;
+    }
+  });
+  root.replaceChildren(
+    el(
+      "section",
+      { class: "carte-unite", "aria-labelledby": "titre-af" },
+      el("h2", { id: "titre-af" }, "Mes disponibilités d'assistant familial"),
+      el("p", { class: "aide" }, `Agrément : ${fmt.plural(carer.agrement_capacity, "place", "places")}, ${carer.age_min}–${carer.age_max} ans · ${carer.care_modes.map((m) => MODES[m] || m).join(", ")} · ${data.commune_name || carer.commune}`),
+      form,
+    ),
+  );
+}
+
+// --- start ---------------------------------------------------------------------------------
+
+async function start() {
+  hideAlert(alertBox);
+  const query = new URLSearchParams(scope).toString();
+  try {
+    const data = await api(`/ui/api/moi${query ? `?${query}` : ""}`);
+    if (data.kind === "structure") renderStructure(data);
+    else renderCarer(data);
+  } catch (error) {
+    root.replaceChildren();
+    showAlert(alertBox, explain(error));
+  }
+}
+
+function main() {
+  const current = requireSession(["structure", "carer", "department"], alertBox);
+  if (!current) return;
+  const params = new URLSearchParams(location.search);
+  if (params.get("finess")) scope.finess = params.get("finess");
+  if (params.get("carer")) scope.carer = params.get("carer");
+  if ((current.role === "admin" || current.role === "department") && !scope.finess && !scope.carer) {
+    const form = $("form-admin");
+    form.hidden = false;
+    if (current.role === "department") {
+      // A department declares for its carers (an establishment declares its own units).
+      $("champ-finess").hidden = true;
+      $("aide-admin").textContent = "Département : indiquez l'identifiant de l'assistant familial pour qui déclarer.";
+    }
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      scope = {};
+      if ($("a-finess").value.trim()) scope.finess = $("a-finess").value.trim();
+      else if ($("a-carer").value.trim()) scope.carer = $("a-carer").value.trim();
+      start();
+    });
+    return;
+  }
+  start();
+}
+
+main();

@@ -1,0 +1,911 @@
+// Department dashboard: the department's offer (units and carers, now and forecast, with
+// filters and a map), its waiting list and holds, a search across France, all kept live by
+// the department feed. Every figure comes from the /v1 API with the session's token.
+
+import {
+  CATEGORIES,
+  MESURES,
+  MODES,
+  PROFILS,
+  URGENCES,
+  allPages,
+  announce,
+  api,
+  coalesce,
+  el,
+  explain,
+  fillSelect,
+  fmt,
+  hideAlert,
+  newKey,
+  pageData,
+  requireSession,
+  showAlert,
+  svgEl,
+} from "./common.js";
+import { LiveFeed } from "./live.js";
+import { franceSvg, layer, localFrame, metroProjection, zoomOn } from "./map.js";
+
+const PAGE = pageData();
+const CODE = PAGE.code;
+const STALE_DAYS = PAGE.stale_after_days;
+const UNEXECUTED_DAYS = PAGE.unexecuted_after_days;
+const $ = (id) => document.getElementById(id);
+const alertBox = $("alerte-page");
+const announcer = $("annonces");
+
+const CRITERES = {
+  distance: "Distance",
+  family_type: "Accueil familial",
+  freshness: "Fraîcheur de la déclaration",
+  care_mode: "Mode d'accueil",
+  disability: "Handicap",
+  siblings: "Fratrie",
+  department: "Département",
+};
+const ECHEANCES = { current: "maintenant", h1: "sous 1 h", h24: "sous 24 h", h48: "sous 48 h", d7: "sous 7 jours" };
+
+const state = {
+  structures: [],
+  units: new Map(), // unit id → {unit, structure}
+  carers: new Map(), // carer id → carer
+  communes: new Map(), // insee → {name, lat, lon, department}
+  waiting: [],
+  held: [],
+  selected: null, // the waiting request the search is for
+  results: null,
+  flashed: new Map(), // row id → until (ms)
+  map: null,
+  lastAction: 0, // when this tab itself changed a request (its own message is announced)
+};
+
+// --- loading -------------------------------------------------------------------------------
+
+async function loadOffer() {
+  const [structures, carers, communes] = await Promise.all([
+    allPages(`/v1/structures?department=${CODE}`, 500),
+    allPages(`/v1/foster-carers?department=${CODE}`, 5000),
+    api(`/ui/geo/communes?department=${CODE}`),
+  ]);
+  state.structures = structures;
+  state.units.clear();
+  for (const structure of structures) {
+    for (const unit of structure.units) state.units.set(unit.id, { unit, structure });
+  }
+  state.carers = new Map(carers.map((c) => [c.id, c]));
+  for (const c of communes.items) state.communes.set(c.insee, c);
+}
+
+async function loadRequests() {
+  const [waiting, held] = await Promise.all([
+    api(`/v1/requests?department=${CODE}&status=waiting&limit=500`),
+    api(`/v1/requests?department=${CODE}&status=held&limit=500`),
+  ]);
+  state.waiting = waiting.items;
+  state.held = held.items;
+}
+
+async function loadAll() {
+  await Promise.all([loadOffer(), loadRequests()]);
+  renderAll();
+}
+
+// --- filters -------------------------------------------------------------------------------
+
+function filters() {
+  const age = $("f-age").value === "" ? null : Number($("f-age").value);
+  return {
+    age: Number.isFinite(age) ? age : null,
+    mode: $("f-mode").value || null,
+    profil: $("f-profil").value || null,
+    onlyFree: $("f-libres").checked,
+  };
+}
+
+function filtersActive(f) {
+  return f.age !== null || f.mode || f.profil || f.onlyFree;
+}
+
+function fits(offer, f) {
+  if (f.age !== null && (f.age < offer.age_min || f.age > offer.age_max)) return false;
+  if (f.mode && !offer.care_modes.includes(f.mode)) return false;
+  if (f.profil && !offer.disability_profiles.includes(f.profil)) return false;
+  return true;
+}
+
+function freeAt(unit, temporality) {
+  if (temporality === "current") return unit.capacity ? unit.capacity.available : 0;
+  const forecast = (unit.forecasts || []).find((s) => s.temporality === temporality);
+  if (forecast) return forecast.available;
+  return unit.capacity ? unit.capacity.available : 0;
+}
+
+function visibleUnits(f) {
+  const rows = [];
+  for (const { unit, structure } of state.units.values()) {
+    if (!fits(unit, f)) continue;
+    if (f.onlyFree && freeAt(unit, "current") <= 0) continue;
+    rows.push({ unit, structure });
+  }
+  rows.sort(
+    (a, b) =>
+      freeAt(b.unit, "current") - freeAt(a.unit, "current") ||
+      a.structure.name.localeCompare(b.structure.name, "fr") ||
+      a.unit.name.localeCompare(b.unit.name, "fr"),
+  );
+  return rows;
+}
+
+function visibleCarers(f) {
+  return [...state.carers.values()].filter(
+    (c) => fits(c, f) && (!f.onlyFree || (c.status === "active" && c.available_places > 0)),
+  );
+}
+
+const isStale = (declaredAt) => fmt.ageDays(declaredAt) > STALE_DAYS;
+
+// --- rendering -----------------------------------------------------------------------------
+
+function renderAll() {
+  renderOffer();
+  renderWaiting();
+  renderHolds();
+  renderFigures();
+}
+
+function renderOffer() {
+  const f = filters();
+  const units = visibleUnits(f);
+  const carers = visibleCarers(f);
+  renderUnits(units);
+  renderCarers(carers);
+  renderMap(units, carers);
+  renderFigures(units, carers, f);
+}
+
+function freshness(declaredAt) {
+  if (!declaredAt) return el("span", { class: "badge alerte" }, "jamais déclaré");
+  const text = el("time", { datetime: declaredAt, title: fmt.dateTime(declaredAt) }, fmt.age(declaredAt));
+  return isStale(declaredAt)
+    ? el("span", {}, text, " ", el("span", { class: "badge alerte" }, "périmée"))
+    : text;
+}
+
+function flashClass(id) {
+  const until = state.flashed.get(id);
+  if (until && until > Date.now()) return "maj";
+  state.flashed.delete(id);
+  return null;
+}
+
+function renderUnits(rows) {
+  const body = $("table-unites").tBodies[0];
+  if (!state.units.size) {
+    body.replaceChildren(emptyRow(7, "Aucun établissement enregistré dans ce département."));
+    return;
+  }
+  if (!rows.length) {
+    body.replaceChildren(emptyRow(7, "Aucune unité ne correspond aux filtres."));
+    return;
+  }
+  body.replaceChildren(
+    ...rows.map(({ unit, structure }) => {
+      const free = freeAt(unit, "current");
+      const modes = unit.care_modes.map((m) => MODES[m] || m).join(", ");
+      const profils = unit.disability_profiles.length
+        ? ` · ${unit.disability_profiles.map((p) => PROFILS[p] || p).join(", ")}`
+        : "";
+      return el(
+        "tr",
+        { id: `u-${unit.id}`, class: flashClass(`u-${unit.id}`), dataset: { unit: unit.id } },
+        el(
+          "th",
+          { scope: "row" },
+          el("span", { class: "nom" }, structure.name),
+          el("span", { class: "aide" }, ` ${CATEGORIES[structure.category] || structure.category}`),
+          el("br"),
+          unit.name,
+        ),
+        el("td", {}, `${unit.age_min}–${unit.age_max} ans · ${modes}${profils}`),
+        el("td", { class: `nombre ${free > 0 ? "libre" : "complet"}`, dataset: { champ: "libres" } }, fmt.n(free)),
+        el("td", { class: "nombre" }, fmt.n(freeAt(unit, "h24"))),
+        el("td", { class: "nombre" }, fmt.n(freeAt(unit, "h48"))),
+        el("td", { class: "nombre" }, fmt.n(freeAt(unit, "d7"))),
+        el("td", {}, freshness(unit.capacity && unit.capacity.declared_at)),
+      );
+    }),
+  );
+}
+
+function communeName(insee) {
+  const c = state.communes.get(insee);
+  return c ? c.name : insee;
+}
+
+function carersByCommune(carers) {
+  const groups = new Map();
+  for (const c of carers) {
+    const g = groups.get(c.commune) || { commune: c.commune, active: 0, free: 0, oldest: null, total: 0 };
+    g.total += 1;
+    if (c.status === "active") {
+      g.active += 1;
+      g.free += c.available_places;
+      if (!g.oldest || c.declared_at < g.oldest) g.oldest = c.declared_at;
+    }
+    groups.set(c.commune, g);
+  }
+  return [...groups.values()].sort((a, b) => b.free - a.free || communeName(a.commune).localeCompare(communeName(b.commune), "fr"));
+}
+
+function renderCarers(carers) {
+  const body = $("table-af").tBodies[0];
+  if (!state.carers.size) {
+    body.replaceChildren(emptyRow(4, "Aucun assistant familial enregistré dans ce département."));
+    return;
+  }
+  const groups = carersByCommune(carers);
+  if (!groups.length) {
+    body.replaceChildren(emptyRow(4, "Aucun assistant familial ne correspond aux filtres."));
+    return;
+  }
+  body.replaceChildren(
+    ...groups.map((g) =>
+      el(
+        "tr",
+        { id: `c-${g.commune}`, class: flashClass(`c-${g.commune}`) },
+        el("th", { scope: "row" }, communeName(g.commune)),
+        el("td", { class: "nombre" }, `${fmt.n(g.active)} / ${fmt.n(g.total)}`),
+        el("td", { class: `nombre ${g.free > 0 ? "libre" : "complet"}` }, fmt.n(g.free)),
+        el("td", {}, g.oldest ? freshness(g.oldest) : "—"),
+      ),
+    ),
+  );
+}
+
+function emptyRow(span, text) {
+  return el("tr", {}, el("td", { colspan: span, class: "vide" }, text));
+}
+
+function renderFigures(units, carers, f) {
+  if (!units) {
+    f = filters();
+    units = visibleUnits(f);
+    carers = visibleCarers(f);
+  }
+  const sum = (t) => units.reduce((acc, { unit }) => acc + freeAt(unit, t), 0);
+  $("k-libres").textContent = fmt.n(sum("current"));
+  $("k-prevision").textContent = `24 h : ${fmt.n(sum("h24"))} · 48 h : ${fmt.n(sum("h48"))} · 7 j : ${fmt.n(sum("d7"))}`;
+  const active = carers.filter((c) => c.status === "active");
+  $("k-af").textContent = fmt.n(active.reduce((acc, c) => acc + c.available_places, 0));
+  $("k-af-detail").textContent = `${fmt.plural(active.filter((c) => c.available_places > 0).length, "AF disponible", "AF disponibles")} sur ${fmt.n(carers.length)}`;
+  const children = state.waiting.reduce((acc, r) => acc + r.children.length, 0);
+  $("k-attente").textContent = fmt.n(state.waiting.length);
+  const oldest = state.waiting.reduce((acc, r) => Math.max(acc, r.days_since_decision), 0);
+  $("k-attente-detail").textContent = state.waiting.length
+    ? `${fmt.plural(children, "enfant", "enfants")} · la plus ancienne : ${fmt.plural(oldest, "jour", "jours")}`
+    : "personne n'attend";
+  const unexecuted = [...state.waiting, ...state.held].filter((r) => r.days_since_decision >= UNEXECUTED_DAYS);
+  $("k-non-executees").textContent = fmt.n(unexecuted.length);
+  const declared = units.filter(({ unit }) => unit.capacity);
+  const staleUnits = declared.filter(({ unit }) => isStale(unit.capacity.declared_at)).length;
+  const staleCarers = active.filter((c) => isStale(c.declared_at)).length;
+  $("k-perimees").textContent = fmt.n(staleUnits + staleCarers);
+  const never = units.length - declared.length;
+  $("k-perimees-detail").textContent =
+    `sur ${fmt.n(declared.length + active.length)} déclarations` + (never ? ` · ${fmt.plural(never, "unité jamais déclarée", "unités jamais déclarées")}` : "");
+  $("chiffres-filtres").hidden = !filtersActive(f);
+}
+
+// --- map -----------------------------------------------------------------------------------
+
+async function setUpMap() {
+  const container = $("carte");
+  if (PAGE.overseas) {
+    const communes = [...state.communes.values()];
+    state.map = communes.length ? localFrame(container, communes, `Carte de ${PAGE.name}`) : null;
+    return;
+  }
+  const svg = franceSvg(container);
+  const zoom = zoomOn(svg, CODE);
+  const current = svg.querySelector(`#dep-${CSS.escape(CODE)}`);
+  if (current) current.classList.add("courant");
+  for (const code of PAGE.neighbours) svg.querySelector(`#dep-${CSS.escape(code)}`)?.classList.add("voisin");
+  svg.setAttribute("aria-label", `Carte de ${PAGE.name} et des départements voisins`);
+  state.map = { svg, project: metroProjection(svg), side: zoom ? zoom.side : 613 };
+  // Names of the department and its neighbours, for orientation (under the points).
+  const names = layer(svg, "couche-noms");
+  const size = (state.map.side / 32).toFixed(2);
+  for (const code of PAGE.neighbours) {
+    const path = svg.querySelector(`#dep-${CSS.escape(code)}`);
+    if (!path || !path.dataset.cx) continue;
+    names.append(
+      svgEl(
+        "text",
+        { x: path.dataset.cx, y: path.dataset.cy, "text-anchor": "middle", "font-size": size, class: "nom-departement", "aria-hidden": "true" },
+        `${path.dataset.name} (${code})`,
+      ),
+    );
+  }
+}
+
+function renderMap(units, carers) {
+  if (!state.map) return;
+  const { svg, project, side } = state.map;
+  const u = side / 110;
+  const points = layer(svg, "couche-offre");
+  const byStructure = new Map();
+  for (const { unit, structure } of units) {
+    const entry = byStructure.get(structure.id) || { structure, free: 0 };
+    entry.free += freeAt(unit, "current");
+    byStructure.set(structure.id, entry);
+  }
+  for (const group of carersByCommune(carers)) {
+    const c = state.communes.get(group.commune);
+    if (!c) continue;
+    const [x, y] = project(c.lon, c.lat);
+    const s = u * (1.1 + 0.7 * Math.sqrt(group.free));
+    points.append(
+      svgEl(
+        "rect",
+        {
+          x: (x - s / 2).toFixed(2),
+          y: (y - s / 2).toFixed(2),
+          width: s.toFixed(2),
+          height: s.toFixed(2),
+          class: group.free > 0 ? "point-af libre" : "point-af",
+        },
+        svgEl("title", {}, `Assistants familiaux à ${communeName(group.commune)} : ${group.free} place(s) libre(s)`),
+      ),
+    );
+  }
+  for (const { structure, free } of byStructure.values()) {
+    const [x, y] = project(structure.location.lon, structure.location.lat);
+    points.append(
+      svgEl(
+        "circle",
+        {
+          cx: x.toFixed(2),
+          cy: y.toFixed(2),
+          r: (u * (0.9 + 0.6 * Math.sqrt(free))).toFixed(2),
+          class: free > 0 ? "point-etab libre" : "point-etab complet",
+        },
+        svgEl("title", {}, `${structure.name} : ${free} place(s) libre(s)`),
+      ),
+    );
+  }
+  renderResultsOnMap();
+  const freeStructures = [...byStructure.values()].filter((s) => s.free > 0).length;
+  $("carte-resume").textContent = `Sur la carte : ${fmt.plural(byStructure.size, "établissement", "établissements")} (dont ${fmt.n(freeStructures)} avec des places libres) ; assistants familiaux dans ${fmt.plural(carersByCommune(carers).length, "commune", "communes")}.`;
+}
+
+function renderResultsOnMap() {
+  if (!state.map) return;
+  const { svg, project, side } = state.map;
+  const g = layer(svg, "couche-resultats");
+  if (!state.results) return;
+  const u = side / 110;
+  state.results.proposals.forEach((p, i) => {
+    const c = state.communes.get(p.commune);
+    if (!c) return;
+    const [x, y] = project(c.lon, c.lat);
+    const s = u * 2.2;
+    g.append(
+      svgEl(
+        "g",
+        { class: "point-resultat", transform: `translate(${x.toFixed(2)} ${y.toFixed(2)})` },
+        svgEl("rect", { x: -s / 2, y: -s / 2, width: s, height: s, transform: "rotate(45)" }),
+        svgEl("text", { y: (s * 0.22).toFixed(2), "font-size": (s * 0.7).toFixed(2), "text-anchor": "middle" }, String(i + 1)),
+        svgEl("title", {}, `Proposition ${i + 1} : ${proposalName(p)}`),
+      ),
+    );
+  });
+}
+
+// --- waiting list and holds ----------------------------------------------------------------
+
+function describeChildren(children) {
+  const parts = children.map((c) => {
+    const profils = c.disability_profiles.length ? `, ${c.disability_profiles.map((p) => PROFILS[p] || p).join(", ")}` : "";
+    return `${c.age} ans (${c.sex === "F" ? "F" : "G"}${profils})`;
+  });
+  return `${children.length} : ${parts.join(" ; ")}`;
+}
+
+function renderWaiting() {
+  const body = $("table-attente").tBodies[0];
+  if (!state.waiting.length) {
+    body.replaceChildren(emptyRow(7, "Aucune demande en attente."));
+    return;
+  }
+  body.replaceChildren(
+    ...state.waiting.map((r) => {
+      const late = r.days_since_decision >= UNEXECUTED_DAYS;
+      return el(
+        "tr",
+        { class: [late ? "non-executee" : null, state.selected?.id === r.id ? "choisie" : null].filter(Boolean).join(" ") || null },
+        el("th", { scope: "row" }, r.reference),
+        el("td", {}, describeChildren(r.children)),
+        el("td", {}, MODES[r.care_mode] || r.care_mode),
+        el("td", {}, URGENCES[r.urgency] || r.urgency),
+        el("td", {}, `${MESURES[r.measure.kind]}, ${fmt.date(r.measure.decided_on)}`),
+        el(
+          "td",
+          { class: "nombre" },
+          fmt.n(r.days_since_decision),
+          late ? el("span", { class: "badge alerte" }, "non exécutée") : null,
+        ),
+        el(
+          "td",
+          {},
+          el(
+            "button",
+            { type: "button", class: "bouton petit", "aria-label": `Chercher une place pour ${r.reference}`, onclick: () => chooseRequest(r) },
+            "Chercher",
+          ),
+        ),
+      );
+    }),
+  );
+}
+
+// Names of places held from this tab's search results (another department's units and carers
+// are not in this page's data); kept for the tab's lifetime only.
+const HELD_NAMES = "places.noms-reservations";
+
+function rememberTarget(target, name) {
+  const names = JSON.parse(sessionStorage.getItem(HELD_NAMES) || "{}");
+  names[target.id] = name;
+  sessionStorage.setItem(HELD_NAMES, JSON.stringify(names));
+}
+
+function targetName(target) {
+  if (target.kind === "unit") {
+    const entry = state.units.get(target.id);
+    if (entry) return `${entry.structure.name} — ${entry.unit.name}`;
+  } else {
+    const carer = state.carers.get(target.id);
+    if (carer) return `Assistant familial à ${communeName(carer.commune)}`;
+  }
+  const remembered = JSON.parse(sessionStorage.getItem(HELD_NAMES) || "{}")[target.id];
+  if (remembered) return remembered;
+  return target.kind === "unit" ? "Unité d'un autre département" : "Assistant familial d'un autre département";
+}
+
+function renderHolds() {
+  const body = $("table-reservations").tBodies[0];
+  if (!state.held.length) {
+    body.replaceChildren(emptyRow(5, "Aucune réservation en cours."));
+    return;
+  }
+  body.replaceChildren(
+    ...state.held
+      .filter((r) => r.hold)
+      .map((r) =>
+        el(
+          "tr",
+          { id: `h-${r.hold.id}` },
+          el("th", { scope: "row" }, r.reference),
+          el("td", {}, targetName(r.hold.target)),
+          el("td", { class: "nombre" }, fmt.n(r.hold.places)),
+          el("td", {}, el("span", { class: "decompte-reservation", role: "timer", dataset: { expire: r.hold.expires_at } }, countdownText(r.hold.expires_at))),
+          el(
+            "td",
+            { class: "actions" },
+            el("button", { type: "button", class: "bouton petit", onclick: () => holdAction(r, "admit") }, "Admission"),
+            el("button", { type: "button", class: "bouton petit secondaire", onclick: () => holdAction(r, "release") }, "Libérer"),
+          ),
+        ),
+      ),
+  );
+}
+
+function countdownText(expiresAt) {
+  const left = new Date(expiresAt).getTime() - Date.now();
+  return left > 0 ? fmt.countdown(left) : "échue — libération automatique en cours";
+}
+
+function tickCountdowns() {
+  for (const node of document.querySelectorAll("[data-expire]")) {
+    node.textContent = countdownText(node.dataset.expire);
+    node.classList.toggle("urgent", new Date(node.dataset.expire).getTime() - Date.now() < 3600_000);
+  }
+}
+
+async function holdAction(request, action) {
+  hideAlert(alertBox);
+  state.lastAction = Date.now();
+  try {
+    await api(`/v1/holds/${request.hold.id}/${action}`, { method: "POST", headers: { "Idempotency-Key": newKey() } });
+    announce(announcer, action === "admit" ? `Admission enregistrée pour ${request.reference}.` : `Réservation de ${request.reference} libérée.`);
+    await loadRequests();
+    renderAll();
+  } catch (error) {
+    showAlert(alertBox, explain(error));
+  }
+}
+
+// --- search --------------------------------------------------------------------------------
+
+function childRow(child = { age: 8, sex: "F", disability_profiles: [] }, index = 0) {
+  const id = `enfant-${Math.random().toString(36).slice(2, 8)}`;
+  const profils = Object.entries(PROFILS).map(([code, label]) =>
+    el(
+      "label",
+      { class: "case" },
+      el("input", { type: "checkbox", value: code, checked: child.disability_profiles.includes(code) }),
+      ` ${label}`,
+    ),
+  );
+  const row = el(
+    "div",
+    { class: "enfant", role: "group", "aria-label": `Enfant ${index + 1}` },
+    el(
+      "div",
+      { class: "champ" },
+      el("label", { for: `${id}-age` }, "Âge (ans)"),
+      el("input", { id: `${id}-age`, type: "number", min: 0, max: 21, value: child.age, inputmode: "numeric", class: "age", required: true }),
+    ),
+    el(
+      "div",
+      { class: "champ" },
+      el("label", { for: `${id}-sexe` }, "Sexe"),
+      el(
+        "select",
+        { id: `${id}-sexe`, class: "sexe" },
+        el("option", { value: "F", selected: child.sex === "F" }, "Fille"),
+        el("option", { value: "M", selected: child.sex === "M" }, "Garçon"),
+      ),
+    ),
+    el("details", { class: "profils" }, el("summary", {}, "Profils de handicap (MDPH)"), el("div", { class: "cases" }, profils)),
+    index > 0
+      ? el("button", { type: "button", class: "bouton petit secondaire", onclick: () => { row.remove(); } }, "Retirer")
+      : null,
+  );
+  return row;
+}
+
+function setChildren(children) {
+  $("liste-enfants").replaceChildren(...children.map((c, i) => childRow(c, i)));
+}
+
+function readChildren() {
+  return [...document.querySelectorAll("#liste-enfants .enfant")].map((row) => ({
+    age: Number(row.querySelector(".age").value),
+    sex: row.querySelector(".sexe").value,
+    disability_profiles: [...row.querySelectorAll(".profils input:checked")].map((i) => i.value),
+  }));
+}
+
+function chooseRequest(request) {
+  state.selected = request;
+  setChildren(request.children);
+  $("r-mode").value = request.care_mode;
+  $("r-urgence").value = request.urgency;
+  $("r-origine").value = request.origin.commune || `${request.origin.lat},${request.origin.lon}`;
+  const box = $("demande-choisie");
+  box.replaceChildren(
+    "Recherche pour la demande ",
+    el("strong", {}, request.reference),
+    ` (${fmt.plural(request.days_since_decision, "jour", "jours")} depuis la décision). Le bouton « Réserver » bloque la place pour 24 h. `,
+    el("button", { type: "button", class: "bouton petit secondaire", onclick: clearRequest }, "Ne plus chercher pour cette demande"),
+  );
+  box.hidden = false;
+  renderWaiting();
+  $("titre-recherche").scrollIntoView({ behavior: "smooth" });
+  $("form-recherche").querySelector("input.age")?.focus({ preventScroll: true });
+}
+
+function clearRequest() {
+  state.selected = null;
+  $("demande-choisie").hidden = true;
+  renderWaiting();
+  if (state.results) renderResults();
+}
+
+function origin() {
+  const raw = $("r-origine").value.trim();
+  const point = raw.match(/^(-?\d+(?:\.\d+)?),\s*(-?\d+(?:\.\d+)?)$/);
+  if (point) return { lat: Number(point[1]), lon: Number(point[2]) };
+  if (/^[0-9][0-9AB][0-9]{3}$/.test(raw)) return { commune: raw };
+  const wanted = raw.toLocaleLowerCase("fr");
+  for (const c of state.communes.values()) {
+    if (c.name.toLocaleLowerCase("fr") === wanted) return { commune: c.insee };
+  }
+  return null;
+}
+
+async function search(event) {
+  event.preventDefault();
+  const errorBox = $("erreur-recherche");
+  hideAlert(errorBox);
+  const from = origin();
+  if (!from) {
+    showAlert(errorBox, "Commune d'origine inconnue : saisissez un code INSEE (par exemple 69123) ou choisissez dans la liste.");
+    $("r-origine").focus();
+    return;
+  }
+  const children = readChildren();
+  if (!children.length || children.some((c) => !Number.isInteger(c.age) || c.age < 0 || c.age > 21)) {
+    showAlert(errorBox, "Indiquez l'âge de chaque enfant (0 à 21 ans).");
+    return;
+  }
+  const body = {
+    children,
+    origin: from,
+    care_mode: $("r-mode").value,
+    urgency: $("r-urgence").value,
+    max_distance_km: Math.min(1200, Math.max(1, Number($("r-distance").value) || 60)),
+    limit: 20,
+  };
+  const results = $("resultats");
+  results.replaceChildren(el("p", { class: "aide" }, "Recherche en cours…"));
+  try {
+    state.results = await api("/v1/search", { method: "POST", body });
+    state.results.children = children;
+    await ensureCommunes(state.results.proposals.map((p) => p.commune));
+    renderResults();
+    renderResultsOnMap();
+  } catch (error) {
+    results.replaceChildren();
+    showAlert(errorBox, explain(error));
+  }
+}
+
+async function ensureCommunes(codes) {
+  const missing = [...new Set(codes)].filter((c) => !state.communes.has(c));
+  if (!missing.length) return;
+  const found = await api(`/ui/geo/communes?insee=${missing.join(",")}`);
+  for (const c of found.items) state.communes.set(c.insee, c);
+}
+
+function proposalName(p) {
+  if (p.structure) return `${p.structure.name}${p.category ? ` (${CATEGORIES[p.category] || p.category})` : ""}`;
+  return "Assistant familial";
+}
+
+function renderResults() {
+  const box = $("resultats");
+  const { proposals, relaxations, tried } = state.results;
+  const labels = PAGE.relaxations || {};
+  const intro = [];
+  if (relaxations.length) {
+    intro.push(
+      el("p", { class: "note" }, "Rien ne correspondait exactement : critères assouplis, dans l'ordre — ", relaxations.map((r) => labels[r] || r).join(" ; "), "."),
+    );
+  }
+  if (!proposals.length) {
+    box.replaceChildren(
+      ...intro,
+      el("p", { class: "alerte" }, "Aucune place trouvée, même en assouplissant. Étapes essayées : ", tried.map((t) => labels[t] || t).join(" ; "), "."),
+    );
+    return;
+  }
+  const rows = proposals.map((p, i) =>
+    el(
+      "tr",
+      {},
+      el("td", { class: "nombre" }, String(i + 1)),
+      el(
+        "th",
+        { scope: "row" },
+        proposalName(p),
+        // The ladder is cumulative: its last step says how far the search had to go.
+        p.relaxed.length ? el("span", { class: "badge", title: p.relaxed.map((r) => labels[r] || r).join(" ; ") }, `assoupli : ${labels[p.relaxed.at(-1)] || p.relaxed.at(-1)}`) : null,
+      ),
+      el("td", {}, communeName(p.commune), " ", p.outside_department ? el("span", { class: "badge" }, `hors département (${p.department})`) : null),
+      el("td", { class: "nombre" }, `${fmt.n(Math.round(p.distance_km))} km`),
+      el("td", { class: "nombre" }, fmt.n(p.free_places), p.temporality !== "current" ? el("span", { class: "aide" }, ` ${ECHEANCES[p.temporality] || p.temporality}`) : null),
+      el("td", {}, p.children.length < state.results.children.length ? `enfants ${p.children.map((c) => c + 1).join(", ")}` : "tous"),
+      el("td", { class: "nombre" }, fmt.dec(p.score)),
+      el(
+        "td",
+        {},
+        el(
+          "details",
+          {},
+          el("summary", {}, "Pourquoi ?"),
+          el("ul", { class: "raisons" }, p.reasons.map((r) => el("li", {}, `${CRITERES[r.criterion] || r.criterion} : ${r.detail} (+${fmt.dec(r.contribution)})`))),
+        ),
+      ),
+      el(
+        "td",
+        {},
+        state.selected
+          ? el("button", { type: "button", class: "bouton petit", onclick: () => reserve(p) }, "Réserver")
+          : el("span", { class: "aide" }, "—"),
+      ),
+    ),
+  );
+  box.replaceChildren(
+    ...intro,
+    el("p", {}, `${fmt.plural(proposals.length, "proposition", "propositions")}, la meilleure d'abord.`),
+    el(
+      "div",
+      { class: "tableau-defilant" },
+      el(
+        "table",
+        { class: "tableau" },
+        el("caption", { class: "visuellement-cache" }, "Propositions de places"),
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ["N°", "Lieu", "Commune", "Distance", "Places libres", "Enfants", "Score", "Détail", "Action"].map((h) =>
+              el("th", { scope: "col" }, h),
+            ),
+          ),
+        ),
+        el("tbody", {}, rows),
+      ),
+    ),
+  );
+}
+
+async function reserve(proposal) {
+  const request = state.selected;
+  if (!request) return;
+  hideAlert(alertBox);
+  state.lastAction = Date.now();
+  try {
+    const hold = await api("/v1/holds", {
+      method: "POST",
+      headers: { "Idempotency-Key": newKey() },
+      body: { request_id: request.id, target: proposal.target, expires_in_minutes: 1440 },
+    });
+    rememberTarget(proposal.target, `${proposalName(proposal)} à ${communeName(proposal.commune)} (${proposal.department})`);
+    announce(announcer, `Réservation créée pour ${request.reference} : ${proposalName(proposal)}, jusqu'au ${fmt.dateTime(hold.expires_at)}.`);
+    clearRequest();
+    state.results = null;
+    $("resultats").replaceChildren();
+    renderResultsOnMap();
+    await loadRequests();
+    renderAll();
+    $("titre-reservations").scrollIntoView({ behavior: "smooth" });
+  } catch (error) {
+    showAlert(alertBox, `Réservation impossible. ${explain(error)}`);
+  }
+}
+
+// --- live events ---------------------------------------------------------------------------
+
+const reloadRequests = coalesce(async () => {
+  try {
+    await loadRequests();
+    renderWaiting();
+    renderHolds();
+    renderFigures();
+  } catch (error) {
+    showAlert(alertBox, explain(error));
+  }
+}, 400);
+
+const reloadOffer = coalesce(async () => {
+  try {
+    await loadOffer();
+    renderOffer();
+  } catch (error) {
+    showAlert(alertBox, explain(error));
+  }
+}, 400);
+
+const renderOfferSoon = coalesce(renderOffer, 50);
+
+function flash(id) {
+  state.flashed.set(id, Date.now() + 4000);
+  setTimeout(renderOfferSoon, 4100);
+}
+
+const SNAPSHOT_FIELDS = ["unit_id", "temporality", "version", "declared_at", "declared_by", "installed", "occupied", "reserved", "closed", "available", "additional", "available_gender"];
+
+function onCapacity(data) {
+  const entry = state.units.get(data.unit_id);
+  if (!entry) {
+    reloadOffer(); // a unit we do not know yet: a new structure
+    return;
+  }
+  const snapshot = Object.fromEntries(SNAPSHOT_FIELDS.map((k) => [k, data[k]]));
+  const { unit, structure } = entry;
+  if (data.temporality === "current") {
+    if (unit.capacity && unit.capacity.version >= data.version) return;
+    unit.capacity = snapshot;
+    unit.installed = data.installed;
+  } else {
+    const forecasts = unit.forecasts || (unit.forecasts = []);
+    const i = forecasts.findIndex((s) => s.temporality === data.temporality);
+    if (i >= 0 && forecasts[i].version >= data.version) return;
+    if (i >= 0) forecasts[i] = snapshot;
+    else forecasts.push(snapshot);
+  }
+  flash(`u-${unit.id}`);
+  renderOfferSoon();
+  announce(
+    announcer,
+    `Mise à jour en direct : ${structure.name} — ${unit.name}, ${fmt.plural(data.available, "place libre", "places libres")} ${ECHEANCES[data.temporality] || ""}.`,
+  );
+}
+
+function onCarer(data) {
+  const known = state.carers.get(data.id);
+  if (known && known.version >= data.version) return;
+  if (data.department !== CODE) return;
+  state.carers.set(data.id, data);
+  flash(`c-${data.commune}`);
+  renderOfferSoon();
+  announce(announcer, `Mise à jour en direct : assistant familial à ${communeName(data.commune)}, ${fmt.plural(data.available_places, "place libre", "places libres")}.`);
+}
+
+function onEvent(message) {
+  switch (message.type) {
+    case "capacity.updated":
+      onCapacity(message.data);
+      break;
+    case "carer.availability_updated":
+      onCarer(message.data);
+      break;
+    case "request.created":
+    case "request.updated":
+    case "hold.created":
+    case "hold.released":
+    case "hold.refused":
+    case "hold.expired":
+    case "admission.recorded":
+    case "exit.recorded":
+      reloadRequests();
+      if (Date.now() - state.lastAction > 3000) announce(announcer, "Liste d'attente et réservations mises à jour.");
+      break;
+    default:
+      break;
+  }
+}
+
+// --- start ---------------------------------------------------------------------------------
+
+async function main() {
+  fillSelect($("f-mode"), MODES, "Tous les modes");
+  fillSelect($("f-profil"), PROFILS, "Sans condition");
+  fillSelect($("r-mode"), MODES);
+  $("r-mode").value = "durable";
+  setChildren([{ age: 8, sex: "F", disability_profiles: [] }]);
+  const current = requireSession(["department"], alertBox);
+  if (!current) return;
+  if (current.role === "department" && current.claims.department !== CODE) {
+    showAlert(
+      alertBox,
+      `Ce tableau de bord est celui du département ${CODE} ; votre compte est celui du département ${current.claims.department}.`,
+      el("a", { href: `/ui/departements/${current.claims.department}` }, "Aller à mon tableau de bord"),
+    );
+    return;
+  }
+  $("filtres").addEventListener("input", renderOffer);
+  $("filtres").addEventListener("reset", () => setTimeout(renderOffer, 0));
+  $("form-recherche").addEventListener("submit", search);
+  $("ajouter-enfant").addEventListener("click", () => {
+    const list = $("liste-enfants");
+    list.append(childRow(undefined, list.children.length));
+    list.lastElementChild.querySelector("input")?.focus();
+  });
+  const feed = new LiveFeed(`/ws/departments/${CODE}`, {
+    onEvent,
+    onResync: loadAll,
+    status: $("etat-direct"),
+    reconnectButton: $("reconnecter"),
+  });
+  feed.start();
+  try {
+    await loadOffer();
+    await setUpMap();
+    await loadRequests();
+    renderAll();
+  } catch (error) {
+    showAlert(alertBox, `Chargement impossible. ${explain(error)}`);
+  } finally {
+    feed.release();
+  }
+  setInterval(tickCountdowns, 1000);
+  setInterval(() => renderOfferSoon(), 60_000); // ages ("il y a 3 min") move on
+  window.placesFeed = feed; // for the browser tests and the curious
+}
+
+main();

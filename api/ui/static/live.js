@@ -1,0 +1,180 @@
+// A live feed (WS /ws/departments/{code} or /ws/national) that resumes where it stopped.
+//
+// Why it is shaped like this: the page loads its snapshot through the REST API, but an event
+// can be committed while that snapshot is in flight. So the feed is opened FIRST and its
+// events are held until the snapshot is there, then applied (the page ignores what the
+// snapshot already contains, by version). Afterwards every event id is remembered, and a
+// lost connection reconnects with `last_event_id`: the server replays what was missed, in
+// order, once. Close codes of the server (realtime/routes.py): 4401 token, 4403 scope,
+// 4404 unknown department, 4410 history too old (reload the snapshot), 4400 bad id,
+// 1013 too slow or feed unavailable (resume).
+
+import { session } from "./common.js";
+
+const STATES = {
+  attente: "Connexion au flux en direct…",
+  direct: "En direct",
+  deconnecte: "Déconnecté",
+  arret: "Flux arrêté",
+};
+
+export class LiveFeed {
+  /**
+   * @param {string} path  "/ws/departments/69" or "/ws/national"
+   * @param {{onEvent: Function, onResync: Function, status: HTMLElement, reconnectButton?: HTMLElement}} options
+   */
+  constructor(path, { onEvent, onResync, status, reconnectButton }) {
+    this.path = path;
+    this.onEvent = onEvent;
+    this.onResync = onResync;
+    this.status = status;
+    this.button = reconnectButton;
+    this.lastEventId = null;
+    this.held = [];
+    this.ready = false;
+    this.attempt = 0;
+    this.socket = null;
+    this.retryTimer = null;
+    this.countdownTimer = null;
+    this.stopped = false;
+    if (this.button) this.button.addEventListener("click", () => this.reconnectNow());
+    window.addEventListener("online", () => this.reconnectNow());
+  }
+
+  /** Open the socket; events are held until `release()` (snapshot loaded). */
+  start() {
+    this.stopped = false;
+    this.open();
+  }
+
+  release() {
+    this.ready = true;
+    const held = this.held;
+    this.held = [];
+    for (const message of held) this.deliver(message);
+  }
+
+  open() {
+    const current = session();
+    if (!current) {
+      this.setState("arret", "Flux arrêté : session expirée, reconnectez-vous.");
+      return;
+    }
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const params = new URLSearchParams({ access_token: current.token });
+    if (this.lastEventId) params.set("last_event_id", this.lastEventId);
+    const socket = new WebSocket(`${scheme}://${location.host}${this.path}?${params}`);
+    this.socket = socket;
+    this.setState("attente");
+    socket.addEventListener("message", (e) => {
+      let message;
+      try {
+        message = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      if (message.type === "ping") return;
+      // The first real message, or a ping, proves the subscription is accepted.
+      if (message.id) this.lastEventId = message.id;
+      if (this.ready) this.deliver(message);
+      else this.held.push(message);
+    });
+    socket.addEventListener("open", () => {
+      // The server accepts, then checks the token: wait a moment before claiming "live".
+      this.openTimer = setTimeout(() => {
+        if (this.socket === socket && socket.readyState === WebSocket.OPEN) {
+          this.attempt = 0;
+          this.setState("direct");
+        }
+      }, 300);
+    });
+    socket.addEventListener("close", (e) => this.closed(socket, e));
+  }
+
+  deliver(message) {
+    try {
+      this.onEvent(message);
+    } catch (error) {
+      console.error("event handler failed", error);
+    }
+  }
+
+  closed(socket, event) {
+    if (this.socket !== socket || this.stopped) return;
+    clearTimeout(this.openTimer);
+    this.socket = null;
+    switch (event.code) {
+      case 4401:
+        this.setState("arret", "Flux arrêté : session expirée ou jeton refusé. Reconnectez-vous.");
+        return;
+      case 4403:
+        this.setState("arret", "Flux refusé : ce compte n'a pas accès à ce flux.");
+        return;
+      case 4404:
+        this.setState("arret", "Flux indisponible : département inconnu.");
+        return;
+      case 4410:
+        // Too far behind: reload the snapshot, then follow live events from now.
+        this.lastEventId = null;
+        this.ready = false;
+        this.open();
+        Promise.resolve(this.onResync()).finally(() => this.release());
+        return;
+      case 4400:
+        this.lastEventId = null;
+        break;
+      default:
+        break;
+    }
+    this.scheduleRetry();
+  }
+
+  scheduleRetry() {
+    const delays = [1, 2, 3, 5, 10, 15];
+    const wait = delays[Math.min(this.attempt, delays.length - 1)];
+    this.attempt += 1;
+    let left = wait;
+    const tick = () => {
+      this.setState(
+        "deconnecte",
+        "Déconnecté du flux en direct : les événements manqués seront rattrapés à la reconnexion.",
+        `Nouvelle tentative dans ${Math.max(left, 0)} s`,
+      );
+      left -= 1;
+    };
+    tick();
+    clearInterval(this.countdownTimer);
+    this.countdownTimer = setInterval(tick, 1000);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      clearInterval(this.countdownTimer);
+      this.open();
+    }, wait * 1000);
+  }
+
+  reconnectNow() {
+    if (this.stopped || (this.socket && this.socket.readyState <= WebSocket.OPEN)) return;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.countdownTimer);
+    this.open();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.countdownTimer);
+    if (this.socket) this.socket.close(1000);
+  }
+
+  setState(state, text, countdown = "") {
+    if (!this.status) return;
+    this.status.dataset.etat = state;
+    // Only the sentence is a live region; the countdown beside it is not re-announced.
+    const label = this.status.querySelector(".texte");
+    const message = text || STATES[state];
+    if (label.textContent !== message) label.textContent = message;
+    const clock = this.status.querySelector(".decompte");
+    if (clock) clock.textContent = countdown;
+    if (this.button) this.button.hidden = state !== "deconnecte";
+  }
+}

@@ -1,0 +1,446 @@
+// National steering: choropleth (tension / free places / stale declarations), sortable table,
+// free places over time (an SVG chart drawn here), CSV export. Aggregates only: the page reads
+// GET /v1/stats/departments and /v1/stats/history, and refreshes on the national feed.
+
+import {
+  announce,
+  api,
+  coalesce,
+  el,
+  explain,
+  fmt,
+  hideAlert,
+  pageData,
+  requireSession,
+  showAlert,
+  svgEl,
+} from "./common.js";
+import { LiveFeed } from "./live.js";
+import { classOf, franceSvg } from "./map.js";
+
+const PAGE = pageData();
+const $ = (id) => document.getElementById(id);
+const alertBox = $("alerte-page");
+const announcer = $("annonces");
+
+const free = (d) => d.available + d.carer_places_available;
+const staleShare = (d) => (d.declarations ? d.stale_declarations / d.declarations : null);
+
+// Sequential palettes (ColorBrewer), light = low; each with the text colour readable on it.
+const MODES = {
+  tension: {
+    title: "Tension (occupation + liste d'attente, rapportées aux places ouvertes)",
+    value: (d) => d.tension,
+    thresholds: [0.9, 0.94, 0.97, 1.0],
+    colors: ["#ffffb2", "#fecc5c", "#fd8d3c", "#e31a1c", "#800026"],
+    label: (lo, hi) => (lo === null ? `moins de ${fmt.dec(hi)}` : hi === null ? `${fmt.dec(lo)} et plus` : `${fmt.dec(lo)} à ${fmt.dec(hi)}`),
+    show: (d) => fmt.dec(d.tension),
+  },
+  libres: {
+    title: "Places libres (établissements et assistants familiaux)",
+    value: (d) => (d.open_places ? free(d) : null),
+    thresholds: null, // quantiles of the day
+    colors: ["#f7fcf5", "#c7e9c0", "#74c476", "#31a354", "#006d2c"],
+    label: (lo, hi) => (lo === null ? `moins de ${fmt.n(hi)}` : hi === null ? `${fmt.n(lo)} et plus` : `${fmt.n(lo)} à ${fmt.n(hi - 1)}`),
+    show: (d) => fmt.n(free(d)),
+  },
+  perimees: {
+    title: "Part des déclarations périmées",
+    value: staleShare,
+    thresholds: [0.05, 0.1, 0.2, 0.4],
+    colors: ["#f2f0f7", "#cbc9e2", "#9e9ac8", "#756bb1", "#54278f"],
+    label: (lo, hi) => (lo === null ? `moins de ${pct(hi)}` : hi === null ? `${pct(lo)} et plus` : `${pct(lo)} à ${pct(hi)}`),
+    show: (d) => `${fmt.n(d.stale_declarations)} (${d.declarations ? pct(staleShare(d)) : "—"})`,
+  },
+};
+const DARK_FROM = 3; // classes 3 and 4 are dark: white text on them
+
+function pct(v) {
+  return `${Math.round(v * 100)} %`;
+}
+
+const state = {
+  stats: null,
+  byCode: new Map(),
+  mode: "tension",
+  sort: { key: "department", dir: 1 },
+  selected: "",
+  history: null,
+  changed: new Map(),
+};
+
+// --- data ----------------------------------------------------------------------------------
+
+async function loadStats() {
+  state.stats = await api("/v1/stats/departments");
+  const before = state.byCode;
+  state.byCode = new Map(state.stats.items.map((d) => [d.department, d]));
+  const changed = [];
+  for (const [code, d] of state.byCode) {
+    const old = before.get(code);
+    if (old && (free(old) !== free(d) || old.tension !== d.tension || old.stale_declarations !== d.stale_declarations || old.requests_waiting !== d.requests_waiting)) {
+      changed.push(d);
+      state.changed.set(code, Date.now() + 4000);
+    }
+  }
+  $("genere").textContent = `Chiffres du ${fmt.dateTime(state.stats.generated_at)}.`;
+  return changed;
+}
+
+async function loadHistory() {
+  const days = $("g-jours").value;
+  const dep = state.selected;
+  const query = dep ? `?department=${dep}&days=${days}` : `?days=${days}`;
+  state.history = await api(`/v1/stats/history${query}`);
+}
+
+// --- map -----------------------------------------------------------------------------------
+
+function thresholdsFor(mode) {
+  if (mode.thresholds) return mode.thresholds;
+  const values = state.stats.items.map(mode.value).filter((v) => v !== null).sort((a, b) => a - b);
+  if (!values.length) return [1, 2, 3, 4];
+  const q = (p) => values[Math.min(values.length - 1, Math.floor(p * values.length))];
+  const cuts = [q(0.2), q(0.4), q(0.6), q(0.8)].map((v, i) => Math.max(Math.ceil(v), i + 1));
+  for (let i = 1; i < cuts.length; i += 1) if (cuts[i] <= cuts[i - 1]) cuts[i] = cuts[i - 1] + 1;
+  return cuts;
+}
+
+function renderMap() {
+  const svg = franceSvg($("carte"));
+  const mode = MODES[state.mode];
+  const thresholds = thresholdsFor(mode);
+  for (const path of svg.querySelectorAll("path[data-code]")) {
+    const code = path.dataset.code;
+    const known = state.byCode.get(code);
+    const d = known && known.open_places > 0 ? known : null; // no offer: no colour
+    const value = d ? mode.value(d) : null;
+    const k = value === null || value === undefined ? null : classOf(value, thresholds);
+    path.style.fill = k === null ? "" : mode.colors[k];
+    path.classList.toggle("sans-donnees", k === null);
+    path.classList.toggle("choisi", code === state.selected);
+    path.classList.toggle("maj", (state.changed.get(code) || 0) > Date.now());
+    path.dataset.classe = k === null ? "" : String(k);
+    const name = path.dataset.name;
+    path.setAttribute(
+      "aria-label",
+      d
+        ? `${name} (${code}) : tension ${fmt.dec(d.tension)}, ${fmt.plural(free(d), "place libre", "places libres")}, ${fmt.plural(d.stale_declarations, "déclaration périmée", "déclarations périmées")}`
+        : `${name} (${code}) : aucune offre enregistrée`,
+    );
+    const title = path.querySelector("title") || path.appendChild(svgEl("title"));
+    title.textContent = d ? `${name} (${code}) — ${mode.show(d)}` : `${name} (${code}) — aucune offre enregistrée`;
+  }
+  for (const text of svg.querySelectorAll(".etiquette-vignette")) {
+    const path = svg.querySelector(`#dep-${CSS.escape(text.textContent)}`);
+    text.classList.toggle("clair", Number(path?.dataset.classe || 0) >= DARK_FROM);
+  }
+  svg.setAttribute("aria-label", `Carte des départements colorés selon : ${mode.title}. Le tableau ci-dessous donne les mêmes chiffres.`);
+  $("legende-titre").textContent = mode.title;
+  const items = mode.colors.map((color, k) => {
+    const lo = k === 0 ? null : thresholds[k - 1];
+    const hi = k === thresholds.length ? null : thresholds[k];
+    return el("li", {}, el("span", { class: "symbole aplat", dataset: { couleur: color } }), ` ${mode.label(lo, hi)}`);
+  });
+  items.push(el("li", {}, el("span", { class: "symbole aplat sans-donnees" }), " aucune offre enregistrée"));
+  $("legende").replaceChildren(...items);
+  for (const swatch of $("legende").querySelectorAll("[data-couleur]")) swatch.style.background = swatch.dataset.couleur;
+}
+
+function showDetail(code) {
+  const d = state.byCode.get(code);
+  const box = $("detail-departement");
+  if (!d) {
+    box.textContent = "Pas de données pour ce département.";
+    return;
+  }
+  box.replaceChildren(
+    el("strong", {}, `${d.name} (${d.department})`),
+    el(
+      "ul",
+      { class: "detail" },
+      el("li", {}, `Tension : ${fmt.dec(d.tension)}`),
+      el("li", {}, `Places libres : ${fmt.n(d.available)} en établissement, ${fmt.n(d.carer_places_available)} chez les assistants familiaux`),
+      el("li", {}, `Prévision établissements : 24 h ${fmt.n(d.available_h24)} · 48 h ${fmt.n(d.available_h48)} · 7 j ${fmt.n(d.available_d7)}`),
+      el("li", {}, `Demandes en attente : ${fmt.n(d.requests_waiting)} (${fmt.plural(d.children_waiting, "enfant", "enfants")}), mesures non exécutées : ${fmt.n(d.measures_not_executed)}`),
+      el("li", {}, `Déclarations périmées : ${fmt.n(d.stale_declarations)} sur ${fmt.n(d.declarations)}`),
+    ),
+    el("a", { href: `/ui/departements/${d.department}` }, "Tableau de bord du département"),
+  );
+}
+
+// --- table ---------------------------------------------------------------------------------
+
+const COLUMNS = [
+  ["department", (d) => `${d.department} — ${d.name}`],
+  ["available", (d) => fmt.n(d.available)],
+  ["carer_places_available", (d) => fmt.n(d.carer_places_available)],
+  ["installed", (d) => fmt.n(d.installed)],
+  ["tension", (d) => fmt.dec(d.tension)],
+  ["requests_waiting", (d) => fmt.n(d.requests_waiting)],
+  ["oldest_waiting_days", (d) => fmt.n(d.oldest_waiting_days)],
+  ["measures_not_executed", (d) => fmt.n(d.measures_not_executed)],
+  ["stale_declarations", (d) => fmt.n(d.stale_declarations)],
+];
+
+function sortValue(d, key) {
+  if (key === "department") return d.department;
+  return d[key];
+}
+
+function renderTable() {
+  const { key, dir } = state.sort;
+  const rows = [...state.stats.items].sort((a, b) => {
+    const va = sortValue(a, key);
+    const vb = sortValue(b, key);
+    if (va === vb) return a.department.localeCompare(b.department);
+    if (va === null || va === undefined) return 1;
+    if (vb === null || vb === undefined) return -1;
+    return (va < vb ? -1 : 1) * dir;
+  });
+  const table = $("table-departements");
+  for (const th of table.tHead.rows[0].cells) {
+    th.setAttribute("aria-sort", th.dataset.cle === key ? (dir > 0 ? "ascending" : "descending") : "none");
+  }
+  table.tBodies[0].replaceChildren(
+    ...rows.map((d) =>
+      el(
+        "tr",
+        {
+          id: `d-${d.department}`,
+          class: [(state.changed.get(d.department) || 0) > Date.now() ? "maj" : null, d.department === state.selected ? "choisie" : null].filter(Boolean).join(" ") || null,
+        },
+        ...COLUMNS.map(([k, show], i) =>
+          i === 0
+            ? el("th", { scope: "row" }, el("button", { type: "button", class: "lien", onclick: () => select(d.department) }, show(d)))
+            : el("td", { class: `nombre${k === "tension" && d.tension >= 1 ? " fort" : ""}` }, show(d)),
+        ),
+      ),
+    ),
+  );
+  const t = state.stats.totals;
+  table.tFoot.replaceChildren(
+    el("tr", {}, ...COLUMNS.map(([, show], i) => (i === 0 ? el("th", { scope: "row" }, "France entière") : el("td", { class: "nombre" }, show(t))))),
+  );
+}
+
+function renderTotals() {
+  const t = state.stats.totals;
+  $("t-libres").textContent = fmt.n(t.available);
+  $("t-af").textContent = fmt.n(t.carer_places_available);
+  $("t-tension").textContent = fmt.dec(t.tension);
+  $("t-attente").textContent = fmt.n(t.requests_waiting);
+  $("t-perimees").textContent = fmt.n(t.stale_declarations);
+  $("t-perimees-detail").textContent = t.declarations
+    ? `sur ${fmt.n(t.declarations)} déclarations (${pct(t.stale_declarations / t.declarations)})`
+    : "";
+  $("t-attente-detail").textContent = `${fmt.plural(t.measures_not_executed, "mesure non exécutée", "mesures non exécutées")}`;
+}
+
+// --- chart ---------------------------------------------------------------------------------
+
+const SERIES = [
+  ["available", "Total", "serie-total"],
+  ["unit_places_available", "Établissements", "serie-etab"],
+  ["carer_places_available", "Assistants familiaux", "serie-af"],
+];
+
+function niceStep(max) {
+  const raw = Math.max(1, max / 4); // whole places: never a step below 1
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const n = raw / mag;
+  return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * mag;
+}
+
+function renderChart() {
+  const box = $("graphique");
+  const items = state.history ? state.history.items : [];
+  $("graphique-portee").textContent = state.selected ? `${state.byCode.get(state.selected)?.name || state.selected} (${state.selected})` : "France entière";
+  if (!items.length) {
+    box.replaceChildren(el("p", { class: "vide" }, "Pas d'historique."));
+    return;
+  }
+  const W = 640;
+  const H = 260;
+  const m = { l: 56, r: 12, t: 12, b: 28 };
+  const max = Math.max(1, ...items.map((p) => p.available));
+  const step = niceStep(max);
+  const top = Math.ceil(max / step) * step;
+  const x = (i) => m.l + (items.length === 1 ? (W - m.l - m.r) / 2 : (i * (W - m.l - m.r)) / (items.length - 1));
+  const y = (v) => H - m.b - (v / top) * (H - m.t - m.b);
+  const svg = svgEl("svg", {
+    viewBox: `0 0 ${W} ${H}`,
+    class: "graphique-svg",
+    role: "img",
+    "aria-label": `Places libres par jour du ${fmt.date(items[0].day)} au ${fmt.date(items.at(-1).day)} : de ${fmt.n(items[0].available)} à ${fmt.n(items.at(-1).available)} au total.`,
+  });
+  for (let v = 0; v <= top; v += step) {
+    svg.append(
+      svgEl("line", { x1: m.l, x2: W - m.r, y1: y(v), y2: y(v), class: "grille" }),
+      svgEl("text", { x: m.l - 6, y: y(v) + 4, "text-anchor": "end", class: "axe" }, fmt.n(v)),
+    );
+  }
+  const every = Math.max(1, Math.ceil(items.length / 7));
+  items.forEach((p, i) => {
+    if (i % every === 0 || i === items.length - 1) {
+      const anchor = i === 0 ? "start" : i === items.length - 1 ? "end" : "middle";
+      svg.append(svgEl("text", { x: x(i), y: H - 8, "text-anchor": anchor, class: "axe" }, new Date(p.day + "T12:00:00").toLocaleDateString("fr-FR", { day: "2-digit", month: "2-digit" })));
+    }
+  });
+  for (const [key, , cls] of SERIES) {
+    const d = items.map((p, i) => `${i ? "L" : "M"}${x(i).toFixed(1)} ${y(p[key]).toFixed(1)}`).join(" ");
+    svg.append(svgEl("path", { d, class: `serie ${cls}` }));
+    const last = items.at(-1);
+    svg.append(svgEl("circle", { cx: x(items.length - 1), cy: y(last[key]), r: 3.5, class: `serie-point ${cls}` }));
+  }
+  const legend = el(
+    "ul",
+    { class: "legende legende-graphique" },
+    SERIES.map(([key, label, cls]) => el("li", {}, el("span", { class: `symbole trait ${cls}` }), ` ${label} : ${fmt.n(items.at(-1)[key])} aujourd'hui`)),
+  );
+  box.replaceChildren(svg, legend);
+  $("graphique-donnees").replaceChildren(
+    el(
+      "table",
+      { class: "tableau compact" },
+      el("caption", { class: "visuellement-cache" }, "Places libres par jour"),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Jour"), SERIES.map(([, label]) => el("th", { scope: "col", class: "nombre" }, label)))),
+      el("tbody", {}, items.map((p) => el("tr", {}, el("th", { scope: "row" }, fmt.date(p.day + "T12:00:00")), SERIES.map(([key]) => el("td", { class: "nombre" }, fmt.n(p[key])))))),
+    ),
+  );
+}
+
+// --- interactions --------------------------------------------------------------------------
+
+async function select(code) {
+  state.selected = state.selected === code ? "" : code;
+  $("g-departement").value = state.selected;
+  if (state.selected) showDetail(state.selected);
+  renderMap();
+  renderTable();
+  await refreshChart();
+}
+
+async function refreshChart() {
+  try {
+    await loadHistory();
+    renderChart();
+  } catch (error) {
+    $("graphique").replaceChildren(el("p", { class: "alerte" }, `Historique indisponible. ${explain(error)}`));
+  }
+}
+
+async function exportCsv() {
+  hideAlert(alertBox);
+  try {
+    const response = await api("/v1/stats/departments.csv", { raw: true, headers: { Accept: "text/csv" } });
+    const blob = await response.blob();
+    const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "places-departements.csv";
+    const url = URL.createObjectURL(blob);
+    const link = el("a", { href: url, download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    announce(announcer, `Export CSV téléchargé (${name}).`);
+  } catch (error) {
+    showAlert(alertBox, `Export impossible. ${explain(error)}`);
+  }
+}
+
+function wireMap() {
+  const svg = franceSvg($("carte"));
+  for (const path of svg.querySelectorAll("path[data-code]")) {
+    path.setAttribute("tabindex", "0");
+    path.setAttribute("role", "button");
+    path.addEventListener("click", () => select(path.dataset.code));
+    path.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        select(path.dataset.code);
+      }
+    });
+    path.addEventListener("focus", () => showDetail(path.dataset.code));
+    path.addEventListener("mouseenter", () => showDetail(path.dataset.code));
+  }
+}
+
+function wireTable() {
+  for (const th of $("table-departements").tHead.rows[0].cells) {
+    th.querySelector("button").addEventListener("click", () => {
+      const key = th.dataset.cle;
+      state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : key === "department" ? 1 : -1 };
+      renderTable();
+    });
+  }
+}
+
+const refresh = coalesce(async () => {
+  try {
+    const changed = await loadStats();
+    renderAll();
+    if (changed.length) {
+      announce(announcer, `Mise à jour en direct : ${changed.map((d) => d.name).slice(0, 3).join(", ")}${changed.length > 3 ? "…" : ""}.`);
+      setTimeout(() => {
+        renderMap();
+        renderTable();
+      }, 4100);
+    }
+  } catch (error) {
+    showAlert(alertBox, explain(error));
+  }
+}, 300);
+
+const refreshChartSoon = coalesce(refreshChart, 3000);
+
+function renderAll() {
+  renderTotals();
+  renderMap();
+  renderTable();
+}
+
+async function main() {
+  const current = requireSession(["national", "department"], alertBox);
+  if (!current) return;
+  for (const input of document.querySelectorAll("#mode-carte input")) {
+    input.addEventListener("change", () => {
+      state.mode = input.value;
+      renderMap();
+    });
+  }
+  $("g-jours").addEventListener("change", refreshChart);
+  $("g-departement").addEventListener("change", (e) => select(e.target.value || state.selected));
+  $("export-csv").addEventListener("click", exportCsv);
+  wireMap();
+  wireTable();
+  let feed = null;
+  if (current.role === "national" || current.role === "admin") {
+    feed = new LiveFeed("/ws/national", {
+      onEvent: (message) => {
+        refresh();
+        if (/^(capacity|carer)\./.test(message.type)) refreshChartSoon();
+      },
+      onResync: refresh,
+      status: $("etat-direct"),
+      reconnectButton: $("reconnecter"),
+    });
+    feed.start();
+  } else {
+    const status = $("etat-direct");
+    status.dataset.etat = "direct";
+    status.querySelector(".texte").textContent = "Actualisation toutes les 30 s (le flux national est réservé au pilotage)";
+    setInterval(refresh, 30_000);
+  }
+  try {
+    await loadStats();
+    renderAll();
+    await refreshChart();
+  } catch (error) {
+    showAlert(alertBox, `Chargement impossible. ${explain(error)}`);
+  } finally {
+    feed?.release();
+  }
+  window.placesFeed = feed;
+}
+
+main();

@@ -1,0 +1,483 @@
+"""The pages in a real headless Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright;
+no browser download) against a real server process (uvicorn) on the test database and Redis.
+
+What a department would check before dropping its spreadsheet: an establishment signs in,
+declares with + / − and sees the new version; a stale form gets the French 409 explanation;
+the national page shows the table and the map; a declaration made on /ui/declarer appears on
+the department dashboard and on the national map within 2 s, without reload; the dashboard
+says when the live feed is lost and catches up after; a hold's countdown runs.
+Screenshots are written to ``$PLACES_UI_ARTIFACTS`` (default ``/tmp``) as ``ui-*.png``.
+"""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from api.auth import issue_token
+from api.db import create_pool, drop_database, ensure_database, migrate
+from api.requests.service import local_today
+from tests.conftest import ADMIN_DSN, COMMUNES, DEPARTMENTS, TEST_DB, idem, make_structure
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
+CHROMIUM = "/usr/bin/chromium"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DEPT = "69"
+LIVE = 2_000  # ms: the issue's "within 2 s"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Stack:
+    base: str
+    dsn: str
+
+
+async def _create_database(dsn: str) -> None:
+    await drop_database(dsn)
+    await ensure_database(dsn)
+    await asyncio.to_thread(migrate, dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO departments (code, name, region_code, region_name, location)"
+            " VALUES ($1, $2, $3, $4, ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
+            DEPARTMENTS,
+        )
+        await conn.executemany(
+            "INSERT INTO communes (insee, name, department, population, precision, location)"
+            " VALUES ($1, $2, $3, $4, 'geonames',"
+            " ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
+            COMMUNES,
+        )
+    finally:
+        await conn.close()
+
+
+def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        cwd=tempfile.gettempdir(),
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            if client.ping():
+                return proc, f"redis://127.0.0.1:{port}/0"
+        except redis.ConnectionError:
+            time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def _spawn(port: int, dsn: str, redis_url: str, log: Any) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PLACES_DATABASE_URL": dsn,
+        "PLACES_REDIS_URL": redis_url,
+        "PLACES_KEYS_DIR": os.environ["PLACES_KEYS_DIR"],
+    }
+    env.pop("PLACES_JWT_JWKS_URL", None)
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "api.main:app_factory", "--factory"),
+            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """A real server (one uvicorn worker) with its own database and its own redis-server.
+
+    Why not the shared test database and Redis: the in-process app of the other test modules
+    runs an outbox relay on the shared database and could hold its lock, and the shared Redis
+    database keeps other runs' streams and published-id set; either would swallow the events
+    these tests wait for (tests/test_feeds.py isolates itself the same way). The signing keys
+    are the session's, so ``issue_token`` works against this server too.
+
+    The server is started first: importing the app is most of its start-up, and the database
+    is created meanwhile; a worker that reached its lifespan too early exits and is restarted.
+    """
+    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_ui"
+    redis_proc, redis_url = _start_redis()
+    port = _free_port()
+    log_path = ARTIFACTS / "ui-server.log"
+    log = log_path.open("wb")
+    proc = _spawn(port, dsn, redis_url, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(_create_database(dsn))
+        restarted = False
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                if restarted:
+                    raise RuntimeError(log_path.read_text()[-3000:])
+                proc, restarted = _spawn(port, dsn, redis_url, log), True
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become ready in 90 s")
+            time.sleep(0.1)
+        yield Stack(base, dsn)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        redis_proc.terminate()
+        redis_proc.wait()
+        asyncio.run(drop_database(dsn))
+
+
+@pytest.fixture(scope="module")
+def server(stack: Stack) -> str:
+    return stack.base
+
+
+@pytest.fixture(scope="module")
+async def pool(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
+    """This module's database (shadows the conftest's shared pool)."""
+    pool = await create_pool(stack.dsn, min_size=1, max_size=3)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+class Tab:
+    """A page with its own sessionStorage token and a record of JavaScript errors."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def check(self) -> None:
+        assert not self.errors, self.errors
+
+
+async def open_tab(
+    browser: Browser, base: str, path: str, token: str | None = None, width: int = 1280
+) -> Tab:
+    context = await browser.new_context(
+        viewport={"width": width, "height": 900}, locale="fr-FR", base_url=base
+    )
+    page = await context.new_page()
+    tab = Tab(page)
+    if token:
+        await page.add_init_script(f"sessionStorage.setItem('places.jeton', {json.dumps(token)})")
+    await page.goto(path)
+    return tab
+
+
+def api(base: str, token: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+
+async def shot(tab: Tab, name: str) -> None:
+    await tab.page.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"), full_page=True)
+
+
+async def snapshot(pool: asyncpg.Pool, unit_id: Any) -> asyncpg.Record:
+    return await pool.fetchrow(
+        "SELECT version, available FROM capacity_snapshots"
+        " WHERE unit_id = $1 AND temporality = 'current'",
+        unit_id,
+    )
+
+
+@pytest.fixture(scope="module")
+async def establishment(pool: asyncpg.Pool) -> dict[str, Any]:
+    return await make_structure(
+        pool, units=[{"name": "Les Cèdres", "installed": 8}, {"name": "Les Tilleuls"}]
+    )
+
+
+async def test_sign_in_then_declare_with_plus_and_minus(
+    server: str, browser: Browser, pool: asyncpg.Pool, establishment: dict[str, Any]
+) -> None:
+    tab = await open_tab(browser, server, "/ui/connexion", width=390)
+    page = tab.page
+    await expect(page.locator("#mode-local")).to_contain_text("Mode local")
+    await shot(tab, "connexion")
+    await page.get_by_role("radio", name=re.compile("^Établissement")).check()
+    await page.get_by_label("Numéro FINESS").fill(establishment["finess"])
+    await page.get_by_role("button", name="Se connecter").click()
+    await page.wait_for_url("**/ui/declarer")
+    await expect(page.locator("#session")).to_contain_text(establishment["finess"])
+
+    unit = establishment["unit_ids"][0]
+    card = page.locator(f"#unite-{unit}")
+    await expect(card.get_by_role("heading", name="Les Cèdres")).to_be_visible()
+    await expect(card).to_contain_text("ce sera la première")
+    plus = card.get_by_role("button", name="Places disponibles : ajouter une")
+    minus = card.get_by_role("button", name="Places disponibles : retirer une")
+    for _ in range(3):
+        await plus.click()
+    await minus.click()
+    await expect(card.locator(f"#dispo-{unit}")).to_have_value("2")
+    await card.get_by_role("button", name="Envoyer la déclaration").click()
+    await expect(card.locator(".succes")).to_contain_text("version 1")
+    await expect(card.locator(".succes")).to_contain_text("2 places disponibles")
+    await expect(card.locator(".derniere")).to_contain_text("version 1")
+    row = await snapshot(pool, unit)
+    assert (row["version"], row["available"]) == (1, 2)
+    # Nothing overflows the phone's width.
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width
+    await shot(tab, "declarer")
+    tab.check()
+
+
+async def test_a_stale_form_gets_the_french_409(
+    server: str, browser: Browser, pool: asyncpg.Pool, establishment: dict[str, Any]
+) -> None:
+    token = issue_token("structure", finess=establishment["finess"])
+    tab = await open_tab(browser, server, "/ui/declarer", token, width=390)
+    unit = establishment["unit_ids"][0]
+    card = tab.page.locator(f"#unite-{unit}")
+    await expect(card.locator(".derniere")).to_contain_text("version 1")
+    # Someone else declares meanwhile (their DUI software, through the API).
+    async with api(server, token) as client:
+        r = await client.put(
+            f"/v1/units/{unit}/capacity",
+            headers=idem(),
+            json={"temporality": "current", "available": 1},
+        )
+        assert r.status_code == 200 and r.json()["version"] == 2
+    await card.get_by_role("button", name="Places disponibles : ajouter une").click()
+    await card.get_by_role("button", name="Envoyer la déclaration").click()
+    alert = card.get_by_role("alert")
+    await expect(alert).to_contain_text("Conflit de version")
+    await expect(alert).to_contain_text("version actuelle : 2")
+    await expect(alert).to_contain_text("n'ont pas été enregistrés")
+    assert (await snapshot(pool, unit))["version"] == 2
+    await shot(tab, "declarer-409")
+    await alert.get_by_role("button", name="Recharger les chiffres actuels").click()
+    await expect(card.locator(".derniere")).to_contain_text("version 2")
+    await expect(card.locator(f"#dispo-{unit}")).to_have_value("1")
+    # A count that breaks the invariants: the 422 in plain French.
+    for _ in range(9):
+        await card.get_by_role("button", name="Places disponibles : ajouter une").click()
+    await card.get_by_role("button", name="Envoyer la déclaration").click()
+    await expect(card.get_by_role("alert")).to_contain_text("Déclaration refusée")
+    await expect(card.get_by_role("alert")).to_contain_text("dépassent")
+    tab.check()
+
+
+async def test_national_page_shows_table_map_and_chart(server: str, browser: Browser) -> None:
+    tab = await open_tab(browser, server, "/ui/national", issue_token("national"))
+    page = tab.page
+    table = page.locator("#table-departements")
+    for code, name in [("69", "Rhône"), ("01", "Ain"), ("38", "Isère"), ("75", "Paris")]:
+        await expect(table.locator(f"#d-{code}")).to_contain_text(f"{code} — {name}")
+    await expect(page.locator("#d-974")).to_contain_text("La Réunion")
+    await expect(table.locator("tfoot")).to_contain_text("France entière")
+    rhone = page.locator("#dep-69")
+    await expect(rhone).to_have_attribute(
+        "aria-label", re.compile(r"Rhône \(69\) : tension .* places? libres?")
+    )
+    assert await rhone.evaluate("p => p.style.fill") != ""
+    # Switch the choropleth; sort the table.
+    await expect(page.locator("#legende-titre")).to_contain_text("Tension")
+    await page.get_by_role("radio", name="Places libres").check()
+    await expect(page.locator("#legende-titre")).to_contain_text("Places libres")
+    header = table.locator("th[data-cle=available]")
+    await header.get_by_role("button").click()
+    await expect(header).to_have_attribute("aria-sort", "descending")
+    await expect(page.locator("#graphique svg")).to_be_visible()
+    async with page.expect_download() as download:
+        await page.get_by_role("button", name="Exporter en CSV").click()
+    assert (await download.value).suggested_filename.endswith(".csv")
+    await page.get_by_role("radio", name="Tension").check()
+    await shot(tab, "national")
+    tab.check()
+
+
+async def test_a_declaration_appears_live_on_the_department_and_national_pages(
+    server: str, browser: Browser, pool: asyncpg.Pool, establishment: dict[str, Any]
+) -> None:
+    department = await open_tab(
+        browser, server, f"/ui/departements/{DEPT}", issue_token("department", department=DEPT)
+    )
+    national = await open_tab(browser, server, "/ui/national", issue_token("national"))
+    declarer = await open_tab(
+        browser,
+        server,
+        "/ui/declarer",
+        issue_token("structure", finess=establishment["finess"]),
+        width=390,
+    )
+    unit = establishment["unit_ids"][1]
+    cell = department.page.locator(f"#u-{unit} td[data-champ=libres]")
+    await expect(cell).to_have_text("0")
+    for tab in (department, national):
+        await expect(tab.page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    rhone = national.page.locator("#dep-69")
+    await expect(rhone).to_have_attribute("aria-label", re.compile("places? libres?"))
+    before = await national.page.locator("#d-69 td").nth(0).inner_text()
+
+    card = declarer.page.locator(f"#unite-{unit}")
+    for _ in range(4):
+        await card.get_by_role("button", name="Places disponibles : ajouter une").click()
+    await card.get_by_role("button", name="Envoyer la déclaration").click()
+    await expect(card.locator(".succes")).to_contain_text("version 1")
+
+    await expect(cell).to_have_text("4", timeout=LIVE)
+    await expect(department.page.locator("#annonces")).to_contain_text("Les Tilleuls", timeout=LIVE)
+    await expect(national.page.locator("#d-69 td").nth(0)).not_to_have_text(before, timeout=LIVE)
+    await expect(rhone).to_have_class(re.compile(r"\bmaj\b"), timeout=LIVE)
+    assert int(await national.page.locator("#d-69 td").nth(0).inner_text()) == int(before) + 4
+
+    # The feed drops: the page says so, reconnects with last_event_id and catches up.
+    await department.page.evaluate("window.placesFeed.socket.close()")
+    status = department.page.locator("#etat-direct")
+    await expect(status).to_have_attribute("data-etat", "deconnecte")
+    await expect(status).to_contain_text("Déconnecté")
+    async with api(server, issue_token("structure", finess=establishment["finess"])) as client:
+        r = await client.put(
+            f"/v1/units/{unit}/capacity",
+            headers=idem(),
+            json={"temporality": "current", "available": 3},
+        )
+        assert r.status_code == 200, r.text
+    await expect(status).to_have_attribute("data-etat", "direct", timeout=5_000)
+    await expect(cell).to_have_text("3", timeout=LIVE)
+    for tab in (department, national, declarer):
+        tab.check()
+
+
+async def test_a_hold_countdown_runs(
+    server: str, browser: Browser, establishment: dict[str, Any]
+) -> None:
+    token = issue_token("department", department=DEPT)
+    async with api(server, token) as client:
+        decided = local_today(DEPT) - timedelta(days=45)
+        requests = []
+        for n in range(2):
+            r = await client.post(
+                "/v1/requests",
+                json={
+                    "department": DEPT,
+                    "children": [{"age": 8, "sex": "F", "disability_profiles": []}],
+                    "origin": {"commune": "69123"},
+                    "care_mode": "durable",
+                    "urgency": "immediate",
+                    "measure": {"kind": "judicial", "decided_on": decided.isoformat()},
+                    "reference": f"ASE69-UI-{n}-{os.getpid()}",
+                },
+            )
+            assert r.status_code == 201, r.text
+            requests.append(r.json())
+        r = await client.post(
+            "/v1/holds",
+            json={
+                "request_id": requests[0]["id"],
+                "target": {"kind": "unit", "id": str(establishment["unit_ids"][1])},
+                "expires_in_minutes": 90,
+            },
+        )
+        assert r.status_code == 201, r.text
+        hold = r.json()
+    tab = await open_tab(browser, server, f"/ui/departements/{DEPT}", token)
+    page = tab.page
+    row = page.locator(f"#h-{hold['id']}")
+    await expect(row).to_contain_text(requests[0]["reference"])
+    await expect(row).to_contain_text("Les Tilleuls")
+    timer = row.get_by_role("timer")
+    await expect(timer).to_have_text(re.compile(r"1 h (29|30) min \d\d s"))
+    first = await timer.inner_text()
+    await asyncio.sleep(1.2)
+    assert await timer.inner_text() != first
+    # The other request waits past the threshold: a measure not executed, highlighted.
+    waiting = page.locator("#table-attente tr", has_text=requests[1]["reference"])
+    await expect(waiting).to_have_class(re.compile("non-executee"))
+    await expect(waiting).to_contain_text("non exécutée")
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    await shot(tab, "departement")
+    tab.check()
+
+
+async def test_an_empty_department_and_a_foreign_one_say_so_in_french(
+    server: str, browser: Browser
+) -> None:
+    """La Réunion has no establishment and no carer in this database; the page must not
+    break, and a department looking at another's dashboard is told so, in French."""
+    tab = await open_tab(
+        browser, server, "/ui/departements/974", issue_token("department", department="974")
+    )
+    page = tab.page
+    await expect(page.locator("#table-unites")).to_contain_text("Aucun établissement enregistré")
+    await expect(page.locator("#table-af")).to_contain_text("Aucun assistant familial")
+    await expect(page.locator("#table-attente")).to_contain_text("Aucune demande en attente")
+    await expect(page.locator("#k-libres")).to_have_text("0")
+    await expect(page.locator("#carte svg")).to_be_visible()  # overseas: a local frame
+    await page.goto("/ui/departements/69")
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "votre compte est celui du département 974"
+    )
+    tab.check()
