@@ -75,6 +75,11 @@ def raise_nofile() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+Expected = dict[str, dict[tuple[str, int], float]]
+"""Per department, the (unit id, version) of every accepted declaration and when its 200
+came back (time.time())."""
+
+
 @dataclass
 class Unit:
     id: str
@@ -93,12 +98,16 @@ async def clone_database(dsn: str) -> str:
     admin = await asyncpg.connect(_with_database(dsn, "postgres"))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
-        try:
-            await admin.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
-        except asyncpg.ObjectInUseError as exc:
-            raise SystemExit(
-                f"cannot copy {source} while it has connections; retry, or use --no-clone"
-            ) from exc
+        for attempt in range(30):  # a copy needs a moment with nobody connected to the source
+            try:
+                await admin.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
+                break
+            except asyncpg.ObjectInUseError as exc:
+                if attempt == 29:
+                    raise SystemExit(
+                        f"cannot copy {source} while it has connections; use --no-clone"
+                    ) from exc
+                await asyncio.sleep(2)
     finally:
         await admin.close()
     clone = _with_database(dsn, target)
@@ -223,7 +232,7 @@ async def redis_probe(url: str, stop: asyncio.Event, every: float) -> list[float
 
 def declare_load_in_process(
     base: str, units: dict[str, list[Unit]], seconds: float, rate: float
-) -> tuple[dict[str, set[tuple[str, int]]], Counter[int], list[float], float]:
+) -> tuple[Expected, Counter[int], list[float], float]:
     """The load runs in a process of its own, so that the measuring loop (clients, probe)
     is not slowed down by the HTTP client's work."""
     return asyncio.run(declare_load(base, units, seconds, rate))
@@ -231,12 +240,12 @@ def declare_load_in_process(
 
 async def declare_load(
     base: str, units: dict[str, list[Unit]], seconds: float, rate: float
-) -> tuple[dict[str, set[tuple[str, int]]], Counter[int], list[float], float]:
+) -> tuple[Expected, Counter[int], list[float], float]:
     """``rate`` declarations per second, open loop (a slow answer does not slow the rate)."""
     rng = random.Random(5)
     flat = [u for us in units.values() for u in us]
     tokens = {u.finess: issue_token("structure", finess=u.finess) for u in flat}
-    expected: dict[str, set[tuple[str, int]]] = {d: set() for d in units}
+    expected: Expected = {d: {} for d in units}
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -267,7 +276,7 @@ async def declare_load(
             latencies.append(time.perf_counter() - start)
             statuses[r.status_code] += 1
             if r.status_code == 200:
-                expected[unit.department].add((unit.id, r.json()["version"]))
+                expected[unit.department][(unit.id, r.json()["version"])] = time.time()
 
         tasks: set[asyncio.Task[None]] = set()
         begin = time.perf_counter()
@@ -285,14 +294,14 @@ async def declare_load(
     return expected, statuses, latencies, elapsed
 
 
-def analyse(clients: list[FeedClient], expected: dict[str, set[tuple[str, int]]]) -> dict[str, Any]:
-    everything = set().union(*expected.values()) if expected else set()
+def analyse(clients: list[FeedClient], expected: Expected) -> dict[str, Any]:
+    everything = {pair: t for by_unit in expected.values() for pair, t in by_unit.items()}
     lost = duplicated = disordered = foreign = delivered = 0
-    latencies: dict[str, list[float]] = {"department": [], "national": []}
+    latencies: dict[str, list[float]] = {"department": [], "national": [], "after_200": []}
     for c in clients:
-        want = everything if c.department is None else expected.get(c.department, set())
+        want = everything if c.department is None else expected.get(c.department, {})
         seen: Counter[tuple[str, int]] = Counter()
-        last_key: tuple[int, int] | None = None
+        last_key: tuple[int, ...] | None = None
         for received_at, raw in c.messages:
             if raw == PING:
                 continue
@@ -300,17 +309,18 @@ def analyse(clients: list[FeedClient], expected: dict[str, set[tuple[str, int]]]
             key = tuple(int(p) for p in event["id"].split("-"))
             if last_key is not None and key <= last_key:
                 disordered += 1
-            last_key = key  # type: ignore[assignment]
+            last_key = key
             pair = (event["data"].get("unit_id"), event["data"].get("version"))
             if pair not in want:
                 foreign += 1
                 continue
-            seen[pair] += 1  # type: ignore[index]
+            seen[pair] += 1
             delivered += 1
             occurred = datetime.fromisoformat(event["occurred_at"]).timestamp()
             kind = "national" if c.department is None else "department"
             latencies[kind].append(received_at - occurred)
-        lost += len(want - set(seen))
+            latencies["after_200"].append(received_at - want[pair])
+        lost += len(want.keys() - seen.keys())
         duplicated += sum(n - 1 for n in seen.values() if n > 1)
     return {
         "delivered": delivered,
@@ -324,7 +334,7 @@ def analyse(clients: list[FeedClient], expected: dict[str, set[tuple[str, int]]]
 
 def report(
     clients: list[FeedClient],
-    expected: dict[str, set[tuple[str, int]]],
+    expected: Expected,
     statuses: Counter[int],
     http_latencies: list[float],
     redis_latencies: list[float],
@@ -352,6 +362,8 @@ def report(
     print(line("all clients", every))
     print(line("department feeds", dept))
     print(line("national feed", nat))
+    print("  (the same, from the 200 reaching the declarer: negative when the event came first)")
+    print(line("200 -> receipt", result["latencies"]["after_200"]))
     print("raw Redis, same run (ms):")
     print(line("XADD -> XREAD BLOCK", redis_latencies))
     print(f"  p50 delivery / p50 raw Redis: {ratio:.1f}x")
@@ -380,17 +392,6 @@ def ms(values: list[float], q: float) -> str:
 
 async def bench(args: argparse.Namespace) -> None:
     nofile = raise_nofile()
-    redis_proc: asyncio.subprocess.Process | None = None
-    redis_url = args.redis_url
-    if not redis_url:
-        port = free_port()
-        redis_proc = await asyncio.create_subprocess_exec(
-            shutil.which("redis-server") or "/usr/bin/redis-server",
-            *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-            stdout=subprocess.DEVNULL,
-        )
-        redis_url = f"redis://127.0.0.1:{port}/0"
-        await asyncio.sleep(0.5)
     dsn = args.dsn if args.no_clone else await clone_database(args.dsn)
     if args.no_clone:
         conn = await asyncpg.connect(dsn)
@@ -404,26 +405,40 @@ async def bench(args: argparse.Namespace) -> None:
                 " publishes to its own Redis: pass that Redis with --redis-url, or stop it.",
                 file=sys.stderr,
             )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PLACES_DATABASE_URL": dsn,
-        "PLACES_REDIS_URL": redis_url,
-        "PLACES_WS_PING_SECONDS": str(args.ping_seconds),
-    }
-    log = tempfile.NamedTemporaryFile(prefix="bench-feeds-", suffix=".log", delete=False)
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "api.cli", "run", "--workers", str(args.workers)),
-        *("--host", "127.0.0.1", "--port", str(port)),
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    redis_proc: asyncio.subprocess.Process | None = None
+    server: asyncio.subprocess.Process | None = None
     clients: list[FeedClient] = []
     try:
+        redis_url = args.redis_url
+        if not redis_url:
+            redis_port = free_port()
+            redis_proc = await asyncio.create_subprocess_exec(
+                shutil.which("redis-server") or "/usr/bin/redis-server",
+                *("--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""),
+                *("--appendonly", "no"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            await asyncio.sleep(0.5)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "PLACES_DATABASE_URL": dsn,
+            "PLACES_REDIS_URL": redis_url,
+            "PLACES_WS_PING_SECONDS": str(args.ping_seconds),
+        }
+        log = tempfile.NamedTemporaryFile(prefix="bench-feeds-", suffix=".log", delete=False)
+        server = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "api.cli", "run", "--workers", str(args.workers)),
+            *("--host", "127.0.0.1", "--port", str(port)),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         departments, units = await load_targets(dsn, args.feeds)
         await wait_ready(base)
         print(
@@ -489,12 +504,13 @@ async def bench(args: argparse.Namespace) -> None:
         print(f"clients' process CPU during the load: {cpu / cpu_seconds * 100:.0f}% of one core")
         print(f"server log: {log.name}")
     finally:
-        server.terminate()
-        try:
-            await asyncio.wait_for(server.wait(), 20)
-        except TimeoutError:
-            server.kill()
-            await server.wait()
+        if server is not None:
+            server.terminate()
+            try:
+                await asyncio.wait_for(server.wait(), 20)
+            except TimeoutError:
+                server.kill()
+                await server.wait()
         if redis_proc is not None:
             redis_proc.terminate()
             await redis_proc.wait()

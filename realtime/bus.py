@@ -58,6 +58,8 @@ class Bus(Protocol):
 
     def forget_heads(self) -> None: ...
 
+    def for_readers(self) -> "Bus": ...
+
     async def close(self) -> None: ...
 
 
@@ -132,6 +134,25 @@ class RedisBus:
 
     def forget_heads(self) -> None:
         self.heads.clear()
+
+    def for_readers(self, max_connections: int = 512) -> "RedisBus":
+        """The same Redis through a pool of its own for the WebSocket hub: each feed reader
+        holds a connection in ``XREAD BLOCK``, and ~100 of them must neither exhaust the
+        shared pool (redis-py's default cap is 100) nor keep the relay from publishing.
+        A blocking pool: a burst of catch-up reads waits for a connection, never fails."""
+        pool = self.client.connection_pool
+        kwargs = {  # the connection's own parameters, not the pool's helpers bound to it
+            k: v
+            for k, v in pool.connection_kwargs.items()
+            if not k.startswith(("maint_notifications", "orig_")) and k != "himport_registry"
+        }
+        readers = aioredis.BlockingConnectionPool(
+            connection_class=pool.connection_class,
+            max_connections=max_connections,
+            timeout=5,
+            **kwargs,
+        )
+        return RedisBus(aioredis.Redis(connection_pool=readers))
 
     async def publish(self, events: list[OutboxEvent]) -> None:
         feeds = {ev.department for ev in events} | {NATIONAL}
@@ -253,6 +274,9 @@ class InProcessBus:
 
     def forget_heads(self) -> None:
         """Nothing to forget: this bus lives and dies with its only publisher."""
+
+    def for_readers(self) -> "InProcessBus":
+        return self
 
     async def close(self) -> None:
         return None

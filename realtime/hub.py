@@ -169,17 +169,23 @@ class FeedReader:
                 backoff = min(backoff * 2, 2.0)
                 continue
             for entry_id, message in batch:
-                entry = make_entry(entry_id, message)
+                position = entry_id
+                try:
+                    entry = make_entry(entry_id, message)
+                except (KeyError, TypeError, ValueError):
+                    # Skipped, never fatal to the reader: the next entry's ``prev`` then
+                    # tells each client it missed one (4410), which is the truth.
+                    log.exception("feed %s: unreadable entry %s skipped", self.feed, entry_id)
+                    continue
                 for sub in self.subscribers:
                     sub.offer(entry)
-                position = entry_id
 
 
 class Hub:
     """Per-worker registry of feed readers; created on first use by the WebSocket routes."""
 
     def __init__(self, bus: Bus, settings: FeedSettings | None = None) -> None:
-        self.bus = bus
+        self.bus = bus.for_readers()
         self.settings = settings or FeedSettings()
         self.readers: dict[str, FeedReader] = {}
 

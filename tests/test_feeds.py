@@ -1,16 +1,18 @@
 """Live feeds over real sockets: real server processes (uvicorn), Redis servers of the tests'
 own, the ``websockets`` client library.
 
-Each scenario gets its own database (a copy of a migrated template) and its own
-``redis-server``: the in-process app of the other tests runs an outbox relay on the shared
-test database, and a relay publishing to another Redis would steal these events; and the
-shared Redis database holds other runs' streams.
+The servers use databases copied from a migrated template and a ``redis-server`` started
+here, not the conftest's: the in-process app of the other tests runs an outbox relay on the
+shared test database (it would publish these events to its own Redis), and the shared Redis
+database holds other runs' streams and their relay's published-ids set. The Redis outage
+test stops and restarts this module's Redis, so it runs after the other cluster tests.
 """
 
 import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -590,3 +592,30 @@ async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
     except BaseException:
         print(server.output())
         raise
+
+
+async def test_a_worker_reads_more_feeds_than_the_redis_pool_holds(cluster: Cluster) -> None:
+    """One blocking reader per feed: 150 feeds in one worker must neither exhaust the shared
+    Redis pool (capped at 100 by redis-py) nor keep the relay from publishing."""
+    from realtime.bus import OutboxEvent, RedisBus, connect_redis
+    from realtime.hub import FeedSettings, Hub
+
+    client = await connect_redis(cluster.redis.url)
+    assert client is not None
+    bus = RedisBus(client)
+    hub = Hub(bus, FeedSettings(read_block_ms=1000))
+    feeds = [f"zz{i}" for i in range(150)]
+    async with contextlib.AsyncExitStack() as stack:
+        subs = [await stack.enter_async_context(hub.subscribe(f)) for f in feeds]
+        base = 10**12 + random.randrange(10**9)
+        await bus.publish(
+            [
+                OutboxEvent(base + i, "capacity.updated", f, "2026-01-01T00:00:00+00:00", {}, {})
+                for i, f in enumerate(feeds)
+            ]
+        )
+        entries = [await asyncio.wait_for(s.queue.get(), 10) for s in subs]
+    assert [json.loads(e.text)["department"] for e in entries] == feeds
+    assert not hub.readers
+    await hub.bus.close()
+    await bus.close()
