@@ -56,6 +56,8 @@ class Bus(Protocol):
 
     async def newest_id(self, feed: str) -> str | None: ...
 
+    def bind_source(self, identity: str) -> None: ...
+
     def forget_heads(self) -> None: ...
 
     def for_readers(self) -> "Bus": ...
@@ -131,6 +133,13 @@ class RedisBus:
         self.heads: dict[str, str] = {}
         """Last id this process's relay published per feed; only trusted while it holds the
         relay lock without interruption (``forget_heads`` on every acquisition)."""
+        self.done_key = "places:relay:done"
+
+    def bind_source(self, identity: str) -> None:
+        """Scope the "already published" set to one database (cluster id + database oid):
+        outbox ids restart at 1 in a recreated or restored database, and must not be taken
+        for the events of another one that shared this Redis."""
+        self.done_key = f"places:relay:done:{identity}"
 
     def forget_heads(self) -> None:
         self.heads.clear()
@@ -167,7 +176,7 @@ class RedisBus:
                 json.dumps(ev.message(national=False), separators=(",", ":")),
                 json.dumps(ev.message(national=True), separators=(",", ":")),
             ]
-        reply = await self._publish(keys=["places:relay:done"], args=args)
+        reply = await self._publish(keys=[self.done_key], args=args)
         for i in range(0, len(reply or ()) - 1, 2):
             self.heads[_text(reply[i])] = _text(reply[i + 1])
 
@@ -271,6 +280,9 @@ class InProcessBus:
     async def newest_id(self, feed: str) -> str | None:
         entries = self.feeds.get(feed)
         return f"{entries[-1][0]}-0" if entries else None
+
+    def bind_source(self, identity: str) -> None:
+        """One process, one database: nothing to scope."""
 
     def forget_heads(self) -> None:
         """Nothing to forget: this bus lives and dies with its only publisher."""

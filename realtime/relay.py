@@ -23,6 +23,18 @@ LOCK_ID = 0x504C4143  # "PLAC"
 BATCH = 500
 
 
+async def source_identity(conn: asyncpg.Connection) -> str:
+    """This database's identity: the cluster's system identifier and the database's oid
+    (a database dropped and recreated under the same name gets a new oid)."""
+    return await conn.fetchval(
+        """
+        SELECT (SELECT system_identifier FROM pg_control_system())::text || ':' || oid::text
+          FROM pg_database
+         WHERE datname = current_database()
+        """
+    )
+
+
 async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
     """Publish one batch of unpublished events; returns how many were published."""
     rows = await conn.fetch(
@@ -77,6 +89,7 @@ async def run(dsn: str, bus: Bus, stop: asyncio.Event, poll_seconds: float = 1.0
             log.info("outbox relay active in this worker")
             # Another worker may have published since this one last held the lock.
             bus.forget_heads()
+            bus.bind_source(await source_identity(conn))
             bus_down = False
             while not stop.is_set():
                 wake.clear()
