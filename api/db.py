@@ -4,13 +4,13 @@ The API speaks SQL through asyncpg (readable queries, no ORM on hot paths); SQLA
 only used by Alembic to run the migrations that mirror ``api.models``.
 """
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 
 from api.settings import get_settings
 
@@ -31,9 +31,15 @@ def database_name(dsn: str) -> str:
     return urlsplit(dsn).path.lstrip("/")
 
 
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    for name in ("jsonb", "json"):
+        await conn.set_type_codec(
+            name, encoder=_json_dumps, decoder=orjson.loads, schema="pg_catalog"
+        )
 
 
 async def create_pool(

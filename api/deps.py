@@ -6,7 +6,8 @@ import asyncpg
 from fastapi import Depends, Request
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
+    """Async on purpose: a sync dependency would run in the threadpool on every request."""
     return request.app.state.pool
 
 

@@ -1,30 +1,65 @@
 """Benchmark: capacity declarations through HTTP on the national dataset.
 
-Starts ``places run`` with N workers on a free port against the configured database (seeded),
-then sends declarations from C concurrent connections for D seconds, each to a random unit
-with a token of its own establishment, a fresh Idempotency-Key and valid counts. Prints
-throughput and latency percentiles; and, in the same run, the raw database cost of the same
-write transaction (no HTTP) so the ratio says where the time goes. Prints, never asserts.
+Serves ``places run`` with N workers on a free port against ``PLACES_DATABASE_URL``
+(seeded), then drives it with ``wrk`` (a C load generator, so the client does not steal the
+server's CPU the way a Python client would): each request declares a random unit with a
+token of its own establishment, a fresh Idempotency-Key and valid counts. Prints throughput
+and latency percentiles and, in the same run, the cost of the same transaction's SQL
+(the service's own statements, one connection, sequential) and the ratio. Prints only.
 
-    .venv/bin/python -m loadtests.bench_declarations --seconds 60 --workers 2 --concurrency 32
+    .venv/bin/python -m loadtests.bench_declarations --seconds 60 --workers 2 --connections 8
 """
 
 import argparse
 import asyncio
 import os
 import random
+import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import asyncpg
 import httpx
 
 from api.auth import issue_token
+from api.capacity.service import LOCK_SQL, WRITE_SQL
+from api.db import _init_connection
 from api.settings import get_settings
+
+LUA = """
+units = {
+%s
+}
+local counter = 0
+math.randomseed(%d)
+request = function()
+  counter = counter + 1
+  local u = units[math.random(#units)]
+  local occ = math.random(0, u[3])
+  local body = string.format('{"temporality":"current","installed":%%d,"occupied":%%d,'
+    .. '"reserved":0,"closed":0,"available":%%d}', u[3], occ, u[3] - occ)
+  local headers = {}
+  headers["Authorization"] = "Bearer " .. u[2]
+  headers["Content-Type"] = "application/json"
+  headers["Idempotency-Key"] = string.format("bench-%%d-%%d-%%d", os.time(),
+    math.random(1, 1000000000), counter)
+  return wrk.format("PUT", "/v1/units/" .. u[1] .. "/capacity", headers, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%%d seconds=%%.3f non2xx=%%d errors=%%d "
+    .. "p50=%%.3f p95=%%.3f p99=%%.3f\\n",
+    summary.requests, summary.duration / 1e6, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+end
+"""
 
 
 def free_port() -> int:
@@ -38,23 +73,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def load_units(dsn: str, n: int) -> list[tuple[str, str, int]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            """
-            SELECT u.id::text, s.finess, u.installed
-              FROM units u JOIN structures s ON s.id = u.structure_id
-             ORDER BY random() LIMIT $1
-            """,
-            n,
-        )
-    finally:
-        await conn.close()
-    return [(r[0], r[1], r[2]) for r in rows]
-
-
-async def wait_ready(base: str, timeout: float = 60) -> None:
+async def wait_ready(base: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
@@ -67,47 +86,56 @@ async def wait_ready(base: str, timeout: float = 60) -> None:
     raise SystemExit("server did not become ready")
 
 
-async def http_load(base: str, units, seconds: float, concurrency: int):
-    tokens = {finess: issue_token("structure", finess=finess) for _, finess, _ in units}
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    stop_at = time.perf_counter() + seconds
-    rng = random.Random(1)
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while time.perf_counter() < stop_at:
-            unit_id, finess, installed = rng.choice(units)
-            occupied = rng.randint(0, installed)
-            body = {
-                "temporality": "current",
-                "installed": installed,
-                "occupied": occupied,
-                "reserved": 0,
-                "closed": 0,
-                "available": installed - occupied,
-            }
-            headers = {
-                "Authorization": f"Bearer {tokens[finess]}",
-                "Idempotency-Key": str(uuid.uuid4()),
-            }
-            t0 = time.perf_counter()
-            r = await client.put(f"{base}/v1/units/{unit_id}/capacity", json=body, headers=headers)
-            latencies.append(time.perf_counter() - t0)
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return latencies, statuses, elapsed
-
-
-async def raw_sql(dsn: str, units, n: int) -> list[float]:
-    """The same transaction's statements straight on asyncpg, sequential, for the ratio."""
-    from api.capacity.service import SNAPSHOT_COLUMNS
-
+async def load_units(dsn: str, n: int) -> list[tuple[str, str, int]]:
     conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT u.id::text, s.finess, u.installed
+              FROM units u JOIN structures s ON s.id = u.structure_id
+             ORDER BY u.id LIMIT $1
+            """,
+            n,
+        )
+    finally:
+        await conn.close()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def lua_script(units: list[tuple[str, str, int]]) -> str:
+    tokens: dict[str, str] = {}
+    lines = []
+    for unit_id, finess, installed in units:
+        token = tokens.setdefault(finess, issue_token("structure", finess=finess))
+        lines.append(f'  {{"{unit_id}", "{token}", {installed}}},')
+    return LUA % ("\n".join(lines), 20261125)
+
+
+def run_wrk(base: str, script: Path, seconds: float, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            shutil.which("wrk") or "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "-s",
+            str(script),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"RESULT (.*)", out)
+    if match is None:
+        raise SystemExit(f"unexpected wrk output:\n{out}")
+    return {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
+
+
+async def raw_sql(dsn: str, units: list[tuple[str, str, int]], n: int) -> list[float]:
+    """The service's own statements (lock, idempotency claim, write), sequential."""
+    conn = await asyncpg.connect(dsn)
+    await _init_connection(conn)
     rng = random.Random(2)
     out = []
     try:
@@ -115,63 +143,42 @@ async def raw_sql(dsn: str, units, n: int) -> list[float]:
             unit_id, _finess, installed = rng.choice(units)
             uid = uuid.UUID(unit_id)
             occupied = rng.randint(0, installed)
+            key = str(uuid.uuid4())
             t0 = time.perf_counter()
             async with conn.transaction():
-                await conn.fetchrow(
-                    "SELECT u.id, s.finess, s.department FROM units u JOIN"
-                    " structures s ON s.id = u.structure_id WHERE u.id = $1",
-                    uid,
-                )
-                await conn.execute(
+                row = await conn.fetchrow(LOCK_SQL, uid, "current")
+                await conn.fetchval(
                     "INSERT INTO idempotency_keys (principal, key, request_hash)"
-                    " VALUES ('bench', $1, 'x')",
-                    str(uuid.uuid4()),
+                    " VALUES ('bench', $1, 'x') ON CONFLICT DO NOTHING RETURNING true",
+                    key,
                 )
-                prev = await conn.fetchrow(
-                    f"SELECT {SNAPSHOT_COLUMNS} FROM capacity_snapshots"
-                    " WHERE unit_id = $1 AND temporality = 'current'"
-                    " FOR UPDATE",
-                    uid,
-                )
-                version = (prev["version"] if prev else 0) + 1
+                version = (row["prev_version"] or 0) + 1
+                snapshot = {"version": version}
                 await conn.execute(
-                    """
-                    INSERT INTO capacity_snapshots (unit_id, temporality, version, declared_at,
-                        declared_by, source, installed, occupied, reserved, closed, available,
-                        additional, available_gender)
-                    VALUES ($1, 'current', $2, now(), 'bench', 'bench', $3, $4, 0, 0, $5, 0, 'any')
-                    ON CONFLICT (unit_id, temporality) DO UPDATE SET version = EXCLUDED.version,
-                        occupied = EXCLUDED.occupied, available = EXCLUDED.available,
-                        installed = EXCLUDED.installed, reserved = 0, closed = 0, additional = 0
-                    """,
+                    WRITE_SQL,
                     uid,
+                    "current",
                     version,
+                    row["now"],
+                    "bench",
+                    "bench",
                     installed,
                     occupied,
+                    0,
+                    0,
                     installed - occupied,
-                )
-                await conn.execute(
-                    "INSERT INTO capacity_declarations (unit_id, temporality, version, declared_at,"
-                    " declared_by, source, installed, occupied, reserved, closed, available,"
-                    " additional, available_gender) VALUES ($1, 'current', $2, now(), 'bench',"
-                    " 'bench', $3, $4, 0, 0, $5, 0, 'any')",
-                    uid,
-                    version,
-                    installed,
-                    occupied,
-                    installed - occupied,
-                )
-                await conn.execute(
-                    "INSERT INTO outbox_events (type, department, data,"
-                    " national_data) VALUES ('bench', '69', '{}', '{}')"
-                )
-                await conn.execute(
-                    "INSERT INTO audit_entries (actor, role, action, object_type,"
-                    " object_id) VALUES ('bench', 'bench', 'b', 'unit', $1)",
+                    0,
+                    "any",
+                    row["department"],
+                    snapshot,
+                    "bench",
                     unit_id,
+                    snapshot,
+                    snapshot,
+                    "bench",
+                    key,
                 )
             out.append(time.perf_counter() - t0)
-        await conn.execute("DELETE FROM outbox_events WHERE type = 'bench'")
     finally:
         await conn.close()
     return out
@@ -181,50 +188,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--units", type=int, default=5000)
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: scripts/setup installs it (Debian package wrk)")
     dsn = get_settings().database_url
     units = asyncio.run(load_units(dsn, args.units))
     if not units:
         raise SystemExit("no units: seed the database first (places seed)")
     port = free_port()
-    env = {**os.environ, "PLACES_PORT": str(port)}
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "run", "--workers", str(args.workers)],
-        env=env,
+        env={**os.environ, "PLACES_PORT": str(port)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_ready(base))
-        asyncio.run(http_load(base, units, 3, args.concurrency))  # warm-up
-        latencies, statuses, elapsed = asyncio.run(
-            http_load(base, units, args.seconds, args.concurrency)
-        )
-    finally:
-        server.terminate()
-        server.wait(10)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "declare.lua"
+        script.write_text(lua_script(units))
+        try:
+            base = f"http://127.0.0.1:{port}"
+            asyncio.run(wait_ready(base))
+            run_wrk(base, script, 5, args.connections)  # warm-up
+            result = run_wrk(base, script, args.seconds, args.connections)
+        finally:
+            server.terminate()
+            server.wait(10)
     raw = asyncio.run(raw_sql(dsn, units, 2000))
-    ok = statuses.get(200, 0)
-    ms = 1000
+    rate = (result["requests"] - result["non2xx"]) / result["seconds"]
     print(
-        f"declarations over HTTP: {args.workers} workers, {args.concurrency} connections, "
-        f"{elapsed:.1f} s"
-    )
-    print(f"  accepted: {ok} ({ok / elapsed:.0f}/s)  statuses: {statuses}")
-    print(
-        f"  latency ms: p50 {percentile(latencies, 0.5) * ms:.1f}  "
-        f"p95 {percentile(latencies, 0.95) * ms:.1f}  p99 {percentile(latencies, 0.99) * ms:.1f}"
+        f"declarations over HTTP: {args.workers} workers, {args.connections} connections "
+        f"(wrk), {result['seconds']:.0f} s"
     )
     print(
-        f"raw SQL transaction (one connection, sequential): p50 "
-        f"{statistics.median(raw) * ms:.2f} ms  p95 {percentile(raw, 0.95) * ms:.2f} ms"
+        f"  accepted: {rate:.0f}/s ({result['requests']:.0f} requests, "
+        f"{result['non2xx']:.0f} non-2xx, {result['errors']:.0f} socket errors)"
     )
     print(
-        f"ratio HTTP p50 / raw SQL p50: {percentile(latencies, 0.5) / statistics.median(raw):.1f}"
+        f"  latency ms: p50 {result['p50']:.1f}  p95 {result['p95']:.1f}  p99 {result['p99']:.1f}"
     )
+    print(
+        f"raw SQL of the same transaction (one connection, sequential): "
+        f"p50 {statistics.median(raw) * 1000:.2f} ms  p95 {percentile(raw, 0.95) * 1000:.2f} ms"
+    )
+    print(f"ratio HTTP p50 / raw SQL p50: {result['p50'] / (statistics.median(raw) * 1000):.1f}")
 
 
 if __name__ == "__main__":

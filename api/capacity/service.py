@@ -5,9 +5,10 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi.responses import JSONResponse
+import orjson
+from fastapi.responses import Response
 
-from api import audit, idempotency, outbox
+from api import idempotency
 from api.auth import Principal
 from api.capacity.schemas import CapacityIn, CapacitySnapshot
 from api.errors import Problem, field_error
@@ -33,19 +34,61 @@ def parse_if_match(value: str | None) -> int | None:
     return int(raw)
 
 
-async def unit_owner(conn: asyncpg.Connection, unit_id: UUID) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        """
-        SELECT u.id, u.installed, s.id AS structure_id, s.finess, s.department
-          FROM units u
-          JOIN structures s ON s.id = u.structure_id
-         WHERE u.id = $1
-        """,
-        unit_id,
-    )
-    if row is None:
-        raise Problem(404, f"Unité {unit_id} inconnue.")
-    return row
+_PREVIOUS = ", ".join(f"c.{c.strip()} AS prev_{c.strip()}" for c in SNAPSHOT_COLUMNS.split(","))
+LOCK_SQL = f"""
+SELECT u.id, u.installed, s.id AS structure_id, s.finess, s.department, now() AS now,
+       snap.*
+  FROM units u
+  JOIN structures s ON s.id = u.structure_id
+  LEFT JOIN LATERAL (
+        SELECT {_PREVIOUS}
+          FROM capacity_snapshots c
+         WHERE c.unit_id = u.id AND c.temporality = $2
+           FOR UPDATE
+       ) snap ON true
+ WHERE u.id = $1
+"""
+"""The unit, its establishment, and its snapshot for the temporality, row-locked: concurrent
+declarations and workflow moves on the same snapshot serialize here."""
+
+# The hot path writes its six rows in one statement (a round trip is worth more than the
+# CTE's length): history, snapshot, the unit's installed count, the outbox event (the same
+# row ``api.outbox.emit`` writes, with its NOTIFY fired at commit), the audit entry (as
+# ``api.audit.record``) and the response kept for Idempotency-Key replays.
+WRITE_SQL = """
+WITH history AS (
+    INSERT INTO capacity_declarations
+           (unit_id, temporality, version, declared_at, declared_by, source,
+            installed, occupied, reserved, closed, available, additional, available_gender)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+), snapshot AS (
+    INSERT INTO capacity_snapshots AS s
+           (unit_id, temporality, version, declared_at, declared_by, source,
+            installed, occupied, reserved, closed, available, additional, available_gender)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    ON CONFLICT (unit_id, temporality) DO UPDATE
+       SET version = EXCLUDED.version, declared_at = EXCLUDED.declared_at,
+           declared_by = EXCLUDED.declared_by, source = EXCLUDED.source,
+           installed = EXCLUDED.installed, occupied = EXCLUDED.occupied,
+           reserved = EXCLUDED.reserved, closed = EXCLUDED.closed,
+           available = EXCLUDED.available, additional = EXCLUDED.additional,
+           available_gender = EXCLUDED.available_gender
+), unit AS (
+    UPDATE units SET installed = $7
+     WHERE id = $1 AND $2 = 'current' AND installed <> $7
+), event AS (
+    INSERT INTO outbox_events (type, department, occurred_at, data, national_data)
+    VALUES ('capacity.updated', $14, $4, $15, $15)
+), audit AS (
+    INSERT INTO audit_entries (occurred_at, actor, role, action, object_type, object_id,
+                               department, detail)
+    VALUES ($4, $5, $16, 'capacity.declare', 'unit', $17, $14, $18)
+), idempotency AS (
+    UPDATE idempotency_keys SET status_code = 200, response = $19
+     WHERE principal = $20 AND key = $21
+)
+SELECT pg_notify('places_outbox', $14)
+"""
 
 
 def check_may_declare(principal: Principal, unit: asyncpg.Record) -> None:
@@ -112,23 +155,20 @@ async def declare(
     key: str,
     if_match: int | None,
     source: str = "api",
-) -> JSONResponse:
+) -> Response:
     fingerprint = idempotency.request_hash(
         "PUT", f"/v1/units/{unit_id}/capacity", body.model_dump(exclude_none=True)
     )
     async with pool.acquire() as conn, conn.transaction():
-        unit = await unit_owner(conn, unit_id)
+        unit = await conn.fetchrow(LOCK_SQL, unit_id, body.temporality)
+        if unit is None:
+            raise Problem(404, f"Unité {unit_id} inconnue.")
         check_may_declare(principal, unit)
         replay = await idempotency.claim(conn, principal.key, key, fingerprint)
         if replay is not None:
             return replay
-        previous = await conn.fetchrow(
-            f"SELECT {SNAPSHOT_COLUMNS} FROM capacity_snapshots"
-            " WHERE unit_id = $1 AND temporality = $2 FOR UPDATE",
-            unit_id,
-            body.temporality,
-        )
-        version = previous["version"] if previous else 0
+        declared = unit["prev_version"] is not None
+        version = unit["prev_version"] if declared else 0
         if if_match is not None and if_match != version:
             raise Problem(
                 409,
@@ -136,73 +176,48 @@ async def declare(
                 f"If-Match annonçait {if_match}. Rechargez puis redéclarez.",
                 current_version=version,
             )
-        base = (
-            dict(previous)
-            if previous
-            else {
+        if declared:
+            base = {name: unit[f"prev_{name}"] for name in (*COUNT_FIELDS, "available_gender")}
+        else:
+            base = {name: 0 for name in COUNT_FIELDS} | {
                 "installed": unit["installed"],
-                "occupied": 0,
-                "reserved": 0,
-                "closed": 0,
-                "available": 0,
-                "additional": 0,
                 "available_gender": "any",
             }
-        )
         counts = merge(base, body)
         check_invariants(counts)
-        if body.temporality == "current":
+        if body.temporality == "current" and counts["reserved"] < base["reserved"]:
+            # Only a lower ``reserved`` can uncover places held through Places.
             await check_reserved_covers_holds(conn, unit_id, counts["reserved"])
-        row = await conn.fetchrow(
-            f"""
-            WITH history AS (
-                INSERT INTO capacity_declarations
-                       (unit_id, temporality, version, declared_at, declared_by, source,
-                        installed, occupied, reserved, closed, available, additional,
-                        available_gender)
-                VALUES ($1, $2, $3, now(), $4, $5, $6, $7, $8, $9, $10, $11, $12)
-            )
-            INSERT INTO capacity_snapshots AS s
-                   (unit_id, temporality, version, declared_at, declared_by, source,
-                    installed, occupied, reserved, closed, available, additional,
-                    available_gender)
-            VALUES ($1, $2, $3, now(), $4, $5, $6, $7, $8, $9, $10, $11, $12)
-            ON CONFLICT (unit_id, temporality) DO UPDATE
-               SET version = EXCLUDED.version, declared_at = EXCLUDED.declared_at,
-                   declared_by = EXCLUDED.declared_by, source = EXCLUDED.source,
-                   installed = EXCLUDED.installed, occupied = EXCLUDED.occupied,
-                   reserved = EXCLUDED.reserved, closed = EXCLUDED.closed,
-                   available = EXCLUDED.available, additional = EXCLUDED.additional,
-                   available_gender = EXCLUDED.available_gender
-            RETURNING {SNAPSHOT_COLUMNS}
-            """,
+        snapshot = CapacitySnapshot(
+            unit_id=unit_id,
+            temporality=body.temporality,
+            version=version + 1,
+            declared_at=unit["now"],
+            declared_by=principal.sub,
+            **counts,
+        ).model_dump(mode="json")
+        event = {**snapshot, "structure_id": str(unit["structure_id"]), "finess": unit["finess"]}
+        await conn.execute(
+            WRITE_SQL,
             unit_id,
             body.temporality,
             version + 1,
+            unit["now"],
             principal.sub,
             source,
             *(counts[name] for name in COUNT_FIELDS),
             counts["available_gender"],
-        )
-        if body.temporality == "current" and counts["installed"] != unit["installed"]:
-            await conn.execute(
-                "UPDATE units SET installed = $2 WHERE id = $1", unit_id, counts["installed"]
-            )
-        snapshot = CapacitySnapshot.model_validate(dict(row)).model_dump(mode="json")
-        await outbox.emit(
-            conn,
-            "capacity.updated",
             unit["department"],
-            {**snapshot, "structure_id": str(unit["structure_id"]), "finess": unit["finess"]},
-        )
-        await audit.record(
-            conn,
-            principal,
-            "capacity.declare",
-            "unit",
+            event,
+            principal.role,
             str(unit_id),
-            unit["department"],
-            {"temporality": body.temporality, "version": snapshot["version"]},
+            {"temporality": body.temporality, "version": version + 1},
+            snapshot,
+            principal.key,
+            key,
         )
-        await idempotency.store(conn, principal.key, key, 200, snapshot)
-    return JSONResponse(snapshot, headers={"ETag": f'"{snapshot["version"]}"'})
+    return Response(
+        orjson.dumps(snapshot),
+        media_type="application/json",
+        headers={"ETag": f'"{snapshot["version"]}"'},
+    )
