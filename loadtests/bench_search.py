@@ -101,12 +101,15 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
             origin = await resolve_origin(conn, body["origin"]["commune"], None, None)
             assert origin is not None
             near = sorted(neighbours(origin.department))
+            seen: set[tuple[object, ...]] = set()  # as the service's memo: no repeat query
             for code in codes:
                 step = steps[code].resolve(body["max_distance_km"])
                 for kind in ("unit", "carer"):
-                    await conn.fetch(
-                        QUERIES[(kind, step.area)], *query_args(kind, need, origin, step, near)
-                    )
+                    args = query_args(kind, need, origin, step, near)
+                    key = (kind, step.area, *(tuple(a) if isinstance(a, list) else a for a in args))
+                    if key not in seen:
+                        seen.add(key)
+                        await conn.fetch(QUERIES[(kind, step.area)], *args)
             out.append(time.perf_counter() - t0)
     finally:
         await conn.close()

@@ -65,23 +65,30 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
 CARERS_SQL = """
 WITH origin AS (
     SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
+), nearest AS (
+    SELECT c.id, c.department, c.commune, c.age_min, c.age_max, c.care_modes,
+           c.disability_profiles, c.status, c.available_places, c.declared_at,
+           c.location <-> origin.g AS knn, ST_Distance(c.location, origin.g) AS metres
+      FROM origin, foster_carers c
+     WHERE c.status = 'active'
+       AND c.available_places > 0  -- lets the planner use the partial index of free carers
+       AND c.available_places >= $2
+       AND c.care_modes @> ARRAY[$3]::text[]
+       AND c.age_min <= $4 AND c.age_max >= $5
+       AND c.disability_profiles @> $6::text[]
+       {geo}
+     ORDER BY c.location <-> origin.g  -- distance alone, so the GiST index yields the order
+     LIMIT $7
 )
-SELECT c.id::text AS id, c.department, c.commune, c.age_min, c.age_max, c.care_modes,
-       c.disability_profiles, c.status, c.available_places AS free_places,
-       extract(epoch FROM now() - c.declared_at) / 86400.0 AS declared_age_days,
-       round((ST_Distance(c.location, origin.g) / 1000.0)::numeric)::float8 AS distance_km,
+-- The commune's point (what may leave this module) is joined on the LIMIT's rows only.
+SELECT n.id::text AS id, n.department, n.commune, n.age_min, n.age_max, n.care_modes,
+       n.disability_profiles, n.status, n.available_places AS free_places,
+       extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
+       round((n.metres / 1000.0)::numeric)::float8 AS distance_km,
        ST_Y(cm.location::geometry) AS lat, ST_X(cm.location::geometry) AS lon
-  FROM origin, foster_carers c
-  JOIN communes cm ON cm.insee = c.commune
- WHERE c.status = 'active'
-   AND c.available_places > 0  -- lets the planner use the partial index of free carers
-   AND c.available_places >= $2
-   AND c.care_modes @> ARRAY[$3]::text[]
-   AND c.age_min <= $4 AND c.age_max >= $5
-   AND c.disability_profiles @> $6::text[]
-   {geo}
- ORDER BY c.location <-> origin.g, c.id
- LIMIT $7
+  FROM nearest n
+  JOIN communes cm ON cm.insee = n.commune
+ ORDER BY n.knn, n.id
 """
 
 
@@ -138,13 +145,28 @@ def query_args(
 
 
 async def fetch_offers(
-    conn: asyncpg.Connection, need: Need, origin: Origin, step: Step, neighbours: list[str]
+    conn: asyncpg.Connection,
+    need: Need,
+    origin: Origin,
+    step: Step,
+    neighbours: list[str],
+    memo: dict[tuple[Any, ...], list[Offer]] | None = None,
 ) -> list[Offer]:
+    """Candidates of both kinds for one step. ``memo`` (one per search) spares a query whose
+    answer cannot differ from an earlier step's: carers declare "now" only, so the forecast
+    steps ask exactly what the national step asked about them."""
     offers: list[Offer] = []
     for kind in ("unit", "carer"):
         args = query_args(kind, need, origin, step, neighbours)
+        key = (kind, step.area, *(tuple(a) if isinstance(a, list) else a for a in args))
+        if memo is not None and key in memo:
+            offers.extend(memo[key])
+            continue
         rows = await conn.fetch(QUERIES[(kind, step.area)], *args)
-        offers.extend(_offer(kind, r) for r in rows)
+        found = [_offer(kind, r) for r in rows]
+        if memo is not None:
+            memo[key] = found
+        offers.extend(found)
     return offers
 
 

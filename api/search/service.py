@@ -78,9 +78,10 @@ async def run_search(pool: asyncpg.Pool, body: SearchIn) -> dict[str, Any]:
         need = build_need(body, origin.department)
         neighbours = sorted(department_neighbours(origin.department))
         loop = asyncio.get_running_loop()
+        memo: dict[tuple[Any, ...], list[Offer]] = {}
 
         def fetch(step: Step) -> list[Offer]:
-            coro = repository.fetch_offers(conn, need, origin, step, neighbours)
+            coro = repository.fetch_offers(conn, need, origin, step, neighbours, memo)
             return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
         result: SearchResult = await asyncio.to_thread(
