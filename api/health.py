@@ -24,7 +24,11 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception:  # readiness reports, it never raises
         checks["postgres"] = "down"
     redis = getattr(request.app.state, "redis", None)
-    if redis is not None:
+    if redis is None and request.app.state.settings.redis_url:
+        # Configured but unreachable at start: serving on the in-process bus (one worker),
+        # not the configured deployment — the contract says not ready.
+        checks["redis"] = "down (in-process bus in use)"
+    elif redis is not None:
         try:
             async with asyncio.timeout(2):
                 await redis.ping()

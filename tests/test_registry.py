@@ -1,5 +1,7 @@
 """Registry reads against the real database."""
 
+import httpx
+
 from tests.conftest import DEPARTMENTS, bearer, idem, make_carer, make_structure
 
 
@@ -104,3 +106,19 @@ async def test_openapi_describes_the_contract(client):
         assert path in paths, path
     schemas = spec["components"]["schemas"]
     assert schemas["CapacityIn"]["examples"]
+
+
+async def test_readyz_is_503_when_configured_redis_is_unreachable(database):
+    from api.main import create_app
+    from api.settings import get_settings
+
+    settings = get_settings().model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            r = await c.get("/readyz")
+            assert r.status_code == 503
+            assert r.json()["checks"]["postgres"] == "ok"
+            assert r.json()["checks"]["redis"].startswith("down")
+            assert (await c.get("/healthz")).status_code == 200
