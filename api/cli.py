@@ -130,6 +130,9 @@ def run(
         log_level="info",
         access_log=False,
         proxy_headers=True,
+        # Events are small JSON: compressing each one for each of a thousand sockets costs
+        # more CPU than the bandwidth it saves.
+        ws_per_message_deflate=False,
     )
 
 
