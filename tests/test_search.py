@@ -215,3 +215,31 @@ async def test_carer_location_never_leaves(client, pool):
     assert p["commune"] == "69266" and p["structure"] is None
     assert p["distance_km"] == round(p["distance_km"])  # whole kilometres only
     assert "lat" not in r.text and "lon" not in r.text and "location" not in r.text
+
+
+async def test_places_free_only_in_seven_days_come_after_the_ladder_says_so(client, pool):
+    """A unit full now but free in 7 days, overseas: found at the forecast_d7 step, marked."""
+    s = await make_structure(
+        pool,
+        department="974",
+        commune="97411",
+        units=[
+            {
+                "name": "Réunion",
+                "age_min": 19,
+                "age_max": 21,
+                "care_modes": ["jeune_majeur"],
+                "sexes": ["F"],
+                "installed": 3,
+            }
+        ],
+    )
+    await declare(client, s, 0, 0)
+    await declare(client, s, 0, 2, temporality="d7")
+    r = await search(client, care_mode="jeune_majeur", children=[{"age": 21, "sex": "F"}], limit=50)
+    body = r.json()
+    assert r.status_code == 200, body
+    mine = [p for p in body["proposals"] if p["target"]["id"] == str(s["unit_ids"][0])]
+    assert mine, body
+    assert mine[0]["temporality"] == "d7" and "forecast_d7" in mine[0]["relaxed"]
+    assert "forecast_d7" in body["tried"]

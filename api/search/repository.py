@@ -144,6 +144,25 @@ def query_args(
     return args
 
 
+ALL_TEMPORALITIES = ("current", "d7", "h1", "h24", "h48")
+
+
+async def _query(
+    conn: asyncpg.Connection,
+    kind: str,
+    area: str,
+    args: list[Any],
+    memo: dict[tuple[Any, ...], list[Offer]] | None,
+) -> list[Offer]:
+    key = (kind, area, *(tuple(a) if isinstance(a, list) else a for a in args))
+    if memo is not None and key in memo:
+        return memo[key]
+    found = [_offer(kind, r) for r in await conn.fetch(QUERIES[(kind, area)], *args)]
+    if memo is not None:
+        memo[key] = found
+    return found
+
+
 async def fetch_offers(
     conn: asyncpg.Connection,
     need: Need,
@@ -154,19 +173,27 @@ async def fetch_offers(
 ) -> list[Offer]:
     """Candidates of both kinds for one step. ``memo`` (one per search) spares a query whose
     answer cannot differ from an earlier step's: carers declare "now" only, so the forecast
-    steps ask exactly what the national step asked about them."""
+    steps ask exactly what the national step asked about them; and the national forecast
+    steps first ask for every temporality at once — when that answer is complete (under the
+    LIMIT), each forecast step is that answer filtered, exactly what its own query returns.
+    """
     offers: list[Offer] = []
     for kind in ("unit", "carer"):
         args = query_args(kind, need, origin, step, neighbours)
-        key = (kind, step.area, *(tuple(a) if isinstance(a, list) else a for a in args))
-        if memo is not None and key in memo:
-            offers.extend(memo[key])
-            continue
-        rows = await conn.fetch(QUERIES[(kind, step.area)], *args)
-        found = [_offer(kind, r) for r in rows]
-        if memo is not None:
-            memo[key] = found
-        offers.extend(found)
+        forecast = (
+            kind == "unit"
+            and step.area == Area.NATIONAL
+            and not step.split_siblings
+            and set(step.temporalities) != {"current"}
+        )
+        if forecast:
+            every = list(args)
+            every[1] = list(ALL_TEMPORALITIES)
+            complete = await _query(conn, kind, step.area, every, memo)
+            if len(complete) < CANDIDATES_PER_KIND:
+                offers.extend(o for o in complete if o.temporality in step.temporalities)
+                continue
+        offers.extend(await _query(conn, kind, step.area, args, memo))
     return offers
 
 
