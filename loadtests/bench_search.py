@@ -148,7 +148,8 @@ def main() -> None:
         f"  SQL layer ms: p50 {percentile(raw, 0.5) * ms:.1f}  p95 {percentile(raw, 0.95) * ms:.1f}"
     )
     print(
-        f"  ratio end-to-end / SQL layer: p50 {percentile(latencies, 0.5) / percentile(raw, 0.5):.2f}"
+        "  ratio end-to-end / SQL layer: p50 "
+        f"{percentile(latencies, 0.5) / percentile(raw, 0.5):.2f}"
         f"  p95 {percentile(latencies, 0.95) / percentile(raw, 0.95):.2f}"
     )
 
