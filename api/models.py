@@ -271,11 +271,21 @@ class CapacitySnapshot(_CapacityCounts, table=True):
             "unit_id",
             postgresql_where=text("available > 0"),
         ),
+        # Search: the nearest snapshots with a free place, in KNN order (see api/search).
+        Index(
+            "capacity_snapshots_free_location_gist",
+            "location",
+            postgresql_using="gist",
+            postgresql_where=text("available > 0"),
+        ),
     )
     unit_id: UUID = Field(
         sa_column=Column(PgUUID(as_uuid=True), ForeignKey("units.id"), primary_key=True)
     )
     temporality: str = Field(primary_key=True)
+    location: Any = Field(default=None, sa_column=Column(_point(), nullable=True))
+    """The unit's structure's location, copied here so that a search walks free places
+    nearest first through one GiST index (structures do not move; set on insert)."""
 
 
 class IdempotencyKey(SQLModel, table=True):

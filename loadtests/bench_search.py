@@ -99,13 +99,15 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
                 care_mode=body["care_mode"],
             )
             t0 = time.perf_counter()
-            origin = await resolve_origin(conn, body["origin"]["commune"], None, None)
-            assert origin is not None
-            near = sorted(neighbours(origin.department))
-            memo: dict = {}  # the service's own per-search memo and decisions
-            for code in codes:
-                step = steps[code].resolve(body["max_distance_km"])
-                await fetch_offers(conn, need, origin, step, near, memo)
+            async with conn.transaction(readonly=True):  # as the service: custom plans
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+                origin = await resolve_origin(conn, body["origin"]["commune"], None, None)
+                assert origin is not None
+                near = sorted(neighbours(origin.department))
+                memo: dict = {}  # the service's own per-search memo and decisions
+                for code in codes:
+                    step = steps[code].resolve(body["max_distance_km"])
+                    await fetch_offers(conn, need, origin, step, near, memo)
             out.append(time.perf_counter() - t0)
     finally:
         await conn.close()

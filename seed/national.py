@@ -1140,6 +1140,15 @@ async def _load(conn: asyncpg.Connection, data: _Generated, advance: _Advance) -
     await conn.copy_records_to_table(
         "capacity_snapshots", records=data.snapshots, columns=_CAPACITY_COLUMNS
     )
+    await conn.execute(
+        """
+        UPDATE capacity_snapshots cs
+           SET location = s.location
+          FROM units u
+          JOIN structures s ON s.id = u.structure_id
+         WHERE u.id = cs.unit_id AND cs.location IS NULL
+        """
+    )
     advance("load")
     await conn.copy_records_to_table(
         "capacity_declarations", records=data.declarations, columns=_CAPACITY_COLUMNS

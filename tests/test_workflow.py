@@ -110,7 +110,9 @@ async def snapshot(pool: asyncpg.Pool, unit_id: str) -> dict[str, Any]:
             "SELECT * FROM capacity_snapshots WHERE unit_id = $1 AND temporality = 'current'",
             uuid.UUID(unit_id),
         )
-    return dict(row)
+    snap = dict(row)
+    snap.pop("location")  # the structure's point, copied for search; not in the history
+    return snap
 
 
 async def last_declaration(pool: asyncpg.Pool, unit_id: str) -> dict[str, Any]:

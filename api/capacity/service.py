@@ -64,8 +64,11 @@ WITH history AS (
 ), snapshot AS (
     INSERT INTO capacity_snapshots AS s
            (unit_id, temporality, version, declared_at, declared_by, source,
-            installed, occupied, reserved, closed, available, additional, available_gender)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            installed, occupied, reserved, closed, available, additional, available_gender,
+            location)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, st.location
+      FROM units u JOIN structures st ON st.id = u.structure_id
+     WHERE u.id = $1
     ON CONFLICT (unit_id, temporality) DO UPDATE
        SET version = EXCLUDED.version, declared_at = EXCLUDED.declared_at,
            declared_by = EXCLUDED.declared_by, source = EXCLUDED.source,

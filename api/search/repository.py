@@ -40,26 +40,36 @@ _GEO_FILTER = {
 UNITS_SQL = """
 WITH origin AS (
     SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
+), nearest AS (
+    -- Free places nearest first: a KNN walk of the snapshots' partial GiST index that stops
+    -- at the LIMIT, each row checked against its unit (primary-key lookups).
+    SELECT cs.unit_id, cs.temporality, cs.available, cs.available_gender, cs.declared_at,
+           cs.location <-> origin.g AS knn, ST_Distance(cs.location, origin.g) AS metres
+      FROM origin, capacity_snapshots cs
+      JOIN units u ON u.id = cs.unit_id
+      JOIN structures s ON s.id = u.structure_id
+     WHERE cs.available > 0  -- lets the planner use the partial index of free places
+       AND cs.temporality = ANY($2::text[])
+       AND cs.available >= $3
+       AND u.care_modes @> ARRAY[$4]::text[]
+       AND u.age_min <= $5 AND u.age_max >= $6
+       AND u.sexes && $7::text[] AND u.sexes @> $8::text[]
+       AND u.disability_profiles @> $9::text[]
+       {geo}
+     ORDER BY cs.location <-> origin.g  -- distance alone, so the index yields the order
+     LIMIT $10
 )
 SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
        s.category, s.department, s.commune,
        u.age_min, u.age_max, u.sexes, u.care_modes, u.disability_profiles,
-       cs.temporality, cs.available AS free_places, cs.available_gender,
-       extract(epoch FROM now() - cs.declared_at) / 86400.0 AS declared_age_days,
-       ST_Distance(s.location, origin.g) / 1000.0 AS distance_km,
+       n.temporality, n.available AS free_places, n.available_gender,
+       extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
+       n.metres / 1000.0 AS distance_km,
        ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon
-  FROM origin, structures s
-  JOIN units u ON u.structure_id = s.id
-  JOIN capacity_snapshots cs ON cs.unit_id = u.id
- WHERE cs.temporality = ANY($2::text[])
-   AND cs.available >= $3
-   AND u.care_modes @> ARRAY[$4]::text[]
-   AND u.age_min <= $5 AND u.age_max >= $6
-   AND u.sexes && $7::text[] AND u.sexes @> $8::text[]
-   AND u.disability_profiles @> $9::text[]
-   {geo}
- ORDER BY s.location <-> origin.g, u.id, cs.temporality
- LIMIT $10
+  FROM nearest n
+  JOIN units u ON u.id = n.unit_id
+  JOIN structures s ON s.id = u.structure_id
+ ORDER BY n.knn, u.id, n.temporality
 """
 
 CARERS_SQL = """
@@ -101,7 +111,7 @@ def _sql(template: str, area: str, loc: str, dept: str, first_geo_param: int) ->
 
 QUERIES: dict[tuple[str, str], str] = {}
 for _area in Area:
-    QUERIES[("unit", _area)] = _sql(UNITS_SQL, _area, "s.location", "s.department", 11)
+    QUERIES[("unit", _area)] = _sql(UNITS_SQL, _area, "cs.location", "s.department", 11)
     QUERIES[("carer", _area)] = _sql(CARERS_SQL, _area, "c.location", "c.department", 8)
 
 

@@ -73,7 +73,10 @@ def proposal_out(p: Proposal, origin: Origin) -> dict[str, Any]:
 
 
 async def run_search(pool: asyncpg.Pool, body: SearchIn) -> dict[str, Any]:
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        # Plan each candidate query for its own parameters: a generic plan cannot walk the
+        # GiST index in distance order from a point it does not know.
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         origin = await resolve_origin(conn, body)
         need = build_need(body, origin.department)
         neighbours = sorted(department_neighbours(origin.department))
