@@ -18,6 +18,7 @@ from api import audit
 from api.assignments.schemas import OptimizeIn
 from api.auth import Principal
 from api.errors import Problem
+from api.search.repository import offer_from_row
 from api.settings import get_settings
 from matching import Child, Need, Offer, Plan, greedy, optimize
 
@@ -88,36 +89,7 @@ class _Offers:
             return []
         dist = _haversine_km(lat, lon, self.lat[idx], self.lon[idx])
         order = np.lexsort((idx, dist))[:k]
-        return [_offer(*self.rows[idx[i]], float(dist[i])) for i in order]
-
-
-def _offer(kind: str, r: asyncpg.Record, distance_km: float) -> Offer:
-    common: dict[str, Any] = {
-        "kind": kind,
-        "id": r["id"],
-        "department": r["department"],
-        "commune": r["commune"],
-        "distance_km": distance_km,
-        "free_places": r["free_places"],
-        "age_min": r["age_min"],
-        "age_max": r["age_max"],
-        "care_modes": r["care_modes"],
-        "disability_profiles": r["disability_profiles"],
-        "declared_age_days": max(0.0, float(r["declared_age_days"])),
-        "lat": r["lat"],
-        "lon": r["lon"],
-    }
-    if kind == "unit":
-        return Offer(
-            **common,
-            sexes=r["sexes"],
-            available_gender=r["available_gender"],
-            structure_id=r["structure_id"],
-            structure_name=r["structure_name"],
-            finess=r["finess"],
-            category=r["category"],
-        )
-    return Offer(**common, sexes=("F", "M"))
+        return [offer_from_row(*self.rows[idx[i]], float(dist[i])) for i in order]
 
 
 def _need(row: asyncpg.Record) -> Need:

@@ -14,17 +14,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.models import CARE_MODES, DISABILITY_PROFILES, REQUEST_STATUSES
+from api.registry.schemas import CareMode, DisabilityProfile
 
-CareMode = Literal["urgence", "durable", "sequentiel", "mere_enfant", "mna", "jeune_majeur"]
-DisabilityProfile = Literal[
-    "tsa",
-    "deficience_intellectuelle",
-    "troubles_psychiques_comportement",
-    "deficience_motrice",
-    "deficience_sensorielle",
-    "polyhandicap",
-    "soins_techniques",
-]
 RequestStatus = Literal["waiting", "held", "placed", "exited", "cancelled"]
 Urgency = Literal["immediate", "days", "planned"]
 MeasureKind = Literal["judicial", "administrative"]

@@ -167,7 +167,7 @@ async def _query(
     key = (kind, area, *(tuple(a) if isinstance(a, list) else a for a in args))
     if memo is not None and key in memo:
         return memo[key]
-    found = [_offer(kind, r) for r in await conn.fetch(QUERIES[(kind, area)], *args)]
+    found = [offer_from_row(kind, r) for r in await conn.fetch(QUERIES[(kind, area)], *args)]
     if memo is not None:
         memo[key] = found
     return found
@@ -207,13 +207,16 @@ async def fetch_offers(
     return offers
 
 
-def _offer(kind: str, r: asyncpg.Record) -> Offer:
+def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = None) -> Offer:
+    """The one mapping from a candidate row to a matching ``Offer`` (search and assignment
+    select the same columns); ``distance_km`` overrides the row's when computed elsewhere.
+    Carers accept either sex and carry no temporality (they declare "now" only)."""
     common = {
         "kind": kind,
         "id": r["id"],
         "department": r["department"],
         "commune": r["commune"],
-        "distance_km": float(r["distance_km"]),
+        "distance_km": float(r["distance_km"] if distance_km is None else distance_km),
         "free_places": r["free_places"],
         "age_min": r["age_min"],
         "age_max": r["age_max"],
@@ -227,14 +230,14 @@ def _offer(kind: str, r: asyncpg.Record) -> Offer:
         return Offer(
             **common,
             sexes=r["sexes"],
-            temporality=r["temporality"],
+            temporality=r.get("temporality", "current"),
             available_gender=r["available_gender"],
             structure_id=r["structure_id"],
             structure_name=r["structure_name"],
             finess=r["finess"],
             category=r["category"],
         )
-    return Offer(**common, sexes=("F", "M"), status=r["status"])
+    return Offer(**common, sexes=("F", "M"), status=r.get("status", "active"))
 
 
 async def resolve_origin(
