@@ -8,12 +8,12 @@ role gets 403 everywhere here.
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 
 from api.auth import Principal, require_roles
 from api.deps import Pool
 from api.holds import service
-from api.holds.schemas import HoldIn, HoldOut
+from api.holds.schemas import HoldIn, HoldOut, HoldPage
 from api.idempotency import check_key
 from api.requests.schemas import ReasonIn
 
@@ -54,6 +54,27 @@ async def create_hold(
     """The held places stop counting as available at once (unit: available → reserved;
     carer: available_places decreases). Idempotency-Key is optional (recommended)."""
     return await service.create(pool, principal, body, check_key(idempotency_key, required=False))
+
+
+@router.get(
+    "/holds",
+    response_model=HoldPage,
+    summary="Holds to act on: on my units / on me / of my department's requests (audited)",
+    responses=_403,
+)
+async def list_holds(
+    principal: AnyButNational,
+    pool: Pool,
+    status: Annotated[
+        str, Query(pattern="^(held|admitted|released|refused|expired|exited)$")
+    ] = "held",
+    department: Annotated[
+        str | None, Query(pattern=r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> object:
+    """Soonest deadline first, so an establishment answers the holds about to expire."""
+    return await service.list_holds(pool, principal, status, department, limit)
 
 
 @router.get(

@@ -72,3 +72,8 @@ class HoldOut(BaseModel):
     request_status: RequestStatus
     created_at: datetime
     updated_at: datetime
+
+
+class HoldPage(BaseModel):
+    items: list[HoldOut]
+    total: int

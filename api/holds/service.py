@@ -273,3 +273,38 @@ async def read(pool: asyncpg.Pool, principal: Principal, hold_id: UUID) -> dict[
             {"request_id": str(hold["request_id"])},
         )
     return hold_out(hold, request["status"])
+
+
+async def list_holds(
+    pool: asyncpg.Pool, principal: Principal, status: str, department: str | None, limit: int
+) -> dict[str, Any]:
+    """What each side has to act on: an establishment sees the holds on its units, a carer
+    those on itself (to admit them or refuse), a department those of its requests. The
+    read is audited like every list of child-level records."""
+    finess = principal.finess if principal.role == "structure" else None
+    carer_id = (
+        UUID(principal.carer_id) if principal.role == "carer" and principal.carer_id else None
+    )
+    if principal.role == "department":
+        if department is not None and department != principal.department:
+            raise Problem(403, f"Hors du périmètre du jeton (département {department}).")
+        department = principal.department
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await repository.list_for(
+            conn,
+            finess=finess,
+            carer_id=carer_id,
+            department=department,
+            status=status,
+            limit=limit,
+        )
+        await audit.record(
+            conn,
+            principal,
+            "hold.list",
+            OBJECT_TYPE,
+            "*",
+            department,
+            {"hold_ids": [str(r["id"]) for r in rows], "status": status},
+        )
+    return {"items": [hold_out(r, r["request_status"]) for r in rows], "total": len(rows)}
