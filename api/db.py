@@ -35,7 +35,7 @@ def _json_dumps(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     for name in ("jsonb", "json"):
         await conn.set_type_codec(
             name, encoder=_json_dumps, decoder=orjson.loads, schema="pg_catalog"
@@ -50,7 +50,7 @@ async def create_pool(
         dsn or settings.database_url,
         min_size=min_size if min_size is not None else settings.db_pool_min,
         max_size=max_size if max_size is not None else settings.db_pool_max,
-        init=_init_connection,
+        init=init_connection,
         command_timeout=30,
     )
     assert pool is not None
@@ -60,7 +60,7 @@ async def create_pool(
 @asynccontextmanager
 async def connect(dsn: str | None = None) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(dsn or get_settings().database_url)
-    await _init_connection(conn)
+    await init_connection(conn)
     try:
         yield conn
     finally:

@@ -24,19 +24,18 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlmodel import Field, SQLModel
 
-PDE_CATEGORIES = ("166", "172", "175", "176", "177", "236", "238", "241", "378", "462")
-CARE_MODES = ("urgence", "durable", "sequentiel", "mere_enfant", "mna", "jeune_majeur")
-DISABILITY_PROFILES = (
-    "tsa",
-    "deficience_intellectuelle",
-    "troubles_psychiques_comportement",
-    "deficience_motrice",
-    "deficience_sensorielle",
-    "polyhandicap",
-    "soins_techniques",
+from api.codes import (
+    CARE_MODES,
+    CARER_STATUSES,
+    DISABILITY_PROFILES,
+    HOLD_STATUSES,
+    MEASURE_KINDS,
+    PDE_CATEGORIES,
+    REQUEST_EVENTS_ALL,
+    REQUEST_STATUSES,
+    TEMPORALITIES,
+    URGENCIES,
 )
-TEMPORALITIES = ("current", "h1", "h24", "h48", "d7")
-CARER_STATUSES = ("active", "leave", "suspended")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -338,14 +337,6 @@ class AuditEntry(SQLModel, table=True):
 
 
 # --- Orientation workflow: placement requests, their history, holds -------------------------
-
-REQUEST_STATUSES = ("waiting", "held", "placed", "exited", "cancelled")
-URGENCIES = ("immediate", "days", "planned")
-MEASURE_KINDS = ("judicial", "administrative")
-HOLD_STATUSES = ("held", "admitted", "released", "refused", "expired", "exited")
-HOLD_TARGET_KINDS = ("unit", "carer")
-REQUEST_EVENTS = ("created", "held", "admitted", "released", "refused", "expired", "exited")
-REQUEST_EVENTS_ALL = (*REQUEST_EVENTS, "cancelled")
 
 
 class PlacementRequest(SQLModel, table=True):

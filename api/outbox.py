@@ -19,14 +19,17 @@ async def emit(
     ``data`` for events that carry no child-level field). NOTIFY fires only at commit."""
     event_id: int = await conn.fetchval(
         """
-        INSERT INTO outbox_events (type, department, data, national_data)
-        VALUES ($1, $2, $3, $4)
-        RETURNING id
+        WITH event AS (
+            INSERT INTO outbox_events (type, department, data, national_data)
+            VALUES ($1, $2::text, $3, $4)
+            RETURNING id
+        )
+        SELECT id FROM event, pg_notify($5::text, $2::text)
         """,
         event_type,
         department,
         data,
         data if national_data is None else national_data,
+        CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, department)
     return event_id

@@ -30,7 +30,7 @@ import httpx
 
 from api.auth import issue_token
 from api.capacity.service import LOCK_SQL, WRITE_SQL
-from api.db import _init_connection
+from api.db import init_connection
 from api.settings import get_settings
 
 LUA = """
@@ -138,7 +138,7 @@ def run_wrk(base: str, script: Path, seconds: float, connections: int) -> dict[s
 async def raw_sql(dsn: str, units: list[tuple[str, str, int]], n: int) -> list[float]:
     """The service's own statements (lock, idempotency claim, write), sequential."""
     conn = await asyncpg.connect(dsn)
-    await _init_connection(conn)
+    await init_connection(conn)
     rng = random.Random(2)
     out = []
     try:

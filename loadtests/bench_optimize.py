@@ -18,7 +18,7 @@ from datetime import date
 import asyncpg
 
 from api.assignments.service import load_problem
-from api.db import _init_connection
+from api.db import init_connection
 from api.settings import get_settings
 from loadtests.bench_search import random_needs
 from matching import greedy, optimize
@@ -28,7 +28,7 @@ async def main_async(n: int, department: str, k: int, time_limit: float, run_exa
     dsn = get_settings().database_url
     needs = [b for b in await random_needs(dsn, n * 3, seed=11)]
     conn = await asyncpg.connect(dsn)
-    await _init_connection(conn)
+    await init_connection(conn)
     rng = random.Random(3)
     try:
         tr = conn.transaction()

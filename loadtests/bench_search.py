@@ -23,7 +23,7 @@ import asyncpg
 import httpx
 
 from api.auth import issue_token
-from api.db import _init_connection
+from api.db import init_connection
 from api.search.repository import fetch_offers, resolve_origin
 from api.settings import get_settings
 from geo.referential import neighbours
@@ -86,7 +86,7 @@ async def over_http(base: str, needs: list[dict]) -> tuple[list[float], list[lis
 
 async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[float]:
     conn = await asyncpg.connect(dsn)
-    await _init_connection(conn)
+    await init_connection(conn)
     steps = {s.code: s for s in LADDER}
     out = []
     try:

@@ -14,6 +14,7 @@ import logging
 import asyncpg
 from redis.exceptions import RedisError
 
+from api.db import init_connection
 from api.outbox import CHANNEL
 from realtime.bus import Bus, OutboxEvent
 
@@ -75,9 +76,7 @@ async def run(dsn: str, bus: Bus, stop: asyncio.Event, poll_seconds: float = 1.0
         conn: asyncpg.Connection | None = None
         try:
             conn = await asyncpg.connect(dsn)
-            from api.db import _init_connection
-
-            await _init_connection(conn)
+            await init_connection(conn)
             while not stop.is_set():
                 if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_ID):
                     break

@@ -4,6 +4,7 @@ the real Redis (database 15), and the app served in-process with its lifespan ru
 import asyncio
 import itertools
 import os
+import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -45,12 +46,19 @@ COMMUNES = [
 _serial = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-async def database() -> AsyncIterator[str]:
-    await drop_database(TEST_DSN)
-    await ensure_database(TEST_DSN)
-    await asyncio.to_thread(migrate, TEST_DSN)
-    conn = await asyncpg.connect(TEST_DSN)
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def create_fixture_database(dsn: str) -> None:
+    """A fresh database at ``dsn``: PostGIS, migrations, and the small set of real places
+    above. The suite's own database, and those of tests that run servers of their own."""
+    await drop_database(dsn)
+    await ensure_database(dsn)
+    await asyncio.to_thread(migrate, dsn)
+    conn = await asyncpg.connect(dsn)
     try:
         await conn.executemany(
             "INSERT INTO departments (code, name, region_code, region_name, location)"
@@ -65,6 +73,11 @@ async def database() -> AsyncIterator[str]:
         )
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def database() -> AsyncIterator[str]:
+    await create_fixture_database(TEST_DSN)
     yield TEST_DSN
     await drop_database(TEST_DSN)
 

@@ -33,20 +33,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from api.auth import issue_token
-from api.db import create_pool, drop_database, ensure_database, migrate
-from tests.conftest import ADMIN_DSN, COMMUNES, DEPARTMENTS, make_structure
+from api.db import create_pool, drop_database
+from tests.conftest import ADMIN_DSN, COMMUNES, create_fixture_database, free_port, make_structure
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 BASE = ADMIN_DSN.rsplit("/", 1)[0]
 TEMPLATE = f"places_test_{os.getpid()}_feeds"
 PING_SECONDS = 0.3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:
@@ -149,24 +143,7 @@ class Server:
 async def template() -> AsyncIterator[str]:
     """A migrated database with the conftest's departments and communes, to copy from."""
     dsn = f"{BASE}/{TEMPLATE}"
-    await drop_database(dsn)
-    await ensure_database(dsn)
-    await asyncio.to_thread(migrate, dsn)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.executemany(
-            "INSERT INTO departments (code, name, region_code, region_name, location)"
-            " VALUES ($1, $2, $3, $4, ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
-            DEPARTMENTS,
-        )
-        await conn.executemany(
-            "INSERT INTO communes (insee, name, department, population, precision, location)"
-            " VALUES ($1, $2, $3, $4, 'geonames',"
-            " ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
-            COMMUNES,
-        )
-    finally:
-        await conn.close()
+    await create_fixture_database(dsn)
     yield TEMPLATE
     await drop_database(dsn)
 

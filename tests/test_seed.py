@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 from rich.console import Console
 
+from api.codes import CARE_MODES, DISABILITY_PROFILES, PDE_CATEGORIES
 from api.db import drop_database, ensure_database, migrate
-from api.models import CARE_MODES, DISABILITY_PROFILES, PDE_CATEGORIES
 from geo.finess import is_valid_finess
 from geo.referential import load_communes, load_departments
 from seed.national import SeedError, Summary, seed_national

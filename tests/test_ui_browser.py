@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,9 +32,16 @@ import redis
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from api.auth import issue_token
-from api.db import create_pool, drop_database, ensure_database, migrate
+from api.db import create_pool, drop_database
 from api.requests.service import local_today
-from tests.conftest import ADMIN_DSN, COMMUNES, DEPARTMENTS, TEST_DB, idem, make_structure
+from tests.conftest import (
+    ADMIN_DSN,
+    TEST_DB,
+    create_fixture_database,
+    free_port,
+    idem,
+    make_structure,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
@@ -52,14 +58,6 @@ CHROMIUM_ARGS = [
 DEPT = "69"
 LIVE = 2_000  # ms: the issue's "within 2 s"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @dataclass(frozen=True)
 class Stack:
@@ -67,29 +65,8 @@ class Stack:
     dsn: str
 
 
-async def _create_database(dsn: str) -> None:
-    await drop_database(dsn)
-    await ensure_database(dsn)
-    await asyncio.to_thread(migrate, dsn)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.executemany(
-            "INSERT INTO departments (code, name, region_code, region_name, location)"
-            " VALUES ($1, $2, $3, $4, ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
-            DEPARTMENTS,
-        )
-        await conn.executemany(
-            "INSERT INTO communes (insee, name, department, population, precision, location)"
-            " VALUES ($1, $2, $3, $4, 'geonames',"
-            " ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
-            COMMUNES,
-        )
-    finally:
-        await conn.close()
-
-
 def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             REDIS_SERVER,
@@ -151,13 +128,13 @@ def stack() -> Iterator[Stack]:
     """
     dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_ui"
     redis_proc, redis_url = _start_redis()
-    port = _free_port()
+    port = free_port()
     log_path = ARTIFACTS / "ui-server.log"
     log = log_path.open("wb")
     proc = _spawn(port, dsn, redis_url, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        asyncio.run(_create_database(dsn))
+        asyncio.run(create_fixture_database(dsn))
         restarted = False
         deadline = time.monotonic() + 90
         while True:

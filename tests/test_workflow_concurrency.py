@@ -8,7 +8,6 @@ separate connections, and check the background expiry task of the running app.
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,11 @@ import httpx
 import pytest
 
 from api.holds.expiry import expire_due
-from tests.conftest import bearer
+from tests.conftest import bearer, free_port
 from tests.test_workflow import dept, hold, new_request, new_unit, snapshot
 from tests.test_workflow_capacity import assert_one_truth
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -46,7 +39,7 @@ class Server:
 @pytest.fixture
 def server(database: str) -> Iterator[Server]:
     """The API as deployed: uvicorn with two worker processes on the test database."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PLACES_DATABASE_URL": os.environ["PLACES_DATABASE_URL"],
@@ -162,9 +155,9 @@ async def test_100_concurrent_holds_on_the_last_place_through_two_workers(client
 
 async def _expiry_connection(dsn: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn)
-    from api.db import _init_connection
+    from api.db import init_connection
 
-    await _init_connection(conn)
+    await init_connection(conn)
     return conn
 
 

@@ -27,6 +27,7 @@ async def structures(
     category: str | None,
     limit: int,
     offset: int,
+    structure_id: UUID | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of structures with their units and capacity snapshots (three queries, all
     index-driven: structures by department/category, units by structure, snapshots by unit)."""
@@ -38,6 +39,7 @@ async def structures(
           FROM structures
          WHERE ($1::text IS NULL OR department = $1)
            AND ($2::text IS NULL OR category = $2)
+           AND ($5::uuid IS NULL OR id = $5)
          ORDER BY department, name, id
          LIMIT $3 OFFSET $4
         """,
@@ -45,6 +47,7 @@ async def structures(
         category,
         limit,
         offset,
+        structure_id,
     )
     if not rows:
         total = await conn.fetchval(
@@ -119,10 +122,5 @@ async def foster_carers(
 
 
 async def structure_by_id(conn: asyncpg.Connection, structure_id: UUID) -> dict[str, Any] | None:
-    row = await conn.fetchrow(
-        "SELECT department, category FROM structures WHERE id = $1", structure_id
-    )
-    if row is None:
-        return None
-    items, _ = await structures(conn, row["department"], row["category"], 500, 0)
-    return next((i for i in items if i["id"] == structure_id), None)
+    items, _ = await structures(conn, None, None, 1, 0, structure_id=structure_id)
+    return items[0] if items else None

@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from api.auth import AnyPrincipal, Principal, require_department_scope, require_roles
+from api.codes import PDE_CATEGORIES
 from api.deps import Pool
 from api.errors import Problem, field_error
-from api.models import PDE_CATEGORIES
 from api.registry import repository, service
 from api.registry.schemas import (
     DepartmentOut,

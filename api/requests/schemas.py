@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from api.models import CARE_MODES, DISABILITY_PROFILES, REQUEST_STATUSES
+from api.codes import CARE_MODES, DISABILITY_PROFILES, REQUEST_STATUSES
 from api.registry.schemas import CareMode, DisabilityProfile
 
 RequestStatus = Literal["waiting", "held", "placed", "exited", "cancelled"]
