@@ -50,10 +50,17 @@ class Settings(BaseSettings):
         " a measure not executed.",
     )
     optimize_time_limit_seconds: float = Field(
-        1.5,
+        1.0,
         gt=0,
         description="Budget of the exact assignment solver; past it the best plan found is"
-        " returned with optimal=false.",
+        " returned with optimal=false and the gap the solver could certify.",
+    )
+    optimize_gap: float = Field(
+        0.001,
+        ge=0,
+        lt=1,
+        description="Relative optimality gap at which the assignment solver may stop (0.001:"
+        " the plan is proved within 0.1 % of the optimum); 0 asks for the proved optimum.",
     )
     log_json: bool = Field(False, description="JSON log lines (production).")
     seed: int = Field(20261125, description="Seed of the synthetic national dataset.")

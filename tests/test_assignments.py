@@ -67,6 +67,9 @@ async def test_optimum_beats_first_come_first_served_and_writes_nothing(client, 
     assert best[first]["target"]["id"] == str(far["unit_ids"][0])
     assert body["optimal"]["total"] >= body["greedy"]["total"]
     assert body["gain"] > 0
+    # A two-request problem is proved optimal; first-come-first-served certifies nothing.
+    assert body["optimal"]["optimal"] is True and body["optimal"]["gap"] == 0
+    assert body["greedy"]["optimal"] is False and body["greedy"]["gap"] is None
 
     async with pool.acquire() as conn:
         assert (

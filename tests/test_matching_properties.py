@@ -349,6 +349,21 @@ def test_optimize_is_exact_and_deterministic(instance, seed: int) -> None:
 
 
 @SETTINGS
+@given(assignment_st(), st.sampled_from([0.001, 0.05, 0.5]))
+def test_a_gap_tolerant_plan_is_within_its_certified_gap_of_the_optimum(instance, gap) -> None:
+    needs, candidates = instance
+    exact = optimize(needs, candidates, method="milp")
+    loose = optimize(needs, candidates, method="milp", gap=gap)
+    _check_plan(needs, candidates, loose)
+    assert exact.optimal and exact.gap == 0.0
+    assert loose.gap <= gap + 1e-9
+    assert loose.optimal == (loose.gap == 0.0)
+    # What the plan certifies is true: the proved optimum lies within the gap.
+    assert loose.total >= exact.total * (1 - loose.gap) - 1e-6
+    assert not greedy(needs, candidates).optimal
+
+
+@SETTINGS
 @given(assignment_st(max_children=1))
 def test_slot_expansion_lsa_and_milp_agree_on_single_children(instance) -> None:
     needs, candidates = instance

@@ -37,6 +37,9 @@ class PlanOut(BaseModel):
     unassigned: list[UUID]
     method: str
     optimal: bool
+    gap: float | None = None
+    """Certified bound on how far ``total`` may be below the optimum, relative to it (0.001 =
+    within 0.1 %); 0 when proved optimal, null when nothing is certified (greedy)."""
 
 
 class OptimizeOut(BaseModel):

@@ -8,6 +8,8 @@ matching/ solves the assignment exactly and, on the same candidates, the greedy
 first-come-first-served plan. It writes nothing but an audit entry: it proposes.
 """
 
+import asyncio
+import math
 from typing import Any
 from uuid import UUID
 
@@ -128,6 +130,7 @@ def _plan_out(
         "unassigned": plan.unassigned,
         "method": plan.method,
         "optimal": plan.optimal,
+        "gap": round(plan.gap, 6) if math.isfinite(plan.gap) else None,
     }
 
 
@@ -164,13 +167,6 @@ async def run(pool: asyncpg.Pool, principal: Principal, body: OptimizeIn) -> dic
                     "département, ou qui n'attendent plus.",
                     errors=[{"field": "request_ids", "message": ", ".join(missing[:20])}],
                 )
-        best = optimize(
-            needs,
-            offers_by_need,
-            priority=body.priority,
-            time_limit=get_settings().optimize_time_limit_seconds,
-        )
-        fcfs = greedy(needs, offers_by_need)
         await audit.record(
             conn,
             principal,
@@ -180,6 +176,18 @@ async def run(pool: asyncpg.Pool, principal: Principal, body: OptimizeIn) -> dic
             body.department,
             {"request_ids": [rid for rid, _ in needs]},
         )
+    # The solve runs off the event loop and without a connection: seconds of CPU must not
+    # stall this worker's other requests nor hold a pooled connection.
+    settings = get_settings()
+    best = await asyncio.to_thread(
+        optimize,
+        needs,
+        offers_by_need,
+        priority=body.priority,
+        time_limit=settings.optimize_time_limit_seconds,
+        gap=settings.optimize_gap,
+    )
+    fcfs = greedy(needs, offers_by_need)
     index = {rid: {o.key: o for o in offers} for rid, offers in offers_by_need.items()}
     sizes = {rid: need.size for rid, need in needs}
     return {
