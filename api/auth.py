@@ -31,6 +31,8 @@ class Principal:
     department: str | None = None
     finess: str | None = None
     carer_id: str | None = None
+    expires_at: float = float("inf")
+    """The token's ``exp`` (epoch seconds): a live feed is closed when it passes."""
 
     @property
     def key(self) -> str:
@@ -74,6 +76,7 @@ def issue_token(
     finess: str | None = None,
     carer_id: str | None = None,
     ttl_minutes: int | None = None,
+    ttl_seconds: int | None = None,
     settings: Settings | None = None,
 ) -> str:
     """Sign a token with the local issuer (dev, tests, demos)."""
@@ -92,7 +95,7 @@ def issue_token(
         "sub": sub or f"{role}-{scope.get(needed or '', None) or 'local'}",
         "role": role,
         "iat": now,
-        "exp": now + 60 * (ttl_minutes or settings.token_ttl_minutes),
+        "exp": now + (ttl_seconds or 60 * (ttl_minutes or settings.token_ttl_minutes)),
     }
     if needed:
         claims[needed] = scope[needed]
@@ -154,6 +157,7 @@ def decode_token(token: str) -> Principal:
         department=claims.get("department"),
         finess=claims.get("finess"),
         carer_id=claims.get("carer_id"),
+        expires_at=float(exp),
     )
 
 

@@ -5,7 +5,8 @@ The handshake is always accepted, then refused with a close code, because a refu
 from "not yours" (4403). Nothing is subscribed before the token, the scope and
 ``last_event_id`` are checked.
 
-Close codes: 4400 malformed ``last_event_id`` · 4401 missing/invalid/expired token · 4403
+Close codes: 4400 malformed ``last_event_id`` · 4401 missing/invalid/expired token (also
+when the token expires while the feed is open: reconnect with a fresh one) · 4403
 out of scope · 4404 unknown department · 4410 ``last_event_id`` older than the retained feed
 (reload the snapshot, then connect without it) · 1013 too slow, or feed momentarily
 unavailable (reconnect with ``last_event_id``).
@@ -32,6 +33,8 @@ router = APIRouter(tags=["live feeds"])
 CLOSE_TIMEOUT = 10.0
 """A close frame waits for the client's socket to take it; a stuck client is dropped after."""
 DEPARTMENTS_TTL = 60.0
+MAX_FEED_SECONDS = 7 * 24 * 3600.0
+"""Upper bound of a feed's life when its token would allow more (a sleep needs a bound)."""
 
 
 class _RedactTokens(logging.Filter):
@@ -137,7 +140,11 @@ async def _serve(
             )
             receiver = asyncio.create_task(_drain(websocket), name="feed-receiver")
             overflow = asyncio.create_task(sub.overflowed.wait(), name="feed-overflow")
-            tasks = {sender, receiver, overflow}
+            # A token is checked once at the handshake; the feed ends when it expires, so a
+            # revoked-by-expiry session does not keep receiving events for hours.
+            lifetime = min(principal.expires_at - time.time(), MAX_FEED_SECONDS)
+            expiry = asyncio.create_task(asyncio.sleep(max(0.0, lifetime)), name="feed-expiry")
+            tasks = {sender, receiver, overflow, expiry}
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -148,6 +155,8 @@ async def _serve(
                 return  # the client left
             if overflow in done:
                 code, reason = 1013, "Client trop lent : reconnectez-vous avec last_event_id."
+            elif expiry in done:
+                code, reason = 4401, "Jeton expiré : reconnectez-vous avec un nouveau jeton."
             elif sender in done and not sender.cancelled():
                 exc = sender.exception()
                 if isinstance(exc, FeedGap | FeedUnavailable):

@@ -421,6 +421,19 @@ async def test_resume_older_than_the_retained_feed_is_4410(cluster: Cluster) -> 
         await subscribed(ws)
 
 
+async def test_feed_closes_with_4401_when_its_token_expires(cluster: Cluster) -> None:
+    unit = await new_unit(cluster.pool, "38")
+    short = issue_token("department", department="38", ttl_seconds=3)
+    async with ws_open(cluster.servers[0], "/ws/departments/38", short) as ws:
+        await subscribed(ws)
+        async with httpx.AsyncClient() as client:
+            version = await unit.declare(cluster.servers[1], client)
+        event = await next_event(ws)  # live while the token is valid
+        assert event["data"]["unit_id"] == unit.id and event["data"]["version"] == version
+        code, reason, _ = await closed_with(ws, timeout=10)
+    assert code == 4401 and "expiré" in reason
+
+
 async def test_pings_are_sent(cluster: Cluster) -> None:
     async with ws_open(cluster.servers[1], "/ws/national", token("admin")) as ws:
         async with asyncio.timeout(PING_SECONDS * 10):
