@@ -62,6 +62,27 @@ class Settings(BaseSettings):
         description="Relative optimality gap at which the assignment solver may stop (0.001:"
         " the plan is proved within 0.1 % of the optimum); 0 asks for the proved optimum.",
     )
+    oidc_authorize_url: str | None = Field(
+        None,
+        description="Production sign-in: the identity provider's authorization URL, linked"
+        " from the sign-in page (the local dev sign-in exists only without jwt_jwks_url).",
+    )
+
+    # Live feeds (realtime.hub.FeedSettings); tests and benchmarks start servers with small
+    # values through PLACES_WS_*.
+    ws_ping_seconds: float = Field(
+        25.0, gt=0, description="Ping period; the contract promises one at least every 30 s."
+    )
+    ws_queue_size: int = Field(
+        1000, ge=1, description="Events waiting for one client; beyond, it is closed (1013)."
+    )
+    ws_read_block_ms: int = Field(
+        2000, ge=1, description="XREAD BLOCK of a feed reader, below Redis' 5 s socket timeout."
+    )
+    ws_batch: int = Field(500, ge=1, description="Entries per read, live and catch-up.")
+    ws_ready_timeout: float = Field(
+        5.0, gt=0, description="How long a new subscriber waits for its feed reader."
+    )
     log_json: bool = Field(False, description="JSON log lines (production).")
     seed: int = Field(20261125, description="Seed of the synthetic national dataset.")
 

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from realtime.bus import Bus
 
@@ -43,11 +42,10 @@ PING = '{"type":"ping"}'
 T = TypeVar("T")
 
 
-class FeedSettings(BaseSettings):
-    """``PLACES_WS_*``: read here rather than in ``api.settings`` because only the hub uses
-    them; tests and benchmarks start servers with small values."""
-
-    model_config = SettingsConfigDict(env_prefix="PLACES_WS_", extra="ignore")
+@dataclass(frozen=True)
+class FeedSettings:
+    """The hub's parameters. The service builds them from ``api.settings`` (``PLACES_WS_*``);
+    the hub itself reads no environment, so tests can give it small values directly."""
 
     ping_seconds: float = 25.0
     """The contract promises a ping at least every 30 s; 25 leaves room for a slow loop."""

@@ -23,8 +23,9 @@ from fastapi import APIRouter, FastAPI, WebSocket
 
 from api.auth import Principal, decode_token
 from api.errors import Problem
+from api.settings import get_settings
 from realtime.bus import NATIONAL
-from realtime.hub import FeedGap, FeedUnavailable, Hub, parse_event_id
+from realtime.hub import FeedGap, FeedSettings, FeedUnavailable, Hub, parse_event_id
 
 log = logging.getLogger("places.feeds")
 
@@ -78,7 +79,17 @@ def _token(websocket: WebSocket) -> str | None:
 def _hub(app: FastAPI) -> Hub:
     hub: Hub | None = getattr(app.state, "feed_hub", None)
     if hub is None:
-        hub = app.state.feed_hub = Hub(app.state.bus)
+        s = get_settings()
+        hub = app.state.feed_hub = Hub(
+            app.state.bus,
+            FeedSettings(
+                ping_seconds=s.ws_ping_seconds,
+                queue_size=s.ws_queue_size,
+                read_block_ms=s.ws_read_block_ms,
+                batch=s.ws_batch,
+                ready_timeout=s.ws_ready_timeout,
+            ),
+        )
     return hub
 
 

@@ -96,8 +96,8 @@ async def test_production_has_no_dev_sign_in_but_an_oidc_link(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(get_settings(), "jwt_jwks_url", "https://idp.example/jwks")
-    monkeypatch.setenv(
-        "PLACES_OIDC_AUTHORIZE_URL", "https://idp.example/authorize?client_id=places"
+    monkeypatch.setattr(
+        get_settings(), "oidc_authorize_url", "https://idp.example/authorize?client_id=places"
     )
     r = await client.post("/ui/dev-token", json={"role": "admin"})
     assert r.status_code == 404

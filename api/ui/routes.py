@@ -17,14 +17,13 @@ Besides the pages, three small endpoints serve the pages only:
 * ``GET /ui/geo/communes`` — commune names and centres from the committed referential, to
   place carers at commune level on the maps (never their home).
 
-``PLACES_OIDC_AUTHORIZE_URL`` (read here, from the environment): in production, the sign-in
+``PLACES_OIDC_AUTHORIZE_URL`` (``Settings.oidc_authorize_url``): in production, the sign-in
 page links to it with ``redirect_uri=<origin>/ui/connexion``; a token returned in the URL
 fragment (``#access_token=…``) is kept like a local one.
 """
 
 import hashlib
 import json
-import os
 import re
 from functools import cache
 from pathlib import Path
@@ -92,7 +91,7 @@ def france_map() -> str:
 
 
 def oidc_authorize_url() -> str | None:
-    return os.environ.get("PLACES_OIDC_AUTHORIZE_URL") or None
+    return get_settings().oidc_authorize_url or None
 
 
 def local_issuer() -> bool:
