@@ -13,16 +13,12 @@ import contextlib
 import json
 import os
 import random
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -34,109 +30,17 @@ from websockets.exceptions import ConnectionClosed
 
 from api.auth import issue_token
 from api.db import create_pool, drop_database
-from tests.conftest import ADMIN_DSN, COMMUNES, create_fixture_database, free_port, make_structure
+from tests.conftest import ADMIN_DSN, COMMUNES, create_fixture_database, make_structure
+from tests.servers import ROOT, RedisServer, ServiceProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 BASE = ADMIN_DSN.rsplit("/", 1)[0]
 TEMPLATE = f"places_test_{os.getpid()}_feeds"
 PING_SECONDS = 0.3
 
 
-class RedisServer:
-    """A throw-away ``redis-server`` without persistence, restartable on the same port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="places-redis-")
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            REDIS_SERVER,
-            *("--port", str(self.port), "--bind", "127.0.0.1"),
-            *("--save", "", "--appendonly", "no", "--dir", self.dir),
-            stdout=subprocess.DEVNULL,
-        )
-        client = aioredis.from_url(self.url)
-        try:
-            for _ in range(100):
-                with contextlib.suppress(Exception):
-                    if await client.ping():
-                        return
-                await asyncio.sleep(0.05)
-        finally:
-            await client.aclose()
-        raise RuntimeError("redis-server did not start")
-
-    async def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            await asyncio.wait_for(self.proc.wait(), 10)
-            self.proc = None
-
-
-class Server:
-    """``uvicorn api.main:app_factory --factory``: one worker process of the service."""
-
-    def __init__(self, dsn: str, redis_url: str, **env: str) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "PLACES_DATABASE_URL": dsn,
-            "PLACES_REDIS_URL": redis_url,
-            "PLACES_WS_PING_SECONDS": str(PING_SECONDS),
-            **env,
-        }
-        self.log = tempfile.NamedTemporaryFile(prefix="places-server-", suffix=".log")
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "uvicorn", "api.main:app_factory", "--factory"),
-            *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "info"),
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60  # imports alone take seconds on a busy machine
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.http}/healthz")).status_code == 200:
-                        return
-                if self.proc.returncode is not None:
-                    break
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.output()}")
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-4000:]
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                print(f"server {self.port} did not stop in 10 s:\n{self.output()}")
-                self.proc.kill()
-                await self.proc.wait()
-        self.proc = None
+def feed_server(dsn: str, redis_url: str | None, **env: str) -> ServiceProcess:
+    """A worker that pings every PING_SECONDS (tests wait for the first ping)."""
+    return ServiceProcess(dsn, redis_url, PLACES_WS_PING_SECONDS=str(PING_SECONDS), **env)
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +76,10 @@ class Cluster:
 
     def __init__(self, dsn: str, pool: asyncpg.Pool, redis: RedisServer) -> None:
         self.dsn, self.pool, self.redis = dsn, pool, redis
-        self.servers = [Server(dsn, redis.url), Server(dsn, redis.url, PLACES_WS_QUEUE_SIZE="16")]
+        self.servers = [
+            feed_server(dsn, redis.url),
+            feed_server(dsn, redis.url, PLACES_WS_QUEUE_SIZE="16"),
+        ]
         self.slow = self.servers[1]
 
 
@@ -182,14 +89,14 @@ class Embedded:
 
     def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
         self.dsn, self.pool = dsn, pool
-        self.server = Server(dsn, "")
+        self.server = feed_server(dsn, None)
 
 
 @pytest.fixture(scope="module")
 async def world(template: str) -> AsyncIterator[tuple[Cluster, Embedded]]:
     """Every server of the module, started together: startup is mostly imports."""
     redis = RedisServer()
-    await redis.start()
+    await redis.astart()
     async with (
         scenario_database(template) as (dsn, pool),
         scenario_database(template) as (embedded_dsn, embedded_pool),
@@ -197,11 +104,11 @@ async def world(template: str) -> AsyncIterator[tuple[Cluster, Embedded]]:
         cluster, embedded = Cluster(dsn, pool, redis), Embedded(embedded_dsn, embedded_pool)
         servers = [*cluster.servers, embedded.server]
         try:
-            await asyncio.gather(*(s.start() for s in servers))
+            await asyncio.gather(*(s.astart(ready="/healthz") for s in servers))
             yield cluster, embedded
         finally:
-            await asyncio.gather(*(s.stop() for s in servers))
-            await redis.stop()
+            await asyncio.gather(*(s.astop() for s in servers))
+            await redis.astop()
 
 
 @pytest.fixture
@@ -217,7 +124,7 @@ def token(role: str, **scope: str) -> str:
 
 
 def ws_open(
-    server: Server,
+    server: ServiceProcess,
     path: str,
     bearer: str | None = None,
     last_event_id: str | None = None,
@@ -265,7 +172,7 @@ async def closed_with(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, 
         return exc.rcvd.code, exc.rcvd.reason, events
 
 
-async def expect_refusal(server: Server, path: str, code: int, **kwargs: Any) -> str:
+async def expect_refusal(server: ServiceProcess, path: str, code: int, **kwargs: Any) -> str:
     async with ws_open(server, path, **kwargs) as ws:
         got, reason, events = await closed_with(ws)
     assert (got, events) == (code, 0), (got, reason)
@@ -281,7 +188,7 @@ class Unit:
         self.headers = {"Authorization": f"Bearer {token('structure', finess=finess)}"}
         self.version = 0
 
-    async def declare(self, server: Server, client: httpx.AsyncClient) -> int:
+    async def declare(self, server: ServiceProcess, client: httpx.AsyncClient) -> int:
         """One declaration through ``server``; returns its version (checked in the event)."""
         r = await client.put(
             f"{server.http}/v1/units/{self.id}/capacity",
@@ -549,10 +456,10 @@ async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
                 assert (await next_event(leaves))["id"] == first["id"]
                 await next_event(national)
 
-            await redis.stop()
+            await redis.astop()
             declared = [await unit.declare(server if i % 2 else other, http) for i in range(50)]
             assert (await http.get(f"{server.http}/readyz")).status_code == 503
-            await redis.start()  # same port, no data
+            await redis.astart()  # same port, no data
 
             got = [await next_event(stays, timeout=15) for _ in range(50)]
             assert versions(got, unit) == declared

@@ -13,12 +13,7 @@ import asyncio
 import json
 import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,7 +23,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import redis
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from api.auth import issue_token
@@ -38,15 +32,14 @@ from tests.conftest import (
     ADMIN_DSN,
     TEST_DB,
     create_fixture_database,
-    free_port,
     idem,
     make_structure,
 )
+from tests.servers import RedisServer, ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
 CHROMIUM = "/usr/bin/chromium"
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -65,54 +58,6 @@ class Stack:
     dsn: str
 
 
-def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            REDIS_SERVER,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        cwd=tempfile.gettempdir(),
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            if client.ping():
-                return proc, f"redis://127.0.0.1:{port}/0"
-        except redis.ConnectionError:
-            time.sleep(0.02)
-    proc.kill()
-    raise RuntimeError("redis-server did not start")
-
-
-def _spawn(port: int, dsn: str, redis_url: str, log: Any) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PLACES_DATABASE_URL": dsn,
-        "PLACES_REDIS_URL": redis_url,
-        "PLACES_KEYS_DIR": os.environ["PLACES_KEYS_DIR"],
-    }
-    env.pop("PLACES_JWT_JWKS_URL", None)
-    return subprocess.Popen(
-        [
-            *(sys.executable, "-m", "uvicorn", "api.main:app_factory", "--factory"),
-            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     """A real server (one uvicorn worker) with its own database and its own redis-server.
@@ -127,40 +72,23 @@ def stack() -> Iterator[Stack]:
     is created meanwhile; a worker that reached its lifespan too early exits and is restarted.
     """
     dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_ui"
-    redis_proc, redis_url = _start_redis()
-    port = free_port()
-    log_path = ARTIFACTS / "ui-server.log"
-    log = log_path.open("wb")
-    proc = _spawn(port, dsn, redis_url, log)
-    base = f"http://127.0.0.1:{port}"
+    redis = RedisServer()
+    redis.start()
+    service = ServiceProcess(
+        dsn,
+        redis.url,
+        log_level="warning",
+        log_path=ARTIFACTS / "ui-server.log",
+        PLACES_JWT_JWKS_URL=None,
+    )
+    service.spawn()
     try:
         asyncio.run(create_fixture_database(dsn))
-        restarted = False
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                if restarted:
-                    raise RuntimeError(log_path.read_text()[-3000:])
-                proc, restarted = _spawn(port, dsn, redis_url, log), True
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready in 90 s")
-            time.sleep(0.1)
-        yield Stack(base, dsn)
+        service.wait_ready(respawn=True)
+        yield Stack(service.http, dsn)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        redis_proc.terminate()
-        redis_proc.wait()
+        service.stop()
+        redis.stop()
         asyncio.run(drop_database(dsn))
 
 

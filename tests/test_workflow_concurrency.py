@@ -7,14 +7,10 @@ separate connections, and check the background expiry task of the running app.
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -22,73 +18,25 @@ import httpx
 import pytest
 
 from api.holds.expiry import expire_due
-from tests.conftest import bearer, free_port
+from tests.conftest import bearer
+from tests.servers import ServiceProcess
 from tests.test_workflow import dept, hold, new_request, new_unit, snapshot
 from tests.test_workflow_capacity import assert_one_truth
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    pid: int
-    """uvicorn's supervisor; the worker processes are its children."""
-
-
 @pytest.fixture
-def server(database: str) -> Iterator[Server]:
+def server(database: str) -> Iterator[ServiceProcess]:
     """The API as deployed: uvicorn with two worker processes on the test database."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PLACES_DATABASE_URL": os.environ["PLACES_DATABASE_URL"],
-        "PLACES_REDIS_URL": os.environ["PLACES_REDIS_URL"],
-        "PLACES_KEYS_DIR": os.environ["PLACES_KEYS_DIR"],
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:app_factory",
-            "--factory",
-            "--workers",
-            "2",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    service = ServiceProcess(
+        database, os.environ["PLACES_REDIS_URL"], workers=2, log_level="warning"
     )
-    base = f"http://127.0.0.1:{port}"
+    service.start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready in 60 s")
-            time.sleep(0.2)
-        yield Server(base, proc.pid)
+        yield service
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        service.stop()
 
 
 def _worker_pids(pid: int) -> list[int]:
@@ -103,7 +51,7 @@ async def test_100_concurrent_holds_on_the_last_place_through_two_workers(client
     headers = dept()
     assert len(_worker_pids(server.pid)) >= 2, "expected two uvicorn worker processes"
     async with httpx.AsyncClient(
-        base_url=server.base_url, timeout=60, limits=httpx.Limits(max_connections=100)
+        base_url=server.http, timeout=60, limits=httpx.Limits(max_connections=100)
     ) as http:
 
         async def attempt(request: dict) -> httpx.Response:
