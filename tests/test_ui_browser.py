@@ -367,6 +367,71 @@ async def test_a_hold_countdown_runs(
     tab.check()
 
 
+async def test_an_establishment_sees_and_refuses_an_orientation(
+    server: str, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    home = await make_structure(pool, units=[{"name": "Le Verger", "installed": 6}])
+    unit = str(home["unit_ids"][0])
+    structure = issue_token("structure", finess=home["finess"])
+    async with api(server, structure) as client:
+        r = await client.put(
+            f"/v1/units/{unit}/capacity",
+            json={"temporality": "current", "available": 2},
+            headers=idem(),
+        )
+        assert r.status_code == 200, r.text
+    async with api(server, issue_token("department", department=DEPT)) as client:
+        r = await client.post(
+            "/v1/requests",
+            json={
+                "department": DEPT,
+                "children": [{"age": 9, "sex": "M", "disability_profiles": []}],
+                "origin": {"commune": "69123"},
+                "care_mode": "durable",
+                "urgency": "days",
+                "measure": {"kind": "judicial", "decided_on": local_today(DEPT).isoformat()},
+                "reference": f"ASE69-REFUS-{os.getpid()}",
+            },
+        )
+        assert r.status_code == 201, r.text
+        r = await client.post(
+            "/v1/holds",
+            json={
+                "request_id": r.json()["id"],
+                "target": {"kind": "unit", "id": unit},
+                "expires_in_minutes": 120,
+            },
+        )
+        assert r.status_code == 201, r.text
+        hold = r.json()
+    held = await snapshot(pool, unit)
+    assert held["available"] == 1
+
+    tab = await open_tab(browser, server, "/ui/declarer", structure, width=390)
+    page = tab.page
+    item = page.locator(f"#orientation-{hold['id']}")
+    await expect(item).to_contain_text("Le Verger")
+    await expect(item).to_contain_text("1 place gardée")
+    await expect(item.get_by_role("timer")).to_have_text(re.compile(r"reste 1 h 59 min"))
+    await item.get_by_role("button", name="Refuser…").click()
+    await item.get_by_role("button", name="Confirmer le refus").click()
+    await expect(item.get_by_role("alert")).to_contain_text("motif")  # a reason is required
+    await item.get_by_label("Motif du refus").fill("Pas de place adaptée cette semaine")
+    await shot(tab, "orientation")
+    await item.get_by_role("button", name="Confirmer le refus").click()
+    orientations = page.locator("#orientations")
+    await expect(orientations).to_contain_text("Orientation refusée (Le Verger)")
+    await expect(orientations).to_contain_text("Aucune place n'est gardée")
+    # The place is free again and the form starts from the new version.
+    after = await snapshot(pool, unit)
+    assert after["available"] == 2 and after["version"] > held["version"]
+    await expect(page.locator(f"#dispo-{unit}")).to_have_value("2")
+    refused = await pool.fetchrow("SELECT status, reason FROM holds WHERE id = $1", hold["id"])
+    assert refused["status"] == "refused"
+    assert refused["reason"] == "Pas de place adaptée cette semaine"
+    tab.check()
+
+
 async def test_an_empty_department_and_a_foreign_one_say_so_in_french(
     server: str, browser: Browser
 ) -> None:

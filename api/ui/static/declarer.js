@@ -16,6 +16,7 @@ import {
   newKey,
   pageData,
   requireSession,
+  session,
   showAlert,
 } from "./common.js";
 
@@ -398,15 +399,125 @@ function renderCarer(data) {
   );
 }
 
+// --- orientations --------------------------------------------------------------------------
+// The holds a department placed on my units (or on me, for a carer), soonest deadline first:
+// the places are kept for the child until the deadline; the department records the
+// admission, and this side may refuse, with a reason the department will read.
+
+function countdownText(expiresAt) {
+  const left = new Date(expiresAt).getTime() - Date.now();
+  return left > 0 ? `reste ${fmt.countdown(left)}` : "échue — libération automatique en cours";
+}
+
+let countdownTimer = null;
+function tickCountdowns() {
+  for (const node of root.querySelectorAll("[data-expire]")) {
+    node.textContent = countdownText(node.dataset.expire);
+    node.classList.toggle("urgent", new Date(node.dataset.expire).getTime() - Date.now() < 3600_000);
+  }
+}
+
+function holdItem(hold, targetName) {
+  const result = el("div", { class: "resultat", role: "status", "aria-live": "polite" });
+  const reason = el("textarea", { id: `motif-${hold.id}`, maxlength: 500, rows: 2, required: true });
+  const confirm = el("button", { type: "submit", class: "bouton principal" }, "Confirmer le refus");
+  const form = el(
+    "form",
+    { class: "refus", hidden: true, novalidate: true },
+    el("label", { for: `motif-${hold.id}` }, "Motif du refus (lu par le département)"),
+    reason,
+    confirm,
+  );
+  const open = el("button", { type: "button", class: "bouton secondaire", "aria-expanded": "false" }, "Refuser…");
+  open.addEventListener("click", () => {
+    form.hidden = !form.hidden;
+    open.setAttribute("aria-expanded", String(!form.hidden));
+    if (!form.hidden) reason.focus();
+  });
+  const item = el(
+    "li",
+    { id: `orientation-${hold.id}`, class: "orientation" },
+    el(
+      "p",
+      {},
+      el("strong", {}, targetName),
+      ` · ${fmt.plural(hold.places, "place gardée", "places gardées")} jusqu'au ${fmt.dateTime(hold.expires_at)} · `,
+      el("span", { class: "decompte-reservation", role: "timer", dataset: { expire: hold.expires_at } }, countdownText(hold.expires_at)),
+    ),
+    open,
+    form,
+    result,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!reason.value.trim()) {
+      result.replaceChildren(el("p", { class: "alerte", role: "alert" }, "Indiquez le motif du refus : le département en a besoin pour orienter l'enfant ailleurs."));
+      reason.focus();
+      return;
+    }
+    confirm.disabled = true;
+    try {
+      await api(`/v1/holds/${hold.id}/refuse`, { method: "POST", body: { reason: reason.value.trim() } });
+      // The refusal changed the unit's counts (and version): reload the whole page's figures.
+      await start(`Orientation refusée (${targetName}) : ${fmt.plural(hold.places, "la place redevient disponible", "les places redeviennent disponibles")}.`);
+    } catch (error) {
+      const gone = error instanceof ApiError && error.status === 409;
+      result.replaceChildren(
+        el("p", { class: "alerte", role: "alert" }, gone ? "Cette orientation n'est plus en attente (admise, libérée ou échue entre-temps)." : explain(error)),
+      );
+      confirm.disabled = false;
+    }
+  });
+  return item;
+}
+
+async function renderHolds(names, notice) {
+  const section = el(
+    "section",
+    { class: "carte-unite", id: "orientations", "aria-labelledby": "titre-orientations" },
+    el("h2", { id: "titre-orientations" }, "Orientations en attente"),
+  );
+  if (notice) {
+    section.append(el("p", { class: "succes", role: "status" }, el("span", { "aria-hidden": "true" }, "✓ "), notice));
+  }
+  root.prepend(section);
+  let page;
+  try {
+    page = await api("/v1/holds?status=held");
+  } catch (error) {
+    section.append(el("p", { class: "alerte", role: "alert" }, explain(error)));
+    return;
+  }
+  if (!page.items.length) {
+    section.append(el("p", { class: "vide" }, "Aucune place n'est gardée pour un enfant en ce moment."));
+    return;
+  }
+  section.append(
+    el("p", { class: "aide" }, "Des places sont gardées pour un enfant orienté par le département ; il enregistre l'admission. Si vous ne pouvez pas l'accueillir, refusez en donnant le motif : les places redeviennent disponibles."),
+    el("ul", { class: "liste-orientations" }, page.items.map((h) => holdItem(h, names[h.target.id] || "Accueil"))),
+  );
+  clearInterval(countdownTimer);
+  countdownTimer = setInterval(tickCountdowns, 1000);
+}
+
 // --- start ---------------------------------------------------------------------------------
 
-async function start() {
+async function start(notice) {
   hideAlert(alertBox);
   const query = new URLSearchParams(scope).toString();
   try {
     const data = await api(`/ui/api/moi${query ? `?${query}` : ""}`);
     if (data.kind === "structure") renderStructure(data);
     else renderCarer(data);
+    // Only the establishment or the carer answers an orientation (not whoever declares
+    // for them).
+    const role = session()?.claims?.role;
+    if (role === "structure" || role === "carer") {
+      const names = data.kind === "structure"
+        ? Object.fromEntries(data.structure.units.map((u) => [u.id, u.name]))
+        : { [data.carer.id]: "Mon accueil" };
+      await renderHolds(names, notice);
+    }
   } catch (error) {
     root.replaceChildren();
     showAlert(alertBox, explain(error));
