@@ -61,6 +61,29 @@ def seed(
     asyncio.run(_run())
 
 
+@app.command("import-finess")
+def import_finess(
+    file: Annotated[str, typer.Argument(help="The FINESS extract (etalab-cs1100507-stock-….csv).")],
+    batch_size: Annotated[int, typer.Option(help="Structures merged per transaction.")] = 500,
+) -> None:
+    """Import the official FINESS extract: child-protection establishments, idempotently."""
+    from pathlib import Path
+
+    from api.db import connect
+    from seed.finess_import import import_file
+
+    if not Path(file).is_file():
+        console.print(f"[red]{file}: fichier introuvable[/red]")
+        raise typer.Exit(2)
+
+    async def _run() -> None:
+        async with connect() as conn:
+            report = await import_file(conn, file, batch_size=batch_size, progress=True)
+        console.print(report.summary_table())
+
+    asyncio.run(_run())
+
+
 @app.command()
 def token(
     role: Annotated[str, typer.Option(help="structure | carer | department | national | admin")],

@@ -13,10 +13,12 @@ from api.assignments.routes import router as assignments_router
 from api.capacity.routes import router as capacity_router
 from api.carers.routes import router as carers_router
 from api.db import create_pool
+from api.fhir.routes import install as install_fhir
 from api.health import router as health_router
 from api.holds import expiry as hold_expiry
 from api.holds.routes import router as holds_router
 from api.limits import BodySizeLimit
+from api.opendata.routes import router as opendata_router
 from api.registry.routes import router as registry_router
 from api.requests.routes import router as requests_router
 from api.search.routes import router as search_router
@@ -87,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(assignments_router)
     app.include_router(feeds_router)
+    app.include_router(opendata_router)
+    install_fhir(app)
     install_ui(app)
     return app
 

@@ -11,6 +11,7 @@ from uuid import UUID
 from geoalchemy2 import Geography
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -94,8 +95,12 @@ class Structure(SQLModel, table=True):
             "finess ~ '^([0-9]{2}|2A|2B|9[A-F])[0-9]{7}$'", name="structures_finess_format"
         ),
         CheckConstraint(_in("category", PDE_CATEGORIES), name="structures_category_check"),
+        CheckConstraint(
+            "location_precision IN ('address', 'commune')", name="structures_location_precision"
+        ),
         Index("structures_location_gist", "location", postgresql_using="gist"),
         Index("structures_department_category_idx", "department", "category"),
+        Index("structures_postal_code_idx", "postal_code"),
     )
     id: UUID = Field(sa_column=_uuid_pk())
     finess: str = Field(max_length=9, unique=True)
@@ -108,6 +113,16 @@ class Structure(SQLModel, table=True):
     location: Any = Field(sa_column=Column(_point(), nullable=False))
     tarif_authority: str | None = None
     created_at: datetime = Field(sa_column=_now())
+    postal_code: str | None = None
+    location_precision: str = Field(
+        default="address", sa_column_kwargs={"server_default": "address"}
+    )
+    """``address``: the establishment's own point; ``commune``: its commune's point, used
+    when the FINESS extract gave no usable coordinates (flagged, never silent)."""
+    imported_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    """Last FINESS import that created or changed the row; null if never imported."""
 
 
 class Unit(SQLModel, table=True):
@@ -137,6 +152,12 @@ class Unit(SQLModel, table=True):
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     )
     installed: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    is_default: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=text("false")),
+    )
+    """The unit the FINESS import gave an establishment from its category, until the
+    establishment describes its own units (see ``seed.finess_units``)."""
 
 
 class FosterCarer(SQLModel, table=True):

@@ -1,0 +1,1 @@
+"""FHIR R4 export of the offer (ROR profiles): units as Location, establishments as Organization."""

@@ -1,0 +1,1 @@
+"""Open data: the offer's availability per department and category, aggregates only."""

@@ -1,0 +1,31 @@
+"""The open-data aggregate in SQL: one row per department × category with at least one
+establishment, from the units' ``current`` snapshots. Foster carers are not read at all."""
+
+from typing import Any
+
+import asyncpg
+
+AVAILABILITY_SQL = """
+SELECT s.department,
+       d.name AS department_name,
+       s.category,
+       count(DISTINCT s.id) AS structures,
+       count(u.id) AS units,
+       count(c.unit_id) AS units_declared,
+       coalesce(sum(c.installed), 0) AS installed,
+       coalesce(sum(c.occupied), 0) AS occupied,
+       coalesce(sum(c.reserved), 0) AS reserved,
+       coalesce(sum(c.available), 0) AS available,
+       min(c.declared_at) AS oldest_declaration,
+       max(c.declared_at) AS latest_declaration
+  FROM structures s
+  JOIN departments d ON d.code = s.department
+  LEFT JOIN units u ON u.structure_id = s.id
+  LEFT JOIN capacity_snapshots c ON c.unit_id = u.id AND c.temporality = 'current'
+ GROUP BY s.department, d.name, s.category
+ ORDER BY s.department, s.category
+"""
+
+
+async def availability(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(AVAILABILITY_SQL)]

@@ -1,0 +1,60 @@
+"""The default unit an establishment imported from FINESS gets from its category.
+
+The FINESS extract says what an establishment *is* (its category) but not how it is
+organised: no units, no ages, no capacity. Without a unit an establishment could never
+declare a place, so the import gives it one unit describing what its category usually
+accepts, with 0 installed places and no capacity snapshot (so it is never proposed by a
+search until it declares). It stays until the establishment describes its own units
+through the API: the import creates it only for a structure that has no unit at all, and
+keeps it in step with the category (a later extract may recategorise the establishment)
+without ever touching its declared capacity.
+
+| category | default unit | ages | care modes |
+| --- | --- | --- | --- |
+| 166 centre parental | Accueil parent-enfant | 0–3 | mere_enfant |
+| 172 pouponnière | Pouponnière | 0–3 | durable, urgence |
+| 175 foyer de l'enfance | Accueil d'urgence | 0–18 | urgence |
+| 176 village d'enfants | Maisons (fratries) | 0–18 | durable |
+| 177 MECS | Hébergement | 6–18 | durable |
+| 236 placement familial | Placement familial | 0–18 | durable |
+| 238 accueil familial spécialisé | Accueil familial spécialisé | 0–18 | durable |
+| 241 établissement de placement PJJ | Hébergement éducatif | 13–18 | durable |
+| 378 expérimental | Dispositif expérimental | 12–21 | durable |
+| 462 lieu de vie et d'accueil | Lieu de vie | 6–18 | durable |
+
+Both sexes everywhere (the extract does not say), no disability profile (a profile is a
+promise the establishment makes itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.codes import PDE_CATEGORIES
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultUnit:
+    """What an imported establishment's single unit accepts until it says otherwise."""
+
+    name: str
+    age_min: int
+    age_max: int
+    care_modes: tuple[str, ...]
+    sexes: tuple[str, ...] = ("F", "M")
+
+
+DEFAULT_UNITS: dict[str, DefaultUnit] = {
+    "166": DefaultUnit("Accueil parent-enfant", 0, 3, ("mere_enfant",)),
+    "172": DefaultUnit("Pouponnière", 0, 3, ("durable", "urgence")),
+    "175": DefaultUnit("Accueil d'urgence", 0, 18, ("urgence",)),
+    "176": DefaultUnit("Maisons (fratries)", 0, 18, ("durable",)),
+    "177": DefaultUnit("Hébergement", 6, 18, ("durable",)),
+    "236": DefaultUnit("Placement familial", 0, 18, ("durable",)),
+    "238": DefaultUnit("Accueil familial spécialisé", 0, 18, ("durable",)),
+    "241": DefaultUnit("Hébergement éducatif", 13, 18, ("durable",)),
+    "378": DefaultUnit("Dispositif expérimental", 12, 21, ("durable",)),
+    "462": DefaultUnit("Lieu de vie", 6, 18, ("durable",)),
+}
+
+assert set(DEFAULT_UNITS) == set(PDE_CATEGORIES), "one default unit per PDE category"
