@@ -343,6 +343,19 @@ class AuditEntry(SQLModel, table=True):
     __table_args__ = (
         Index("audit_entries_object_idx", "object_type", "object_id"),
         Index("audit_entries_occurred_at_brin", "occurred_at", postgresql_using="brin"),
+        # GET /v1/audit?request_id=…: hold actions carry detail.request_id, list reads
+        # detail.request_ids (migration 0006).
+        Index(
+            "audit_entries_request_id_idx",
+            text("(detail->>'request_id')"),
+            postgresql_where=text("detail ? 'request_id'"),
+        ),
+        Index(
+            "audit_entries_request_ids_gin",
+            text("(detail->'request_ids')"),
+            postgresql_using="gin",
+            postgresql_where=text("detail ? 'request_ids'"),
+        ),
     )
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     occurred_at: datetime = Field(sa_column=_now())

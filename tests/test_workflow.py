@@ -495,13 +495,22 @@ async def test_department_reads_the_audit_trail_of_its_requests(client, pool):
         f"/v1/holds/{hold_id}/refuse", json={"reason": "complet"}, headers=unit["headers"]
     )
     assert r.status_code == 200
+    r = await client.get("/v1/requests?status=waiting&limit=500", headers=dept())
+    assert request["id"] in [i["id"] for i in r.json()["items"]]
     r = await client.get(f"/v1/audit?object_id={request['id']}", headers=dept())
     assert r.status_code == 200, r.text
     page = r.json()
     actions = [item["action"] for item in reversed(page["items"])]
-    assert actions == ["request.create", "hold.create", "request.read", "hold.refuse"]
-    assert page["total"] == 4
-    refuse = page["items"][0]
+    # By its id, by a hold's request_id, and by a list read that returned it.
+    assert actions == [
+        "request.create",
+        "hold.create",
+        "request.read",
+        "hold.refuse",
+        "request.list",
+    ]
+    assert page["total"] == 5
+    refuse = page["items"][1]
     assert refuse["role"] == "structure" and refuse["actor"] == f"structure-{unit['finess']}"
     r = await client.get(f"/v1/audit?department={DEPT}&limit=5", headers=dept())
     assert r.status_code == 200 and len(r.json()["items"]) == 5
@@ -510,7 +519,9 @@ async def test_department_reads_the_audit_trail_of_its_requests(client, pool):
     r = await client.get(f"/v1/audit?object_id={request['id']}", headers=dept("01"))
     assert r.status_code == 200 and r.json() == {"items": [], "total": 0}
     r = await client.get(f"/v1/audit?object_id={request['id']}", headers=bearer("admin"))
-    assert r.json()["total"] == 4
+    assert r.json()["total"] == 5
+    r = await client.get(f"/v1/audit?object_id={request['id']}&offset=5", headers=dept())
+    assert r.json() == {"items": [], "total": 5}
 
 
 # --- Holds: lifecycles ------------------------------------------------------------------
