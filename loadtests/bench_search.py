@@ -3,8 +3,8 @@
 Serves the API with one worker on a free port (against ``PLACES_DATABASE_URL``, seeded),
 sends the needs one after the other over HTTP and measures end-to-end latency; then, in the
 same run, replays for each need the SQL layer of its search (``fetch_offers`` for the steps
-it tried: the same queries, memo and row mapping, without HTTP, auth, matching or JSON)
-straight on asyncpg, and prints the ratio. Needs mix
+it tried: the same queries, memo, row mapping and two connections, without HTTP, auth,
+matching or JSON) straight on asyncpg, and prints the ratio. Needs mix
 single children and sibling groups, with and without disability profiles. Prints only.
 
     .venv/bin/python -m loadtests.bench_search --needs 1000
@@ -25,6 +25,7 @@ import httpx
 from api.auth import issue_token
 from api.db import init_connection
 from api.search.repository import fetch_offers, resolve_origin
+from api.search.service import PLAN_PER_QUERY
 from api.settings import get_settings
 from geo.referential import neighbours
 from loadtests.bench_declarations import free_port, percentile, wait_ready
@@ -87,6 +88,8 @@ async def over_http(base: str, needs: list[dict]) -> tuple[list[float], list[lis
 async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[float]:
     conn = await asyncpg.connect(dsn)
     await init_connection(conn)
+    second = await asyncpg.connect(dsn)  # as the service: carers' queries beside the units'
+    await init_connection(second)
     steps = {s.code: s for s in LADDER}
     out = []
     try:
@@ -99,18 +102,20 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
                 care_mode=body["care_mode"],
             )
             t0 = time.perf_counter()
-            async with conn.transaction(readonly=True):  # as the service: custom plans
-                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            async with conn.transaction(readonly=True), second.transaction(readonly=True):
+                await conn.execute(PLAN_PER_QUERY)  # as the service: custom plans
+                await second.execute(PLAN_PER_QUERY)
                 origin = await resolve_origin(conn, body["origin"]["commune"], None, None)
                 assert origin is not None
                 near = sorted(neighbours(origin.department))
                 memo: dict = {}  # the service's own per-search memo and decisions
                 for code in codes:
                     step = steps[code].resolve(body["max_distance_km"])
-                    await fetch_offers(conn, need, origin, step, near, memo)
+                    await fetch_offers(conn, need, origin, step, near, memo, second)
             out.append(time.perf_counter() - t0)
     finally:
         await conn.close()
+        await second.close()
     return out
 
 

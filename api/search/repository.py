@@ -11,6 +11,7 @@ A carer's home is used here, inside the database, to filter and order; what leav
 module is the carer's commune and a distance rounded to the kilometre.
 """
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,15 +181,17 @@ async def fetch_offers(
     step: Step,
     neighbours: list[str],
     memo: dict[tuple[Any, ...], list[Offer]] | None = None,
+    carers_conn: asyncpg.Connection | None = None,
 ) -> list[Offer]:
     """Candidates of both kinds for one step. ``memo`` (one per search) spares a query whose
     answer cannot differ from an earlier step's: carers declare "now" only, so the forecast
     steps ask exactly what the national step asked about them; and the national forecast
     steps first ask for every temporality at once — when that answer is complete (under the
     LIMIT), each forecast step is that answer filtered, exactly what its own query returns.
+    With ``carers_conn``, the carers' query runs on it while the units' runs on ``conn``.
     """
-    offers: list[Offer] = []
-    for kind in ("unit", "carer"):
+
+    async def of_kind(kind: str, on: asyncpg.Connection) -> list[Offer]:
         args = query_args(kind, need, origin, step, neighbours)
         forecast = (
             kind == "unit"
@@ -199,12 +202,15 @@ async def fetch_offers(
         if forecast:
             every = list(args)
             every[1] = list(ALL_TEMPORALITIES)
-            complete = await _query(conn, kind, step.area, every, memo)
+            complete = await _query(on, kind, step.area, every, memo)
             if len(complete) < CANDIDATES_PER_KIND:
-                offers.extend(o for o in complete if o.temporality in step.temporalities)
-                continue
-        offers.extend(await _query(conn, kind, step.area, args, memo))
-    return offers
+                return [o for o in complete if o.temporality in step.temporalities]
+        return await _query(on, kind, step.area, args, memo)
+
+    if carers_conn is None:
+        return [*await of_kind("unit", conn), *await of_kind("carer", conn)]
+    units, carers = await asyncio.gather(of_kind("unit", conn), of_kind("carer", carers_conn))
+    return [*units, *carers]
 
 
 def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = None) -> Offer:

@@ -7,6 +7,8 @@ on the loop and the library stays free of I/O.
 """
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -72,24 +74,51 @@ def proposal_out(p: Proposal, origin: Origin) -> dict[str, Any]:
     }
 
 
+SECOND_CONNECTION_WAIT = 0.002
+"""How long a search waits for an idle second connection before running its two queries per
+step one after the other on the first: in parallel when the pool has room (latency), in
+sequence under load (no search waits on another search's connection, no pool deadlock)."""
+
+
+@contextlib.asynccontextmanager
+async def _spare_connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection | None]:
+    try:
+        conn = await pool.acquire(timeout=SECOND_CONNECTION_WAIT)
+    except TimeoutError:
+        yield None
+        return
+    try:
+        async with conn.transaction(readonly=True):
+            await conn.execute(PLAN_PER_QUERY)
+            yield conn
+    finally:
+        await pool.release(conn)
+
+
+# Plan each candidate query for its own parameters: a generic plan cannot walk the GiST index
+# in distance order from a point it does not know.
+PLAN_PER_QUERY = "SET LOCAL plan_cache_mode = force_custom_plan"
+
+
 async def run_search(pool: asyncpg.Pool, body: SearchIn) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        # Plan each candidate query for its own parameters: a generic plan cannot walk the
-        # GiST index in distance order from a point it does not know.
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        await conn.execute(PLAN_PER_QUERY)
         origin = await resolve_origin(conn, body)
         need = build_need(body, origin.department)
         neighbours = sorted(department_neighbours(origin.department))
         loop = asyncio.get_running_loop()
         memo: dict[tuple[Any, ...], list[Offer]] = {}
+        async with _spare_connection(pool) as carers_conn:
 
-        def fetch(step: Step) -> list[Offer]:
-            coro = repository.fetch_offers(conn, need, origin, step, neighbours, memo)
-            return asyncio.run_coroutine_threadsafe(coro, loop).result()
+            def fetch(step: Step) -> list[Offer]:
+                coro = repository.fetch_offers(
+                    conn, need, origin, step, neighbours, memo, carers_conn
+                )
+                return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-        result: SearchResult = await asyncio.to_thread(
-            match, need, fetch, body.limit, body.max_distance_km, neighbours=neighbours
-        )
+            result: SearchResult = await asyncio.to_thread(
+                match, need, fetch, body.limit, body.max_distance_km, neighbours=neighbours
+            )
     return {
         "proposals": [proposal_out(p, origin) for p in result.proposals],
         "relaxations": result.relaxations,
