@@ -78,6 +78,7 @@ SECOND_CONNECTION_WAIT = 0.002
 """How long a search waits for an idle second connection before running its two queries per
 step one after the other on the first: in parallel when the pool has room (latency), in
 sequence under load (no search waits on another search's connection, no pool deadlock)."""
+RELEASE_TIMEOUT = 10.0
 
 
 @contextlib.asynccontextmanager
@@ -92,7 +93,8 @@ async def _spare_connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connect
             await conn.execute(PLAN_PER_QUERY)
             yield conn
     finally:
-        await pool.release(conn)
+        # Not the acquire's 2 ms: asyncpg would reuse it as the budget of the reset on release.
+        await pool.release(conn, timeout=RELEASE_TIMEOUT)
 
 
 # Plan each candidate query for its own parameters: a generic plan cannot walk the GiST index
