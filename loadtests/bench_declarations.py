@@ -12,26 +12,23 @@ and latency percentiles and, in the same run, the cost of the same transaction's
 
 import argparse
 import asyncio
-import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import asyncpg
-import httpx
 
 from api.auth import issue_token
 from api.capacity.service import LOCK_SQL, WRITE_SQL
 from api.db import init_connection
 from api.settings import get_settings
+from loadtests.common import percentile, serve
 
 LUA = """
 units = {
@@ -63,30 +60,6 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def wait_ready(base: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(f"{base}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.3)
-    raise SystemExit("server did not become ready")
 
 
 async def load_units(dsn: str, n: int) -> list[tuple[str, str, int]]:
@@ -200,24 +173,11 @@ def main() -> None:
     units = asyncio.run(load_units(dsn, args.units))
     if not units:
         raise SystemExit("no units: seed the database first (places seed)")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "run", "--workers", str(args.workers)],
-        env={**os.environ, "PLACES_PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, serve(args.workers) as base:
         script = Path(tmp) / "declare.lua"
         script.write_text(lua_script(units))
-        try:
-            base = f"http://127.0.0.1:{port}"
-            asyncio.run(wait_ready(base))
-            run_wrk(base, script, 5, args.connections)  # warm-up
-            result = run_wrk(base, script, args.seconds, args.connections)
-        finally:
-            server.terminate()
-            server.wait(10)
+        run_wrk(base, script, 5, args.connections)  # warm-up
+        result = run_wrk(base, script, args.seconds, args.connections)
     raw = asyncio.run(raw_sql(dsn, units, 2000))
     rate = (result["requests"] - result["non2xx"]) / result["seconds"]
     print(

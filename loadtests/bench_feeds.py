@@ -21,14 +21,12 @@ asserts. Everything runs on one machine: the clients' own event loop is part of 
 
 import argparse
 import asyncio
-import contextlib
 import json
 import multiprocessing
 import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,22 +46,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from api.auth import issue_token
+from loadtests.common import free_port, percentile, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PING = '{"type":"ping"}'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def raise_nofile() -> int:
@@ -379,17 +365,6 @@ def report(
         f" (not ours: {result['foreign']})"
     )
     print(f"closes seen by clients: {dict(closes)}")
-
-
-async def wait_ready(base: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{base}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.3)
-    raise SystemExit("server did not become ready")
 
 
 def ms(values: list[float], q: float) -> str:

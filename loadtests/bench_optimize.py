@@ -12,10 +12,7 @@ API with one worker and times ``POST /v1/assignments/optimize`` end to end. Prin
 
 import argparse
 import asyncio
-import os
 import random
-import subprocess
-import sys
 import time
 from datetime import date
 
@@ -26,8 +23,8 @@ from api.assignments.service import load_problem
 from api.auth import issue_token
 from api.db import init_connection
 from api.settings import get_settings
-from loadtests.bench_declarations import free_port, wait_ready
 from loadtests.bench_search import random_needs
+from loadtests.common import serve
 from matching import greedy, optimize
 
 INSERT_SQL = """
@@ -159,20 +156,8 @@ def main() -> None:
     args = parser.parse_args()
     try:
         asyncio.run(prepare(args.requests, args.department, args.k, args.exact))
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "run", "--workers", "1"],
-            env={**os.environ, "PLACES_PORT": str(port)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            asyncio.run(wait_ready(base))
+        with serve(workers=1) as base:
             asyncio.run(over_http(base, args.department, args.runs))
-        finally:
-            server.terminate()
-            server.wait(10)
     finally:
         asyncio.run(cleanup(args.department))
 

@@ -12,11 +12,8 @@ single children and sibling groups, with and without disability profiles. Prints
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import subprocess
-import sys
 import time
 
 import asyncpg
@@ -28,7 +25,7 @@ from api.search.repository import fetch_offers, resolve_origin
 from api.search.service import PLAN_PER_QUERY
 from api.settings import get_settings
 from geo.referential import neighbours
-from loadtests.bench_declarations import free_port, percentile, wait_ready
+from loadtests.common import percentile, serve
 from matching import LADDER, Child, Need
 from matching.vocabulary import DISABILITY_PROFILES
 
@@ -125,20 +122,8 @@ def main() -> None:
     args = parser.parse_args()
     dsn = get_settings().database_url
     needs = asyncio.run(random_needs(dsn, args.needs))
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "run", "--workers", "1"],
-        env={**os.environ, "PLACES_PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_ready(base))
+    with serve(workers=1) as base:
         latencies, tried = asyncio.run(over_http(base, needs))
-    finally:
-        server.terminate()
-        server.wait(10)
     raw = asyncio.run(raw_sql(dsn, needs, tried))
     ms = 1000
     groups = sum(len(b["children"]) > 1 for b in needs)

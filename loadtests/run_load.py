@@ -54,8 +54,8 @@ import redis
 from api.auth import ensure_local_keys, issue_token
 from api.db import _with_database, drop_database, ensure_database, migrate
 from api.settings import get_settings
-from loadtests.bench_declarations import free_port
 from loadtests.bench_search import random_needs
+from loadtests.common import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
