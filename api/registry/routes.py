@@ -1,13 +1,15 @@
 """Registry endpoints: departments, structures, foster carers."""
 
 from typing import Annotated
+from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 
 from api.auth import AnyPrincipal, Principal, require_department_scope, require_roles
 from api.codes import PDE_CATEGORIES
 from api.deps import Pool
 from api.errors import Problem, field_error
+from api.idempotency import check_key
 from api.registry import repository, service
 from api.registry.schemas import (
     DepartmentOut,
@@ -15,6 +17,8 @@ from api.registry.schemas import (
     StructureIn,
     StructureOut,
     StructurePage,
+    UnitIn,
+    UnitOut,
 )
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -67,6 +71,32 @@ async def register_structure(
     body: StructureIn,
 ) -> object:
     return await service.register(pool, principal, body)
+
+
+@router.post(
+    "/structures/{structure_id}/units",
+    response_model=UnitOut,
+    status_code=201,
+    summary="Describe one of my units (establishment, or admin)",
+    responses={
+        403: {"description": "Another establishment's structure."},
+        404: {"description": "Unknown structure."},
+        428: {"description": "Idempotency-Key missing."},
+    },
+)
+async def add_unit(
+    structure_id: UUID,
+    principal: Annotated[Principal, Depends(require_roles("structure"))],
+    pool: Pool,
+    body: UnitIn,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> object:
+    """Adds a unit (ages, sexes, care modes, disability profiles, installed places); it has
+    no capacity until its first declaration. An establishment imported from FINESS starts
+    with one default unit from its category: its first own unit replaces it."""
+    key = check_key(idempotency_key, required=True)
+    assert key is not None
+    return await service.add_unit(pool, principal, structure_id, body, key)
 
 
 @router.get(

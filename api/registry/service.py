@@ -1,15 +1,18 @@
 """Registering an establishment and its units (admin): validated FINESS, real commune,
-location in France; an audit entry and a ``structure.created`` event in the same transaction."""
+location in France; an audit entry and a ``structure.created`` event in the same transaction.
+An establishment then describes its own units (``add_unit``)."""
 
 from typing import Any
+from uuid import UUID
 
 import asyncpg
+from fastapi.responses import JSONResponse
 
-from api import audit, outbox
+from api import audit, idempotency, outbox
 from api.auth import Principal
 from api.errors import Problem, field_error
 from api.registry import repository
-from api.registry.schemas import StructureIn
+from api.registry.schemas import StructureIn, UnitIn, UnitOut
 from geo.bounds import in_france
 from geo.finess import is_valid_finess
 
@@ -56,26 +59,7 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
             body.location.lat if body.location else None,
             body.location.lon if body.location else None,
         )
-        await conn.executemany(
-            """
-            INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes,
-                               disability_profiles, installed)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            """,
-            [
-                (
-                    structure_id,
-                    u.name,
-                    u.age_min,
-                    u.age_max,
-                    sorted(set(u.sexes)),
-                    sorted(set(u.care_modes)),
-                    sorted(set(u.disability_profiles)),
-                    u.installed,
-                )
-                for u in body.units
-            ],
-        )
+        await conn.executemany(INSERT_UNIT_SQL, [_unit_row(structure_id, u) for u in body.units])
         created = await repository.structure_by_id(conn, structure_id)
         assert created is not None
         department = commune["department"]
@@ -90,3 +74,94 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
             conn, principal, "structure.create", "structure", str(structure_id), department
         )
     return created
+
+
+INSERT_UNIT_SQL = """
+INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes,
+                   disability_profiles, installed)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING id
+"""
+
+# The unit a FINESS import gave the establishment from its category (0 places installed,
+# never declared) stands in only until the establishment describes its own units; one that
+# was declared on has become a real unit and stays.
+RETIRE_DEFAULT_UNITS_SQL = """
+DELETE FROM units u
+ WHERE u.structure_id = $1 AND u.is_default AND u.id <> $2
+   AND NOT EXISTS (SELECT 1 FROM capacity_snapshots cs WHERE cs.unit_id = u.id)
+   AND NOT EXISTS (SELECT 1 FROM capacity_declarations cd WHERE cd.unit_id = u.id)
+   AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.unit_id = u.id)
+RETURNING u.id
+"""
+
+
+def _unit_row(structure_id: UUID, u: UnitIn) -> tuple[Any, ...]:
+    return (
+        structure_id,
+        u.name,
+        u.age_min,
+        u.age_max,
+        sorted(set(u.sexes)),
+        sorted(set(u.care_modes)),
+        sorted(set(u.disability_profiles)),
+        u.installed,
+    )
+
+
+async def add_unit(
+    pool: asyncpg.Pool, principal: Principal, structure_id: UUID, body: UnitIn, key: str
+) -> JSONResponse:
+    """A unit the establishment describes itself (its own, or any for admin). The first one
+    retires the default unit of a FINESS import; the unit starts undeclared."""
+    if body.age_min > body.age_max:
+        raise field_error("age_min", "âge minimum supérieur à l'âge maximum")
+    path = f"/v1/structures/{structure_id}/units"
+    fingerprint = idempotency.request_hash("POST", path, body.model_dump(mode="json"))
+    async with pool.acquire() as conn, conn.transaction():
+        replay = await idempotency.claim(conn, principal.key, key, fingerprint)
+        if replay is not None:
+            return replay
+        # Locked: two units added at once both see, and retire, the same default unit.
+        structure = await conn.fetchrow(
+            "SELECT finess, category, department FROM structures WHERE id = $1 FOR UPDATE",
+            structure_id,
+        )
+        if structure is None:
+            raise Problem(404, f"Établissement {structure_id} inconnu.")
+        if principal.role == "structure" and principal.finess != structure["finess"]:
+            raise Problem(403, "Un établissement ne décrit que ses propres unités.")
+        unit_id = await conn.fetchval(INSERT_UNIT_SQL, *_unit_row(structure_id, body))
+        retired = [
+            str(r["id"]) for r in await conn.fetch(RETIRE_DEFAULT_UNITS_SQL, structure_id, unit_id)
+        ]
+        updated = await repository.structure_by_id(conn, structure_id)
+        assert updated is not None
+        unit = next(u for u in updated["units"] if u["id"] == unit_id)
+        department = structure["department"]
+        event = {
+            "structure_id": str(structure_id),
+            "finess": structure["finess"],
+            "category": structure["category"],
+            "units": len(updated["units"]),
+            "unit_added": str(unit_id),
+            "units_retired": retired,
+        }
+        await outbox.emit(conn, "structure.updated", department, event)
+        await audit.record(
+            conn,
+            principal,
+            "unit.create",
+            "unit",
+            str(unit_id),
+            department,
+            {"structure_id": str(structure_id), "retired": retired},
+        )
+        out = jsonable_unit(unit)
+        await idempotency.store(conn, principal.key, key, 201, out)
+    return JSONResponse(out, status_code=201, headers={"Location": path})
+
+
+def jsonable_unit(unit: dict[str, Any]) -> dict[str, Any]:
+    """The unit as the registry shows it, ready for JSON (and for the idempotency replay)."""
+    return UnitOut.model_validate(unit).model_dump(mode="json")
