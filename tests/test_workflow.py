@@ -831,41 +831,19 @@ async def test_transitions_from_closed_holds_are_409(client, pool):
     h = (await hold(client, request, "unit", unit["id"])).json()
     assert (await client.post(f"/v1/holds/{h['id']}/release", headers=dept())).status_code == 200
     ids = [request["id"]]
-    await refused(
-        pool,
-        client.post(f"/v1/holds/{h['id']}/release", headers=dept()),
-        409,
-        ids,
-        unit["id"],
-        says="released",
-    )
-    await refused(
-        pool, client.post(f"/v1/holds/{h['id']}/admit", headers=dept()), 409, ids, unit["id"]
-    )
-    await refused(
-        pool,
-        client.post(f"/v1/holds/{h['id']}/refuse", json={"reason": "x"}, headers=unit["headers"]),
-        409,
-        ids,
-        unit["id"],
-    )
+
+    def act(hold_id: str, action: str):
+        if action == "refuse":  # the establishment's side
+            body = {"reason": "x"}
+            return client.post(f"/v1/holds/{hold_id}/refuse", json=body, headers=unit["headers"])
+        return client.post(f"/v1/holds/{hold_id}/{action}", headers=dept())
+
+    for action, says in [("release", "released"), ("admit", None), ("refuse", None)]:
+        await refused(pool, act(h["id"], action), 409, ids, unit["id"], says=says)
     h2 = (await hold(client, request, "unit", unit["id"])).json()
     assert (await client.post(f"/v1/holds/{h2['id']}/admit", headers=dept())).status_code == 200
-    await refused(
-        pool,
-        client.post(f"/v1/holds/{h2['id']}/release", headers=dept()),
-        409,
-        ids,
-        unit["id"],
-        says="admitted",
-    )
-    await refused(
-        pool,
-        client.post(f"/v1/holds/{h2['id']}/refuse", json={"reason": "x"}, headers=unit["headers"]),
-        409,
-        ids,
-        unit["id"],
-    )
+    for action, says in [("release", "admitted"), ("refuse", None)]:
+        await refused(pool, act(h2["id"], action), 409, ids, unit["id"], says=says)
 
 
 async def test_hold_on_a_request_that_is_not_waiting_is_409(client, pool):
