@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         description="Production sign-in: the identity provider's authorization URL, linked"
         " from the sign-in page (the local dev sign-in exists only without jwt_jwks_url).",
     )
+    oidc_token_url: str | None = Field(
+        None,
+        description="The identity provider's token endpoint: with oidc_client_id, the page"
+        " signs in with the authorization code flow and PKCE (S256); without, it accepts a"
+        " token returned in the URL fragment.",
+    )
+    oidc_client_id: str | None = Field(None, description="This service's public OIDC client id.")
+    oidc_scope: str = Field("openid", description="Scopes asked at sign-in.")
 
     # Live feeds (realtime.hub.FeedSettings); tests and benchmarks start servers with small
     # values through PLACES_WS_*.

@@ -18,8 +18,11 @@ Besides the pages, three small endpoints serve the pages only:
   place carers at commune level on the maps (never their home).
 
 ``PLACES_OIDC_AUTHORIZE_URL`` (``Settings.oidc_authorize_url``): in production, the sign-in
-page links to it with ``redirect_uri=<origin>/ui/connexion``; a token returned in the URL
-fragment (``#access_token=…``) is kept like a local one.
+page sends the user there with ``redirect_uri=<origin>/ui/connexion``. With
+``PLACES_OIDC_TOKEN_URL`` and ``PLACES_OIDC_CLIENT_ID`` it runs the authorization code flow
+with PKCE (S256, a ``state`` checked on return; the code is exchanged by the page, a public
+client); otherwise a token returned in the URL fragment (``#access_token=…``) is kept like a
+local one.
 """
 
 import hashlib
@@ -94,6 +97,24 @@ def oidc_authorize_url() -> str | None:
     return get_settings().oidc_authorize_url or None
 
 
+def oidc_page() -> dict[str, Any]:
+    """What the sign-in page needs to send the user to the identity provider."""
+    s = get_settings()
+    pkce = bool(s.oidc_authorize_url and s.oidc_token_url and s.oidc_client_id)
+    return {
+        "oidc_url": oidc_authorize_url(),
+        "oidc_token_url": s.oidc_token_url if pkce else None,
+        "oidc_client_id": s.oidc_client_id if pkce else None,
+        "oidc_scope": s.oidc_scope,
+    }
+
+
+def _origin(url: str | None) -> str | None:
+    """``scheme://host[:port]`` of a configured URL, for the page's connect-src."""
+    m = re.match(r"^(https?://[A-Za-z0-9.\-]+(?::\d{1,5})?)(?:/|$)", url or "")
+    return m.group(1) if m else None
+
+
 def local_issuer() -> bool:
     """The dev sign-in exists only with the local key pair (no OIDC issuer configured)."""
     return not get_settings().jwt_jwks_url
@@ -103,9 +124,11 @@ def _csp(request: Request) -> str:
     host = request.headers.get("host", request.url.netloc)
     if not _HOST.fullmatch(host):
         host = "localhost"  # a Host header must never write policy directives
+    token = _origin(oidc_page()["oidc_token_url"])  # the page exchanges its PKCE code there
+    connect = f"'self' ws://{host} wss://{host}" + (f" {token}" if token else "")
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self' ws://{host} wss://{host}; object-src 'none'; base-uri 'none'; "
+        f"connect-src {connect}; object-src 'none'; base-uri 'none'; "
         "frame-ancestors 'none'; form-action 'self'"
     )
 
@@ -165,7 +188,7 @@ async def sign_in_page(request: Request) -> Response:
         title="Connexion",
         departments=_departments(),
         oidc_url=oidc_authorize_url(),
-        page={"local": local_issuer(), "oidc_url": oidc_authorize_url()},
+        page={"local": local_issuer(), **oidc_page()},
     )
 
 

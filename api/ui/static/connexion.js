@@ -1,7 +1,10 @@
 // Sign-in. Local mode: pick a role and its scope, get a token from POST /ui/dev-token (the
-// dev issuer, only when no OIDC issuer is configured). Production: the OIDC link; a token
-// returned in the URL fragment (#access_token=…) is kept the same way. Either way the token
-// stays in this tab's sessionStorage and the pages send it as a bearer token.
+// dev issuer, only when no OIDC issuer is configured). Production: the identity provider,
+// with the authorization code flow and PKCE when its token endpoint and our client id are
+// configured (a random verifier and state kept in this tab; the provider returns ?code=&state=
+// and the page exchanges the code with the verifier), else a token returned in the URL
+// fragment (#access_token=…). Either way the token stays in this tab's sessionStorage and the
+// pages send it as a bearer token.
 
 import {
   api,
@@ -21,10 +24,89 @@ const PAGE = pageData();
 const $ = (id) => document.getElementById(id);
 
 /** Where to go after signing in: ?retour= when it is one of our pages, else the role's home. */
-function destination(claims) {
-  const back = new URLSearchParams(location.search).get("retour");
+function destination(claims, back = new URLSearchParams(location.search).get("retour")) {
   if (back && back.startsWith("/ui/") && !back.startsWith("//")) return back;
   return homeOf(claims);
+}
+
+// --- OIDC authorization code flow with PKCE (RFC 7636) -------------------------------------
+
+const PKCE_KEY = "places.pkce";
+const REDIRECT_URI = `${location.origin}/ui/connexion`;
+
+function base64url(bytes) {
+  let text = "";
+  for (const b of new Uint8Array(bytes)) text += String.fromCharCode(b);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomString(size) {
+  return base64url(crypto.getRandomValues(new Uint8Array(size)));
+}
+
+async function startPkce(event) {
+  event.preventDefault();
+  const verifier = randomString(32); // 43 characters, the minimum RFC 7636 allows
+  const state = randomString(16);
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  const back = new URLSearchParams(location.search).get("retour");
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state, back }));
+  const url = new URL(PAGE.oidc_url, location.href);
+  url.searchParams.set("response_type", "code");
+  url.searchParams.set("client_id", PAGE.oidc_client_id);
+  url.searchParams.set("redirect_uri", REDIRECT_URI);
+  url.searchParams.set("scope", PAGE.oidc_scope || "openid");
+  url.searchParams.set("state", state);
+  url.searchParams.set("code_challenge", challenge);
+  url.searchParams.set("code_challenge_method", "S256");
+  location.assign(url.toString());
+}
+
+/** Back from the provider with ?code=&state= (or ?error=): exchange the code for a token. */
+async function acceptCode() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has("code") && !params.has("error")) return false;
+  const saved = JSON.parse(sessionStorage.getItem(PKCE_KEY) || "null");
+  sessionStorage.removeItem(PKCE_KEY);
+  history.replaceState(null, "", location.pathname); // the code is single-use: not in history
+  const error = $("erreur-connexion");
+  if (params.has("error")) {
+    showAlert(error, `Connexion refusée par le fournisseur d'identité (${params.get("error")}).`);
+    return false;
+  }
+  if (!saved || saved.state !== params.get("state")) {
+    showAlert(error, "Connexion refusée : la réponse du fournisseur d'identité ne correspond pas à cette demande. Recommencez.");
+    return false;
+  }
+  try {
+    const response = await fetch(PAGE.oidc_token_url, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        code: params.get("code"),
+        redirect_uri: REDIRECT_URI,
+        client_id: PAGE.oidc_client_id,
+        code_verifier: saved.verifier,
+      }),
+    });
+    const out = await response.json().catch(() => ({}));
+    if (!response.ok || !out.access_token) {
+      showAlert(error, `Connexion refusée par le fournisseur d'identité${out.error ? ` (${out.error})` : ""}. Recommencez.`);
+      return false;
+    }
+    saveToken(out.access_token);
+  } catch {
+    showAlert(error, "Le fournisseur d'identité ne répond pas. Réessayez dans un instant.");
+    return false;
+  }
+  const current = session();
+  if (!current) {
+    showAlert(error, "Le jeton reçu est expiré ou illisible. Recommencez.");
+    return false;
+  }
+  location.assign(destination(current.claims, saved.back));
+  return true;
 }
 
 function showCurrent() {
@@ -99,14 +181,17 @@ async function signIn(event) {
   }
 }
 
-function main() {
+async function main() {
   if (acceptFragmentToken()) return;
   initHeader();
+  if (await acceptCode()) return;
   showCurrent();
   const link = $("lien-oidc");
-  if (link && PAGE.oidc_url) {
+  if (link && PAGE.oidc_url && PAGE.oidc_token_url && PAGE.oidc_client_id) {
+    link.addEventListener("click", startPkce);
+  } else if (link && PAGE.oidc_url) {
     const url = new URL(PAGE.oidc_url, location.href);
-    if (!url.searchParams.has("redirect_uri")) url.searchParams.set("redirect_uri", `${location.origin}/ui/connexion`);
+    if (!url.searchParams.has("redirect_uri")) url.searchParams.set("redirect_uri", REDIRECT_URI);
     link.href = url.toString();
   }
   const form = $("form-connexion");
