@@ -31,31 +31,30 @@ async def structures(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of structures with their units and capacity snapshots (three queries, all
     index-driven: structures by department/category, units by structure, snapshots by unit)."""
+    # Only the filters asked for are written out: "$n IS NULL OR …" would let a generic plan
+    # scan every structure to find one by id.
+    where, args = [], []
+    for column, value in (("department", department), ("category", category), ("id", structure_id)):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    condition = " AND ".join(where) or "true"
     rows = await conn.fetch(
-        """
+        f"""
         SELECT id, finess, name, category, department, commune,
                ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon,
                count(*) OVER () AS total
           FROM structures
-         WHERE ($1::text IS NULL OR department = $1)
-           AND ($2::text IS NULL OR category = $2)
-           AND ($5::uuid IS NULL OR id = $5)
+         WHERE {condition}
          ORDER BY department, name, id
-         LIMIT $3 OFFSET $4
+         LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}
         """,
-        department,
-        category,
+        *args,
         limit,
         offset,
-        structure_id,
     )
     if not rows:
-        total = await conn.fetchval(
-            "SELECT count(*) FROM structures WHERE ($1::text IS NULL OR department = $1)"
-            " AND ($2::text IS NULL OR category = $2)",
-            department,
-            category,
-        )
+        total = await conn.fetchval(f"SELECT count(*) FROM structures WHERE {condition}", *args)
         return [], total
     ids = [r["id"] for r in rows]
     units = await conn.fetch(
