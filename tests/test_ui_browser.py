@@ -406,6 +406,11 @@ async def test_an_establishment_sees_and_refuses_an_orientation(
         hold = r.json()
     held = await snapshot(pool, unit)
     assert held["available"] == 1
+    # The placement service watches its dashboard meanwhile.
+    dashboard = await open_tab(
+        browser, server, f"/ui/departements/{DEPT}", issue_token("department", department=DEPT)
+    )
+    await expect(dashboard.page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
 
     tab = await open_tab(browser, server, "/ui/declarer", structure, width=390)
     page = tab.page
@@ -430,6 +435,12 @@ async def test_an_establishment_sees_and_refuses_an_orientation(
     assert refused["status"] == "refused"
     assert refused["reason"] == "Pas de place adaptée cette semaine"
     tab.check()
+    # The department learns it live, with the reason, and the child is waiting again.
+    notice = dashboard.page.locator("#avis-refus")
+    await expect(notice).to_contain_text(f"ASE69-REFUS-{os.getpid()}")
+    await expect(notice).to_contain_text("« Pas de place adaptée cette semaine »")
+    await shot(dashboard, "refus-departement")
+    dashboard.check()
 
 
 async def test_an_empty_department_and_a_foreign_one_say_so_in_french(

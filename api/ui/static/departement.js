@@ -836,6 +836,25 @@ function onCarer(data) {
   announce(announcer, `Mise à jour en direct : assistant familial à ${communeName(data.commune)}, ${fmt.plural(data.available_places, "place libre", "places libres")}.`);
 }
 
+/** A refusal sends the child back to the waiting list: say so, with the reason given. */
+async function onRefused(data) {
+  try {
+    await loadRequests();
+    renderWaiting();
+    renderHolds();
+    renderFigures();
+  } catch (error) {
+    showAlert(alertBox, explain(error));
+  }
+  const request = state.waiting.find((r) => r.id === data.request_id);
+  const who = data.target?.kind === "carer" ? "L'assistant familial" : "L'établissement";
+  const text =
+    `${who} a refusé l'orientation${request ? ` de ${request.reference}` : ""}` +
+    `${data.reason ? ` : « ${data.reason} »` : ""}. La demande attend de nouveau une place.`;
+  showAlert($("avis-refus"), text);
+  announce(announcer, text);
+}
+
 function onEvent(message) {
   switch (message.type) {
     case "capacity.updated":
@@ -847,8 +866,10 @@ function onEvent(message) {
     case "request.created":
     case "request.updated":
     case "hold.created":
-    case "hold.released":
     case "hold.refused":
+      onRefused(message.data);
+      break;
+    case "hold.released":
     case "hold.expired":
     case "admission.recorded":
     case "exit.recorded":
