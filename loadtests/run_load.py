@@ -35,7 +35,6 @@ import contextlib
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -55,7 +54,7 @@ from api.auth import ensure_local_keys, issue_token
 from api.db import _with_database, drop_database, ensure_database, migrate
 from api.settings import get_settings
 from loadtests.bench_search import random_needs
-from loadtests.common import free_port
+from loadtests.common import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -446,67 +445,20 @@ def warm_up(base: str, needs: list[dict[str, Any]], structures: list[dict[str, A
 # --------------------------------------------------------------------------- service
 
 
-class Service:
-    """``places run`` in a session of its own: stopped by SIGTERM, killed if it lingers."""
-
-    def __init__(self, dsn: str, redis_url: str, workers: int, log: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log.open("w")
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "api.cli", "run", "--workers", str(workers)),
-                *("--host", "127.0.0.1", "--port", str(self.port)),
-            ],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "PLACES_DATABASE_URL": dsn,
-                "PLACES_REDIS_URL": redis_url,
-                "PLACES_WS_PING_SECONDS": "10",
-            },
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(
-                    f"the service exited ({self.proc.returncode}); see {self.log.name}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.3)
-        raise SystemExit(f"the service did not become ready; see {self.log.name}")
-
-    def workers(self) -> list[psutil.Process]:
-        """The uvicorn master's worker processes (not multiprocessing's helpers); with one
-        worker uvicorn serves in the master itself."""
-        try:
-            master = psutil.Process(self.proc.pid)
-            children = master.children()
-        except psutil.NoSuchProcess:
-            return []
-        out = []
-        for child in children:
-            with contextlib.suppress(psutil.Error):
-                if "resource_tracker" not in " ".join(child.cmdline()):
-                    out.append(child)
-        return out or [master]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: the server's
-                self.proc.wait(10)
-        self.log.close()
+def worker_processes(service: Service) -> list[psutil.Process]:
+    """The uvicorn master's worker processes (not multiprocessing's helpers); with one
+    worker uvicorn serves in the master itself."""
+    try:
+        master = psutil.Process(service.proc.pid)
+        children = master.children()
+    except psutil.NoSuchProcess:
+        return []
+    out = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                out.append(child)
+    return out or [master]
 
 
 def _vm_hwm(pid: int) -> float | None:
@@ -529,7 +481,7 @@ class RssSampler(threading.Thread):
         self.stopped = threading.Event()
 
     def sample(self) -> None:
-        for proc in self.service.workers():
+        for proc in worker_processes(self.service):
             with contextlib.suppress(psutil.Error):
                 rss = float(proc.memory_info().rss)
                 peak = max(rss, _vm_hwm(proc.pid) or 0.0)
@@ -602,7 +554,13 @@ def main(argv: list[str] | None = None) -> int:
     client = redis.Redis.from_url(args.redis_url)
     client.ping()
 
-    service = Service(dsn, args.redis_url, args.workers, out / "server.log")
+    service = Service(
+        args.workers,
+        out / "server.log",
+        PLACES_DATABASE_URL=dsn,
+        PLACES_REDIS_URL=args.redis_url,
+        PLACES_WS_PING_SECONDS="10",
+    )
     sampler: RssSampler | None = None
     try:
         service.wait_ready()

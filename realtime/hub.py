@@ -44,19 +44,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class FeedSettings:
-    """The hub's parameters. The service builds them from ``api.settings`` (``PLACES_WS_*``);
-    the hub itself reads no environment, so tests can give it small values directly."""
+    """The hub's parameters, built by the service from ``api.settings`` (``PLACES_WS_*``, where
+    their defaults and meaning are documented): the hub itself reads no environment."""
 
-    ping_seconds: float = 25.0
-    """The contract promises a ping at least every 30 s; 25 leaves room for a slow loop."""
-    queue_size: int = 1000
-    """Events waiting for one client; beyond, the client is too slow and is closed (1013)."""
-    read_block_ms: int = 2000
-    """XREAD BLOCK of a feed reader; below the Redis client's 5 s socket timeout."""
-    batch: int = 500
-    """Entries per read, live and catch-up."""
-    ready_timeout: float = 5.0
-    """How long a new subscriber waits for its feed reader to reach the bus."""
+    ping_seconds: float
+    queue_size: int
+    read_block_ms: int
+    batch: int
+    ready_timeout: float
 
 
 class FeedGap(Exception):
@@ -182,9 +177,9 @@ class FeedReader:
 class Hub:
     """Per-worker registry of feed readers; created on first use by the WebSocket routes."""
 
-    def __init__(self, bus: Bus, settings: FeedSettings | None = None) -> None:
+    def __init__(self, bus: Bus, settings: FeedSettings) -> None:
         self.bus = bus.for_readers()
-        self.settings = settings or FeedSettings()
+        self.settings = settings
         self.readers: dict[str, FeedReader] = {}
 
     @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 
 from api.auth import Principal, decode_token
 from api.errors import Problem
-from api.settings import get_settings
+from api.settings import Settings, get_settings
 from realtime.bus import NATIONAL
 from realtime.hub import FeedGap, FeedSettings, FeedUnavailable, Hub, parse_event_id
 
@@ -76,20 +76,20 @@ def _token(websocket: WebSocket) -> str | None:
     return websocket.query_params.get("access_token") or None
 
 
+def feed_settings(s: Settings) -> FeedSettings:
+    return FeedSettings(
+        ping_seconds=s.ws_ping_seconds,
+        queue_size=s.ws_queue_size,
+        read_block_ms=s.ws_read_block_ms,
+        batch=s.ws_batch,
+        ready_timeout=s.ws_ready_timeout,
+    )
+
+
 def _hub(app: FastAPI) -> Hub:
     hub: Hub | None = getattr(app.state, "feed_hub", None)
     if hub is None:
-        s = get_settings()
-        hub = app.state.feed_hub = Hub(
-            app.state.bus,
-            FeedSettings(
-                ping_seconds=s.ws_ping_seconds,
-                queue_size=s.ws_queue_size,
-                read_block_ms=s.ws_read_block_ms,
-                batch=s.ws_batch,
-                ready_timeout=s.ws_ready_timeout,
-            ),
-        )
+        hub = app.state.feed_hub = Hub(app.state.bus, feed_settings(get_settings()))
     return hub
 
 

@@ -10,6 +10,7 @@ test stops and restarts this module's Redis, so it runs after the other cluster 
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -494,13 +495,15 @@ async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
 async def test_a_worker_reads_more_feeds_than_the_redis_pool_holds(cluster: Cluster) -> None:
     """One blocking reader per feed: 150 feeds in one worker must neither exhaust the shared
     Redis pool (capped at 100 by redis-py) nor keep the relay from publishing."""
+    from api.settings import get_settings
     from realtime.bus import OutboxEvent, RedisBus, connect_redis
-    from realtime.hub import FeedSettings, Hub
+    from realtime.hub import Hub
+    from realtime.routes import feed_settings
 
     client = await connect_redis(cluster.redis.url)
     assert client is not None
     bus = RedisBus(client)
-    hub = Hub(bus, FeedSettings(read_block_ms=1000))
+    hub = Hub(bus, dataclasses.replace(feed_settings(get_settings()), read_block_ms=1000))
     feeds = [f"zz{i}" for i in range(150)]
     async with contextlib.AsyncExitStack() as stack:
         subs = [await stack.enter_async_context(hub.subscribe(f)) for f in feeds]

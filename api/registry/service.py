@@ -80,7 +80,7 @@ INSERT_UNIT_SQL = """
 INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes,
                    disability_profiles, installed)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id
+RETURNING id, name, age_min, age_max, sexes, care_modes, disability_profiles, installed
 """
 
 # The unit a FINESS import gave the establishment from its category (0 places installed,
@@ -131,19 +131,20 @@ async def add_unit(
             raise Problem(404, f"Établissement {structure_id} inconnu.")
         if principal.role == "structure" and principal.finess != structure["finess"]:
             raise Problem(403, "Un établissement ne décrit que ses propres unités.")
-        unit_id = await conn.fetchval(INSERT_UNIT_SQL, *_unit_row(structure_id, body))
+        unit = await conn.fetchrow(INSERT_UNIT_SQL, *_unit_row(structure_id, body))
+        unit_id = unit["id"]
         retired = [
             str(r["id"]) for r in await conn.fetch(RETIRE_DEFAULT_UNITS_SQL, structure_id, unit_id)
         ]
-        updated = await repository.structure_by_id(conn, structure_id)
-        assert updated is not None
-        unit = next(u for u in updated["units"] if u["id"] == unit_id)
+        units = await conn.fetchval(
+            "SELECT count(*) FROM units WHERE structure_id = $1", structure_id
+        )
         department = structure["department"]
         event = {
             "structure_id": str(structure_id),
             "finess": structure["finess"],
             "category": structure["category"],
-            "units": len(updated["units"]),
+            "units": units,
             "unit_added": str(unit_id),
             "units_retired": retired,
         }
@@ -157,11 +158,7 @@ async def add_unit(
             department,
             {"structure_id": str(structure_id), "retired": retired},
         )
-        out = jsonable_unit(unit)
+        # A new unit has no snapshot until its first declaration.
+        out = UnitOut(**dict(unit), capacity=None, forecasts=[]).model_dump(mode="json")
         await idempotency.store(conn, principal.key, key, 201, out)
     return JSONResponse(out, status_code=201, headers={"Location": path})
-
-
-def jsonable_unit(unit: dict[str, Any]) -> dict[str, Any]:
-    """The unit as the registry shows it, ready for JSON (and for the idempotency replay)."""
-    return UnitOut.model_validate(unit).model_dump(mode="json")

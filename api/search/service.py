@@ -74,6 +74,10 @@ def proposal_out(p: Proposal, origin: Origin) -> dict[str, Any]:
     }
 
 
+# Plan each candidate query for its own parameters: a generic plan cannot walk the GiST index
+# in distance order from a point it does not know.
+PLAN_PER_QUERY = "SET LOCAL plan_cache_mode = force_custom_plan"
+
 SECOND_CONNECTION_WAIT = 0.002
 """How long a search waits for an idle second connection before running its two queries per
 step one after the other on the first: in parallel when the pool has room (latency), in
@@ -95,11 +99,6 @@ async def _spare_connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connect
     finally:
         # Not the acquire's 2 ms: asyncpg would reuse it as the budget of the reset on release.
         await pool.release(conn, timeout=RELEASE_TIMEOUT)
-
-
-# Plan each candidate query for its own parameters: a generic plan cannot walk the GiST index
-# in distance order from a point it does not know.
-PLAN_PER_QUERY = "SET LOCAL plan_cache_mode = force_custom_plan"
 
 
 async def run_search(pool: asyncpg.Pool, body: SearchIn) -> dict[str, Any]:
