@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
 
-from api.errors import Problem
+from api.errors import Forbidden, Unauthorized
 from api.settings import Settings, get_settings
 
 Role = Literal["structure", "carer", "department", "national", "admin"]
@@ -140,17 +140,17 @@ def decode_token(token: str) -> Principal:
     try:
         claims, exp = _decode_cached(token, id(settings))
     except jwt.ExpiredSignatureError as exc:
-        raise Problem(401, "Jeton expiré.", headers={"WWW-Authenticate": "Bearer"}) from exc
+        raise Unauthorized("Jeton expiré.", headers={"WWW-Authenticate": "Bearer"}) from exc
     except (jwt.InvalidTokenError, jwt.PyJWKClientError, ValueError) as exc:
-        raise Problem(401, "Jeton invalide.", headers={"WWW-Authenticate": "Bearer"}) from exc
+        raise Unauthorized("Jeton invalide.", headers={"WWW-Authenticate": "Bearer"}) from exc
     if exp <= time.time():
-        raise Problem(401, "Jeton expiré.", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("Jeton expiré.", headers={"WWW-Authenticate": "Bearer"})
     role = claims.get("role")
     if role not in ROLES:
-        raise Problem(401, "Jeton sans rôle reconnu.", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("Jeton sans rôle reconnu.", headers={"WWW-Authenticate": "Bearer"})
     needed = SCOPE_CLAIM.get(role)
     if needed and not claims.get(needed):
-        raise Problem(401, f"Jeton du rôle {role} sans claim {needed}.")
+        raise Unauthorized(f"Jeton du rôle {role} sans claim {needed}.")
     return Principal(
         sub=str(claims["sub"]),
         role=role,
@@ -174,8 +174,7 @@ def bearer_token(request: Request) -> str | None:
 async def current_principal(request: Request) -> Principal:
     token = bearer_token(request)
     if token is None:
-        raise Problem(
-            401,
+        raise Unauthorized(
             "Authentification requise (Authorization: Bearer …).",
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -188,7 +187,7 @@ def require_roles(*roles: str):  # type: ignore[no-untyped-def]
 
     async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in allowed:
-            raise Problem(403, f"Le rôle {principal.role} n'a pas accès à cette ressource.")
+            raise Forbidden(f"Le rôle {principal.role} n'a pas accès à cette ressource.")
         return principal
 
     return dependency
@@ -200,7 +199,7 @@ def require_department_scope(principal: Principal, department: str) -> None:
         return
     if principal.role == "department" and principal.department == department:
         return
-    raise Problem(403, f"Hors du périmètre du jeton (département {department}).")
+    raise Forbidden(f"Hors du périmètre du jeton (département {department}).")
 
 
 AnyPrincipal = Annotated[Principal, Depends(current_principal)]

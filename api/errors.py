@@ -1,38 +1,34 @@
-"""Every error leaves as RFC 9457 ``application/problem+json``, mapped here and only here."""
+"""Every error leaves from here: named domain errors, and the one table that maps them to
+RFC 9457 ``application/problem+json`` — or, under ``/fhir``, to a FHIR ``OperationOutcome``.
+
+Services raise what went wrong in the domain's words (``NotFound``, ``Conflict``…); they
+never choose a status code, and nothing outside this module builds an error response.
+"""
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("places.errors")
 
 PROBLEM = "application/problem+json"
-_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    422: "Unprocessable Content",
-    428: "Precondition Required",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+FHIR_JSON = "application/fhir+json"
+FHIR_PREFIX = "/fhir"
 
 
-class Problem(Exception):
-    """A refusal the client can act on: status, a plain detail and, when relevant, the fields."""
+class DomainError(Exception):
+    """A refusal the client can act on: a plain French detail and, when relevant, the fields
+    (``errors[].field``) and extra members of the problem document."""
 
     def __init__(
         self,
-        status: int,
         detail: str,
         *,
         errors: list[dict[str, Any]] | None = None,
@@ -40,15 +36,127 @@ class Problem(Exception):
         **extra: Any,
     ) -> None:
         super().__init__(detail)
-        self.status = status
         self.detail = detail
         self.errors = errors
         self.headers = headers
         self.extra = extra
 
+    @property
+    def status(self) -> int:
+        return status_of(self)
 
-def field_error(field: str, message: str, status: int = 422) -> Problem:
-    return Problem(status, f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+class BadRequest(DomainError):
+    """The request cannot be read (bad JSON, a bad search parameter)."""
+
+
+class Unauthorized(DomainError):
+    """No token, or a token that does not verify."""
+
+
+class Forbidden(DomainError):
+    """A valid token, but out of its role or scope."""
+
+
+class UnsupportedParameter(BadRequest):
+    """A search parameter the service does not implement (FHIR strict handling)."""
+
+
+class NotFound(DomainError):
+    """The object named in the path does not exist."""
+
+
+class NotAcceptable(DomainError):
+    """A representation the service does not serve (FHIR ``_format``)."""
+
+
+class Conflict(DomainError):
+    """The state of the data refuses the change now (stale version, no free place, illegal
+    transition, key in use); nothing was written."""
+
+
+class TooLarge(DomainError):
+    """The body is larger than the service accepts."""
+
+
+class Invalid(DomainError):
+    """The request is readable but breaks a rule; ``errors[].field`` names the field."""
+
+
+class PreconditionRequired(DomainError):
+    """A header the write needs (Idempotency-Key) is missing."""
+
+
+class Unavailable(DomainError):
+    """A part the answer needs is down; retry later."""
+
+
+#: The one table: domain error → (HTTP status, title, FHIR ``issue.code``).
+TABLE: dict[type[DomainError], tuple[int, str, str]] = {
+    BadRequest: (400, "Bad Request", "invalid"),
+    UnsupportedParameter: (400, "Bad Request", "not-supported"),
+    Unauthorized: (401, "Unauthorized", "login"),
+    Forbidden: (403, "Forbidden", "forbidden"),
+    NotFound: (404, "Not Found", "not-found"),
+    NotAcceptable: (406, "Not Acceptable", "not-supported"),
+    Conflict: (409, "Conflict", "conflict"),
+    TooLarge: (413, "Content Too Large", "too-long"),
+    Invalid: (422, "Unprocessable Content", "invalid"),
+    PreconditionRequired: (428, "Precondition Required", "required"),
+    Unavailable: (503, "Service Unavailable", "transient"),
+}
+_BY_STATUS = {status: (title, code) for status, title, code in TABLE.values()}
+_BY_STATUS.update(
+    {
+        405: ("Method Not Allowed", "not-supported"),
+        415: ("Unsupported Media Type", "not-supported"),
+        500: ("Internal Server Error", "exception"),
+    }
+)
+
+
+def _row(exc: DomainError) -> tuple[int, str, str]:
+    for cls in type(exc).__mro__:
+        if cls in TABLE:
+            return TABLE[cls]  # type: ignore[index]
+    return TABLE[BadRequest]
+
+
+def status_of(exc: DomainError) -> int:
+    return _row(exc)[0]
+
+
+def field_error(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem document, as every error of the API is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field("about:blank", description="Always about:blank: the status says it.")
+    title: str = Field(..., description="The status' standard phrase.")
+    status: int
+    detail: str = Field(..., description="What went wrong, in French, for the user.")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="Per field: `{field, message}`; the field uses the request's names."
+    )
+
+
+def problem_body(
+    status: int, detail: str, errors: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": _BY_STATUS.get(status, ("Error", ""))[0],
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    return body
 
 
 def problem_response(
@@ -58,16 +166,41 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
+    return JSONResponse(
+        problem_body(status, detail, errors, **extra),
+        status_code=status,
+        media_type=PROBLEM,
+        headers=headers,
+    )
+
+
+def operation_outcome(code: str, diagnostics: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
     }
-    if errors:
-        body["errors"] = errors
-    body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _error_response(
+    request: Request,
+    status: int,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    fhir_code: str | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
+    if request.url.path.startswith(FHIR_PREFIX + "/") or request.url.path == FHIR_PREFIX:
+        code = fhir_code or _BY_STATUS.get(status, ("", "processing"))[1]
+        return JSONResponse(
+            operation_outcome(code, detail),
+            status_code=status,
+            media_type=FHIR_JSON,
+            headers=headers,
+        )
+    return problem_response(status, detail, errors, headers, **extra)
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -80,35 +213,99 @@ def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts)
 
 
-def _validation_response(exc: RequestValidationError) -> JSONResponse:
+def _validation_response(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = []
     for err in exc.errors():
         if err.get("type") == "json_invalid":
-            return problem_response(400, "Le corps de la requête n'est pas du JSON valide.")
+            return _error_response(request, 400, "Le corps de la requête n'est pas du JSON valide.")
         field = _field_name(err.get("loc", ()))
         message = str(err.get("msg", "invalid"))
         if err.get("type") == "extra_forbidden":
             message = "champ inconnu, refusé"
         errors.append({"field": field, "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return problem_response(422, detail or "invalid request", errors=errors)
+    return _error_response(request, 422, detail or "invalid request", errors=errors)
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, exc.errors, exc.headers, **exc.extra)
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        status, _, fhir_code = _row(exc)
+        return _error_response(
+            request, status, exc.detail, exc.errors, exc.headers, fhir_code, **exc.extra
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation_response(exc)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The trace goes to the log (no request body, so no personal data); never to the client.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "Erreur interne ; l'incident est journalisé.")
+        return _error_response(request, 500, "Erreur interne ; l'incident est journalisé.")
+
+    app.openapi = lambda: document_problems(app)  # type: ignore[method-assign]
+
+
+# Statuses any operation may answer whatever it does: a refused token, a body too large, an
+# unreadable body, an internal error.
+_ALWAYS = {
+    "400": "The body is not valid JSON.",
+    "413": "The body is larger than PLACES_MAX_BODY_BYTES.",
+    "422": "A parameter or a body field is invalid; `errors[].field` names it.",
+    "500": "Unexpected error (logged; nothing of the request is echoed).",
+}
+_AUTHENTICATED = {
+    "401": "Missing, expired or invalid bearer token.",
+    "403": "The token's role or scope does not allow this operation.",
+}
+
+
+def _operations(schema: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if method in {"get", "put", "post", "patch", "delete"}:
+                yield path, operation
+
+
+def document_problems(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document with every error response of every operation described as
+    problem+json (OperationOutcome under /fhir), so a schema-driven client or fuzzer finds
+    each status it can meet documented with its body."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ProblemDetails"] = ProblemDetails.model_json_schema()
+    problem_ref = {"$ref": "#/components/schemas/ProblemDetails"}
+    for path, operation in _operations(schema):
+        responses = operation.setdefault("responses", {})
+        fhir = path.startswith(FHIR_PREFIX)
+        defaults = dict(_ALWAYS)
+        if operation.get("security") or _needs_token(path):
+            defaults.update(_AUTHENTICATED)
+        for status, description in defaults.items():
+            responses.setdefault(status, {"description": description})
+        for status, response in responses.items():
+            if not status.isdigit() or int(status) < 400:
+                continue
+            media = FHIR_JSON if fhir else PROBLEM
+            schema_ref: dict[str, Any] = {"type": "object"} if fhir else problem_ref
+            response["content"] = {media: {"schema": schema_ref}}
+    app.openapi_schema = schema
+    return schema
+
+
+def _needs_token(path: str) -> bool:
+    """Every /v1 and FHIR operation but the capability statement takes a bearer token."""
+    return path.startswith("/v1") or (path.startswith(FHIR_PREFIX) and path != "/fhir/metadata")

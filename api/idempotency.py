@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from fastapi.responses import JSONResponse
 
-from api.errors import Problem
+from api.errors import Conflict, Invalid, PreconditionRequired
 
 MAX_KEY_LENGTH = 200
 
@@ -25,15 +25,14 @@ def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
 def check_key(key: str | None, *, required: bool) -> str | None:
     if key is None or key == "":
         if required:
-            raise Problem(
-                428 if key is None else 422,
+            missing = PreconditionRequired if key is None else Invalid
+            raise missing(
                 "Idempotency-Key: en-tête requis pour cette écriture.",
                 errors=[{"field": "Idempotency-Key", "message": "required"}],
             )
         return None
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise Problem(
-            422,
+        raise Invalid(
             f"Idempotency-Key: au plus {MAX_KEY_LENGTH} caractères imprimables.",
             errors=[{"field": "Idempotency-Key", "message": "invalid"}],
         )
@@ -65,10 +64,9 @@ async def claim(
         key,
     )
     if stored is None or stored["status_code"] is None:
-        raise Problem(409, "Idempotency-Key: une requête avec cette clé est en cours.")
+        raise Conflict("Idempotency-Key: une requête avec cette clé est en cours.")
     if stored["request_hash"] != fingerprint:
-        raise Problem(
-            422,
+        raise Invalid(
             "Idempotency-Key: clé déjà utilisée pour une autre requête.",
             errors=[{"field": "Idempotency-Key", "message": "reused with a different request"}],
         )

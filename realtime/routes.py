@@ -22,7 +22,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, FastAPI, WebSocket
 
 from api.auth import Principal, decode_token
-from api.errors import Problem
+from api.errors import DomainError
 from api.settings import Settings, get_settings
 from realtime.bus import NATIONAL
 from realtime.hub import FeedGap, FeedSettings, FeedUnavailable, Hub, parse_event_id
@@ -121,7 +121,7 @@ async def _serve(
         return
     try:
         principal = decode_token(token)
-    except Problem as exc:
+    except DomainError as exc:
         await _close(websocket, 4401, exc.detail)
         return
     if not allowed(principal):

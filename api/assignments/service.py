@@ -19,7 +19,7 @@ import numpy as np
 from api import audit
 from api.assignments.schemas import OptimizeIn
 from api.auth import Principal
-from api.errors import Problem
+from api.errors import Invalid, NotFound
 from api.search.repository import offer_from_row
 from api.settings import get_settings
 from matching import Child, Need, Offer, Plan, greedy, optimize
@@ -139,7 +139,7 @@ async def load_problem(
 ) -> tuple[list[tuple[str, Need]], dict[str, list[Offer]], int]:
     region = await conn.fetchval("SELECT region_code FROM departments WHERE code = $1", department)
     if region is None:
-        raise Problem(404, f"Département {department} inconnu.")
+        raise NotFound(f"Département {department} inconnu.")
     requests = await conn.fetch(REQUESTS_SQL, department, request_ids)
     rows = [("unit", r) for r in await conn.fetch(UNITS_SQL, region)]
     rows += [("carer", r) for r in await conn.fetch(CARERS_SQL, region)]
@@ -161,8 +161,7 @@ async def run(pool: asyncpg.Pool, principal: Principal, body: OptimizeIn) -> dic
             found = {rid for rid, _ in needs}
             missing = [str(i) for i in body.request_ids if str(i) not in found]
             if missing:
-                raise Problem(
-                    422,
+                raise Invalid(
                     f"request_ids: {len(missing)} demande(s) inconnue(s), d'un autre "
                     "département, ou qui n'attendent plus.",
                     errors=[{"field": "request_ids", "message": ", ".join(missing[:20])}],

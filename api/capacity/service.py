@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from api import idempotency
 from api.auth import Principal
 from api.capacity.schemas import CapacityIn, CapacitySnapshot
-from api.errors import Problem, field_error
+from api.errors import Conflict, Forbidden, Invalid, NotFound, field_error
 
 COUNT_FIELDS = ("installed", "occupied", "reserved", "closed", "available", "additional")
 
@@ -99,7 +99,7 @@ def check_may_declare(principal: Principal, unit: asyncpg.Record) -> None:
         return
     if principal.role == "structure" and principal.finess == unit["finess"]:
         return
-    raise Problem(403, "Seul l'établissement de cette unité peut déclarer sa capacité.")
+    raise Forbidden("Seul l'établissement de cette unité peut déclarer sa capacité.")
 
 
 def merge(previous: dict[str, Any], body: CapacityIn) -> dict[str, Any]:
@@ -117,8 +117,7 @@ def check_invariants(counts: dict[str, Any]) -> None:
     used = counts["occupied"] + counts["reserved"] + counts["available"] + counts["closed"]
     ceiling = counts["installed"] + counts["additional"]
     if used > ceiling:
-        raise Problem(
-            422,
+        raise Invalid(
             f"available: occupés + réservés + disponibles + fermés ({used}) dépassent "
             f"installés + supplémentaires ({ceiling}).",
             errors=[
@@ -165,7 +164,7 @@ async def declare(
     async with pool.acquire() as conn, conn.transaction():
         unit = await conn.fetchrow(LOCK_SQL, unit_id, body.temporality)
         if unit is None:
-            raise Problem(404, f"Unité {unit_id} inconnue.")
+            raise NotFound(f"Unité {unit_id} inconnue.")
         check_may_declare(principal, unit)
         replay = await idempotency.claim(conn, principal.key, key, fingerprint)
         if replay is not None:
@@ -173,8 +172,7 @@ async def declare(
         declared = unit["prev_version"] is not None
         version = unit["prev_version"] if declared else 0
         if if_match is not None and if_match != version:
-            raise Problem(
-                409,
+            raise Conflict(
                 f"Version périmée : la déclaration courante est en version {version}, "
                 f"If-Match annonçait {if_match}. Rechargez puis redéclarez.",
                 current_version=version,

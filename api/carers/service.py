@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from api import audit, idempotency, outbox
 from api.auth import Principal
 from api.carers.schemas import AvailabilityIn
-from api.errors import Problem, field_error
+from api.errors import Conflict, Forbidden, NotFound, field_error
 from api.registry.repository import CARER_PUBLIC_COLUMNS
 from api.registry.schemas import FosterCarerOut
 
@@ -21,7 +21,7 @@ def check_may_declare(principal: Principal, carer: asyncpg.Record) -> None:
         return
     if principal.role == "department" and principal.department == carer["department"]:
         return
-    raise Problem(403, "Seul l'assistant familial ou son département employeur peut déclarer.")
+    raise Forbidden("Seul l'assistant familial ou son département employeur peut déclarer.")
 
 
 def check_body(body: AvailabilityIn, agrement_capacity: int, taken: int = 0) -> None:
@@ -62,15 +62,14 @@ async def declare(
             carer_id,
         )
         if carer is None:
-            raise Problem(404, f"Assistant familial {carer_id} inconnu.")
+            raise NotFound(f"Assistant familial {carer_id} inconnu.")
         check_may_declare(principal, carer)
         if key is not None:
             replay = await idempotency.claim(conn, principal.key, key, fingerprint)
             if replay is not None:
                 return replay
         if if_match is not None and if_match != carer["version"]:
-            raise Problem(
-                409,
+            raise Conflict(
                 f"Version périmée : version courante {carer['version']}, If-Match {if_match}.",
                 current_version=carer["version"],
             )

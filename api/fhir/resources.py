@@ -223,10 +223,3 @@ def organization(row: dict[str, Any]) -> dict[str, Any]:
     if row.get("finess_ej"):
         result["partOf"] = {"identifier": {"system": FINESS_SYSTEM, "value": row["finess_ej"]}}
     return result
-
-
-def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
-    }

@@ -18,10 +18,9 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Principal, current_principal
 from api.deps import Pool
-from api.errors import Problem
+from api.errors import FHIR_JSON, BadRequest, NotAcceptable, NotFound, UnsupportedParameter
 from api.fhir import repository, resources
 
-FHIR_JSON = "application/fhir+json"
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
 LOCATION_PARAMS = {
@@ -35,38 +34,13 @@ LOCATION_PARAMS = {
     "_format",
 }
 _FORMATS = {"json", "application/json", "application/fhir+json"}
-_ISSUE_CODES = {
-    400: "invalid",
-    401: "login",
-    403: "forbidden",
-    404: "not-found",
-    406: "not-supported",
-}
-
-
-class FhirError(Exception):
-    """A refusal answered as an OperationOutcome (``issue.code`` from the FHIR value set)."""
-
-    def __init__(self, status: int, diagnostics: str, code: str | None = None) -> None:
-        super().__init__(diagnostics)
-        self.status = status
-        self.diagnostics = diagnostics
-        self.code = code or _ISSUE_CODES.get(status, "processing")
 
 
 class FhirResponse(JSONResponse):
     media_type = FHIR_JSON
 
 
-async def fhir_principal(request: Request) -> Principal:
-    """The contract's bearer token, refusals turned into OperationOutcome."""
-    try:
-        return await current_principal(request)
-    except Problem as exc:
-        raise FhirError(exc.status, exc.detail) from exc
-
-
-Reader = Annotated[Principal, Depends(fhir_principal)]
+Reader = Annotated[Principal, Depends(current_principal)]
 router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
 
 _OUTCOME = {"content": {FHIR_JSON: {}}, "description": "OperationOutcome"}
@@ -82,7 +56,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 def _check_format(request: Request) -> None:
     fmt = request.query_params.get("_format")
     if fmt is not None and fmt not in _FORMATS:
-        raise FhirError(406, f"_format={fmt} : seul le JSON FHIR est servi")
+        raise NotAcceptable(f"_format={fmt} : seul le JSON FHIR est servi")
 
 
 def _values(request: Request, name: str) -> list[str] | None:
@@ -91,12 +65,10 @@ def _values(request: Request, name: str) -> list[str] | None:
     if not given:
         return None
     if len(given) > 1:
-        raise FhirError(
-            400, f"{name} : un seul paramètre {name} (valeurs séparées par des virgules)"
-        )
+        raise BadRequest(f"{name} : un seul paramètre {name} (valeurs séparées par des virgules)")
     values = [v.strip() for v in given[0].split(",")]
     if not all(values):
-        raise FhirError(400, f"{name} : valeur vide")
+        raise BadRequest(f"{name} : valeur vide")
     return values
 
 
@@ -107,7 +79,7 @@ def _ids(request: Request, name: str, prefix: str = "") -> list[UUID] | None:
     try:
         return [UUID(v.removeprefix(prefix)) for v in values]
     except ValueError as exc:
-        raise FhirError(400, f"{name} : identifiant attendu (UUID)") from exc
+        raise BadRequest(f"{name} : identifiant attendu (UUID)") from exc
 
 
 def _integer(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -115,7 +87,7 @@ def _integer(request: Request, name: str, default: int, low: int, high: int) -> 
     if raw is None:
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise FhirError(400, f"{name} : entier de {low} à {high} attendu, reçu {raw!r}")
+        raise BadRequest(f"{name} : entier de {low} à {high} attendu, reçu {raw!r}")
     return int(raw)
 
 
@@ -142,16 +114,12 @@ async def search_locations(request: Request, _: Reader, pool: Pool) -> dict[str,
     unknown = sorted(set(request.query_params) - LOCATION_PARAMS)
     lenient = "handling=lenient" in request.headers.get("prefer", "").replace(" ", "")
     if unknown and not lenient:
-        raise FhirError(
-            400,
-            f"paramètre(s) de recherche non pris en charge : {', '.join(unknown)}",
-            "not-supported",
+        raise UnsupportedParameter(
+            f"paramètre(s) de recherche non pris en charge : {', '.join(unknown)}"
         )
     include = _values(request, "_include") or []
     if any(i != "Location:organization" for i in include):
-        raise FhirError(
-            400, "_include : seul Location:organization est pris en charge", "not-supported"
-        )
+        raise UnsupportedParameter("_include : seul Location:organization est pris en charge")
     count = _integer(request, "_count", DEFAULT_COUNT, 0, MAX_COUNT)
     offset = _integer(request, "_offset", 0, 0, 10_000_000)
     departments = _values(request, "address-state")
@@ -211,7 +179,7 @@ def _uuid_or_404(value: str, kind: str) -> UUID:
     try:
         return UUID(value)
     except ValueError as exc:
-        raise FhirError(404, f"{kind}/{value} introuvable") from exc
+        raise NotFound(f"{kind}/{value} introuvable") from exc
 
 
 @router.get("/Location/{location_id}", summary="One unit (FHIR Location)", responses=_RESPONSES)
@@ -223,7 +191,7 @@ async def read_location(
     async with pool.acquire() as conn:
         rows, _total = await repository.units(conn, unit_ids=[unit_id], limit=1)
     if not rows:
-        raise FhirError(404, f"Location/{location_id} introuvable")
+        raise NotFound(f"Location/{location_id} introuvable")
     return resources.location(rows[0])
 
 
@@ -240,7 +208,7 @@ async def read_organization(
     async with pool.acquire() as conn:
         row = await repository.structure(conn, structure_id)
     if row is None:
-        raise FhirError(404, f"Organization/{organization_id} introuvable")
+        raise NotFound(f"Organization/{organization_id} introuvable")
     return resources.organization(row)
 
 
@@ -286,17 +254,6 @@ async def metadata(request: Request) -> dict[str, Any]:
     }
 
 
-async def _fhir_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FhirError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return FhirResponse(
-        resources.operation_outcome(exc.code, exc.diagnostics),
-        status_code=exc.status,
-        headers=headers,
-    )
-
-
 def install(app: FastAPI) -> None:
-    """Mount ``/fhir`` and answer its refusals as OperationOutcome."""
-    app.add_exception_handler(FhirError, _fhir_error)
+    """Mount ``/fhir``; its refusals become OperationOutcome in ``api.errors``."""
     app.include_router(router)

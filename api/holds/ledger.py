@@ -46,7 +46,7 @@ import asyncpg
 from api import outbox
 from api.capacity.schemas import CapacitySnapshot
 from api.capacity.service import COUNT_FIELDS, SNAPSHOT_COLUMNS
-from api.errors import Problem, field_error
+from api.errors import Conflict, field_error
 from api.registry.repository import CARER_PUBLIC_COLUMNS
 from api.registry.schemas import FosterCarerOut
 
@@ -122,16 +122,14 @@ async def _move_unit(
     )
     if snapshot is None:
         # Only reachable for a new hold: any other transition follows a hold, which needed it.
-        raise Problem(
-            409,
+        raise Conflict(
             "Cette unité n'a jamais déclaré sa capacité : aucune place n'est connue comme "
             "disponible.",
         )
     source, destination = UNIT_MOVES[transition]
     counts: dict[str, Any] = dict(snapshot)
     if transition == "hold" and counts["available"] < places:
-        raise Problem(
-            409,
+        raise Conflict(
             f"Places insuffisantes : {counts['available']} disponible(s) pour un groupe de "
             f"{places} enfant(s).",
             available=counts["available"],
@@ -192,13 +190,11 @@ async def _move_carer(
         return  # the place was taken when the hold was made
     if transition == "hold":
         if carer["status"] != "active":
-            raise Problem(
-                409,
+            raise Conflict(
                 f"L'assistant familial n'est pas disponible (statut « {carer['status']} »).",
             )
         if carer["available_places"] < places:
-            raise Problem(
-                409,
+            raise Conflict(
                 f"Places insuffisantes : {carer['available_places']} disponible(s) pour un "
                 f"groupe de {places} enfant(s).",
                 available=carer["available_places"],

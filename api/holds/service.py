@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from api import audit, idempotency, outbox
 from api.auth import Principal, require_department_scope
-from api.errors import Problem, field_error
+from api.errors import Conflict, Forbidden, NotFound, field_error
 from api.holds import ledger, repository
 from api.holds.ledger import Move, Target
 from api.holds.schemas import HoldIn
@@ -77,7 +77,7 @@ def target_side(principal: Principal, _: asyncpg.Record, target: Target) -> None
     if target.kind == "carer" and principal.role == "carer" and principal.carer_id:
         if principal.carer_id == target.carer_id:
             return
-    raise Problem(403, "Seul l'établissement ou l'assistant familial visé peut refuser.")
+    raise Forbidden("Seul l'établissement ou l'assistant familial visé peut refuser.")
 
 
 def either_side(principal: Principal, request: asyncpg.Record, target: Target) -> None:
@@ -133,8 +133,7 @@ async def create(
                 return replay
         target = await ledger.resolve(conn, body.target.kind, body.target.id)
         if request["status"] != "waiting":
-            raise Problem(
-                409,
+            raise Conflict(
                 f"Seule une demande en attente peut être réservée ; celle-ci est "
                 f"« {request['status']} ».",
                 request_status=request["status"],
@@ -185,17 +184,15 @@ def _refuse_illegal(
                 f"« {name} » impossible : la réservation est « {status} », "
                 f"il faut « {t.hold_from} »."
             )
-        raise Problem(409, detail, hold_status=status)
+        raise Conflict(detail, hold_status=status)
     if name == "admit" and hold["overdue"]:
-        raise Problem(
-            409,
+        raise Conflict(
             f"Réservation expirée le {hold['expires_at'].isoformat()} : elle ne peut plus être "
             "admise ; faites une nouvelle réservation.",
             hold_status="expired",
         )
     if request["status"] != t.request_from:
-        raise Problem(
-            409,
+        raise Conflict(
             f"« {name} » impossible : la demande est « {request['status']} ».",
             request_status=request["status"],
         )
@@ -248,7 +245,7 @@ async def transition(
     async with pool.acquire() as conn, conn.transaction():
         hold = await repository.lock(conn, hold_id)
         if hold is None:
-            raise Problem(404, f"Réservation {hold_id} inconnue.")
+            raise NotFound(f"Réservation {hold_id} inconnue.")
         return await apply_locked(conn, principal, hold, name, reason, check)
 
 
@@ -256,7 +253,7 @@ async def read(pool: asyncpg.Pool, principal: Principal, hold_id: UUID) -> dict[
     async with pool.acquire() as conn, conn.transaction():
         hold = await repository.get(conn, hold_id)
         if hold is None:
-            raise Problem(404, f"Réservation {hold_id} inconnue.")
+            raise NotFound(f"Réservation {hold_id} inconnue.")
         request = await conn.fetchrow(
             "SELECT department, status FROM placement_requests WHERE id = $1",
             hold["request_id"],
@@ -287,7 +284,7 @@ async def list_holds(
     )
     if principal.role == "department":
         if department is not None and department != principal.department:
-            raise Problem(403, f"Hors du périmètre du jeton (département {department}).")
+            raise Forbidden(f"Hors du périmètre du jeton (département {department}).")
         department = principal.department
     async with pool.acquire() as conn, conn.transaction():
         rows = await repository.list_for(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from api.auth import AnyPrincipal, Principal, require_department_scope, require_roles
 from api.codes import PDE_CATEGORIES
 from api.deps import Pool
-from api.errors import Problem, field_error
+from api.errors import NotFound, field_error
 from api.idempotency import check_key
 from api.registry import repository, service
 from api.registry.schemas import (
@@ -117,6 +117,6 @@ async def list_foster_carers(
     require_department_scope(principal, department)
     async with pool.acquire() as conn:
         if not await repository.department_exists(conn, department):
-            raise Problem(404, f"Département {department} inconnu.")
+            raise NotFound(f"Département {department} inconnu.")
         items, total = await repository.foster_carers(conn, department, limit, offset)
     return {"items": [dict(r) for r in items], "total": total}

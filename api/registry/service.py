@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api import audit, idempotency, outbox
 from api.auth import Principal
-from api.errors import Problem, field_error
+from api.errors import Conflict, Forbidden, NotFound, field_error
 from api.registry import repository
 from api.registry.schemas import StructureIn, UnitIn, UnitOut
 from geo.bounds import in_france
@@ -38,7 +38,7 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
         if commune is None:
             raise field_error("commune", f"commune INSEE {body.commune} inconnue")
         if await conn.fetchval("SELECT true FROM structures WHERE finess = $1", body.finess):
-            raise Problem(409, f"Le FINESS {body.finess} est déjà enregistré.")
+            raise Conflict(f"Le FINESS {body.finess} est déjà enregistré.")
         structure_id = await conn.fetchval(
             """
             INSERT INTO structures (finess, finess_ej, name, category, department, commune,
@@ -128,9 +128,9 @@ async def add_unit(
             structure_id,
         )
         if structure is None:
-            raise Problem(404, f"Établissement {structure_id} inconnu.")
+            raise NotFound(f"Établissement {structure_id} inconnu.")
         if principal.role == "structure" and principal.finess != structure["finess"]:
-            raise Problem(403, "Un établissement ne décrit que ses propres unités.")
+            raise Forbidden("Un établissement ne décrit que ses propres unités.")
         unit = await conn.fetchrow(INSERT_UNIT_SQL, *_unit_row(structure_id, body))
         unit_id = unit["id"]
         retired = [

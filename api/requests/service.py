@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from api import audit, idempotency, outbox
 from api.auth import Principal, require_department_scope
-from api.errors import Problem, field_error
+from api.errors import Conflict, NotFound, field_error
 from api.requests import repository
 from api.requests.schemas import RequestIn
 from api.settings import get_settings
@@ -144,7 +144,7 @@ async def create(
 async def _readable(conn: asyncpg.Connection, principal: Principal, request_id: UUID) -> Any:
     row = await repository.get(conn, request_id)
     if row is None:
-        raise Problem(404, f"Demande {request_id} inconnue.")
+        raise NotFound(f"Demande {request_id} inconnue.")
     require_department_scope(principal, row["department"])
     return row
 
@@ -258,11 +258,10 @@ async def cancel(
     async with pool.acquire() as conn, conn.transaction():
         request = await repository.lock(conn, request_id)
         if request is None:
-            raise Problem(404, f"Demande {request_id} inconnue.")
+            raise NotFound(f"Demande {request_id} inconnue.")
         require_department_scope(principal, request["department"])
         if request["status"] != "waiting":
-            raise Problem(
-                409,
+            raise Conflict(
                 f"Seule une demande en attente peut être annulée ; celle-ci est "
                 f"« {request['status']} » (libérez la réservation ou enregistrez la sortie).",
                 status_now=request["status"],

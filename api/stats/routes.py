@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from api.auth import Principal, require_roles
 from api.deps import Pool
-from api.errors import Problem
+from api.errors import NotFound
 from api.settings import get_settings
 from api.stats import repository
 from api.stats.schemas import DepartmentStats, StatsHistoryOut, StatsPage
@@ -37,7 +37,7 @@ async def _stats(pool: Any, department: str | None) -> dict[str, Any]:
             conn, settings.stale_after_days, settings.unexecuted_after_days, department
         )
     if department is not None and not items:
-        raise Problem(404, f"Département {department} inconnu.")
+        raise NotFound(f"Département {department} inconnu.")
     return {
         "items": items,
         "total": len(items),
@@ -114,6 +114,6 @@ async def history(
         if department is not None and not await conn.fetchval(
             "SELECT true FROM departments WHERE code = $1", department
         ):
-            raise Problem(404, f"Département {department} inconnu.")
+            raise NotFound(f"Département {department} inconnu.")
         timezone, items = await repository.history(conn, department, days)
     return {"department": department, "days": days, "timezone": timezone, "items": items}

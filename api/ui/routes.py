@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import AnyPrincipal, Principal, issue_token
 from api.deps import Pool
-from api.errors import Problem, field_error
+from api.errors import Forbidden, NotFound, field_error
 from api.registry.repository import CARER_PUBLIC_COLUMNS, structure_by_id
 from api.registry.schemas import FosterCarerOut, StructureOut
 from api.settings import get_settings
@@ -295,7 +295,7 @@ async def dev_token(body: DevTokenIn, pool: Pool) -> dict[str, Any]:
     """The same token as ``places token --role …``: the local issuer is a development tool,
     which is why it disappears as soon as ``PLACES_JWT_JWKS_URL`` is set."""
     if not local_issuer():
-        raise Problem(404, "Connexion locale désactivée : un fournisseur OIDC est configuré.")
+        raise NotFound("Connexion locale désactivée : un fournisseur OIDC est configuré.")
     settings = get_settings()
     scope: dict[str, str | None] = {}
     async with pool.acquire() as conn:
@@ -363,9 +363,7 @@ async def declarant(
             )
             structure = await structure_by_id(conn, structure_id) if structure_id else None
             if structure is None:
-                raise Problem(
-                    404, f"Aucun établissement enregistré sous le FINESS {target_finess}."
-                )
+                raise NotFound(f"Aucun établissement enregistré sous le FINESS {target_finess}.")
             return {
                 "kind": "structure",
                 "structure": structure,
@@ -375,9 +373,9 @@ async def declarant(
             f"SELECT {CARER_PUBLIC_COLUMNS} FROM foster_carers WHERE id = $1", target_carer
         )
     if row is None:
-        raise Problem(404, "Assistant familial inconnu.")
+        raise NotFound("Assistant familial inconnu.")
     if principal.role == "department" and row["department"] != principal.department:
-        raise Problem(403, "Cet assistant familial dépend d'un autre département.")
+        raise Forbidden("Cet assistant familial dépend d'un autre département.")
     return {"kind": "carer", "carer": dict(row), "commune_name": _commune_name(row["commune"])}
 
 
@@ -394,7 +392,7 @@ def _declarant_scope(
         return None, carer
     if principal.role in ("admin", "department"):
         raise field_error("finess", "précisez ?finess=… (établissement) ou ?carer=… (AF)")
-    raise Problem(403, "Le rôle national ne déclare pas de places.")
+    raise Forbidden("Le rôle national ne déclare pas de places.")
 
 
 def _commune_name(insee: str) -> str | None:
