@@ -8,8 +8,10 @@ built by a test with its own settings behaves by them.
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from api.changes import Idempotency
+from api.errors import Invalid, PreconditionRequired, field_error
 from api.settings import Settings
 
 
@@ -25,3 +27,42 @@ async def get_app_settings(request: Request) -> Settings:
 
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+
+def idempotency(request: Request, key: str | None, *, required: bool) -> Idempotency | None:
+    """The write's ``Idempotency-Key`` header, checked, with the operation it is for (this
+    request's method and path). Called by the route after the body is validated, so that a
+    bad body is reported before a missing key."""
+    if key is None or key == "":
+        if required:
+            missing = PreconditionRequired if key is None else Invalid
+            raise missing(
+                "Idempotency-Key: en-tête requis pour cette écriture.",
+                errors=[{"field": "Idempotency-Key", "message": "required"}],
+            )
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise Invalid(
+            f"Idempotency-Key: au plus {MAX_IDEMPOTENCY_KEY_LENGTH} caractères imprimables.",
+            errors=[{"field": "Idempotency-Key", "message": "invalid"}],
+        )
+    return Idempotency(key, f"{request.method} {request.url.path}")
+
+
+IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
+
+
+def if_match_version(value: str | None) -> int | None:
+    """Accept ``3``, ``"3"`` and ``W/"3"``: the snapshot version is the entity tag."""
+    if value is None:
+        return None
+    raw = value.strip()
+    if raw.startswith("W/"):
+        raw = raw[2:]
+    raw = raw.strip('"')
+    if not raw.isdigit():
+        raise field_error("If-Match", 'attendu : le numéro de version, par ex. "3"')
+    return int(raw)

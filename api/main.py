@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from api import errors
 from api.assignments.routes import router as assignments_router
 from api.capacity.routes import router as capacity_router
-from api.carers.routes import router as carers_router
 from api.db import create_pool
 from api.fhir.routes import install as install_fhir
 from api.health import router as health_router
@@ -87,7 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(registry_router)
     app.include_router(capacity_router)
-    app.include_router(carers_router)
     app.include_router(requests_router)
     app.include_router(holds_router)
     app.include_router(search_router)

@@ -442,7 +442,7 @@ class Hold(SQLModel, table=True):
 
     ``held`` counts in the target's reserved places until it is admitted (then occupied),
     released, refused or expired (then available again); an admitted hold is the placement,
-    and its exit gives the places back. See ``api.holds.ledger`` for the capacity rule.
+    and its exit gives the places back. See ``api.capacity.moves`` for the capacity rule.
     """
 
     __tablename__ = "holds"

@@ -25,7 +25,8 @@ from pathlib import Path
 import asyncpg
 
 from api.auth import issue_token
-from api.capacity.service import LOCK_SQL, WRITE_SQL
+from api.capacity.repository import DECLARE_SQL, LOCK_SQL
+from api.changes import CHANNEL
 from api.db import init_connection
 from api.settings import get_settings
 from loadtests.common import percentile, serve
@@ -131,7 +132,7 @@ async def raw_sql(dsn: str, units: list[tuple[str, str, int]], n: int) -> list[f
                 version = (row["prev_version"] or 0) + 1
                 snapshot = {"version": version}
                 await conn.execute(
-                    WRITE_SQL,
+                    DECLARE_SQL,
                     uid,
                     "current",
                     version,
@@ -145,14 +146,18 @@ async def raw_sql(dsn: str, units: list[tuple[str, str, int]], n: int) -> list[f
                     installed - occupied,
                     0,
                     "any",
+                    "capacity.updated",
                     row["department"],
                     snapshot,
                     "bench",
+                    "capacity.declare",
                     unit_id,
                     snapshot,
+                    200,
                     snapshot,
                     "bench",
                     key,
+                    CHANNEL,
                 )
             out.append(time.perf_counter() - t0)
     finally:

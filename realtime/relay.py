@@ -1,7 +1,7 @@
 """Outbox relay: moves committed outbox rows to the feeds, in order, exactly once.
 
 Every worker runs one; a PostgreSQL advisory lock keeps exactly one active. It wakes on
-LISTEN/NOTIFY (fired at commit by ``api.outbox.emit``) and also polls every second, so it
+LISTEN/NOTIFY (fired at commit by ``api.changes.emit``) and also polls every second, so it
 catches up after its own restart or an outage of the bus. A row is marked published only
 after the bus acknowledged it; the bus skips already-published ids, so a crash in between
 never duplicates an event.
@@ -14,8 +14,8 @@ import logging
 import asyncpg
 from redis.exceptions import RedisError
 
+from api.changes import CHANNEL
 from api.db import init_connection
-from api.outbox import CHANNEL
 from realtime.bus import Bus, OutboxEvent
 
 log = logging.getLogger("places.relay")

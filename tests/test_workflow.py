@@ -593,7 +593,7 @@ async def test_unit_lifecycle_hold_admit_exit(client, pool):
             unit["id"],
         )
     # A declaration, then the workflow's moves (which say where they come from).
-    assert [e["data"].get("source") for e in capacity_events] == [None, "hold", "admit", "exit"]
+    assert [e["data"]["source"] for e in capacity_events] == ["api", "hold", "admit", "exit"]
 
 
 async def test_release_and_refuse_give_the_places_back(client, pool):

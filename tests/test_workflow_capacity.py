@@ -1,6 +1,6 @@
 """One truth for capacity: the snapshot, the holds and the declarations never disagree.
 
-The rule is in ``api.holds.ledger``; these tests drive it through the API, including random
+The rule is in ``api.capacity.moves``; these tests drive it through the API, including random
 sequences of holds, admissions, releases, refusals, expiries, exits and re-declarations.
 """
 

@@ -16,12 +16,12 @@ from uuid import UUID
 import asyncpg
 import numpy as np
 
-from api import audit
+from api import changes
 from api.assignments.schemas import OptimizeIn
 from api.auth import Principal
 from api.errors import Invalid, NotFound
 from api.search.repository import offer_from_row
-from api.settings import get_settings
+from api.settings import Settings
 from matching import Child, Need, Offer, Plan, greedy, optimize
 
 UNITS_SQL = """
@@ -152,7 +152,9 @@ async def load_problem(
     return needs, offers_by_need, len(rows)
 
 
-async def run(pool: asyncpg.Pool, principal: Principal, body: OptimizeIn) -> dict[str, Any]:
+async def run(
+    pool: asyncpg.Pool, principal: Principal, body: OptimizeIn, settings: Settings
+) -> dict[str, Any]:
     async with pool.acquire() as conn:
         needs, offers_by_need, n_offers = await load_problem(
             conn, body.department, body.request_ids, body.candidates_per_request
@@ -166,7 +168,7 @@ async def run(pool: asyncpg.Pool, principal: Principal, body: OptimizeIn) -> dic
                     "département, ou qui n'attendent plus.",
                     errors=[{"field": "request_ids", "message": ", ".join(missing[:20])}],
                 )
-        await audit.record(
+        await changes.audit(
             conn,
             principal,
             "assignment.optimize",
@@ -177,7 +179,6 @@ async def run(pool: asyncpg.Pool, principal: Principal, body: OptimizeIn) -> dic
         )
     # The solve runs off the event loop and without a connection: seconds of CPU must not
     # stall this worker's other requests nor hold a pooled connection.
-    settings = get_settings()
     best = await asyncio.to_thread(
         optimize,
         needs,

@@ -1,6 +1,6 @@
 """Request and response bodies of capacity declarations."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -74,3 +74,17 @@ class CapacitySnapshot(BaseModel):
     available: int
     additional: int
     available_gender: Gender
+
+
+class AvailabilityIn(BaseModel):
+    """A carer's declaration: free places and status."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"available_places": 1, "status": "active", "until": None}]
+        },
+    )
+    available_places: int = Field(ge=0, le=6)
+    status: Literal["active", "leave", "suspended"]
+    until: date | None = None

@@ -1,97 +1,22 @@
-"""Declaring a unit's capacity: one transaction writes the history row, the snapshot, the
-idempotency record, the audit entry and the outbox event — all or nothing."""
+"""Declaring capacity: a unit's counts (the establishment's word) and a carer's free places
+and status. Each declaration is one transaction through ``api.capacity.repository`` and
+``api.changes``: history, snapshot, Idempotency-Key record, audit entry and outbox event —
+all or nothing."""
 
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
-from fastapi.responses import Response
 
-from api import idempotency
+from api import changes, events
 from api.auth import Principal
-from api.capacity.schemas import CapacityIn, CapacitySnapshot
+from api.capacity import repository
+from api.capacity.repository import COUNT_FIELDS
+from api.capacity.schemas import AvailabilityIn, CapacityIn, CapacitySnapshot
+from api.changes import Idempotency, Written
 from api.errors import Conflict, Forbidden, Invalid, NotFound, field_error
-
-COUNT_FIELDS = ("installed", "occupied", "reserved", "closed", "available", "additional")
-
-SNAPSHOT_COLUMNS = (
-    "unit_id, temporality, version, declared_at, declared_by, installed, occupied, reserved,"
-    " closed, available, additional, available_gender"
-)
-
-
-def parse_if_match(value: str | None) -> int | None:
-    """Accept ``3``, ``"3"`` and ``W/"3"``: the snapshot version is the entity tag."""
-    if value is None:
-        return None
-    raw = value.strip()
-    if raw.startswith("W/"):
-        raw = raw[2:]
-    raw = raw.strip('"')
-    if not raw.isdigit():
-        raise field_error("If-Match", 'attendu : le numéro de version, par ex. "3"')
-    return int(raw)
-
-
-_PREVIOUS = ", ".join(f"c.{c.strip()} AS prev_{c.strip()}" for c in SNAPSHOT_COLUMNS.split(","))
-LOCK_SQL = f"""
-SELECT u.id, u.installed, s.id AS structure_id, s.finess, s.department, now() AS now,
-       snap.*
-  FROM units u
-  JOIN structures s ON s.id = u.structure_id
-  LEFT JOIN LATERAL (
-        SELECT {_PREVIOUS}
-          FROM capacity_snapshots c
-         WHERE c.unit_id = u.id AND c.temporality = $2
-           FOR UPDATE
-       ) snap ON true
- WHERE u.id = $1
-"""
-"""The unit, its establishment, and its snapshot for the temporality, row-locked: concurrent
-declarations and workflow moves on the same snapshot serialize here."""
-
-# The hot path writes its six rows in one statement (a round trip is worth more than the
-# CTE's length): history, snapshot, the unit's installed count, the outbox event (the same
-# row ``api.outbox.emit`` writes, with its NOTIFY fired at commit), the audit entry (as
-# ``api.audit.record``) and the response kept for Idempotency-Key replays.
-WRITE_SQL = """
-WITH history AS (
-    INSERT INTO capacity_declarations
-           (unit_id, temporality, version, declared_at, declared_by, source,
-            installed, occupied, reserved, closed, available, additional, available_gender)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-), snapshot AS (
-    INSERT INTO capacity_snapshots AS s
-           (unit_id, temporality, version, declared_at, declared_by, source,
-            installed, occupied, reserved, closed, available, additional, available_gender,
-            location)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, st.location
-      FROM units u JOIN structures st ON st.id = u.structure_id
-     WHERE u.id = $1
-    ON CONFLICT (unit_id, temporality) DO UPDATE
-       SET version = EXCLUDED.version, declared_at = EXCLUDED.declared_at,
-           declared_by = EXCLUDED.declared_by, source = EXCLUDED.source,
-           installed = EXCLUDED.installed, occupied = EXCLUDED.occupied,
-           reserved = EXCLUDED.reserved, closed = EXCLUDED.closed,
-           available = EXCLUDED.available, additional = EXCLUDED.additional,
-           available_gender = EXCLUDED.available_gender
-), unit AS (
-    UPDATE units SET installed = $7
-     WHERE id = $1 AND $2 = 'current' AND installed <> $7
-), event AS (
-    INSERT INTO outbox_events (type, department, occurred_at, data, national_data)
-    VALUES ('capacity.updated', $14, $4, $15, $15)
-), audit AS (
-    INSERT INTO audit_entries (occurred_at, actor, role, action, object_type, object_id,
-                               department, detail)
-    VALUES ($4, $5, $16, 'capacity.declare', 'unit', $17, $14, $18)
-), idempotency AS (
-    UPDATE idempotency_keys SET status_code = 200, response = $19
-     WHERE principal = $20 AND key = $21
-)
-SELECT pg_notify('places_outbox', $14)
-"""
+from api.registry.schemas import FosterCarerOut
 
 
 def check_may_declare(principal: Principal, unit: asyncpg.Record) -> None:
@@ -134,13 +59,10 @@ async def check_reserved_covers_holds(
     conn: asyncpg.Connection, unit_id: UUID, reserved: int
 ) -> None:
     """A declaration is the establishment's word, except that ``reserved`` cannot drop below
-    the places held through Places on the unit (see ``api.holds.ledger``): otherwise a hold's
-    release would give back places the snapshot no longer counts. Called with the snapshot
-    row locked, so no hold can be taken or released meanwhile."""
-    held: int = await conn.fetchval(
-        "SELECT coalesce(sum(places), 0) FROM holds WHERE unit_id = $1 AND status = 'held'",
-        unit_id,
-    )
+    the places held through Places on the unit (see ``api.capacity.moves``): otherwise a
+    hold's release would give back places the snapshot no longer counts. Called with the
+    snapshot row locked, so no hold can be taken or released meanwhile."""
+    held = await repository.held_on_unit(conn, unit_id)
     if reserved < held:
         raise field_error(
             "reserved",
@@ -149,24 +71,23 @@ async def check_reserved_covers_holds(
         )
 
 
-async def declare(
+async def declare_unit(
     pool: asyncpg.Pool,
     principal: Principal,
     unit_id: UUID,
     body: CapacityIn,
-    key: str,
+    idempotency: Idempotency,
     if_match: int | None,
     source: str = "api",
-) -> Response:
-    fingerprint = idempotency.request_hash(
-        "PUT", f"/v1/units/{unit_id}/capacity", body.model_dump(exclude_none=True)
-    )
+) -> Written:
     async with pool.acquire() as conn, conn.transaction():
-        unit = await conn.fetchrow(LOCK_SQL, unit_id, body.temporality)
+        unit = await repository.lock_unit(conn, unit_id, body.temporality)
         if unit is None:
             raise NotFound(f"Unité {unit_id} inconnue.")
         check_may_declare(principal, unit)
-        replay = await idempotency.claim(conn, principal.key, key, fingerprint)
+        replay = await changes.claim(
+            conn, principal, idempotency, body.model_dump(exclude_none=True)
+        )
         if replay is not None:
             return replay
         declared = unit["prev_version"] is not None
@@ -197,9 +118,11 @@ async def declare(
             declared_by=principal.sub,
             **counts,
         ).model_dump(mode="json")
-        event = {**snapshot, "structure_id": str(unit["structure_id"]), "finess": unit["finess"]}
-        await conn.execute(
-            WRITE_SQL,
+        event = events.capacity_updated(
+            unit["department"], snapshot, str(unit["structure_id"]), unit["finess"], source
+        )
+        await repository.declare_unit(
+            conn,
             unit_id,
             body.temporality,
             version + 1,
@@ -208,17 +131,87 @@ async def declare(
             source,
             *(counts[name] for name in COUNT_FIELDS),
             counts["available_gender"],
-            unit["department"],
-            event,
+            event.type,
+            event.department,
+            event.data,
             principal.role,
+            "capacity.declare",
             str(unit_id),
             {"temporality": body.temporality, "version": version + 1},
+            200,
             snapshot,
             principal.key,
-            key,
+            idempotency.key,
+            changes.CHANNEL,
         )
-    return Response(
-        orjson.dumps(snapshot),
-        media_type="application/json",
-        headers={"ETag": f'"{snapshot["version"]}"'},
-    )
+    return Written(snapshot)
+
+
+def check_may_declare_carer(principal: Principal, carer: asyncpg.Record) -> None:
+    if principal.role == "admin":
+        return
+    if principal.role == "carer" and principal.carer_id == str(carer["id"]):
+        return
+    if principal.role == "department" and principal.department == carer["department"]:
+        return
+    raise Forbidden("Seul l'assistant familial ou son département employeur peut déclarer.")
+
+
+def check_carer_body(body: AvailabilityIn, agrement_capacity: int, taken: int = 0) -> None:
+    """``taken``: places held or occupied through Places (holds ``held`` or ``admitted``):
+    a carer cannot declare them free again without the workflow releasing them."""
+    if body.available_places > agrement_capacity:
+        raise field_error(
+            "available_places",
+            f"{body.available_places} places déclarées pour un agrément de {agrement_capacity}",
+        )
+    if body.available_places > agrement_capacity - taken:
+        raise field_error(
+            "available_places",
+            f"{taken} place(s) réservée(s) ou occupée(s) via Places sur un agrément de "
+            f"{agrement_capacity} : au plus {agrement_capacity - taken} disponible(s)",
+        )
+    if body.until is not None and body.until < date.today():
+        raise field_error("until", "date passée")
+    if body.status == "active" and body.until is not None:
+        raise field_error("until", "seulement pour un congé ou une suspension")
+
+
+async def declare_carer(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    carer_id: UUID,
+    body: AvailabilityIn,
+    idempotency: Idempotency | None,
+    if_match: int | None,
+) -> Written:
+    async with pool.acquire() as conn, conn.transaction():
+        carer = await repository.lock_carer(conn, carer_id)
+        if carer is None:
+            raise NotFound(f"Assistant familial {carer_id} inconnu.")
+        check_may_declare_carer(principal, carer)
+        replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
+        if replay is not None:
+            return replay
+        if if_match is not None and if_match != carer["version"]:
+            raise Conflict(
+                f"Version périmée : version courante {carer['version']}, If-Match {if_match}.",
+                current_version=carer["version"],
+            )
+        taken = await repository.taken_on_carer(conn, carer_id)
+        check_carer_body(body, carer["agrement_capacity"], taken)
+        row = await repository.write_carer(
+            conn, carer_id, body.available_places, body.status, body.until, principal.sub, "api"
+        )
+        out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
+        await changes.emit(conn, events.carer_availability_updated(carer["department"], out, "api"))
+        await changes.audit(
+            conn,
+            principal,
+            "carer.declare",
+            "foster_carer",
+            str(carer_id),
+            carer["department"],
+            {"version": row["version"]},
+        )
+        return await changes.store(conn, principal, idempotency, Written(out))

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.capacity.service import SNAPSHOT_COLUMNS
+from api.capacity.repository import SNAPSHOT_COLUMNS
 
 _UNIT_COLUMNS = """
        u.id, u.name, u.age_min, u.age_max, u.sexes, u.care_modes, u.disability_profiles,

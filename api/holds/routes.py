@@ -8,14 +8,14 @@ role gets 403 everywhere here.
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Principal, require_roles
-from api.deps import Pool
+from api.deps import IdempotencyHeader, Pool, idempotency
 from api.holds import service
 from api.holds.schemas import HoldIn, HoldOut, HoldPage
-from api.idempotency import check_key
 from api.requests.schemas import ReasonIn
+from api.responses import written
 
 router = APIRouter(prefix="/v1", tags=["orientation"])
 
@@ -46,14 +46,17 @@ def _conflict(what: str) -> dict[int, dict[str, str]]:
     },
 )
 async def create_hold(
+    request: Request,
     body: HoldIn,
     principal: DepartmentUser,
     pool: Pool,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> object:
+    idempotency_key: IdempotencyHeader = None,
+) -> Response:
     """The held places stop counting as available at once (unit: available → reserved;
     carer: available_places decreases). Idempotency-Key is optional (recommended)."""
-    return await service.create(pool, principal, body, check_key(idempotency_key, required=False))
+    key = idempotency(request, idempotency_key, required=False)
+    answer = await service.create(pool, principal, body, key)
+    return written(answer, {"Location": f"/v1/holds/{answer.body['id']}"})
 
 
 @router.get(

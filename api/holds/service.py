@@ -1,7 +1,7 @@
 """Holds, admissions, releases, refusals, expiries and exits.
 
 Each transition is one transaction that writes, all or nothing: the hold's status, the
-request's status and its history row, the capacity move (``api.holds.ledger``), an audit
+request's status and its history row, the capacity move (``api.capacity.moves``), an audit
 entry and the outbox events (``request.updated``, the hold's own event, and
 ``capacity.updated`` or ``carer.availability_updated``). An illegal transition is refused
 with 409 and a reason before anything is written.
@@ -15,16 +15,16 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi.responses import JSONResponse
 
-from api import audit, idempotency, outbox
+from api import changes, events
 from api.auth import Principal, require_department_scope
+from api.capacity import moves
+from api.capacity.moves import Move, Target
+from api.changes import Idempotency, Written
 from api.errors import Conflict, Forbidden, NotFound, field_error
-from api.holds import ledger, repository
-from api.holds.ledger import Move, Target
+from api.holds import repository
 from api.holds.schemas import HoldIn
 from api.requests import repository as requests_repository
-from api.requests import service as requests_service
 
 OBJECT_TYPE = "hold"
 SYSTEM_EXPIRY = Principal(sub="system:expiry", role="system")
@@ -110,28 +110,24 @@ async def _emit_hold_event(
     out: dict[str, Any],
     target: Target,
 ) -> None:
-    """The hold's event on the request's department feed. The national feed sees the flow
-    (which department holds where, how many places) but not the free-text reason."""
-    data = {**out, "department": request["department"], "target_department": target.department}
-    national = {k: v for k, v in data.items() if k != "reason"}
-    await outbox.emit(conn, event_type, request["department"], data, national)
+    await changes.emit(
+        conn, events.hold_event(event_type, request["department"], out, target.department)
+    )
 
 
 async def create(
-    pool: asyncpg.Pool, principal: Principal, body: HoldIn, key: str | None
-) -> JSONResponse:
+    pool: asyncpg.Pool, principal: Principal, body: HoldIn, idempotency: Idempotency | None
+) -> Written:
     """Hold one place per child of a waiting request on a unit or a carer."""
-    fingerprint = idempotency.request_hash("POST", "/v1/holds", body.model_dump(mode="json"))
     async with pool.acquire() as conn, conn.transaction():
         request = await requests_repository.lock(conn, body.request_id)
         if request is None:
             raise field_error("request_id", f"demande {body.request_id} inconnue")
         require_department_scope(principal, request["department"])
-        if key is not None:
-            replay = await idempotency.claim(conn, principal.key, key, fingerprint)
-            if replay is not None:
-                return replay
-        target = await ledger.resolve(conn, body.target.kind, body.target.id)
+        replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
+        if replay is not None:
+            return replay
+        target = await moves.resolve(conn, body.target.kind, body.target.id)
         if request["status"] != "waiting":
             raise Conflict(
                 f"Seule une demande en attente peut être réservée ; celle-ci est "
@@ -139,7 +135,7 @@ async def create(
                 request_status=request["status"],
             )
         places = request["children_count"]
-        await ledger.move(conn, target, "hold", places, principal.sub)
+        await moves.move(conn, target, "hold", places, principal.sub)
         hold = await repository.insert(
             conn,
             request["id"],
@@ -152,10 +148,10 @@ async def create(
         await requests_repository.set_status(
             conn, principal, request, "held", "held", hold_id=hold["id"]
         )
-        await requests_service.emit_updated(conn, request, "held", "held")
+        await changes.emit(conn, events.request_updated(request, "held", "held"))
         out = hold_out(hold, "held")
         await _emit_hold_event(conn, "hold.created", request, out, target)
-        await audit.record(
+        await changes.audit(
             conn,
             principal,
             "hold.create",
@@ -164,9 +160,7 @@ async def create(
             request["department"],
             {"request_id": out["request_id"], "target": out["target"], "places": places},
         )
-        if key is not None:
-            await idempotency.store(conn, principal.key, key, 201, out)
-    return JSONResponse(out, status_code=201, headers={"Location": f"/v1/holds/{out['id']}"})
+        return await changes.store(conn, principal, idempotency, Written(out, 201))
 
 
 def _refuse_illegal(
@@ -210,19 +204,19 @@ async def apply_locked(
     t = TRANSITIONS[name]
     request = await requests_repository.lock(conn, hold["request_id"])
     assert request is not None  # foreign key
-    target = await ledger.resolve(conn, hold["target_kind"], hold["target_id"])
+    target = await moves.resolve(conn, hold["target_kind"], hold["target_id"])
     if check is not None:
         check(principal, request, target)
     _refuse_illegal(name, t, hold, request)
-    await ledger.move(conn, target, t.move, hold["places"], principal.sub)
+    await moves.move(conn, target, t.move, hold["places"], principal.sub)
     updated = await repository.set_status(conn, hold["id"], t.hold_to, reason)
     await requests_repository.set_status(
         conn, principal, request, t.history_event, t.request_to, hold["id"], reason
     )
-    await requests_service.emit_updated(conn, request, t.request_to, t.history_event)
+    await changes.emit(conn, events.request_updated(request, t.request_to, t.history_event))
     out = hold_out(updated, t.request_to)
     await _emit_hold_event(conn, t.event_type, request, out, target)
-    await audit.record(
+    await changes.audit(
         conn,
         principal,
         f"hold.{name}",
@@ -258,9 +252,9 @@ async def read(pool: asyncpg.Pool, principal: Principal, hold_id: UUID) -> dict[
             "SELECT department, status FROM placement_requests WHERE id = $1",
             hold["request_id"],
         )
-        target = await ledger.resolve(conn, hold["target_kind"], hold["target_id"])
+        target = await moves.resolve(conn, hold["target_kind"], hold["target_id"])
         either_side(principal, request, target)
-        await audit.record(
+        await changes.audit(
             conn,
             principal,
             "hold.read",
@@ -295,7 +289,7 @@ async def list_holds(
             status=status,
             limit=limit,
         )
-        await audit.record(
+        await changes.audit(
             conn,
             principal,
             "hold.list",

@@ -5,12 +5,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api.capacity.service import SNAPSHOT_COLUMNS
-
-CARER_PUBLIC_COLUMNS = (
-    "id, department, commune, agrement_capacity, age_min, age_max, care_modes,"
-    " disability_profiles, status, status_until, available_places, version, declared_at"
-)
+from api.capacity.repository import CARER_PUBLIC_COLUMNS, SNAPSHOT_COLUMNS
 
 
 async def departments(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -3,13 +3,12 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import AnyPrincipal, Principal, require_department_scope, require_roles
 from api.codes import PDE_CATEGORIES
-from api.deps import Pool
+from api.deps import IdempotencyHeader, Pool, idempotency
 from api.errors import NotFound, field_error
-from api.idempotency import check_key
 from api.registry import repository, service
 from api.registry.schemas import (
     DepartmentOut,
@@ -20,6 +19,7 @@ from api.registry.schemas import (
     UnitIn,
     UnitOut,
 )
+from api.responses import written
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -85,18 +85,20 @@ async def register_structure(
     },
 )
 async def add_unit(
+    request: Request,
     structure_id: UUID,
     principal: Annotated[Principal, Depends(require_roles("structure"))],
     pool: Pool,
     body: UnitIn,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> object:
+    idempotency_key: IdempotencyHeader = None,
+) -> Response:
     """Adds a unit (ages, sexes, care modes, disability profiles, installed places); it has
     no capacity until its first declaration. An establishment imported from FINESS starts
     with one default unit from its category: its first own unit replaces it."""
-    key = check_key(idempotency_key, required=True)
+    key = idempotency(request, idempotency_key, required=True)
     assert key is not None
-    return await service.add_unit(pool, principal, structure_id, body, key)
+    answer = await service.add_unit(pool, principal, structure_id, body, key)
+    return written(answer, {"Location": request.url.path})
 
 
 @router.get(

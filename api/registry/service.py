@@ -6,10 +6,10 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi.responses import JSONResponse
 
-from api import audit, idempotency, outbox
+from api import changes, events
 from api.auth import Principal
+from api.changes import Idempotency, Written
 from api.errors import Conflict, Forbidden, NotFound, field_error
 from api.registry import repository
 from api.registry.schemas import StructureIn, UnitIn, UnitOut
@@ -63,14 +63,13 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
         created = await repository.structure_by_id(conn, structure_id)
         assert created is not None
         department = commune["department"]
-        event = {
-            "structure_id": str(structure_id),
-            "finess": body.finess,
-            "category": body.category,
-            "units": len(body.units),
-        }
-        await outbox.emit(conn, "structure.created", department, event)
-        await audit.record(
+        await changes.emit(
+            conn,
+            events.structure_created(
+                department, str(structure_id), body.finess, body.category, len(body.units), "api"
+            ),
+        )
+        await changes.audit(
             conn, principal, "structure.create", "structure", str(structure_id), department
         )
     return created
@@ -110,16 +109,18 @@ def _unit_row(structure_id: UUID, u: UnitIn) -> tuple[Any, ...]:
 
 
 async def add_unit(
-    pool: asyncpg.Pool, principal: Principal, structure_id: UUID, body: UnitIn, key: str
-) -> JSONResponse:
+    pool: asyncpg.Pool,
+    principal: Principal,
+    structure_id: UUID,
+    body: UnitIn,
+    idempotency: Idempotency,
+) -> Written:
     """A unit the establishment describes itself (its own, or any for admin). The first one
     retires the default unit of a FINESS import; the unit starts undeclared."""
     if body.age_min > body.age_max:
         raise field_error("age_min", "âge minimum supérieur à l'âge maximum")
-    path = f"/v1/structures/{structure_id}/units"
-    fingerprint = idempotency.request_hash("POST", path, body.model_dump(mode="json"))
     async with pool.acquire() as conn, conn.transaction():
-        replay = await idempotency.claim(conn, principal.key, key, fingerprint)
+        replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
         if replay is not None:
             return replay
         # Locked: two units added at once both see, and retire, the same default unit.
@@ -140,16 +141,20 @@ async def add_unit(
             "SELECT count(*) FROM units WHERE structure_id = $1", structure_id
         )
         department = structure["department"]
-        event = {
-            "structure_id": str(structure_id),
-            "finess": structure["finess"],
-            "category": structure["category"],
-            "units": units,
-            "unit_added": str(unit_id),
-            "units_retired": retired,
-        }
-        await outbox.emit(conn, "structure.updated", department, event)
-        await audit.record(
+        await changes.emit(
+            conn,
+            events.structure_updated(
+                department,
+                str(structure_id),
+                structure["finess"],
+                structure["category"],
+                units,
+                "api",
+                unit_added=str(unit_id),
+                units_retired=retired,
+            ),
+        )
+        await changes.audit(
             conn,
             principal,
             "unit.create",
@@ -160,5 +165,4 @@ async def add_unit(
         )
         # A new unit has no snapshot until its first declaration.
         out = UnitOut(**dict(unit), capacity=None, forecasts=[]).model_dump(mode="json")
-        await idempotency.store(conn, principal.key, key, 201, out)
-    return JSONResponse(out, status_code=201, headers={"Location": path})
+        return await changes.store(conn, principal, idempotency, Written(out, 201))

@@ -7,11 +7,10 @@ records. Reads are audited (see ``api.requests.service``).
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Principal, require_roles
-from api.deps import Pool
-from api.idempotency import check_key
+from api.deps import AppSettings, IdempotencyHeader, Pool, idempotency
 from api.requests import service
 from api.requests.schemas import (
     DEPARTMENT_PATTERN,
@@ -24,6 +23,7 @@ from api.requests.schemas import (
     RequestStatus,
     UnexecutedPage,
 )
+from api.responses import written
 
 router = APIRouter(prefix="/v1", tags=["orientation"])
 
@@ -51,14 +51,17 @@ _CHILD_LEVEL = {
     },
 )
 async def create_request(
+    request: Request,
     body: RequestIn,
     principal: DepartmentUser,
     pool: Pool,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> object:
+    idempotency_key: IdempotencyHeader = None,
+) -> Response:
     """Children are described by age, sex and disability profiles only. A point origin is
     stored rounded to 0.01°. Idempotency-Key is optional (recommended)."""
-    return await service.create(pool, principal, body, check_key(idempotency_key, required=False))
+    key = idempotency(request, idempotency_key, required=False)
+    answer = await service.create(pool, principal, body, key)
+    return written(answer, {"Location": f"/v1/requests/{answer.body['id']}"})
 
 
 @router.get(
@@ -88,13 +91,16 @@ async def list_requests(
 async def list_unexecuted(
     principal: DepartmentUser,
     pool: Pool,
+    settings: AppSettings,
     department: DepartmentCode = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> object:
     """Waiting or held (not yet admitted) requests whose decision is at least
     `PLACES_UNEXECUTED_AFTER_DAYS` days old (default 30), oldest first."""
-    return await service.list_unexecuted(pool, principal, department, limit, offset)
+    return await service.list_unexecuted(
+        pool, principal, department, limit, offset, settings.unexecuted_after_days
+    )
 
 
 @router.get(

@@ -12,14 +12,13 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from fastapi.responses import JSONResponse
 
-from api import audit, idempotency, outbox
+from api import changes, events
 from api.auth import Principal, require_department_scope
+from api.changes import Idempotency, Written
 from api.errors import Conflict, NotFound, field_error
 from api.requests import repository
 from api.requests.schemas import RequestIn
-from api.settings import get_settings
 from geo.bounds import in_france
 
 OBJECT_TYPE = "placement_request"
@@ -71,38 +70,6 @@ def to_out(row: asyncpg.Record, today: date | None = None) -> dict[str, Any]:
     }
 
 
-def national_view(request: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    """What the national feed may know of a request: no children, no reference, no origin,
-    no dates — only what aggregated steering needs."""
-    children_count = request.get("children_count")
-    if children_count is None:
-        children_count = len(request["children"])
-    return {
-        "id": str(request["id"]),
-        "department": request["department"],
-        "status": request["status"],
-        "care_mode": request["care_mode"],
-        "urgency": request["urgency"],
-        "measure_kind": request.get("measure_kind") or request["measure"]["kind"],
-        "children_count": children_count,
-    }
-
-
-async def emit_updated(
-    conn: asyncpg.Connection, request: asyncpg.Record, to_status: str, event: str
-) -> None:
-    """``request.updated`` after a status change (``request`` is the locked row before it)."""
-    department_view = {
-        **national_view(request),
-        "status": to_status,
-        "previous_status": request["status"],
-        "event": event,
-        "reference": request["reference"],
-    }
-    national = {k: v for k, v in department_view.items() if k != "reference"}
-    await outbox.emit(conn, "request.updated", request["department"], department_view, national)
-
-
 def _check_body(body: RequestIn) -> None:
     if body.measure.decided_on > local_today(body.department):
         raise field_error("measure.decided_on", "date dans le futur")
@@ -112,16 +79,14 @@ def _check_body(body: RequestIn) -> None:
 
 
 async def create(
-    pool: asyncpg.Pool, principal: Principal, body: RequestIn, key: str | None
-) -> JSONResponse:
+    pool: asyncpg.Pool, principal: Principal, body: RequestIn, idempotency: Idempotency | None
+) -> Written:
     require_department_scope(principal, body.department)
     _check_body(body)
-    fingerprint = idempotency.request_hash("POST", "/v1/requests", body.model_dump(mode="json"))
     async with pool.acquire() as conn, conn.transaction():
-        if key is not None:
-            replay = await idempotency.claim(conn, principal.key, key, fingerprint)
-            if replay is not None:
-                return replay
+        replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
+        if replay is not None:
+            return replay
         if not await repository.department_exists(conn, body.department):
             raise field_error("department", f"département {body.department} inconnu")
         commune = body.origin.commune
@@ -132,13 +97,11 @@ async def create(
         row = await repository.get(conn, request_id)
         assert row is not None
         out = to_out(row)
-        await outbox.emit(conn, "request.created", body.department, out, national_view(out))
-        await audit.record(
+        await changes.emit(conn, events.request_created(out))
+        await changes.audit(
             conn, principal, "request.create", OBJECT_TYPE, out["id"], body.department
         )
-        if key is not None:
-            await idempotency.store(conn, principal.key, key, 201, out)
-    return JSONResponse(out, status_code=201, headers={"Location": f"/v1/requests/{out['id']}"})
+        return await changes.store(conn, principal, idempotency, Written(out, 201))
 
 
 async def _readable(conn: asyncpg.Connection, principal: Principal, request_id: UUID) -> Any:
@@ -152,7 +115,7 @@ async def _readable(conn: asyncpg.Connection, principal: Principal, request_id: 
 async def read(pool: asyncpg.Pool, principal: Principal, request_id: UUID) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         row = await _readable(conn, principal, request_id)
-        await audit.record(
+        await changes.audit(
             conn, principal, "request.read", OBJECT_TYPE, str(request_id), row["department"]
         )
     return to_out(row)
@@ -162,7 +125,7 @@ async def history(pool: asyncpg.Pool, principal: Principal, request_id: UUID) ->
     async with pool.acquire() as conn, conn.transaction():
         row = await _readable(conn, principal, request_id)
         events = await repository.history(conn, request_id)
-        await audit.record(
+        await changes.audit(
             conn, principal, "request.history", OBJECT_TYPE, str(request_id), row["department"]
         )
     return {"request_id": str(request_id), "items": [dict(e) for e in events]}
@@ -185,7 +148,7 @@ async def _audit_list(
     items: list[dict[str, Any]],
     filters: dict[str, Any],
 ) -> None:
-    await audit.record(
+    await changes.audit(
         conn,
         principal,
         action,
@@ -228,9 +191,10 @@ async def list_unexecuted(
     department: str | None,
     limit: int,
     offset: int,
+    after_days: int,
 ) -> dict[str, Any]:
+    """``after_days``: the setting ``unexecuted_after_days``."""
     department = _scoped_department(principal, department)
-    after_days = get_settings().unexecuted_after_days
     today = local_today(department)
     async with pool.acquire() as conn, conn.transaction():
         if department is not None and not await repository.department_exists(conn, department):
@@ -269,8 +233,8 @@ async def cancel(
         await repository.set_status(
             conn, principal, request, "cancelled", "cancelled", reason=reason
         )
-        await emit_updated(conn, request, "cancelled", "cancelled")
-        await audit.record(
+        await changes.emit(conn, events.request_updated(request, "cancelled", "cancelled"))
+        await changes.audit(
             conn, principal, "request.cancel", OBJECT_TYPE, str(request_id), request["department"]
         )
         row = await repository.get(conn, request_id)

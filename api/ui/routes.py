@@ -40,9 +40,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import AnyPrincipal, Principal, issue_token
+from api.capacity.repository import CARER_PUBLIC_COLUMNS
 from api.deps import Pool
 from api.errors import Forbidden, NotFound, field_error
-from api.registry.repository import CARER_PUBLIC_COLUMNS, structure_by_id
+from api.registry.repository import structure_by_id
 from api.registry.schemas import FosterCarerOut, StructureOut
 from api.settings import get_settings
 from api.stats.routes import router as stats_router

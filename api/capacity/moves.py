@@ -1,4 +1,5 @@
-"""One truth for capacity: how the workflow takes places and gives them back.
+"""One truth for capacity: how the workflow takes places and gives them back (capacity's
+side of holds, admissions, releases, refusals, expiries and exits).
 
 The rule (also in the README):
 
@@ -26,12 +27,12 @@ The rule (also in the README):
   An exit moves at most what is still ``occupied``: if the establishment already declared
   the child gone, that place is already counted available. Each move bumps the version,
   writes the history row (``source`` = the transition, ``declared_by`` = who made it,
-  ``system:expiry`` for expiry) and emits ``capacity.updated``.
+  ``system:expiry`` for expiry) and emits ``capacity.updated`` (``source`` = the transition).
 * A foster carer's ``available_places`` is the carer's truth. hold: ``available_places -= n``
   (409 if fewer, or if the carer is not ``active``); admit: no change (the place was taken at
   hold time); release / refuse / expire / exit: ``available_places += n``, capped at the
   agrément capacity. Each writes a ``carer_declarations`` row and emits
-  ``carer.availability_updated``.
+  ``carer.availability_updated`` (``source`` = the transition).
 * Concurrency: a move locks the snapshot (or carer) row ``FOR UPDATE`` before it checks
   anything; transitions lock hold → request → snapshot/carer, always in that order, so
   concurrent holds on the last place serialize and exactly one wins, without deadlocks.
@@ -43,11 +44,10 @@ from uuid import UUID
 
 import asyncpg
 
-from api import outbox
+from api import changes, events
+from api.capacity import repository
 from api.capacity.schemas import CapacitySnapshot
-from api.capacity.service import COUNT_FIELDS, SNAPSHOT_COLUMNS
 from api.errors import Conflict, field_error
-from api.registry.repository import CARER_PUBLIC_COLUMNS
 from api.registry.schemas import FosterCarerOut
 
 Move = Literal["hold", "admit", "release", "refuse", "expire", "exit"]
@@ -115,16 +115,12 @@ async def move(
 async def _move_unit(
     conn: asyncpg.Connection, target: Target, transition: Move, places: int, actor: str
 ) -> None:
-    snapshot = await conn.fetchrow(
-        f"SELECT {SNAPSHOT_COLUMNS} FROM capacity_snapshots"
-        " WHERE unit_id = $1 AND temporality = 'current' FOR UPDATE",
-        target.id,
-    )
+    snapshot = await repository.lock_current_snapshot(conn, target.id)
     if snapshot is None:
         # Only reachable for a new hold: any other transition follows a hold, which needed it.
         raise Conflict(
             "Cette unité n'a jamais déclaré sa capacité : aucune place n'est connue comme "
-            "disponible.",
+            "disponible."
         )
     source, destination = UNIT_MOVES[transition]
     counts: dict[str, Any] = dict(snapshot)
@@ -140,58 +136,30 @@ async def _move_unit(
     moved = min(places, counts[source])
     counts[source] -= moved
     counts[destination] += moved
-    row = await conn.fetchrow(
-        f"""
-        WITH history AS (
-            INSERT INTO capacity_declarations
-                   (unit_id, temporality, version, declared_at, declared_by, source,
-                    installed, occupied, reserved, closed, available, additional,
-                    available_gender)
-            VALUES ($1, 'current', $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11)
-        )
-        UPDATE capacity_snapshots
-           SET version = $2, declared_at = now(), declared_by = $3, source = $4,
-               installed = $5, occupied = $6, reserved = $7, closed = $8, available = $9,
-               additional = $10, available_gender = $11
-         WHERE unit_id = $1 AND temporality = 'current'
-     RETURNING {SNAPSHOT_COLUMNS}
-        """,
-        target.id,
-        snapshot["version"] + 1,
-        actor,
-        transition,
-        *(counts[name] for name in COUNT_FIELDS),
-        counts["available_gender"],
+    row = await repository.write_current_snapshot(
+        conn, target.id, snapshot["version"] + 1, actor, transition, counts
     )
     out = CapacitySnapshot.model_validate(dict(row)).model_dump(mode="json")
-    await outbox.emit(
+    assert target.finess is not None
+    await changes.emit(
         conn,
-        "capacity.updated",
-        target.department,
-        {
-            **out,
-            "structure_id": str(target.structure_id),
-            "finess": target.finess,
-            "source": transition,
-        },
+        events.capacity_updated(
+            target.department, out, str(target.structure_id), target.finess, transition
+        ),
     )
 
 
 async def _move_carer(
     conn: asyncpg.Connection, target: Target, transition: Move, places: int, actor: str
 ) -> None:
-    carer = await conn.fetchrow(
-        "SELECT status, available_places, agrement_capacity FROM foster_carers"
-        " WHERE id = $1 FOR UPDATE",
-        target.id,
-    )
+    carer = await repository.lock_carer(conn, target.id)
     assert carer is not None  # resolved in this transaction; carers are never deleted
     if transition == "admit":
         return  # the place was taken when the hold was made
     if transition == "hold":
         if carer["status"] != "active":
             raise Conflict(
-                f"L'assistant familial n'est pas disponible (statut « {carer['status']} »).",
+                f"L'assistant familial n'est pas disponible (statut « {carer['status']} »)."
             )
         if carer["available_places"] < places:
             raise Conflict(
@@ -203,32 +171,8 @@ async def _move_carer(
         available = carer["available_places"] - places
     else:
         available = min(carer["available_places"] + places, carer["agrement_capacity"])
-    row = await conn.fetchrow(
-        f"""
-        UPDATE foster_carers
-           SET available_places = $2, version = version + 1, declared_at = now(),
-               declared_by = $3
-         WHERE id = $1
-     RETURNING {CARER_PUBLIC_COLUMNS}
-        """,
-        target.id,
-        available,
-        actor,
-    )
-    await conn.execute(
-        """
-        INSERT INTO carer_declarations
-               (carer_id, available_places, status, status_until, version, declared_at,
-                declared_by, source)
-        VALUES ($1, $2, $3, $4, $5, now(), $6, $7)
-        """,
-        target.id,
-        row["available_places"],
-        row["status"],
-        row["status_until"],
-        row["version"],
-        actor,
-        transition,
+    row = await repository.write_carer(
+        conn, target.id, available, carer["status"], carer["status_until"], actor, transition
     )
     out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
-    await outbox.emit(conn, "carer.availability_updated", target.department, out)
+    await changes.emit(conn, events.carer_availability_updated(target.department, out, transition))

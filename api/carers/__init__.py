@@ -1,1 +1,0 @@
-"""Foster carers (assistants familiaux) declaring their availability."""
