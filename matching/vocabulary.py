@@ -8,6 +8,7 @@ can be stored or serialised without conversion.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -84,7 +85,9 @@ class Urgency(StrEnum):
     PLANNED = "planned"
 
 
-CARE_MODE_LABELS: Final = MappingProxyType(
+# Keyed by the enums' members, typed by their codes: a member *is* its code, so a plain code
+# (as read from a payload or a row) looks a label up.
+CARE_MODE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
     {
         CareMode.URGENCE: "Accueil d'urgence",
         CareMode.DURABLE: "Accueil durable",
@@ -95,7 +98,7 @@ CARE_MODE_LABELS: Final = MappingProxyType(
     }
 )
 
-DISABILITY_PROFILE_LABELS: Final = MappingProxyType(
+DISABILITY_PROFILE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
     {
         DisabilityProfile.TSA: "Troubles du spectre de l'autisme (TSA)",
         DisabilityProfile.DEFICIENCE_INTELLECTUELLE: "Déficience intellectuelle",
@@ -109,7 +112,7 @@ DISABILITY_PROFILE_LABELS: Final = MappingProxyType(
     }
 )
 
-TEMPORALITY_LABELS: Final = MappingProxyType(
+TEMPORALITY_LABELS: Final[Mapping[str, str]] = MappingProxyType(
     {
         Temporality.CURRENT: "libre maintenant",
         Temporality.H1: "libre dans 1 h",
@@ -120,7 +123,7 @@ TEMPORALITY_LABELS: Final = MappingProxyType(
 )
 
 #: Hours until a place of each temporality is free; orders temporalities.
-TEMPORALITY_HOURS: Final = MappingProxyType(
+TEMPORALITY_HOURS: Final[Mapping[str, int]] = MappingProxyType(
     {
         Temporality.CURRENT: 0,
         Temporality.H1: 1,
