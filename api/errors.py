@@ -118,7 +118,7 @@ _BY_STATUS.update(
 def _row(exc: DomainError) -> tuple[int, str, str]:
     for cls in type(exc).__mro__:
         if cls in TABLE:
-            return TABLE[cls]  # type: ignore[index]
+            return TABLE[cls]
     return TABLE[BadRequest]
 
 
@@ -241,7 +241,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error_response(request, exc.status_code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return _error_response(request, exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

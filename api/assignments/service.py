@@ -91,7 +91,11 @@ class _Offers:
             return []
         dist = _haversine_km(lat, lon, self.lat[idx], self.lon[idx])
         order = np.lexsort((idx, dist))[:k]
-        return [offer_from_row(*self.rows[idx[i]], float(dist[i])) for i in order]
+        picked = (self.rows[idx[i]] for i in order)
+        return [
+            offer_from_row(kind, row, float(d))
+            for (kind, row), d in zip(picked, dist[order], strict=True)
+        ]
 
 
 def _need(row: asyncpg.Record) -> Need:

@@ -5,7 +5,7 @@ the exit; the establishment of the unit or the carer refuses; admin may do all. 
 role gets 403 everywhere here.
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -23,11 +23,15 @@ DepartmentUser = Annotated[Principal, Depends(require_roles("department"))]
 TargetUser = Annotated[Principal, Depends(require_roles("structure", "carer"))]
 AnyButNational = Annotated[Principal, Depends(require_roles("department", "structure", "carer"))]
 
-_404 = {404: {"description": "Unknown hold."}}
-_403 = {403: {"description": "Not this request's department (or not the target's side)."}}
+Responses = dict[int | str, dict[str, Any]]
+
+_404: Responses = {404: {"description": "Unknown hold."}}
+_403: Responses = {
+    403: {"description": "Not this request's department (or not the target's side)."}
+}
 
 
-def _conflict(what: str) -> dict[int, dict[str, str]]:
+def _conflict(what: str) -> dict[int | str, dict[str, Any]]:
     return {409: {"description": what + " Nothing was changed."}}
 
 

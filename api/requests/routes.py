@@ -4,7 +4,7 @@ The national role, structures and carers get 403 on every route here: these are 
 records. Reads are audited (see ``api.requests.service``).
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -32,7 +32,7 @@ DepartmentCode = Annotated[str | None, Query(pattern=DEPARTMENT_PATTERN, example
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
-_CHILD_LEVEL = {
+_CHILD_LEVEL: dict[int | str, dict[str, Any]] = {
     403: {"description": "National, structure and carer roles; or another department."},
 }
 

@@ -243,7 +243,7 @@ def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = Non
             finess=r["finess"],
             category=r["category"],
         )
-    return Offer(**common, sexes=("F", "M"), status=r.get("status", "active"))
+    return Offer(**common, sexes=frozenset({"F", "M"}), status=r.get("status", "active"))
 
 
 async def resolve_origin(

@@ -29,10 +29,11 @@ Definitions (also on the national dashboard and in the report of issue 6):
 """
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EXAMPLE = {
+EXAMPLE: dict[str, Any] = {
     "department": "69",
     "name": "Rhône",
     "region_code": "84",

@@ -8,10 +8,12 @@ Tables are created in dependency order: requests, holds (→ requests), events (
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import geoalchemy2
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
@@ -24,7 +26,7 @@ CARE_MODES = "('urgence', 'durable', 'sequentiel', 'mere_enfant', 'mna', 'jeune_
 REQUEST_STATUSES = "('waiting', 'held', 'placed', 'exited', 'cancelled')"
 
 
-def _text(name: str, nullable: bool = False, **kwargs: object) -> sa.Column:
+def _text(name: str, nullable: bool = False, **kwargs: Any) -> sa.Column:
     return sa.Column(name, sqlmodel.sql.sqltypes.AutoString(), nullable=nullable, **kwargs)
 
 
