@@ -3,6 +3,10 @@
 Locally a key pair is generated at first use under ``PLACES_KEYS_DIR`` (never committed) and
 ``places token`` signs with it. In production ``PLACES_JWT_JWKS_URL`` points at the OIDC
 issuer's keys and only the public side is ever used here.
+
+Verification reads the settings of the app that serves the request (``AppSettings``), or
+those its caller passes (``decode_token``), never the process-wide ones: an app built with
+other settings checks tokens by them.
 """
 
 import time
@@ -16,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
 
+from api.deps import AppSettings
 from api.errors import Forbidden, Unauthorized
 from api.settings import Settings, get_settings
 
@@ -40,17 +45,20 @@ class Principal:
         return f"{self.role}:{self.sub}"
 
 
-def _key_paths(settings: Settings) -> tuple[Path, Path]:
-    return settings.keys_dir / "private.pem", settings.keys_dir / "public.pem"
+def _key_paths(keys_dir: Path) -> tuple[Path, Path]:
+    return keys_dir / "private.pem", keys_dir / "public.pem"
 
 
-def ensure_local_keys(settings: Settings | None = None) -> None:
+def ensure_local_keys(settings: Settings) -> None:
     """Generate the dev issuer's EC P-256 key pair once (file mode 0600 for the private key)."""
-    settings = settings or get_settings()
-    private_path, public_path = _key_paths(settings)
+    _ensure_keys(settings.keys_dir)
+
+
+def _ensure_keys(keys_dir: Path) -> None:
+    private_path, public_path = _key_paths(keys_dir)
     if private_path.exists() and public_path.exists():
         return
-    settings.keys_dir.mkdir(parents=True, exist_ok=True)
+    keys_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -79,7 +87,10 @@ def issue_token(
     ttl_seconds: int | None = None,
     settings: Settings | None = None,
 ) -> str:
-    """Sign a token with the local issuer (dev, tests, demos)."""
+    """Sign a token with the local issuer (dev, tests, demos).
+
+    Without ``settings``, the environment's: the callers that omit them (tests, load tests)
+    run outside any app, as their own entry points. Code behind a route passes its own."""
     settings = settings or get_settings()
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
@@ -99,7 +110,7 @@ def issue_token(
     }
     if needed:
         claims[needed] = scope[needed]
-    private_key = _key_paths(settings)[0].read_bytes()
+    private_key = _key_paths(settings.keys_dir)[0].read_bytes()
     return jwt.encode(claims, private_key, algorithm=settings.jwt_algorithm)
 
 
@@ -113,32 +124,52 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_keys=True)
 
 
-def _verification_key(token: str, settings: Settings) -> Any:
-    if settings.jwt_jwks_url:
-        return _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
-    ensure_local_keys(settings)
-    return _local_public_key(str(_key_paths(settings)[1]))
+@dataclass(frozen=True, slots=True)
+class _Verifier:
+    """The settings that decide whether a token is valid, hashable: the key of the verdict
+    cache, so that a verdict is never reused under another configuration."""
+
+    jwks_url: str | None
+    keys_dir: Path
+    algorithm: str
+    audience: str
+    issuer: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> "_Verifier":
+        return cls(
+            settings.jwt_jwks_url,
+            settings.keys_dir,
+            settings.jwt_algorithm,
+            settings.jwt_audience,
+            settings.jwt_issuer,
+        )
+
+    def key(self, token: str) -> Any:
+        if self.jwks_url:
+            return _jwks_client(self.jwks_url).get_signing_key_from_jwt(token).key
+        _ensure_keys(self.keys_dir)
+        return _local_public_key(str(_key_paths(self.keys_dir)[1]))
 
 
 @lru_cache(maxsize=8192)
-def _decode_cached(token: str, key_id: int) -> tuple[dict[str, Any], float]:
-    settings = get_settings()
+def _decode_cached(token: str, verifier: _Verifier) -> tuple[dict[str, Any], float]:
     claims = jwt.decode(
         token,
-        _verification_key(token, settings),
-        algorithms=[settings.jwt_algorithm],
-        audience=settings.jwt_audience,
-        issuer=settings.jwt_issuer,
+        verifier.key(token),
+        algorithms=[verifier.algorithm],
+        audience=verifier.audience,
+        issuer=verifier.issuer,
         options={"require": ["exp", "sub", "iss", "aud"]},
     )
     return claims, float(claims["exp"])
 
 
-def decode_token(token: str) -> Principal:
-    """Validate a token; signature checks are cached per token, expiry is checked every time."""
-    settings = get_settings()
+def decode_token(token: str, settings: Settings) -> Principal:
+    """Validate a token against ``settings`` (the serving app's); signature checks are cached
+    per token and configuration, expiry is checked every time."""
     try:
-        claims, exp = _decode_cached(token, id(settings))
+        claims, exp = _decode_cached(token, _Verifier.of(settings))
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("Jeton expiré.", headers={"WWW-Authenticate": "Bearer"}) from exc
     except (jwt.InvalidTokenError, jwt.PyJWKClientError, ValueError) as exc:
@@ -171,14 +202,14 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-async def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request, settings: AppSettings) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise Unauthorized(
             "Authentification requise (Authorization: Bearer …).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return decode_token(token)
+    return decode_token(token, settings)
 
 
 def require_roles(*roles: str):  # type: ignore[no-untyped-def]

@@ -1,7 +1,13 @@
-"""The ``places`` command: migrate, seed, token, run."""
+"""The ``places`` command: migrate, seed, token, run, feed.
+
+An entry point: each command reads the settings from the environment once, at its start,
+and passes what the code it calls needs (DSN, keys, server address); nothing below it reads
+the environment again.
+"""
 
 import asyncio
 import logging
+import sys
 import time
 from typing import Annotated
 
@@ -20,10 +26,11 @@ def migrate() -> None:
     from api.db import ensure_database
     from api.db import migrate as run_migrations
 
-    created = asyncio.run(ensure_database())
+    dsn = get_settings().database_url
+    created = asyncio.run(ensure_database(dsn))
     if created:
         console.print("database created")
-    run_migrations()
+    run_migrations(dsn)
     console.print("migrations applied")
 
 
@@ -39,8 +46,10 @@ def seed(
     from seed.national import seed_national
     from seed.reference import load_reference
 
+    settings = get_settings()
+
     async def _run() -> None:
-        async with connect() as conn:
+        async with connect(settings.database_url) as conn:
             counts = await load_reference(conn)
             console.print(f"reference data: {counts}")
             existing = await conn.fetchval("SELECT count(*) FROM structures")
@@ -50,7 +59,7 @@ def seed(
             start = time.perf_counter()
             summary = await seed_national(
                 conn,
-                seed_value or get_settings().seed,
+                seed_value or settings.seed,
                 progress=True,
                 replace=replace,
                 scale=scale,
@@ -75,9 +84,10 @@ def import_finess(
     if not Path(file).is_file():
         console.print(f"[red]{file}: fichier introuvable[/red]")
         raise typer.Exit(2)
+    dsn = get_settings().database_url
 
     async def _run() -> None:
-        async with connect() as conn:
+        async with connect(dsn) as conn:
             report = await import_file(conn, file, batch_size=batch_size, progress=True)
         console.print(report.summary_table())
 
@@ -105,6 +115,7 @@ def token(
                 finess=finess,
                 carer_id=carer_id,
                 ttl_minutes=ttl_minutes,
+                settings=get_settings(),
             )
         )
     except ValueError as exc:
@@ -173,14 +184,22 @@ def feed(
     json_lines: Annotated[bool, typer.Option("--json", help="Raw JSON, one per line.")] = False,
 ) -> None:
     """Print a live feed's events as they come; resumes after a disconnect."""
+    from api.auth import issue_token
     from realtime.client import run as run_feed
 
+    if bool(department) == national:
+        print("choose one feed: --department CODE or --national", file=sys.stderr)
+        raise typer.Exit(2)
+    settings = get_settings()
+    if not token:  # a local dev token for that feed
+        token = issue_token(
+            "department" if department else "national", department=department, settings=settings
+        )
     raise typer.Exit(
         run_feed(
-            department=department,
-            national=national,
-            url=url,
+            base_url=url or f"http://{settings.host}:{settings.port}",
             token=token,
+            department=department,
             last_event_id=last_event_id,
             count=count,
             json_lines=json_lines,

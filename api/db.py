@@ -2,6 +2,10 @@
 
 The API speaks SQL through asyncpg (readable queries, no ORM on hot paths); SQLAlchemy is
 only used by Alembic to run the migrations that mirror ``api.models``.
+
+Every function takes its DSN (and pool sizes) from its caller: the app passes those of its
+settings, the CLI those of the environment, tests their own database's. None reads the
+process-wide settings, so that nothing quietly connects to a database nobody named.
 """
 
 from collections.abc import AsyncIterator
@@ -12,13 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from api.settings import get_settings
-
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def sqlalchemy_url(dsn: str | None = None) -> str:
-    dsn = dsn or get_settings().database_url
+def sqlalchemy_url(dsn: str) -> str:
     return "postgresql+asyncpg://" + dsn.split("://", 1)[1]
 
 
@@ -36,20 +37,18 @@ def _json_dumps(value: object) -> str:
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
+    """``json``/``jsonb`` as Python values through orjson, on every connection we open."""
     for name in ("jsonb", "json"):
         await conn.set_type_codec(
             name, encoder=_json_dumps, decoder=orjson.loads, schema="pg_catalog"
         )
 
 
-async def create_pool(
-    dsn: str | None = None, min_size: int | None = None, max_size: int | None = None
-) -> asyncpg.Pool:
-    settings = get_settings()
+async def create_pool(dsn: str, *, min_size: int, max_size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn or settings.database_url,
-        min_size=min_size if min_size is not None else settings.db_pool_min,
-        max_size=max_size if max_size is not None else settings.db_pool_max,
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
         init=init_connection,
         command_timeout=30,
     )
@@ -58,8 +57,8 @@ async def create_pool(
 
 
 @asynccontextmanager
-async def connect(dsn: str | None = None) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(dsn or get_settings().database_url)
+async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(dsn)
     await init_connection(conn)
     try:
         yield conn
@@ -67,9 +66,8 @@ async def connect(dsn: str | None = None) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-async def ensure_database(dsn: str | None = None) -> bool:
+async def ensure_database(dsn: str) -> bool:
     """Create the database and the PostGIS extension when missing; True if created."""
-    dsn = dsn or get_settings().database_url
     name = database_name(dsn)
     admin = await asyncpg.connect(_with_database(dsn, "postgres"))
     try:
@@ -94,7 +92,7 @@ async def drop_database(dsn: str) -> None:
         await admin.close()
 
 
-def alembic_config(dsn: str | None = None):  # type: ignore[no-untyped-def]
+def alembic_config(dsn: str):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 
     config = Config()
@@ -103,7 +101,7 @@ def alembic_config(dsn: str | None = None):  # type: ignore[no-untyped-def]
     return config
 
 
-def migrate(dsn: str | None = None, revision: str = "head") -> None:
+def migrate(dsn: str, revision: str = "head") -> None:
     """Apply Alembic migrations (synchronous entry point: Alembic runs its own loop)."""
     from alembic import command
 

@@ -5,6 +5,8 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api.deps import AppSettings
+
 router = APIRouter(tags=["health"])
 
 
@@ -14,7 +16,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: PostgreSQL (and Redis when configured) answer")
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request, settings: AppSettings) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(2):
@@ -24,7 +26,7 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception:  # readiness reports, it never raises
         checks["postgres"] = "down"
     redis = getattr(request.app.state, "redis", None)
-    if redis is None and request.app.state.settings.redis_url:
+    if redis is None and settings.redis_url:
         # Configured but unreachable at start: serving on the in-process bus (one worker),
         # not the configured deployment — the contract says not ready.
         checks["redis"] = "down (in-process bus in use)"

@@ -1,4 +1,10 @@
-"""The ASGI application: routers, error mapping, body limit, database pool, event relay."""
+"""The ASGI application: routers, error mapping, body limit, and what lives as long as it
+(database pool, event bus, feed hub, outbox relay, hold expiry), opened at start-up and all
+closed at shutdown.
+
+``create_app`` takes its ``Settings``; only ``app_factory`` (uvicorn's entry point) reads
+them from the environment.
+"""
 
 import asyncio
 import contextlib
@@ -6,12 +12,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from api import errors
 from api.assignments.routes import router as assignments_router
 from api.capacity.routes import router as capacity_router
-from api.db import create_pool
+from api.changes import CHANNEL as OUTBOX_CHANNEL
+from api.db import create_pool, init_connection
+from api.feeds.routes import feed_settings
+from api.feeds.routes import router as feeds_router
 from api.fhir.routes import install as install_fhir
 from api.health import router as health_router
 from api.holds import expiry as hold_expiry
@@ -26,7 +36,7 @@ from api.ui.routes import install as install_ui
 from geo.referential import load_communes
 from realtime import relay
 from realtime.bus import Bus, InProcessBus, RedisBus, connect_redis
-from realtime.routes import router as feeds_router
+from realtime.hub import Hub
 
 log = logging.getLogger("places")
 
@@ -37,43 +47,62 @@ Every `/v1` call needs `Authorization: Bearer <JWT>`; errors are `application/pr
 """
 
 
+async def _open_bus(settings: Settings) -> tuple[aioredis.Redis | None, Bus]:
+    """Redis Streams when Redis answers, else the in-process bus (one worker only)."""
+    redis = await connect_redis(settings.redis_url)
+    if redis is not None:
+        log.info("event bus: Redis Streams at %s", settings.redis_url)
+        return redis, RedisBus(redis)
+    log.warning(
+        "event bus: in-process (Redis %s); run a single worker",
+        "not configured" if not settings.redis_url else "unreachable",
+    )
+    return None, InProcessBus()
+
+
+async def _stop(stop: asyncio.Event, *tasks: asyncio.Task[None]) -> None:
+    """Ask the background loops to stop and give each a few seconds to finish."""
+    stop.set()
+    for task in tasks:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 5)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the app's resources in order; close them in reverse, whatever fails (exit stack):
+    the background loops, then the feed hub (its readers and their Redis pool), the bus (the
+    Redis client and its pool), the database pool."""
     settings: Settings = app.state.settings
-    app.state.pool = await create_pool(settings.database_url)
-    redis = await connect_redis(settings.redis_url)
-    app.state.redis = redis
-    bus: Bus
-    if redis is not None:
-        bus = RedisBus(redis)
-        log.info("event bus: Redis Streams at %s", settings.redis_url)
-    else:
-        bus = InProcessBus()
-        log.warning(
-            "event bus: in-process (Redis %s); run a single worker",
-            "not configured" if not settings.redis_url else "unreachable",
+    async with contextlib.AsyncExitStack() as resources:
+        app.state.pool = await create_pool(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
-    app.state.bus = bus
-    # The commune referential (35,000 rows, ~0.25 s to parse) is read by the pages and the
-    # declaration page's first call: load it before serving, not on a user's request.
-    await asyncio.to_thread(load_communes)
-    stop = asyncio.Event()
-    relay_task = asyncio.create_task(relay.run(settings.database_url, bus, stop))
-    expiry_task = asyncio.create_task(hold_expiry.run(app.state.pool, stop))
-    try:
+        resources.push_async_callback(app.state.pool.close)
+        app.state.redis, bus = await _open_bus(settings)
+        resources.push_async_callback(bus.close)
+        app.state.bus = bus
+        app.state.feed_hub = Hub(bus, feed_settings(settings))
+        resources.push_async_callback(app.state.feed_hub.close)
+        # The commune referential (35,000 rows, ~0.25 s to parse) is read by the pages and the
+        # declaration page's first call: load it before serving, not on a user's request.
+        await asyncio.to_thread(load_communes)
+        stop = asyncio.Event()
+        relay_task = asyncio.create_task(
+            relay.run(
+                settings.database_url,
+                bus,
+                stop,
+                channel=OUTBOX_CHANNEL,
+                init_connection=init_connection,
+            )
+        )
+        expiry_task = asyncio.create_task(hold_expiry.run(app.state.pool, stop))
+        resources.push_async_callback(_stop, stop, relay_task, expiry_task)
         yield
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(relay_task, 5)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(expiry_task, 5)
-        await bus.close()
-        await app.state.pool.close()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="Places",
         version="1.0.0",
@@ -98,8 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def app_factory() -> FastAPI:
-    """uvicorn entry point (``--factory``): settings come from the environment."""
+    """uvicorn entry point (``--factory``): the one place the app's settings are read from
+    the environment."""
     from api.logging import configure
 
-    configure(get_settings().log_json)
-    return create_app()
+    settings = get_settings()
+    configure(settings.log_json)
+    return create_app(settings)

@@ -161,7 +161,9 @@ class RedisBus:
             timeout=5,
             **kwargs,
         )
-        return RedisBus(aioredis.Redis(connection_pool=readers))
+        # ``from_pool``: the client owns the pool, so ``close`` disconnects it too (a client
+        # given ``connection_pool=`` leaves its pool open on ``aclose``).
+        return RedisBus(aioredis.Redis.from_pool(readers))
 
     async def publish(self, events: list[OutboxEvent]) -> None:
         feeds = {ev.department for ev in events} | {NATIONAL}
@@ -209,6 +211,8 @@ class RedisBus:
         return _text(entries[0][0]) if entries else None
 
     async def close(self) -> None:
+        """Close the client and its connection pool (clients made by ``connect_redis`` and
+        ``for_readers`` own their pool)."""
         await self.client.aclose()
 
 

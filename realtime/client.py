@@ -94,33 +94,19 @@ async def watch(
 
 def run(
     *,
+    base_url: str,
+    token: str,
     department: str | None,
-    national: bool,
-    url: str | None,
-    token: str | None,
     last_event_id: str | None,
     count: int | None,
     json_lines: bool,
 ) -> int:
-    """Entry point of ``places feed``: checks the options, makes a local token if none."""
-    if bool(department) == national:
-        print("choose one feed: --department CODE or --national", file=sys.stderr)
-        return 2
-    from api.settings import get_settings
-
-    settings = get_settings()
-    if not token:
-        from api.auth import issue_token
-
-        token = (
-            issue_token("department", department=department)
-            if department
-            else issue_token("national")
-        )
-    base = url or f"http://{settings.host}:{settings.port}"
+    """Entry point of ``places feed`` once its options are resolved: the department's feed,
+    or the national one when ``department`` is None. The caller (``api.cli``) picks the
+    server and the token from its settings; the client reads no configuration."""
     try:
         return asyncio.run(
-            watch(base, token, department, last_event_id, count=count, json_lines=json_lines)
+            watch(base_url, token, department, last_event_id, count=count, json_lines=json_lines)
         )
     except KeyboardInterrupt:
         return 130

@@ -175,12 +175,25 @@ class FeedReader:
 
 
 class Hub:
-    """Per-worker registry of feed readers; created on first use by the WebSocket routes."""
+    """Per-worker registry of feed readers. The service makes one when it starts and closes
+    it when it stops: the hub owns its readers' tasks and the readers' bus, the caller the
+    bus it was given."""
 
     def __init__(self, bus: Bus, settings: FeedSettings) -> None:
+        self._source = bus
         self.bus = bus.for_readers()
         self.settings = settings
         self.readers: dict[str, FeedReader] = {}
+
+    async def close(self) -> None:
+        """Stop every feed reader and release the readers' bus (their Redis pool)."""
+        readers = list(self.readers.values())
+        self.readers.clear()
+        for reader in readers:
+            reader.task.cancel()
+        await asyncio.gather(*(r.task for r in readers), return_exceptions=True)
+        if self.bus is not self._source:
+            await self.bus.close()
 
     @contextlib.asynccontextmanager
     async def subscribe(self, feed: str) -> AsyncIterator[Subscription]:

@@ -1,27 +1,33 @@
 """Outbox relay: moves committed outbox rows to the feeds, in order, exactly once.
 
 Every worker runs one; a PostgreSQL advisory lock keeps exactly one active. It wakes on
-LISTEN/NOTIFY (fired at commit by ``api.changes.emit``) and also polls every second, so it
-catches up after its own restart or an outage of the bus. A row is marked published only
+LISTEN/NOTIFY (fired at commit by whoever writes the outbox) and also polls every second, so
+it catches up after its own restart or an outage of the bus. A row is marked published only
 after the bus acknowledged it; the bus skips already-published ids, so a crash in between
 never duplicates an event.
+
+The relay knows the ``outbox_events`` table and nothing else of the service: the caller
+hands it the DSN, the NOTIFY channel the writers signal on and the connection set-up (the
+JSON codecs), so that the dependencies run one way, from the API to here.
 """
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from redis.exceptions import RedisError
 
-from api.changes import CHANNEL
-from api.db import init_connection
 from realtime.bus import Bus, OutboxEvent
 
 log = logging.getLogger("places.relay")
 
 LOCK_ID = 0x504C4143  # "PLAC"
 BATCH = 500
+
+ConnectionInit = Callable[[asyncpg.Connection], Awaitable[None]]
+"""Prepares the relay's connection like the service's pool ones: ``jsonb`` decoded to dicts."""
 
 
 async def source_identity(conn: asyncpg.Connection) -> str:
@@ -69,8 +75,20 @@ async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
     return len(events)
 
 
-async def run(dsn: str, bus: Bus, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
-    """Run until ``stop``; contend for the lock, then relay. Errors are logged and retried."""
+async def run(
+    dsn: str,
+    bus: Bus,
+    stop: asyncio.Event,
+    *,
+    channel: str,
+    init_connection: ConnectionInit,
+    poll_seconds: float = 1.0,
+) -> None:
+    """Run until ``stop``; contend for the lock, then relay. Errors are logged and retried.
+
+    ``channel`` is the NOTIFY channel the outbox writers signal on at commit;
+    ``init_connection`` must decode ``jsonb`` to Python values (the events' ``data``).
+    """
     wake = asyncio.Event()
     while not stop.is_set():
         conn: asyncpg.Connection | None = None
@@ -84,7 +102,7 @@ async def run(dsn: str, bus: Bus, stop: asyncio.Event, poll_seconds: float = 1.0
                     await asyncio.wait_for(stop.wait(), 2.0)
             if stop.is_set():
                 break
-            await conn.add_listener(CHANNEL, lambda *_: wake.set())
+            await conn.add_listener(channel, lambda *_: wake.set())
             log.info("outbox relay active in this worker")
             # Another worker may have published since this one last held the lock.
             bus.forget_heads()

@@ -736,6 +736,7 @@ async def import_file(
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m seed.finess_import FILE [--dsn DSN]``."""
     from api.db import connect
+    from api.settings import get_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file")
@@ -744,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     async def _run() -> None:
-        async with connect(args.dsn) as conn:
+        async with connect(args.dsn or get_settings().database_url) as conn:
             report = await import_file(conn, args.file, batch_size=args.batch_size, progress=True)
         Console().print(report.summary_table())
 

@@ -24,6 +24,7 @@ os.environ["PLACES_KEYS_DIR"] = tempfile.mkdtemp(prefix="places-keys-")
 from api.auth import issue_token  # noqa: E402
 from api.db import create_pool, drop_database, ensure_database, migrate  # noqa: E402
 from api.main import create_app  # noqa: E402
+from api.settings import get_settings  # noqa: E402
 from geo.finess import make_finess  # noqa: E402
 
 # Small, real places: enough for the registry and the geo tests, nothing national.
@@ -91,7 +92,7 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="session")
 async def app(database: str) -> AsyncIterator[Any]:
-    application = create_app()
+    application = create_app(get_settings())
     async with application.router.lifespan_context(application):
         yield application
 

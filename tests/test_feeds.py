@@ -495,10 +495,10 @@ async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
 async def test_a_worker_reads_more_feeds_than_the_redis_pool_holds(cluster: Cluster) -> None:
     """One blocking reader per feed: 150 feeds in one worker must neither exhaust the shared
     Redis pool (capped at 100 by redis-py) nor keep the relay from publishing."""
+    from api.feeds.routes import feed_settings
     from api.settings import get_settings
     from realtime.bus import OutboxEvent, RedisBus, connect_redis
     from realtime.hub import Hub
-    from realtime.routes import feed_settings
 
     client = await connect_redis(cluster.redis.url)
     assert client is not None

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import bearer, idem, make_carer, make_structure
+from tests.conftest import TEST_DSN, bearer, idem, make_carer, make_structure
 
 DEPT = bearer("department", department="69")
 
@@ -282,12 +282,12 @@ async def test_same_answer_with_a_spare_connection_and_without(client, pool, mon
             "limit": 50,
         }
     )
-    one = await create_pool(min_size=1, max_size=1)  # no spare: the sequential path
+    one = await create_pool(TEST_DSN, min_size=1, max_size=1)  # no spare: the sequential path
     try:
         alone = await run_search(one, body)
     finally:
         await one.close()
-    spare = await create_pool(min_size=2, max_size=2)
+    spare = await create_pool(TEST_DSN, min_size=2, max_size=2)
     try:
         await spare.execute("SELECT 1")  # both connections opened and idle
         beside = await run_search(spare, body)

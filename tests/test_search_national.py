@@ -115,8 +115,9 @@ async def test_search_over_http_on_national_dataset(national):
     """The same through the app, to check the serialised contract shape once at scale."""
     from api.auth import issue_token
     from api.main import create_app
+    from api.settings import get_settings
 
-    app = create_app()
+    app = create_app(get_settings())
     app.state.settings = app.state.settings.model_copy(update={"database_url": NATIONAL_DSN})
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -68,7 +68,7 @@ async def test_dev_token_signs_in_every_role(client: httpx.AsyncClient, pool: as
     for body, claim, value in cases:
         r = await client.post("/ui/dev-token", json=body)
         assert r.status_code == 200, r.text
-        principal = decode_token(r.json()["access_token"])
+        principal = decode_token(r.json()["access_token"], get_settings())
         assert principal.role == body["role"]
         if claim:
             assert getattr(principal, claim) == value

@@ -1,4 +1,5 @@
-"""Alembic environment: runs migrations over asyncpg against ``PLACES_DATABASE_URL``."""
+"""Alembic environment: runs migrations over asyncpg against the database that
+``api.db.migrate`` names (its ``sqlalchemy.url``; the only way they are run)."""
 
 import asyncio
 
@@ -7,7 +8,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import api.models  # noqa: F401  (registers the tables on the metadata)
-from api.db import sqlalchemy_url
 
 target_metadata = SQLModel.metadata
 
@@ -29,7 +29,9 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def _main() -> None:
-    url = context.config.get_main_option("sqlalchemy.url") or sqlalchemy_url()
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("run the migrations with api.db.migrate(dsn) (places migrate)")
     engine = create_async_engine(url)
     async with engine.connect() as connection:
         await connection.run_sync(_run)

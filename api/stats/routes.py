@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from api.auth import Principal, require_roles
-from api.deps import Pool
+from api.deps import AppSettings, Pool
 from api.errors import NotFound
-from api.settings import get_settings
+from api.settings import Settings
 from api.stats import repository
 from api.stats.schemas import DepartmentStats, StatsHistoryOut, StatsPage
 
@@ -30,8 +30,7 @@ DepartmentCode = Annotated[
 CSV_FIELDS = tuple(DepartmentStats.model_fields)
 
 
-async def _stats(pool: Any, department: str | None) -> dict[str, Any]:
-    settings = get_settings()
+async def _stats(pool: Any, settings: Settings, department: str | None) -> dict[str, Any]:
     async with pool.acquire() as conn:
         items = await repository.department_stats(
             conn, settings.stale_after_days, settings.unexecuted_after_days, department
@@ -55,11 +54,11 @@ async def _stats(pool: Any, department: str | None) -> dict[str, Any]:
     responses={404: {"description": "Unknown department (with `department=`)."}},
 )
 async def department_stats(
-    _: Steering, pool: Pool, department: DepartmentCode = None
+    _: Steering, pool: Pool, settings: AppSettings, department: DepartmentCode = None
 ) -> dict[str, Any]:
     """Every department (zeros where there is no offer), with national totals. Definitions,
     tension included, are in the schema's description and the README."""
-    return await _stats(pool, department)
+    return await _stats(pool, settings, department)
 
 
 @router.get(
@@ -69,11 +68,11 @@ async def department_stats(
     responses={200: {"content": {"text/csv": {}}, "description": "One line per department."}},
 )
 async def department_stats_csv(
-    _: Steering, pool: Pool, department: DepartmentCode = None
+    _: Steering, pool: Pool, settings: AppSettings, department: DepartmentCode = None
 ) -> Response:
     """``;``-separated, decimal comma, UTF-8 with a byte-order mark: what a French spreadsheet
     opens as is. Columns are the JSON field names, in the same order."""
-    page = await _stats(pool, department)
+    page = await _stats(pool, settings, department)
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(CSV_FIELDS)

@@ -23,7 +23,7 @@ from fastapi import APIRouter, FastAPI, WebSocket
 
 from api.auth import Principal, decode_token
 from api.errors import DomainError
-from api.settings import Settings, get_settings
+from api.settings import Settings
 from realtime.bus import NATIONAL
 from realtime.hub import FeedGap, FeedSettings, FeedUnavailable, Hub, parse_event_id
 
@@ -77,6 +77,7 @@ def _token(websocket: WebSocket) -> str | None:
 
 
 def feed_settings(s: Settings) -> FeedSettings:
+    """The hub's parameters from the service's settings (``PLACES_WS_*``)."""
     return FeedSettings(
         ping_seconds=s.ws_ping_seconds,
         queue_size=s.ws_queue_size,
@@ -87,9 +88,8 @@ def feed_settings(s: Settings) -> FeedSettings:
 
 
 def _hub(app: FastAPI) -> Hub:
-    hub: Hub | None = getattr(app.state, "feed_hub", None)
-    if hub is None:
-        hub = app.state.feed_hub = Hub(app.state.bus, feed_settings(get_settings()))
+    """The worker's hub, made by the app's lifespan (``api.main``) with the bus."""
+    hub: Hub = app.state.feed_hub
     return hub
 
 
@@ -120,7 +120,7 @@ async def _serve(
         await _close(websocket, 4401, "Authentification requise (Bearer ou access_token).")
         return
     try:
-        principal = decode_token(token)
+        principal = decode_token(token, websocket.app.state.settings)
     except DomainError as exc:
         await _close(websocket, 4401, exc.detail)
         return
@@ -144,10 +144,11 @@ async def _serve(
             return
 
     code, reason = 1000, ""
+    hub = _hub(app)
     try:
-        async with _hub(app).subscribe(feed) as sub:
+        async with hub.subscribe(feed) as sub:
             sender = asyncio.create_task(
-                _hub(app).pump(sub, websocket.send_text, last_event_id), name="feed-sender"
+                hub.pump(sub, websocket.send_text, last_event_id), name="feed-sender"
             )
             receiver = asyncio.create_task(_drain(websocket), name="feed-receiver")
             overflow = asyncio.create_task(sub.overflowed.wait(), name="feed-overflow")
