@@ -12,16 +12,20 @@ with the same key waits on the unique index and then sees the committed response
 replay never writes twice. A failed write rolls back its key, so the client may retry.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from api.auth import Principal
 from api.errors import Conflict, Invalid
 from api.events import Event
+
+if TYPE_CHECKING:  # api.auth depends on api.deps, which depends on this module
+    from api.auth import Principal
 
 #: LISTEN/NOTIFY channel that wakes the outbox relay; the payload is the event's department.
 CHANNEL = "places_outbox"
