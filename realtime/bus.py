@@ -185,7 +185,8 @@ class RedisBus:
     async def read(
         self, feed: str, after: str | None, block_ms: int, count: int = 500
     ) -> list[tuple[str, dict[str, Any]]]:
-        reply = await self.client.xread(
+        # Raw RESP2 replies (redis-py types them as a union of both protocols' shapes).
+        reply: Any = await self.client.xread(
             {feed_key(feed): after or "$"}, count=count, block=block_ms or None
         )
         out: list[tuple[str, dict[str, Any]]] = []
@@ -193,6 +194,7 @@ class RedisBus:
             for entry_id, fields in entries:
                 eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 raw = fields.get(b"e") or fields.get("e")
+                assert raw is not None, "every entry carries its event"
                 message = json.loads(raw)
                 prev = fields.get(b"p", fields.get("p"))
                 message["prev"] = None if prev is None else _text(prev)
@@ -207,7 +209,7 @@ class RedisBus:
         return eid.decode() if isinstance(eid, bytes) else eid
 
     async def newest_id(self, feed: str) -> str | None:
-        entries = await self.client.xrevrange(feed_key(feed), count=1)
+        entries: Any = await self.client.xrevrange(feed_key(feed), count=1)
         return _text(entries[0][0]) if entries else None
 
     async def close(self) -> None:

@@ -170,9 +170,9 @@ async def _serve(
             elif expiry in done:
                 code, reason = 4401, "Jeton expiré : reconnectez-vous avec un nouveau jeton."
             elif sender in done and not sender.cancelled():
-                exc = sender.exception()
-                if isinstance(exc, FeedGap | FeedUnavailable):
-                    raise exc
+                failure = sender.exception()
+                if isinstance(failure, FeedGap | FeedUnavailable):
+                    raise failure
                 return  # sending failed: the client is gone
     except FeedGap:
         code, reason = 4410, "Historique dépassé : rechargez l'instantané puis reconnectez."
