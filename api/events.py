@@ -154,16 +154,22 @@ def carer_availability_updated(department: str, carer: dict[str, Any], source: S
     return Event(CARER_AVAILABILITY_UPDATED, department, data, data)
 
 
-def structure_created(
-    department: str, structure_id: str, finess: str, category: str, units: int, source: Source
-) -> Event:
-    data = {
+def _structure(
+    structure_id: str, finess: str, category: str, units: int, source: Source
+) -> dict[str, Any]:
+    return {
         "structure_id": structure_id,
         "finess": finess,
         "category": category,
         "units": units,
         "source": source,
     }
+
+
+def structure_created(
+    department: str, structure_id: str, finess: str, category: str, units: int, source: Source
+) -> Event:
+    data = _structure(structure_id, finess, category, units, source)
     return Event(STRUCTURE_CREATED, department, data, data)
 
 
@@ -177,12 +183,10 @@ def structure_updated(
     unit_added: str | None = None,
     units_retired: list[str] | None = None,
 ) -> Event:
+    """``unit_added``: the unit an establishment described; ``units_retired``: the default
+    units of a FINESS import it replaced."""
     data = {
-        "structure_id": structure_id,
-        "finess": finess,
-        "category": category,
-        "units": units,
-        "source": source,
+        **_structure(structure_id, finess, category, units, source),
         "unit_added": unit_added,
         "units_retired": units_retired or [],
     }
