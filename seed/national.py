@@ -44,6 +44,7 @@ from rich.table import Table
 
 from geo.finess import OVERSEAS_FINESS_PREFIX, finess_check_key, make_finess
 from seed.reference import load_reference
+from seed.unit_rules import LAST, UNIT_KINDS, UNIT_MIXES, UnitKind, UnitMix
 
 #: A declaration older than this is stale (mirrors the default of
 #: ``api.settings.Settings.stale_after_days``; the seed does not read the settings).
@@ -462,208 +463,73 @@ def _modes(rng: random.Random, base: tuple[str, ...], extra: dict[str, float]) -
     return tuple(modes)
 
 
-def _units_for(rng: random.Random, category: str) -> list[_UnitSpec]:
-    """The units of one structure, by category (what it accepts, how many places)."""
-    names = rng.sample(_UNIT_NAMES, 6)
-    units: list[_UnitSpec] = []
-    p_profile = 0.13
+def _choose(rng: random.Random, options: Sequence[tuple[T, int]]) -> T:
+    """A ``(value, weight)`` option by ``Random.choices``; a single option draws nothing."""
+    if len(options) == 1:
+        return options[0][0]
+    return rng.choices([value for value, _ in options], [weight for _, weight in options])[0]
 
-    if category == "462":  # lieu de vie: one small family-like unit
-        age_min, age_max = rng.choice([(6, 18), (10, 18), (12, 18), (4, 16), (13, 21), (8, 18)])
-        units.append(
-            _UnitSpec(
-                "Lieu de vie",
-                age_min,
-                age_max,
-                _sexes(rng, 0.1),
-                _modes(rng, ("durable",), {"sequentiel": 0.3, "urgence": 0.05}),
-                _profiles(rng, 0.3),
-                rng.randint(3, 7),
-            )
-        )
-    elif category == "177":  # MECS: 2–6 groups, some MNA and jeune majeur services
-        n = rng.choices([2, 3, 4, 5, 6], [25, 30, 22, 15, 8])[0]
-        kinds = [
-            rng.choices(["enfants", "ados", "fratrie", "urgence"], [30, 50, 10, 10])[0]
-            for _ in range(n)
-        ]
-        if rng.random() < 0.2:
-            kinds[-1] = "mna"
-        if n > 1 and rng.random() < 0.2:
-            kinds[0] = "jeune_majeur"
-        for i, kind in enumerate(kinds):
-            places = rng.randint(6, 12)
-            if kind == "mna":
-                units.append(
-                    _UnitSpec(
-                        "Service MNA",
-                        15,
-                        18,
-                        _sexes(rng, 0.6, 0.85),
-                        ("mna", "durable"),
-                        _profiles(rng, 0.05),
-                        places,
-                    )
-                )
-                continue
-            if kind == "jeune_majeur":
-                units.append(
-                    _UnitSpec(
-                        "Appartements jeunes majeurs",
-                        18,
-                        21,
-                        _sexes(rng, 0.1),
-                        ("jeune_majeur",),
-                        _profiles(rng, p_profile),
-                        places,
-                    )
-                )
-                continue
-            if kind == "enfants":
-                ages = rng.choice([(3, 12), (6, 12), (4, 13), (6, 14)])
-                sexes = ("F", "M")
-            elif kind == "fratrie":
-                ages = rng.choice([(3, 18), (0, 18), (4, 16)])
-                sexes = ("F", "M")
-            elif kind == "urgence":
-                ages = rng.choice([(6, 18), (12, 18), (3, 12)])
-                sexes = _sexes(rng, 0.1)
+
+def _unit_kinds(rng: random.Random, mix: UnitMix) -> list[str]:
+    """The kinds of one structure's units, drawn as its category's mix says."""
+    if mix.layout:
+        kinds = list(mix.layout)
+        if mix.instead is not None and rng.random() < mix.instead[0]:
+            kinds = list(mix.instead[1])
+    else:
+        kinds = [_choose(rng, mix.kinds) for _ in range(_choose(rng, mix.counts))]
+    for chance in mix.replace:
+        if rng.random() < chance.probability:
+            kinds[chance.position] = chance.kind
+    for chance in mix.add:
+        if rng.random() < chance.probability:
+            if chance.position == LAST:
+                kinds.append(chance.kind)
             else:
-                ages = rng.choice([(12, 18), (13, 18), (11, 16), (14, 18), (12, 17)])
-                sexes = _sexes(rng, 0.2)
-            base = ("urgence",) if kind == "urgence" else ("durable",)
-            units.append(
-                _UnitSpec(
-                    f"Groupe {names[i]}",
-                    ages[0],
-                    ages[1],
-                    sexes,
-                    _modes(rng, base, {"sequentiel": 0.15, "urgence": 0.05}),
-                    _profiles(rng, p_profile),
-                    places,
-                )
-            )
-    elif category == "175":  # foyer de l'enfance: emergency reception for every age
-        bands = [(0, 6), (6, 12), (12, 18)] if rng.random() < 0.3 else [(3, 12), (13, 18)]
-        if rng.random() < 0.3:
-            bands.insert(0, (0, 3))
-        if rng.random() < 0.3:
-            bands.append((15, 18))
-        for i, (age_min, age_max) in enumerate(bands):
-            mna = (age_min, age_max) == (15, 18)
-            units.append(
-                _UnitSpec(
-                    "Mise à l'abri MNA" if mna else f"Accueil d'urgence {names[i]}",
-                    age_min,
-                    age_max,
-                    _sexes(rng, 0.5 if mna else 0.05, 0.85),
-                    ("urgence", "mna") if mna else _modes(rng, ("urgence",), {"durable": 0.4}),
-                    _profiles(rng, p_profile),
-                    rng.randint(6, 14),
-                )
-            )
-    elif category == "172":  # pouponnière: under 3
-        for i in range(rng.choices([1, 2, 3, 4], [30, 35, 25, 10])[0]):
-            units.append(
-                _UnitSpec(
-                    f"Section {rng.choice(_SMALL_NAMES) if i == 0 else names[i]}",
-                    0,
-                    3,
-                    ("F", "M"),
-                    _modes(rng, ("durable",), {"urgence": 0.6}),
-                    _profiles(rng, 0.08),
-                    rng.randint(6, 12),
-                )
-            )
-    elif category == "176":  # village d'enfants: houses for sibling groups
-        for i in range(rng.choices([2, 3, 4, 5, 6], [15, 25, 30, 20, 10])[0]):
-            ages = rng.choice([(3, 18), (0, 18), (2, 16)])
-            units.append(
-                _UnitSpec(
-                    f"Maison {i + 1}",
-                    ages[0],
-                    ages[1],
-                    ("F", "M"),
-                    ("durable",),
-                    _profiles(rng, 0.08),
-                    rng.randint(4, 8),
-                )
-            )
-    elif category == "166":  # centre parental: parent with a child under 3
-        for i in range(rng.choices([1, 2, 3], [50, 35, 15])[0]):
-            units.append(
-                _UnitSpec(
-                    "Accueil mère-enfant" if i == 0 else f"Studios {names[i]}",
-                    0,
-                    3,
-                    ("F", "M"),
-                    _modes(rng, ("mere_enfant",), {"urgence": 0.3}),
-                    _profiles(rng, 0.05),
-                    rng.randint(6, 12),
-                )
-            )
-    elif category == "236":  # placement familial service: places with its carers
-        for i in range(rng.choices([1, 2, 3], [50, 35, 15])[0]):
-            ages = rng.choice([(0, 18), (0, 21), (3, 18)])
-            modes = _modes(rng, ("durable",), {"sequentiel": 0.4, "urgence": 0.15})
-            if ages[1] == 21:
+                kinds.insert(chance.position, chance.kind)
+    return kinds
+
+
+def _unit(
+    rng: random.Random, kind: UnitKind, label: str, unit_names: Sequence[str], position: int
+) -> _UnitSpec:
+    """One unit of ``kind``, its values drawn in the kind's order (see ``seed.unit_rules``)."""
+    name, ages, sexes, modes = label, kind.ages[0], ("F", "M"), kind.modes
+    profiles: tuple[str, ...] = ()
+    places = kind.places[0]
+    for step in kind.order:
+        if step == "name":
+            small = rng.choice(_SMALL_NAMES) if "{small}" in label else ""
+            name = label.format(name=unit_names[position], number=position + 1, small=small)
+        elif step == "ages" and len(kind.ages) > 1:
+            ages = rng.choice(kind.ages)
+        elif step == "sexes" and kind.single_sex:
+            sexes = _sexes(rng, kind.single_sex, kind.male_share)
+        elif step == "modes":
+            modes = _modes(rng, kind.modes, dict(kind.extra_modes))
+            if kind.jeune_majeur_to_21 and ages[1] == 21:
                 modes = (*modes, "jeune_majeur")
-            units.append(
-                _UnitSpec(
-                    f"Placement familial {names[i]}",
-                    ages[0],
-                    ages[1],
-                    ("F", "M"),
-                    modes,
-                    _profiles(rng, p_profile),
-                    rng.randint(10, 30),
-                )
-            )
-    elif category == "238":  # centre d'accueil familial spécialisé: always with a profile
-        for i in range(rng.choices([1, 2], [60, 40])[0]):
-            ages = rng.choice([(3, 18), (6, 21), (0, 18)])
-            units.append(
-                _UnitSpec(
-                    f"Accueil spécialisé {names[i]}",
-                    ages[0],
-                    ages[1],
-                    ("F", "M"),
-                    _modes(rng, ("durable",), {"sequentiel": 0.5}),
-                    _profiles(rng, 1.0),
-                    rng.randint(6, 15),
-                )
-            )
-    elif category == "241":  # PJJ: adolescents, often boys only
-        for i in range(rng.choices([1, 2, 3], [40, 40, 20])[0]):
-            units.append(
-                _UnitSpec(
-                    f"Unité éducative {names[i]}",
-                    13,
-                    18,
-                    _sexes(rng, 0.5, 0.8),
-                    _modes(rng, ("durable",), {"urgence": 0.5}),
-                    _profiles(rng, 0.1),
-                    rng.randint(6, 12),
-                )
-            )
-    else:  # 378 experimental: varied, often for complex situations
-        for i in range(rng.choices([1, 2, 3], [50, 35, 15])[0]):
-            ages = rng.choice([(12, 18), (14, 21), (6, 16), (16, 21)])
-            modes = _modes(rng, ("durable",), {"sequentiel": 0.4, "urgence": 0.2})
-            if ages[1] == 21:
-                modes = (*modes, "jeune_majeur")
-            units.append(
-                _UnitSpec(
-                    f"Dispositif {names[i]}",
-                    ages[0],
-                    ages[1],
-                    _sexes(rng, 0.15),
-                    modes,
-                    _profiles(rng, 0.45),
-                    rng.randint(4, 10),
-                )
-            )
-    return units
+        elif step == "profiles":
+            profiles = _profiles(rng, kind.profiles)
+        elif step == "places":
+            places = rng.randint(*kind.places)
+    return _UnitSpec(name, ages[0], ages[1], sexes, modes, profiles, places)
+
+
+def _units_for(rng: random.Random, category: str) -> list[_UnitSpec]:
+    """The units of one structure, from its category's rows in ``seed.unit_rules``."""
+    unit_names = rng.sample(_UNIT_NAMES, 6)
+    mix = UNIT_MIXES[category]
+    return [
+        _unit(
+            rng,
+            UNIT_KINDS[key],
+            mix.first_name if position == 0 and mix.first_name else UNIT_KINDS[key].name,
+            unit_names,
+            position,
+        )
+        for position, key in enumerate(_unit_kinds(rng, mix))
+    ]
 
 
 # --------------------------------------------------------------------------- capacity
