@@ -9,7 +9,7 @@ import random
 import string
 
 from api.codes import CARE_MODES, PDE_CATEGORIES
-from seed.national import CATEGORIES, _units_for
+from seed.structures import CATEGORIES, units_for
 from seed.unit_rules import DRAW_ORDER, UNIT_KINDS, UNIT_MIXES, UnitMix
 
 FIELDS = {"name", "number", "small"}
@@ -49,7 +49,7 @@ def test_every_kind_is_well_formed() -> None:
 def test_generated_units_follow_the_table() -> None:
     for code in UNIT_MIXES:
         for i in range(300):
-            units = _units_for(random.Random(f"{code}:{i}"), code)
+            units = units_for(random.Random(f"{code}:{i}"), code)
             assert 1 <= len(units) <= 6
             for unit in units:
                 assert 0 <= unit.age_min < unit.age_max <= 21
