@@ -79,7 +79,7 @@ def import_finess(
     from pathlib import Path
 
     from api.db import connect
-    from seed.finess_import import import_file
+    from interop.finess_import import import_file
 
     if not Path(file).is_file():
         console.print(f"[red]{file}: fichier introuvable[/red]")

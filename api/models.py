@@ -157,7 +157,7 @@ class Unit(SQLModel, table=True):
         sa_column=Column(Boolean, nullable=False, server_default=text("false")),
     )
     """The unit the FINESS import gave an establishment from its category, until the
-    establishment describes its own units (see ``seed.finess_units``)."""
+    establishment describes its own units (see ``interop.finess_units``)."""
 
 
 class FosterCarer(SQLModel, table=True):

@@ -33,7 +33,7 @@ from api.codes import PDE_CATEGORIES
 from api.db import drop_database, ensure_database, init_connection, migrate
 from geo.finess import OVERSEAS_FINESS_PREFIX, finess_check_key
 from geo.referential import load_communes
-from seed.finess_import import import_file, read_extract
+from interop.finess_import import import_file, read_extract
 from seed.reference import load_reference
 
 OTHER_CATEGORIES = ("355", "500", "620", "183", "255", "446", "209", "223", "189", "354")

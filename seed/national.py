@@ -18,6 +18,11 @@ temporary tables with plain ``lat``/``lon`` columns because asyncpg has no binar
 PostGIS ``geography``. The seed refuses to run on a database that already has an offer
 unless ``replace=True``, which truncates the offer tables first.
 
+Where things are: this module reads the referential, runs the generators, loads and
+reports; ``seed.structures`` draws the establishments, their units (from the table of
+``seed.unit_rules``) and capacity; ``seed.carers`` the assistants familiaux; ``seed.draws``
+holds the drawing helpers both use and ``seed.dataset`` the rows being built.
+
 Run it on its own with ``python -m seed.national --dsn … --seed N --replace``.
 """
 
@@ -25,39 +30,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import math
 import random
 import time
-import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from geo.finess import OVERSEAS_FINESS_PREFIX, finess_check_key, make_finess
+from seed.carers import NATIONAL_CARERS, generate_carers
+from seed.dataset import STALE_AFTER_DAYS, Commune, Department, Generated
 from seed.reference import load_reference
+from seed.structures import CATEGORIES, Serials, draw_associations, generate_structures
 
-#: A declaration older than this is stale (mirrors the default of
-#: ``api.settings.Settings.stale_after_days``; the seed does not read the settings).
-STALE_AFTER_DAYS = 7
-#: Maximal distance between a structure and the centre of its commune.
-STRUCTURE_JITTER_KM = 1.98
-#: Maximal distance between a carer's home and the centre of its commune.
-CARER_JITTER_KM = 2.97
-#: Carers at scale 1 (national order of magnitude of assistants familiaux).
-NATIONAL_CARERS = 38_000
-KM_PER_DEGREE = 111.195
-T = TypeVar("T")
-SOURCE = "seed"
-DECLARED_BY = "seed"
+#: Emptied by ``replace=True``, analysed after the load.
 OFFER_TABLES = (
     "structures",
     "units",
@@ -66,176 +58,10 @@ OFFER_TABLES = (
     "capacity_declarations",
     "capacity_snapshots",
 )
-FORECASTS = ("h24", "h48", "d7")
 
 
 class SeedError(RuntimeError):
     """The seed cannot run on this database as asked (offer already present, no referential)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CategoryPlan:
-    """How many structures of a FINESS category, and where.
-
-    ``national`` is the count at scale 1; ``minimum`` per department is scaled too, except
-    when ``minimum_fixed`` (every department runs a foyer de l'enfance, whatever the scale).
-    ``commune_exponent`` bends the choice of commune: 1 follows the population, lower
-    values favour the countryside (lieux de vie are mostly rural).
-    """
-
-    code: str
-    label: str
-    national: int
-    minimum: int
-    minimum_fixed: bool = False
-    commune_exponent: float = 1.0
-
-
-CATEGORIES: tuple[CategoryPlan, ...] = (
-    CategoryPlan("177", "MECS", 1250, 2),
-    CategoryPlan("462", "Lieu de vie et d'accueil", 700, 1, commune_exponent=0.5),
-    CategoryPlan("175", "Foyer de l'enfance", 115, 1, minimum_fixed=True),
-    CategoryPlan("166", "Centre parental", 90, 0),
-    CategoryPlan("236", "Service de placement familial", 80, 0),
-    CategoryPlan("172", "Pouponnière", 60, 0),
-    CategoryPlan("176", "Village d'enfants", 60, 0, commune_exponent=0.8),
-    CategoryPlan("241", "Établissement de placement PJJ", 60, 0),
-    CategoryPlan("378", "Établissement expérimental", 40, 0),
-    CategoryPlan("238", "Centre d'accueil familial spécialisé", 30, 0, commune_exponent=0.8),
-)
-CATEGORY_LABELS = {plan.code: plan.label for plan in CATEGORIES}
-
-# Weights of disability profiles: TSA and psychic/behavioural troubles dominate in ASE.
-PROFILE_WEIGHTS: dict[str, int] = {
-    "troubles_psychiques_comportement": 40,
-    "tsa": 25,
-    "deficience_intellectuelle": 18,
-    "soins_techniques": 7,
-    "deficience_motrice": 4,
-    "deficience_sensorielle": 3,
-    "polyhandicap": 3,
-}
-
-# Occupancy is a little lower or higher by category (foyers are the most saturated).
-CATEGORY_FREE_FACTOR: dict[str, float] = {
-    "175": 0.6,
-    "172": 0.9,
-    "166": 1.1,
-    "177": 1.0,
-    "462": 1.1,
-    "176": 0.9,
-    "236": 1.2,
-    "238": 1.0,
-    "241": 1.3,
-    "378": 1.2,
-}
-CARER_FREE_FACTOR = 1.25
-
-# fmt: off
-_MECS_NAMES = (
-    "Les Tilleuls", "Les Glycines", "Les Cèdres", "Le Petit Prince", "Les Acacias", "La Roseraie",
-    "Les Peupliers", "Le Moulin", "La Passerelle", "L'Escale", "Les Mouettes", "Le Phare",
-    "La Source", "Les Hirondelles", "Saint-Joseph", "Sainte-Marie", "Notre-Dame", "La Providence",
-    "Les Marronniers", "Le Clos Fleuri", "Les Lilas", "Le Verger", "Les Sapins", "Les Jardins",
-    "L'Oasis", "Le Château", "La Colline", "L'Arc-en-ciel", "Les Capucines", "Le Relais",
-    "La Clairière", "Les Chênes", "Les Platanes", "Les Alizés", "La Boussole", "L'Envol",
-    "Les Coquelicots", "La Ruche", "Les Bruyères", "Les Ormes", "Les Saules", "La Charmille",
-    "Le Colombier", "Les Ajoncs", "Les Genêts", "La Pépinière", "Le Tremplin", "Les Mimosas",
-    "Le Bon Pasteur", "Saint-Vincent", "Les Iris", "La Maison Blanche", "Le Prieuré",
-    "Les Bleuets", "Jean-Baptiste", "Les Érables",
-)
-_LVA_NAMES = (
-    "La Ferme des Possibles", "Le Mas des Oliviers", "La Maison d'Ulysse", "Le Grand Chemin",
-    "La Bergerie", "L'Atelier", "Les Trois Chênes", "Le Fil d'Ariane", "La Cabane", "L'Étape",
-    "Le Hameau", "Les Jonquilles", "La Grange", "Le Petit Pont", "La Traverse", "Les Racines",
-    "Le Nid", "La Bulle d'air", "L'Ancre", "Le Chemin des Écoliers", "La Maison du Bois",
-    "Le Champ Libre", "La Longère", "Le Fournil", "Les Sources", "La Cordée", "Le Ruisseau",
-    "La Boussole", "L'Olivier", "Le Vieux Puits", "La Fontaine", "Les Hauts Prés",
-    "L'Orée du Bois", "Le Jardin d'Émile", "La Chaumière",
-)
-_SMALL_NAMES = (
-    "Les Petits Loups", "Les Poussins", "Les Câlins", "Les Lutins", "Les Petits Pas", "Le Berceau",
-    "Les Oursons", "Les Doudous", "Le Cocon", "Les Bambins",
-)
-_EXPERIMENTAL_NAMES = (
-    "Tremplin", "Passerelle", "Cap Avenir", "Horizon", "Parenthèse", "Boussole", "Trajectoires",
-    "Rebond", "Pas à Pas", "Alternative", "Escale", "Élan",
-)
-_ASSOCIATIONS = (
-    "Sauvegarde de l'enfance", "Les Chemins de l'enfance", "Horizon Jeunesse", "L'Envol",
-    "Accueil et Avenir", "Enfance et Familles", "Grandir Ensemble", "Passerelles",
-    "Entraide Jeunesse", "Les Amis de l'enfance", "Les Tournesols", "Avenir Enfance",
-    "Le Fil Rouge", "Trait d'Union", "Jeunesse et Avenir", "Familles Solidaires", "Le Toit",
-    "La Main Tendue", "Les Jardins de l'enfance", "Action Enfance Solidaire",
-)
-_UNIT_NAMES = (
-    "Les Lucioles", "Les Écureuils", "Les Dauphins", "L'Arche", "Les Étoiles", "Le Tipi",
-    "Les Colibris", "Le Chalet", "Les Explorateurs", "La Bulle", "Les Hiboux", "Les Koalas",
-    "Le Navire", "Les Comètes", "La Cabane", "Les Pirates", "Les Mésanges", "Le Refuge",
-    "Les Cigales", "Le Sémaphore", "Les Castors", "La Maisonnée", "Le Quai", "L'Atoll",
-)
-_STREETS = (
-    "rue Victor-Hugo", "rue de la République", "avenue Jean-Jaurès", "rue Pasteur",
-    "chemin des Vignes", "rue des Écoles", "place de l'Église", "allée des Tilleuls",
-    "impasse du Moulin", "route de la Forêt", "rue du Général-de-Gaulle", "boulevard Carnot",
-    "rue Jules-Ferry", "chemin de la Croix", "rue des Jardins", "avenue de la Gare",
-    "rue Saint-Martin", "rue du Château", "rue des Lilas", "route Nationale",
-)
-# fmt: on
-
-
-@dataclass(frozen=True, slots=True)
-class _Commune:
-    insee: str
-    name: str
-    lat: float
-    lon: float
-    population: int
-
-
-@dataclass(slots=True)
-class _Department:
-    code: str
-    name: str
-    communes: list[_Commune]
-    population: int
-    cum_weights: dict[float, list[float]] = field(default_factory=dict)
-
-    def pick_commune(self, rng: random.Random, exponent: float = 1.0) -> _Commune:
-        """A commune drawn with weight population**exponent (uniform if all are empty)."""
-        cum = self.cum_weights.get(exponent)
-        if cum is None:
-            weights = [max(c.population, 0) ** exponent for c in self.communes]
-            if sum(weights) <= 0:
-                weights = [1.0] * len(self.communes)
-            cum, total = [], 0.0
-            for w in weights:
-                total += w
-                cum.append(total)
-            self.cum_weights[exponent] = cum
-        index = bisect.bisect_right(cum, rng.random() * cum[-1])
-        return self.communes[min(index, len(self.communes) - 1)]
-
-
-@dataclass(frozen=True, slots=True)
-class _UnitSpec:
-    name: str
-    age_min: int
-    age_max: int
-    sexes: tuple[str, ...]
-    care_modes: tuple[str, ...]
-    profiles: tuple[str, ...]
-    installed: int
-
-
-@dataclass(slots=True)
-class _Counts:
-    installed: int = 0
-    occupied: int = 0
-    reserved: int = 0
-    closed: int = 0
-    available: int = 0
-    additional: int = 0
 
 
 @dataclass
@@ -335,416 +161,7 @@ class Summary:
         return table
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _uuid(rng: random.Random) -> uuid.UUID:
-    """A version-4 UUID drawn from the seeded stream (reproducible, unlike ``uuid4()``)."""
-    return uuid.UUID(int=rng.getrandbits(128), version=4)
-
-
-def _binomial(rng: random.Random, n: int, p: float) -> int:
-    """Binomial draw (``Random.binomialvariate`` only exists from Python 3.12)."""
-    if p <= 0 or n <= 0:
-        return 0
-    return sum(1 for _ in range(n) if rng.random() < p)
-
-
-def _weighted(rng: random.Random, options: Sequence[tuple[float, T]]) -> T:
-    total = sum(w for w, _ in options)
-    x = rng.random() * total
-    for w, value in options:
-        x -= w
-        if x < 0:
-            return value
-    return options[-1][1]
-
-
-def _jitter(rng: random.Random, lat: float, lon: float, max_km: float) -> tuple[float, float]:
-    """A point uniformly drawn in a disc of radius ``max_km`` around (lat, lon)."""
-    r = max_km * math.sqrt(rng.random())
-    theta = rng.random() * 2 * math.pi
-    dlat = r * math.cos(theta) / KM_PER_DEGREE
-    dlon = r * math.sin(theta) / (KM_PER_DEGREE * max(math.cos(math.radians(lat)), 0.01))
-    return lat + dlat, lon + dlon
-
-
-def _de(name: str) -> str:
-    """French "de" before a place name: d'Annecy, du Mans, des Sables-d'Olonne, de Lyon."""
-    if name.startswith("Le "):
-        return "du " + name[3:]
-    if name.startswith("Les "):
-        return "des " + name[4:]
-    if name[:1] in "AEIOUYÉÈÊÎÔÂ":
-        return "d'" + name
-    return "de " + name
-
-
-def _allocate(total: int, weights: Sequence[float], minimum: int) -> list[int]:
-    """Split ``total`` into integers proportional to ``weights``, each at least ``minimum``.
-
-    Largest remainder method, ties broken by position: deterministic for given weights.
-    """
-    counts = [minimum] * len(weights)
-    rest = total - minimum * len(weights)
-    if rest <= 0:
-        return counts
-    weight_sum = sum(weights)
-    shares = [w / weight_sum * rest for w in weights]
-    floors = [math.floor(s) for s in shares]
-    left = rest - sum(floors)
-    order = sorted(range(len(weights)), key=lambda i: (-(shares[i] - floors[i]), i))
-    for i in order[:left]:
-        floors[i] += 1
-    return [c + f for c, f in zip(counts, floors, strict=True)]
-
-
-def _finess(department: str, serial: int) -> str:
-    """A FINESS number that both ``geo.finess.is_valid_finess`` and the schema accept.
-
-    ``make_finess`` prefixes overseas numbers with ``9A``…``9F``, but the ``structures``
-    CHECK only admits ``[0-9AB]`` as second character, so ``9C``/``9D``/``9F`` would be
-    rejected. Overseas numbers are therefore built like the real ones (``97`` + the last
-    digit of the department + 5 digits + Luhn key) until the schema and geo agree.
-    """
-    if department in OVERSEAS_FINESS_PREFIX:
-        body = f"97{department[-1]}{serial:05d}"
-        return body + finess_check_key(body)
-    return make_finess(department, serial)
-
-
-class _Serials:
-    """Unique FINESS serials per department, drawn at random (numbers look real)."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-        self._used: dict[str, set[int]] = defaultdict(set)
-
-    def next(self, department: str) -> int:
-        used = self._used[department]
-        # Overseas numbers keep 5 digits for the serial (see ``_finess``).
-        top = 99_999 if department in OVERSEAS_FINESS_PREFIX else 999_999
-        while True:
-            serial = self._rng.randrange(1_000, top)
-            if serial not in used:
-                used.add(serial)
-                return serial
-
-
-# --------------------------------------------------------------------------- units
-
-
-def _profiles(rng: random.Random, probability: float) -> tuple[str, ...]:
-    """Zero, one or two disability profiles (most units have none)."""
-    if rng.random() >= probability:
-        return ()
-    names = list(PROFILE_WEIGHTS)
-    weights = list(PROFILE_WEIGHTS.values())
-    first = rng.choices(names, weights)[0]
-    if rng.random() < 0.35:
-        second = rng.choices(names, weights)[0]
-        if second != first:
-            return tuple(sorted((first, second)))
-    return (first,)
-
-
-def _sexes(rng: random.Random, single_sex: float, male_share: float = 0.6) -> tuple[str, ...]:
-    if rng.random() < single_sex:
-        return ("M",) if rng.random() < male_share else ("F",)
-    return ("F", "M")
-
-
-def _modes(rng: random.Random, base: tuple[str, ...], extra: dict[str, float]) -> tuple[str, ...]:
-    modes = list(base)
-    for mode, probability in extra.items():
-        if mode not in modes and rng.random() < probability:
-            modes.append(mode)
-    return tuple(modes)
-
-
-def _units_for(rng: random.Random, category: str) -> list[_UnitSpec]:
-    """The units of one structure, by category (what it accepts, how many places)."""
-    names = rng.sample(_UNIT_NAMES, 6)
-    units: list[_UnitSpec] = []
-    p_profile = 0.13
-
-    if category == "462":  # lieu de vie: one small family-like unit
-        age_min, age_max = rng.choice([(6, 18), (10, 18), (12, 18), (4, 16), (13, 21), (8, 18)])
-        units.append(
-            _UnitSpec(
-                "Lieu de vie",
-                age_min,
-                age_max,
-                _sexes(rng, 0.1),
-                _modes(rng, ("durable",), {"sequentiel": 0.3, "urgence": 0.05}),
-                _profiles(rng, 0.3),
-                rng.randint(3, 7),
-            )
-        )
-    elif category == "177":  # MECS: 2–6 groups, some MNA and jeune majeur services
-        n = rng.choices([2, 3, 4, 5, 6], [25, 30, 22, 15, 8])[0]
-        kinds = [
-            rng.choices(["enfants", "ados", "fratrie", "urgence"], [30, 50, 10, 10])[0]
-            for _ in range(n)
-        ]
-        if rng.random() < 0.2:
-            kinds[-1] = "mna"
-        if n > 1 and rng.random() < 0.2:
-            kinds[0] = "jeune_majeur"
-        for i, kind in enumerate(kinds):
-            places = rng.randint(6, 12)
-            if kind == "mna":
-                units.append(
-                    _UnitSpec(
-                        "Service MNA",
-                        15,
-                        18,
-                        _sexes(rng, 0.6, 0.85),
-                        ("mna", "durable"),
-                        _profiles(rng, 0.05),
-                        places,
-                    )
-                )
-                continue
-            if kind == "jeune_majeur":
-                units.append(
-                    _UnitSpec(
-                        "Appartements jeunes majeurs",
-                        18,
-                        21,
-                        _sexes(rng, 0.1),
-                        ("jeune_majeur",),
-                        _profiles(rng, p_profile),
-                        places,
-                    )
-                )
-                continue
-            if kind == "enfants":
-                ages = rng.choice([(3, 12), (6, 12), (4, 13), (6, 14)])
-                sexes = ("F", "M")
-            elif kind == "fratrie":
-                ages = rng.choice([(3, 18), (0, 18), (4, 16)])
-                sexes = ("F", "M")
-            elif kind == "urgence":
-                ages = rng.choice([(6, 18), (12, 18), (3, 12)])
-                sexes = _sexes(rng, 0.1)
-            else:
-                ages = rng.choice([(12, 18), (13, 18), (11, 16), (14, 18), (12, 17)])
-                sexes = _sexes(rng, 0.2)
-            base = ("urgence",) if kind == "urgence" else ("durable",)
-            units.append(
-                _UnitSpec(
-                    f"Groupe {names[i]}",
-                    ages[0],
-                    ages[1],
-                    sexes,
-                    _modes(rng, base, {"sequentiel": 0.15, "urgence": 0.05}),
-                    _profiles(rng, p_profile),
-                    places,
-                )
-            )
-    elif category == "175":  # foyer de l'enfance: emergency reception for every age
-        bands = [(0, 6), (6, 12), (12, 18)] if rng.random() < 0.3 else [(3, 12), (13, 18)]
-        if rng.random() < 0.3:
-            bands.insert(0, (0, 3))
-        if rng.random() < 0.3:
-            bands.append((15, 18))
-        for i, (age_min, age_max) in enumerate(bands):
-            mna = (age_min, age_max) == (15, 18)
-            units.append(
-                _UnitSpec(
-                    "Mise à l'abri MNA" if mna else f"Accueil d'urgence {names[i]}",
-                    age_min,
-                    age_max,
-                    _sexes(rng, 0.5 if mna else 0.05, 0.85),
-                    ("urgence", "mna") if mna else _modes(rng, ("urgence",), {"durable": 0.4}),
-                    _profiles(rng, p_profile),
-                    rng.randint(6, 14),
-                )
-            )
-    elif category == "172":  # pouponnière: under 3
-        for i in range(rng.choices([1, 2, 3, 4], [30, 35, 25, 10])[0]):
-            units.append(
-                _UnitSpec(
-                    f"Section {rng.choice(_SMALL_NAMES) if i == 0 else names[i]}",
-                    0,
-                    3,
-                    ("F", "M"),
-                    _modes(rng, ("durable",), {"urgence": 0.6}),
-                    _profiles(rng, 0.08),
-                    rng.randint(6, 12),
-                )
-            )
-    elif category == "176":  # village d'enfants: houses for sibling groups
-        for i in range(rng.choices([2, 3, 4, 5, 6], [15, 25, 30, 20, 10])[0]):
-            ages = rng.choice([(3, 18), (0, 18), (2, 16)])
-            units.append(
-                _UnitSpec(
-                    f"Maison {i + 1}",
-                    ages[0],
-                    ages[1],
-                    ("F", "M"),
-                    ("durable",),
-                    _profiles(rng, 0.08),
-                    rng.randint(4, 8),
-                )
-            )
-    elif category == "166":  # centre parental: parent with a child under 3
-        for i in range(rng.choices([1, 2, 3], [50, 35, 15])[0]):
-            units.append(
-                _UnitSpec(
-                    "Accueil mère-enfant" if i == 0 else f"Studios {names[i]}",
-                    0,
-                    3,
-                    ("F", "M"),
-                    _modes(rng, ("mere_enfant",), {"urgence": 0.3}),
-                    _profiles(rng, 0.05),
-                    rng.randint(6, 12),
-                )
-            )
-    elif category == "236":  # placement familial service: places with its carers
-        for i in range(rng.choices([1, 2, 3], [50, 35, 15])[0]):
-            ages = rng.choice([(0, 18), (0, 21), (3, 18)])
-            modes = _modes(rng, ("durable",), {"sequentiel": 0.4, "urgence": 0.15})
-            if ages[1] == 21:
-                modes = (*modes, "jeune_majeur")
-            units.append(
-                _UnitSpec(
-                    f"Placement familial {names[i]}",
-                    ages[0],
-                    ages[1],
-                    ("F", "M"),
-                    modes,
-                    _profiles(rng, p_profile),
-                    rng.randint(10, 30),
-                )
-            )
-    elif category == "238":  # centre d'accueil familial spécialisé: always with a profile
-        for i in range(rng.choices([1, 2], [60, 40])[0]):
-            ages = rng.choice([(3, 18), (6, 21), (0, 18)])
-            units.append(
-                _UnitSpec(
-                    f"Accueil spécialisé {names[i]}",
-                    ages[0],
-                    ages[1],
-                    ("F", "M"),
-                    _modes(rng, ("durable",), {"sequentiel": 0.5}),
-                    _profiles(rng, 1.0),
-                    rng.randint(6, 15),
-                )
-            )
-    elif category == "241":  # PJJ: adolescents, often boys only
-        for i in range(rng.choices([1, 2, 3], [40, 40, 20])[0]):
-            units.append(
-                _UnitSpec(
-                    f"Unité éducative {names[i]}",
-                    13,
-                    18,
-                    _sexes(rng, 0.5, 0.8),
-                    _modes(rng, ("durable",), {"urgence": 0.5}),
-                    _profiles(rng, 0.1),
-                    rng.randint(6, 12),
-                )
-            )
-    else:  # 378 experimental: varied, often for complex situations
-        for i in range(rng.choices([1, 2, 3], [50, 35, 15])[0]):
-            ages = rng.choice([(12, 18), (14, 21), (6, 16), (16, 21)])
-            modes = _modes(rng, ("durable",), {"sequentiel": 0.4, "urgence": 0.2})
-            if ages[1] == 21:
-                modes = (*modes, "jeune_majeur")
-            units.append(
-                _UnitSpec(
-                    f"Dispositif {names[i]}",
-                    ages[0],
-                    ages[1],
-                    _sexes(rng, 0.15),
-                    modes,
-                    _profiles(rng, 0.45),
-                    rng.randint(4, 10),
-                )
-            )
-    return units
-
-
-# --------------------------------------------------------------------------- capacity
-
-
-def _declared_offset(rng: random.Random) -> timedelta:
-    """Age of a declaration: mostly within 2 days, ~10 % days or weeks old (some > 30 days)."""
-    x = rng.random()
-    if x < 0.90:
-        seconds = rng.uniform(60, 2 * 86_400)
-    elif x < 0.965:
-        seconds = rng.uniform(2, 30) * 86_400
-    else:
-        seconds = rng.uniform(30, 120) * 86_400
-    return timedelta(seconds=round(seconds))
-
-
-def _current_counts(rng: random.Random, installed: int, free_rate: float) -> _Counts:
-    """Current snapshot of a unit; the counts fill exactly installed + additional."""
-    closed = 0
-    if installed > 1 and rng.random() < 0.05:
-        closed = min(installed - 1, rng.randint(1, max(1, installed // 4)))
-    open_places = installed - closed
-    available = _binomial(rng, open_places, free_rate)
-    reserved = 1 if open_places - available >= 1 and rng.random() < 0.06 else 0
-    # Over capacity ("supplémentaire") happens where the pressure is high.
-    additional = 1 if rng.random() < max(0.0, 0.06 - free_rate) else 0
-    occupied = open_places - available - reserved + additional
-    return _Counts(installed, occupied, reserved, closed, available, additional)
-
-
-def _forecasts(rng: random.Random, current: _Counts) -> dict[str, _Counts]:
-    """h24/h48/d7: the reserved child arrives, a few planned exits free places."""
-    forecasts: dict[str, _Counts] = {}
-    exits = 0
-    for temporality, p_exit in zip(FORECASTS, (0.01, 0.015, 0.04), strict=True):
-        occupied_now = current.occupied + current.reserved - exits
-        exits += _binomial(rng, occupied_now, p_exit)
-        forecasts[temporality] = _Counts(
-            installed=current.installed,
-            occupied=current.occupied + current.reserved - exits,
-            reserved=0,
-            closed=current.closed,
-            available=current.available + exits,
-            additional=current.additional,
-        )
-    return forecasts
-
-
-# --------------------------------------------------------------------------- generation
-
-
-@dataclass
-class _Generated:
-    """Rows ready for COPY plus the figures of the summary."""
-
-    structures: list[tuple[object, ...]] = field(default_factory=list)
-    units: list[tuple[object, ...]] = field(default_factory=list)
-    snapshots: list[tuple[object, ...]] = field(default_factory=list)
-    declarations: list[tuple[object, ...]] = field(default_factory=list)
-    carers: list[tuple[object, ...]] = field(default_factory=list)
-    carer_declarations: list[tuple[object, ...]] = field(default_factory=list)
-    by_category: Counter[str] = field(default_factory=Counter)
-    units_with_profiles: int = 0
-    unit_totals: _Counts = field(default_factory=_Counts)
-    carers_active: int = 0
-    carer_places: int = 0
-    carer_available: int = 0
-    stale: int = 0
-    very_stale: int = 0
-    dept_installed: Counter[str] = field(default_factory=Counter)
-    dept_available: Counter[str] = field(default_factory=Counter)
-
-    def note_age(self, age: timedelta) -> None:
-        if age > timedelta(days=STALE_AFTER_DAYS):
-            self.stale += 1
-        if age > timedelta(days=30):
-            self.very_stale += 1
-
-
-async def _read_referential(conn: asyncpg.Connection) -> list[_Department]:
+async def _read_referential(conn: asyncpg.Connection) -> list[Department]:
     """Departments and communes from the database, sorted in Python (collation-proof)."""
     rows = await conn.fetch("SELECT code, name FROM departments")
     if not rows:
@@ -753,10 +170,10 @@ async def _read_referential(conn: asyncpg.Connection) -> list[_Department]:
         "SELECT insee, name, department, population,"
         " ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon FROM communes"
     )
-    by_department: dict[str, list[_Commune]] = defaultdict(list)
+    by_department: dict[str, list[Commune]] = defaultdict(list)
     for c in sorted(communes, key=lambda r: r["insee"]):
         by_department[c["department"]].append(
-            _Commune(c["insee"], c["name"], c["lat"], c["lon"], c["population"])
+            Commune(c["insee"], c["name"], c["lat"], c["lon"], c["population"])
         )
     departments = []
     for row in sorted(rows, key=lambda r: r["code"]):
@@ -764,300 +181,12 @@ async def _read_referential(conn: asyncpg.Connection) -> list[_Department]:
         if not members:
             raise SeedError(f"department {row['code']} has no commune: reload the reference data")
         departments.append(
-            _Department(row["code"], row["name"], members, sum(c.population for c in members))
+            Department(row["code"], row["name"], members, sum(c.population for c in members))
         )
     return departments
 
 
-def _associations(
-    rng: random.Random, dept: _Department, serials: _Serials
-) -> list[tuple[str, str]]:
-    """Managing bodies (name, FINESS juridique) of a department's non-public structures."""
-    count = max(2, min(12, round(dept.population / 150_000)))
-    names = rng.sample(_ASSOCIATIONS, min(count, len(_ASSOCIATIONS)))
-    return [(f"Association {name}", _finess(dept.code, serials.next(dept.code))) for name in names]
-
-
-def _structure_name(
-    rng: random.Random, category: str, dept: _Department, commune: _Commune, first: bool
-) -> str:
-    if category == "177":
-        name = rng.choice(_MECS_NAMES)
-        prefix = rng.choices(["MECS", "Maison d'enfants"], [70, 30])[0]
-        return f"{prefix} {name}" if rng.random() < 0.7 else f"{prefix} {name} – {commune.name}"
-    if category == "462":
-        return f"{rng.choices(['Lieu de vie', 'LVA'], [75, 25])[0]} {rng.choice(_LVA_NAMES)}"
-    if category == "175":
-        if first:
-            return f"Foyer départemental de l'enfance – {dept.name}"
-        return f"Foyer de l'enfance {_de(commune.name)}"
-    if category == "172":
-        if rng.random() < 0.6:
-            return f"Pouponnière {commune.name}"
-        return f"Pouponnière {rng.choice(_SMALL_NAMES)}"
-    if category == "176":
-        return f"Village d'enfants {_de(commune.name)}"
-    if category == "166":
-        return rng.choice(["Centre parental", "Centre maternel"]) + f" {_de(commune.name)}"
-    if category == "236":
-        return f"Service de placement familial {_de(commune.name)}"
-    if category == "238":
-        return f"Centre d'accueil familial spécialisé {_de(commune.name)}"
-    if category == "241":
-        return f"EPE {_de(commune.name)}"
-    return f"Dispositif expérimental {rng.choice(_EXPERIMENTAL_NAMES)}"
-
-
-def _unique_name(
-    rng: random.Random,
-    category: str,
-    dept: _Department,
-    commune: _Commune,
-    first: bool,
-    taken: set[str],
-) -> str:
-    """A structure name not yet used in the department (searches show names, not ids)."""
-    for _ in range(5):
-        name = _structure_name(rng, category, dept, commune, first)
-        if name not in taken:
-            break
-    else:
-        suffix = 2
-        while f"{name} {suffix}" in taken:
-            suffix += 1
-        name = f"{name} {suffix}"
-    taken.add(name)
-    return name
-
-
-def _generate_structures(
-    rng: random.Random,
-    departments: list[_Department],
-    scale: float,
-    free_rates: dict[str, float],
-    associations: dict[str, list[tuple[str, str]]],
-    serials: _Serials,
-    now: datetime,
-    out: _Generated,
-    advance: _Advance,
-) -> None:
-    """Structures, their units and capacity snapshots/declarations."""
-    totals: dict[str, list[int]] = {}
-    for plan in CATEGORIES:
-        minimum = plan.minimum if plan.minimum_fixed else math.floor(plan.minimum * scale)
-        noise = [rng.lognormvariate(0, 0.3) for _ in departments]
-        weights = [d.population * n for d, n in zip(departments, noise, strict=True)]
-        total = max(round(plan.national * scale), minimum * len(departments))
-        totals[plan.code] = _allocate(total, weights, minimum)
-
-    cd_ej = {d.code: _finess(d.code, serials.next(d.code)) for d in departments}
-    pjj_ej = {d.code: _finess(d.code, serials.next(d.code)) for d in departments}
-    for di, dept in enumerate(departments):
-        names: set[str] = set()
-        for plan in CATEGORIES:
-            for k in range(totals[plan.code][di]):
-                commune = dept.pick_commune(rng, plan.commune_exponent)
-                lat, lon = _jitter(rng, commune.lat, commune.lon, STRUCTURE_JITTER_KM)
-                if plan.code == "175":
-                    ej = cd_ej[dept.code]
-                elif plan.code == "241":
-                    ej = pjj_ej[dept.code]
-                else:
-                    ej = rng.choice(associations[dept.code])[1]
-                structure_id = _uuid(rng)
-                out.structures.append(
-                    (
-                        structure_id,
-                        _finess(dept.code, serials.next(dept.code)),
-                        ej,
-                        _unique_name(rng, plan.code, dept, commune, k == 0, names),
-                        plan.code,
-                        dept.code,
-                        commune.insee,
-                        f"{rng.randint(1, 120)} {rng.choice(_STREETS)}",
-                        lat,
-                        lon,
-                        "PJJ" if plan.code == "241" else f"CD {dept.code}",
-                    )
-                )
-                out.by_category[plan.code] += 1
-                _add_units(rng, plan.code, dept.code, structure_id, free_rates, now, out)
-                advance("structures")
-
-
-def _add_units(
-    rng: random.Random,
-    category: str,
-    department: str,
-    structure_id: uuid.UUID,
-    free_rates: dict[str, float],
-    now: datetime,
-    out: _Generated,
-) -> None:
-    for spec in _units_for(rng, category):
-        unit_id = _uuid(rng)
-        out.units.append(
-            (
-                unit_id,
-                structure_id,
-                spec.name,
-                spec.age_min,
-                spec.age_max,
-                list(spec.sexes),
-                list(spec.care_modes),
-                list(spec.profiles),
-                spec.installed,
-            )
-        )
-        if spec.profiles:
-            out.units_with_profiles += 1
-        free_rate = free_rates[department] * CATEGORY_FREE_FACTOR[category]
-        free_rate *= rng.lognormvariate(0, 0.3)
-        current = _current_counts(rng, spec.installed, min(free_rate, 0.5))
-        age = _declared_offset(rng)
-        out.note_age(age)
-        declared_at = now - age
-        gender = spec.sexes[0] if len(spec.sexes) == 1 else "any"
-        snapshots = {"current": current}
-        if rng.random() < 0.5:
-            snapshots.update(_forecasts(rng, current))
-        for temporality, c in snapshots.items():
-            row = (
-                unit_id,
-                temporality,
-                c.installed,
-                c.occupied,
-                c.reserved,
-                c.closed,
-                c.available,
-                c.additional,
-                gender,
-                1,
-                declared_at,
-                DECLARED_BY,
-                SOURCE,
-            )
-            out.snapshots.append(row)
-            out.declarations.append(row)
-        totals = out.unit_totals
-        totals.installed += current.installed
-        totals.occupied += current.occupied
-        totals.reserved += current.reserved
-        totals.closed += current.closed
-        totals.available += current.available
-        totals.additional += current.additional
-        out.dept_installed[department] += current.installed
-        out.dept_available[department] += current.available
-
-
-_CARER_AGES: tuple[tuple[float, tuple[int, int]], ...] = (
-    (40, (0, 18)),
-    (15, (0, 21)),
-    (15, (3, 18)),
-    (10, (6, 18)),
-    (8, (0, 6)),
-    (8, (10, 18)),
-    (4, (13, 21)),
-)
-
-
-def _generate_carers(
-    rng: random.Random,
-    departments: list[_Department],
-    scale: float,
-    free_rates: dict[str, float],
-    associations: dict[str, list[tuple[str, str]]],
-    now: datetime,
-    out: _Generated,
-    advance: _Advance,
-) -> None:
-    """Assistants familiaux, spread like the population (home = commune + ≤ 3 km)."""
-    minimum = max(1, math.floor(20 * scale))
-    noise = [rng.lognormvariate(0, 0.3) for _ in departments]
-    weights = [d.population * n for d, n in zip(departments, noise, strict=True)]
-    total = max(round(NATIONAL_CARERS * scale), minimum * len(departments))
-    counts = _allocate(total, weights, minimum)
-    today = now.date()
-    for dept, count in zip(departments, counts, strict=True):
-        number = rng.randint(1, 3_000)
-        for _ in range(count):
-            number += rng.randint(1, 4)
-            commune = dept.pick_commune(rng, 0.8)
-            lat, lon = _jitter(rng, commune.lat, commune.lon, CARER_JITTER_KM)
-            x = rng.random()
-            if x < 0.01:
-                capacity = rng.randint(4, 6)  # derogation
-            elif x < 0.11:
-                capacity = 1
-            elif x < 0.45:
-                capacity = 2
-            else:
-                capacity = 3
-            age_min, age_max = _weighted(rng, _CARER_AGES)
-            modes = _modes(rng, ("durable",), {"urgence": 0.12, "sequentiel": 0.18})
-            if age_min <= 15 and age_max >= 18 and rng.random() < 0.04:
-                modes = (*modes, "mna")
-            if age_max == 21 and rng.random() < 0.5:
-                modes = (*modes, "jeune_majeur")
-            if age_min == 0 and rng.random() < 0.01:
-                modes = (*modes, "mere_enfant")
-            profiles = _profiles(rng, 0.2)
-            y = rng.random()
-            status_until: date | None = None
-            if y < 0.90:
-                status = "active"
-            elif y < 0.98:
-                status = "leave"
-                status_until = today + timedelta(days=rng.randint(3, 42))
-            else:
-                status = "suspended"
-            if status == "active":
-                free_rate = free_rates[dept.code] * CARER_FREE_FACTOR * rng.lognormvariate(0, 0.3)
-                available = _binomial(rng, capacity, min(free_rate, 0.5))
-                out.carers_active += 1
-                out.carer_places += capacity
-                out.carer_available += available
-                out.dept_installed[dept.code] += capacity
-                out.dept_available[dept.code] += available
-            else:
-                available = 0
-            if rng.random() < 0.78:
-                employer = f"CD {dept.code}"
-            else:
-                employer = "SAF " + rng.choice(associations[dept.code])[0]
-            age = _declared_offset(rng)
-            out.note_age(age)
-            carer_id = _uuid(rng)
-            out.carer_declarations.append(
-                (carer_id, available, status, status_until, 1, now - age, DECLARED_BY, SOURCE)
-            )
-            out.carers.append(
-                (
-                    carer_id,
-                    f"AF-{dept.code}-{number:06d}",
-                    dept.code,
-                    employer,
-                    dept.code,
-                    commune.insee,
-                    lat,
-                    lon,
-                    capacity,
-                    age_min,
-                    age_max,
-                    list(modes),
-                    list(profiles),
-                    status,
-                    status_until,
-                    available,
-                    1,
-                    now - age,
-                    DECLARED_BY,
-                )
-            )
-            advance("carers")
-
-
-# --------------------------------------------------------------------------- loading
+# -------------------------------------------------------------------- loading
 
 
 _STRUCTURES_STAGE = """
@@ -1122,7 +251,7 @@ _CAPACITY_COLUMNS = [
 ]
 
 
-async def _load(conn: asyncpg.Connection, data: _Generated, advance: _Advance) -> None:
+async def _load(conn: asyncpg.Connection, data: Generated, advance: _Advance) -> None:
     """COPY every table (staging the geographic ones), in FK order."""
     await conn.execute("DROP TABLE IF EXISTS pg_temp.seed_structures_stage")
     await conn.execute("DROP TABLE IF EXISTS pg_temp.seed_carers_stage")
@@ -1170,7 +299,7 @@ async def _load(conn: asyncpg.Connection, data: _Generated, advance: _Advance) -
     advance("load")
 
 
-# --------------------------------------------------------------------------- progress
+# ------------------------------------------------------------------- progress
 
 
 class _Advance:
@@ -1204,7 +333,7 @@ def _progress(enabled: bool, totals: dict[str, tuple[str, int]]) -> Iterator[_Ad
         yield _Advance(progress, tasks)
 
 
-# --------------------------------------------------------------------------- entry point
+# ---------------------------------------------------------------- entry point
 
 
 async def seed_national(
@@ -1246,8 +375,8 @@ async def seed_national(
         rng_carers = random.Random(f"{seed}:carers")
         # Free-place rate per department: from ~0.4 % (saturated) to ~10 %.
         free_rates = {d.code: 0.004 + 0.10 * rng_tension.betavariate(1.1, 2.0) for d in departments}
-        serials = _Serials(rng_structures)
-        associations = {d.code: _associations(rng_structures, d, serials) for d in departments}
+        serials = Serials(rng_structures)
+        associations = {d.code: draw_associations(rng_structures, d, serials) for d in departments}
 
         expected_structures = sum(
             max(
@@ -1260,7 +389,7 @@ async def seed_national(
         expected_carers = max(
             round(NATIONAL_CARERS * scale), max(1, math.floor(20 * scale)) * len(departments)
         )
-        data = _Generated()
+        data = Generated()
         with _progress(
             progress,
             {
@@ -1269,7 +398,7 @@ async def seed_national(
                 "load": ("Chargement (COPY)", 6),
             },
         ) as advance:
-            _generate_structures(
+            generate_structures(
                 rng_structures,
                 departments,
                 scale,
@@ -1280,7 +409,7 @@ async def seed_national(
                 data,
                 advance,
             )
-            _generate_carers(
+            generate_carers(
                 rng_carers, departments, scale, free_rates, associations, now, data, advance
             )
             await _load(conn, data, advance)

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from api.db import drop_database, init_connection
-from seed.finess_import import (
+from interop.finess_import import (
     ImportReport,
     detect_encoding,
     import_extract,
@@ -22,7 +22,7 @@ from seed.finess_import import (
     read_extract,
     split_fields,
 )
-from seed.finess_units import DEFAULT_UNITS
+from interop.finess_units import DEFAULT_UNITS
 from tests.conftest import ADMIN_DSN, create_fixture_database
 
 BASE = ADMIN_DSN.rsplit("/", 1)[0]

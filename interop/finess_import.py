@@ -61,7 +61,7 @@ from rich.table import Table
 from api.codes import PDE_CATEGORIES
 from geo.bounds import BOXES, in_france
 from geo.finess import OVERSEAS_FINESS_PREFIX, is_valid_finess
-from seed.finess_units import DEFAULT_UNITS
+from interop.finess_units import DEFAULT_UNITS
 
 STRUCTURE_FIELDS = 32
 GEOLOCATION_FIELDS = 6
@@ -734,7 +734,7 @@ async def import_file(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m seed.finess_import FILE [--dsn DSN]``."""
+    """``python -m interop.finess_import FILE [--dsn DSN]``."""
     from api.db import connect
     from api.settings import get_settings
 

@@ -1,0 +1,58 @@
+"""The unit-rule table of the synthetic dataset is consistent (pure, no database).
+
+The table is data read by ``seed.national``; a typo in a kind's key, a draw order missing a
+step or a care mode the API does not know would only show up as a broken seed, so they are
+checked here, together with what the generated units must respect.
+"""
+
+import random
+import string
+
+from api.codes import CARE_MODES, PDE_CATEGORIES
+from seed.structures import CATEGORIES, units_for
+from seed.unit_rules import DRAW_ORDER, UNIT_KINDS, UNIT_MIXES, UnitMix
+
+FIELDS = {"name", "number", "small"}
+
+
+def _referenced(mix: UnitMix) -> set[str]:
+    keys = {key for key, _ in mix.kinds} | set(mix.layout)
+    keys |= {chance.kind for chance in (*mix.replace, *mix.add)}
+    if mix.instead is not None:
+        keys |= set(mix.instead[1])
+    return keys
+
+
+def test_every_category_has_a_mix_of_known_kinds() -> None:
+    assert set(UNIT_MIXES) == {plan.code for plan in CATEGORIES} <= set(PDE_CATEGORIES)
+    used: set[str] = set()
+    for code, mix in UNIT_MIXES.items():
+        assert bool(mix.kinds) != bool(mix.layout), code
+        assert _referenced(mix) <= set(UNIT_KINDS), code
+        used |= _referenced(mix)
+    assert used == set(UNIT_KINDS)
+
+
+def test_every_kind_is_well_formed() -> None:
+    for key, kind in UNIT_KINDS.items():
+        assert sorted(kind.order) == sorted(DRAW_ORDER), key
+        if kind.jeune_majeur_to_21:
+            assert kind.order.index("ages") < kind.order.index("modes"), key
+        fields = {f for _, f, _, _ in string.Formatter().parse(kind.name) if f}
+        assert fields <= FIELDS, key
+        assert all(0 <= low < high <= 21 for low, high in kind.ages), key
+        assert 0 < kind.places[0] <= kind.places[1], key
+        modes = {*kind.modes, *(mode for mode, _ in kind.extra_modes)}
+        assert modes <= set(CARE_MODES), key
+
+
+def test_generated_units_follow_the_table() -> None:
+    for code in UNIT_MIXES:
+        for i in range(300):
+            units = units_for(random.Random(f"{code}:{i}"), code)
+            assert 1 <= len(units) <= 6
+            for unit in units:
+                assert 0 <= unit.age_min < unit.age_max <= 21
+                assert unit.installed > 0
+                assert set(unit.care_modes) <= set(CARE_MODES)
+                assert unit.sexes in (("F",), ("M",), ("F", "M"))
