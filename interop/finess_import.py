@@ -58,6 +58,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api import changes, events
+from api.auth import Principal
 from api.codes import PDE_CATEGORIES
 from geo.bounds import BOXES, in_france
 from geo.finess import OVERSEAS_FINESS_PREFIX, is_valid_finess
@@ -110,6 +112,9 @@ _TERRITORY = {
 _BOX = {box.name: box for box in BOXES}
 
 BATCH_SIZE = 500
+
+#: Who the audit trail names for an import run from the command line.
+IMPORTER = Principal(sub="cli:import-finess", role="admin")
 
 
 class LineError(ValueError):
@@ -566,16 +571,8 @@ WITH input AS (
       FROM merged m
       JOIN units u ON u.structure_id = m.id
      WHERE cs.unit_id = u.id AND NOT m.inserted
-), events AS (
-    INSERT INTO outbox_events (type, department, data, national_data)
-    SELECT CASE WHEN m.inserted THEN 'structure.created' ELSE 'structure.updated' END,
-           m.department, p.payload, p.payload
-      FROM merged m,
-           LATERAL (SELECT jsonb_build_object('structure_id', m.id, 'finess', m.finess,
-                                              'category', m.category, 'source', 'finess')
-                   ) AS p(payload)
 )
-SELECT finess, inserted FROM merged
+SELECT id, finess, inserted FROM merged
 """
 
 # One default unit for a structure that has none; a default unit follows its category.
@@ -637,8 +634,38 @@ async def _merge(conn: asyncpg.Connection, rows: Sequence[StructureRow]) -> tupl
         )
         merged = await conn.fetch(_MERGE)
         units = await conn.fetchrow(_DEFAULT_UNITS)
+        await _emit(conn, merged)
     inserted = sum(1 for m in merged if m["inserted"])
     return inserted, len(merged) - inserted, units["created"]
+
+
+# What the events of a batch say of each structure, once its default unit is in place.
+_EVENT_ROWS = """
+SELECT s.id, s.finess, s.category, s.department, count(u.id) AS units
+  FROM structures s
+  LEFT JOIN units u ON u.structure_id = s.id
+ WHERE s.id = ANY($1::uuid[])
+ GROUP BY s.id
+"""
+
+
+async def _emit(conn: asyncpg.Connection, merged: Sequence[asyncpg.Record]) -> None:
+    """``structure.created`` / ``structure.updated`` for each structure the batch wrote, in
+    its transaction, through the one change path (with NOTIFY, like every writer)."""
+    if not merged:
+        return
+    inserted = {m["id"]: m["inserted"] for m in merged}
+    rows = await conn.fetch(_EVENT_ROWS, list(inserted))
+    build = {True: events.structure_created, False: events.structure_updated}
+    await changes.emit_many(
+        conn,
+        [
+            build[inserted[r["id"]]](
+                r["department"], str(r["id"]), r["finess"], r["category"], r["units"], "finess"
+            )
+            for r in rows
+        ],
+    )
 
 
 async def load_referential(conn: asyncpg.Connection) -> tuple[set[str], dict[str, str]]:
@@ -708,13 +735,8 @@ async def import_extract(
         sum(1 for r in rows if r.line not in written) - report.imported - report.updated
     )
     report.elapsed_seconds = time.perf_counter() - start
-    await conn.execute(
-        """
-        INSERT INTO audit_entries (actor, role, action, object_type, object_id, detail)
-        VALUES ('cli:import-finess', 'admin', 'finess.import', 'finess_extract', $1, $2)
-        """,
-        source_name[:200],
-        report.as_dict(),
+    await changes.audit(
+        conn, IMPORTER, "finess.import", "finess_extract", source_name[:200], None, report.as_dict()
     )
     return report
 

@@ -6,6 +6,7 @@ declared capacity, one default unit, encodings, and a structure the database ref
 Each test gets its own copy of a small migrated database, so counts are absolute.
 """
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +14,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from api.changes import CHANNEL
 from api.db import drop_database, init_connection
+from api.events import FIELDS
 from interop.finess_import import (
     ImportReport,
     detect_encoding,
@@ -284,6 +287,30 @@ async def test_import_real_extract_lines(conn):
     assert {e["data"]["finess"] for e in events} == set(rows)
     audit = await conn.fetchrow("SELECT action, detail FROM audit_entries")
     assert audit["action"] == "finess.import" and audit["detail"]["imported"] == 5
+
+
+async def test_import_events_follow_the_schema_and_wake_the_relay(conn):
+    """The import writes its events through api.changes like every writer: the same
+    payload as the API's structure events, and a NOTIFY at commit on the relay's channel
+    (it used to wait for the relay's poll)."""
+    listener = await asyncpg.connect(f"{BASE}/{await conn.fetchval('SELECT current_database()')}")
+    heard: list[str] = []
+    await listener.add_listener(CHANNEL, lambda *args: heard.append(args[3]))
+    try:
+        await import_extract(conn, extract(EXTRACT_LINES))
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await listener.close()
+    rows = await conn.fetch("SELECT type, department, data, national_data FROM outbox_events")
+    assert rows and set(heard) == {r["department"] for r in rows}
+    for row in rows:
+        department_keys, national_keys = FIELDS[row["type"]]
+        assert set(row["data"]) == department_keys
+        assert set(row["national_data"]) == national_keys
+        assert row["data"]["source"] == "finess" and row["data"]["units"] == 1
 
 
 async def test_second_run_changes_nothing(conn):
