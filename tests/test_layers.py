@@ -54,3 +54,48 @@ def test_the_check_sees_every_form_of_import() -> None:
     ]
     relative = imported_modules("from . import bus\nfrom .hub import Hub\n", ("realtime",))
     assert relative == {"realtime", "realtime.bus", "realtime.hub", "realtime.hub.Hub"}
+
+
+def _project_imports(folder: str) -> dict[str, set[str]]:
+    out = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        out[str(rel)] = imported_modules(path.read_text(), rel.parent.parts)
+    return out
+
+
+PROJECT_PACKAGES = ("api", "realtime", "matching", "geo", "seed", "interop", "loadtests", "tests")
+
+
+def test_matching_and_geo_import_nothing_of_the_project() -> None:
+    """``matching/`` is pure and ``geo/`` only knows places: both stand alone."""
+    for folder in ("matching", "geo"):
+        for name, modules in _project_imports(folder).items():
+            foreign = sorted(
+                m
+                for m in modules
+                if m.split(".")[0] in PROJECT_PACKAGES and m.split(".")[0] != folder
+            )
+            assert foreign == [], name
+
+
+def test_the_service_imports_no_tool_of_the_repository() -> None:
+    """Nothing the service runs imports the synthetic data, the load tests or the tests
+    (the CLI imports seed/ and interop/ lazily, inside its commands)."""
+    for folder in ("api", "realtime", "matching", "geo"):
+        for name, modules in _project_imports(folder).items():
+            assert not {m.split(".")[0] for m in modules} & {"loadtests", "tests"}, name
+
+
+def test_services_and_repositories_do_not_speak_http() -> None:
+    """Services return data or raise domain errors; only routes make responses."""
+    layers = [
+        path
+        for path in sorted((ROOT / "api").rglob("*.py"))
+        if path.name in {"service.py", "repository.py", "moves.py"}
+        or path.name in {"changes.py", "events.py"}
+    ]
+    assert len(layers) > 10
+    for path in layers:
+        modules = imported_modules(path.read_text())
+        assert not [m for m in modules if m.startswith(("fastapi", "starlette"))], path
