@@ -28,7 +28,8 @@ from api.auth import issue_token
 from api.capacity.service import LOCK_SQL, WRITE_SQL
 from api.db import init_connection
 from api.settings import get_settings
-from loadtests.common import percentile, serve
+from loadtests.common import percentile
+from loadtests.harness import serve
 
 LUA = """
 units = {
