@@ -5,7 +5,7 @@ import time
 import jwt
 
 from api.auth import issue_token
-from tests.conftest import bearer
+from tests.support.factories import bearer
 
 
 async def test_no_token_is_401(client):

@@ -23,7 +23,8 @@ from seed.finess_import import (
     split_fields,
 )
 from seed.finess_units import DEFAULT_UNITS
-from tests.conftest import ADMIN_DSN, create_fixture_database
+from tests.support.database import create_fixture_database
+from tests.support.env import ADMIN_DSN
 
 BASE = ADMIN_DSN.rsplit("/", 1)[0]
 TEMPLATE = f"places_test_finess_{os.getpid()}"

@@ -27,7 +27,7 @@ from loadtests.run_load import (
     evaluate,
     read_stats_csv,
 )
-from tests.conftest import ADMIN_DSN
+from tests.support.env import ADMIN_DSN
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = (

@@ -17,7 +17,6 @@ from matching import (
     CareMode,
     Child,
     DisabilityProfile,
-    InMemoryFetch,
     Need,
     Offer,
     Step,
@@ -32,6 +31,7 @@ from matching import (
     separation_km,
     violations,
 )
+from tests.support.fakes import InMemoryFetch
 
 BOTH = frozenset({"F", "M"})
 

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from matching import (
     LADDER,
     Child,
-    InMemoryFetch,
     Need,
     Offer,
     accepts,
@@ -36,6 +35,7 @@ from matching import (
     violations,
 )
 from matching.assignment import default_score
+from tests.support.fakes import InMemoryFetch
 
 DEPTS = ("69", "01", "38", "13", "974")
 MODES = ("durable", "urgence", "mna")

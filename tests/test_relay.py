@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from realtime.bus import OutboxEvent, RedisBus, feed_key
 from realtime.relay import source_identity
-from tests.conftest import ADMIN_DSN
+from tests.support.env import ADMIN_DSN
 
 
 def event(outbox_id: int, department: str) -> OutboxEvent:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import bearer, idem, make_carer, make_structure
+from tests.support.factories import bearer, idem, make_carer, make_structure
 
 DEPT = bearer("department", department="69")
 

@@ -14,7 +14,7 @@ from api.search.schemas import SearchIn
 from api.search.service import run_search
 from seed.national import seed_national
 from seed.reference import load_reference
-from tests.conftest import ADMIN_DSN
+from tests.support.env import ADMIN_DSN
 
 NATIONAL_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/places_test_national_{os.getpid()}"
 

@@ -3,7 +3,7 @@
 import pytest
 
 from geo.finess import make_finess
-from tests.conftest import bearer
+from tests.support.factories import bearer
 
 
 def body(finess: str, **over):
