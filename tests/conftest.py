@@ -1,9 +1,16 @@
-"""Fixtures only.
+"""Fixtures, and the markers every test carries.
 
 The session: a real PostgreSQL/PostGIS database created for the run and dropped after, the
 real Redis (database 15), and the app served in-process with its lifespan running. The
 environment is fixed by ``tests.support.env`` before anything reads the settings; helpers
 live in ``tests/support/``, real processes in ``loadtests.harness``.
+
+Markers (registered in pyproject.toml): ``pure`` (no database, no server — runs anywhere),
+``database`` (PostgreSQL and/or Redis), ``server`` (the service as a process, ``places run``),
+``browser`` (headless Chromium). A test that uses the shared ``database`` fixture (directly
+or through ``pool``, ``app``, ``client``) is marked ``database`` here; any other test says
+what it needs with ``pytestmark`` or a decorator, and collection fails for a test that says
+nothing or contradicts itself, so ``-m pure`` can be trusted.
 """
 
 from collections.abc import AsyncIterator
@@ -20,6 +27,27 @@ from api.main import create_app
 from tests.support.database import create_fixture_database
 
 # isort: on
+
+KINDS = ("pure", "database", "server", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    errors = []
+    for item in items:
+        if "database" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.database)
+        kinds = {m.name for m in item.iter_markers() if m.name in KINDS}
+        if not kinds:
+            errors.append(f"{item.nodeid}: no marker among {', '.join(KINDS)}")
+        elif "pure" in kinds and len(kinds) > 1:
+            errors.append(f"{item.nodeid}: pure, yet {', '.join(sorted(kinds - {'pure'}))}")
+        elif "browser" in kinds and "server" not in kinds:
+            errors.append(f"{item.nodeid}: browser without the server it browses")
+        elif "server" in kinds and "database" not in kinds:
+            errors.append(f"{item.nodeid}: server without the database it serves")
+    if errors:
+        raise pytest.UsageError("test markers:\n  " + "\n  ".join(errors))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 import time
 
 import jwt
+import pytest
 
 from api.auth import issue_token
 from tests.support.factories import bearer
@@ -87,9 +88,8 @@ async def test_national_and_structure_cannot_list_carers(client):
         assert r.status_code == 403
 
 
+@pytest.mark.pure
 def test_token_command_requires_scope():
-    import pytest
-
     with pytest.raises(ValueError, match="department"):
         issue_token("department")
     with pytest.raises(ValueError, match="role"):

@@ -36,6 +36,9 @@ from tests.support.database import COMMUNES, create_fixture_database
 from tests.support.env import ADMIN_DSN
 from tests.support.factories import make_structure
 
+# The first test also starts the module's servers (up to 90 s each on a busy machine).
+pytestmark = [pytest.mark.database, pytest.mark.server, pytest.mark.timeout(180)]
+
 BASE = ADMIN_DSN.rsplit("/", 1)[0]
 TEMPLATE = f"places_test_{os.getpid()}_feeds"
 PING_SECONDS = 0.3

@@ -33,6 +33,8 @@ from matching import (
 )
 from tests.support.fakes import InMemoryFetch
 
+pytestmark = pytest.mark.pure
+
 BOTH = frozenset({"F", "M"})
 
 

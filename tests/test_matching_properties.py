@@ -16,6 +16,7 @@ import random
 from collections import defaultdict
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +37,8 @@ from matching import (
 )
 from matching.assignment import default_score
 from tests.support.fakes import InMemoryFetch
+
+pytestmark = pytest.mark.pure
 
 DEPTS = ("69", "01", "38", "13", "974")
 MODES = ("durable", "urgence", "mna")

@@ -16,6 +16,9 @@ from seed.national import seed_national
 from seed.reference import load_reference
 from tests.support.env import ADMIN_DSN
 
+# The first test also seeds the whole national dataset.
+pytestmark = [pytest.mark.database, pytest.mark.timeout(180)]
+
 NATIONAL_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/places_test_national_{os.getpid()}"
 
 

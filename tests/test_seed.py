@@ -23,6 +23,8 @@ from seed.national import SeedError, Summary, seed_national
 from seed.reference import load_reference
 from tests.support.env import ADMIN_DSN
 
+pytestmark = pytest.mark.database
+
 SEED_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/places_test_seed_{os.getpid()}"
 SCALE = 0.02
 SEED = 424242

@@ -34,6 +34,14 @@ from tests.support.database import create_fixture_database
 from tests.support.env import ADMIN_DSN, TEST_DB
 from tests.support.factories import idem, make_structure
 
+# The first test also starts the module's servers (up to 90 s each on a busy machine).
+pytestmark = [
+    pytest.mark.database,
+    pytest.mark.server,
+    pytest.mark.browser,
+    pytest.mark.timeout(180),
+]
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
 DEPT = "69"

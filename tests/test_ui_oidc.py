@@ -31,6 +31,14 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.database import create_fixture_database
 from tests.support.env import ADMIN_DSN, TEST_DB
 
+# The first test also starts the module's servers (up to 90 s each on a busy machine).
+pytestmark = [
+    pytest.mark.database,
+    pytest.mark.server,
+    pytest.mark.browser,
+    pytest.mark.timeout(180),
+]
+
 CLIENT_ID = "places-ui"
 
 

@@ -41,6 +41,8 @@ def _worker_pids(pid: int) -> list[int]:
     return [int(p) for p in children.read_text().split()] if children.exists() else []
 
 
+@pytest.mark.server
+@pytest.mark.timeout(180)  # starts places run with two workers first
 async def test_100_concurrent_holds_on_the_last_place_through_two_workers(client, pool, server):
     unit = await new_unit(client, pool, available=1, installed=10)
     before = await snapshot(pool, unit["id"])
