@@ -9,6 +9,7 @@ those its caller passes (``decode_token``), never the process-wide ones: an app 
 other settings checks tokens by them.
 """
 
+import fcntl
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,25 +56,32 @@ def ensure_local_keys(settings: Settings) -> None:
 
 
 def _ensure_keys(keys_dir: Path) -> None:
+    """Processes started together (workers, test servers) may all find the keys missing:
+    an exclusive lock on ``keys.lock`` makes one generate the pair and the others read it,
+    never a private key of one pair beside the public key of another."""
     private_path, public_path = _key_paths(keys_dir)
     if private_path.exists() and public_path.exists():
         return
     keys_dir.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    tmp = private_path.with_suffix(".tmp")
-    tmp.write_bytes(private_pem)
-    tmp.chmod(0o600)
-    tmp.replace(private_path)
-    public_path.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    with open(keys_dir / "keys.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if private_path.exists() and public_path.exists():
+            return
+        key = ec.generate_private_key(ec.SECP256R1())
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
-    )
+        tmp = private_path.with_suffix(".tmp")
+        tmp.write_bytes(private_pem)
+        tmp.chmod(0o600)
+        tmp.replace(private_path)
+        public_path.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
 
 
 def issue_token(

@@ -29,7 +29,8 @@ from api.capacity.repository import DECLARE_SQL, LOCK_SQL
 from api.changes import CHANNEL
 from api.db import init_connection
 from api.settings import get_settings
-from loadtests.common import percentile, serve
+from loadtests.common import percentile
+from loadtests.harness import serve
 
 LUA = """
 units = {

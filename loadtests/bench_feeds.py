@@ -1,6 +1,8 @@
 """Benchmark: live feeds end to end — declaration → outbox → relay → Redis → hub → WebSocket.
 
-Starts ``places run`` with 2 workers on a free port against the seeded database, connects
+Starts ``places run`` with 2 workers on a free port against a private copy of the seeded
+dataset (``--database``, default ``places_bench_feeds``, recreated from the load test's
+template, which is seeded once when missing: the command works on a fresh machine), connects
 1,000 WebSocket clients spread over 100 department feeds (10 each) plus 20 on the national
 feed, then sends 100 capacity declarations per second for 30 s to units of those
 departments. Prints, from one run:
@@ -26,17 +28,13 @@ import multiprocessing
 import os
 import random
 import resource
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -46,9 +44,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from api.auth import issue_token
-from loadtests.common import free_port, percentile, wait_ready
+from api.db import drop_database
+from api.settings import get_settings
+from loadtests.common import LOAD_TEMPLATE, percentile, prepare_database
+from loadtests.harness import RedisServer, ServiceProcess
+from realtime.relay import LOCK_ID
 
-ROOT = Path(__file__).resolve().parent.parent
 PING = '{"type":"ping"}'
 
 
@@ -72,39 +73,6 @@ class Unit:
     finess: str
     installed: int
     department: str
-
-
-async def clone_database(dsn: str) -> str:
-    """A private copy of the seeded database, migrated to head: the benchmark then writes
-    nowhere shared, and no other server's relay publishes its events elsewhere."""
-    from api.db import _with_database, database_name, migrate
-
-    source = database_name(dsn)
-    target = f"{source}_bench_feeds"
-    admin = await asyncpg.connect(_with_database(dsn, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
-        for attempt in range(30):  # a copy needs a moment with nobody connected to the source
-            try:
-                await admin.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
-                break
-            except asyncpg.ObjectInUseError as exc:
-                if attempt == 29:
-                    raise SystemExit(
-                        f"cannot copy {source} while it has connections; use --no-clone"
-                    ) from exc
-                await asyncio.sleep(2)
-    finally:
-        await admin.close()
-    clone = _with_database(dsn, target)
-    await asyncio.to_thread(migrate, clone)
-    return clone
-
-
-async def drop_clone(dsn: str) -> None:
-    from api.db import drop_database
-
-    await drop_database(dsn)
 
 
 async def load_targets(dsn: str, feeds: int) -> tuple[list[str], dict[str, list[Unit]]]:
@@ -371,57 +339,52 @@ def ms(values: list[float], q: float) -> str:
     return f"{percentile(values, q) * 1000:8.1f}"
 
 
+async def relay_elsewhere(dsn: str) -> bool:
+    """Whether another server's outbox relay holds its advisory lock on this database: it
+    would publish the benchmark's events to its own Redis, not to ours."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                LOCK_ID,
+            )
+        )
+    finally:
+        await conn.close()
+
+
 async def bench(args: argparse.Namespace) -> None:
     nofile = raise_nofile()
-    dsn = args.dsn if args.no_clone else await clone_database(args.dsn)
-    if args.no_clone:
-        conn = await asyncpg.connect(dsn)
-        relay_elsewhere = await conn.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1", 0x504C4143
+    dsn = await prepare_database(
+        get_settings().database_url, args.database, args.template, args.scale, args.reuse
+    )
+    if await relay_elsewhere(dsn):
+        print(
+            "warning: another server's outbox relay is active on this database and"
+            " publishes to its own Redis: pass that Redis with --redis-url, or stop it.",
+            file=sys.stderr,
         )
-        await conn.close()
-        if relay_elsewhere:
-            print(
-                "warning: another server's outbox relay is active on this database and"
-                " publishes to its own Redis: pass that Redis with --redis-url, or stop it.",
-                file=sys.stderr,
-            )
-    redis_proc: asyncio.subprocess.Process | None = None
-    server: asyncio.subprocess.Process | None = None
+    redis_server: RedisServer | None = None
+    server: ServiceProcess | None = None
     clients: list[FeedClient] = []
     try:
         redis_url = args.redis_url
         if not redis_url:
-            redis_port = free_port()
-            redis_proc = await asyncio.create_subprocess_exec(
-                shutil.which("redis-server") or "/usr/bin/redis-server",
-                *("--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""),
-                *("--appendonly", "no"),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
-            await asyncio.sleep(0.5)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "PLACES_DATABASE_URL": dsn,
-            "PLACES_REDIS_URL": redis_url,
-            "PLACES_WS_PING_SECONDS": str(args.ping_seconds),
-        }
-        log = tempfile.NamedTemporaryFile(prefix="bench-feeds-", suffix=".log", delete=False)
-        server = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "api.cli", "run", "--workers", str(args.workers)),
-            *("--host", "127.0.0.1", "--port", str(port)),
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            redis_server = RedisServer()
+            await redis_server.astart()
+            redis_url = redis_server.url
+        server = ServiceProcess(
+            dsn,
+            redis_url,
+            workers=args.workers,
+            PLACES_WS_PING_SECONDS=str(args.ping_seconds),
         )
+        server.spawn()  # starts while the targets load
+        base = server.http
         departments, units = await load_targets(dsn, args.feeds)
-        await wait_ready(base)
+        await server.await_ready(timeout=120)
         print(
             f"server: {args.workers} workers on {base}, Redis {redis_url}, nofile {nofile};"
             f" {len(departments)} department feeds with {sum(map(len, units.values()))} units",
@@ -483,25 +446,32 @@ async def bench(args: argparse.Namespace) -> None:
         report(clients, expected, statuses, http_latencies, redis_latencies, elapsed)
         cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
         print(f"clients' process CPU during the load: {cpu / cpu_seconds * 100:.0f}% of one core")
-        print(f"server log: {log.name}")
+        print(f"server log: {server.log_path}")
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                await asyncio.wait_for(server.wait(), 20)
-            except TimeoutError:
-                server.kill()
-                await server.wait()
-        if redis_proc is not None:
-            redis_proc.terminate()
-            await redis_proc.wait()
-        if dsn != args.dsn:
-            await drop_clone(dsn)
+            await server.astop()
+        if redis_server is not None:
+            await redis_server.astop()
+        if not args.reuse:
+            await drop_database(dsn)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/places_dev")
+    parser.add_argument(
+        "--database",
+        default="places_bench_feeds",
+        help="written into: a fresh copy of --template, dropped at the end",
+    )
+    parser.add_argument(
+        "--template",
+        default=LOAD_TEMPLATE,
+        help="seeded database copied from (created with places seed when missing)",
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="seed scale of a new template")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep an existing --database, and keep it after"
+    )
     parser.add_argument("--redis-url", default="", help="default: a redis-server of its own")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=1000, help="department feed clients")
@@ -511,9 +481,6 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100, help="declarations per second")
     parser.add_argument("--ping-seconds", type=float, default=3.0)
     parser.add_argument("--no-compression", action="store_true", help="no permessage-deflate")
-    parser.add_argument(
-        "--no-clone", action="store_true", help="write into --dsn itself, not into a copy"
-    )
     args = parser.parse_args()
     try:
         import uvloop

@@ -24,7 +24,7 @@ from api.auth import issue_token
 from api.db import init_connection
 from api.settings import get_settings
 from loadtests.bench_search import random_needs
-from loadtests.common import serve
+from loadtests.harness import serve
 from matching import greedy, optimize
 
 INSERT_SQL = """

@@ -25,7 +25,8 @@ from api.search.repository import fetch_offers, resolve_origin
 from api.search.service import PLAN_PER_QUERY
 from api.settings import get_settings
 from geo.referential import neighbours
-from loadtests.common import percentile, serve
+from loadtests.common import percentile
+from loadtests.harness import serve
 from matching import LADDER, Child, Need
 from matching.vocabulary import DISABILITY_PROFILES
 

@@ -1,25 +1,18 @@
-"""What every benchmark needs: a free port, percentiles, and the service in a subprocess."""
+"""What the benchmarks and the load test share besides the process harness
+(``loadtests.harness``): percentiles, and a private, seeded database to write into."""
 
 import asyncio
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
+import asyncpg
 
-ROOT = Path(__file__).resolve().parent.parent
+from api.db import _with_database, drop_database, ensure_database, migrate
+from loadtests.harness import ROOT
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+LOAD_TEMPLATE = "places_load_template"
+"""The seeded database the load test and ``bench_feeds`` copy from (created when missing)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -30,69 +23,54 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def wait_ready(base: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{base}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.3)
-    raise SystemExit("server did not become ready")
+async def _exists(admin: asyncpg.Connection, name: str) -> bool:
+    return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
 
 
-class Service:
-    """``places run --workers N`` on a free port, in a process session of its own (stopped by
-    SIGTERM, the whole session killed if it lingers). ``env`` adds to the environment
-    (``PLACES_DATABASE_URL`` and the rest come from it); output goes to ``log`` or nowhere."""
-
-    def __init__(self, workers: int = 1, log: Path | None = None, **env: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self._out = log.open("w") if log is not None else subprocess.DEVNULL
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "api.cli", "run", "--workers", str(workers)),
-                *("--host", "127.0.0.1", "--port", str(self.port)),
-            ],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        see = f"; see {self.log}" if self.log else ""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the service exited ({self.proc.returncode}){see}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.3)
-        raise SystemExit(f"the service did not become ready{see}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: the server's
-                self.proc.wait(10)
-        if not isinstance(self._out, int):
-            self._out.close()
-
-
-@contextlib.contextmanager
-def serve(workers: int = 1, **env: str) -> Iterator[str]:
-    """A ``Service`` for the block's life; yields its base URL once ready."""
-    service = Service(workers, **env)
+async def prepare_database(
+    base_dsn: str, database: str, template: str, scale: float, reuse: bool
+) -> str:
+    """The run's database: a fresh copy of the template, migrated (the template is created
+    and seeded with ``places seed --scale`` once, when missing — nobody else connects to it,
+    so the copy never waits for other sessions). ``reuse`` keeps an existing ``database``.
+    A run on a fresh machine thus needs nothing prepared beforehand, and writes nowhere
+    shared."""
+    dsn = _with_database(base_dsn, database)
+    template_dsn = _with_database(base_dsn, template)
+    admin = await asyncpg.connect(_with_database(base_dsn, "postgres"))
     try:
-        service.wait_ready()
-        yield service.base
+        if reuse and await _exists(admin, database):
+            print(f"database {database}: reused as it is", flush=True)
+            await asyncio.to_thread(migrate, dsn)
+            return dsn
+        if not await _exists(admin, template):
+            print(f"template {template}: creating and seeding (scale {scale:g})…", flush=True)
+            try:
+                await ensure_database(template_dsn)
+                await asyncio.to_thread(migrate, template_dsn)
+                await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, "-m", "api.cli", "seed", "--scale", str(scale)],
+                    cwd=ROOT,
+                    env={**os.environ, "PLACES_DATABASE_URL": template_dsn},
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            except BaseException:  # never leave a half-made template to be copied next time
+                await drop_database(template_dsn)
+                raise
+        await drop_database(dsn)
+        for attempt in range(10):  # a copy needs the template free of sessions
+            try:
+                await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+                break
+            except asyncpg.ObjectInUseError:
+                if attempt == 9:
+                    raise
+                await asyncio.sleep(1)
     finally:
-        service.stop()
+        await admin.close()
+    await asyncio.to_thread(migrate, dsn)
+    print(f"database {database}: fresh copy of {template}", flush=True)
+    return dsn

@@ -51,12 +51,11 @@ import psutil
 import redis
 
 from api.auth import ensure_local_keys, issue_token
-from api.db import _with_database, drop_database, ensure_database, migrate
 from api.settings import get_settings
 from loadtests.bench_search import random_needs
-from loadtests.common import Service
+from loadtests.common import LOAD_TEMPLATE, prepare_database
+from loadtests.harness import ROOT, ServiceProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/3"
 GRACE = 2.0
@@ -239,55 +238,6 @@ def format_table(stats: dict[str, EndpointStats]) -> list[str]:
 # --------------------------------------------------------------------------- database
 
 
-async def _exists(admin: asyncpg.Connection, name: str) -> bool:
-    return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
-
-
-async def prepare_database(
-    base_dsn: str, database: str, template: str, scale: float, reuse: bool
-) -> str:
-    """The run's database: a fresh copy of the template (seeded once when missing)."""
-    dsn = _with_database(base_dsn, database)
-    template_dsn = _with_database(base_dsn, template)
-    admin = await asyncpg.connect(_with_database(base_dsn, "postgres"))
-    try:
-        if reuse and await _exists(admin, database):
-            print(f"database {database}: reused as it is", flush=True)
-            await asyncio.to_thread(migrate, dsn)
-            return dsn
-        if not await _exists(admin, template):
-            print(f"template {template}: creating and seeding (scale {scale:g})…", flush=True)
-            try:
-                await ensure_database(template_dsn)
-                await asyncio.to_thread(migrate, template_dsn)
-                await asyncio.to_thread(
-                    subprocess.run,
-                    [sys.executable, "-m", "api.cli", "seed", "--scale", str(scale)],
-                    cwd=ROOT,
-                    env={**os.environ, "PLACES_DATABASE_URL": template_dsn},
-                    check=True,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            except BaseException:  # never leave a half-made template to be copied next time
-                await drop_database(template_dsn)
-                raise
-        await drop_database(dsn)
-        for attempt in range(10):  # a copy needs the template free of sessions
-            try:
-                await admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
-                break
-            except asyncpg.ObjectInUseError:
-                if attempt == 9:
-                    raise
-                await asyncio.sleep(1)
-    finally:
-        await admin.close()
-    await asyncio.to_thread(migrate, dsn)
-    print(f"database {database}: fresh copy of {template}", flush=True)
-    return dsn
-
-
 async def build_fixture(dsn: str, departments: int) -> dict[str, Any]:
     """What the locust users pick from: the ``departments`` departments with the most units,
     their establishments, carers, communes (by population) and one unit each to prime the
@@ -445,11 +395,11 @@ def warm_up(base: str, needs: list[dict[str, Any]], structures: list[dict[str, A
 # --------------------------------------------------------------------------- service
 
 
-def worker_processes(service: Service) -> list[psutil.Process]:
+def worker_processes(service: ServiceProcess) -> list[psutil.Process]:
     """The uvicorn master's worker processes (not multiprocessing's helpers); with one
     worker uvicorn serves in the master itself."""
     try:
-        master = psutil.Process(service.proc.pid)
+        master = psutil.Process(service.pid)
         children = master.children()
     except psutil.NoSuchProcess:
         return []
@@ -473,7 +423,7 @@ def _vm_hwm(pid: int) -> float | None:
 class RssSampler(threading.Thread):
     """Every ``every`` s: each worker's RSS and VmHWM; keeps each worker's peak."""
 
-    def __init__(self, service: Service, every: float = 0.5) -> None:
+    def __init__(self, service: ServiceProcess, every: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.service = service
         self.every = every
@@ -531,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, default=5, help="dashboards listen on after")
     parser.add_argument("--departments", type=int, default=10, help="departments in play")
     parser.add_argument("--database", default="places_load")
-    parser.add_argument("--template", default="places_load_template")
+    parser.add_argument("--template", default=LOAD_TEMPLATE)
     parser.add_argument("--scale", type=float, default=1.0, help="seed scale of a new template")
     parser.add_argument("--reuse", action="store_true", help="keep an existing --database")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
@@ -554,18 +504,18 @@ def main(argv: list[str] | None = None) -> int:
     client = redis.Redis.from_url(args.redis_url)
     client.ping()
 
-    service = Service(
-        args.workers,
-        out / "server.log",
-        PLACES_DATABASE_URL=dsn,
-        PLACES_REDIS_URL=args.redis_url,
+    service = ServiceProcess(
+        dsn,
+        args.redis_url,
+        workers=args.workers,
+        log_path=out / "server.log",
         PLACES_WS_PING_SECONDS="10",
     )
     sampler: RssSampler | None = None
     try:
-        service.wait_ready()
-        prime_feeds(service.base, data["primers"])
-        warm_up(service.base, asyncio.run(random_needs(dsn, 40, seed=11)), data["structures"][:10])
+        service.start(timeout=120)
+        prime_feeds(service.http, data["primers"])
+        warm_up(service.http, asyncio.run(random_needs(dsn, 40, seed=11)), data["structures"][:10])
         if wait_published(dsn, 30):
             raise SystemExit("the relay did not publish the priming events")
         start_outbox, _ = asyncio.run(outbox_state(dsn))
@@ -574,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         fixture_path.write_text(json.dumps(data))
         results_path = out / "results.json"
         print(
-            f"service: {args.workers} workers on {service.base}, Redis {args.redis_url};"
+            f"service: {args.workers} workers on {service.http}, Redis {args.redis_url};"
             f" locust: {args.users} users for {args.seconds:g} s (+{args.drain:g} s drain),"
             f" departments {', '.join(data['departments'])}",
             flush=True,
@@ -587,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             "PLACES_LOAD_RESULTS": str(results_path),
             "PLACES_LOAD_SECONDS": str(args.seconds),
         }
-        run_locust(args, service.base, out, env)
+        run_locust(args, service.http, out, env)
         peaks = sampler.stop()
         sampler = None
         pending = wait_published(dsn, 15)

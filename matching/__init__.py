@@ -20,7 +20,6 @@ from matching.constraints import (
     failed_constraints,
     violations,
 )
-from matching.fakes import InMemoryFetch
 from matching.models import Child, Need, Offer, Proposal, Reason, SearchResult, as_children
 from matching.relaxation import (
     LADDER,
@@ -66,7 +65,6 @@ __all__ = [
     "CareMode",
     "Child",
     "DisabilityProfile",
-    "InMemoryFetch",
     "Need",
     "Offer",
     "OfferKind",

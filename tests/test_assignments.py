@@ -2,7 +2,7 @@
 
 import uuid
 
-from tests.conftest import bearer, idem, make_structure
+from tests.support.factories import bearer, idem, make_structure
 
 DEPT = bearer("department", department="69")
 

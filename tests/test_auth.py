@@ -3,9 +3,10 @@
 import time
 
 import jwt
+import pytest
 
 from api.auth import issue_token
-from tests.conftest import bearer
+from tests.support.factories import bearer
 
 
 async def test_no_token_is_401(client):
@@ -87,9 +88,8 @@ async def test_national_and_structure_cannot_list_carers(client):
         assert r.status_code == 403
 
 
+@pytest.mark.pure
 def test_token_command_requires_scope():
-    import pytest
-
     with pytest.raises(ValueError, match="department"):
         issue_token("department")
     with pytest.raises(ValueError, match="role"):

@@ -6,7 +6,7 @@ import uuid
 import asyncpg
 import pytest
 
-from tests.conftest import bearer, idem, make_structure
+from tests.support.factories import bearer, idem, make_structure
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import uuid
 
-from tests.conftest import bearer, make_carer
+from tests.support.factories import bearer, make_carer
 
 
 async def test_carer_declares_own_availability(client, pool):

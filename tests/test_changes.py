@@ -9,9 +9,14 @@ from api import changes, events
 from api.auth import Principal
 from api.changes import Idempotency, Written
 from geo.finess import make_finess
-from tests.conftest import bearer, idem, make_carer, make_structure
-from tests.test_structures_register import body as structure_body
-from tests.test_workflow import request_body
+from tests.support.factories import (
+    bearer,
+    idem,
+    make_carer,
+    make_structure,
+    request_body,
+    structure_body,
+)
 
 # Columns that differ by construction between two writes: identity and clock.
 _IGNORED = {"id", "occurred_at", "key", "created_at", "published_at"}

@@ -1,5 +1,5 @@
-"""Live feeds over real sockets: real server processes (uvicorn), Redis servers of the tests'
-own, the ``websockets`` client library.
+"""Live feeds over real sockets: real server processes (``places run``), Redis servers of the
+tests' own, the ``websockets`` client library.
 
 The servers use databases copied from a migrated template and a ``redis-server`` started
 here, not the conftest's: the in-process app of the other tests runs an outbox relay on the
@@ -31,16 +31,22 @@ from websockets.exceptions import ConnectionClosed
 
 from api.auth import issue_token
 from api.db import create_pool, drop_database
-from tests.conftest import ADMIN_DSN, COMMUNES, create_fixture_database, make_structure
-from tests.servers import ROOT, RedisServer, ServiceProcess
+from loadtests.harness import ROOT, RedisServer, ServiceProcess
+from tests.support.database import COMMUNES, create_fixture_database
+from tests.support.env import ADMIN_DSN
+from tests.support.factories import make_structure
+
+# The first test also starts the module's servers (up to 90 s each on a busy machine).
+pytestmark = [pytest.mark.database, pytest.mark.server, pytest.mark.timeout(180)]
 
 BASE = ADMIN_DSN.rsplit("/", 1)[0]
 TEMPLATE = f"places_test_{os.getpid()}_feeds"
 PING_SECONDS = 0.3
 
 
-def feed_server(dsn: str, redis_url: str | None, **env: str) -> ServiceProcess:
-    """A worker that pings every PING_SECONDS (tests wait for the first ping)."""
+def feed_server(dsn: str, redis_url: str, **env: str) -> ServiceProcess:
+    """A worker that pings every PING_SECONDS (tests wait for the first ping); ``redis_url``
+    empty: no Redis, the in-process bus."""
     return ServiceProcess(dsn, redis_url, PLACES_WS_PING_SECONDS=str(PING_SECONDS), **env)
 
 
@@ -90,7 +96,7 @@ class Embedded:
 
     def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
         self.dsn, self.pool = dsn, pool
-        self.server = feed_server(dsn, None)
+        self.server = feed_server(dsn, "")
 
 
 @pytest.fixture(scope="module")

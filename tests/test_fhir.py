@@ -5,7 +5,7 @@ links, OperationOutcome errors, and never a foster carer. Real database, in-proc
 import pytest
 
 from api.fhir import resources as r
-from tests.conftest import bearer, idem, make_carer, make_structure
+from tests.support.factories import bearer, idem, make_carer, make_structure
 
 NATIONAL = bearer("national")
 FHIR_JSON = "application/fhir+json"

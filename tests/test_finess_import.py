@@ -26,7 +26,8 @@ from interop.finess_import import (
     split_fields,
 )
 from interop.finess_units import DEFAULT_UNITS
-from tests.conftest import ADMIN_DSN, create_fixture_database
+from tests.support.database import create_fixture_database
+from tests.support.env import ADMIN_DSN
 
 BASE = ADMIN_DSN.rsplit("/", 1)[0]
 TEMPLATE = f"places_test_finess_{os.getpid()}"
@@ -152,6 +153,7 @@ def extract(lines: list[str], encoding: str = "utf-8", final_newline: bool = Fal
     return ("\n".join(lines) + ("\n" if final_newline else "")).encode(encoding)
 
 
+@pytest.mark.pure
 def test_real_lines_have_32_fields():
     for line in (FLEYRIAT, PMI_SAINT_BARTHELEMY, CEF_REUNION, LVA_MAYOTTE, MECS_LYON):
         assert len(split_fields(line)) == 32, line
@@ -215,6 +217,7 @@ async def structures(conn: asyncpg.Connection) -> dict[str, asyncpg.Record]:
     return {r["finess"]: r for r in rows}
 
 
+@pytest.mark.database
 async def test_import_real_extract_lines(conn):
     report = await import_extract(conn, extract(EXTRACT_LINES))
 
@@ -289,6 +292,7 @@ async def test_import_real_extract_lines(conn):
     assert audit["action"] == "finess.import" and audit["detail"]["imported"] == 5
 
 
+@pytest.mark.database
 async def test_import_events_follow_the_schema_and_wake_the_relay(conn):
     """The import writes its events through api.changes like every writer: the same
     payload as the API's structure events, and a NOTIFY at commit on the relay's channel
@@ -313,6 +317,7 @@ async def test_import_events_follow_the_schema_and_wake_the_relay(conn):
         assert row["data"]["source"] == "finess" and row["data"]["units"] == 1
 
 
+@pytest.mark.database
 async def test_second_run_changes_nothing(conn):
     data = extract(EXTRACT_LINES)
     await import_extract(conn, data)
@@ -334,6 +339,7 @@ async def test_second_run_changes_nothing(conn):
     )
 
 
+@pytest.mark.database
 async def test_later_extract_updates_but_keeps_declared_capacity(conn):
     await import_extract(conn, extract(EXTRACT_LINES))
     unit_id = await conn.fetchval(
@@ -384,6 +390,7 @@ async def test_later_extract_updates_but_keeps_declared_capacity(conn):
     )
 
 
+@pytest.mark.database
 async def test_structure_with_its_own_units_gets_no_default_unit(conn):
     """Registered through the API with units and an exact point: the import updates its
     FINESS data, adds no unit, and does not trade its point for a commune centroid."""
@@ -408,6 +415,7 @@ async def test_structure_with_its_own_units_gets_no_default_unit(conn):
     assert await conn.fetchval("SELECT count(*) FROM units") == 1
 
 
+@pytest.mark.database
 async def test_latin1_extract(conn):
     data = extract([HEADER, FLEYRIAT, MECS_LYON, GEO_MECS_LYON], "cp1252", final_newline=True)
     report = await import_extract(conn, data)
@@ -417,6 +425,7 @@ async def test_latin1_extract(conn):
     )
 
 
+@pytest.mark.database
 async def test_wrong_encoding_line_is_refused_alone(conn):
     latin1_line = FOYER_VILLEURBANNE.encode("cp1252")
     data = extract([HEADER, MECS_LYON]) + b"\n" + latin1_line + b"\n" + GEO_MECS_LYON.encode()
@@ -426,6 +435,7 @@ async def test_wrong_encoding_line_is_refused_alone(conn):
     assert set(await structures(conn)) == {"690000013"}
 
 
+@pytest.mark.database
 async def test_database_refusal_rejects_only_that_structure(conn):
     """A row the database refuses fails its batch; the batch is retried row by row, so the
     others are written and the refused one is reported with its line, nothing half-written."""
@@ -448,6 +458,7 @@ async def test_database_refusal_rejects_only_that_structure(conn):
     assert await conn.fetchval("SELECT count(*) FROM outbox_events") == 4
 
 
+@pytest.mark.pure
 def test_parsing_helpers():
     assert projection_epsg("1,ATLASANTE,100,IGN,BD_ADRESSE,V2.2,LAMBERT_93") == 2154
     assert projection_epsg("1,ATLASANTE,100,IGN,BD_ADRESSE,V2.2,UTM_N20") == 5490
@@ -462,6 +473,7 @@ def test_parsing_helpers():
     assert detect_encoding("é".encode("cp1252")) == "cp1252"
 
 
+@pytest.mark.pure
 def test_read_extract_is_pure():
     rows, report = read_extract(
         extract([HEADER, MECS_LYON, GEO_MECS_LYON]), {"69"}, {"69123": "69"}

@@ -16,6 +16,8 @@ from geo.referential import (
     neighbours,
 )
 
+pytestmark = pytest.mark.pure
+
 EXPECTED_DEPARTMENTS = (
     [f"{n:02d}" for n in range(1, 20)]
     + ["2A", "2B"]

@@ -1,7 +1,6 @@
 """GET /v1/holds: each side sees the holds it has to act on, and nothing else; audited."""
 
-from tests.conftest import bearer
-from tests.test_workflow import dept, hold, new_carer, new_request, new_unit
+from tests.support.factories import bearer, dept, hold, new_carer, new_request, new_unit
 
 
 async def test_each_side_sees_its_own_holds(client, pool):

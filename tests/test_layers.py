@@ -5,6 +5,10 @@ service, so that it can be read, tested and reused without the API."""
 import ast
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.pure
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -27,7 +27,7 @@ from loadtests.run_load import (
     evaluate,
     read_stats_csv,
 )
-from tests.conftest import ADMIN_DSN
+from tests.support.env import ADMIN_DSN
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = (
@@ -43,6 +43,7 @@ def stats_row(method: str, name: str, requests: int, failures: int, p95: str) ->
     )
 
 
+@pytest.mark.pure
 def test_read_stats_csv(tmp_path: Path) -> None:
     path = tmp_path / "locust_stats.csv"
     path.write_text(
@@ -61,6 +62,7 @@ def test_read_stats_csv(tmp_path: Path) -> None:
     assert stats["Aggregated"].failures == 1
 
 
+@pytest.mark.pure
 def test_account_feeds_counts_lost_in_flight_and_duplicates() -> None:
     stopped_at = 1_000.0  # entries up to 998,000 ms must have been delivered
     streams = {
@@ -105,6 +107,7 @@ def failed(checks: list) -> set[str]:
     return {c.name for c in checks if not c.passed}
 
 
+@pytest.mark.pure
 def test_evaluate_passes_and_fails_each_threshold() -> None:
     statuses = {
         "POST /v1/search": {"200": 100},
@@ -139,6 +142,7 @@ def test_evaluate_passes_and_fails_each_threshold() -> None:
     assert failed(evaluate(slow, statuses, 0, peaks, Limits(search_p95_ms=150))) == set()
 
 
+@pytest.mark.pure
 def test_locustfile_bodies_follow_the_api_schemas() -> None:
     """Valid bodies pass the API's own models, invalid ones are refused by them or by the
     capacity invariants. In a subprocess: importing locust monkey-patches the process."""
@@ -199,6 +203,9 @@ def load_databases() -> Iterator[tuple[str, str]]:
         asyncio.run(drop_database(f"{base}/{name}"))
 
 
+@pytest.mark.database
+@pytest.mark.server  # run_load starts places run
+@pytest.mark.timeout(400)  # seeds a template, then 6 s of locust; the run itself allows 180 s
 def test_smoke_run(load_databases: tuple[str, str], tmp_path: Path) -> None:
     """The whole chain on a small dataset: database copy, service, priming, locust with the
     three user classes, accounting and thresholds."""

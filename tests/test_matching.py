@@ -17,7 +17,6 @@ from matching import (
     CareMode,
     Child,
     DisabilityProfile,
-    InMemoryFetch,
     Need,
     Offer,
     Step,
@@ -32,6 +31,9 @@ from matching import (
     separation_km,
     violations,
 )
+from tests.support.fakes import InMemoryFetch
+
+pytestmark = pytest.mark.pure
 
 BOTH = frozenset({"F", "M"})
 

@@ -16,13 +16,13 @@ import random
 from collections import defaultdict
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matching import (
     LADDER,
     Child,
-    InMemoryFetch,
     Need,
     Offer,
     accepts,
@@ -36,6 +36,9 @@ from matching import (
     violations,
 )
 from matching.assignment import default_score
+from tests.support.fakes import InMemoryFetch
+
+pytestmark = pytest.mark.pure
 
 DEPTS = ("69", "01", "38", "13", "974")
 MODES = ("durable", "urgence", "mna")

@@ -4,6 +4,8 @@ status it meets."""
 
 from typing import Any
 
+import pytest
+
 from api.errors import TABLE, DomainError, field_error, status_of
 
 
@@ -44,6 +46,7 @@ async def test_a_documented_refusal_comes_as_documented(client):
     assert {"type", "title", "status", "detail"} <= set(body) and body["status"] == 401
 
 
+@pytest.mark.pure
 def test_every_domain_error_has_one_row_of_the_table():
     """Each named error maps to one status; a subclass without a row takes its parent's."""
     for cls, (status, title, fhir_code) in TABLE.items():

@@ -10,7 +10,7 @@ import io
 import re
 
 from api.opendata.routes import COLUMNS
-from tests.conftest import bearer, idem, make_carer, make_structure
+from tests.support.factories import bearer, idem, make_carer, make_structure
 
 NATIONAL = bearer("national")
 

@@ -2,7 +2,8 @@
 
 import httpx
 
-from tests.conftest import DEPARTMENTS, bearer, idem, make_carer, make_structure
+from tests.support.database import DEPARTMENTS
+from tests.support.factories import bearer, idem, make_carer, make_structure
 
 
 async def test_health(client):

@@ -4,11 +4,12 @@ recreated database and must never be taken for another database's events."""
 import uuid
 
 import asyncpg
+import pytest
 import redis.asyncio as aioredis
 
 from realtime.bus import OutboxEvent, RedisBus, feed_key
 from realtime.relay import source_identity
-from tests.conftest import ADMIN_DSN
+from tests.support.env import ADMIN_DSN
 
 
 def event(outbox_id: int, department: str) -> OutboxEvent:
@@ -22,6 +23,7 @@ def event(outbox_id: int, department: str) -> OutboxEvent:
     )
 
 
+@pytest.mark.database  # the shared test Redis
 async def test_same_outbox_id_from_two_databases_is_published_twice():
     client = aioredis.from_url("redis://127.0.0.1:6379/15")
     dept = f"t{uuid.uuid4().hex[:6]}"  # a feed of its own in the shared test Redis

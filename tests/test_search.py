@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.conftest import TEST_DSN, bearer, idem, make_carer, make_structure
+from tests.support.env import TEST_DSN
+from tests.support.factories import bearer, idem, make_carer, make_structure
 
 DEPT = bearer("department", department="69")
 

@@ -14,7 +14,10 @@ from api.search.schemas import SearchIn
 from api.search.service import run_search
 from seed.national import seed_national
 from seed.reference import load_reference
-from tests.conftest import ADMIN_DSN
+from tests.support.env import ADMIN_DSN
+
+# The first test also seeds the whole national dataset.
+pytestmark = [pytest.mark.database, pytest.mark.timeout(180)]
 
 NATIONAL_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/places_test_national_{os.getpid()}"
 

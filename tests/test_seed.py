@@ -21,8 +21,10 @@ from geo.finess import is_valid_finess
 from geo.referential import load_communes, load_departments
 from seed.national import SeedError, Summary, seed_national
 from seed.reference import load_reference
+from tests.support.env import ADMIN_DSN
 
-ADMIN_DSN = os.environ.get("PLACES_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+pytestmark = pytest.mark.database
+
 SEED_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/places_test_seed_{os.getpid()}"
 SCALE = 0.02
 SEED = 424242

@@ -4,9 +4,12 @@ its row there, with the default the code really has, and every row names a real 
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import TypeAdapter
 
 from api.settings import PROJECT_ROOT, Settings
+
+pytestmark = pytest.mark.pure
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PREFIX = str(Settings.model_config.get("env_prefix", ""))
@@ -69,5 +72,5 @@ def test_every_documented_variable_exists() -> None:
     unknown = sorted(set(settings_table()) - fields - TEST_ONLY)
     assert unknown == [], "documented but read by nothing"
     here = Path(__file__)
-    tests = "".join(p.read_text() for p in here.parent.glob("*.py") if p != here)
+    tests = "".join(p.read_text() for p in here.parent.rglob("*.py") if p != here)
     assert all(name in tests for name in TEST_ONLY)

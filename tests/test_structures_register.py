@@ -3,29 +3,7 @@
 import pytest
 
 from geo.finess import make_finess
-from tests.conftest import bearer
-
-
-def body(finess: str, **over):
-    b = {
-        "finess": finess,
-        "name": "MECS Les Tilleuls",
-        "category": "177",
-        "commune": "69266",
-        "units": [
-            {
-                "name": "Les Grands",
-                "age_min": 12,
-                "age_max": 18,
-                "sexes": ["F", "M"],
-                "care_modes": ["durable", "urgence"],
-                "disability_profiles": ["tsa"],
-                "installed": 10,
-            }
-        ],
-    }
-    b.update(over)
-    return b
+from tests.support.factories import bearer, structure_body
 
 
 async def structure_count(pool) -> int:
@@ -35,14 +13,14 @@ async def structure_count(pool) -> int:
 
 async def test_register_structure(client, pool):
     finess = make_finess("69", 123_456)
-    r = await client.post("/v1/structures", json=body(finess), headers=bearer("admin"))
+    r = await client.post("/v1/structures", json=structure_body(finess), headers=bearer("admin"))
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["department"] == "69" and created["commune"] == "69266"
     assert abs(created["location"]["lat"] - 45.7719) < 1e-6
     assert created["units"][0]["disability_profiles"] == ["tsa"]
     assert created["units"][0]["capacity"] is None
-    r = await client.post("/v1/structures", json=body(finess), headers=bearer("admin"))
+    r = await client.post("/v1/structures", json=structure_body(finess), headers=bearer("admin"))
     assert r.status_code == 409
 
 
@@ -112,7 +90,7 @@ def _bad_key(finess: str) -> str:
 )
 async def test_bad_input_is_422_naming_field(client, pool, over, field):
     before = await structure_count(pool)
-    payload = {**body(make_finess("69", 654_321)), **over}
+    payload = {**structure_body(make_finess("69", 654_321)), **over}
     r = await client.post("/v1/structures", json=payload, headers=bearer("admin"))
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
@@ -126,14 +104,18 @@ async def test_only_admin_registers(client):
         bearer("national"),
         bearer("structure", finess=make_finess("69", 1)),
     ):
-        r = await client.post("/v1/structures", json=body(make_finess("69", 2)), headers=headers)
+        r = await client.post(
+            "/v1/structures", json=structure_body(make_finess("69", 2)), headers=headers
+        )
         assert r.status_code == 403
 
 
 async def test_overseas_location_accepted(client):
     r = await client.post(
         "/v1/structures",
-        json=body(make_finess("974", 11), commune="97411", location={"lat": -20.90, "lon": 55.48}),
+        json=structure_body(
+            make_finess("974", 11), commune="97411", location={"lat": -20.90, "lon": 55.48}
+        ),
         headers=bearer("admin"),
     )
     assert r.status_code == 201, r.text

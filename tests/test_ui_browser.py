@@ -1,5 +1,5 @@
 """The pages in a real headless Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright;
-no browser download) against a real server process (uvicorn) on the test database and Redis.
+no browser download) against a real server process (``places run``) on the test database and Redis.
 
 What a department would check before dropping its spreadsheet: an establishment signs in,
 declares with + / − and sees the new version; a stale form gets the French 409 explanation;
@@ -28,26 +28,22 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from api.auth import issue_token
 from api.db import create_pool, drop_database
 from api.requests.service import local_today
-from tests.conftest import (
-    ADMIN_DSN,
-    TEST_DB,
-    create_fixture_database,
-    idem,
-    make_structure,
-)
-from tests.servers import RedisServer, ServiceProcess
+from loadtests.harness import RedisServer, ServiceProcess
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.database import create_fixture_database
+from tests.support.env import ADMIN_DSN, TEST_DB
+from tests.support.factories import idem, make_structure
+
+# The first test also starts the module's servers (up to 90 s each on a busy machine).
+pytestmark = [
+    pytest.mark.database,
+    pytest.mark.server,
+    pytest.mark.browser,
+    pytest.mark.timeout(180),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DEPT = "69"
 LIVE = 2_000  # ms: the issue's "within 2 s"
 
@@ -60,7 +56,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    """A real server (one uvicorn worker) with its own database and its own redis-server.
+    """A real server (``places run``, one worker) with its own database and its own redis-server.
 
     Why not the shared test database and Redis: the in-process app of the other test modules
     runs an outbox relay on the shared database and could hold its lock, and the shared Redis
@@ -77,7 +73,6 @@ def stack() -> Iterator[Stack]:
     service = ServiceProcess(
         dsn,
         redis.url,
-        log_level="warning",
         log_path=ARTIFACTS / "ui-server.log",
         PLACES_JWT_JWKS_URL=None,
     )

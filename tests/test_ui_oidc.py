@@ -26,9 +26,18 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from api.db import drop_database
-from tests.conftest import ADMIN_DSN, TEST_DB, create_fixture_database, free_port
-from tests.servers import ServiceProcess
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS
+from loadtests.harness import ServiceProcess, free_port
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.database import create_fixture_database
+from tests.support.env import ADMIN_DSN, TEST_DB
+
+# The first test also starts the module's servers (up to 90 s each on a busy machine).
+pytestmark = [
+    pytest.mark.database,
+    pytest.mark.server,
+    pytest.mark.browser,
+    pytest.mark.timeout(180),
+]
 
 CLIENT_ID = "places-ui"
 
@@ -127,8 +136,7 @@ def service(provider: IdentityProvider) -> Iterator[ServiceProcess]:
     asyncio.run(create_fixture_database(dsn))
     server = ServiceProcess(
         dsn,
-        None,
-        log_level="warning",
+        "",
         PLACES_JWT_JWKS_URL=f"{provider.url}/jwks",
         PLACES_JWT_ISSUER=provider.url,
         PLACES_OIDC_AUTHORIZE_URL=f"{provider.url}/authorize",

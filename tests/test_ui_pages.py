@@ -13,7 +13,7 @@ import pytest
 from api.auth import decode_token
 from api.settings import get_settings
 from api.ui import routes as ui
-from tests.conftest import bearer, make_carer, make_structure
+from tests.support.factories import bearer, make_carer, make_structure
 
 MAP = Path(ui.__file__).parent / "static" / "france-departments.svg"
 

@@ -20,7 +20,7 @@ import pytest
 from api.requests.service import local_today
 from api.settings import get_settings
 from api.stats import repository
-from tests.conftest import bearer, idem, make_carer, make_structure
+from tests.support.factories import bearer, idem, make_carer, make_structure
 
 DEPT = "38"
 NATIONAL = bearer("national")

@@ -8,9 +8,13 @@ checked here, together with what the generated units must respect.
 import random
 import string
 
+import pytest
+
 from api.codes import CARE_MODES, PDE_CATEGORIES
 from seed.structures import CATEGORIES, units_for
 from seed.unit_rules import DRAW_ORDER, UNIT_KINDS, UNIT_MIXES, UnitMix
+
+pytestmark = pytest.mark.pure
 
 FIELDS = {"name", "number", "small"}
 

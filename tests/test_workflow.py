@@ -10,109 +10,18 @@ import httpx
 import pytest
 
 from api.requests.service import local_today
-from tests.conftest import bearer, idem, make_carer, make_structure
-
-DEPT = "69"
-# Dates are the department's calendar (Paris), as the server computes them.
-
-
-def dept(code: str = DEPT) -> dict[str, str]:
-    return bearer("department", department=code)
-
-
-def request_body(n_children: int = 1, **override: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "department": DEPT,
-        "children": [
-            {"age": 6 + i, "sex": "F" if i % 2 else "M", "disability_profiles": []}
-            for i in range(n_children)
-        ],
-        "origin": {"commune": "69123"},
-        "care_mode": "durable",
-        "urgency": "days",
-        "measure": {
-            "kind": "judicial",
-            "decided_on": (local_today(DEPT) - timedelta(days=3)).isoformat(),
-        },
-        "reference": f"ASE69-{uuid.uuid4().hex[:10]}",
-    }
-    body.update(override)
-    return body
-
-
-async def new_request(
-    client: httpx.AsyncClient, n_children: int = 1, department: str = DEPT, **override: Any
-) -> dict[str, Any]:
-    body = request_body(n_children, department=department, **override)
-    r = await client.post("/v1/requests", json=body, headers=dept(department))
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-async def new_unit(
-    client: httpx.AsyncClient,
-    pool: asyncpg.Pool,
-    available: int = 2,
-    installed: int = 10,
-    reserved: int = 0,
-    department: str = DEPT,
-    commune: str = "69123",
-) -> dict[str, Any]:
-    """A unit whose establishment declared ``available`` free places (the rest occupied)."""
-    s = await make_structure(pool, department=department, commune=commune)
-    unit = {
-        "id": str(s["unit_ids"][0]),
-        "finess": s["finess"],
-        "headers": bearer("structure", finess=s["finess"]),
-    }
-    r = await client.put(
-        f"/v1/units/{unit['id']}/capacity",
-        headers={**unit["headers"], **idem()},
-        json={
-            "temporality": "current",
-            "installed": installed,
-            "occupied": installed - available - reserved,
-            "reserved": reserved,
-            "available": available,
-        },
-    )
-    assert r.status_code == 200, r.text
-    return unit
-
-
-async def new_carer(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, capacity: int = 2, available: int = 2
-) -> dict[str, Any]:
-    carer_id = await make_carer(pool, capacity=capacity)
-    headers = bearer("carer", carer_id=str(carer_id))
-    r = await client.put(
-        f"/v1/foster-carers/{carer_id}/availability",
-        headers=headers,
-        json={"available_places": available, "status": "active"},
-    )
-    assert r.status_code == 200, r.text
-    return {"id": str(carer_id), "headers": headers}
-
-
-async def hold(
-    client: httpx.AsyncClient, request: dict[str, Any], kind: str, target_id: str, **extra: Any
-) -> httpx.Response:
-    return await client.post(
-        "/v1/holds",
-        json={"request_id": request["id"], "target": {"kind": kind, "id": target_id}, **extra},
-        headers=dept(request["department"]),
-    )
-
-
-async def snapshot(pool: asyncpg.Pool, unit_id: str) -> dict[str, Any]:
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT * FROM capacity_snapshots WHERE unit_id = $1 AND temporality = 'current'",
-            uuid.UUID(unit_id),
-        )
-    snap = dict(row)
-    snap.pop("location")  # the structure's point, copied for search; not in the history
-    return snap
+from tests.support.checks import fingerprint, snapshot
+from tests.support.factories import (
+    DEPT,
+    bearer,
+    dept,
+    hold,
+    make_structure,
+    new_carer,
+    new_request,
+    new_unit,
+    request_body,
+)
 
 
 async def last_declaration(pool: asyncpg.Pool, unit_id: str) -> dict[str, Any]:
@@ -130,80 +39,6 @@ async def carer_places(pool: asyncpg.Pool, carer_id: str) -> int:
         return await conn.fetchval(
             "SELECT available_places FROM foster_carers WHERE id = $1", uuid.UUID(carer_id)
         )
-
-
-async def fingerprint(
-    pool: asyncpg.Pool,
-    request_ids: list[str],
-    unit_id: str | None = None,
-    carer_id: str | None = None,
-) -> dict[str, Any]:
-    """Everything a refused call could have touched, to prove it touched nothing."""
-    ids = [uuid.UUID(i) for i in request_ids]
-    async with pool.acquire() as conn:
-        hold_ids = [
-            str(h) for h in await conn.fetch("SELECT id FROM holds WHERE request_id = ANY($1)", ids)
-        ]
-        texts = [*request_ids, *hold_ids]
-        state: dict[str, Any] = {
-            "requests": [
-                dict(r)
-                for r in await conn.fetch(
-                    "SELECT id, status, version, updated_at FROM placement_requests"
-                    " WHERE id = ANY($1) ORDER BY id",
-                    ids,
-                )
-            ],
-            "holds": [
-                dict(r)
-                for r in await conn.fetch(
-                    "SELECT id, status, reason, updated_at FROM holds"
-                    " WHERE request_id = ANY($1) ORDER BY id",
-                    ids,
-                )
-            ],
-            "history": await conn.fetchval(
-                "SELECT count(*) FROM request_events WHERE request_id = ANY($1)", ids
-            ),
-            "outbox": await conn.fetchval(
-                """
-                SELECT count(*) FROM outbox_events
-                 WHERE data->>'id' = ANY($1::text[]) OR data->>'request_id' = ANY($1::text[])
-                    OR data->>'unit_id' = $2 OR (type = 'carer.availability_updated'
-                                                 AND data->>'id' = $3)
-                """,
-                texts,
-                unit_id,
-                carer_id,
-            ),
-            "audit": await conn.fetchval(
-                "SELECT count(*) FROM audit_entries WHERE object_id = ANY($1::text[])"
-                " OR detail->>'request_id' = ANY($1::text[])",
-                texts,
-            ),
-        }
-        if unit_id:
-            state["snapshot"] = dict(
-                await conn.fetchrow(
-                    "SELECT * FROM capacity_snapshots WHERE unit_id = $1", uuid.UUID(unit_id)
-                )
-            )
-            state["declarations"] = await conn.fetchval(
-                "SELECT count(*) FROM capacity_declarations WHERE unit_id = $1",
-                uuid.UUID(unit_id),
-            )
-        if carer_id:
-            state["carer"] = dict(
-                await conn.fetchrow(
-                    "SELECT available_places, version FROM foster_carers WHERE id = $1",
-                    uuid.UUID(carer_id),
-                )
-            )
-            state["carer_declarations"] = await conn.fetchval(
-                "SELECT count(*) FROM carer_declarations WHERE carer_id = $1",
-                uuid.UUID(carer_id),
-            )
-    return state
 
 
 async def events_of(pool: asyncpg.Pool, request_id: str) -> list[asyncpg.Record]:

@@ -9,19 +9,9 @@ import random
 import uuid
 from typing import Any
 
-import asyncpg
-
 from api.holds.expiry import expire_due
-from tests.conftest import idem
-from tests.test_workflow import (
-    dept,
-    fingerprint,
-    hold,
-    new_carer,
-    new_request,
-    new_unit,
-    snapshot,
-)
+from tests.support.checks import assert_one_truth, fingerprint, snapshot
+from tests.support.factories import dept, hold, idem, new_carer, new_request, new_unit
 
 COUNTS = ("installed", "occupied", "reserved", "closed", "available", "additional")
 
@@ -32,52 +22,6 @@ async def declare(client, unit: dict[str, Any], **counts: int) -> Any:
         headers={**unit["headers"], **idem()},
         json={"temporality": "current", **counts},
     )
-
-
-async def assert_one_truth(pool: asyncpg.Pool, unit_id: str, own_reserved: int = 0) -> None:
-    """The snapshot equals the last history row, its version counts the history, and its
-    ``reserved`` is the places held through Places plus the establishment's own."""
-    uid = uuid.UUID(unit_id)
-    async with pool.acquire() as conn:
-        snap = dict(
-            await conn.fetchrow(
-                "SELECT * FROM capacity_snapshots WHERE unit_id = $1 AND temporality = 'current'",
-                uid,
-            )
-        )
-        last = await conn.fetchrow(
-            "SELECT * FROM capacity_declarations WHERE unit_id = $1 AND temporality = 'current'"
-            " ORDER BY id DESC LIMIT 1",
-            uid,
-        )
-        rows = await conn.fetchval(
-            "SELECT count(*) FROM capacity_declarations"
-            " WHERE unit_id = $1 AND temporality = 'current'",
-            uid,
-        )
-        held = await conn.fetchval(
-            "SELECT coalesce(sum(places), 0) FROM holds WHERE unit_id = $1 AND status = 'held'",
-            uid,
-        )
-        mismatched = await conn.fetch(
-            """
-            SELECT h.id, h.status, r.status AS request_status
-              FROM holds h JOIN placement_requests r ON r.id = h.request_id
-             WHERE h.unit_id = $1
-               AND NOT ((h.status = 'held' AND r.status = 'held')
-                     OR (h.status = 'admitted' AND r.status = 'placed')
-                     OR (h.status = 'exited' AND r.status = 'exited')
-                     OR h.status IN ('released', 'refused', 'expired'))
-            """,
-            uid,
-        )
-    snap.pop("location")  # a search copy of the structure's point, not part of the history
-    assert {k: last[k] for k in snap} == snap
-    assert snap["version"] == rows
-    assert snap["reserved"] == held + own_reserved, (snap, held)
-    used = snap["occupied"] + snap["reserved"] + snap["available"] + snap["closed"]
-    assert used <= snap["installed"] + snap["additional"]
-    assert not mismatched
 
 
 async def test_redeclaration_cannot_drop_reserved_below_holds(client, pool):

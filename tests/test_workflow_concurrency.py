@@ -1,6 +1,6 @@
 """No double booking across real worker processes, and expiry that runs exactly once.
 
-The first test starts the real server (``uvicorn --workers 2``) on the test database and
+The first test starts the real server (``places run --workers 2``) on the test database and
 sends 100 concurrent holds for one free place over HTTP. The others race expiry passes on
 separate connections, and check the background expiry task of the running app.
 """
@@ -18,20 +18,17 @@ import httpx
 import pytest
 
 from api.holds.expiry import expire_due
-from tests.conftest import bearer
-from tests.servers import ServiceProcess
-from tests.test_workflow import dept, hold, new_request, new_unit, snapshot
-from tests.test_workflow_capacity import assert_one_truth
+from loadtests.harness import ServiceProcess
+from tests.support.checks import assert_one_truth, snapshot
+from tests.support.factories import bearer, dept, hold, new_request, new_unit
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def server(database: str) -> Iterator[ServiceProcess]:
-    """The API as deployed: uvicorn with two worker processes on the test database."""
-    service = ServiceProcess(
-        database, os.environ["PLACES_REDIS_URL"], workers=2, log_level="warning"
-    )
+    """The API as deployed: ``places run`` with two worker processes on the test database."""
+    service = ServiceProcess(database, os.environ["PLACES_REDIS_URL"], workers=2)
     service.start()
     try:
         yield service
@@ -44,6 +41,8 @@ def _worker_pids(pid: int) -> list[int]:
     return [int(p) for p in children.read_text().split()] if children.exists() else []
 
 
+@pytest.mark.server
+@pytest.mark.timeout(180)  # starts places run with two workers first
 async def test_100_concurrent_holds_on_the_last_place_through_two_workers(client, pool, server):
     unit = await new_unit(client, pool, available=1, installed=10)
     before = await snapshot(pool, unit["id"])

@@ -1,6 +1,6 @@
 """Pure benchmark of the matching library: ranking searches and global assignment.
 
-Run: ``.venv/bin/python benchmarks/bench_matching.py [--seed N]``. Prints figures
+Run: ``.venv/bin/python -m loadtests.bench_matching [--seed N]``. Prints figures
 measured in this run only (no assertion): the database is replaced by numpy arrays that
 play the SQL layer's part (hard-constraint prefilter, radius / department / nearest-K),
 so the timings are those of the library plus the building of ``Offer`` objects, which
@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from matching import (
     CareMode,

@@ -1,6 +1,6 @@
 """Benchmark of the FINESS import: a synthetic 100,000-line extract into a fresh database.
 
-Run: ``.venv/bin/python benchmarks/bench_finess_import.py [--lines N] [--pde-share F]``.
+Run: ``.venv/bin/python -m loadtests.bench_finess_import [--lines N] [--pde-share F]``.
 
 The extract is written to a temporary file in the official format and encoding (first line
 ``finess;etalab;…``, ``structureet`` lines of 32 fields, then ``geolocalisation`` lines,
@@ -20,14 +20,11 @@ import argparse
 import asyncio
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.codes import PDE_CATEGORIES
 from api.db import drop_database, ensure_database, init_connection, migrate

@@ -1,6 +1,8 @@
-"""In-memory reference implementation of ``fetch(step)``, for tests and benchmarks.
+"""In-memory reference implementation of ``fetch(step)``, for the matching tests.
 
-It is also the executable specification of what the SQL layer must return for a step:
+A test fake, so it lives with the tests rather than in the ``matching`` package: production
+code never fetches from memory. It is also the executable specification of what the SQL
+layer must return for a step:
 offers whose temporality counts at this step, inside the step's area, and — when
 ``prefilter`` — already passing the hard constraints (the whole group, or at least one
 child on the split step). The driver re-checks everything, so a looser fetch is safe,

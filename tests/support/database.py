@@ -1,0 +1,51 @@
+"""The small set of real places the tests run on, and how a test database gets them.
+
+The suite's own database and those of the modules that run servers of their own are made
+the same way, so every test sees the same departments and communes.
+"""
+
+import asyncio
+
+import asyncpg
+
+from api.db import drop_database, ensure_database, migrate
+
+# Small, real places: enough for the registry and the geo tests, nothing national.
+DEPARTMENTS = [
+    ("69", "Rhône", "84", "Auvergne-Rhône-Alpes", 45.76, 4.84),
+    ("01", "Ain", "84", "Auvergne-Rhône-Alpes", 46.20, 5.22),
+    ("38", "Isère", "84", "Auvergne-Rhône-Alpes", 45.19, 5.72),
+    ("75", "Paris", "11", "Île-de-France", 48.86, 2.35),
+    ("974", "La Réunion", "04", "La Réunion", -20.88, 55.45),
+]
+COMMUNES = [
+    ("69123", "Lyon", "69", 522_000, 45.7640, 4.8357),
+    ("69266", "Villeurbanne", "69", 156_000, 45.7719, 4.8902),
+    ("01053", "Bourg-en-Bresse", "01", 42_000, 46.2052, 5.2255),
+    ("38185", "Grenoble", "38", 158_000, 45.1885, 5.7245),
+    ("75056", "Paris", "75", 2_100_000, 48.8566, 2.3522),
+    ("97411", "Saint-Denis", "974", 153_000, -20.8823, 55.4504),
+]
+
+
+async def create_fixture_database(dsn: str) -> None:
+    """A fresh database at ``dsn``: PostGIS, migrations, and the small set of real places
+    above. The suite's own database, and those of tests that run servers of their own."""
+    await drop_database(dsn)
+    await ensure_database(dsn)
+    await asyncio.to_thread(migrate, dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO departments (code, name, region_code, region_name, location)"
+            " VALUES ($1, $2, $3, $4, ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
+            DEPARTMENTS,
+        )
+        await conn.executemany(
+            "INSERT INTO communes (insee, name, department, population, precision, location)"
+            " VALUES ($1, $2, $3, $4, 'geonames',"
+            " ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
+            COMMUNES,
+        )
+    finally:
+        await conn.close()

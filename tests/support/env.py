@@ -1,0 +1,29 @@
+"""The test session's environment, fixed on import, before anything reads the settings.
+
+``conftest.py`` imports this first; every module that needs the names below imports them
+from here, so the database name is computed once per run. Importing has side effects on
+purpose: ``api.settings.get_settings`` is cached, so the environment must be right before
+the first call anywhere.
+"""
+
+import os
+import tempfile
+
+TEST_DB = f"places_test_{os.getpid()}"
+"""The run's shared database, created by the ``database`` fixture and dropped after."""
+ADMIN_DSN = os.environ.get("PLACES_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""The maintenance database of the PostgreSQL server the tests create databases on."""
+BASE_DSN = ADMIN_DSN.rsplit("/", 1)[0]
+"""``ADMIN_DSN`` without its database: append ``/name`` for a database of one's own."""
+TEST_DSN = f"{BASE_DSN}/{TEST_DB}"
+
+os.environ["PLACES_DATABASE_URL"] = TEST_DSN
+os.environ.setdefault("PLACES_REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ["PLACES_KEYS_DIR"] = tempfile.mkdtemp(prefix="places-keys-")
+
+from api.auth import ensure_local_keys  # noqa: E402  (after the environment, on purpose)
+from api.settings import get_settings  # noqa: E402
+
+# The session's signing keys, made now: servers started together (``places run`` makes them
+# when missing) would otherwise race to write them, and tokens issued here must verify there.
+ensure_local_keys(get_settings())
