@@ -7,7 +7,7 @@ token of its own establishment, a fresh Idempotency-Key and valid counts. Prints
 and latency percentiles and, in the same run, the cost of the same transaction's SQL
 (the service's own statements, one connection, sequential) and the ratio. Prints only.
 
-    .venv/bin/python -m loadtests.bench_declarations --seconds 60 --workers 2 --connections 8
+    .venv-dev/bin/python -m loadtests.bench_declarations --seconds 60 --workers 2 --connections 8
 """
 
 import argparse

@@ -18,7 +18,7 @@ departments. Prints, from one run:
 Clients resume with ``last_event_id`` after any close, like ``places feed``. Prints, never
 asserts. Everything runs on one machine: the clients' own event loop is part of the figure.
 
-    .venv/bin/python -m loadtests.bench_feeds --seconds 30 --rate 100
+    .venv-dev/bin/python -m loadtests.bench_feeds --seconds 30 --rate 100
 """
 
 import argparse

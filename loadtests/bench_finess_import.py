@@ -1,6 +1,6 @@
 """Benchmark of the FINESS import: a synthetic 100,000-line extract into a fresh database.
 
-Run: ``.venv/bin/python -m loadtests.bench_finess_import [--lines N] [--pde-share F]``.
+Run: ``.venv-dev/bin/python -m loadtests.bench_finess_import [--lines N] [--pde-share F]``.
 
 The extract is written to a temporary file in the official format and encoding (first line
 ``finess;etalab;…``, ``structureet`` lines of 32 fields, then ``geolocalisation`` lines,

@@ -1,6 +1,6 @@
 """Pure benchmark of the matching library: ranking searches and global assignment.
 
-Run: ``.venv/bin/python -m loadtests.bench_matching [--seed N]``. Prints figures
+Run: ``.venv-dev/bin/python -m loadtests.bench_matching [--seed N]``. Prints figures
 measured in this run only (no assertion): the database is replaced by numpy arrays that
 play the SQL layer's part (hard-constraint prefilter, radius / department / nearest-K),
 so the timings are those of the library plus the building of ``Offer`` objects, which

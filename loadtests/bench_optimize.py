@@ -7,7 +7,7 @@ service's budget and gap, first-come-first-served on the same data — and how m
 than greedy the plan is; ``--exact`` also proves the optimum to compare. Then it serves the
 API with one worker and times ``POST /v1/assignments/optimize`` end to end. Prints only.
 
-    .venv/bin/python -m loadtests.bench_optimize --requests 500 --department 59 --exact
+    .venv-dev/bin/python -m loadtests.bench_optimize --requests 500 --department 59 --exact
 """
 
 import argparse

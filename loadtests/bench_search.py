@@ -7,7 +7,7 @@ it tried: the same queries, memo, row mapping and two connections, without HTTP,
 matching or JSON) straight on asyncpg, and prints the ratio. Needs mix
 single children and sibling groups, with and without disability profiles. Prints only.
 
-    .venv/bin/python -m loadtests.bench_search --needs 1000
+    .venv-dev/bin/python -m loadtests.bench_search --needs 1000
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Load test with thresholds: the three kinds of users at once, on the national dataset.
 
-    .venv/bin/python -m loadtests.run_load --workers 2 --users 60 --seconds 60
+    .venv-dev/bin/python -m loadtests.run_load --workers 2 --users 60 --seconds 60
 
 Steps, all in one command:
 
