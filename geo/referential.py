@@ -17,6 +17,14 @@ from types import MappingProxyType
 #: Precision levels of a commune's coordinates, best first (see ``build_referential``).
 PRECISIONS: tuple[str, ...] = ("geonames", "arrondissement_centroid", "department_centroid")
 OVERSEAS_DEPARTMENTS: frozenset[str] = frozenset({"971", "972", "973", "974", "976"})
+#: Kinds of competent authority (see ``build_referential``'s docstring for the law).
+AUTHORITY_KINDS: tuple[str, ...] = (
+    "departement",
+    "metropole",
+    "collectivite_unique",
+    "collectivite_europeenne",
+    "ville_departement",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,22 @@ class Commune:
     lon: float
     precision: str
     postcodes: tuple[str, ...]
+    authority: str
+    """Code of the competent authority for child protection (``69M``, ``20R``, ``59``…)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """A collectivity holding the departmental competences (child protection) on its territory.
+
+    Usually one department (same code); ``20R`` (Corse) and ``6AE`` (Alsace) cover two, and
+    department 69 is split between ``69M`` (Métropole de Lyon) and ``69D`` (Rhône).
+    """
+
+    code: str
+    name: str
+    kind: str
+    departments: tuple[str, ...]
 
 
 def _rows(filename: str) -> list[dict[str, str]]:
@@ -95,10 +119,51 @@ def load_communes() -> Mapping[str, Commune]:
                 lon=float(row["lon"]),
                 precision=row["precision"],
                 postcodes=tuple(row["postcodes"].split()),
+                authority=row["authority"],
             )
             for row in _rows("communes.csv")
         }
     )
+
+
+@cache
+def load_authorities() -> Mapping[str, Authority]:
+    """The competent authorities keyed by code, in department order (…, 66, 6AE, 69D, 69M, …)."""
+    return MappingProxyType(
+        {
+            row["code"]: Authority(
+                code=row["code"],
+                name=row["name"],
+                kind=row["kind"],
+                departments=tuple(row["departments"].split()),
+            )
+            for row in _rows("authorities.csv")
+        }
+    )
+
+
+def authority_of_commune(insee: str) -> str | None:
+    """Code of the commune's competent authority; None for an unknown INSEE code."""
+    commune = load_communes().get(insee)
+    return commune.authority if commune is not None else None
+
+
+@cache
+def _department_authorities() -> Mapping[str, tuple[str, ...]]:
+    found: dict[str, list[str]] = {}
+    for authority in load_authorities().values():
+        for department in authority.departments:
+            found.setdefault(department, []).append(authority.code)
+    return MappingProxyType({code: tuple(sorted(codes)) for code, codes in found.items()})
+
+
+def authorities_of_department(code: str) -> tuple[str, ...]:
+    """Codes of the authorities competent in department ``code``, sorted.
+
+    One for every department but 69 (``('69D', '69M')``); ``'2A'`` gives ``('20R',)``.
+    Empty for an unknown department code.
+    """
+    return _department_authorities().get(code, ())
 
 
 @cache
