@@ -68,6 +68,27 @@ class Department(SQLModel, table=True):
     location: Any = Field(sa_column=Column(_point(), nullable=False))
 
 
+class Authority(SQLModel, table=True):
+    """A competent authority for child protection (migration 0007, docs/domain.md): one
+    department in general, the Métropole de Lyon and the Rhône within 69, Corse over 2A and
+    2B, Alsace over 67 and 68. Departments stay as geography."""
+
+    __tablename__ = "authorities"
+    __table_args__ = (
+        CheckConstraint("code ~ '^[0-9][0-9A-Z]{1,2}$'", name="authorities_code_check"),
+        CheckConstraint(
+            "kind IN ('departement', 'metropole', 'collectivite_unique',"
+            " 'collectivite_europeenne', 'ville_departement')",
+            name="authorities_kind_check",
+        ),
+        CheckConstraint("cardinality(departments) >= 1", name="authorities_departments_check"),
+    )
+    code: str = Field(primary_key=True)
+    name: str
+    kind: str
+    departments: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+
+
 class Commune(SQLModel, table=True):
     __tablename__ = "communes"
     __table_args__ = (
@@ -77,10 +98,13 @@ class Commune(SQLModel, table=True):
         ),
         Index("communes_location_gist", "location", postgresql_using="gist"),
         Index("communes_department_idx", "department"),
+        Index("communes_authority_idx", "authority"),
     )
     insee: str = Field(primary_key=True, max_length=5)
     name: str
     department: str = Field(foreign_key="departments.code")
+    authority: str = Field(foreign_key="authorities.code")
+    """The competent authority on the commune: what every row placed by it inherits."""
     population: int = Field(ge=0)
     location: Any = Field(sa_column=Column(_point(), nullable=False))
     precision: str
@@ -101,6 +125,7 @@ class Structure(SQLModel, table=True):
         Index("structures_location_gist", "location", postgresql_using="gist"),
         Index("structures_department_category_idx", "department", "category"),
         Index("structures_postal_code_idx", "postal_code"),
+        Index("structures_authority_idx", "authority"),
     )
     id: UUID = Field(sa_column=_uuid_pk())
     finess: str = Field(max_length=9, unique=True)
@@ -109,6 +134,8 @@ class Structure(SQLModel, table=True):
     category: str = Field(max_length=3)
     department: str = Field(foreign_key="departments.code")
     commune: str = Field(foreign_key="communes.insee")
+    authority: str = Field(foreign_key="authorities.code")
+    """Its commune's authority, set by a trigger from ``commune`` (migration 0007)."""
     address: str | None = None
     location: Any = Field(sa_column=Column(_point(), nullable=False))
     tarif_authority: str | None = None
@@ -187,6 +214,7 @@ class FosterCarer(SQLModel, table=True):
             postgresql_where=text("status = 'active' AND available_places > 0"),
         ),
         Index("foster_carers_department_idx", "department"),
+        Index("foster_carers_authority_idx", "authority"),
     )
     id: UUID = Field(sa_column=_uuid_pk())
     agrement_number: str = Field(unique=True)
@@ -194,6 +222,8 @@ class FosterCarer(SQLModel, table=True):
     employer: str
     department: str = Field(foreign_key="departments.code")
     commune: str = Field(foreign_key="communes.insee")
+    authority: str = Field(foreign_key="authorities.code")
+    """The authority of the home's commune, which issues the agrément (trigger, 0007)."""
     location: Any = Field(sa_column=Column(_point(), nullable=False))
     agrement_capacity: int = Field(sa_column=Column(SmallInteger, nullable=False))
     age_min: int = Field(sa_column=Column(SmallInteger, nullable=False))
@@ -330,6 +360,8 @@ class OutboxEvent(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     type: str
     department: str
+    authority: str | None = None
+    """The feed the event goes to (its authority); null on events written before 0007."""
     occurred_at: datetime = Field(sa_column=_now())
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     national_data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
@@ -356,6 +388,7 @@ class AuditEntry(SQLModel, table=True):
             postgresql_using="gin",
             postgresql_where=text("detail ? 'request_ids'"),
         ),
+        Index("audit_entries_authority_idx", "authority", "id"),
     )
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     occurred_at: datetime = Field(sa_column=_now())
@@ -365,6 +398,7 @@ class AuditEntry(SQLModel, table=True):
     object_type: str
     object_id: str
     department: str | None = None
+    authority: str | None = None
     detail: dict[str, Any] = Field(
         sa_column=Column(JSONB, nullable=False, server_default=text("'{}'"))
     )
@@ -394,9 +428,12 @@ class PlacementRequest(SQLModel, table=True):
         CheckConstraint(_in("status", REQUEST_STATUSES), name="placement_requests_status"),
         # The waiting list and the measures not executed: per department, by status, oldest first.
         Index("placement_requests_department_status_idx", "department", "status", "decided_on"),
+        Index("placement_requests_authority_status_idx", "authority", "status", "decided_on"),
     )
     id: UUID = Field(sa_column=_uuid_pk())
     department: str = Field(foreign_key="departments.code")
+    authority: str = Field(foreign_key="authorities.code")
+    """The authority in charge: the origin commune's (or the nearest commune's to the point)."""
     reference: str = Field(max_length=64)
     children: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
     origin_commune: str | None = Field(default=None, foreign_key="communes.insee")

@@ -16,7 +16,13 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from geo.referential import Commune, Department, load_communes, load_departments
+from geo.referential import (
+    Commune,
+    Department,
+    load_authorities,
+    load_communes,
+    load_departments,
+)
 
 _DEPARTMENTS_STAGE = """
 CREATE TEMP TABLE seed_departments_stage (
@@ -28,7 +34,7 @@ CREATE TEMP TABLE seed_departments_stage (
 _COMMUNES_STAGE = """
 CREATE TEMP TABLE seed_communes_stage (
     insee text, name text, department text, population integer,
-    lat double precision, lon double precision, precision text
+    lat double precision, lon double precision, precision text, authority text
 ) ON COMMIT DROP
 """
 
@@ -45,16 +51,25 @@ ON CONFLICT (code) DO UPDATE SET
 """
 
 _MERGE_COMMUNES = """
-INSERT INTO communes (insee, name, department, population, location, precision)
+INSERT INTO communes (insee, name, department, population, location, precision, authority)
 SELECT insee, name, department, population,
-       ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography, precision
+       ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography, precision, authority
 FROM seed_communes_stage
 ON CONFLICT (insee) DO UPDATE SET
     name = EXCLUDED.name,
     department = EXCLUDED.department,
+    authority = EXCLUDED.authority,
     population = EXCLUDED.population,
     location = EXCLUDED.location,
     precision = EXCLUDED.precision
+"""
+
+
+_MERGE_AUTHORITY = """
+INSERT INTO authorities (code, name, kind, departments)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (code) DO UPDATE SET
+    name = EXCLUDED.name, kind = EXCLUDED.kind, departments = EXCLUDED.departments
 """
 
 
@@ -66,20 +81,22 @@ def _department_records(
 
 def _commune_records(
     communes: Iterable[Commune], departments: set[str]
-) -> tuple[list[tuple[str, str, str, int, float, float, str]], int]:
+) -> tuple[list[tuple[str, str, str, int, float, float, str, str]], int]:
     """Commune tuples for COPY, skipping those whose department is not in the referential."""
-    records: list[tuple[str, str, str, int, float, float, str]] = []
+    records: list[tuple[str, str, str, int, float, float, str, str]] = []
     skipped = 0
     for c in communes:
         if c.department not in departments:
             skipped += 1
             continue
-        records.append((c.insee, c.name, c.department, c.population, c.lat, c.lon, c.precision))
+        records.append(
+            (c.insee, c.name, c.department, c.population, c.lat, c.lon, c.precision, c.authority)
+        )
     return records, skipped
 
 
 async def load_reference(conn: asyncpg.Connection) -> dict[str, int]:
-    """Upsert the 101 departments and their communes; idempotent.
+    """Upsert the 101 departments, the competent authorities and the communes; idempotent.
 
     Returns the number of rows merged per table and the number of communes skipped because
     their department is not one of the referential's departments.
@@ -96,6 +113,10 @@ async def load_reference(conn: asyncpg.Connection) -> dict[str, int]:
         await conn.copy_records_to_table("seed_departments_stage", records=departments)
         await conn.copy_records_to_table("seed_communes_stage", records=communes)
         await conn.execute(_MERGE_DEPARTMENTS)
+        await conn.executemany(
+            _MERGE_AUTHORITY,
+            [(a.code, a.name, a.kind, list(a.departments)) for a in load_authorities().values()],
+        )
         await conn.execute(_MERGE_COMMUNES)
         await conn.execute("ANALYZE departments")
         await conn.execute("ANALYZE communes")

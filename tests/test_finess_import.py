@@ -37,9 +37,9 @@ EXTRA_DEPARTMENTS = [
     ("976", "Mayotte", "06", "Mayotte", -12.80, 45.18),
 ]
 EXTRA_COMMUNES = [
-    ("97101", "Les Abymes", "971", 51_000, 16.2730, -61.5051),
-    ("97410", "Saint-Benoît", "974", 37_000, -21.0340, 55.7130),
-    ("97606", "Chirongui", "976", 9_000, -12.9310, 45.1510),
+    ("97101", "Les Abymes", "971", 51_000, 16.2730, -61.5051, "971"),
+    ("97410", "Saint-Benoît", "974", 37_000, -21.0340, 55.7130, "974"),
+    ("97606", "Chirongui", "976", 9_000, -12.9310, 45.1510, "976"),
 ]
 
 HEADER = "finess;etalab;111;2026-05-12"
@@ -173,9 +173,9 @@ async def template() -> AsyncIterator[str]:
             EXTRA_DEPARTMENTS,
         )
         await conn.executemany(
-            "INSERT INTO communes (insee, name, department, population, precision, location)"
-            " VALUES ($1, $2, $3, $4, 'geonames',"
-            " ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
+            "INSERT INTO communes (insee, name, department, population, precision, location,"
+            " authority) VALUES ($1, $2, $3, $4, 'geonames',"
+            " ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography, $7)",
             EXTRA_COMMUNES,
         )
     finally:

@@ -19,12 +19,12 @@ DEPARTMENTS = [
     ("974", "La Réunion", "04", "La Réunion", -20.88, 55.45),
 ]
 COMMUNES = [
-    ("69123", "Lyon", "69", 522_000, 45.7640, 4.8357),
-    ("69266", "Villeurbanne", "69", 156_000, 45.7719, 4.8902),
-    ("01053", "Bourg-en-Bresse", "01", 42_000, 46.2052, 5.2255),
-    ("38185", "Grenoble", "38", 158_000, 45.1885, 5.7245),
-    ("75056", "Paris", "75", 2_100_000, 48.8566, 2.3522),
-    ("97411", "Saint-Denis", "974", 153_000, -20.8823, 55.4504),
+    ("69123", "Lyon", "69", 522_000, 45.7640, 4.8357, "69M"),
+    ("69266", "Villeurbanne", "69", 156_000, 45.7719, 4.8902, "69M"),
+    ("01053", "Bourg-en-Bresse", "01", 42_000, 46.2052, 5.2255, "01"),
+    ("38185", "Grenoble", "38", 158_000, 45.1885, 5.7245, "38"),
+    ("75056", "Paris", "75", 2_100_000, 48.8566, 2.3522, "75"),
+    ("97411", "Saint-Denis", "974", 153_000, -20.8823, 55.4504, "974"),
 ]
 
 
@@ -42,9 +42,9 @@ async def create_fixture_database(dsn: str) -> None:
             DEPARTMENTS,
         )
         await conn.executemany(
-            "INSERT INTO communes (insee, name, department, population, precision, location)"
-            " VALUES ($1, $2, $3, $4, 'geonames',"
-            " ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography)",
+            "INSERT INTO communes (insee, name, department, population, precision, location,"
+            " authority) VALUES ($1, $2, $3, $4, 'geonames',"
+            " ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography, $7)",
             COMMUNES,
         )
     finally:
