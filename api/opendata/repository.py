@@ -1,5 +1,6 @@
-"""The open-data aggregate in SQL: one row per department × category with at least one
-establishment, from the units' ``current`` snapshots. Foster carers are not read at all."""
+"""The open-data aggregate in SQL: one row per department × competent authority × category
+with at least one establishment, from the units' ``current`` snapshots (within 69 the
+Métropole de Lyon and the Rhône are distinct rows). Foster carers are not read at all."""
 
 from typing import Any
 
@@ -8,6 +9,8 @@ import asyncpg
 AVAILABILITY_SQL = """
 SELECT s.department,
        d.name AS department_name,
+       s.authority,
+       a.name AS authority_name,
        s.category,
        count(DISTINCT s.id) AS structures,
        count(u.id) AS units,
@@ -20,10 +23,11 @@ SELECT s.department,
        max(c.declared_at) AS latest_declaration
   FROM structures s
   JOIN departments d ON d.code = s.department
+  JOIN authorities a ON a.code = s.authority
   LEFT JOIN units u ON u.structure_id = s.id
   LEFT JOIN capacity_snapshots c ON c.unit_id = u.id AND c.temporality = 'current'
- GROUP BY s.department, d.name, s.category
- ORDER BY s.department, s.category
+ GROUP BY s.department, d.name, s.authority, a.name, s.category
+ ORDER BY s.department, s.authority, s.category
 """
 
 
