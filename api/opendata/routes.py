@@ -1,4 +1,7 @@
-"""``GET /v1/opendata/availability.csv``: the offer per department and FINESS category.
+"""``GET /v1/opendata/availability.csv``: the offer per department, competent authority and
+FINESS category (one line per department × authority × category where the offer exists: the
+Métropole de Lyon and the Rhône are distinct lines within 69, Corse and Alsace have one
+authority over two departments).
 
 Publishable as is: every figure is a sum over establishments' units (places installed,
 occupied, reserved, free, from their ``current`` declarations) and the dates of the oldest
@@ -35,9 +38,12 @@ PARIS = ZoneInfo("Europe/Paris")
 COLUMNS: dict[str, str] = {
     "department": "code du département (01…95, 2A, 2B, 971…976)",
     "department_name": "nom du département",
+    "authority": "code de l'autorité compétente en protection de l'enfance (69M, 69D, 20R, 6AE,"
+    " ou le code du département)",
+    "authority_name": "nom de l'autorité compétente (Métropole de Lyon, Département du Rhône…)",
     "category": "catégorie FINESS de l'établissement (TRE_R66)",
     "category_label": "libellé de la catégorie",
-    "structures": "établissements de cette catégorie dans le département",
+    "structures": "établissements de cette catégorie dans le département et l'autorité",
     "units": "unités (services, groupes de vie) de ces établissements",
     "units_declared": "unités ayant déclaré leur capacité au moins une fois",
     "installed": "places installées (déclarations courantes)",
@@ -49,8 +55,8 @@ COLUMNS: dict[str, str] = {
 }
 EXAMPLE = (
     ",".join(COLUMNS)
-    + "\r\n69,Rhône,177,Maison d'enfants à caractère social (MECS),41,152,150,1480,1391,12,77,"
-    "2026-11-02,2026-11-25\r\n"
+    + "\r\n69,Rhône,69M,Métropole de Lyon,177,Maison d'enfants à caractère social (MECS),"
+    "41,152,150,1480,1391,12,77,2026-11-02,2026-11-25\r\n"
 )
 
 
@@ -62,13 +68,13 @@ def _cell(value: Any) -> Any:
 
 @router.get(
     "/availability.csv",
-    summary="Open data: places per department and category (no child, no carer)",
+    summary="Open data: places per department, authority and category (no child, no carer)",
     response_class=Response,
     responses={
         200: {
             "content": {"text/csv": {"example": EXAMPLE}},
-            "description": "One line per department and category with an establishment. "
-            + "; ".join(f"`{k}`: {v}" for k, v in COLUMNS.items()),
+            "description": "One line per department, competent authority and category with "
+            "an establishment. " + "; ".join(f"`{k}`: {v}" for k, v in COLUMNS.items()),
         }
     },
 )

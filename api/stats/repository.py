@@ -1,16 +1,24 @@
-"""Aggregates in SQL: one grouped query per table, joined on the department code.
+"""Aggregates in SQL: one grouped query per table, joined on the department code (the map's
+geography) or on the competent authority's code (issue 13).
 
-The per-department query reads each offer table once (units with their snapshots, carers,
-requests), so the national table costs a few tens of milliseconds on the national dataset
-(about 7,000 units and 38,000 carers), not one query per department.
+Both views are the same query, grouped by the ``department`` or the ``authority`` column of
+structures (for their units), foster carers and placement requests: every row has exactly one
+of each, so each unit, carer and request is counted once per view and both views sum to the
+same national totals. The query reads each offer table once (units with their snapshots,
+carers, requests), so the national table costs a few tens of milliseconds on the national
+dataset (about 7,000 units and 38,000 carers), not one query per department.
 """
 
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from api.requests.service import local_today
+from geo.referential import load_authorities
+
+Grouping = Literal["department", "authority"]
+"""The column the figures are grouped by; only these two names ever reach the SQL text."""
 
 TIMEZONES = {
     "971": "America/Guadeloupe",
@@ -47,7 +55,7 @@ COUNT_FIELDS = (
 
 _UNITS = """
 units_agg AS (
-    SELECT s.department,
+    SELECT s.{key} AS code,
            count(*) AS units,
            count(*) FILTER (WHERE c.unit_id IS NULL) AS undeclared_units,
            sum(u.installed) AS installed,
@@ -70,13 +78,13 @@ units_agg AS (
       LEFT JOIN capacity_snapshots h24 ON h24.unit_id = u.id AND h24.temporality = 'h24'
       LEFT JOIN capacity_snapshots h48 ON h48.unit_id = u.id AND h48.temporality = 'h48'
       LEFT JOIN capacity_snapshots d7 ON d7.unit_id = u.id AND d7.temporality = 'd7'
-     WHERE ($3::text IS NULL OR s.department = $3)
-     GROUP BY s.department
+     WHERE ($3::text IS NULL OR s.{key} = $3)
+     GROUP BY s.{key}
 )"""
 
 _CARERS = """
 carers_agg AS (
-    SELECT department,
+    SELECT {key} AS code,
            count(*) AS carers,
            count(*) FILTER (WHERE status = 'active') AS carers_active,
            sum(available_places) FILTER (WHERE status = 'active') AS carer_places_available,
@@ -85,13 +93,14 @@ carers_agg AS (
                               AND declared_at < now() - make_interval(days => $1))
                AS carer_stale
       FROM foster_carers
-     WHERE ($3::text IS NULL OR department = $3)
-     GROUP BY department
+     WHERE ($3::text IS NULL OR {key} = $3)
+     GROUP BY {key}
 )"""
 
 _REQUESTS = """
 requests_agg AS (
-    SELECT r.department,
+    -- "today" is the request's department's (its calendar), whatever the grouping
+    SELECT r.{key} AS code,
            count(*) FILTER (WHERE r.status = 'waiting') AS requests_waiting,
            sum(jsonb_array_length(r.children)) FILTER (WHERE r.status = 'waiting')
                AS children_waiting,
@@ -102,26 +111,34 @@ requests_agg AS (
       FROM placement_requests r
       JOIN unnest($4::text[], $5::date[]) AS t(code, today) ON t.code = r.department
      WHERE r.status IN ('waiting', 'held')
-       AND ($3::text IS NULL OR r.department = $3)
-     GROUP BY r.department
+       AND ($3::text IS NULL OR r.{key} = $3)
+     GROUP BY r.{key}
 )"""
 
 _NO_REQUESTS = """
 requests_agg AS (
     -- no placement_requests table yet: no row (the parameters are named only so that
     -- both variants of the query take the same five)
-    SELECT NULL::text AS department, 0 AS requests_waiting, 0 AS children_waiting,
+    SELECT NULL::text AS code, 0 AS requests_waiting, 0 AS children_waiting,
            NULL::int AS oldest_waiting_days, 0 AS measures_not_executed
      WHERE false AND $2::int IS NULL AND $4::text[] IS NULL AND $5::date[] IS NULL
 )"""
 
 
-def _query(with_requests: bool) -> str:
+#: Per grouping: the table of every territory (zeros where there is no offer), its columns.
+_TERRITORIES: dict[Grouping, tuple[str, str]] = {
+    "department": ("departments", "t.code AS department, t.name, t.region_code"),
+    "authority": ("authorities", "t.code AS authority, t.name, t.kind, t.departments"),
+}
+
+
+def _query(with_requests: bool, key: Grouping = "department") -> str:
+    table, columns = _TERRITORIES[key]
+    parts = [_UNITS, _CARERS, _REQUESTS if with_requests else _NO_REQUESTS]
+    ctes = ",\n         ".join(part.format(key=key) for part in parts)
     return f"""
-    WITH {_UNITS},
-         {_CARERS},
-         {_REQUESTS if with_requests else _NO_REQUESTS}
-    SELECT d.code AS department, d.name, d.region_code,
+    WITH {ctes}
+    SELECT {columns},
            coalesce(u.units, 0) AS units,
            coalesce(u.undeclared_units, 0) AS undeclared_units,
            coalesce(u.installed, 0) AS installed,
@@ -144,12 +161,12 @@ def _query(with_requests: bool) -> str:
            coalesce(u.stale_declarations, 0) + coalesce(f.carer_stale, 0)
                AS stale_declarations,
            coalesce(u.open_places, 0) + coalesce(f.carer_open_places, 0) AS open_places
-      FROM departments d
-      LEFT JOIN units_agg u ON u.department = d.code
-      LEFT JOIN carers_agg f ON f.department = d.code
-      LEFT JOIN requests_agg r ON r.department = d.code
-     WHERE ($3::text IS NULL OR d.code = $3)
-     ORDER BY d.code
+      FROM {table} t
+      LEFT JOIN units_agg u ON u.code = t.code
+      LEFT JOIN carers_agg f ON f.code = t.code
+      LEFT JOIN requests_agg r ON r.code = t.code
+     WHERE ($3::text IS NULL OR t.code = $3)
+     ORDER BY t.code
     """
 
 
@@ -167,21 +184,21 @@ def tension(row: dict[str, Any]) -> float | None:
     return round((open_places - free + row["children_waiting"]) / open_places, 3)
 
 
-async def department_stats(
+async def _stats(
     conn: asyncpg.Connection,
+    key: Grouping,
     stale_after_days: int,
     unexecuted_after_days: int,
-    department: str | None = None,
+    code: str | None,
 ) -> list[dict[str, Any]]:
-    """One row per department (all of them, zeros where there is no offer)."""
     with_requests = await has_requests_table(conn)
     codes = [r["code"] for r in await conn.fetch("SELECT code FROM departments")]
-    todays = [local_today(code) for code in codes]
+    todays = [local_today(c) for c in codes]
     rows = await conn.fetch(
-        _query(with_requests),
+        _query(with_requests, key),
         stale_after_days,
         unexecuted_after_days if with_requests else None,
-        department,
+        code,
         codes if with_requests else None,
         todays if with_requests else None,
     )
@@ -193,13 +210,37 @@ async def department_stats(
     return out
 
 
-def national_totals(items: list[dict[str, Any]]) -> dict[str, Any]:
+async def department_stats(
+    conn: asyncpg.Connection,
+    stale_after_days: int,
+    unexecuted_after_days: int,
+    department: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per department (all of them, zeros where there is no offer)."""
+    return await _stats(conn, "department", stale_after_days, unexecuted_after_days, department)
+
+
+async def authority_stats(
+    conn: asyncpg.Connection,
+    stale_after_days: int,
+    unexecuted_after_days: int,
+    authority: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per competent authority (all of them, zeros where there is no offer), in the
+    referential's order (department order: …, 19, 20R, 21, …, 66, 6AE, 69D, 69M, 70, …)."""
+    items = await _stats(conn, "authority", stale_after_days, unexecuted_after_days, authority)
+    order = {code: i for i, code in enumerate(load_authorities())}
+    items.sort(key=lambda item: (order.get(item["authority"], len(order)), item["authority"]))
+    return items
+
+
+def national_totals(items: list[dict[str, Any]], **identity: Any) -> dict[str, Any]:
+    """The figures summed over ``items`` (a view's rows), under ``identity`` (the view's key
+    columns for the whole country; by default the departments' ``FR``)."""
     totals: dict[str, Any] = {name: sum(i[name] for i in items) for name in COUNT_FIELDS}
     waiting_days = [i["oldest_waiting_days"] for i in items if i["oldest_waiting_days"] is not None]
     totals.update(
-        department="FR",
-        name="France entière",
-        region_code="",
+        identity or {"department": "FR", "name": "France entière", "region_code": ""},
         oldest_waiting_days=max(waiting_days) if waiting_days else None,
     )
     totals["tension"] = tension(totals)
@@ -213,7 +254,8 @@ WITH bounds AS (
 ),
 unit_scope AS (
     SELECT u.id FROM units u JOIN structures s ON s.id = u.structure_id
-     WHERE $1::text IS NULL OR s.department = $1
+     WHERE ($1::text IS NULL OR s.department = $1)
+       AND ($5::text IS NULL OR s.authority = $5)
 ),
 unit_points AS (
     -- each unit's last declaration before the window, then every declaration in it
@@ -230,7 +272,9 @@ unit_points AS (
      WHERE cd.temporality = 'current' AND cd.declared_at >= b.start
 ),
 carer_scope AS (
-    SELECT id FROM foster_carers WHERE $1::text IS NULL OR department = $1
+    SELECT id FROM foster_carers
+     WHERE ($1::text IS NULL OR department = $1)
+       AND ($5::text IS NULL OR authority = $5)
 ),
 carer_points AS (
     SELECT sc.id AS key, b.start - interval '1 microsecond' AS at, 0::bigint AS seq,
@@ -273,20 +317,31 @@ SELECT g.day::date AS day,
 """
 
 
+def calendar_department(department: str | None, authority: str | None) -> str | None:
+    """The department whose calendar buckets a history: the one asked for, or the first of
+    the authority's (an authority's departments share one time zone), or None (Paris)."""
+    if authority is not None:
+        return load_authorities()[authority].departments[0]
+    return department
+
+
 async def history(
-    conn: asyncpg.Connection, department: str | None, days: int
+    conn: asyncpg.Connection, department: str | None, days: int, authority: str | None = None
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Free places at the end of each of the last ``days`` days (today: now).
+    """Free places at the end of each of the last ``days`` days (today: now), over the
+    units and carers of ``department`` or of ``authority`` (by their ``authority`` column),
+    or of the whole country.
 
     Each declaration contributes its change from the previous one of the same unit (or
     carer), so the series is a running sum over the window's declarations plus each one's
     last value before the window: history rows are read once, through the per-unit index,
     never replayed day by day.
     """
-    timezone = TIMEZONES.get(department or "", "Europe/Paris")
-    today: date = local_today(department)
+    calendar = calendar_department(department, authority)
+    timezone = TIMEZONES.get(calendar or "", "Europe/Paris")
+    today: date = local_today(calendar)
     start = date.fromordinal(today.toordinal() - days + 1)
-    rows = await conn.fetch(_HISTORY, department, start, timezone, today)
+    rows = await conn.fetch(_HISTORY, department, start, timezone, today, authority)
     items = [
         {
             "day": r["day"],

@@ -3,6 +3,9 @@
 Roles national, department and admin. A department sees every department's figures too:
 they are aggregates (counts of places, of requests, of days), never a child-level record,
 and a placement service searching the whole country needs to know where the tension is.
+
+Two views of the same figures: per department (geography, the map) and per competent
+authority (issue 13: the Métropole de Lyon apart from the Rhône, Corse and Alsace as one).
 """
 
 import csv
@@ -17,8 +20,14 @@ from api.auth import Principal, require_roles
 from api.deps import AppSettings, Pool
 from api.errors import NotFound
 from api.settings import Settings
-from api.stats import repository
-from api.stats.schemas import DepartmentStats, StatsHistoryOut, StatsPage
+from api.stats import repository, service
+from api.stats.schemas import (
+    AuthorityStats,
+    AuthorityStatsPage,
+    DepartmentStats,
+    StatsHistoryOut,
+    StatsPage,
+)
 
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
 
@@ -27,7 +36,28 @@ DepartmentCode = Annotated[
     str | None,
     Query(pattern=r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$", examples=["69"]),
 ]
+AuthorityCode = Annotated[
+    str | None,
+    Query(
+        description="Code of a competent authority (69M, 69D, 20R, 6AE, 38…); an unknown "
+        "code is refused with the list of valid ones.",
+        examples=["69M"],
+    ),
+]
 CSV_FIELDS = tuple(DepartmentStats.model_fields)
+AUTHORITY_CSV_FIELDS = tuple(AuthorityStats.model_fields)
+NATIONAL_AUTHORITY = {"authority": "FR", "name": "France entière", "kind": "", "departments": []}
+
+
+def _page(settings: Settings, items: list[dict[str, Any]], **identity: Any) -> dict[str, Any]:
+    return {
+        "items": items,
+        "total": len(items),
+        "totals": repository.national_totals(items, **identity),
+        "generated_at": datetime.now(UTC),
+        "stale_after_days": settings.stale_after_days,
+        "unexecuted_after_days": settings.unexecuted_after_days,
+    }
 
 
 async def _stats(pool: Any, settings: Settings, department: str | None) -> dict[str, Any]:
@@ -37,14 +67,30 @@ async def _stats(pool: Any, settings: Settings, department: str | None) -> dict[
         )
     if department is not None and not items:
         raise NotFound(f"Département {department} inconnu.")
-    return {
-        "items": items,
-        "total": len(items),
-        "totals": repository.national_totals(items),
-        "generated_at": datetime.now(UTC),
-        "stale_after_days": settings.stale_after_days,
-        "unexecuted_after_days": settings.unexecuted_after_days,
-    }
+    return _page(settings, items)
+
+
+async def _authority_stats(pool: Any, settings: Settings, authority: str | None) -> dict[str, Any]:
+    service.check_authority(authority)
+    async with pool.acquire() as conn:
+        items = await repository.authority_stats(
+            conn, settings.stale_after_days, settings.unexecuted_after_days, authority
+        )
+    return _page(settings, items, **NATIONAL_AUTHORITY)
+
+
+def _csv(fields: tuple[str, ...], items: list[dict[str, Any]], filename: str) -> Response:
+    """``;``-separated, decimal comma, UTF-8 with a byte-order mark; lists joined by ``,``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(fields)
+    for item in items:
+        writer.writerow([_cell(item[name]) for name in fields])
+    return Response(
+        "\ufeff" + buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.get(
@@ -73,17 +119,40 @@ async def department_stats_csv(
     """``;``-separated, decimal comma, UTF-8 with a byte-order mark: what a French spreadsheet
     opens as is. Columns are the JSON field names, in the same order."""
     page = await _stats(pool, settings, department)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(CSV_FIELDS)
-    for item in page["items"]:
-        writer.writerow([_cell(item[name]) for name in CSV_FIELDS])
     stamp = page["generated_at"].strftime("%Y-%m-%d")
-    return Response(
-        "\ufeff" + buffer.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="places-departements-{stamp}.csv"'},
-    )
+    return _csv(CSV_FIELDS, page["items"], f"places-departements-{stamp}.csv")
+
+
+@router.get(
+    "/authorities",
+    response_model=AuthorityStatsPage,
+    summary="The same figures per competent authority (69M and 69D apart, 20R, 6AE…)",
+)
+async def authority_stats(
+    _: Steering, pool: Pool, settings: AppSettings, authority: AuthorityCode = None
+) -> dict[str, Any]:
+    """Every competent authority for child protection (100; zeros where there is no offer),
+    with national totals, which equal the departments' totals: units are counted by their
+    establishment's authority, carers by the authority of their home's commune, requests by
+    the authority of their origin. The definitions are those of the department table. An
+    unknown ``authority`` is refused (422) with the valid codes."""
+    return await _authority_stats(pool, settings, authority)
+
+
+@router.get(
+    "/authorities.csv",
+    summary="The authorities' table as CSV (spreadsheets)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "One line per authority."}},
+)
+async def authority_stats_csv(
+    _: Steering, pool: Pool, settings: AppSettings, authority: AuthorityCode = None
+) -> Response:
+    """As ``/v1/stats/departments.csv``: ``;``-separated, decimal comma, UTF-8 with a
+    byte-order mark, the JSON field names as columns; ``departments`` is ``,``-joined."""
+    page = await _authority_stats(pool, settings, authority)
+    stamp = page["generated_at"].strftime("%Y-%m-%d")
+    return _csv(AUTHORITY_CSV_FIELDS, page["items"], f"places-autorites-{stamp}.csv")
 
 
 def _cell(value: Any) -> str:
@@ -91,6 +160,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.3f}".replace(".", ",")
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
     return str(value)
 
 
@@ -105,14 +176,24 @@ async def history(
     pool: Pool,
     department: DepartmentCode = None,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
+    authority: AuthorityCode = None,
 ) -> dict[str, Any]:
     """Establishments' free places (``current`` declarations and workflow moves) and active
-    carers' free places, per day in the department's calendar (Paris for the whole country).
-    Today's point is the current figure."""
+    carers' free places, per day in the department's calendar (Paris for the whole country),
+    of one department, of one competent authority (``authority=``: its units and carers, by
+    their authority; not with ``department=``) or of the whole country. Today's point is the
+    current figure."""
+    service.check_history_scope(department, authority)
     async with pool.acquire() as conn:
         if department is not None and not await conn.fetchval(
             "SELECT true FROM departments WHERE code = $1", department
         ):
             raise NotFound(f"Département {department} inconnu.")
-        timezone, items = await repository.history(conn, department, days)
-    return {"department": department, "days": days, "timezone": timezone, "items": items}
+        timezone, items = await repository.history(conn, department, days, authority)
+    return {
+        "department": department,
+        "authority": authority,
+        "days": days,
+        "timezone": timezone,
+        "items": items,
+    }

@@ -1,5 +1,12 @@
 """Bodies of the aggregated statistics (national steering): never a child-level field.
 
+Two views with the same figures and definitions: per department (geography, for the map:
+rows grouped by the ``department`` column of structures, carers and requests) and per
+competent authority (issue 13: grouped by their ``authority`` column, so the Métropole de Lyon
+and the Rhône are apart within 69, and Corse and Alsace each one row over two departments).
+Each unit, carer and request is counted exactly once in each view, so both have the same
+national totals. Below, "the department" reads "the authority" in the second view.
+
 Definitions (also on the national dashboard and in the report of issue 6):
 
 * ``installed``: places installed in the department's units (the registry's figure, kept equal
@@ -60,14 +67,19 @@ EXAMPLE: dict[str, Any] = {
     "open_places": 1920,
     "tension": 0.971,
 }
+AUTHORITY_EXAMPLE: dict[str, Any] = {
+    "authority": "69M",
+    "name": "Métropole de Lyon",
+    "kind": "metropole",
+    "departments": ["69"],
+    **{k: v for k, v in EXAMPLE.items() if k not in ("department", "name", "region_code")},
+}
 
 
-class DepartmentStats(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+class StatsFigures(BaseModel):
+    """The figures of one territory (a department, an authority) or of the whole country;
+    the definitions are the module's docstring."""
 
-    department: str
-    name: str
-    region_code: str
     units: int
     undeclared_units: int
     installed: int
@@ -95,10 +107,54 @@ class DepartmentStats(BaseModel):
     )
 
 
+class _DepartmentKey(BaseModel):
+    department: str
+    name: str
+    region_code: str
+
+
+class _AuthorityKey(BaseModel):
+    authority: str = Field(description="Code of the competent authority (69M, 20R, 38…).")
+    name: str
+    kind: str = Field(
+        description="departement, metropole, collectivite_unique, collectivite_europeenne or "
+        "ville_departement (empty in the national totals)."
+    )
+    departments: list[str] = Field(
+        description="The departments it covers, in part (69M, 69D) or whole (empty in the "
+        "national totals)."
+    )
+
+
+# pydantic orders inherited fields from the last base to the first: the key (department or
+# authority) comes first, then the figures — the JSON and CSV column order.
+class DepartmentStats(StatsFigures, _DepartmentKey):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+
+
+class AuthorityStats(StatsFigures, _AuthorityKey):
+    """The same figures per competent authority: units of its establishments, its carers
+    (placed by the commune of their home) and the requests placed by their origin."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [AUTHORITY_EXAMPLE]})
+
+
 class StatsPage(BaseModel):
     items: list[DepartmentStats]
     total: int
     totals: DepartmentStats = Field(description="The same figures for the whole country.")
+    generated_at: datetime
+    stale_after_days: int
+    unexecuted_after_days: int
+
+
+class AuthorityStatsPage(BaseModel):
+    items: list[AuthorityStats]
+    total: int
+    totals: AuthorityStats = Field(
+        description="The same figures for the whole country (authority FR, kind and "
+        "departments empty); equal to the departments' totals."
+    )
     generated_at: datetime
     stale_after_days: int
     unexecuted_after_days: int
@@ -117,6 +173,7 @@ class StatsHistoryOut(BaseModel):
             "examples": [
                 {
                     "department": "69",
+                    "authority": None,
                     "days": 2,
                     "timezone": "Europe/Paris",
                     "items": [
@@ -138,6 +195,9 @@ class StatsHistoryOut(BaseModel):
         }
     )
     department: str | None
+    authority: str | None = Field(
+        None, description="The competent authority asked for (``authority=``), else null."
+    )
     days: int
     timezone: str
     items: list[StatsHistoryPoint]
