@@ -17,6 +17,11 @@ DEPARTMENTS = [
     ("38", "Isère", "84", "Auvergne-Rhône-Alpes", 45.19, 5.72),
     ("75", "Paris", "11", "Île-de-France", 48.86, 2.35),
     ("974", "La Réunion", "04", "La Réunion", -20.88, 55.45),
+    # Feeds by authority (#13): a department of its own, and the departments of 20R and 6AE.
+    ("13", "Bouches-du-Rhône", "93", "Provence-Alpes-Côte d'Azur", 43.41606, 5.30078),
+    ("2A", "Corse-du-Sud", "94", "Corse", 41.85389, 8.86464),
+    ("2B", "Haute-Corse", "94", "Corse", 42.54305, 9.34827),
+    ("67", "Bas-Rhin", "44", "Grand Est", 48.60895, 7.66118),
 ]
 COMMUNES = [
     ("69123", "Lyon", "69", 522_000, 45.7640, 4.8357, "69M"),
@@ -25,6 +30,12 @@ COMMUNES = [
     ("38185", "Grenoble", "38", 158_000, 45.1885, 5.7245, "38"),
     ("75056", "Paris", "75", 2_100_000, 48.8566, 2.3522, "75"),
     ("97411", "Saint-Denis", "974", 153_000, -20.8823, 55.4504, "974"),
+    # Feeds by authority (#13): 69D beside 69M, Corse (20R), Alsace (6AE), Marseille (13).
+    ("69264", "Villefranche-sur-Saône", "69", 36_172, 45.98967, 4.71961, "69D"),
+    ("2A004", "Ajaccio", "2A", 76_320, 41.91886, 8.73812, "20R"),
+    ("2B033", "Bastia", "2B", 46_867, 42.70219, 9.45123, "20R"),
+    ("67482", "Strasbourg", "67", 293_771, 48.58392, 7.74553, "6AE"),
+    ("13055", "Marseille", "13", 886_040, 43.29695, 5.38107, "13"),
 ]
 
 
