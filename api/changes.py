@@ -34,8 +34,8 @@ CHANNEL = "places_outbox"
 # The templates: ``{name}`` placeholders are bound to SQL expressions (``$n`` parameters,
 # ``now()``…) by ``bind``. One template per row kind, used by every writer.
 INSERT_EVENT = """
-INSERT INTO outbox_events (type, department, occurred_at, data, national_data)
-VALUES ({type}, {department}, {occurred_at}, {data}, {national})
+INSERT INTO outbox_events (type, department, authority, occurred_at, data, national_data)
+VALUES ({type}, {department}, {authority}, {occurred_at}, {data}, {national})
 """
 NOTIFY = "pg_notify({channel}, {department})"
 INSERT_AUDIT = """
@@ -90,6 +90,7 @@ _EMIT_SQL = (
         INSERT_EVENT,
         type="$1",
         department="$2::text",
+        authority="$6",
         occurred_at="now()",
         data="$3",
         national="$4",
@@ -113,9 +114,16 @@ _STORE_SQL = bind(STORE_RESPONSE, principal="$1", key="$2", status="$3", body="$
 
 
 async def emit(conn: asyncpg.Connection, event: Event) -> int:
-    """Write one event; its NOTIFY fires only at commit."""
+    """Write one event (with its authority: the feed it goes to); its NOTIFY fires only at
+    commit."""
     event_id: int = await conn.fetchval(
-        _EMIT_SQL, event.type, event.department, event.data, event.national, CHANNEL
+        _EMIT_SQL,
+        event.type,
+        event.department,
+        event.data,
+        event.national,
+        CHANNEL,
+        event.authority,
     )
     return event_id
 
@@ -123,7 +131,8 @@ async def emit(conn: asyncpg.Connection, event: Event) -> int:
 async def emit_many(conn: asyncpg.Connection, batch: Sequence[Event]) -> None:
     """Write many events in one pipelined round trip (the FINESS import's batches)."""
     await conn.executemany(
-        _EMIT_SQL, [(e.type, e.department, e.data, e.national, CHANNEL) for e in batch]
+        _EMIT_SQL,
+        [(e.type, e.department, e.data, e.national, CHANNEL, e.authority) for e in batch],
     )
 
 

@@ -172,7 +172,13 @@ def run(
 
 @app.command()
 def feed(
-    department: Annotated[str | None, typer.Option(help="Department code: its feed.")] = None,
+    authority: Annotated[
+        str | None, typer.Option(help="Competent authority (69M, 20R, 6AE, 13…): its feed.")
+    ] = None,
+    department: Annotated[
+        str | None,
+        typer.Option(help="Department of one authority (13, 2A…): that authority's feed."),
+    ] = None,
     national: Annotated[bool, typer.Option("--national", help="The national feed.")] = False,
     url: Annotated[str | None, typer.Option(help="Server, default http://HOST:PORT.")] = None,
     token: Annotated[
@@ -185,16 +191,34 @@ def feed(
 ) -> None:
     """Print a live feed's events as they come; resumes after a disconnect."""
     from api.auth import issue_token
+    from geo.referential import authorities_of_department, load_authorities
     from realtime.client import run as run_feed
 
-    if bool(department) == national:
-        print("choose one feed: --department CODE or --national", file=sys.stderr)
+    if [bool(authority), bool(department), national].count(True) != 1:
+        print("choose one feed: --authority CODE, --department CODE or --national", file=sys.stderr)
+        raise typer.Exit(2)
+    shared = authorities_of_department(department) if department else ()
+    if len(shared) > 1:
+        print(
+            f"department {department} is shared by {' and '.join(shared)}: use --authority",
+            file=sys.stderr,
+        )
         raise typer.Exit(2)
     settings = get_settings()
-    if not token:  # a local dev token for that feed
-        token = issue_token(
-            "department" if department else "national", department=department, settings=settings
-        )
+    if not token and national:
+        token = issue_token("national", settings=settings)
+    elif not token:  # a local dev token for that feed
+        # Local tokens name a department: for an authority, one whose only authority it is
+        # (20R → 2A); none covers 69M or 69D. An unknown code is sent as is (4404).
+        claim = department or authority
+        known = load_authorities().get(authority or "")
+        if known is not None:
+            only = (d for d in known.departments if authorities_of_department(d) == (authority,))
+            claim = next(only, None)
+        if claim is None:
+            print(f"no local token covers {authority}: pass --token", file=sys.stderr)
+            raise typer.Exit(2)
+        token = issue_token("department", department=claim, settings=settings)
     raise typer.Exit(
         run_feed(
             base_url=url or f"http://{settings.host}:{settings.port}",
@@ -203,6 +227,7 @@ def feed(
             last_event_id=last_event_id,
             count=count,
             json_lines=json_lines,
+            authority=authority,
         )
     )
 

@@ -641,7 +641,7 @@ async def _merge(conn: asyncpg.Connection, rows: Sequence[StructureRow]) -> tupl
 
 # What the events of a batch say of each structure, once its default unit is in place.
 _EVENT_ROWS = """
-SELECT s.id, s.finess, s.category, s.department, count(u.id) AS units
+SELECT s.id, s.finess, s.category, s.department, s.authority, count(u.id) AS units
   FROM structures s
   LEFT JOIN units u ON u.structure_id = s.id
  WHERE s.id = ANY($1::uuid[])
@@ -661,7 +661,13 @@ async def _emit(conn: asyncpg.Connection, merged: Sequence[asyncpg.Record]) -> N
         conn,
         [
             build[inserted[r["id"]]](
-                r["department"], str(r["id"]), r["finess"], r["category"], r["units"], "finess"
+                r["department"],
+                str(r["id"]),
+                r["finess"],
+                r["category"],
+                r["units"],
+                "finess",
+                authority=r["authority"],
             )
             for r in rows
         ],

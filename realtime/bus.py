@@ -1,8 +1,15 @@
-"""Feeds: one per department and one national. Redis Streams when configured, otherwise an
-in-process bus with the same semantics for a single worker.
+"""Feeds: one per competent authority (``69M``, ``20R``, ``13``…) and one national. Redis
+Streams when configured, otherwise an in-process bus with the same semantics for a single
+worker.
 
 An event's id is its position in its feed (the stream entry id), monotonic per feed, so a
 client resumes with ``last_event_id`` and gets every later event once, in order.
+
+The feed of an event is its authority's. An outbox row without one (written before the
+authorities, migration 0007, or by a worker of the previous version during an upgrade) goes
+to its department's only authority (``2A`` → ``20R``, ``13`` → ``13``), and to the stream
+of its department when the department has two (``69``: no client reads it; the national
+feed has the event).
 """
 
 import asyncio
@@ -15,6 +22,8 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from geo.referential import authorities_of_department
+
 log = logging.getLogger("places.realtime")
 
 NATIONAL = "national"
@@ -26,6 +35,13 @@ def feed_key(feed: str) -> str:
     return f"places:feed:{feed}"
 
 
+def legacy_authority(department: str) -> str | None:
+    """The authority of an event that was written without one: its department's, when the
+    department has exactly one (``67`` → ``6AE``), else None (``69``, an unknown code)."""
+    codes = authorities_of_department(department)
+    return codes[0] if len(codes) == 1 else None
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
     outbox_id: int
@@ -34,11 +50,19 @@ class OutboxEvent:
     occurred_at: str
     data: dict[str, Any]
     national_data: dict[str, Any]
+    authority: str | None = None
+    """The competent authority whose feed the event goes to (``None``: its department's
+    stream, see the module's docstring)."""
+
+    @property
+    def feed(self) -> str:
+        return self.authority or self.department
 
     def message(self, national: bool) -> dict[str, Any]:
         return {
             "type": self.type,
             "department": self.department,
+            "authority": self.authority,
             "occurred_at": self.occurred_at,
             "outbox_id": self.outbox_id,
             "data": self.national_data if national else self.data,
@@ -55,6 +79,8 @@ class Bus(Protocol):
     async def oldest_id(self, feed: str) -> str | None: ...
 
     async def newest_id(self, feed: str) -> str | None: ...
+
+    async def contains(self, feed: str, entry_id: str) -> bool: ...
 
     def bind_source(self, identity: str) -> None: ...
 
@@ -101,9 +127,9 @@ local function append(feed, msg)
 end
 local n = 0
 for i = 3 + 2 * nhints, #ARGV, 4 do
-  local oid, dept, msg, nmsg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local oid, feed, msg, nmsg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('ZSCORE', done, oid) == false then
-    append(dept, msg)
+    append(feed, msg)
     append('national', nmsg)
     redis.call('ZADD', done, tonumber(oid), oid)
     n = n + 1
@@ -166,7 +192,7 @@ class RedisBus:
         return RedisBus(aioredis.Redis.from_pool(readers))
 
     async def publish(self, events: list[OutboxEvent]) -> None:
-        feeds = {ev.department for ev in events} | {NATIONAL}
+        feeds = {ev.feed for ev in events} | {NATIONAL}
         hints = [(f, self.heads[f]) for f in sorted(feeds) if f in self.heads]
         args: list[Any] = [RETENTION, len(hints)]
         for feed, head in hints:
@@ -174,7 +200,7 @@ class RedisBus:
         for ev in events:
             args += [
                 ev.outbox_id,
-                ev.department,
+                ev.feed,
                 json.dumps(ev.message(national=False), separators=(",", ":")),
                 json.dumps(ev.message(national=True), separators=(",", ":")),
             ]
@@ -212,6 +238,10 @@ class RedisBus:
         entries: Any = await self.client.xrevrange(feed_key(feed), count=1)
         return _text(entries[0][0]) if entries else None
 
+    async def contains(self, feed: str, entry_id: str) -> bool:
+        entries: Any = await self.client.xrange(feed_key(feed), entry_id, entry_id, count=1)
+        return bool(entries)
+
     async def close(self) -> None:
         """Close the client and its connection pool (clients made by ``connect_redis`` and
         ``for_readers`` own their pool)."""
@@ -245,7 +275,7 @@ class InProcessBus:
             if ev.outbox_id in self.published:
                 continue
             self.published.add(ev.outbox_id)
-            self._append(ev.department, ev.message(national=False))
+            self._append(ev.feed, ev.message(national=False))
             self._append(NATIONAL, ev.message(national=True))
         async with self.changed:
             self.changed.notify_all()
@@ -286,6 +316,13 @@ class InProcessBus:
     async def newest_id(self, feed: str) -> str | None:
         entries = self.feeds.get(feed)
         return f"{entries[-1][0]}-0" if entries else None
+
+    async def contains(self, feed: str, entry_id: str) -> bool:
+        ms, _, seq = entry_id.partition("-")
+        if seq != "0" or not ms.isdigit():
+            return False
+        n = int(ms)
+        return any(m == n for m, _ in reversed(self.feeds.get(feed, ())))
 
     def bind_source(self, identity: str) -> None:
         """One process, one database: nothing to scope."""

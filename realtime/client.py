@@ -1,4 +1,6 @@
-"""``places feed``: watch a live feed from a terminal, without a browser.
+"""``places feed``: watch a live feed from a terminal, without a browser: an authority's
+(``/ws/authorities/{code}``), a department's (``/ws/departments/{code}``, the alias of its
+only authority's) or the national one.
 
 Prints one line per event as it comes (``--json``: the raw message, for ``jq``). After a
 disconnect (server restart, network, 1013 "too slow") it reconnects with the id of the last
@@ -19,22 +21,32 @@ FATAL = {4400, 4401, 4403, 4404}
 GONE = 4410
 
 
-def feed_url(base_url: str, department: str | None, last_event_id: str | None) -> str:
-    """``http(s)://host:port`` (or ``ws(s)://``) → the feed's WebSocket URL."""
+def feed_url(
+    base_url: str,
+    department: str | None,
+    last_event_id: str | None,
+    authority: str | None = None,
+) -> str:
+    """``http(s)://host:port`` (or ``ws(s)://``) → the feed's WebSocket URL: the authority's,
+    else the department's, else the national one."""
     parts = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    path = parts.path.rstrip("/") + (
-        f"/ws/departments/{department}" if department else "/ws/national"
-    )
+    if authority:
+        feed = f"/ws/authorities/{authority}"
+    elif department:
+        feed = f"/ws/departments/{department}"
+    else:
+        feed = "/ws/national"
+    path = parts.path.rstrip("/") + feed
     query = urlencode({"last_event_id": last_event_id}) if last_event_id else ""
     return urlunsplit((scheme, parts.netloc, path, query, ""))
 
 
 def format_event(event: dict[str, Any]) -> str:
+    """One line: id, time, authority (the department for an entry without one), type, data."""
     data = json.dumps(event.get("data", {}), ensure_ascii=False, separators=(",", ":"))
-    return (
-        f"{event['id']}  {event['occurred_at']}  {event['department']:>3}  {event['type']}  {data}"
-    )
+    where = event.get("authority") or event["department"]
+    return f"{event['id']}  {event['occurred_at']}  {where:>3}  {event['type']}  {data}"
 
 
 async def watch(
@@ -47,13 +59,14 @@ async def watch(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     max_backoff: float = 10.0,
+    authority: str | None = None,
 ) -> int:
     """Print events until ``count`` of them (forever when None); returns an exit status."""
     printed = 0
     backoff = 0.5
     headers = {"Authorization": f"Bearer {token}"}
     while True:
-        url = feed_url(base_url, department, last_event_id)
+        url = feed_url(base_url, department, last_event_id, authority)
         try:
             async with connect(url, additional_headers=headers, proxy=None, open_timeout=10) as ws:
                 print(f"connected: {url}", file=err, flush=True)
@@ -100,13 +113,22 @@ def run(
     last_event_id: str | None,
     count: int | None,
     json_lines: bool,
+    authority: str | None = None,
 ) -> int:
-    """Entry point of ``places feed`` once its options are resolved: the department's feed,
-    or the national one when ``department`` is None. The caller (``api.cli``) picks the
-    server and the token from its settings; the client reads no configuration."""
+    """Entry point of ``places feed`` once its options are resolved: the authority's feed,
+    the department's, or the national one when both are None. The caller (``api.cli``) picks
+    the server and the token from its settings; the client reads no configuration."""
     try:
         return asyncio.run(
-            watch(base_url, token, department, last_event_id, count=count, json_lines=json_lines)
+            watch(
+                base_url,
+                token,
+                department,
+                last_event_id,
+                count=count,
+                json_lines=json_lines,
+                authority=authority,
+            )
         )
     except KeyboardInterrupt:
         return 130

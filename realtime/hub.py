@@ -20,6 +20,12 @@ Resume: a client registers first (live entries start queuing), then reads the hi
 its ``last_event_id`` straight from the bus, then drains its queue, dropping what the
 catch-up already delivered: there is no window in which an event can fall between the two.
 A bounded queue per client; a client whose queue overflows is closed with 1013 and resumes.
+
+A position must be one of the feed's own: an entry it still holds, the predecessor of its
+oldest entry, or older than everything it holds (then 4410). An id that lies inside the
+feed's history, or after its newest entry, without being one of its entries comes from
+another feed (a department's former stream, before the feeds became per authority): the
+client is closed with 4410 instead of being served the feed from the middle.
 """
 
 import asyncio
@@ -33,7 +39,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
-from realtime.bus import Bus
+from realtime.bus import Bus, legacy_authority
 
 log = logging.getLogger("places.hub")
 
@@ -85,14 +91,18 @@ def parse_event_id(value: str) -> EventKey | None:
 
 
 def make_entry(entry_id: str, message: dict[str, Any]) -> Entry:
-    """The client-facing message of the contract; ``outbox_id`` and ``prev`` stay inside."""
+    """The client-facing message of the contract; ``outbox_id`` and ``prev`` stay inside.
+    Entries published before the feeds were per authority carry no ``authority``: their
+    department's only one stands in (None for 69's)."""
     key = parse_event_id(entry_id)
     if key is None:  # a bus only ever produces well-formed ids
         raise ValueError(f"bad entry id {entry_id!r}")
+    department = message["department"]
     body = {
         "id": entry_id,
         "type": message["type"],
-        "department": message["department"],
+        "department": department,
+        "authority": message.get("authority") or legacy_authority(department),
         "occurred_at": message["occurred_at"],
         "data": message["data"],
     }
@@ -244,16 +254,27 @@ class Hub:
             batch = await self._retrying(
                 functools.partial(self.bus.read, sub.feed, cursor, 0, self.settings.batch)
             )
+            if first and not batch:
+                # Nothing after ``after``: it must then be the newest entry (or the feed holds
+                # nothing, and the next entry's ``prev`` decides). Newer than the newest entry
+                # is no position of this feed.
+                newest = await self._retrying(functools.partial(self.bus.newest_id, sub.feed))
+                newest_key = parse_event_id(newest) if newest else None
+                if newest_key is not None and newest_key < key:
+                    raise FeedGap(f"{after} is after the newest entry of {sub.feed}")
             for entry_id, message in batch:
                 entry = make_entry(entry_id, message)
                 if first and entry.prev is not None and entry.prev != after:
-                    # ``after`` is not the entry's predecessor: fine if it lies inside the
-                    # retained history (nothing before this entry is missing), a gap if this
-                    # entry is already the oldest one kept.
+                    # ``after`` is not the entry's predecessor: a gap if this entry is already
+                    # the oldest one kept; else ``after`` lies inside the retained history and
+                    # must be one of its entries (nothing before this one is then missing) —
+                    # an id of another feed is not a position in this one.
                     oldest = await self._retrying(functools.partial(self.bus.oldest_id, sub.feed))
                     oldest_key = parse_event_id(oldest) if oldest else None
                     if oldest_key is None or oldest_key >= entry.key:
                         raise FeedGap(f"{after} is older than the retained feed")
+                    if not await self.holds(sub.feed, after):
+                        raise FeedGap(f"{after} is not an entry of {sub.feed}")
                     sub.strict = False
                 first = False
                 if sub.admit(entry):
@@ -261,6 +282,11 @@ class Hub:
             if len(batch) < self.settings.batch:
                 return
             cursor = batch[-1][0]
+
+    async def holds(self, feed: str, entry_id: str) -> bool:
+        """Whether ``feed`` still holds the entry ``entry_id`` (FeedUnavailable when the bus
+        stays away)."""
+        return await self._retrying(functools.partial(self.bus.contains, feed, entry_id))
 
     async def pump(
         self,

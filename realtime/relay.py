@@ -4,7 +4,9 @@ Every worker runs one; a PostgreSQL advisory lock keeps exactly one active. It w
 LISTEN/NOTIFY (fired at commit by whoever writes the outbox) and also polls every second, so
 it catches up after its own restart or an outage of the bus. A row is marked published only
 after the bus acknowledged it; the bus skips already-published ids, so a crash in between
-never duplicates an event.
+never duplicates an event. Each event goes to its authority's feed (the row's ``authority``;
+for a row written without one, its department's only authority: ``realtime.bus``) and to the
+national feed.
 
 The relay knows the ``outbox_events`` table and nothing else of the service: the caller
 hands it the DSN, the NOTIFY channel the writers signal on and the connection set-up (the
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from redis.exceptions import RedisError
 
-from realtime.bus import Bus, OutboxEvent
+from realtime.bus import Bus, OutboxEvent, legacy_authority
 
 log = logging.getLogger("places.relay")
 
@@ -46,7 +48,7 @@ async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
     """Publish one batch of unpublished events; returns how many were published."""
     rows = await conn.fetch(
         """
-        SELECT id, type, department, occurred_at, data, national_data
+        SELECT id, type, department, authority, occurred_at, data, national_data
           FROM outbox_events
          WHERE published_at IS NULL
          ORDER BY id
@@ -64,6 +66,7 @@ async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
             occurred_at=r["occurred_at"].isoformat(),
             data=r["data"],
             national_data=r["national_data"],
+            authority=r["authority"] or legacy_authority(r["department"]),
         )
         for r in rows
     ]

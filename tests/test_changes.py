@@ -70,6 +70,7 @@ async def test_declaration_hot_path_writes_the_rows_of_the_generic_path(client, 
                     str(s["id"]),
                     s["finess"],
                     "api",
+                    authority=hot_event["authority"],
                 ),
             )
             await changes.audit(
@@ -96,6 +97,8 @@ async def test_declaration_hot_path_writes_the_rows_of_the_generic_path(client, 
         finally:
             await tx.rollback()
     assert generic_audit["id"] != hot_audit["id"]
+    assert hot_event["authority"] == "69M"  # the structure's, in Lyon
+    assert hot_event["data"]["authority"] == "69M"
     assert _comparable(generic_event) == _comparable(hot_event)
     assert _comparable(generic_audit) == _comparable(hot_audit)
     # Same operation and body ⇒ same fingerprint, same stored answer.
@@ -190,13 +193,16 @@ async def test_every_event_written_follows_the_schema_of_api_events(client, pool
     assert r.status_code == 200, r.text
 
     async with pool.acquire() as conn:
-        rows = await conn.fetch("SELECT type, data, national_data FROM outbox_events")
+        rows = await conn.fetch("SELECT type, authority, data, national_data FROM outbox_events")
     seen = set()
     for row in rows:
         assert row["type"] in events.FIELDS, row["type"]
         department_keys, national_keys = events.FIELDS[row["type"]]
         assert set(row["data"]) == department_keys, (row["type"], set(row["data"]))
         assert set(row["national_data"]) == national_keys, row["type"]
+        # Every event carries its authority: in its row (the feed it goes to), in both payloads.
+        assert row["authority"] is not None, row["type"]
+        assert row["data"]["authority"] == row["national_data"]["authority"] == row["authority"]
         seen.add(row["type"])
     expected = set(events.FIELDS) - {events.HOLD_EXPIRED}
     assert expected <= seen, expected - seen

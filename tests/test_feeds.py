@@ -11,6 +11,7 @@ test stops and restarts this module's Redis, so it runs after the other cluster 
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import json
 import os
 import random
@@ -31,6 +32,7 @@ from websockets.exceptions import ConnectionClosed
 
 from api.auth import issue_token
 from api.db import create_pool, drop_database
+from api.requests.service import local_today
 from loadtests.harness import ROOT, RedisServer, ServiceProcess
 from tests.support.database import COMMUNES, create_fixture_database
 from tests.support.env import ADMIN_DSN
@@ -42,6 +44,8 @@ pytestmark = [pytest.mark.database, pytest.mark.server, pytest.mark.timeout(180)
 BASE = ADMIN_DSN.rsplit("/", 1)[0]
 TEMPLATE = f"places_test_{os.getpid()}_feeds"
 PING_SECONDS = 0.3
+LYON = "/ws/authorities/69M"
+"""The feed of the units ``new_unit`` makes by default (in Lyon: Métropole de Lyon)."""
 
 
 def feed_server(dsn: str, redis_url: str, **env: str) -> ServiceProcess:
@@ -207,8 +211,9 @@ class Unit:
         return self.version
 
 
-async def new_unit(pool: asyncpg.Pool, department: str = "69") -> Unit:
-    commune = next(c[0] for c in COMMUNES if c[2] == department)
+async def new_unit(pool: asyncpg.Pool, department: str = "69", commune: str | None = None) -> Unit:
+    """A unit in ``commune`` (default: the department's first in the fixtures; Lyon for 69)."""
+    commune = commune or next(c[0] for c in COMMUNES if c[2] == department)
     s = await make_structure(pool, department=department, commune=commune)
     return Unit(str(s["unit_ids"][0]), s["finess"])
 
@@ -227,9 +232,9 @@ def assert_increasing(events: list[dict[str, Any]]) -> None:
 
 async def test_event_crosses_workers_within_a_second(cluster: Cluster) -> None:
     a, b = cluster.servers
-    unit = await new_unit(cluster.pool)
+    unit = await new_unit(cluster.pool, "38")
     async with (
-        ws_open(a, "/ws/departments/69", token("department", department="69")) as dept,
+        ws_open(a, "/ws/departments/38", token("department", department="38")) as dept,
         ws_open(a, "/ws/national", token("national")) as national,
         httpx.AsyncClient() as http,
     ):
@@ -240,35 +245,37 @@ async def test_event_crosses_workers_within_a_second(cluster: Cluster) -> None:
         event = await next_event(dept)
         latency = time.monotonic() - committed
         assert latency < 1.0, latency
-        assert set(event) == {"id", "type", "department", "occurred_at", "data"}
-        assert event["type"] == "capacity.updated" and event["department"] == "69"
+        assert set(event) == {"id", "type", "department", "authority", "occurred_at", "data"}
+        assert event["type"] == "capacity.updated" and event["department"] == "38"
+        assert event["authority"] == event["data"]["authority"] == "38"
         assert event["data"]["unit_id"] == unit.id and event["data"]["version"] == version
         seen_nationally = await next_event(national)
         assert seen_nationally["data"]["unit_id"] == unit.id
         assert seen_nationally["type"] == "capacity.updated"
+        assert seen_nationally["authority"] == seen_nationally["data"]["authority"] == "38"
 
 
 async def test_refusals_close_before_any_event(cluster: Cluster) -> None:
     a = cluster.servers[0]
-    dept69 = token("department", department="69")
-    path = "/ws/departments/69"
+    dept38 = token("department", department="38")
+    path = "/ws/departments/38"
     await expect_refusal(a, path, 4401)
     await expect_refusal(a, path, 4401, bearer="not-a-jwt")
     await expect_refusal(a, path, 4401, bearer="not-a-jwt", in_query=True)
     await expect_refusal(a, path, 4401, bearer=issue_token("admin", ttl_minutes=-1))
     await expect_refusal(a, path, 4403, bearer=token("department", department="01"))
-    await expect_refusal(a, path, 4403, bearer=token("structure", finess="690000000"))
+    await expect_refusal(a, path, 4403, bearer=token("structure", finess="380000000"))
     await expect_refusal(a, path, 4403, bearer=token("national"))
-    await expect_refusal(a, "/ws/national", 4403, bearer=dept69)
+    await expect_refusal(a, "/ws/national", 4403, bearer=dept38)
     await expect_refusal(a, "/ws/departments/zz", 4404, bearer=token("admin"))
     for bad in ("abc", "12", "1-2-3", "-1-0", "99999999999999999999999-0", "1-%20"):
-        reason = await expect_refusal(a, path, 4400, bearer=dept69, last_event_id=bad)
+        reason = await expect_refusal(a, path, 4400, bearer=dept38, last_event_id=bad)
         assert "last_event_id" in reason
     # the same token in the query string is accepted, and never written to the logs
-    async with ws_open(a, path, dept69, in_query=True) as ws:
+    async with ws_open(a, path, dept38, in_query=True) as ws:
         await subscribed(ws)
     assert "access_token=***" in a.output()
-    assert dept69 not in a.output()
+    assert dept38 not in a.output()
 
 
 async def test_no_other_department_leaks(cluster: Cluster) -> None:
@@ -276,7 +283,7 @@ async def test_no_other_department_leaks(cluster: Cluster) -> None:
     u69, u01 = await new_unit(cluster.pool, "69"), await new_unit(cluster.pool, "01")
     async with (
         ws_open(a, "/ws/departments/01", token("department", department="01")) as ws01,
-        ws_open(b, "/ws/departments/69", token("admin")) as ws69,
+        ws_open(b, LYON, token("admin")) as ws69,
         httpx.AsyncClient() as http,
     ):
         await subscribed(ws01)
@@ -293,14 +300,14 @@ async def test_no_other_department_leaks(cluster: Cluster) -> None:
 async def test_resume_delivers_exactly_the_missed_events_in_order(cluster: Cluster) -> None:
     a, b = cluster.servers
     unit = await new_unit(cluster.pool)
-    bearer = token("department", department="69")
+    bearer = token("admin")
     async with httpx.AsyncClient() as http:
-        async with ws_open(a, "/ws/departments/69", bearer) as ws:
+        async with ws_open(a, LYON, bearer) as ws:
             await subscribed(ws)
             await unit.declare(b, http)
             last = (await next_event(ws))["id"]
         missed = [await unit.declare(b if i % 2 else a, http) for i in range(7)]
-        async with ws_open(b, "/ws/departments/69", bearer, last_event_id=last) as ws:
+        async with ws_open(b, LYON, bearer, last_event_id=last) as ws:
             got = [await next_event(ws) for _ in range(7)]
             assert versions(got, unit) == missed
             live = await unit.declare(a, http)
@@ -441,20 +448,261 @@ async def test_embedded_in_process_bus(world: tuple[Cluster, Embedded]) -> None:
     await expect_refusal(server, "/ws/departments/38", 4403, bearer=token("national"))
 
 
+# --- feeds by competent authority (#13) ----------------------------------------------------
+
+TOKENS_NAME_AUTHORITIES = "authority" in inspect.signature(issue_token).parameters
+"""Whether tokens carry an ``authority`` claim (#13's token scopes): until they do, a
+department-role token names a department, which covers its authority only when it is the
+department's only one (2A → 20R), so no department-role token covers 69M or 69D."""
+
+CHILD_LEVEL = {"children", "reference", "origin", "measure", "reason"}
+
+
+async def new_request(server: ServiceProcess, http: httpx.AsyncClient, commune: str) -> str:
+    """A placement request from ``commune`` (its department's), made by admin; its id."""
+    department = next(c[2] for c in COMMUNES if c[0] == commune)
+    body = {
+        "department": department,
+        "children": [{"age": 9, "sex": "F", "disability_profiles": []}],
+        "origin": {"commune": commune},
+        "care_mode": "durable",
+        "urgency": "days",
+        "measure": {"kind": "judicial", "decided_on": local_today(department).isoformat()},
+        "reference": f"ASE-{uuid.uuid4().hex[:10]}",
+    }
+    r = await http.post(
+        f"{server.http}/v1/requests",
+        json=body,
+        headers={"Authorization": f"Bearer {token('admin')}", "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def test_lyon_events_reach_69M_and_not_69D(cluster: Cluster) -> None:
+    """The Métropole de Lyon and the Rhône share department 69 and not their feeds; the
+    national feed gets both, with their authority."""
+    a, b = cluster.servers
+    lyon = await new_unit(cluster.pool, "69", "69123")
+    villefranche = await new_unit(cluster.pool, "69", "69264")
+    admin = token("admin")
+    async with (
+        ws_open(a, "/ws/authorities/69M", admin) as metropole,
+        ws_open(b, "/ws/authorities/69D", admin) as rhone,
+        ws_open(a, "/ws/national", token("national")) as national,
+        httpx.AsyncClient() as http,
+    ):
+        for ws in (metropole, rhone, national):
+            await subscribed(ws)
+        await lyon.declare(b, http)
+        await villefranche.declare(a, http)
+        got = await next_event(metropole)
+        assert got["data"]["unit_id"] == lyon.id
+        assert (got["department"], got["authority"], got["data"]["authority"]) == (
+            "69",
+            "69M",
+            "69M",
+        )
+        # The Rhône's first event is its own: Lyon's, declared before, never came.
+        got = await next_event(rhone)
+        assert got["data"]["unit_id"] == villefranche.id
+        assert (got["department"], got["authority"], got["data"]["authority"]) == (
+            "69",
+            "69D",
+            "69D",
+        )
+        both = [await next_event(national), await next_event(national)]
+        assert [e["data"]["unit_id"] for e in both] == [lyon.id, villefranche.id]
+        assert [e["authority"] for e in both] == ["69M", "69D"]
+        assert [e["data"]["authority"] for e in both] == ["69M", "69D"]
+    if TOKENS_NAME_AUTHORITIES:  # department-role tokens of each authority
+        dept_69m = issue_token("department", authority="69M")
+        async with ws_open(a, "/ws/authorities/69M", dept_69m) as ws:
+            await subscribed(ws)
+        await expect_refusal(a, "/ws/authorities/69D", 4403, bearer=dept_69m)
+
+
+async def test_corsican_requests_reach_20R_and_its_departments(cluster: Cluster) -> None:
+    """A request from Ajaccio (2A) and one from Bastia (2B) both reach the Collectivité de
+    Corse's feed, and ``/ws/departments/2A`` and ``2B`` as its aliases; the national feed
+    sees both without a child-level field."""
+    a, b = cluster.servers
+    async with (
+        ws_open(a, "/ws/authorities/20R", token("department", department="2A")) as corse,
+        ws_open(b, "/ws/departments/2A", token("department", department="2B")) as alias_2a,
+        ws_open(a, "/ws/departments/2B", token("admin")) as alias_2b,
+        ws_open(b, "/ws/national", token("national")) as national,
+        httpx.AsyncClient() as http,
+    ):
+        for ws in (corse, alias_2a, alias_2b, national):
+            await subscribed(ws)
+        ajaccio = await new_request(a, http, "2A004")
+        bastia = await new_request(b, http, "2B033")
+        for ws in (corse, alias_2a, alias_2b):
+            got = [await next_event(ws), await next_event(ws)]
+            assert [e["data"]["id"] for e in got] == [ajaccio, bastia]
+            assert [e["type"] for e in got] == ["request.created"] * 2
+            assert [e["department"] for e in got] == ["2A", "2B"]
+            assert {e["authority"] for e in got} == {e["data"]["authority"] for e in got} == {"20R"}
+            assert got[0]["data"]["children"]  # the authority's own feed: the whole request
+        got = [await next_event(national), await next_event(national)]
+        assert [e["data"]["id"] for e in got] == [ajaccio, bastia]
+        assert [e["data"]["authority"] for e in got] == ["20R", "20R"]
+        assert not any(CHILD_LEVEL & set(e["data"]) for e in got)
+    await expect_refusal(
+        a, "/ws/authorities/20R", 4403, bearer=token("department", department="38")
+    )
+    await expect_refusal(a, "/ws/departments/2B", 4403, bearer=token("department", department="01"))
+
+
+async def test_unknown_or_shared_feeds_are_4404(cluster: Cluster) -> None:
+    a = cluster.servers[0]
+    admin = token("admin")
+    reason = await expect_refusal(a, "/ws/departments/69", 4404, bearer=admin)
+    assert "69M" in reason and "69D" in reason
+    reason = await expect_refusal(a, "/ws/departments/69", 4404, bearer=token("national"))
+    assert "69M" in reason and "69D" in reason
+    for path in ("/ws/authorities/69", "/ws/authorities/2A", "/ws/authorities/zz"):
+        reason = await expect_refusal(a, path, 4404, bearer=admin)
+        assert "Autorité inconnue" in reason
+    await expect_refusal(a, "/ws/departments/6AE", 4404, bearer=admin)
+    await expect_refusal(a, "/ws/authorities/69M", 4401)  # the token first
+
+
+async def test_cli_feed_by_authority(cluster: Cluster) -> None:
+    """``places feed --authority 20R`` with its local token (a token of 2A covers 20R)."""
+    a, b = cluster.servers
+    async with httpx.AsyncClient() as http:
+        async with ws_open(a, "/ws/authorities/20R", token("admin")) as ws:
+            await subscribed(ws)
+            await new_request(a, http, "2A004")
+            last = (await next_event(ws))["id"]
+        expected = await new_request(b, http, "2B033")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "api.cli", "feed", "--authority", "20R", "--url", b.http),
+        *("--last-event-id", last, "--count", "1", "--json"),
+        cwd=ROOT,
+        env={**os.environ, "PLACES_DATABASE_URL": cluster.dsn},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    (line,) = [json.loads(text) for text in out.decode().splitlines()]
+    assert line["data"]["id"] == expected and line["authority"] == "20R"
+    assert "/ws/authorities/20R" in err.decode()
+
+
+async def old_relay_publish(redis_url: str, department: str, n: int) -> list[str]:
+    """``n`` entries as the relay wrote them before the feeds were per authority: in the
+    department's stream, chained, without ``authority``."""
+    client = aioredis.from_url(redis_url)
+    key = f"places:feed:{department}"
+    ids: list[str] = []
+    try:
+        last = await client.xrevrange(key, count=1)
+        prev = last[0][0].decode() if last else ""
+        for i in range(n):
+            message = {
+                "type": "capacity.updated",
+                "department": department,
+                "occurred_at": "2026-11-27T10:00:00+00:00",
+                "outbox_id": 10**12 + i,
+                "data": {"before_0007": i},
+            }
+            entry = (await client.xadd(key, {"p": prev, "e": json.dumps(message)})).decode()
+            ids.append(entry)
+            prev = entry
+    finally:
+        await client.aclose()
+    return ids
+
+
+async def published(redis_url: str, feed: str, entries: int) -> None:
+    """Wait until the relay has put ``entries`` entries in ``feed``'s stream."""
+    client = aioredis.from_url(redis_url)
+    try:
+        for _ in range(500):
+            if await client.xlen(f"places:feed:{feed}") >= entries:
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"{feed}: fewer than {entries} entries after 10 s")
+    finally:
+        await client.aclose()
+
+
+async def drop_stream(redis_url: str, feed: str) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        await client.delete(f"places:feed:{feed}")
+    finally:
+        await client.aclose()
+
+
+async def test_resume_across_the_move_to_authorities(cluster: Cluster) -> None:
+    """Marseille's authority has its department's code: its stream is the same, and a
+    position taken before the upgrade resumes after it. Alsace's (6AE) is a new stream: a
+    position from the former feed of 67 or 68 is told to reload (4410) once, and the ids of
+    the new feed resume from then on — also when the former stream is gone."""
+    a, b = cluster.servers
+    redis_url = cluster.redis.url
+    marseille = await new_unit(cluster.pool, "13")
+    strasbourg = await new_unit(cluster.pool, "67")
+    before_13 = await old_relay_publish(redis_url, "13", 2)
+    before_67 = await old_relay_publish(redis_url, "67", 1)
+    async with httpx.AsyncClient() as http:
+        version_13 = await marseille.declare(a, http)
+        bearer_13 = token("department", department="13")
+        for path in ("/ws/departments/13", "/ws/authorities/13"):
+            async with ws_open(b, path, bearer_13, last_event_id=before_13[0]) as ws:
+                old, new = await next_event(ws), await next_event(ws)
+            assert old["id"] == before_13[1] and old["data"] == {"before_0007": 1}
+            assert (old["department"], old["authority"]) == ("13", "13")
+            assert new["data"]["version"] == version_13 and new["authority"] == "13"
+
+        bearer_67 = token("department", department="67")
+        reason = await expect_refusal(
+            b, "/ws/departments/67", 4410, bearer=bearer_67, last_event_id=before_67[0]
+        )
+        assert "67" in reason and "last_event_id" in reason
+        # Reload, then connect without a position; the new feed's ids resume.
+        async with ws_open(b, "/ws/departments/67", bearer_67) as ws:
+            await subscribed(ws)
+            await strasbourg.declare(a, http)
+            first = await next_event(ws)
+        assert (first["department"], first["authority"]) == ("67", "6AE")
+        version = await strasbourg.declare(a, http)
+        async with ws_open(b, "/ws/authorities/6AE", bearer_67, last_event_id=first["id"]) as ws:
+            assert (await next_event(ws))["data"]["version"] == version
+
+        # The former stream gone (or trimmed), the hub still refuses its positions: older
+        # than the new feed, inside its history, or after its newest entry.
+        between = (await old_relay_publish(redis_url, "68", 1))[0]
+        await strasbourg.declare(a, http)
+        await published(redis_url, "6AE", 3)
+        after = (await old_relay_publish(redis_url, "68", 1))[0]
+        for feed in ("67", "68"):
+            await drop_stream(redis_url, feed)
+        for position in (before_67[0], between, after):
+            for path in ("/ws/departments/67", "/ws/authorities/6AE"):
+                await expect_refusal(b, path, 4410, bearer=bearer_67, last_event_id=position)
+
+
 async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
     """Redis stops, 50 declarations succeed, Redis comes back EMPTY (no persistence): the
     client that stayed connected and the one that resumes get exactly those 50, in order.
     (Last of the cluster's tests: it empties the cluster's Redis.)"""
     server, other, redis, pool = *cluster.servers, cluster.redis, cluster.pool
     unit = await new_unit(pool)
-    bearer = token("department", department="69")
+    bearer = token("admin")
     try:
         async with (
             httpx.AsyncClient(timeout=10) as http,
-            ws_open(server, "/ws/departments/69", bearer) as stays,
+            ws_open(server, LYON, bearer) as stays,
             ws_open(server, "/ws/national", token("national")) as national,
         ):
-            async with ws_open(server, "/ws/departments/69", bearer) as leaves:
+            async with ws_open(server, LYON, bearer) as leaves:
                 await subscribed(stays)
                 await subscribed(national)
                 await subscribed(leaves)
@@ -474,9 +722,7 @@ async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
             got_national = [await next_event(national, timeout=15) for _ in range(50)]
             assert versions(got_national, unit) == declared
 
-            async with ws_open(
-                other, "/ws/departments/69", bearer, last_event_id=first["id"]
-            ) as resumed:
+            async with ws_open(other, LYON, bearer, last_event_id=first["id"]) as resumed:
                 again = [await next_event(resumed) for _ in range(50)]
                 assert [e["id"] for e in again] == [e["id"] for e in got]
 
@@ -491,7 +737,7 @@ async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
             after = await unit.declare(server, http)
             assert (await next_event(stays, timeout=10))["data"]["version"] == after
             await expect_refusal(
-                server, "/ws/departments/69", 4410, bearer=bearer, last_event_id=last_seen_by_leaver
+                server, LYON, 4410, bearer=bearer, last_event_id=last_seen_by_leaver
             )
     except BaseException:
         print(server.output())

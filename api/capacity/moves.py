@@ -69,11 +69,13 @@ WORKFLOW_SOURCES: tuple[str, ...] = tuple(UNIT_MOVES)
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A hold's target, resolved: its kind, id, and the department whose feed hears of it."""
+    """A hold's target, resolved: its kind, id, and the department and authority (the unit's
+    structure's, or the carer's) whose feed hears of it."""
 
     kind: Literal["unit", "carer"]
     id: UUID
     department: str
+    authority: str
     finess: str | None = None
     structure_id: UUID | None = None
     carer_id: str | None = None
@@ -84,7 +86,7 @@ async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Targe
     if kind == "unit":
         row = await conn.fetchrow(
             """
-            SELECT u.id, s.id AS structure_id, s.finess, s.department
+            SELECT u.id, s.id AS structure_id, s.finess, s.department, s.authority
               FROM units u
               JOIN structures s ON s.id = u.structure_id
              WHERE u.id = $1
@@ -94,12 +96,20 @@ async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Targe
         if row is None:
             raise field_error("target.id", f"unité {target_id} inconnue")
         return Target(
-            "unit", row["id"], row["department"], row["finess"], row["structure_id"], None
+            "unit",
+            row["id"],
+            row["department"],
+            row["authority"],
+            row["finess"],
+            row["structure_id"],
+            None,
         )
-    row = await conn.fetchrow("SELECT id, department FROM foster_carers WHERE id = $1", target_id)
+    row = await conn.fetchrow(
+        "SELECT id, department, authority FROM foster_carers WHERE id = $1", target_id
+    )
     if row is None:
         raise field_error("target.id", f"assistant familial {target_id} inconnu")
-    return Target("carer", row["id"], row["department"], carer_id=str(row["id"]))
+    return Target("carer", row["id"], row["department"], row["authority"], carer_id=str(row["id"]))
 
 
 async def move(
@@ -144,7 +154,12 @@ async def _move_unit(
     await changes.emit(
         conn,
         events.capacity_updated(
-            target.department, out, str(target.structure_id), target.finess, transition
+            target.department,
+            out,
+            str(target.structure_id),
+            target.finess,
+            transition,
+            authority=target.authority,
         ),
     )
 
@@ -175,4 +190,9 @@ async def _move_carer(
         conn, target.id, available, carer["status"], carer["status_until"], actor, transition
     )
     out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
-    await changes.emit(conn, events.carer_availability_updated(target.department, out, transition))
+    await changes.emit(
+        conn,
+        events.carer_availability_updated(
+            target.department, out, transition, authority=target.authority
+        ),
+    )

@@ -119,7 +119,12 @@ async def declare_unit(
             **counts,
         ).model_dump(mode="json")
         event = events.capacity_updated(
-            unit["department"], snapshot, str(unit["structure_id"]), unit["finess"], source
+            unit["department"],
+            snapshot,
+            str(unit["structure_id"]),
+            unit["finess"],
+            source,
+            authority=unit["authority"],
         )
         await repository.declare_unit(
             conn,
@@ -143,6 +148,7 @@ async def declare_unit(
             principal.key,
             idempotency.key,
             changes.CHANNEL,
+            event.authority,
         )
     return Written(snapshot)
 
@@ -204,7 +210,10 @@ async def declare_carer(
             conn, carer_id, body.available_places, body.status, body.until, principal.sub, "api"
         )
         out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
-        await changes.emit(conn, events.carer_availability_updated(carer["department"], out, "api"))
+        event = events.carer_availability_updated(
+            carer["department"], out, "api", authority=carer["authority"]
+        )
+        await changes.emit(conn, event)
         await changes.audit(
             conn,
             principal,

@@ -1,15 +1,36 @@
-"""The live feeds of the contract: ``WS /ws/departments/{code}`` and ``WS /ws/national``.
+"""The live feeds of the contract: ``WS /ws/authorities/{code}``, its alias
+``WS /ws/departments/{code}``, and ``WS /ws/national``.
+
+Feeds are per competent authority — who is in charge of child protection: ``69M`` (Métropole
+de Lyon) and ``69D`` (Rhône) inside department 69, ``20R`` (Corse) for 2A and 2B, ``6AE``
+(Alsace) for 67 and 68, every other department under its own code. An event goes to the
+feed of its authority (``api.events``) and to the national feed. ``/ws/authorities/{code}``
+is open to the department role of that authority and to admin. ``/ws/departments/{code}`` is
+the feed of the department's authority when it has exactly one (``13`` → ``13``, ``2A`` and
+``2B`` → ``20R``, ``67`` and ``68`` → ``6AE``), with the same scope; ``69`` has two and is
+refused with 4404 naming ``69M`` and ``69D``.
+
+Resuming across the move to authorities (migration 0007): ``last_event_id`` is a position in
+one stream. An authority whose code is its department's (``13``, ``75``… all but four) kept
+that department's stream, so a position taken before the upgrade resumes after it, on
+``/ws/departments/13`` as on ``/ws/authorities/13``. ``20R``, ``6AE``, ``69M`` and ``69D``
+are new streams: a position from the former feed of 2A, 2B, 67, 68 or 69 is none of theirs,
+and the client is closed with 4410, once — it reloads its snapshot, connects without
+``last_event_id``, and resumes from then on with the ids of the new feed. The former stream
+is checked first (a clear reason while Redis still holds it); beyond that the hub refuses
+any position that is not one of the feed's own (``realtime.hub``).
 
 The handshake is always accepted, then refused with a close code, because a refusal before
 ``accept`` reaches the client as a bare HTTP 403 and it could not tell "log in again" (4401)
-from "not yours" (4403). Nothing is subscribed before the token, the scope and
-``last_event_id`` are checked.
+from "not yours" (4403). Nothing is subscribed before the token, the feed, the scope and
+``last_event_id`` are checked, in that order.
 
 Close codes: 4400 malformed ``last_event_id`` · 4401 missing/invalid/expired token (also
 when the token expires while the feed is open: reconnect with a fresh one) · 4403
-out of scope · 4404 unknown department · 4410 ``last_event_id`` older than the retained feed
-(reload the snapshot, then connect without it) · 1013 too slow, or feed momentarily
-unavailable (reconnect with ``last_event_id``).
+out of scope · 4404 unknown authority or department, or a department of two authorities ·
+4410 ``last_event_id`` older than the retained feed, or not one of its positions (reload the
+snapshot, then connect without it) · 1013 too slow, or feed momentarily unavailable
+(reconnect with ``last_event_id``).
 """
 
 import asyncio
@@ -17,13 +38,15 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, WebSocket
 
 from api.auth import Principal, decode_token
 from api.errors import DomainError
 from api.settings import Settings
+from geo.referential import authorities_of_department
 from realtime.bus import NATIONAL
 from realtime.hub import FeedGap, FeedSettings, FeedUnavailable, Hub, parse_event_id
 
@@ -33,7 +56,7 @@ router = APIRouter(tags=["live feeds"])
 
 CLOSE_TIMEOUT = 10.0
 """A close frame waits for the client's socket to take it; a stuck client is dropped after."""
-DEPARTMENTS_TTL = 60.0
+REFERENTIAL_TTL = 60.0
 MAX_FEED_SECONDS = 7 * 24 * 3600.0
 """Upper bound of a feed's life when its token would allow more (a sleep needs a bound)."""
 
@@ -93,14 +116,101 @@ def _hub(app: FastAPI) -> Hub:
     return hub
 
 
-async def _known_department(app: FastAPI, code: str) -> bool:
-    """Department codes, cached per worker and refreshed at most once a minute on a miss."""
-    cached: tuple[float, frozenset[str]] | None = getattr(app.state, "feed_departments", None)
-    if cached is None or (code not in cached[1] and time.monotonic() - cached[0] > DEPARTMENTS_TTL):
-        rows = await app.state.pool.fetch("SELECT code FROM departments")
-        cached = (time.monotonic(), frozenset(r["code"] for r in rows))
-        app.state.feed_departments = cached
-    return code in cached[1]
+class _Refused(Exception):
+    """The feed cannot be opened: close with ``code`` and ``reason``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Referential:
+    """Departments and authorities as the database has them (read at ``at``)."""
+
+    at: float
+    departments: frozenset[str]
+    authorities: dict[str, tuple[str, ...]]
+    """Authority code → its departments."""
+
+    def authorities_of(self, department: str) -> list[str]:
+        return sorted(a for a, ds in self.authorities.items() if department in ds)
+
+
+async def _referential(app: FastAPI, code: str) -> _Referential:
+    """Cached per worker and refreshed at most once a minute on a miss of ``code``."""
+    cached: _Referential | None = getattr(app.state, "feed_referential", None)
+    if cached is None or (
+        code not in cached.departments
+        and code not in cached.authorities
+        and time.monotonic() - cached.at > REFERENTIAL_TTL
+    ):
+        async with app.state.pool.acquire() as conn:
+            departments = await conn.fetch("SELECT code FROM departments")
+            authorities = await conn.fetch("SELECT code, departments FROM authorities")
+        cached = _Referential(
+            time.monotonic(),
+            frozenset(r["code"] for r in departments),
+            {r["code"]: tuple(r["departments"]) for r in authorities},
+        )
+        app.state.feed_referential = cached
+    return cached
+
+
+def _scope(principal: Principal) -> str | None:
+    """The authority a department-role token covers: its ``authority`` claim when tokens
+    carry one, else the authority of its department when that department has exactly one
+    (a ``69`` token covers neither 69M nor 69D). The one place that reads the principal's
+    scope: once every token carries ``authority``, it is ``principal.authority``."""
+    authority: str | None = getattr(principal, "authority", None)
+    if authority:
+        return authority
+    codes = authorities_of_department(getattr(principal, "department", None) or "")
+    return codes[0] if len(codes) == 1 else None
+
+
+def _authority_allowed(principal: Principal, authority: str) -> bool:
+    return principal.role == "admin" or (
+        principal.role == "department" and _scope(principal) == authority
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Feed:
+    """A resolved feed: the stream it reads, and the former department streams whose
+    positions are not its own (see the module's docstring)."""
+
+    name: str
+    former: tuple[str, ...] = ()
+
+
+def _authority_feed(referential: _Referential, authority: str) -> _Feed:
+    departments = referential.authorities[authority]
+    return _Feed(authority, tuple(d for d in departments if d != authority))
+
+
+async def _by_authority(app: FastAPI, code: str) -> _Feed:
+    referential = await _referential(app, code)
+    if code not in referential.authorities:
+        raise _Refused(4404, f"Autorité inconnue : {code}.")
+    return _authority_feed(referential, code)
+
+
+async def _by_department(app: FastAPI, code: str) -> _Feed:
+    referential = await _referential(app, code)
+    if code not in referential.departments:
+        raise _Refused(4404, f"Département inconnu : {code}.")
+    authorities = referential.authorities_of(code)
+    if len(authorities) != 1:
+        raise _Refused(
+            4404,
+            f"Département {code} partagé entre "
+            + " et ".join(authorities)
+            + " : ouvrez /ws/authorities/"
+            + " ou /ws/authorities/".join(authorities)
+            + ".",
+        )
+    return _authority_feed(referential, authorities[0])
 
 
 async def _drain(websocket: WebSocket) -> None:
@@ -111,8 +221,18 @@ async def _drain(websocket: WebSocket) -> None:
             return
 
 
+async def _former_position(hub: Hub, feed: _Feed, last_event_id: str) -> str | None:
+    """The former department stream ``last_event_id`` is an entry of, if any."""
+    for department in feed.former:
+        if await hub.holds(department, last_event_id):
+            return department
+    return None
+
+
 async def _serve(
-    websocket: WebSocket, feed: str, allowed: Callable[[Principal], bool], scope: str
+    websocket: WebSocket,
+    resolve: Callable[[FastAPI], Awaitable[_Feed]],
+    allowed: Callable[[Principal, str], bool],
 ) -> None:
     await websocket.accept()
     token = _token(websocket)
@@ -124,28 +244,40 @@ async def _serve(
     except DomainError as exc:
         await _close(websocket, 4401, exc.detail)
         return
-    if not allowed(principal):
+    app: FastAPI = websocket.app
+    try:
+        target = await resolve(app)
+    except _Refused as refused:
+        await _close(websocket, refused.code, refused.reason)
+        return
+    except Exception:
+        log.exception("feed lookup failed")
+        await _close(websocket, 1013, "Service momentanément indisponible, réessayez.")
+        return
+    feed = target.name
+    if not allowed(principal, feed):
+        scope = NATIONAL if feed == NATIONAL else f"autorité {feed}"
         await _close(websocket, 4403, f"Hors du périmètre du jeton ({scope}).")
         return
     last_event_id = websocket.query_params.get("last_event_id") or None
     if last_event_id is not None and parse_event_id(last_event_id) is None:
         await _close(websocket, 4400, "last_event_id malformé : attendu <ms>-<seq>.")
         return
-    app: FastAPI = websocket.app
-    if feed != NATIONAL:
-        try:
-            known = await _known_department(app, feed)
-        except Exception:
-            log.exception("department lookup failed")
-            await _close(websocket, 1013, "Service momentanément indisponible, réessayez.")
-            return
-        if not known:
-            await _close(websocket, 4404, f"Département inconnu : {feed}.")
-            return
 
     code, reason = 1000, ""
     hub = _hub(app)
     try:
+        if last_event_id is not None and target.former:
+            former = await _former_position(hub, target, last_event_id)
+            if former is not None:
+                log.info("feed %s: position of the former feed %s, closing 4410", feed, former)
+                await _close(
+                    websocket,
+                    4410,
+                    f"Position de l'ancien flux {former} : rechargez l'instantané puis"
+                    f" reconnectez sans last_event_id ({feed}).",
+                )
+                return
         async with hub.subscribe(feed) as sub:
             sender = asyncio.create_task(
                 hub.pump(sub, websocket.send_text, last_event_id), name="feed-sender"
@@ -182,17 +314,24 @@ async def _serve(
     await _close(websocket, code, reason)
 
 
+@router.websocket("/ws/authorities/{code}")
+async def authority_feed(websocket: WebSocket, code: str) -> None:
+    """Events of one competent authority: its own department role, or admin."""
+    await _serve(websocket, lambda app: _by_authority(app, code), _authority_allowed)
+
+
 @router.websocket("/ws/departments/{code}")
 async def department_feed(websocket: WebSocket, code: str) -> None:
-    """Events of one department: its own department role, or admin."""
+    """The feed of the department's authority when it has exactly one (an alias of
+    ``/ws/authorities/{authority}``); 4404 for 69, shared by 69M and 69D."""
+    await _serve(websocket, lambda app: _by_department(app, code), _authority_allowed)
 
-    def allowed(p: Principal) -> bool:
-        return p.role == "admin" or (p.role == "department" and p.department == code)
 
-    await _serve(websocket, code, allowed, f"département {code}")
+async def _national(app: FastAPI) -> _Feed:
+    return _Feed(NATIONAL)
 
 
 @router.websocket("/ws/national")
 async def national_feed(websocket: WebSocket) -> None:
-    """Every department's events without child-level fields: national role, or admin."""
-    await _serve(websocket, NATIONAL, lambda p: p.role in ("national", "admin"), "national")
+    """Every authority's events without child-level fields: national role, or admin."""
+    await _serve(websocket, _national, lambda p, _feed: p.role in ("national", "admin"))

@@ -111,7 +111,15 @@ async def _emit_hold_event(
     target: Target,
 ) -> None:
     await changes.emit(
-        conn, events.hold_event(event_type, request["department"], out, target.department)
+        conn,
+        events.hold_event(
+            event_type,
+            request["department"],
+            out,
+            target.department,
+            authority=request["authority"],
+            target_authority=target.authority,
+        ),
     )
 
 

@@ -33,7 +33,7 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
     check_body(body)
     async with pool.acquire() as conn, conn.transaction():
         commune = await conn.fetchrow(
-            "SELECT insee, department FROM communes WHERE insee = $1", body.commune
+            "SELECT insee, department, authority FROM communes WHERE insee = $1", body.commune
         )
         if commune is None:
             raise field_error("commune", f"commune INSEE {body.commune} inconnue")
@@ -66,7 +66,13 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
         await changes.emit(
             conn,
             events.structure_created(
-                department, str(structure_id), body.finess, body.category, len(body.units), "api"
+                department,
+                str(structure_id),
+                body.finess,
+                body.category,
+                len(body.units),
+                "api",
+                authority=commune["authority"],  # the structure's, set from its commune
             ),
         )
         await changes.audit(
@@ -125,7 +131,8 @@ async def add_unit(
             return replay
         # Locked: two units added at once both see, and retire, the same default unit.
         structure = await conn.fetchrow(
-            "SELECT finess, category, department FROM structures WHERE id = $1 FOR UPDATE",
+            "SELECT finess, category, department, authority FROM structures"
+            " WHERE id = $1 FOR UPDATE",
             structure_id,
         )
         if structure is None:
@@ -152,6 +159,7 @@ async def add_unit(
                 "api",
                 unit_added=str(unit_id),
                 units_retired=retired,
+                authority=structure["authority"],
             ),
         )
         await changes.audit(

@@ -15,7 +15,7 @@ from api.auth import Principal
 from api.requests.schemas import ORIGIN_DECIMALS, RequestIn
 
 REQUEST_SELECT = """
-SELECT r.id, r.department, r.reference, r.children, r.origin_commune,
+SELECT r.id, r.department, r.authority, r.reference, r.children, r.origin_commune,
        ST_Y(r.origin_location::geometry) AS lat, ST_X(r.origin_location::geometry) AS lon,
        r.care_mode, r.urgency, r.measure_kind, r.decided_on, r.status, r.version,
        r.created_at, r.updated_at,
@@ -75,7 +75,7 @@ async def lock(conn: asyncpg.Connection, request_id: UUID) -> asyncpg.Record | N
     """Lock the request row for a transition (callers lock a hold first, then its request)."""
     return await conn.fetchrow(
         """
-        SELECT id, department, reference, status, version,
+        SELECT id, department, authority, reference, status, version,
                jsonb_array_length(children) AS children_count,
                care_mode, urgency, measure_kind
           FROM placement_requests

@@ -97,7 +97,7 @@ async def create(
         row = await repository.get(conn, request_id)
         assert row is not None
         out = to_out(row)
-        await changes.emit(conn, events.request_created(out))
+        await changes.emit(conn, events.request_created(out, authority=row["authority"]))
         await changes.audit(
             conn, principal, "request.create", OBJECT_TYPE, out["id"], body.department
         )

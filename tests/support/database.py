@@ -17,10 +17,11 @@ DEPARTMENTS = [
     ("38", "Isère", "84", "Auvergne-Rhône-Alpes", 45.19, 5.72),
     ("75", "Paris", "11", "Île-de-France", 48.86, 2.35),
     ("974", "La Réunion", "04", "La Réunion", -20.88, 55.45),
-    # Authorities over two departments (issue 13, statistics by authority):
-    ("2A", "Corse-du-Sud", "94", "Corse", 41.85, 8.86),
-    ("2B", "Haute-Corse", "94", "Corse", 42.54, 9.35),
-    ("67", "Bas-Rhin", "44", "Grand Est", 48.61, 7.66),
+    # Competent authorities (#13): a department of its own (13), and those of 20R and 6AE.
+    ("13", "Bouches-du-Rhône", "93", "Provence-Alpes-Côte d'Azur", 43.41606, 5.30078),
+    ("2A", "Corse-du-Sud", "94", "Corse", 41.85389, 8.86464),
+    ("2B", "Haute-Corse", "94", "Corse", 42.54305, 9.34827),
+    ("67", "Bas-Rhin", "44", "Grand Est", 48.60895, 7.66118),
     ("68", "Haut-Rhin", "44", "Grand Est", 47.84, 7.33),
 ]
 COMMUNES = [
@@ -30,12 +31,13 @@ COMMUNES = [
     ("38185", "Grenoble", "38", 158_000, 45.1885, 5.7245, "38"),
     ("75056", "Paris", "75", 2_100_000, 48.8566, 2.3522, "75"),
     ("97411", "Saint-Denis", "974", 153_000, -20.8823, 55.4504, "974"),
-    # 69D, 20R and 6AE (issue 13, statistics by authority):
-    ("69264", "Villefranche-sur-Saône", "69", 36_000, 45.9897, 4.7196, "69D"),
-    ("2A004", "Ajaccio", "2A", 76_000, 41.9189, 8.7381, "20R"),
-    ("2B033", "Bastia", "2B", 47_000, 42.7022, 9.4512, "20R"),
-    ("67482", "Strasbourg", "67", 294_000, 48.5839, 7.7455, "6AE"),
+    # 69D beside 69M, Corse (20R), Alsace (6AE), Marseille (13) (#13).
+    ("69264", "Villefranche-sur-Saône", "69", 36_172, 45.98967, 4.71961, "69D"),
+    ("2A004", "Ajaccio", "2A", 76_320, 41.91886, 8.73812, "20R"),
+    ("2B033", "Bastia", "2B", 46_867, 42.70219, 9.45123, "20R"),
+    ("67482", "Strasbourg", "67", 293_771, 48.58392, 7.74553, "6AE"),
     ("68224", "Mulhouse", "68", 105_000, 47.7521, 7.3287, "6AE"),
+    ("13055", "Marseille", "13", 886_040, 43.29695, 5.38107, "13"),
 ]
 
 
