@@ -97,13 +97,23 @@ def import_finess(
 @app.command()
 def token(
     role: Annotated[str, typer.Option(help="structure | carer | department | national | admin")],
-    department: Annotated[str | None, typer.Option(help="Department code.")] = None,
+    authority: Annotated[
+        str | None,
+        typer.Option(help="Role department: competent authority (69M, 69D, 20R, 6AE, 13…)."),
+    ] = None,
+    department: Annotated[
+        str | None,
+        typer.Option(help="Role department, former scope: a department of one authority only."),
+    ] = None,
     finess: Annotated[str | None, typer.Option(help="FINESS number.")] = None,
     carer_id: Annotated[str | None, typer.Option(help="Carer id (role carer).")] = None,
     sub: Annotated[str | None, typer.Option(help="Subject.")] = None,
     ttl_minutes: Annotated[int | None, typer.Option(help="Lifetime in minutes.")] = None,
 ) -> None:
-    """Print a token signed by the local issuer (no network)."""
+    """Print a token signed by the local issuer (no network). A placement service's token
+    (``--role department``) is scoped by ``--authority``; ``--department`` is mapped to its
+    authority when it has only one (``2A`` → ``20R``), and refused for ``69`` (``69M`` or
+    ``69D``)."""
     from api.auth import issue_token
 
     try:
@@ -111,6 +121,7 @@ def token(
             issue_token(
                 role,
                 sub=sub,
+                authority=authority,
                 department=department,
                 finess=finess,
                 carer_id=carer_id,

@@ -229,7 +229,7 @@ async def test_event_crosses_workers_within_a_second(cluster: Cluster) -> None:
     a, b = cluster.servers
     unit = await new_unit(cluster.pool)
     async with (
-        ws_open(a, "/ws/departments/69", token("department", department="69")) as dept,
+        ws_open(a, "/ws/departments/69", token("department", authority="69M")) as dept,
         ws_open(a, "/ws/national", token("national")) as national,
         httpx.AsyncClient() as http,
     ):
@@ -250,7 +250,7 @@ async def test_event_crosses_workers_within_a_second(cluster: Cluster) -> None:
 
 async def test_refusals_close_before_any_event(cluster: Cluster) -> None:
     a = cluster.servers[0]
-    dept69 = token("department", department="69")
+    dept69 = token("department", authority="69M")
     path = "/ws/departments/69"
     await expect_refusal(a, path, 4401)
     await expect_refusal(a, path, 4401, bearer="not-a-jwt")
@@ -293,7 +293,7 @@ async def test_no_other_department_leaks(cluster: Cluster) -> None:
 async def test_resume_delivers_exactly_the_missed_events_in_order(cluster: Cluster) -> None:
     a, b = cluster.servers
     unit = await new_unit(cluster.pool)
-    bearer = token("department", department="69")
+    bearer = token("department", authority="69M")
     async with httpx.AsyncClient() as http:
         async with ws_open(a, "/ws/departments/69", bearer) as ws:
             await subscribed(ws)
@@ -447,7 +447,7 @@ async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
     (Last of the cluster's tests: it empties the cluster's Redis.)"""
     server, other, redis, pool = *cluster.servers, cluster.redis, cluster.pool
     unit = await new_unit(pool)
-    bearer = token("department", department="69")
+    bearer = token("department", authority="69M")
     try:
         async with (
             httpx.AsyncClient(timeout=10) as http,

@@ -37,7 +37,8 @@ VALUES ({values})
 
 _PREVIOUS = ", ".join(f"c.{c.strip()} AS prev_{c.strip()}" for c in SNAPSHOT_COLUMNS.split(","))
 LOCK_SQL = f"""
-SELECT u.id, u.installed, s.id AS structure_id, s.finess, s.department, now() AS now,
+SELECT u.id, u.installed, s.id AS structure_id, s.finess, s.department, s.authority,
+       now() AS now,
        snap.*
   FROM units u
   JOIN structures s ON s.id = u.structure_id
@@ -101,6 +102,7 @@ WITH history AS (
         object_type="'unit'",
         object_id="$19",
         department="$15",
+        authority="$26",
         detail="$20",
     )
 }
@@ -112,7 +114,8 @@ SELECT {changes.bind(changes.NOTIFY, channel="$25", department="$15")}
 """Parameters: $1–$13 the history/snapshot row (unit, temporality, version, declared_at,
 declared_by, source, the six counts, available_gender); $14 event type, $15 department,
 $16 payload; $17 role, $18 action, $19 unit id as text, $20 audit detail; $21 status,
-$22 body kept for replays, $23 principal key, $24 Idempotency-Key; $25 NOTIFY channel."""
+$22 body kept for replays, $23 principal key, $24 Idempotency-Key; $25 NOTIFY channel;
+$26 the structure's authority (audit entry)."""
 
 
 async def lock_unit(
@@ -132,7 +135,7 @@ async def held_on_unit(conn: asyncpg.Connection, unit_id: UUID) -> int:
 
 
 async def declare_unit(conn: asyncpg.Connection, *params: Any) -> None:
-    """Run ``DECLARE_SQL`` with its 25 parameters (see its docstring)."""
+    """Run ``DECLARE_SQL`` with its 26 parameters (see its docstring)."""
     await conn.execute(DECLARE_SQL, *params)
 
 
@@ -184,8 +187,8 @@ async def write_current_snapshot(
 async def lock_carer(conn: asyncpg.Connection, carer_id: UUID) -> asyncpg.Record | None:
     """The carer's row, locked: declarations and moves on one carer serialize here."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT id, department, status, status_until, available_places, agrement_capacity,"
-        " version FROM foster_carers WHERE id = $1 FOR UPDATE",
+        "SELECT id, department, authority, status, status_until, available_places,"
+        " agrement_capacity, version FROM foster_carers WHERE id = $1 FOR UPDATE",
         carer_id,
     )
     return row
@@ -236,8 +239,8 @@ async def write_carer(
 
 
 async def carer_by_id(conn: asyncpg.Connection, carer_id: UUID) -> asyncpg.Record | None:
-    """A carer's public view (no lock)."""
+    """A carer's public view and the authority of its agrément, for scope checks (no lock)."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT {CARER_PUBLIC_COLUMNS} FROM foster_carers WHERE id = $1", carer_id
+        f"SELECT {CARER_PUBLIC_COLUMNS}, authority FROM foster_carers WHERE id = $1", carer_id
     )
     return row

@@ -33,7 +33,7 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
     check_body(body)
     async with pool.acquire() as conn, conn.transaction():
         commune = await conn.fetchrow(
-            "SELECT insee, department FROM communes WHERE insee = $1", body.commune
+            "SELECT insee, department, authority FROM communes WHERE insee = $1", body.commune
         )
         if commune is None:
             raise field_error("commune", f"commune INSEE {body.commune} inconnue")
@@ -70,7 +70,13 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
             ),
         )
         await changes.audit(
-            conn, principal, "structure.create", "structure", str(structure_id), department
+            conn,
+            principal,
+            "structure.create",
+            "structure",
+            str(structure_id),
+            department,
+            authority=commune["authority"],
         )
     return created
 
@@ -125,7 +131,8 @@ async def add_unit(
             return replay
         # Locked: two units added at once both see, and retire, the same default unit.
         structure = await conn.fetchrow(
-            "SELECT finess, category, department FROM structures WHERE id = $1 FOR UPDATE",
+            "SELECT finess, category, department, authority FROM structures"
+            " WHERE id = $1 FOR UPDATE",
             structure_id,
         )
         if structure is None:
@@ -162,6 +169,7 @@ async def add_unit(
             str(unit_id),
             department,
             {"structure_id": str(structure_id), "retired": retired},
+            authority=structure["authority"],
         )
         # A new unit has no snapshot until its first declaration.
         out = UnitOut(**dict(unit), capacity=None, forecasts=[]).model_dump(mode="json")

@@ -17,6 +17,13 @@ DEPARTMENTS = [
     ("38", "Isère", "84", "Auvergne-Rhône-Alpes", 45.19, 5.72),
     ("75", "Paris", "11", "Île-de-France", 48.86, 2.35),
     ("974", "La Réunion", "04", "La Réunion", -20.88, 55.45),
+    # The departments of the competent authorities that are not one department: Corse (20R)
+    # covers 2A and 2B, Alsace (6AE) 67 and 68; and 13, a department that is its own.
+    ("2A", "Corse-du-Sud", "94", "Corse", 41.85, 8.86),
+    ("2B", "Haute-Corse", "94", "Corse", 42.54, 9.35),
+    ("67", "Bas-Rhin", "44", "Grand Est", 48.61, 7.66),
+    ("68", "Haut-Rhin", "44", "Grand Est", 47.84, 7.33),
+    ("13", "Bouches-du-Rhône", "93", "Provence-Alpes-Côte d'Azur", 43.42, 5.30),
 ]
 COMMUNES = [
     ("69123", "Lyon", "69", 522_000, 45.7640, 4.8357, "69M"),
@@ -25,6 +32,13 @@ COMMUNES = [
     ("38185", "Grenoble", "38", 158_000, 45.1885, 5.7245, "38"),
     ("75056", "Paris", "75", 2_100_000, 48.8566, 2.3522, "75"),
     ("97411", "Saint-Denis", "974", 153_000, -20.8823, 55.4504, "974"),
+    # 69 outside the Métropole de Lyon: the Département du Rhône (69D).
+    ("69264", "Villefranche-sur-Saône", "69", 36_000, 45.9897, 4.7196, "69D"),
+    ("2A004", "Ajaccio", "2A", 76_000, 41.9189, 8.7381, "20R"),
+    ("2B033", "Bastia", "2B", 47_000, 42.7022, 9.4512, "20R"),
+    ("67482", "Strasbourg", "67", 294_000, 48.5839, 7.7455, "6AE"),
+    ("68224", "Mulhouse", "68", 105_000, 47.7521, 7.3287, "6AE"),
+    ("13055", "Marseille", "13", 886_000, 43.2970, 5.3811, "13"),
 ]
 
 
