@@ -7,6 +7,13 @@ issuer's keys and only the public side is ever used here.
 Verification reads the settings of the app that serves the request (``AppSettings``), or
 those its caller passes (``decode_token``), never the process-wide ones: an app built with
 other settings checks tokens by them.
+
+Scopes: a structure's ``finess``, a carer's ``carer_id``, and for the role ``department`` (a
+collectivity's placement service) the ``authority`` competent for child protection (``69M``,
+``20R``, ``13``…; see ``api.authorities``). A token of the role ``department`` that still
+carries only the former ``department`` claim is accepted when that department has exactly one
+authority (``13`` → ``13``, ``2A`` → ``20R``, ``67`` → ``6AE``); ``69`` is refused (401) with
+the two choices.
 """
 
 import fcntl
@@ -21,20 +28,24 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, Request
 
+from api import authorities
 from api.deps import AppSettings
 from api.errors import Forbidden, Unauthorized
 from api.settings import Settings, get_settings
 
 Role = Literal["structure", "carer", "department", "national", "admin"]
 ROLES: tuple[str, ...] = ("structure", "carer", "department", "national", "admin")
-SCOPE_CLAIM = {"structure": "finess", "carer": "carer_id", "department": "department"}
+SCOPE_CLAIM = {"structure": "finess", "carer": "carer_id", "department": "authority"}
+LEGACY_DEPARTMENT_CLAIM = "department"
+"""The scope claim of the role ``department`` before authorities (accepted when unambiguous)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     sub: str
     role: str
-    department: str | None = None
+    authority: str | None = None
+    """Role ``department``: the competent authority whose placement service the user is."""
     finess: str | None = None
     carer_id: str | None = None
     expires_at: float = float("inf")
@@ -88,6 +99,7 @@ def issue_token(
     role: str,
     *,
     sub: str | None = None,
+    authority: str | None = None,
     department: str | None = None,
     finess: str | None = None,
     carer_id: str | None = None,
@@ -97,12 +109,16 @@ def issue_token(
 ) -> str:
     """Sign a token with the local issuer (dev, tests, demos).
 
+    The role ``department`` is scoped by ``authority``; ``department`` is accepted instead
+    when it has exactly one authority (mapped to it: the token carries ``authority``).
     Without ``settings``, the environment's: the callers that omit them (tests, load tests)
     run outside any app, as their own entry points. Code behind a route passes its own."""
     settings = settings or get_settings()
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
-    scope = {"department": department, "finess": finess, "carer_id": carer_id}
+    if role == "department":
+        authority = _authority_for_token(authority, department)
+    scope = {"authority": authority, "finess": finess, "carer_id": carer_id}
     needed = SCOPE_CLAIM.get(role)
     if needed and not scope[needed]:
         raise ValueError(f"role {role} needs --{needed.replace('_', '-')}")
@@ -120,6 +136,21 @@ def issue_token(
         claims[needed] = scope[needed]
     private_key = _key_paths(settings.keys_dir)[0].read_bytes()
     return jwt.encode(claims, private_key, algorithm=settings.jwt_algorithm)
+
+
+def _authority_for_token(authority: str | None, department: str | None) -> str | None:
+    """The authority a local token is issued for (``ValueError`` with the choices when
+    ``department`` names several, or when a code is unknown)."""
+    if authority is not None:
+        if not authorities.is_authority(authority):
+            raise ValueError(f"unknown authority {authority!r}; see GET /v1/authorities")
+        return authority
+    if department is None:
+        return None
+    error = authorities.ambiguity(department)
+    if error is not None:
+        raise ValueError(f"department {department}: {error['message']}")
+    return authorities.of_department(department)
 
 
 @lru_cache(maxsize=4)
@@ -187,17 +218,39 @@ def decode_token(token: str, settings: Settings) -> Principal:
     role = claims.get("role")
     if role not in ROLES:
         raise Unauthorized("Jeton sans rôle reconnu.", headers={"WWW-Authenticate": "Bearer"})
+    authority = _token_authority(claims) if role == "department" else None
     needed = SCOPE_CLAIM.get(role)
-    if needed and not claims.get(needed):
+    if needed and needed != "authority" and not claims.get(needed):
         raise Unauthorized(f"Jeton du rôle {role} sans claim {needed}.")
     return Principal(
         sub=str(claims["sub"]),
         role=role,
-        department=claims.get("department"),
+        authority=authority,
         finess=claims.get("finess"),
         carer_id=claims.get("carer_id"),
         expires_at=float(exp),
     )
+
+
+def _token_authority(claims: dict[str, Any]) -> str:
+    """The authority of a ``department`` token: its ``authority`` claim, or the one authority
+    of the former ``department`` claim; 401 otherwise (with the choices for ``69``)."""
+    authority = claims.get("authority")
+    if authority:
+        if not isinstance(authority, str) or not authorities.is_authority(authority):
+            raise Unauthorized(f"Jeton du rôle department : autorité {authority!r} inconnue.")
+        return authority
+    department = claims.get(LEGACY_DEPARTMENT_CLAIM)
+    if not department or not isinstance(department, str):
+        raise Unauthorized("Jeton du rôle department sans claim authority.")
+    error = authorities.ambiguity(department, LEGACY_DEPARTMENT_CLAIM)
+    if error is not None:
+        raise Unauthorized(
+            "Jeton du rôle department sans claim authority ; son ancien claim department ne "
+            f"désigne pas une seule autorité : {error['message']}.",
+            errors=[error],
+        )
+    return authorities.of_department(department)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -232,13 +285,23 @@ def require_roles(*roles: str):  # type: ignore[no-untyped-def]
     return dependency
 
 
-def require_department_scope(principal: Principal, department: str) -> None:
-    """Department users act on their own department only; admin everywhere."""
+def require_authority_scope(principal: Principal, authority: str) -> None:
+    """Placement services act for their own authority only; admin everywhere."""
     if principal.role == "admin":
         return
-    if principal.role == "department" and principal.department == department:
+    if principal.role == "department" and principal.authority == authority:
         return
-    raise Forbidden(f"Hors du périmètre du jeton (département {department}).")
+    raise Forbidden(f"Hors du périmètre du jeton (autorité compétente {authority}).")
+
+
+def scoped_authority(principal: Principal, authority: str | None) -> str | None:
+    """The authority a list is read for: a placement service reads its own (naming another
+    is 403); admin one authority, or all (None)."""
+    if principal.role != "admin":
+        authority = authority or principal.authority
+    if authority is not None:
+        require_authority_scope(principal, authority)
+    return authority
 
 
 AnyPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -40,9 +40,9 @@ VALUES ({type}, {department}, {authority}, {occurred_at}, {data}, {national})
 NOTIFY = "pg_notify({channel}, {department})"
 INSERT_AUDIT = """
 INSERT INTO audit_entries (occurred_at, actor, role, action, object_type, object_id,
-                           department, detail)
+                           department, authority, detail)
 VALUES ({occurred_at}, {actor}, {role}, {action}, {object_type}, {object_id},
-        {department}, {detail})
+        {department}, {authority}, {detail})
 """
 CLAIM_KEY = """
 INSERT INTO idempotency_keys (principal, key, request_hash)
@@ -107,6 +107,7 @@ _AUDIT_SQL = bind(
     object_type="$4",
     object_id="$5",
     department="$6",
+    authority="$8",
     detail="$7",
 )
 _CLAIM_SQL = bind(CLAIM_KEY, principal="$1", key="$2", request_hash="$3")
@@ -144,8 +145,13 @@ async def audit(
     object_id: str,
     department: str | None = None,
     detail: dict[str, Any] | None = None,
+    *,
+    authority: str | None = None,
 ) -> None:
-    """Who read or changed what, when, under which role (no personal data in it)."""
+    """Who read or changed what, when, under which role (no personal data in it).
+    ``department`` is the geography of the object; ``authority`` the competent authority it
+    belongs to (a request's, a carer's, a structure's…), by which ``GET /v1/audit`` filters;
+    both None for what belongs to no territory (a national FINESS import)."""
     await conn.execute(
         _AUDIT_SQL,
         principal.sub,
@@ -155,6 +161,7 @@ async def audit(
         object_id,
         department,
         detail or {},
+        authority,
     )
 
 

@@ -97,13 +97,23 @@ def import_finess(
 @app.command()
 def token(
     role: Annotated[str, typer.Option(help="structure | carer | department | national | admin")],
-    department: Annotated[str | None, typer.Option(help="Department code.")] = None,
+    authority: Annotated[
+        str | None,
+        typer.Option(help="Role department: competent authority (69M, 69D, 20R, 6AE, 13…)."),
+    ] = None,
+    department: Annotated[
+        str | None,
+        typer.Option(help="Role department, former scope: a department of one authority only."),
+    ] = None,
     finess: Annotated[str | None, typer.Option(help="FINESS number.")] = None,
     carer_id: Annotated[str | None, typer.Option(help="Carer id (role carer).")] = None,
     sub: Annotated[str | None, typer.Option(help="Subject.")] = None,
     ttl_minutes: Annotated[int | None, typer.Option(help="Lifetime in minutes.")] = None,
 ) -> None:
-    """Print a token signed by the local issuer (no network)."""
+    """Print a token signed by the local issuer (no network). A placement service's token
+    (``--role department``) is scoped by ``--authority``; ``--department`` is mapped to its
+    authority when it has only one (``2A`` → ``20R``), and refused for ``69`` (``69M`` or
+    ``69D``)."""
     from api.auth import issue_token
 
     try:
@@ -111,6 +121,7 @@ def token(
             issue_token(
                 role,
                 sub=sub,
+                authority=authority,
                 department=department,
                 finess=finess,
                 carer_id=carer_id,
@@ -207,18 +218,12 @@ def feed(
     settings = get_settings()
     if not token and national:
         token = issue_token("national", settings=settings)
-    elif not token:  # a local dev token for that feed
-        # Local tokens name a department: for an authority, one whose only authority it is
-        # (20R → 2A); none covers 69M or 69D. An unknown code is sent as is (4404).
-        claim = department or authority
-        known = load_authorities().get(authority or "")
-        if known is not None:
-            only = (d for d in known.departments if authorities_of_department(d) == (authority,))
-            claim = next(only, None)
-        if claim is None:
-            print(f"no local token covers {authority}: pass --token", file=sys.stderr)
+    elif not token:  # a local dev token for that feed's authority
+        code = authority or (shared[0] if shared else None)
+        if code is None or code not in load_authorities():
+            print(f"unknown feed {authority or department}", file=sys.stderr)
             raise typer.Exit(2)
-        token = issue_token("department", department=claim, settings=settings)
+        token = issue_token("department", authority=code, settings=settings)
     raise typer.Exit(
         run_feed(
             base_url=url or f"http://{settings.host}:{settings.port}",

@@ -8,8 +8,9 @@ built by a test with its own settings behaves by them.
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 
+from api.authorities import AUTHORITY_MAX_LENGTH, DEPARTMENT_PATTERN, resolve_authority
 from api.changes import Idempotency
 from api.errors import Invalid, PreconditionRequired, field_error
 from api.settings import Settings
@@ -29,6 +30,36 @@ Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+
+async def authority_filter(
+    authority: Annotated[
+        str | None,
+        Query(
+            max_length=AUTHORITY_MAX_LENGTH,
+            examples=["69M"],
+            description="Competent authority (`69M`, `69D`, `20R`, `6AE`, `13`…; see "
+            "GET /v1/authorities). A placement service reads its own by default.",
+        ),
+    ] = None,
+    department: Annotated[
+        str | None,
+        Query(
+            pattern=DEPARTMENT_PATTERN,
+            examples=["13"],
+            deprecated=True,
+            description="Former filter: accepted when the department has exactly one "
+            "authority (`2A` → `20R`, `67` → `6AE`); `69` is refused (422) with the choices "
+            "`69D`, `69M`.",
+        ),
+    ] = None,
+) -> str | None:
+    """The ``authority`` (or the unambiguous ``department``) query parameter of a list,
+    resolved by ``api.authorities.resolve_authority``: a 422 names the field and the choices."""
+    return resolve_authority(authority, department)
+
+
+AuthorityFilter = Annotated[str | None, Depends(authority_filter)]
 
 
 def idempotency(request: Request, key: str | None, *, required: bool) -> Idempotency | None:

@@ -4,7 +4,7 @@ import uuid
 
 from tests.support.factories import bearer, idem, make_structure
 
-DEPT = bearer("department", department="69")
+DEPT = bearer("department", authority="69M")
 
 
 async def declare(client, structure, index, available):
@@ -53,7 +53,7 @@ async def test_optimum_beats_first_come_first_served_and_writes_nothing(client, 
     r = await client.post(
         "/v1/assignments/optimize",
         headers=DEPT,
-        json={"department": "69", "request_ids": [first, twins]},
+        json={"authority": "69M", "request_ids": [first, twins]},
     )
     assert r.status_code == 200, r.text
     body = r.json()
@@ -84,18 +84,18 @@ async def test_optimum_beats_first_come_first_served_and_writes_nothing(client, 
 async def test_scope_and_bad_ids(client):
     r = await client.post(
         "/v1/assignments/optimize",
-        headers=bearer("department", department="01"),
-        json={"department": "69"},
+        headers=bearer("department", authority="01"),
+        json={"authority": "69M"},
     )
     assert r.status_code == 403
     r = await client.post(
-        "/v1/assignments/optimize", headers=bearer("national"), json={"department": "69"}
+        "/v1/assignments/optimize", headers=bearer("national"), json={"authority": "69M"}
     )
     assert r.status_code == 403
     r = await client.post(
         "/v1/assignments/optimize",
         headers=DEPT,
-        json={"department": "69", "request_ids": [str(uuid.uuid4())]},
+        json={"authority": "69M", "request_ids": [str(uuid.uuid4())]},
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "request_ids"
     r = await client.post("/v1/assignments/optimize", headers=DEPT, json={"department": "6"})

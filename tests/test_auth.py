@@ -76,7 +76,7 @@ async def test_hs256_with_public_key_is_refused(client):
 
 async def test_department_cannot_list_other_departments_carers(client):
     r = await client.get(
-        "/v1/foster-carers?department=01", headers=bearer("department", department="69")
+        "/v1/foster-carers?department=01", headers=bearer("department", authority="69M")
     )
     assert r.status_code == 403
     assert r.headers["content-type"] == "application/problem+json"
@@ -84,7 +84,7 @@ async def test_department_cannot_list_other_departments_carers(client):
 
 async def test_national_and_structure_cannot_list_carers(client):
     for headers in (bearer("national"), bearer("structure", finess="690000018")):
-        r = await client.get("/v1/foster-carers?department=69", headers=headers)
+        r = await client.get("/v1/foster-carers?authority=69M", headers=headers)
         assert r.status_code == 403
 
 

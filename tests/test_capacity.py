@@ -203,7 +203,7 @@ async def test_other_structure_is_403(client, pool, unit):
         json={"temporality": "current", "available": 1},
     )
     assert r.status_code == 403
-    for role in (bearer("department", department="69"), bearer("national")):
+    for role in (bearer("department", authority="69M"), bearer("national")):
         r = await client.put(
             f"/v1/units/{unit['id']}/capacity",
             headers={**role, **idem()},

@@ -47,7 +47,7 @@ async def test_more_than_agrement_is_422(client, pool):
 
 async def test_leave_until_date(client, pool):
     carer_id = await make_carer(pool)
-    headers = bearer("department", department="69")
+    headers = bearer("department", authority="69M")
     r = await client.put(
         f"/v1/foster-carers/{carer_id}/availability",
         headers=headers,
@@ -67,7 +67,7 @@ async def test_scope_of_carer_writes(client, pool):
     body = {"available_places": 1, "status": "active"}
     for headers in (
         bearer("carer", carer_id=str(uuid.uuid4())),
-        bearer("department", department="01"),
+        bearer("department", authority="01"),
         bearer("structure", finess="690000018"),
         bearer("national"),
     ):
@@ -87,7 +87,7 @@ async def test_places_held_through_places_cannot_be_declared_free(client, pool):
     url = f"/v1/foster-carers/{carer_id}/availability"
     r = await client.put(url, headers=headers, json={"available_places": 2, "status": "active"})
     assert r.status_code == 200
-    dept = bearer("department", department="69")
+    dept = bearer("department", authority="69M")
     req = await client.post(
         "/v1/requests",
         headers=dept,

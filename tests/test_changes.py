@@ -81,6 +81,7 @@ async def test_declaration_hot_path_writes_the_rows_of_the_generic_path(client, 
                 unit_id,
                 hot_event["department"],
                 {"temporality": "current", "version": snapshot["version"]},
+                authority="69M",  # the structure's, in Lyon
             )
             await changes.store(conn, principal, idempotency, Written(snapshot))
             generic_event = await conn.fetchrow(
@@ -99,6 +100,7 @@ async def test_declaration_hot_path_writes_the_rows_of_the_generic_path(client, 
     assert generic_audit["id"] != hot_audit["id"]
     assert hot_event["authority"] == "69M"  # the structure's, in Lyon
     assert hot_event["data"]["authority"] == "69M"
+    assert hot_audit["authority"] == "69M"
     assert _comparable(generic_event) == _comparable(hot_event)
     assert _comparable(generic_audit) == _comparable(hot_audit)
     # Same operation and body ⇒ same fingerprint, same stored answer.
@@ -130,7 +132,7 @@ async def test_every_event_written_follows_the_schema_of_api_events(client, pool
     s = await make_structure(pool, units=[{"name": "U", "installed": 6, "age_min": 0}])
     unit_id = str(s["unit_ids"][0])
     structure = bearer("structure", finess=s["finess"])
-    dept = bearer("department", department="69")
+    dept = bearer("department", authority="69M")
     r = await client.put(
         f"/v1/units/{unit_id}/capacity",
         json={"temporality": "current", "installed": 6, "available": 6},

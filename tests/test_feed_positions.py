@@ -134,7 +134,7 @@ def test_client_urls() -> None:
     ("args", "message"),
     [
         (["--department", "69"], "department 69 is shared by 69D and 69M: use --authority"),
-        (["--authority", "69M"], "no local token covers 69M: pass --token"),
+        (["--authority", "6XX"], "unknown feed 6XX"),
         (["--authority", "69M", "--national"], "choose one feed"),
         ([], "choose one feed"),
     ],

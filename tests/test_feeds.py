@@ -300,7 +300,7 @@ async def test_no_other_department_leaks(cluster: Cluster) -> None:
 async def test_resume_delivers_exactly_the_missed_events_in_order(cluster: Cluster) -> None:
     a, b = cluster.servers
     unit = await new_unit(cluster.pool)
-    bearer = token("admin")
+    bearer = token("department", authority="69M")
     async with httpx.AsyncClient() as http:
         async with ws_open(a, LYON, bearer) as ws:
             await subscribed(ws)
@@ -695,7 +695,7 @@ async def test_nothing_lost_while_redis_is_down(cluster: Cluster) -> None:
     (Last of the cluster's tests: it empties the cluster's Redis.)"""
     server, other, redis, pool = *cluster.servers, cluster.redis, cluster.pool
     unit = await new_unit(pool)
-    bearer = token("admin")
+    bearer = token("department", authority="69M")
     try:
         async with (
             httpx.AsyncClient(timeout=10) as http,

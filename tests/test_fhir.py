@@ -231,7 +231,7 @@ async def test_every_role_reads_and_metadata_is_public(client, structure):
     url = f"/fhir/Location/{structure['unit_ids'][0]}"
     for headers in (
         bearer("structure", finess=structure["finess"]),
-        bearer("department", department="69"),
+        bearer("department", authority="69M"),
         bearer("carer", carer_id="00000000-0000-4000-8000-000000000001"),
         bearer("admin"),
     ):

@@ -5,7 +5,7 @@ import pytest
 from tests.support.env import TEST_DSN
 from tests.support.factories import bearer, idem, make_carer, make_structure
 
-DEPT = bearer("department", department="69")
+DEPT = bearer("department", authority="69M")
 
 
 async def declare(client, structure, unit_index: int, available: int, temporality="current"):

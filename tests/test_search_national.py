@@ -127,7 +127,7 @@ async def test_search_over_http_on_national_dataset(national):
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             r = await client.post(
                 "/v1/search",
-                headers={"Authorization": f"Bearer {issue_token('department', department='35')}"},
+                headers={"Authorization": f"Bearer {issue_token('department', authority='35')}"},
                 json={
                     "children": [{"age": 15, "sex": "M"}],
                     "origin": {"commune": "35238"},

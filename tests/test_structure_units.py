@@ -101,7 +101,7 @@ async def test_only_the_establishment_itself_or_admin(client, pool):
     before = await unit_ids(pool, s["id"])
     for headers, status in [
         (bearer("structure", finess=other["finess"]), 403),
-        (bearer("department", department="69"), 403),
+        (bearer("department", authority="69M"), 403),
         (bearer("national"), 403),
         (bearer("carer", carer_id=str(uuid.uuid4())), 403),
     ]:

@@ -100,7 +100,7 @@ async def test_bad_input_is_422_naming_field(client, pool, over, field):
 
 async def test_only_admin_registers(client):
     for headers in (
-        bearer("department", department="69"),
+        bearer("department", authority="69M"),
         bearer("national"),
         bearer("structure", finess=make_finess("69", 1)),
     ):

@@ -45,6 +45,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
 DEPT = "69"
+AUTHORITY = "69M"  # Lyon (69123), where these tests work, is in the Métropole de Lyon
 LIVE = 2_000  # ms: the issue's "within 2 s"
 
 
@@ -262,7 +263,7 @@ async def test_a_declaration_appears_live_on_the_department_and_national_pages(
     server: str, browser: Browser, pool: asyncpg.Pool, establishment: dict[str, Any]
 ) -> None:
     department = await open_tab(
-        browser, server, f"/ui/departements/{DEPT}", issue_token("department", department=DEPT)
+        browser, server, f"/ui/departements/{DEPT}", issue_token("department", authority=AUTHORITY)
     )
     national = await open_tab(browser, server, "/ui/national", issue_token("national"))
     declarer = await open_tab(
@@ -314,7 +315,7 @@ async def test_a_declaration_appears_live_on_the_department_and_national_pages(
 async def test_a_hold_countdown_runs(
     server: str, browser: Browser, establishment: dict[str, Any]
 ) -> None:
-    token = issue_token("department", department=DEPT)
+    token = issue_token("department", authority=AUTHORITY)
     async with api(server, token) as client:
         decided = local_today(DEPT) - timedelta(days=45)
         requests = []
@@ -375,7 +376,7 @@ async def test_an_establishment_sees_and_refuses_an_orientation(
             headers=idem(),
         )
         assert r.status_code == 200, r.text
-    async with api(server, issue_token("department", department=DEPT)) as client:
+    async with api(server, issue_token("department", authority=AUTHORITY)) as client:
         r = await client.post(
             "/v1/requests",
             json={
@@ -403,7 +404,7 @@ async def test_an_establishment_sees_and_refuses_an_orientation(
     assert held["available"] == 1
     # The placement service watches its dashboard meanwhile.
     dashboard = await open_tab(
-        browser, server, f"/ui/departements/{DEPT}", issue_token("department", department=DEPT)
+        browser, server, f"/ui/departements/{DEPT}", issue_token("department", authority=AUTHORITY)
     )
     await expect(dashboard.page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
 
@@ -444,7 +445,7 @@ async def test_an_empty_department_and_a_foreign_one_say_so_in_french(
     """La Réunion has no establishment and no carer in this database; the page must not
     break, and a department looking at another's dashboard is told so, in French."""
     tab = await open_tab(
-        browser, server, "/ui/departements/974", issue_token("department", department="974")
+        browser, server, "/ui/departements/974", issue_token("department", authority="974")
     )
     page = tab.page
     await expect(page.locator("#table-unites")).to_contain_text("Aucun établissement enregistré")
@@ -454,6 +455,40 @@ async def test_an_empty_department_and_a_foreign_one_say_so_in_french(
     await expect(page.locator("#carte svg")).to_be_visible()  # overseas: a local frame
     await page.goto("/ui/departements/69")
     await expect(page.get_by_role("alert")).to_contain_text(
-        "votre compte est celui du département 974"
+        "votre compte est celui de l'autorité 974"
     )
+    tab.check()
+
+
+async def test_a_placement_service_signs_in_as_its_authority(server: str, browser: Browser) -> None:
+    """The sign-in lists competent authorities; the Métropole de Lyon lands on the dashboard
+    of department 69 and sees its own waiting list, not the Rhône's."""
+    references = {}
+    for authority, commune in (("69M", "69123"), ("69D", "69264")):
+        async with api(server, issue_token("department", authority=authority)) as client:
+            r = await client.post(
+                "/v1/requests",
+                json={
+                    "children": [{"age": 10, "sex": "F", "disability_profiles": []}],
+                    "origin": {"commune": commune},
+                    "care_mode": "durable",
+                    "urgency": "days",
+                    "measure": {"kind": "judicial", "decided_on": local_today(DEPT).isoformat()},
+                    "reference": f"ASE-{authority}-{os.getpid()}",
+                },
+            )
+            assert r.status_code == 201, r.text
+            assert r.json()["authority"] == authority
+            references[authority] = r.json()["reference"]
+    tab = await open_tab(browser, server, "/ui/connexion")
+    page = tab.page
+    await page.get_by_role("radio", name=re.compile("^Département")).check()
+    await page.get_by_label("Autorité compétente").select_option("69M")
+    await page.get_by_role("button", name="Se connecter").click()
+    await page.wait_for_url(f"**/ui/departements/{DEPT}")
+    await expect(page.locator("#session")).to_contain_text("69M")
+    waiting = page.locator("#table-attente")
+    await expect(waiting).to_contain_text(references["69M"])
+    await expect(waiting).not_to_contain_text(references["69D"])
+    await expect(page.get_by_role("alert")).to_have_count(0)
     tab.check()

@@ -91,7 +91,7 @@ class IdentityProvider:
             "aud": "places",
             "sub": "agent-ase-69",
             "role": "department",
-            "department": "69",
+            "authority": "69M",
             "iat": now,
             "exp": now + 600,
         }

@@ -61,7 +61,7 @@ async def test_dev_token_signs_in_every_role(client: httpx.AsyncClient, pool: as
     cases = [
         ({"role": "structure", "finess": s["finess"]}, "finess", s["finess"]),
         ({"role": "carer", "carer_id": str(carer)}, "carer_id", str(carer)),
-        ({"role": "department", "department": "69"}, "department", "69"),
+        ({"role": "department", "authority": "69M"}, "authority", "69M"),
         ({"role": "national"}, None, None),
         ({"role": "admin"}, None, None),
     ]
@@ -79,7 +79,8 @@ async def test_dev_token_signs_in_every_role(client: httpx.AsyncClient, pool: as
     [
         ({"role": "structure", "finess": "690000019"}, "finess"),  # bad Luhn key
         ({"role": "structure"}, "finess"),
-        ({"role": "department", "department": "95"}, "department"),  # not in this database
+        ({"role": "department", "authority": "69"}, "authority"),  # a department, not an authority
+        ({"role": "department"}, "authority"),
         ({"role": "carer", "carer_id": str(uuid.uuid4())}, "carer_id"),
         ({"role": "king"}, "role"),
     ],
@@ -121,12 +122,10 @@ async def test_declarant_is_the_callers_own(client: httpx.AsyncClient, pool: asy
     assert "location" not in r.json()["carer"]
 
     r = await client.get(
-        f"/ui/api/moi?carer={carer}", headers=bearer("department", department="69")
+        f"/ui/api/moi?carer={carer}", headers=bearer("department", authority="69M")
     )
     assert r.status_code == 200
-    r = await client.get(
-        f"/ui/api/moi?carer={carer}", headers=bearer("department", department="38")
-    )
+    r = await client.get(f"/ui/api/moi?carer={carer}", headers=bearer("department", authority="38"))
     assert r.status_code == 403
     # A structure cannot look at another one by naming it.
     other = await make_structure(pool)

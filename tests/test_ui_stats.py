@@ -78,7 +78,7 @@ async def declare(
     ("headers", "status"),
     [
         (bearer("national"), 200),
-        (bearer("department", department="69"), 200),
+        (bearer("department", authority="69M"), 200),
         (bearer("admin"), 200),
         (bearer("structure", finess="690000018"), 403),
         (bearer("carer", carer_id=str(uuid.uuid4())), 403),
@@ -133,7 +133,7 @@ async def test_figures_follow_the_offer_and_the_waiting_list(
     decided = local_today(DEPT) - timedelta(days=get_settings().unexecuted_after_days + 10)
     r = await client.post(
         "/v1/requests",
-        headers=bearer("department", department=DEPT),
+        headers=bearer("department", authority=DEPT),
         json={
             "department": DEPT,
             "children": [

@@ -12,6 +12,7 @@ import pytest
 from api.requests.service import local_today
 from tests.support.checks import fingerprint, snapshot
 from tests.support.factories import (
+    AUTHORITY,
     DEPT,
     bearer,
     dept,
@@ -161,8 +162,9 @@ async def test_bad_request_input_is_422_naming_the_field(client, patch, field):
 
 
 async def test_unknown_department_for_admin_is_422(client):
+    # 95: a department code the fixture database does not have.
     r = await client.post(
-        "/v1/requests", json=request_body(department="48"), headers=bearer("admin")
+        "/v1/requests", json=request_body(department="95"), headers=bearer("admin")
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "department"
 
@@ -197,7 +199,7 @@ async def test_list_waiting_and_unexecuted(client):
     old_day = (local_today(DEPT) - timedelta(days=45)).isoformat()
     old = await new_request(client, measure={"kind": "judicial", "decided_on": old_day})
     recent = await new_request(client)
-    r = await client.get(f"/v1/requests?department={DEPT}&status=waiting", headers=dept())
+    r = await client.get(f"/v1/requests?authority={AUTHORITY}&status=waiting", headers=dept())
     assert r.status_code == 200
     page = r.json()
     by_id = {item["id"]: item for item in page["items"]}
@@ -208,7 +210,7 @@ async def test_list_waiting_and_unexecuted(client):
     days = [item["days_since_decision"] for item in page["items"]]
     assert days == sorted(days, reverse=True)
 
-    r = await client.get(f"/v1/requests/unexecuted?department={DEPT}", headers=dept())
+    r = await client.get(f"/v1/requests/unexecuted?authority={AUTHORITY}", headers=dept())
     assert r.status_code == 200
     unexecuted = r.json()
     assert unexecuted["after_days"] == 30
@@ -222,12 +224,13 @@ async def test_list_waiting_and_unexecuted(client):
 
 async def test_reads_are_audited(client, pool):
     request = await new_request(client)
-    headers = bearer("department", department=DEPT, sub="agent-42")
+    headers = bearer("department", authority=AUTHORITY, sub="agent-42")
 
     async def audit_rows() -> list[asyncpg.Record]:
         async with pool.acquire() as conn:
             return await conn.fetch(
-                "SELECT actor, role, action, object_id, department, detail, occurred_at"
+                "SELECT actor, role, action, object_id, department, authority, detail,"
+                " occurred_at"
                 " FROM audit_entries WHERE object_id = $1 OR detail->'request_ids' ? $1"
                 " ORDER BY id",
                 request["id"],
@@ -236,7 +239,7 @@ async def test_reads_are_audited(client, pool):
     assert (await client.get(f"/v1/requests/{request['id']}", headers=headers)).status_code == 200
     r = await client.get(f"/v1/requests/{request['id']}/history", headers=headers)
     assert r.status_code == 200
-    r = await client.get(f"/v1/requests?department={DEPT}&limit=500", headers=headers)
+    r = await client.get(f"/v1/requests?authority={AUTHORITY}&limit=500", headers=headers)
     assert request["id"] in {i["id"] for i in r.json()["items"]}
     rows = await audit_rows()
     actions = [row["action"] for row in rows]
@@ -244,6 +247,7 @@ async def test_reads_are_audited(client, pool):
     for row in rows[1:]:
         assert row["actor"] == "agent-42" and row["role"] == "department"
         assert row["department"] == DEPT and row["occurred_at"] is not None
+    assert {row["authority"] for row in rows} == {AUTHORITY}
     assert request["id"] in rows[-1]["detail"]["request_ids"]
 
 
@@ -257,12 +261,12 @@ async def test_national_and_target_roles_are_refused_child_level_data(client, po
     rid = request["id"]
     calls = [
         ("POST", "/v1/requests", request_body()),
-        ("GET", f"/v1/requests?department={DEPT}", None),
+        ("GET", f"/v1/requests?authority={AUTHORITY}", None),
         ("GET", f"/v1/requests/{rid}", None),
         ("GET", f"/v1/requests/{rid}/history", None),
-        ("GET", f"/v1/requests/unexecuted?department={DEPT}", None),
+        ("GET", f"/v1/requests/unexecuted?authority={AUTHORITY}", None),
         ("POST", f"/v1/requests/{rid}/cancel", {"reason": "x"}),
-        ("GET", f"/v1/audit?department={DEPT}", None),
+        ("GET", f"/v1/audit?authority={AUTHORITY}", None),
         ("POST", "/v1/holds", {"request_id": rid, "target": {"kind": "unit", "id": unit["id"]}}),
         ("GET", f"/v1/holds/{hold_id}", None),
         ("POST", f"/v1/holds/{hold_id}/admit", None),
@@ -292,9 +296,9 @@ async def test_other_department_is_403(client, pool):
     for method, url, body in [
         ("GET", f"/v1/requests/{rid}", None),
         ("GET", f"/v1/requests/{rid}/history", None),
-        ("GET", f"/v1/requests?department={DEPT}", None),
-        ("GET", f"/v1/requests/unexecuted?department={DEPT}", None),
-        ("GET", f"/v1/audit?department={DEPT}", None),
+        ("GET", f"/v1/requests?authority={AUTHORITY}", None),
+        ("GET", f"/v1/requests/unexecuted?authority={AUTHORITY}", None),
+        ("GET", f"/v1/audit?authority={AUTHORITY}", None),
         ("POST", f"/v1/requests/{rid}/cancel", {"reason": "x"}),
         ("GET", f"/v1/holds/{hold_id}", None),
         ("POST", f"/v1/holds/{hold_id}/admit", None),
@@ -347,9 +351,9 @@ async def test_department_reads_the_audit_trail_of_its_requests(client, pool):
     assert page["total"] == 5
     refuse = page["items"][1]
     assert refuse["role"] == "structure" and refuse["actor"] == f"structure-{unit['finess']}"
-    r = await client.get(f"/v1/audit?department={DEPT}&limit=5", headers=dept())
+    r = await client.get(f"/v1/audit?authority={AUTHORITY}&limit=5", headers=dept())
     assert r.status_code == 200 and len(r.json()["items"]) == 5
-    assert all(i["department"] == DEPT for i in r.json()["items"])
+    assert all(i["authority"] == AUTHORITY for i in r.json()["items"])
     # Another department sees nothing of it, even by id.
     r = await client.get(f"/v1/audit?object_id={request['id']}", headers=dept("01"))
     assert r.status_code == 200 and r.json() == {"items": [], "total": 0}
@@ -375,7 +379,7 @@ async def test_unit_lifecycle_hold_admit_exit(client, pool):
     snap = await snapshot(pool, unit["id"])
     assert (snap["available"], snap["reserved"], snap["occupied"]) == (1, 2, start["occupied"])
     assert snap["version"] == start["version"] + 1
-    assert snap["source"] == "hold" and snap["declared_by"] == f"department-{DEPT}"
+    assert snap["source"] == "hold" and snap["declared_by"] == f"department-{AUTHORITY}"
     history = await last_declaration(pool, unit["id"])
     assert {k: history[k] for k in snap} == snap
     r = await client.get(f"/v1/requests/{request['id']}", headers=dept())

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from api.assignments import service
 from api.assignments.schemas import OptimizeIn, OptimizeOut
-from api.auth import Principal, require_department_scope, require_roles
+from api.auth import Principal, require_roles
 from api.deps import AppSettings, Pool
 
 router = APIRouter(prefix="/v1", tags=["assignments"])
@@ -16,6 +16,14 @@ router = APIRouter(prefix="/v1", tags=["assignments"])
     "/assignments/optimize",
     response_model=OptimizeOut,
     summary="Best assignment of the waiting list to the region's free places (proposes only)",
+    responses={
+        403: {"description": "Another authority's waiting list."},
+        422: {
+            "description": "Neither `authority` nor `department`, an unknown authority, a "
+            "`department` of several authorities (`69`: `errors[0].choices`), or `request_ids` "
+            "that are not this authority's waiting requests."
+        },
+    },
 )
 async def optimize(
     principal: Annotated[Principal, Depends(require_roles("department"))],
@@ -23,9 +31,8 @@ async def optimize(
     body: OptimizeIn,
     settings: AppSettings,
 ) -> object:
-    """Maximises the total matching score of the department's waiting requests over the
-    free places of its region (sibling groups indivisible, no place booked twice), and
-    reports what first-come-first-served would achieve on the same data. No hold is
-    written."""
-    require_department_scope(principal, body.department)
+    """Maximises the total matching score of the authority's waiting requests over the
+    free places of its region (the regions of its departments; sibling groups indivisible, no
+    place booked twice), and reports what first-come-first-served would achieve on the same
+    data. No hold is written."""
     return await service.run(pool, principal, body, settings)

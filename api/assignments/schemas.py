@@ -5,15 +5,27 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.authorities import AUTHORITY_MAX_LENGTH, DEPARTMENT_PATTERN
+
 
 class OptimizeIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"department": "69"}, {"department": "69", "request_ids": []}]
+            "examples": [{"authority": "69M"}, {"authority": "20R", "request_ids": []}]
         },
     )
-    department: str = Field(pattern=r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$")
+    authority: str | None = Field(
+        default=None,
+        max_length=AUTHORITY_MAX_LENGTH,
+        description="The competent authority whose waiting list is optimised (`69M`, `20R`…).",
+    )
+    department: str | None = Field(
+        default=None,
+        pattern=DEPARTMENT_PATTERN,
+        description="Former field: accepted instead of `authority` when the department has "
+        "exactly one authority; `69` is refused (422) with the choices `69D`, `69M`.",
+    )
     request_ids: list[UUID] | None = Field(default=None, max_length=2000)
     candidates_per_request: int = Field(default=40, ge=1, le=200)
     priority: Literal["score", "placements"] = "score"

@@ -1,6 +1,8 @@
-"""Optimize a department's waiting list over every free place of its region.
+"""Optimize an authority's waiting list over every free place of its region.
 
-One query per kind loads the region's free places (units' ``current`` snapshots with
+The region is the regions of the authority's departments (one for each of the 100 today:
+20R is Corse, 6AE Grand Est, 69M and 69D Auvergne-Rhône-Alpes). One query per kind loads the
+region's free places (units' ``current`` snapshots with
 available places, active carers with free places — carers at their commune's centroid, their
 home never leaves the database). For each request, cheap vectorised filters (care mode,
 age band, group size) and haversine distances keep the K nearest acceptable offers; then
@@ -18,8 +20,9 @@ import numpy as np
 
 from api import changes
 from api.assignments.schemas import OptimizeIn
-from api.auth import Principal
-from api.errors import Invalid, NotFound
+from api.auth import Principal, require_authority_scope
+from api.authorities import resolve_authority, single_department
+from api.errors import Invalid, NotFound, field_error
 from api.search.repository import offer_from_row
 from api.settings import Settings
 from matching import Child, Need, Offer, Plan, greedy, optimize
@@ -34,7 +37,7 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
   JOIN units u ON u.id = cs.unit_id
   JOIN structures s ON s.id = u.structure_id
   JOIN departments d ON d.code = s.department
- WHERE d.region_code = $1 AND cs.temporality = 'current' AND cs.available > 0
+ WHERE d.region_code = ANY($1::text[]) AND cs.temporality = 'current' AND cs.available > 0
  ORDER BY u.id
 """
 
@@ -46,7 +49,7 @@ SELECT c.id::text AS id, c.department, c.commune, c.age_min, c.age_max, c.care_m
   FROM foster_carers c
   JOIN communes cm ON cm.insee = c.commune
   JOIN departments d ON d.code = c.department
- WHERE d.region_code = $1 AND c.status = 'active' AND c.available_places > 0
+ WHERE d.region_code = ANY($1::text[]) AND c.status = 'active' AND c.available_places > 0
  ORDER BY c.id
 """
 
@@ -54,7 +57,7 @@ REQUESTS_SQL = """
 SELECT id, children, care_mode, urgency, department,
        ST_Y(origin_location::geometry) AS lat, ST_X(origin_location::geometry) AS lon
   FROM placement_requests
- WHERE department = $1 AND status = 'waiting'
+ WHERE authority = $1 AND status = 'waiting'
    AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
  ORDER BY decided_on, created_at, id
 """
@@ -139,14 +142,21 @@ def _plan_out(
 
 
 async def load_problem(
-    conn: asyncpg.Connection, department: str, request_ids: list[UUID] | None, k: int
+    conn: asyncpg.Connection, authority: str, request_ids: list[UUID] | None, k: int
 ) -> tuple[list[tuple[str, Need]], dict[str, list[Offer]], int]:
-    region = await conn.fetchval("SELECT region_code FROM departments WHERE code = $1", department)
-    if region is None:
-        raise NotFound(f"Département {department} inconnu.")
-    requests = await conn.fetch(REQUESTS_SQL, department, request_ids)
-    rows = [("unit", r) for r in await conn.fetch(UNITS_SQL, region)]
-    rows += [("carer", r) for r in await conn.fetch(CARERS_SQL, region)]
+    regions = await conn.fetchval(
+        """
+        SELECT array_agg(DISTINCT d.region_code)
+          FROM authorities a JOIN departments d ON d.code = ANY(a.departments)
+         WHERE a.code = $1
+        """,
+        authority,
+    )
+    if not regions:
+        raise NotFound(f"Aucun département connu pour l'autorité {authority}.")
+    requests = await conn.fetch(REQUESTS_SQL, authority, request_ids)
+    rows = [("unit", r) for r in await conn.fetch(UNITS_SQL, regions)]
+    rows += [("carer", r) for r in await conn.fetch(CARERS_SQL, regions)]
     table = _Offers(rows)
     needs = [(str(r["id"]), _need(r)) for r in requests]
     offers_by_need = {
@@ -159,27 +169,32 @@ async def load_problem(
 async def run(
     pool: asyncpg.Pool, principal: Principal, body: OptimizeIn, settings: Settings
 ) -> dict[str, Any]:
+    authority = resolve_authority(body.authority, body.department)
+    if authority is None:
+        raise field_error("authority", "requis (ou department, s'il n'a qu'une autorité)")
+    require_authority_scope(principal, authority)
     async with pool.acquire() as conn:
         needs, offers_by_need, n_offers = await load_problem(
-            conn, body.department, body.request_ids, body.candidates_per_request
+            conn, authority, body.request_ids, body.candidates_per_request
         )
         if body.request_ids is not None:
             found = {rid for rid, _ in needs}
             missing = [str(i) for i in body.request_ids if str(i) not in found]
             if missing:
                 raise Invalid(
-                    f"request_ids: {len(missing)} demande(s) inconnue(s), d'un autre "
-                    "département, ou qui n'attendent plus.",
+                    f"request_ids: {len(missing)} demande(s) inconnue(s), d'une autre "
+                    "autorité, ou qui n'attendent plus.",
                     errors=[{"field": "request_ids", "message": ", ".join(missing[:20])}],
                 )
         await changes.audit(
             conn,
             principal,
             "assignment.optimize",
-            "department",
-            body.department,
-            body.department,
+            "authority",
+            authority,
+            single_department(authority),
             {"request_ids": [rid for rid, _ in needs]},
+            authority=authority,
         )
     # The solve runs off the event loop and without a connection: seconds of CPU must not
     # stall this worker's other requests nor hold a pooled connection.

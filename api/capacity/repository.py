@@ -103,6 +103,7 @@ WITH history AS (
         object_type="'unit'",
         object_id="$19",
         department="$15",
+        authority="$26",
         detail="$20",
     )
 }
@@ -115,7 +116,7 @@ SELECT {changes.bind(changes.NOTIFY, channel="$25", department="$15")}
 declared_by, source, the six counts, available_gender); $14 event type, $15 department,
 $16 payload; $17 role, $18 action, $19 unit id as text, $20 audit detail; $21 status,
 $22 body kept for replays, $23 principal key, $24 Idempotency-Key; $25 NOTIFY channel;
-$26 the event's authority (the unit's structure's)."""
+$26 the unit's structure's authority (event and audit entry)."""
 
 
 async def lock_unit(
@@ -239,8 +240,8 @@ async def write_carer(
 
 
 async def carer_by_id(conn: asyncpg.Connection, carer_id: UUID) -> asyncpg.Record | None:
-    """A carer's public view (no lock)."""
+    """A carer's public view and the authority of its agrément, for scope checks (no lock)."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT {CARER_PUBLIC_COLUMNS} FROM foster_carers WHERE id = $1", carer_id
+        f"SELECT {CARER_PUBLIC_COLUMNS}, authority FROM foster_carers WHERE id = $1", carer_id
     )
     return row

@@ -158,9 +158,11 @@ def check_may_declare_carer(principal: Principal, carer: asyncpg.Record) -> None
         return
     if principal.role == "carer" and principal.carer_id == str(carer["id"]):
         return
-    if principal.role == "department" and principal.department == carer["department"]:
+    if principal.role == "department" and principal.authority == carer["authority"]:
         return
-    raise Forbidden("Seul l'assistant familial ou son département employeur peut déclarer.")
+    raise Forbidden(
+        "Seul l'assistant familial ou l'autorité compétente de son agrément peut déclarer."
+    )
 
 
 def check_carer_body(body: AvailabilityIn, agrement_capacity: int, taken: int = 0) -> None:
@@ -222,5 +224,6 @@ async def declare_carer(
             str(carer_id),
             carer["department"],
             {"version": row["version"]},
+            authority=carer["authority"],
         )
         return await changes.store(conn, principal, idempotency, Written(out))

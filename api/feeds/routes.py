@@ -46,7 +46,6 @@ from fastapi import APIRouter, FastAPI, WebSocket
 from api.auth import Principal, decode_token
 from api.errors import DomainError
 from api.settings import Settings
-from geo.referential import authorities_of_department
 from realtime.bus import NATIONAL
 from realtime.hub import FeedGap, FeedSettings, FeedUnavailable, Hub, parse_event_id
 
@@ -157,21 +156,9 @@ async def _referential(app: FastAPI, code: str) -> _Referential:
     return cached
 
 
-def _scope(principal: Principal) -> str | None:
-    """The authority a department-role token covers: its ``authority`` claim when tokens
-    carry one, else the authority of its department when that department has exactly one
-    (a ``69`` token covers neither 69M nor 69D). The one place that reads the principal's
-    scope: once every token carries ``authority``, it is ``principal.authority``."""
-    authority: str | None = getattr(principal, "authority", None)
-    if authority:
-        return authority
-    codes = authorities_of_department(getattr(principal, "department", None) or "")
-    return codes[0] if len(codes) == 1 else None
-
-
 def _authority_allowed(principal: Principal, authority: str) -> bool:
     return principal.role == "admin" or (
-        principal.role == "department" and _scope(principal) == authority
+        principal.role == "department" and principal.authority == authority
     )
 
 

@@ -92,18 +92,18 @@ async def list_for(
     *,
     finess: str | None,
     carer_id: UUID | None,
-    department: str | None,
+    authority: str | None,
     status: str,
     limit: int,
 ) -> list[asyncpg.Record]:
-    """Holds one side may see: an establishment's units, a carer's own, a department's
+    """Holds one side may see: an establishment's units, a carer's own, an authority's
     requests (each filter applies when given), soonest deadline first."""
     return await conn.fetch(
         """
         SELECT h.id, h.request_id, h.target_kind, coalesce(h.unit_id, h.carer_id) AS target_id,
                h.places, h.status, h.expires_at, h.expires_at <= now() AS overdue, h.reason,
                h.created_by, h.created_at, h.updated_at,
-               r.status AS request_status, r.department
+               r.status AS request_status, r.department, r.authority
           FROM holds h
           JOIN placement_requests r ON r.id = h.request_id
           LEFT JOIN units u ON u.id = h.unit_id
@@ -111,13 +111,13 @@ async def list_for(
          WHERE h.status = $1
            AND ($2::text IS NULL OR s.finess = $2)
            AND ($3::uuid IS NULL OR h.carer_id = $3)
-           AND ($4::text IS NULL OR r.department = $4)
+           AND ($4::text IS NULL OR r.authority = $4)
          ORDER BY h.expires_at, h.id
          LIMIT $5
         """,
         status,
         finess,
         carer_id,
-        department,
+        authority,
         limit,
     )

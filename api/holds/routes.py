@@ -1,8 +1,8 @@
 """Holds (réservations), admissions, releases, refusals and exits.
 
-Who may do what: the department that owns the request holds, admits, releases and records
-the exit; the establishment of the unit or the carer refuses; admin may do all. The national
-role gets 403 everywhere here.
+Who may do what: the placement service of the request's competent authority holds, admits,
+releases and records the exit; the establishment of the unit or the carer refuses; admin may
+do all. The national role gets 403 everywhere here.
 """
 
 from typing import Annotated, Any
@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Principal, require_roles
-from api.deps import IdempotencyHeader, Pool, idempotency
+from api.deps import AuthorityFilter, IdempotencyHeader, Pool, idempotency
 from api.holds import service
 from api.holds.schemas import HoldIn, HoldOut, HoldPage
 from api.requests.schemas import ReasonIn
@@ -26,9 +26,7 @@ AnyButNational = Annotated[Principal, Depends(require_roles("department", "struc
 Responses = dict[int | str, dict[str, Any]]
 
 _404: Responses = {404: {"description": "Unknown hold."}}
-_403: Responses = {
-    403: {"description": "Not this request's department (or not the target's side)."}
-}
+_403: Responses = {403: {"description": "Not this request's authority (or not the target's side)."}}
 
 
 def _conflict(what: str) -> dict[int | str, dict[str, Any]]:
@@ -66,22 +64,27 @@ async def create_hold(
 @router.get(
     "/holds",
     response_model=HoldPage,
-    summary="Holds to act on: on my units / on me / of my department's requests (audited)",
-    responses=_403,
+    summary="Holds to act on: on my units / on me / of my authority's requests (audited)",
+    responses={
+        **_403,
+        422: {
+            "description": "Unknown `authority`, or a `department` of several authorities "
+            "(`69`): `errors[0]` names the field and lists the `choices`."
+        },
+    },
 )
 async def list_holds(
     principal: AnyButNational,
     pool: Pool,
+    authority: AuthorityFilter,
     status: Annotated[
         str, Query(pattern="^(held|admitted|released|refused|expired|exited)$")
     ] = "held",
-    department: Annotated[
-        str | None, Query(pattern=r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$")
-    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> object:
-    """Soonest deadline first, so an establishment answers the holds about to expire."""
-    return await service.list_holds(pool, principal, status, department, limit)
+    """Soonest deadline first, so an establishment answers the holds about to expire.
+    `authority` filters on the requests' authority (a placement service: its own)."""
+    return await service.list_holds(pool, principal, status, authority, limit)
 
 
 @router.get(

@@ -7,6 +7,10 @@ entry and the outbox events (``request.updated``, the hold's own event, and
 with 409 and a reason before anything is written.
 
 Lock order, everywhere: hold → request → snapshot/carer (a new hold: request → snapshot).
+
+A hold belongs to its request's competent authority: the placement service of that authority
+holds, admits, releases and records the exit; the target's side (establishment, carer) is
+unchanged.
 """
 
 from collections.abc import Callable
@@ -17,7 +21,8 @@ from uuid import UUID
 import asyncpg
 
 from api import changes, events
-from api.auth import Principal, require_department_scope
+from api.auth import Principal, require_authority_scope, scoped_authority
+from api.authorities import single_department
 from api.capacity import moves
 from api.capacity.moves import Move, Target
 from api.changes import Idempotency, Written
@@ -63,8 +68,8 @@ AccessCheck = Callable[[Principal, asyncpg.Record, Target], None]
 
 
 def department_side(principal: Principal, request: asyncpg.Record, _: Target) -> None:
-    """Admit, release, exit: the department that owns the request (or admin)."""
-    require_department_scope(principal, request["department"])
+    """Admit, release, exit: the placement service of the request's authority (or admin)."""
+    require_authority_scope(principal, request["authority"])
 
 
 def target_side(principal: Principal, _: asyncpg.Record, target: Target) -> None:
@@ -81,7 +86,7 @@ def target_side(principal: Principal, _: asyncpg.Record, target: Target) -> None
 
 
 def either_side(principal: Principal, request: asyncpg.Record, target: Target) -> None:
-    """Reading a hold: the request's department or the target's side."""
+    """Reading a hold: the request's authority or the target's side."""
     if principal.role in ("department", "admin"):
         department_side(principal, request, target)
     else:
@@ -131,7 +136,7 @@ async def create(
         request = await requests_repository.lock(conn, body.request_id)
         if request is None:
             raise field_error("request_id", f"demande {body.request_id} inconnue")
-        require_department_scope(principal, request["department"])
+        require_authority_scope(principal, request["authority"])
         replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
         if replay is not None:
             return replay
@@ -167,6 +172,7 @@ async def create(
             out["id"],
             request["department"],
             {"request_id": out["request_id"], "target": out["target"], "places": places},
+            authority=request["authority"],
         )
         return await changes.store(conn, principal, idempotency, Written(out, 201))
 
@@ -232,6 +238,7 @@ async def apply_locked(
         out["id"],
         request["department"],
         {"request_id": out["request_id"], "target": out["target"], "places": hold["places"]},
+        authority=request["authority"],
     )
     return out
 
@@ -257,7 +264,7 @@ async def read(pool: asyncpg.Pool, principal: Principal, hold_id: UUID) -> dict[
         if hold is None:
             raise NotFound(f"Réservation {hold_id} inconnue.")
         request = await conn.fetchrow(
-            "SELECT department, status FROM placement_requests WHERE id = $1",
+            "SELECT authority, department, status FROM placement_requests WHERE id = $1",
             hold["request_id"],
         )
         target = await moves.resolve(conn, hold["target_kind"], hold["target_id"])
@@ -270,30 +277,30 @@ async def read(pool: asyncpg.Pool, principal: Principal, hold_id: UUID) -> dict[
             str(hold_id),
             request["department"],
             {"request_id": str(hold["request_id"])},
+            authority=request["authority"],
         )
     return hold_out(hold, request["status"])
 
 
 async def list_holds(
-    pool: asyncpg.Pool, principal: Principal, status: str, department: str | None, limit: int
+    pool: asyncpg.Pool, principal: Principal, status: str, authority: str | None, limit: int
 ) -> dict[str, Any]:
     """What each side has to act on: an establishment sees the holds on its units, a carer
-    those on itself (to admit them or refuse), a department those of its requests. The
-    read is audited like every list of child-level records."""
+    those on itself (to admit them or refuse), a placement service those of its authority's
+    requests (``authority``: a filter on the requests' authority, resolved by
+    ``api.authorities``). The read is audited like every list of child-level records."""
     finess = principal.finess if principal.role == "structure" else None
     carer_id = (
         UUID(principal.carer_id) if principal.role == "carer" and principal.carer_id else None
     )
-    if principal.role == "department":
-        if department is not None and department != principal.department:
-            raise Forbidden(f"Hors du périmètre du jeton (département {department}).")
-        department = principal.department
+    if principal.role in ("department", "admin"):
+        authority = scoped_authority(principal, authority)
     async with pool.acquire() as conn, conn.transaction():
         rows = await repository.list_for(
             conn,
             finess=finess,
             carer_id=carer_id,
-            department=department,
+            authority=authority,
             status=status,
             limit=limit,
         )
@@ -303,7 +310,8 @@ async def list_holds(
             "hold.list",
             OBJECT_TYPE,
             "*",
-            department,
+            single_department(authority),
             {"hold_ids": [str(r["id"]) for r in rows], "status": status},
+            authority=authority,
         )
     return {"items": [hold_out(r, r["request_status"]) for r in rows], "total": len(rows)}

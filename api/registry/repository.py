@@ -12,6 +12,13 @@ async def departments(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT code, name, region_code FROM departments ORDER BY code")
 
 
+async def authorities(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """The competent authorities, in department order (…, 66, 6AE, 69D, 69M, 70, …)."""
+    return await conn.fetch(
+        "SELECT code, name, kind, departments FROM authorities ORDER BY departments[1], code"
+    )
+
+
 async def department_exists(conn: asyncpg.Connection, code: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM departments WHERE code = $1", code))
 
@@ -91,17 +98,18 @@ async def structures(
 
 
 async def foster_carers(
-    conn: asyncpg.Connection, department: str, limit: int, offset: int
+    conn: asyncpg.Connection, authority: str, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
+    """One page of the carers whose agrément the authority issued (their home's authority)."""
     rows = await conn.fetch(
         f"""
         SELECT {CARER_PUBLIC_COLUMNS}, count(*) OVER () AS total
           FROM foster_carers
-         WHERE department = $1
+         WHERE authority = $1
          ORDER BY commune, id
          LIMIT $2 OFFSET $3
         """,
-        department,
+        authority,
         limit,
         offset,
     )
@@ -109,7 +117,7 @@ async def foster_carers(
         rows[0]["total"]
         if rows
         else await conn.fetchval(
-            "SELECT count(*) FROM foster_carers WHERE department = $1", department
+            "SELECT count(*) FROM foster_carers WHERE authority = $1", authority
         )
     )
     return list(rows), total

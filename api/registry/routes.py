@@ -1,16 +1,17 @@
-"""Registry endpoints: departments, structures, foster carers."""
+"""Registry endpoints: departments, competent authorities, structures, foster carers."""
 
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.auth import AnyPrincipal, Principal, require_department_scope, require_roles
+from api.auth import AnyPrincipal, Principal, require_roles, scoped_authority
 from api.codes import PDE_CATEGORIES
-from api.deps import IdempotencyHeader, Pool, idempotency
-from api.errors import NotFound, field_error
+from api.deps import AuthorityFilter, IdempotencyHeader, Pool, idempotency
+from api.errors import field_error
 from api.registry import repository, service
 from api.registry.schemas import (
+    AuthorityOut,
     DepartmentOut,
     FosterCarerPage,
     StructureIn,
@@ -20,6 +21,7 @@ from api.registry.schemas import (
     UnitOut,
 )
 from api.responses import written
+from geo.referential import load_authorities
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -33,6 +35,22 @@ DepartmentCode = Annotated[
 async def list_departments(_: AnyPrincipal, pool: Pool) -> object:
     async with pool.acquire() as conn:
         return [dict(r) for r in await repository.departments(conn)]
+
+
+@router.get(
+    "/authorities",
+    response_model=list[AuthorityOut],
+    summary="Every competent authority (the scopes of placement services)",
+)
+async def list_authorities(_: AnyPrincipal) -> object:
+    """Child protection is the competence of a collectivity: usually one department under its
+    own code, but `69M` (Métropole de Lyon) and `69D` (Rhône) share 69, `20R` (Corse) covers
+    2A and 2B, `6AE` (Alsace) 67 and 68. In department order; the codes every `authority`
+    parameter accepts (from the committed referential, as `api.authorities` checks them)."""
+    return [
+        {"code": a.code, "name": a.name, "kind": a.kind, "departments": list(a.departments)}
+        for a in load_authorities().values()
+    ]
 
 
 @router.get("/structures", response_model=StructurePage, summary="Structures and their units")
@@ -104,21 +122,27 @@ async def add_unit(
 @router.get(
     "/foster-carers",
     response_model=FosterCarerPage,
-    summary="Foster carers of a department (commune level only)",
+    summary="Foster carers of an authority (commune level only)",
+    responses={
+        403: {"description": "Another authority's carers."},
+        422: {
+            "description": "No authority (admin), an unknown one, or a `department` of several "
+            "authorities (`69`): `errors[0]` names the field and lists the `choices`."
+        },
+    },
 )
 async def list_foster_carers(
     principal: Annotated[Principal, Depends(require_roles("department"))],
     pool: Pool,
-    department: DepartmentCode = None,
+    authority: AuthorityFilter,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> object:
-    department = department or principal.department
-    if department is None:
-        raise field_error("department", "requis pour le rôle admin")
-    require_department_scope(principal, department)
+    """The carers whose agrément the authority issued (the home's authority); a placement
+    service reads its own."""
+    authority = scoped_authority(principal, authority)
+    if authority is None:
+        raise field_error("authority", "requis pour le rôle admin")
     async with pool.acquire() as conn:
-        if not await repository.department_exists(conn, department):
-            raise NotFound(f"Département {department} inconnu.")
-        items, total = await repository.foster_carers(conn, department, limit, offset)
+        items, total = await repository.foster_carers(conn, authority, limit, offset)
     return {"items": [dict(r) for r in items], "total": total}

@@ -30,6 +30,33 @@ class DepartmentOut(BaseModel):
     region_code: str
 
 
+class AuthorityOut(BaseModel):
+    """A competent authority for child protection: the scope of a placement service."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "69M",
+                    "name": "Métropole de Lyon",
+                    "kind": "metropole",
+                    "departments": ["69"],
+                }
+            ]
+        }
+    )
+    code: str = Field(description="`69M`, `69D`, `20R`, `6AE`, or a department's own code.")
+    name: str
+    kind: Literal[
+        "departement",
+        "metropole",
+        "collectivite_unique",
+        "collectivite_europeenne",
+        "ville_departement",
+    ]
+    departments: list[str] = Field(description="The departments it covers (in whole or part).")
+
+
 class Location(BaseModel):
     lat: float
     lon: float

@@ -76,7 +76,13 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
             ),
         )
         await changes.audit(
-            conn, principal, "structure.create", "structure", str(structure_id), department
+            conn,
+            principal,
+            "structure.create",
+            "structure",
+            str(structure_id),
+            department,
+            authority=commune["authority"],
         )
     return created
 
@@ -170,6 +176,7 @@ async def add_unit(
             str(unit_id),
             department,
             {"structure_id": str(structure_id), "retired": retired},
+            authority=structure["authority"],
         )
         # A new unit has no snapshot until its first declaration.
         out = UnitOut(**dict(unit), capacity=None, forecasts=[]).model_dump(mode="json")

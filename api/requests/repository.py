@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from api.auth import Principal
-from api.requests.schemas import ORIGIN_DECIMALS, RequestIn
+from api.requests.schemas import ORIGIN_DECIMALS, OriginIn, RequestIn
 
 REQUEST_SELECT = """
 SELECT r.id, r.department, r.authority, r.reference, r.children, r.origin_commune,
@@ -30,29 +30,59 @@ async def department_exists(conn: asyncpg.Connection, code: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM departments WHERE code = $1", code))
 
 
-async def commune_exists(conn: asyncpg.Connection, insee: str) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM communes WHERE insee = $1", insee))
-
-
-async def insert(conn: asyncpg.Connection, principal: Principal, body: RequestIn) -> UUID:
-    """Insert a waiting request; the origin is the commune's point or the rounded lat/lon."""
-    origin = body.origin
+def _rounded(origin: OriginIn) -> tuple[float | None, float | None]:
+    """A point origin as it is stored: rounded to ``ORIGIN_DECIMALS`` (the home never is)."""
     lat = round(origin.lat, ORIGIN_DECIMALS) if origin.lat is not None else None
     lon = round(origin.lon, ORIGIN_DECIMALS) if origin.lon is not None else None
+    return lat, lon
+
+
+async def origin_place(conn: asyncpg.Connection, origin: OriginIn) -> asyncpg.Record | None:
+    """The ``authority`` and ``department`` an origin belongs to: its commune's, or for a
+    point the nearest commune's (to the stored, rounded point) — the rule of the trigger
+    ``places_request_authority`` (migration 0007), applied before insert so that the caller's
+    scope is checked first. None for an unknown commune (or no commune at all)."""
+    if origin.commune is not None:
+        return await conn.fetchrow(
+            "SELECT authority, department FROM communes WHERE insee = $1", origin.commune
+        )
+    lat, lon = _rounded(origin)
+    return await conn.fetchrow(
+        """
+        SELECT authority, department FROM communes
+         ORDER BY location <-> ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography
+         LIMIT 1
+        """,
+        lat,
+        lon,
+    )
+
+
+async def insert(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    body: RequestIn,
+    authority: str,
+    department: str,
+) -> UUID:
+    """Insert a waiting request of ``authority`` (resolved by ``origin_place``); the origin is
+    the commune's point or the rounded lat/lon."""
+    origin = body.origin
+    lat, lon = _rounded(origin)
     request_id: UUID = await conn.fetchval(
         """
         INSERT INTO placement_requests
                (department, reference, children, origin_commune, origin_location,
-                care_mode, urgency, measure_kind, decided_on, created_by)
+                care_mode, urgency, measure_kind, decided_on, created_by, authority)
         VALUES ($1, $2, $3, $4::text,
                 CASE WHEN $4::text IS NULL
                      THEN ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography
                      ELSE (SELECT location FROM communes WHERE insee = $4::text)
                 END,
-                $7, $8, $9, $10, $11)
+                $7, $8, $9, $10, $11, $12)
         RETURNING id
         """,
-        body.department,
+        department,
         body.reference,
         [child.model_dump(mode="json") for child in body.children],
         origin.commune,
@@ -63,6 +93,7 @@ async def insert(conn: asyncpg.Connection, principal: Principal, body: RequestIn
         body.measure.kind,
         body.measure.decided_on,
         principal.sub,
+        authority,
     )
     return request_id
 
@@ -139,21 +170,21 @@ async def append_event(
 
 async def page(
     conn: asyncpg.Connection,
-    department: str | None,
+    authority: str | None,
     status: str | None,
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
-    """One page of a department's requests, oldest decision first (the waiting list order)."""
+    """One page of an authority's requests, oldest decision first (the waiting list order)."""
     rows = await conn.fetch(
         REQUEST_SELECT
         + """
-         WHERE ($1::text IS NULL OR r.department = $1)
+         WHERE ($1::text IS NULL OR r.authority = $1)
            AND ($2::text IS NULL OR r.status = $2)
          ORDER BY r.decided_on, r.created_at, r.id
          LIMIT $3 OFFSET $4
         """,
-        department,
+        authority,
         status,
         limit,
         offset,
@@ -161,33 +192,33 @@ async def page(
     total = await conn.fetchval(
         """
         SELECT count(*) FROM placement_requests
-         WHERE ($1::text IS NULL OR department = $1) AND ($2::text IS NULL OR status = $2)
+         WHERE ($1::text IS NULL OR authority = $1) AND ($2::text IS NULL OR status = $2)
         """,
-        department,
+        authority,
         status,
     )
     return list(rows), total
 
 
 async def unexecuted(
-    conn: asyncpg.Connection, department: str | None, decided_before: date, limit: int, offset: int
+    conn: asyncpg.Connection, authority: str | None, decided_before: date, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
     """Measures not executed: not placed yet (waiting, or held but not admitted) although the
-    decision is at least N days old. Served by (department, status, decided_on)."""
+    decision is at least N days old. Served by (authority, status, decided_on)."""
     where = """
-         WHERE ($1::text IS NULL OR r.department = $1)
+         WHERE ($1::text IS NULL OR r.authority = $1)
            AND r.status IN ('waiting', 'held')
            AND r.decided_on <= $2
     """
     rows = await conn.fetch(
         REQUEST_SELECT + where + " ORDER BY r.decided_on, r.created_at, r.id LIMIT $3 OFFSET $4",
-        department,
+        authority,
         decided_before,
         limit,
         offset,
     )
     total = await conn.fetchval(
-        "SELECT count(*) FROM placement_requests r" + where, department, decided_before
+        "SELECT count(*) FROM placement_requests r" + where, authority, decided_before
     )
     return list(rows), total
 
@@ -206,12 +237,12 @@ async def history(conn: asyncpg.Connection, request_id: UUID) -> list[asyncpg.Re
 
 async def audit_trail(
     conn: asyncpg.Connection,
-    department: str | None,
+    authority: str | None,
     object_id: str | None,
     limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Audit entries about a department's requests and holds, newest first. With
+    """Audit entries about an authority's requests and holds, newest first. With
     ``object_id`` (a request or hold id): the entries on it, its holds' entries (they carry
     ``request_id``) and the list reads that returned it (``request_ids``)."""
     # Only the filters asked for are written out (no "$n IS NULL OR …"). About one request,
@@ -219,11 +250,14 @@ async def audit_trail(
     # UNION: written as one OR, the planner walks the whole trail backwards by id instead.
     # The ``detail ? …`` terms repeat the partial indexes' predicates so that they qualify.
     where, args = ["object_type IN ('placement_request', 'hold')"], []
-    if department is not None:
-        args.append(department)
-        where.append(f"department = ${len(args)}")
+    if authority is not None:
+        args.append(authority)
+        where.append(f"authority = ${len(args)}")
     common = " AND ".join(where)
-    columns = "id, occurred_at, actor, role, action, object_type, object_id, department, detail"
+    columns = (
+        "id, occurred_at, actor, role, action, object_type, object_id, department, authority,"
+        " detail"
+    )
     if object_id is None:
         source = f"SELECT {columns} FROM audit_entries WHERE {common}"
     else:

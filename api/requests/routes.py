@@ -1,7 +1,8 @@
 """Placement requests and their audit trail (department and admin roles only).
 
 The national role, structures and carers get 403 on every route here: these are child-level
-records. Reads are audited (see ``api.requests.service``).
+records. A placement service (role ``department``) reaches the requests of its competent
+authority only. Reads are audited (see ``api.requests.service``).
 """
 
 from typing import Annotated, Any
@@ -10,10 +11,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Principal, require_roles
-from api.deps import AppSettings, IdempotencyHeader, Pool, idempotency
+from api.deps import AppSettings, AuthorityFilter, IdempotencyHeader, Pool, idempotency
 from api.requests import service
 from api.requests.schemas import (
-    DEPARTMENT_PATTERN,
     AuditPage,
     HistoryOut,
     ReasonIn,
@@ -28,12 +28,18 @@ from api.responses import written
 router = APIRouter(prefix="/v1", tags=["orientation"])
 
 DepartmentUser = Annotated[Principal, Depends(require_roles("department"))]
-DepartmentCode = Annotated[str | None, Query(pattern=DEPARTMENT_PATTERN, examples=["69"])]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 _CHILD_LEVEL: dict[int | str, dict[str, Any]] = {
-    403: {"description": "National, structure and carer roles; or another department."},
+    403: {"description": "National, structure and carer roles; or another authority."},
+}
+_LIST: dict[int | str, dict[str, Any]] = {
+    **_CHILD_LEVEL,
+    422: {
+        "description": "Unknown `authority`, or a `department` of several authorities (`69`): "
+        "`errors[0]` names the field and lists the `choices`."
+    },
 }
 
 
@@ -46,7 +52,8 @@ _CHILD_LEVEL: dict[int | str, dict[str, Any]] = {
         **_CHILD_LEVEL,
         422: {
             "description": "Unknown field (a name, a birth date, an address…), unknown "
-            "commune, point outside France, decision in the future; `errors[].field` names it."
+            "commune, point outside France, decision in the future, an `authority` that is "
+            "not the origin's; `errors[].field` names it."
         },
     },
 )
@@ -58,7 +65,9 @@ async def create_request(
     idempotency_key: IdempotencyHeader = None,
 ) -> Response:
     """Children are described by age, sex and disability profiles only. A point origin is
-    stored rounded to 0.01°. Idempotency-Key is optional (recommended)."""
+    stored rounded to 0.01°. The request belongs to the origin's competent authority (the
+    commune's; for a point, the nearest commune's): the token must be of that authority.
+    Idempotency-Key is optional (recommended)."""
     key = idempotency(request, idempotency_key, required=False)
     answer = await service.create(pool, principal, body, key)
     return written(answer, {"Location": f"/v1/requests/{answer.body['id']}"})
@@ -67,39 +76,39 @@ async def create_request(
 @router.get(
     "/requests",
     response_model=RequestPage,
-    summary="A department's requests (the waiting list with status=waiting)",
-    responses=_CHILD_LEVEL,
+    summary="An authority's requests (the waiting list with status=waiting)",
+    responses=_LIST,
 )
 async def list_requests(
     principal: DepartmentUser,
     pool: Pool,
-    department: DepartmentCode = None,
+    authority: AuthorityFilter,
     status: RequestStatus | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> object:
     """Oldest decision first, each with `days_since_decision`. One audit entry per call."""
-    return await service.list_requests(pool, principal, department, status, limit, offset)
+    return await service.list_requests(pool, principal, authority, status, limit, offset)
 
 
 @router.get(
     "/requests/unexecuted",
     response_model=UnexecutedPage,
     summary="Measures not executed: requests not placed N days after the decision",
-    responses=_CHILD_LEVEL,
+    responses=_LIST,
 )
 async def list_unexecuted(
     principal: DepartmentUser,
     pool: Pool,
     settings: AppSettings,
-    department: DepartmentCode = None,
+    authority: AuthorityFilter,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> object:
     """Waiting or held (not yet admitted) requests whose decision is at least
     `PLACES_UNEXECUTED_AFTER_DAYS` days old (default 30), oldest first."""
     return await service.list_unexecuted(
-        pool, principal, department, limit, offset, settings.unexecuted_after_days
+        pool, principal, authority, limit, offset, settings.unexecuted_after_days
     )
 
 
@@ -142,17 +151,17 @@ async def cancel_request(
 @router.get(
     "/audit",
     response_model=AuditPage,
-    summary="Audit trail of a department's requests and holds",
-    responses=_CHILD_LEVEL,
+    summary="Audit trail of an authority's requests and holds",
+    responses=_LIST,
 )
 async def read_audit(
     principal: DepartmentUser,
     pool: Pool,
-    department: DepartmentCode = None,
+    authority: AuthorityFilter,
     object_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> object:
     """Who read or changed what, when, under which role; newest first. With `object_id` (a
     request id): entries on the request, on its holds, and the list reads that returned it."""
-    return await service.audit_trail(pool, principal, department, object_id, limit, offset)
+    return await service.audit_trail(pool, principal, authority, object_id, limit, offset)

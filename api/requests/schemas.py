@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from api.authorities import AUTHORITY_MAX_LENGTH, DEPARTMENT_PATTERN
 from api.codes import CARE_MODES, DISABILITY_PROFILES, REQUEST_STATUSES
 from api.registry.schemas import CareMode, DisabilityProfile
 
@@ -25,7 +26,6 @@ assert set(get_args(CareMode)) == set(CARE_MODES)
 assert set(get_args(DisabilityProfile)) == set(DISABILITY_PROFILES)
 assert set(get_args(RequestStatus)) == set(REQUEST_STATUSES)
 
-DEPARTMENT_PATTERN = r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$"
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
 ORIGIN_DECIMALS = 2
 """A point origin is stored rounded to 0.01° (about 1 km): the family's home never is."""
@@ -77,7 +77,7 @@ class RequestIn(Strict):
         json_schema_extra={
             "examples": [
                 {
-                    "department": "69",
+                    "authority": "69M",
                     "children": [
                         {"age": 7, "sex": "F", "disability_profiles": ["tsa"]},
                         {"age": 9, "sex": "M", "disability_profiles": []},
@@ -91,7 +91,19 @@ class RequestIn(Strict):
             ]
         },
     )
-    department: str = Field(pattern=DEPARTMENT_PATTERN)
+    authority: str | None = Field(
+        default=None,
+        max_length=AUTHORITY_MAX_LENGTH,
+        description="The competent authority (`69M`, `20R`…). Optional: the origin decides it "
+        "(its commune's authority; for a point, the nearest commune's); when given it must be "
+        "that one (422 naming `authority` otherwise).",
+    )
+    department: str | None = Field(
+        default=None,
+        pattern=DEPARTMENT_PATTERN,
+        description="Geography of the origin; derived from the origin commune (for a point, "
+        "the nearest commune) when absent.",
+    )
     children: list[ChildIn] = Field(
         min_length=1, max_length=12, description="More than one child is a sibling group."
     )
@@ -136,6 +148,7 @@ class RequestOut(BaseModel):
             "examples": [
                 {
                     "id": "3d6f0a9e-5b1c-4f7a-8e2d-9c0b1a2f3e4d",
+                    "authority": "69M",
                     "department": "69",
                     "reference": "ASE69-2026-00123",
                     "children": [{"age": 7, "sex": "F", "disability_profiles": ["tsa"]}],
@@ -154,7 +167,8 @@ class RequestOut(BaseModel):
         }
     )
     id: UUID
-    department: str
+    authority: str = Field(description="The competent authority the request belongs to.")
+    department: str = Field(description="Geography of the origin.")
     reference: str
     children: list[ChildIn]
     origin: Origin
@@ -203,6 +217,7 @@ class AuditEntryOut(BaseModel):
     object_type: str
     object_id: str
     department: str | None
+    authority: str | None
     detail: dict[str, Any]
 
 

@@ -1,9 +1,14 @@
 """Placement requests: creation, audited reads, the waiting list and the measures not executed.
 
+A request belongs to the competent authority of its origin (its commune's, or for a point the
+nearest commune's), resolved before anything is written so that the caller's scope is checked
+first; every read, list, transition and audit entry is scoped by ``request.authority``. The
+request's ``department`` stays its origin's geography (dates, maps, distances).
+
 Every child-level read (one request, its history, a list) writes an audit entry with the same
 connection before the data leaves: a read that could not be audited is not served. List reads
-write one entry carrying the ids they returned (``detail.request_ids``), so a department can
-find, for one request, every read that exposed it (``GET /v1/audit?object_id=…``).
+write one entry carrying the ids they returned (``detail.request_ids``), so a placement service
+can find, for one request, every read that exposed it (``GET /v1/audit?object_id=…``).
 """
 
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +19,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from api import changes, events
-from api.auth import Principal, require_department_scope
+from api.auth import Principal, require_authority_scope, scoped_authority
+from api.authorities import check_authority, describe, single_department
 from api.changes import Idempotency, Written
 from api.errors import Conflict, NotFound, field_error
 from api.requests import repository
@@ -54,6 +60,7 @@ def to_out(row: asyncpg.Record, today: date | None = None) -> dict[str, Any]:
         }
     return {
         "id": str(row["id"]),
+        "authority": row["authority"],
         "department": row["department"],
         "reference": row["reference"],
         "children": row["children"],
@@ -70,36 +77,70 @@ def to_out(row: asyncpg.Record, today: date | None = None) -> dict[str, Any]:
     }
 
 
-def _check_body(body: RequestIn) -> None:
-    if body.measure.decided_on > local_today(body.department):
-        raise field_error("measure.decided_on", "date dans le futur")
+def _check_point(body: RequestIn) -> None:
     origin = body.origin
     if origin.lat is not None and origin.lon is not None and not in_france(origin.lat, origin.lon):
         raise field_error("origin", f"point ({origin.lat}, {origin.lon}) hors de France")
 
 
+def _check_date(body: RequestIn, department: str) -> None:
+    if body.measure.decided_on > local_today(department):
+        raise field_error("measure.decided_on", "date dans le futur")
+
+
+async def _origin_scope(
+    conn: asyncpg.Connection, principal: Principal, body: RequestIn
+) -> tuple[str, str]:
+    """The request's authority and department, from its origin (``repository.origin_place``):
+    the authority given in the body must be that one; the caller must be of it (403)."""
+    place = await repository.origin_place(conn, body.origin)
+    if place is None:
+        if body.origin.commune is not None:
+            raise field_error("origin.commune", f"commune INSEE {body.origin.commune} inconnue")
+        raise field_error("origin", "aucune commune connue près de ce point")
+    authority: str = place["authority"]
+    if body.authority is not None and check_authority(body.authority) != authority:
+        where = (
+            f"la commune {body.origin.commune}"
+            if body.origin.commune is not None
+            else "la commune la plus proche du point"
+        )
+        raise field_error(
+            "authority",
+            f"l'origine ({where}) relève de {describe([authority])}, pas de {body.authority}",
+        )
+    require_authority_scope(principal, authority)
+    return authority, body.department or place["department"]
+
+
 async def create(
     pool: asyncpg.Pool, principal: Principal, body: RequestIn, idempotency: Idempotency | None
 ) -> Written:
-    require_department_scope(principal, body.department)
-    _check_body(body)
+    _check_point(body)
     async with pool.acquire() as conn, conn.transaction():
+        authority, department = await _origin_scope(conn, principal, body)
+        _check_date(body, department)
         replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
         if replay is not None:
             return replay
-        if not await repository.department_exists(conn, body.department):
+        if body.department is not None and not await repository.department_exists(
+            conn, body.department
+        ):
             raise field_error("department", f"département {body.department} inconnu")
-        commune = body.origin.commune
-        if commune is not None and not await repository.commune_exists(conn, commune):
-            raise field_error("origin.commune", f"commune INSEE {commune} inconnue")
-        request_id = await repository.insert(conn, principal, body)
+        request_id = await repository.insert(conn, principal, body, authority, department)
         await repository.append_event(conn, principal, request_id, "created", None, "waiting")
         row = await repository.get(conn, request_id)
         assert row is not None
         out = to_out(row)
         await changes.emit(conn, events.request_created(out, authority=row["authority"]))
         await changes.audit(
-            conn, principal, "request.create", OBJECT_TYPE, out["id"], body.department
+            conn,
+            principal,
+            "request.create",
+            OBJECT_TYPE,
+            out["id"],
+            department,
+            authority=authority,
         )
         return await changes.store(conn, principal, idempotency, Written(out, 201))
 
@@ -108,7 +149,7 @@ async def _readable(conn: asyncpg.Connection, principal: Principal, request_id: 
     row = await repository.get(conn, request_id)
     if row is None:
         raise NotFound(f"Demande {request_id} inconnue.")
-    require_department_scope(principal, row["department"])
+    require_authority_scope(principal, row["authority"])
     return row
 
 
@@ -116,7 +157,13 @@ async def read(pool: asyncpg.Pool, principal: Principal, request_id: UUID) -> di
     async with pool.acquire() as conn, conn.transaction():
         row = await _readable(conn, principal, request_id)
         await changes.audit(
-            conn, principal, "request.read", OBJECT_TYPE, str(request_id), row["department"]
+            conn,
+            principal,
+            "request.read",
+            OBJECT_TYPE,
+            str(request_id),
+            row["department"],
+            authority=row["authority"],
         )
     return to_out(row)
 
@@ -126,25 +173,22 @@ async def history(pool: asyncpg.Pool, principal: Principal, request_id: UUID) ->
         row = await _readable(conn, principal, request_id)
         events = await repository.history(conn, request_id)
         await changes.audit(
-            conn, principal, "request.history", OBJECT_TYPE, str(request_id), row["department"]
+            conn,
+            principal,
+            "request.history",
+            OBJECT_TYPE,
+            str(request_id),
+            row["department"],
+            authority=row["authority"],
         )
     return {"request_id": str(request_id), "items": [dict(e) for e in events]}
-
-
-def _scoped_department(principal: Principal, department: str | None) -> str | None:
-    """Departments read their own; admin reads one department or all (``None``)."""
-    if principal.role != "admin":
-        department = department or principal.department
-    if department is not None:
-        require_department_scope(principal, department)
-    return department
 
 
 async def _audit_list(
     conn: asyncpg.Connection,
     principal: Principal,
     action: str,
-    department: str | None,
+    authority: str | None,
     items: list[dict[str, Any]],
     filters: dict[str, Any],
 ) -> None:
@@ -153,32 +197,39 @@ async def _audit_list(
         principal,
         action,
         OBJECT_TYPE,
-        f"list:{department or '*'}",
-        department,
+        f"list:{authority or '*'}",
+        single_department(authority),
         {**filters, "request_ids": [item["id"] for item in items]},
+        authority=authority,
     )
+
+
+def _today(authority: str | None) -> date | None:
+    """Today in the calendar of the authority's department, when it has one (every overseas
+    authority has): None lets each row use its own department's."""
+    department = single_department(authority)
+    return local_today(department) if department is not None else None
 
 
 async def list_requests(
     pool: asyncpg.Pool,
     principal: Principal,
-    department: str | None,
+    authority: str | None,
     status: str | None,
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
-    department = _scoped_department(principal, department)
-    today = local_today(department)
+    """``authority``: resolved by ``api.authorities``; a placement service reads its own."""
+    authority = scoped_authority(principal, authority)
+    today = _today(authority)
     async with pool.acquire() as conn, conn.transaction():
-        if department is not None and not await repository.department_exists(conn, department):
-            raise field_error("department", f"département {department} inconnu")
-        rows, total = await repository.page(conn, department, status, limit, offset)
-        items = [to_out(r, today if department else None) for r in rows]
+        rows, total = await repository.page(conn, authority, status, limit, offset)
+        items = [to_out(r, today) for r in rows]
         await _audit_list(
             conn,
             principal,
             "request.list",
-            department,
+            authority,
             items,
             {"status": status, "limit": limit, "offset": offset},
         )
@@ -188,26 +239,24 @@ async def list_requests(
 async def list_unexecuted(
     pool: asyncpg.Pool,
     principal: Principal,
-    department: str | None,
+    authority: str | None,
     limit: int,
     offset: int,
     after_days: int,
 ) -> dict[str, Any]:
     """``after_days``: the setting ``unexecuted_after_days``."""
-    department = _scoped_department(principal, department)
-    today = local_today(department)
+    authority = scoped_authority(principal, authority)
+    today = _today(authority)
     async with pool.acquire() as conn, conn.transaction():
-        if department is not None and not await repository.department_exists(conn, department):
-            raise field_error("department", f"département {department} inconnu")
-        rows, total = await repository.unexecuted(
-            conn, department, today - timedelta(days=after_days), limit, offset
-        )
-        items = [to_out(r, today if department else None) for r in rows]
+        # Without one calendar (all authorities, 20R, 6AE) the threshold is Paris's date.
+        threshold = (today or local_today(None)) - timedelta(days=after_days)
+        rows, total = await repository.unexecuted(conn, authority, threshold, limit, offset)
+        items = [to_out(r, today) for r in rows]
         await _audit_list(
             conn,
             principal,
             "request.unexecuted",
-            department,
+            authority,
             items,
             {"after_days": after_days, "limit": limit, "offset": offset},
         )
@@ -223,7 +272,7 @@ async def cancel(
         request = await repository.lock(conn, request_id)
         if request is None:
             raise NotFound(f"Demande {request_id} inconnue.")
-        require_department_scope(principal, request["department"])
+        require_authority_scope(principal, request["authority"])
         if request["status"] != "waiting":
             raise Conflict(
                 f"Seule une demande en attente peut être annulée ; celle-ci est "
@@ -235,7 +284,13 @@ async def cancel(
         )
         await changes.emit(conn, events.request_updated(request, "cancelled", "cancelled"))
         await changes.audit(
-            conn, principal, "request.cancel", OBJECT_TYPE, str(request_id), request["department"]
+            conn,
+            principal,
+            "request.cancel",
+            OBJECT_TYPE,
+            str(request_id),
+            request["department"],
+            authority=request["authority"],
         )
         row = await repository.get(conn, request_id)
     assert row is not None
@@ -245,12 +300,12 @@ async def cancel(
 async def audit_trail(
     pool: asyncpg.Pool,
     principal: Principal,
-    department: str | None,
+    authority: str | None,
     object_id: str | None,
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
-    department = _scoped_department(principal, department)
+    authority = scoped_authority(principal, authority)
     async with pool.acquire() as conn:
-        items, total = await repository.audit_trail(conn, department, object_id, limit, offset)
+        items, total = await repository.audit_trail(conn, authority, object_id, limit, offset)
     return {"items": items, "total": total}

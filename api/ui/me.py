@@ -2,9 +2,9 @@
 
 The ``/v1`` API has no "my structure" read, and the declaration page needs one; the data is
 the registry's. Who may read what is decided by the standard dependencies of ``api.auth``:
-the national role declares nothing (``require_roles``), a department reads only its own
-carers (``require_department_scope``); structure and carer roles always get their own
-record, whatever they name.
+the national role declares nothing (``require_roles``), a placement service reads only the
+carers of its authority (``require_authority_scope``); structure and carer roles always get
+their own record, whatever they name.
 """
 
 from typing import Annotated, Any, Literal
@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from api.auth import Principal, require_department_scope, require_roles
+from api.auth import Principal, require_authority_scope, require_roles
 from api.capacity.repository import carer_by_id
 from api.deps import Pool
 from api.errors import NotFound, field_error
@@ -52,7 +52,8 @@ async def declarant(
     carer: Annotated[UUID | None, Query()] = None,
 ) -> dict[str, Any]:
     """Structure and carer roles get their own record; admin names one (``finess`` or
-    ``carer``); a department names one of its carers (it may declare for them)."""
+    ``carer``); a placement service names one of its authority's carers (it may declare for
+    them)."""
     target_finess, target_carer = _declarant_scope(principal, finess, carer)
     async with pool.acquire() as conn:
         if target_finess is not None:
@@ -72,8 +73,9 @@ async def declarant(
     if row is None:
         raise NotFound("Assistant familial inconnu.")
     if principal.role == "department":
-        require_department_scope(principal, row["department"])
-    return {"kind": "carer", "carer": dict(row), "commune_name": _commune_name(row["commune"])}
+        require_authority_scope(principal, row["authority"])
+    carer_out = {k: v for k, v in dict(row).items() if k != "authority"}
+    return {"kind": "carer", "carer": carer_out, "commune_name": _commune_name(row["commune"])}
 
 
 def _declarant_scope(

@@ -12,7 +12,12 @@ from api.deps import AppSettings
 from api.ui.geo import communes_of
 from api.ui.render import france_map, render
 from api.ui.signin import local_issuer, oidc_page
-from geo.referential import load_departments, neighbours
+from geo.referential import (
+    authorities_of_department,
+    load_authorities,
+    load_departments,
+    neighbours,
+)
 from matching.relaxation import LADDER
 
 router = APIRouter(tags=["pages"])
@@ -21,6 +26,15 @@ router = APIRouter(tags=["pages"])
 
 def _departments() -> list[dict[str, str]]:
     return [{"code": d.code, "name": d.name} for d in load_departments().values()]
+
+
+def _authorities(codes: tuple[str, ...] | None = None) -> list[dict[str, str]]:
+    """Competent authorities (all, or ``codes``) as the pages show them: code and name."""
+    return [
+        {"code": a.code, "name": a.name}
+        for a in load_authorities().values()
+        if codes is None or a.code in codes
+    ]
 
 
 @router.get("/ui", include_in_schema=False)
@@ -39,7 +53,7 @@ async def sign_in_page(request: Request, settings: AppSettings) -> Response:
         settings,
         "connexion.html",
         title="Connexion",
-        departments=_departments(),
+        authorities=_authorities(),
         oidc_url=oidc["oidc_url"],
         page={"local": local_issuer(settings), **oidc},
     )
@@ -64,7 +78,12 @@ async def departments_page(request: Request, settings: AppSettings) -> Response:
     summary="Department dashboard",
 )
 async def department_page(request: Request, settings: AppSettings, code: str) -> Response:
+    """``code`` is a department's; an authority's code (a placement service's home, ``69M``,
+    ``20R``) leads to the dashboard of its first department."""
     department = load_departments().get(code)
+    authority = load_authorities().get(code)
+    if department is None and authority is not None:
+        return RedirectResponse(f"/ui/departements/{authority.departments[0]}", status_code=307)
     if department is None:
         return render(
             request,
@@ -89,6 +108,7 @@ async def department_page(request: Request, settings: AppSettings, code: str) ->
             "name": department.name,
             "overseas": department.overseas,
             "neighbours": sorted(neighbours(code)),
+            "authorities": _authorities(authorities_of_department(code)),
             "origin": origin.insee if origin else None,
             "relaxations": {s.code: s.label for s in LADDER},
         },

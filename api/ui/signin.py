@@ -48,7 +48,9 @@ class DevTokenIn(BaseModel):
         json_schema_extra={"examples": [{"role": "structure", "finess": "690000018"}]},
     )
     role: Literal["structure", "carer", "department", "national", "admin"]
-    department: str | None = Field(default=None, max_length=3)
+    authority: str | None = Field(
+        default=None, max_length=3, description="Role department: the competent authority."
+    )
     finess: str | None = Field(default=None, max_length=9)
     carer_id: UUID | None = None
 
@@ -66,7 +68,7 @@ class DevTokenOut(BaseModel):
     summary="Local sign-in: a token of the dev issuer (404 when an OIDC issuer is configured)",
     responses={
         404: {"description": "Production: tokens come from the OIDC issuer."},
-        422: {"description": "Missing or unknown scope (department, FINESS, carer)."},
+        422: {"description": "Missing or unknown scope (authority, FINESS, carer)."},
     },
 )
 async def dev_token(body: DevTokenIn, pool: Pool, settings: AppSettings) -> dict[str, Any]:
@@ -77,11 +79,11 @@ async def dev_token(body: DevTokenIn, pool: Pool, settings: AppSettings) -> dict
     scope: dict[str, str | None] = {}
     async with pool.acquire() as conn:
         if body.role == "department":
-            if not body.department or not await conn.fetchval(
-                "SELECT true FROM departments WHERE code = $1", body.department
+            if not body.authority or not await conn.fetchval(
+                "SELECT true FROM authorities WHERE code = $1", body.authority
             ):
-                raise field_error("department", "choisissez un département connu")
-            scope["department"] = body.department
+                raise field_error("authority", "choisissez une autorité compétente connue")
+            scope["authority"] = body.authority
         elif body.role == "structure":
             finess = (body.finess or "").strip().upper()
             if not is_valid_finess(finess):
@@ -97,7 +99,7 @@ async def dev_token(body: DevTokenIn, pool: Pool, settings: AppSettings) -> dict
             scope["carer_id"] = str(body.carer_id)
     token = issue_token(
         body.role,
-        department=scope.get("department"),
+        authority=scope.get("authority"),
         finess=scope.get("finess"),
         carer_id=scope.get("carer_id"),
         settings=settings,

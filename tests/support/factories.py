@@ -102,11 +102,14 @@ async def make_carer(
 
 DEPT = "69"
 """The department the workflow tests work in (its communes are in the fixture dataset)."""
+AUTHORITY = "69M"
+"""The competent authority of the workflow's requests: the fixture communes of 69 (Lyon,
+Villeurbanne) are in the Métropole de Lyon."""
 
 
-def dept(code: str = DEPT) -> dict[str, str]:
-    """The ``Authorization`` header of a department's placement service."""
-    return bearer("department", department=code)
+def dept(authority: str = AUTHORITY) -> dict[str, str]:
+    """The ``Authorization`` header of an authority's placement service (role ``department``)."""
+    return bearer("department", authority=authority)
 
 
 def request_body(n_children: int = 1, **override: Any) -> dict[str, Any]:
@@ -132,11 +135,12 @@ def request_body(n_children: int = 1, **override: Any) -> dict[str, Any]:
 
 
 async def new_request(
-    client: httpx.AsyncClient, n_children: int = 1, department: str = DEPT, **override: Any
+    client: httpx.AsyncClient, n_children: int = 1, authority: str = AUTHORITY, **override: Any
 ) -> dict[str, Any]:
-    """A waiting placement request, created through the API (201 asserted)."""
-    body = request_body(n_children, department=department, **override)
-    r = await client.post("/v1/requests", json=body, headers=dept(department))
+    """A waiting placement request, created through the API (201 asserted) by the placement
+    service of ``authority`` (the origin's: Lyon by default)."""
+    body = request_body(n_children, **override)
+    r = await client.post("/v1/requests", json=body, headers=dept(authority))
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -190,12 +194,12 @@ async def new_carer(
 async def hold(
     client: httpx.AsyncClient, request: dict[str, Any], kind: str, target_id: str, **extra: Any
 ) -> httpx.Response:
-    """Ask for a hold (``kind`` unit or carer) as the request's department; the response is
+    """Ask for a hold (``kind`` unit or carer) as the request's authority; the response is
     the caller's to check, refusals being what many tests are about."""
     return await client.post(
         "/v1/holds",
         json={"request_id": request["id"], "target": {"kind": kind, "id": target_id}, **extra},
-        headers=dept(request["department"]),
+        headers=dept(request["authority"]),
     )
 
 

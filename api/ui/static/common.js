@@ -93,14 +93,15 @@ export function signOut() {
 
 export function homeOf(claims) {
   if (!claims) return "/ui/connexion";
-  if (claims.role === "department") return `/ui/departements/${claims.department}`;
+  // An authority's code leads to the dashboard of its (first) department: /ui/departements/69M → 69.
+  if (claims.role === "department") return `/ui/departements/${encodeURIComponent(claims.authority || claims.department)}`;
   if (claims.role === "national" || claims.role === "admin") return "/ui/national";
   return "/ui/declarer";
 }
 
 export function describeSession(claims) {
   const role = ROLES[claims.role] || claims.role;
-  const scope = claims.finess || claims.department || (claims.carer_id ? claims.carer_id.slice(0, 8) + "…" : "");
+  const scope = claims.finess || claims.authority || claims.department || (claims.carer_id ? claims.carer_id.slice(0, 8) + "…" : "");
   return scope ? `${role} ${scope}` : role;
 }
 
@@ -114,7 +115,8 @@ export function initHeader() {
     el("button", { type: "button", class: "bouton petit", onclick: signOut }, "Se déconnecter"),
   );
   const link = document.getElementById("lien-departement");
-  if (link && current.claims.department) link.href = `/ui/departements/${current.claims.department}`;
+  const own = current.claims.authority || current.claims.department;
+  if (link && own) link.href = `/ui/departements/${encodeURIComponent(own)}`;
   return current;
 }
 

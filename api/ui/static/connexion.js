@@ -151,7 +151,7 @@ async function signIn(event) {
   const body = { role };
   if (role === "structure") body.finess = $("finess").value.trim().toUpperCase();
   if (role === "carer") body.carer_id = $("carer_id").value.trim();
-  if (role === "department") body.department = $("department").value;
+  if (role === "department") body.authority = $("authority").value;
   if (role === "structure" && !body.finess) {
     showAlert(error, "Indiquez le numéro FINESS de l'établissement.");
     $("finess").focus();

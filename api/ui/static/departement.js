@@ -1,6 +1,8 @@
 // Department dashboard: the department's offer (units and carers, now and forecast, with
 // filters and a map), its waiting list and holds, a search across France, all kept live by
 // the department feed. Every figure comes from the /v1 API with the session's token.
+// Requests and carers belong to a competent authority: a placement service sees its own
+// authority's (69M on the dashboard of 69), admin those of every authority of the department.
 
 import {
   CATEGORIES,
@@ -31,6 +33,7 @@ const CODE = PAGE.code;
 const STALE_DAYS = PAGE.stale_after_days;
 const UNEXECUTED_DAYS = PAGE.unexecuted_after_days;
 const $ = (id) => document.getElementById(id);
+let SCOPES = []; // query strings of the authorities whose requests and carers are shown
 const alertBox = $("alerte-page");
 const announcer = $("annonces");
 
@@ -61,10 +64,33 @@ const state = {
 
 // --- loading -------------------------------------------------------------------------------
 
+/** The authorities this dashboard reads: the session's own, or (admin) each of the department's. */
+function scopesOf(current) {
+  if (current.role === "department") {
+    const own = current.claims.authority;
+    return [own ? `authority=${encodeURIComponent(own)}` : `department=${encodeURIComponent(CODE)}`];
+  }
+  return (PAGE.authorities || []).map((a) => `authority=${encodeURIComponent(a.code)}`);
+}
+
+/** A placement service's token is for this department when its authority is competent here. */
+function ownsThisDepartment(claims) {
+  if (claims.authority) return (PAGE.authorities || []).some((a) => a.code === claims.authority);
+  return claims.department === CODE;
+}
+
+async function eachScope(load) {
+  return (await Promise.all(SCOPES.map(load))).flat();
+}
+
+function byDecision(a, b) {
+  return a.measure.decided_on.localeCompare(b.measure.decided_on) || a.created_at.localeCompare(b.created_at);
+}
+
 async function loadOffer() {
   const [structures, carers, communes] = await Promise.all([
     allPages(`/v1/structures?department=${CODE}`, 500),
-    allPages(`/v1/foster-carers?department=${CODE}`, 5000),
+    eachScope((q) => allPages(`/v1/foster-carers?${q}`, 5000)),
     api(`/ui/geo/communes?department=${CODE}`),
   ]);
   state.structures = structures;
@@ -78,11 +104,11 @@ async function loadOffer() {
 
 async function loadRequests() {
   const [waiting, held] = await Promise.all([
-    api(`/v1/requests?department=${CODE}&status=waiting&limit=500`),
-    api(`/v1/requests?department=${CODE}&status=held&limit=500`),
+    eachScope(async (q) => (await api(`/v1/requests?${q}&status=waiting&limit=500`)).items),
+    eachScope(async (q) => (await api(`/v1/requests?${q}&status=held&limit=500`)).items),
   ]);
-  state.waiting = waiting.items;
-  state.held = held.items;
+  state.waiting = SCOPES.length > 1 ? waiting.sort(byDecision) : waiting;
+  state.held = SCOPES.length > 1 ? held.sort(byDecision) : held;
 }
 
 async function loadAll() {
@@ -891,14 +917,16 @@ async function main() {
   setChildren([{ age: 8, sex: "F", disability_profiles: [] }]);
   const current = requireSession(["department"], alertBox);
   if (!current) return;
-  if (current.role === "department" && current.claims.department !== CODE) {
+  if (current.role === "department" && !ownsThisDepartment(current.claims)) {
+    const mine = current.claims.authority || current.claims.department;
     showAlert(
       alertBox,
-      `Ce tableau de bord est celui du département ${CODE} ; votre compte est celui du département ${current.claims.department}.`,
-      el("a", { href: `/ui/departements/${current.claims.department}` }, "Aller à mon tableau de bord"),
+      `Ce tableau de bord est celui du département ${CODE} ; votre compte est celui de l'autorité ${mine}.`,
+      el("a", { href: `/ui/departements/${encodeURIComponent(mine)}` }, "Aller à mon tableau de bord"),
     );
     return;
   }
+  SCOPES = scopesOf(current);
   $("filtres").addEventListener("input", renderOffer);
   $("filtres").addEventListener("reset", () => setTimeout(renderOffer, 0));
   $("form-recherche").addEventListener("submit", search);
