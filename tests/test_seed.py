@@ -151,6 +151,36 @@ async def test_every_finess_is_valid_and_unique(seeded: tuple[asyncpg.Connection
     assert not {r["finess_ej"] for r in rows} & set(numbers)
 
 
+async def test_the_dataset_follows_the_competent_authorities(
+    seeded: tuple[asyncpg.Connection, Summary],
+) -> None:
+    """Every offer row belongs to its commune's authority: the Métropole de Lyon and the Rhône
+    are distinct within 69, Corse and Alsace span their two departments."""
+    conn, _ = seeded
+    assert await conn.fetchval("SELECT count(*) FROM authorities") == 100
+    for table in ("structures", "foster_carers"):
+        wrong = await conn.fetchval(
+            f"SELECT count(*) FROM {table} t JOIN communes c ON c.insee = t.commune"
+            " WHERE t.authority <> c.authority"
+        )
+        assert wrong == 0, table
+        by_authority = dict(
+            await conn.fetch(
+                f"SELECT authority, count(DISTINCT department) FROM {table}"
+                " WHERE department IN ('69', '2A', '2B', '67', '68') GROUP BY authority"
+            )
+        )
+        assert by_authority.get("20R") == 2 and by_authority.get("6AE") == 2, table
+    # A foyer de l'enfance in every department: in the Rhône both authorities have carers.
+    carers_69 = {
+        r["authority"]
+        for r in await conn.fetch(
+            "SELECT DISTINCT authority FROM foster_carers WHERE department = '69'"
+        )
+    }
+    assert carers_69 == {"69M", "69D"}
+
+
 async def test_every_department_has_its_minimum(seeded: tuple[asyncpg.Connection, Summary]) -> None:
     conn, summary = seeded
     departments = await conn.fetchval("SELECT count(*) FROM departments")
