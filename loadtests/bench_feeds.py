@@ -76,15 +76,16 @@ class Unit:
 
 
 async def load_targets(dsn: str, feeds: int) -> tuple[list[str], dict[str, list[Unit]]]:
-    """The ``feeds`` departments with the most units, and their units."""
+    """The ``feeds`` competent authorities with the most units, and their units (a unit's
+    ``department`` field names its feed: its structure's authority)."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
             """
-            SELECT u.id::text AS id, s.finess, u.installed, s.department
+            SELECT u.id::text AS id, s.finess, u.installed, s.authority AS department
               FROM units u JOIN structures s ON s.id = u.structure_id
              WHERE u.installed > 0
-               AND s.department IN (SELECT s2.department FROM units u2
+               AND s.authority IN (SELECT s2.authority FROM units u2
                                       JOIN structures s2 ON s2.id = u2.structure_id
                                      GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $1)
             """,
@@ -392,12 +393,12 @@ async def bench(args: argparse.Namespace) -> None:
         )
         ws_base = base.replace("http://", "ws://")
         compression = None if args.no_compression else "deflate"
-        dept_tokens = {d: issue_token("department", department=d) for d in departments}
+        dept_tokens = {d: issue_token("department", authority=d) for d in departments}
         national_token = issue_token("national")
         for i in range(args.clients):
             d = departments[i % len(departments)]
             clients.append(
-                FeedClient(f"{ws_base}/ws/departments/{d}", dept_tokens[d], d, compression)
+                FeedClient(f"{ws_base}/ws/authorities/{d}", dept_tokens[d], d, compression)
             )
         for _ in range(args.national):
             clients.append(FeedClient(f"{ws_base}/ws/national", national_token, None, compression))

@@ -54,9 +54,8 @@ from locust import FastHttpUser, User, between, constant, events, task
 from locust.env import Environment
 
 from api.auth import issue_token
-from api.authorities import single_department
 from api.codes import DISABILITY_PROFILES
-from geo.referential import authorities_of_department, authority_of_commune
+from geo.referential import authority_of_commune
 from loadtests.bench_search import CARE_MODES
 
 INVALID_SHARE = 0.05
@@ -595,16 +594,6 @@ class PlacementOfficer(FastHttpUser):
 # --------------------------------------------------------------------------- dashboards
 
 
-def feed_token(department: str) -> str:
-    """A token for a department's feed. Feeds are still per department (``api.feeds``) and a
-    placement service's token is an authority's: one whose authority covers that department
-    alone (69M for 69); for 2A, 2B, 67, 68 (Corse, Alsace) none does yet, so admin's."""
-    for code in authorities_of_department(department):
-        if single_department(code) == department:
-            return issue_token("department", authority=code)
-    return issue_token("admin")
-
-
 class Dashboard(User):
     """A page holding its live feed: counts events and reports each one's delivery latency."""
 
@@ -618,10 +607,10 @@ class Dashboard(User):
             self.feed, self.path = "national", "/ws/national"
             token = issue_token("national")
         else:
-            departments = data["departments"]
-            self.feed = departments[(n - n // NATIONAL_EVERY) % len(departments)]
-            self.path = f"/ws/departments/{self.feed}"
-            token = feed_token(self.feed)
+            authorities = data["authorities"]
+            self.feed = authorities[(n - n // NATIONAL_EVERY) % len(authorities)]
+            self.path = f"/ws/authorities/{self.feed}"
+            token = issue_token("department", authority=self.feed)
         self.header = [f"Authorization: Bearer {token}"]
         self.kind = "national" if self.feed == "national" else "department"
         self.record: dict[str, Any] = {

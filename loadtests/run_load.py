@@ -281,14 +281,15 @@ async def build_fixture(dsn: str, departments: int) -> dict[str, Any]:
             """,
             codes,
         )
+        # Feeds are per competent authority: those of the active departments (69 has two).
         primers = await conn.fetch(
             """
-            SELECT DISTINCT ON (s.department) s.department, c.unit_id::text AS unit_id,
+            SELECT DISTINCT ON (s.authority) s.authority, c.unit_id::text AS unit_id,
                    c.available
               FROM capacity_snapshots c JOIN units u ON u.id = c.unit_id
               JOIN structures s ON s.id = u.structure_id
              WHERE c.temporality = 'current' AND s.department = ANY($1::text[])
-             ORDER BY s.department, c.unit_id
+             ORDER BY s.authority, c.unit_id
             """,
             codes,
         )
@@ -299,6 +300,7 @@ async def build_fixture(dsn: str, departments: int) -> dict[str, Any]:
         by_department[r["department"]].append((r["insee"], r["population"] or 0))
     return {
         "departments": codes,
+        "authorities": [r["authority"] for r in primers],
         "structures": [dict(r) for r in structures],
         "carers": [dict(r) for r in carers],
         "communes": by_department,
@@ -367,7 +369,7 @@ def stream_after(client: redis.Redis, feed: str, start: str | None) -> list[str]
 
 
 def prime_feeds(base: str, primers: list[dict[str, Any]]) -> None:
-    """One unchanged declaration per department (admin): every feed gets an entry."""
+    """One unchanged declaration per authority (admin): every feed gets an entry."""
     headers = {"Authorization": f"Bearer {issue_token('admin')}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         for p in primers:
@@ -500,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     data = asyncio.run(build_fixture(dsn, args.departments))
-    feeds = [*data["departments"], "national"]
+    feeds = [*data["authorities"], "national"]
     client = redis.Redis.from_url(args.redis_url)
     client.ping()
 
