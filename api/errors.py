@@ -181,8 +181,8 @@ def operation_outcome(code: str, diagnostics: str) -> dict[str, Any]:
     }
 
 
-def _error_response(
-    request: Request,
+def error_response(
+    path: str,
     status: int,
     detail: str,
     errors: list[dict[str, Any]] | None = None,
@@ -190,9 +190,11 @@ def _error_response(
     fhir_code: str | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    """The one builder of error answers: problem+json, or OperationOutcome under /fhir.
+    Used by the handlers below and by the middlewares that refuse before routing."""
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
-    if request.url.path.startswith(FHIR_PREFIX + "/") or request.url.path == FHIR_PREFIX:
+    if path.startswith(FHIR_PREFIX + "/") or path == FHIR_PREFIX:
         code = fhir_code or _BY_STATUS.get(status, ("", "processing"))[1]
         return JSONResponse(
             operation_outcome(code, detail),
@@ -217,22 +219,24 @@ def _validation_response(request: Request, exc: RequestValidationError) -> JSONR
     errors = []
     for err in exc.errors():
         if err.get("type") == "json_invalid":
-            return _error_response(request, 400, "Le corps de la requête n'est pas du JSON valide.")
+            return error_response(
+                request.url.path, 400, "Le corps de la requête n'est pas du JSON valide."
+            )
         field = _field_name(err.get("loc", ()))
         message = str(err.get("msg", "invalid"))
         if err.get("type") == "extra_forbidden":
             message = "champ inconnu, refusé"
         errors.append({"field": field, "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return _error_response(request, 422, detail or "invalid request", errors=errors)
+    return error_response(request.url.path, 422, detail or "invalid request", errors=errors)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         status, _, fhir_code = _row(exc)
-        return _error_response(
-            request, status, exc.detail, exc.errors, exc.headers, fhir_code, **exc.extra
+        return error_response(
+            request.url.path, status, exc.detail, exc.errors, exc.headers, fhir_code, **exc.extra
         )
 
     @app.exception_handler(RequestValidationError)
@@ -242,13 +246,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers) if exc.headers else None
-        return _error_response(request, exc.status_code, str(exc.detail), headers=headers)
+        return error_response(request.url.path, exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The trace goes to the log (no request body, so no personal data); never to the client.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error_response(request, 500, "Erreur interne ; l'incident est journalisé.")
+        return error_response(request.url.path, 500, "Erreur interne ; l'incident est journalisé.")
 
     app.openapi = lambda: document_problems(app)  # type: ignore[method-assign]
 

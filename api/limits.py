@@ -2,7 +2,7 @@
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem_response
+from api.errors import error_response
 
 
 class BodySizeLimit:
@@ -42,8 +42,10 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            413, f"Corps de requête trop volumineux (maximum {self.max_bytes} octets)."
+        response = error_response(
+            scope.get("path", ""),
+            413,
+            f"Corps de requête trop volumineux (maximum {self.max_bytes} octets).",
         )
         await response(scope, receive, send)
 

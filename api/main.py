@@ -26,6 +26,7 @@ from api.fhir.routes import install as install_fhir
 from api.health import router as health_router
 from api.holds import expiry as hold_expiry
 from api.holds.routes import router as holds_router
+from api.hostile import ControlCharacters
 from api.limits import BodySizeLimit
 from api.opendata.routes import router as opendata_router
 from api.registry.routes import router as registry_router
@@ -111,6 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    # Outermost last: the body's size is bounded before its characters are checked.
+    app.add_middleware(ControlCharacters)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health_router)
     app.include_router(registry_router)
