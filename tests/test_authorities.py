@@ -389,6 +389,30 @@ async def test_every_authority_is_listed(client):
     assert (await client.get("/v1/authorities")).status_code == 401
 
 
+async def test_structures_are_listed_by_authority(client, pool):
+    """The Métropole de Lyon's dashboard lists its establishments, not the Rhône's; the
+    department filter stays geographic (69 lists both)."""
+    lyon = await make_structure(pool, department="69", commune=LYON)
+    rhone = await make_structure(pool, department="69", commune=VILLEFRANCHE)
+    headers = bearer("national")
+
+    async def finess(query: str) -> set[str]:
+        r = await client.get(f"/v1/structures?{query}&limit=500", headers=headers)
+        assert r.status_code == 200, r.text
+        return {s["finess"] for s in r.json()["items"]}
+
+    assert lyon["finess"] in await finess("authority=69M")
+    assert rhone["finess"] not in await finess("authority=69M")
+    assert rhone["finess"] in await finess("authority=69D")
+    assert lyon["finess"] not in await finess("authority=69D")
+    assert {lyon["finess"], rhone["finess"]} <= await finess("department=69")
+    assert lyon["finess"] in await finess("department=69&authority=69M")
+    r = await client.get("/v1/structures?authority=69X", headers=headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "authority"
+    r = await client.get("/v1/structures?authority=69M&department=38", headers=headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "department"
+
+
 async def test_structures_and_units_audit_their_authority(client, pool):
     s = await make_structure(pool, department="69", commune=VILLEFRANCHE)
     r = await client.put(

@@ -3,9 +3,12 @@ no browser download) against a real server process (``places run``) on the test 
 
 What a department would check before dropping its spreadsheet: an establishment signs in,
 declares with + / − and sees the new version; a stale form gets the French 409 explanation;
-the national page shows the table and the map; a declaration made on /ui/declarer appears on
-the department dashboard and on the national map within 2 s, without reload; the dashboard
-says when the live feed is lost and catches up after; a hold's countdown runs.
+the national page shows the table (one row per competent authority) and the map (per
+department, the Métropole de Lyon as its own marker); a declaration made on /ui/declarer
+appears on the authority's dashboard and on the national page within 2 s, without reload;
+the dashboard says when the live feed is lost and catches up after; a hold's countdown runs;
+department 69 asks which of its two authorities. The new and changed pages have no axe-core
+violation and fit a 320 px wide screen.
 Screenshots are written to ``$PLACES_UI_ARTIFACTS`` (default ``/tmp``) as ``ui-*.png``.
 """
 
@@ -29,7 +32,7 @@ from api.auth import issue_token
 from api.db import create_pool, drop_database
 from api.requests.service import local_today
 from loadtests.harness import RedisServer, ServiceProcess
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, horizontal_overflow
 from tests.support.database import create_fixture_database
 from tests.support.env import ADMIN_DSN, TEST_DB
 from tests.support.factories import idem, make_structure
@@ -46,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
 DEPT = "69"
 AUTHORITY = "69M"  # Lyon (69123), where these tests work, is in the Métropole de Lyon
+DASHBOARD = f"/ui/autorites/{AUTHORITY}"
+PHONE = 320  # px: the narrowest screen the pages must fit without sideways scrolling
 LIVE = 2_000  # ms: the issue's "within 2 s"
 
 
@@ -164,6 +169,7 @@ async def test_sign_in_then_declare_with_plus_and_minus(
     tab = await open_tab(browser, server, "/ui/connexion", width=390)
     page = tab.page
     await expect(page.locator("#mode-local")).to_contain_text("Mode local")
+    assert await axe_violations(page) == []
     await shot(tab, "connexion")
     await page.get_by_role("radio", name=re.compile("^Établissement")).check()
     await page.get_by_label("Numéro FINESS").fill(establishment["finess"])
@@ -190,6 +196,7 @@ async def test_sign_in_then_declare_with_plus_and_minus(
     # Nothing overflows the phone's width.
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, width
+    assert await axe_violations(page) == []
     await shot(tab, "declarer")
     tab.check()
 
@@ -233,16 +240,53 @@ async def test_a_stale_form_gets_the_french_409(
 async def test_national_page_shows_table_map_and_chart(server: str, browser: Browser) -> None:
     tab = await open_tab(browser, server, "/ui/national", issue_token("national"))
     page = tab.page
-    table = page.locator("#table-departements")
-    for code, name in [("69", "Rhône"), ("01", "Ain"), ("38", "Isère"), ("75", "Paris")]:
-        await expect(table.locator(f"#d-{code}")).to_contain_text(f"{code} — {name}")
-    await expect(page.locator("#d-974")).to_contain_text("La Réunion")
+    table = page.locator("#table-autorites")
+    # One row per competent authority: Lyon apart from the Rhône, Corse and Alsace one each.
+    for code, name in [
+        ("69M", "Métropole de Lyon"),
+        ("69D", "Département du Rhône"),
+        ("20R", "Collectivité de Corse (2A, 2B)"),
+        ("6AE", "Collectivité européenne d'Alsace (67, 68)"),
+        ("01", "Département de l'Ain"),
+        ("38", "Département de l'Isère"),
+        ("75", "Ville de Paris"),
+    ]:
+        await expect(table.locator(f"#a-{code}")).to_have_count(1)
+        await expect(table.locator(f"#a-{code}")).to_contain_text(f"{code} — {name}")
+    await expect(page.locator("#a-974")).to_contain_text("La Réunion")
+    await expect(table.locator("tbody tr")).to_have_count(100)
+    for code in ("69", "2A", "2B", "67", "68"):  # departments that are no authority's code
+        await expect(table.locator(f"#a-{code}")).to_have_count(0)
     await expect(table.locator("tfoot")).to_contain_text("France entière")
     rhone = page.locator("#dep-69")
     await expect(rhone).to_have_attribute(
-        "aria-label", re.compile(r"Rhône \(69\) : tension .* places? libres?")
+        "aria-label",
+        re.compile(
+            r"Rhône \(69, département entier : Métropole de Lyon et Département du Rhône\)"
+            r" : tension .* places? libres?"
+        ),
     )
     assert await rhone.evaluate("p => p.style.fill") != ""
+    # The Métropole de Lyon has its own marker, with its own figures, right after the Rhône
+    # in the map's Tab order (the shapes are focusable; so is the marker).
+    lyon = page.get_by_role("button", name=re.compile(r"^Métropole de Lyon \(69M\) : "))
+    await expect(lyon).to_be_visible()
+    await expect(lyon).to_have_attribute("tabindex", "0")
+    await expect(lyon).to_have_attribute("aria-label", re.compile("places? libres?"))
+    assert await lyon.evaluate("g => g.previousElementSibling.id") == "dep-69"
+    assert await lyon.evaluate("g => g.querySelector('.pastille-autorite').style.fill") != ""
+    await rhone.focus()
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "marqueur-69M"
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#graphique-portee")).to_have_text("Métropole de Lyon (69M)")
+    await expect(page.locator("#a-69M")).to_have_class(re.compile(r"\bchoisie\b"))
+    await expect(page.locator("#detail-departement")).to_contain_text("Métropole de Lyon (69M)")
+    await expect(page.locator("#detail-departement").get_by_role("link")).to_have_attribute(
+        "href", "/ui/autorites/69M"
+    )
+    await page.keyboard.press("Enter")  # unselect: back to the whole country
+    await expect(page.locator("#graphique-portee")).to_have_text("France entière")
     # Switch the choropleth; sort the table.
     await expect(page.locator("#legende-titre")).to_contain_text("Tension")
     await page.get_by_role("radio", name="Places libres").check()
@@ -253,8 +297,10 @@ async def test_national_page_shows_table_map_and_chart(server: str, browser: Bro
     await expect(page.locator("#graphique svg")).to_be_visible()
     async with page.expect_download() as download:
         await page.get_by_role("button", name="Exporter en CSV").click()
-    assert (await download.value).suggested_filename.endswith(".csv")
+    name = (await download.value).suggested_filename
+    assert name.startswith("places-autorites-") and name.endswith(".csv"), name
     await page.get_by_role("radio", name="Tension").check()
+    assert await axe_violations(page) == []
     await shot(tab, "national")
     tab.check()
 
@@ -263,7 +309,7 @@ async def test_a_declaration_appears_live_on_the_department_and_national_pages(
     server: str, browser: Browser, pool: asyncpg.Pool, establishment: dict[str, Any]
 ) -> None:
     department = await open_tab(
-        browser, server, f"/ui/departements/{DEPT}", issue_token("department", authority=AUTHORITY)
+        browser, server, DASHBOARD, issue_token("department", authority=AUTHORITY)
     )
     national = await open_tab(browser, server, "/ui/national", issue_token("national"))
     declarer = await open_tab(
@@ -280,7 +326,7 @@ async def test_a_declaration_appears_live_on_the_department_and_national_pages(
         await expect(tab.page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
     rhone = national.page.locator("#dep-69")
     await expect(rhone).to_have_attribute("aria-label", re.compile("places? libres?"))
-    before = await national.page.locator("#d-69 td").nth(0).inner_text()
+    before = await national.page.locator(f"#a-{AUTHORITY} td").nth(0).inner_text()
 
     card = declarer.page.locator(f"#unite-{unit}")
     for _ in range(4):
@@ -290,9 +336,10 @@ async def test_a_declaration_appears_live_on_the_department_and_national_pages(
 
     await expect(cell).to_have_text("4", timeout=LIVE)
     await expect(department.page.locator("#annonces")).to_contain_text("Les Tilleuls", timeout=LIVE)
-    await expect(national.page.locator("#d-69 td").nth(0)).not_to_have_text(before, timeout=LIVE)
+    row = national.page.locator(f"#a-{AUTHORITY} td").nth(0)
+    await expect(row).not_to_have_text(before, timeout=LIVE)
     await expect(rhone).to_have_class(re.compile(r"\bmaj\b"), timeout=LIVE)
-    assert int(await national.page.locator("#d-69 td").nth(0).inner_text()) == int(before) + 4
+    assert int(await row.inner_text()) == int(before) + 4
 
     # The feed drops: the page says so, reconnects with last_event_id and catches up.
     await department.page.evaluate("window.placesFeed.socket.close()")
@@ -344,7 +391,7 @@ async def test_a_hold_countdown_runs(
         )
         assert r.status_code == 201, r.text
         hold = r.json()
-    tab = await open_tab(browser, server, f"/ui/departements/{DEPT}", token)
+    tab = await open_tab(browser, server, DASHBOARD, token)
     page = tab.page
     row = page.locator(f"#h-{hold['id']}")
     await expect(row).to_contain_text(requests[0]["reference"])
@@ -404,7 +451,7 @@ async def test_an_establishment_sees_and_refuses_an_orientation(
     assert held["available"] == 1
     # The placement service watches its dashboard meanwhile.
     dashboard = await open_tab(
-        browser, server, f"/ui/departements/{DEPT}", issue_token("department", authority=AUTHORITY)
+        browser, server, DASHBOARD, issue_token("department", authority=AUTHORITY)
     )
     await expect(dashboard.page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
 
@@ -443,9 +490,10 @@ async def test_an_empty_department_and_a_foreign_one_say_so_in_french(
     server: str, browser: Browser
 ) -> None:
     """La Réunion has no establishment and no carer in this database; the page must not
-    break, and a department looking at another's dashboard is told so, in French."""
+    break, and a placement service looking at another authority's dashboard is told so, in
+    French."""
     tab = await open_tab(
-        browser, server, "/ui/departements/974", issue_token("department", authority="974")
+        browser, server, "/ui/autorites/974", issue_token("department", authority="974")
     )
     page = tab.page
     await expect(page.locator("#table-unites")).to_contain_text("Aucun établissement enregistré")
@@ -453,7 +501,7 @@ async def test_an_empty_department_and_a_foreign_one_say_so_in_french(
     await expect(page.locator("#table-attente")).to_contain_text("Aucune demande en attente")
     await expect(page.locator("#k-libres")).to_have_text("0")
     await expect(page.locator("#carte svg")).to_be_visible()  # overseas: a local frame
-    await page.goto("/ui/departements/69")
+    await page.goto(DASHBOARD)
     await expect(page.get_by_role("alert")).to_contain_text(
         "votre compte est celui de l'autorité 974"
     )
@@ -461,8 +509,8 @@ async def test_an_empty_department_and_a_foreign_one_say_so_in_french(
 
 
 async def test_a_placement_service_signs_in_as_its_authority(server: str, browser: Browser) -> None:
-    """The sign-in lists competent authorities; the Métropole de Lyon lands on the dashboard
-    of department 69 and sees its own waiting list, not the Rhône's."""
+    """The sign-in lists competent authorities; the Métropole de Lyon lands on its own
+    dashboard and sees its own waiting list, not the Rhône's."""
     references = {}
     for authority, commune in (("69M", "69123"), ("69D", "69264")):
         async with api(server, issue_token("department", authority=authority)) as client:
@@ -485,10 +533,120 @@ async def test_a_placement_service_signs_in_as_its_authority(server: str, browse
     await page.get_by_role("radio", name=re.compile("^Département")).check()
     await page.get_by_label("Autorité compétente").select_option("69M")
     await page.get_by_role("button", name="Se connecter").click()
-    await page.wait_for_url(f"**/ui/departements/{DEPT}")
+    await page.wait_for_url(f"**{DASHBOARD}")
     await expect(page.locator("#session")).to_contain_text("69M")
     waiting = page.locator("#table-attente")
     await expect(waiting).to_contain_text(references["69M"])
     await expect(waiting).not_to_contain_text(references["69D"])
     await expect(page.get_by_role("alert")).to_have_count(0)
+    tab.check()
+
+
+async def test_department_69_offers_its_two_authorities(server: str, browser: Browser) -> None:
+    """The Rhône has two placement services: the page asks which, accessibly, at phone width."""
+    tab = await open_tab(browser, server, "/ui/departements/69", width=PHONE)
+    page = tab.page
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("deux autorités")
+    choices = page.locator(".choix-autorites").get_by_role("link")
+    await expect(choices).to_have_count(2)
+    await expect(choices.nth(0)).to_have_accessible_name("Métropole de Lyon (69M)")
+    await expect(choices.nth(1)).to_have_accessible_name("Département du Rhône (69D)")
+    assert await horizontal_overflow(page) == 0
+    assert await axe_violations(page) == []
+    await shot(tab, "departement-69")
+    await choices.nth(1).click()
+    await page.wait_for_url("**/ui/autorites/69D")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Département du Rhône")
+    tab.check()
+
+
+async def test_a_department_of_one_authority_leads_to_its_dashboard(
+    server: str, browser: Browser
+) -> None:
+    tab = await open_tab(
+        browser, server, "/ui/departements/38", issue_token("department", authority="38")
+    )
+    page = tab.page
+    assert page.url.endswith("/ui/autorites/38"), page.url
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Département de l'Isère")
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    # Corse: both departments lead to the Collectivité, whose map shows both.
+    await page.goto("/ui/departements/2B")
+    assert page.url.endswith("/ui/autorites/20R"), page.url
+    await expect(page.locator("#alerte-page")).to_contain_text("votre compte est celui de")
+    tab.check()
+
+
+async def test_the_authorities_are_listed(server: str, browser: Browser) -> None:
+    tab = await open_tab(browser, server, "/ui/autorites", issue_token("national"), width=PHONE)
+    page = tab.page
+    links = page.locator(".liste-departements").get_by_role("link")
+    await expect(links).to_have_count(100)
+    for code, name in [
+        ("69M", "Métropole de Lyon"),
+        ("69D", "Département du Rhône"),
+        ("20R", "Collectivité de Corse"),
+        ("6AE", "Collectivité européenne d'Alsace"),
+    ]:
+        await expect(page.locator(f'a[href="/ui/autorites/{code}"]')).to_contain_text(name)
+    await expect(page.get_by_role("link", name="Autorité")).to_have_attribute(
+        "aria-current", "page"
+    )
+    assert await horizontal_overflow(page) == 0
+    assert await axe_violations(page) == []
+    tab.check()
+
+
+async def test_the_authority_dashboard_is_accessible_and_fits_a_phone(
+    server: str, browser: Browser, establishment: dict[str, Any]
+) -> None:
+    """The Métropole de Lyon's dashboard, loaded and live: key figures as national steering
+    counts them, the map on the Rhône's shape with the Métropole's communes, no axe-core
+    violation, nothing wider than a 320 px screen."""
+    token = issue_token("department", authority=AUTHORITY)
+    tab = await open_tab(browser, server, DASHBOARD, token, width=PHONE)
+    page = tab.page
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    unit = establishment["unit_ids"][1]
+    await expect(page.locator(f"#u-{unit}")).to_contain_text("Les Tilleuls")
+    async with api(server, token) as client:
+        r = await client.get(f"/v1/stats/authorities?authority={AUTHORITY}")
+        assert r.status_code == 200, r.text
+        figures = r.json()["items"][0]
+    await expect(page.locator("#k-libres")).to_have_text(str(figures["available"]))
+    await expect(page.locator("#k-attente")).to_have_text(str(figures["requests_waiting"]))
+    await expect(page.locator("#chiffres-source")).to_contain_text("pilotage national")
+    # The map: the Rhône's shape, the Métropole's communes on it.
+    await expect(page.locator("#dep-69")).to_have_class(re.compile(r"\bcourant\b"))
+    assert await page.locator("#couche-communes circle").count() == 58
+    await expect(page.locator("#territoire")).to_contain_text("Département du Rhône")
+    assert await horizontal_overflow(page) == 0
+    assert await axe_violations(page) == []
+    # Filters of the offer: the offer's figures follow what is shown, and say so.
+    await page.get_by_label("Seulement avec des places libres").check()
+    await expect(page.locator("#chiffres-filtres")).to_be_visible()
+    await shot(tab, "autorite-telephone")
+    tab.check()
+
+
+async def test_the_national_page_fits_a_phone(server: str, browser: Browser) -> None:
+    tab = await open_tab(browser, server, "/ui/national", issue_token("national"), width=PHONE)
+    page = tab.page
+    await expect(page.locator("#a-69M")).to_be_visible()
+    await expect(page.locator("#marqueur-69M")).to_have_attribute("aria-label", re.compile(":"))
+    assert await horizontal_overflow(page) == 0
+    assert await axe_violations(page) == []
+    await shot(tab, "national-telephone")
+    tab.check()
+
+
+async def test_collectivite_de_corse_shows_both_departments(server: str, browser: Browser) -> None:
+    tab = await open_tab(browser, server, "/ui/autorites/20R", issue_token("admin"))
+    page = tab.page
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Collectivité de Corse")
+    for code in ("2A", "2B"):
+        await expect(page.locator(f"#dep-{code}")).to_have_class(re.compile(r"\bcourant\b"))
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    await expect(page.locator("#table-attente")).not_to_contain_text("Chargement")
+    assert await axe_violations(page) == []
     tab.check()

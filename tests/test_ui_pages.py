@@ -2,6 +2,8 @@
 the local sign-in exists only without an OIDC issuer, and the pages' own small endpoints keep
 to their scope. In-process app, real database (the browser tests drive the pages)."""
 
+import html
+import json
 import re
 import uuid
 from pathlib import Path
@@ -20,7 +22,16 @@ MAP = Path(ui.__file__).parent / "static" / "france-departments.svg"
 
 @pytest.mark.parametrize(
     "path",
-    ["/ui/connexion", "/ui/national", "/ui/declarer", "/ui/departements", "/ui/departements/69"],
+    [
+        "/ui/connexion",
+        "/ui/national",
+        "/ui/declarer",
+        "/ui/autorites",
+        "/ui/autorites/69M",
+        "/ui/autorites/20R",
+        "/ui/autorites/974",
+        "/ui/departements/69",
+    ],
 )
 async def test_pages_render_in_french_with_a_strict_policy(
     client: httpx.AsyncClient, path: str
@@ -40,6 +51,68 @@ async def test_unknown_department_page_is_a_french_404(client: httpx.AsyncClient
     r = await client.get("/ui/departements/99")
     assert r.status_code == 404
     assert "Aucun département" in r.text
+    r = await client.get("/ui/autorites/99X")
+    assert r.status_code == 404
+    assert "Aucune autorité compétente" in r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/ui/departements", "/ui/autorites"),
+        ("/ui/departements/38", "/ui/autorites/38"),
+        ("/ui/departements/2A", "/ui/autorites/20R"),
+        ("/ui/departements/68", "/ui/autorites/6AE"),
+        ("/ui/departements/69M", "/ui/autorites/69M"),  # links of earlier versions
+        ("/ui/autorites/2B", "/ui/departements/2B"),  # a department's code, not an authority's
+        ("/ui/autorites/69", "/ui/departements/69"),
+    ],
+)
+async def test_a_department_leads_to_its_authority(
+    client: httpx.AsyncClient, path: str, location: str
+) -> None:
+    r = await client.get(path, follow_redirects=False)
+    assert r.status_code == 307, r.text
+    assert r.headers["location"] == location
+
+
+async def test_department_69_asks_which_authority(client: httpx.AsyncClient) -> None:
+    """Two authorities share the Rhône: the page offers both rather than guess."""
+    r = await client.get("/ui/departements/69")
+    assert r.status_code == 200
+    links = re.findall(r'<a class="bouton" href="(/ui/autorites/[^"]+)">([^<]+)', r.text)
+    assert [(href, name.strip()) for href, name in links] == [
+        ("/ui/autorites/69M", "Métropole de Lyon"),
+        ("/ui/autorites/69D", "Département du Rhône"),
+    ]
+    assert "Lyon" in r.text and "Villefranche-sur-Saône" in r.text
+
+
+async def test_an_authority_dashboard_carries_its_territory(client: httpx.AsyncClient) -> None:
+    """The page data the dashboard's script reads: the authority, its departments, its
+    neighbours, the authorities it shares a department with, and its communes to search from."""
+    pages = {}
+    for code in ("69M", "20R", "38"):
+        r = await client.get(f"/ui/autorites/{code}")
+        assert r.status_code == 200
+        data = re.search(
+            r'<script type="application/json" id="donnees-page">(.*?)</script>', r.text
+        )
+        assert data is not None
+        pages[code] = (json.loads(html.unescape(data.group(1))), r.text)
+    lyon, text = pages["69M"]
+    assert lyon["code"] == "69M" and lyon["name"] == "Métropole de Lyon"
+    assert [d["code"] for d in lyon["departments"]] == ["69"]
+    assert lyon["partners"] == [{"code": "69D", "name": "Département du Rhône"}]
+    assert lyon["origin"] == "69123" and "01" in lyon["neighbours"]
+    assert 'Métropole de Lyon <span class="code">(69M)</span>' in text
+    assert '<option value="69123">Lyon</option>' in text
+    assert '<option value="69264">' not in text  # Villefranche: the Rhône's
+    corse, _ = pages["20R"]
+    assert [d["code"] for d in corse["departments"]] == ["2A", "2B"]
+    assert corse["partners"] == [] and not {"2A", "2B"} & set(corse["neighbours"])
+    isere, _ = pages["38"]
+    assert isere["partners"] == [] and isere["departments"] == [{"code": "38", "name": "Isère"}]
 
 
 async def test_static_files_and_the_committed_map(client: httpx.AsyncClient) -> None:
@@ -145,6 +218,11 @@ async def test_communes_for_the_maps(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     items = r.json()["items"]
     assert len(items) > 200 and all(i["department"] == "69" for i in items)
+    r = await client.get("/ui/geo/communes?authority=69M")
+    items = r.json()["items"]
+    assert len(items) == 58 and all(i["authority"] == "69M" for i in items)
+    assert "Lyon" in {i["name"] for i in items}
+    assert "Villefranche-sur-Saône" not in {i["name"] for i in items}
     r = await client.get("/ui/geo/communes?insee=69123,38185,00000")
     assert {i["name"] for i in r.json()["items"]} == {"Lyon", "Grenoble"}
     assert (await client.get("/ui/geo/communes")).status_code == 422

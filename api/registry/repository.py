@@ -30,13 +30,21 @@ async def structures(
     limit: int,
     offset: int,
     structure_id: UUID | None = None,
+    authority: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of structures with their units and capacity snapshots (three queries, all
-    index-driven: structures by department/category, units by structure, snapshots by unit)."""
+    index-driven: structures by department/category or authority, units by structure,
+    snapshots by unit)."""
     # Only the filters asked for are written out: "$n IS NULL OR …" would let a generic plan
     # scan every structure to find one by id.
     where, args = [], []
-    for column, value in (("department", department), ("category", category), ("id", structure_id)):
+    filters = (
+        ("department", department),
+        ("category", category),
+        ("id", structure_id),
+        ("authority", authority),
+    )
+    for column, value in filters:
         if value is not None:
             args.append(value)
             where.append(f"{column} = ${len(args)}")

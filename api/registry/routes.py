@@ -6,6 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import AnyPrincipal, Principal, require_roles, scoped_authority
+from api.authorities import AUTHORITY_MAX_LENGTH, resolve_authority
 from api.codes import PDE_CATEGORIES
 from api.deps import AuthorityFilter, IdempotencyHeader, Pool, idempotency
 from api.errors import field_error
@@ -53,23 +54,49 @@ async def list_authorities(_: AnyPrincipal) -> object:
     ]
 
 
-@router.get("/structures", response_model=StructurePage, summary="Structures and their units")
+@router.get(
+    "/structures",
+    response_model=StructurePage,
+    summary="Structures and their units",
+    responses={
+        422: {
+            "description": "Unknown department, category or authority, or an authority that "
+            "is not competent in the department given: `errors[0]` names the field."
+        }
+    },
+)
 async def list_structures(
     _: AnyPrincipal,
     pool: Pool,
     department: DepartmentCode = None,
     category: Annotated[str | None, Query(examples=["177"])] = None,
+    authority: Annotated[
+        str | None,
+        Query(
+            max_length=AUTHORITY_MAX_LENGTH,
+            examples=["69M"],
+            description="Competent authority of the establishment (`69M`, `69D`, `20R`, "
+            "`6AE`, `13`…; see GET /v1/authorities): `69M` lists the Métropole de Lyon's "
+            "establishments only, not the rest of the Rhône's.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> object:
+    """Geographic (`department`) or by competent authority (`authority`), or both (then the
+    authority must be competent in the department)."""
     if category is not None and category not in PDE_CATEGORIES:
         raise field_error(
             "category", f"catégorie FINESS hors PDE ; attendu : {', '.join(PDE_CATEGORIES)}"
         )
+    if authority is not None:
+        authority = resolve_authority(authority, department)
     async with pool.acquire() as conn:
         if department is not None and not await repository.department_exists(conn, department):
             raise field_error("department", f"département {department} inconnu")
-        items, total = await repository.structures(conn, department, category, limit, offset)
+        items, total = await repository.structures(
+            conn, department, category, limit, offset, authority=authority
+        )
     return {"items": items, "total": total}
 
 

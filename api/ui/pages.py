@@ -1,18 +1,19 @@
-"""The HTML pages: sign-in, departments, department dashboard, national steering, declaration.
+"""The HTML pages: sign-in, authorities, an authority's dashboard, national steering, declaration.
 
-Each route renders a template with public reference data only (department names, communes,
-the map); the figures are fetched by the page itself from the ``/v1`` API with the user's
-token, so these routes need no authentication.
+Each route renders a template with public reference data only (authority and department
+names, communes, the map); the figures are fetched by the page itself from the ``/v1`` API
+with the user's token, so these routes need no authentication.
 """
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import AppSettings
-from api.ui.geo import communes_of
+from api.ui.geo import communes_of_authority
 from api.ui.render import france_map, render
 from api.ui.signin import local_issuer, oidc_page
 from geo.referential import (
+    Authority,
     authorities_of_department,
     load_authorities,
     load_departments,
@@ -24,8 +25,13 @@ router = APIRouter(tags=["pages"])
 """HTML pages stay out of the OpenAPI schema; the JSON endpoints the pages use are in it."""
 
 
-def _departments() -> list[dict[str, str]]:
-    return [{"code": d.code, "name": d.name} for d in load_departments().values()]
+def _departments() -> list[dict[str, object]]:
+    """Departments with their names; ``apart`` when the department is not one authority under
+    its own code (2A, 2B, 67, 68 in a collectivity; 69 shared by two)."""
+    return [
+        {"code": d.code, "name": d.name, "apart": authorities_of_department(d.code) != (d.code,)}
+        for d in load_departments().values()
+    ]
 
 
 def _authorities(codes: tuple[str, ...] | None = None) -> list[dict[str, str]]:
@@ -60,30 +66,122 @@ async def sign_in_page(request: Request, settings: AppSettings) -> Response:
 
 
 @router.get(
-    "/ui/departements",
+    "/ui/autorites",
     response_class=HTMLResponse,
     include_in_schema=False,
-    summary="Choose a department",
+    summary="Choose a competent authority",
 )
-async def departments_page(request: Request, settings: AppSettings) -> Response:
+async def authorities_page(request: Request, settings: AppSettings) -> Response:
     return render(
-        request, settings, "departements.html", title="Départements", departments=_departments()
+        request,
+        settings,
+        "autorites.html",
+        title="Autorités compétentes",
+        authorities=[
+            {"code": a.code, "name": a.name, "where": _where(a)}
+            for a in load_authorities().values()
+        ],
     )
+
+
+def _where(authority: Authority) -> str:
+    """The departments an authority covers, when its code does not say it: ``2A, 2B`` for
+    20R, ``une partie du 69, l'autre : Métropole de Lyon`` for 69D; empty for a department
+    under its own code."""
+    departments = authority.departments
+    shared = [
+        other
+        for department in departments
+        for other in authorities_of_department(department)
+        if other != authority.code
+    ]
+    if shared:
+        others = ", ".join(load_authorities()[o].name for o in shared)
+        return f"une partie du {', '.join(departments)}, l'autre : {others}"
+    if departments != (authority.code,):
+        return ", ".join(departments)
+    return ""
+
+
+@router.get(
+    "/ui/autorites/{code}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    summary="Dashboard of a competent authority",
+)
+async def authority_page(request: Request, settings: AppSettings, code: str) -> Response:
+    """The placement service's dashboard of one authority (``69M``, ``20R``, ``38``…). A
+    department's code that is not an authority's (``2A``, ``67``, ``69``) goes through
+    ``/ui/departements/{code}``, which knows its authorities."""
+    authority = load_authorities().get(code)
+    if authority is None and code in load_departments():
+        return RedirectResponse(f"/ui/departements/{code}", status_code=307)
+    if authority is None:
+        return render(
+            request,
+            settings,
+            "introuvable.html",
+            status_code=404,
+            title="Autorité inconnue",
+            message=f"Aucune autorité compétente ne porte le code « {code} ».",
+        )
+    departments = load_departments()
+    communes = communes_of_authority(code)
+    origin = max(communes, key=lambda c: c.population) if communes else None
+    around = set().union(*(neighbours(d) for d in authority.departments)) - set(
+        authority.departments
+    )
+    # Authorities that share a department with this one (69M and 69D): their communes are
+    # on the same shape, so the page draws this one's communes to show where it is.
+    partners = [
+        other
+        for department in authority.departments
+        for other in authorities_of_department(department)
+        if other != code
+    ]
+    return render(
+        request,
+        settings,
+        "autorite.html",
+        title=f"{authority.name} ({code})",
+        authority=authority,
+        communes=sorted(communes, key=lambda c: c.name),
+        france_map=france_map(),
+        page={
+            "code": code,
+            "name": authority.name,
+            "departments": [
+                {"code": d, "name": departments[d].name} for d in authority.departments
+            ],
+            "overseas": all(departments[d].overseas for d in authority.departments),
+            "neighbours": sorted(around),
+            "partners": _authorities(tuple(partners)),
+            "origin": origin.insee if origin else None,
+            "relaxations": {s.code: s.label for s in LADDER},
+        },
+    )
+
+
+@router.get("/ui/departements", include_in_schema=False)
+async def departments_page() -> RedirectResponse:
+    """The former department chooser: dashboards are the authorities' now."""
+    return RedirectResponse("/ui/autorites", status_code=307)
 
 
 @router.get(
     "/ui/departements/{code}",
     response_class=HTMLResponse,
     include_in_schema=False,
-    summary="Department dashboard",
+    summary="A department's dashboard: its authority's, or a choice between two",
 )
 async def department_page(request: Request, settings: AppSettings, code: str) -> Response:
-    """``code`` is a department's; an authority's code (a placement service's home, ``69M``,
-    ``20R``) leads to the dashboard of its first department."""
+    """A department with one competent authority leads to its dashboard (``38`` → ``38``,
+    ``2A`` → ``20R``, ``67`` → ``6AE``); 69 has two, the Métropole de Lyon and the Département
+    du Rhône, and the page asks which rather than guess. An authority's code (``69M``) leads
+    to its dashboard too (links of earlier versions)."""
     department = load_departments().get(code)
-    authority = load_authorities().get(code)
-    if department is None and authority is not None:
-        return RedirectResponse(f"/ui/departements/{authority.departments[0]}", status_code=307)
+    if department is None and code in load_authorities():
+        return RedirectResponse(f"/ui/autorites/{code}", status_code=307)
     if department is None:
         return render(
             request,
@@ -93,26 +191,56 @@ async def department_page(request: Request, settings: AppSettings, code: str) ->
             title="Département inconnu",
             message=f"Aucun département ne porte le code « {code} ».",
         )
-    communes = communes_of(code)
-    origin = max(communes, key=lambda c: c.population) if communes else None
+    codes = authorities_of_department(code)
+    if len(codes) == 1:
+        return RedirectResponse(f"/ui/autorites/{codes[0]}", status_code=307)
+    authorities = load_authorities()
+    # The Métropole first, as a reader of 69 expects it.
+    ordered = sorted(codes, key=lambda c: (authorities[c].kind == "departement", c))
+    choices = []
+    for c in ordered:
+        communes = communes_of_authority(c)
+        largest = sorted(communes, key=lambda x: -x.population)[:3]
+        choices.append(
+            {
+                "code": c,
+                "name": authorities[c].name,
+                "communes": len(communes),
+                "largest": [x.name for x in largest],
+            }
+        )
     return render(
         request,
         settings,
-        "departement.html",
+        "departement-choix.html",
         title=f"{department.name} ({code})",
         department=department,
-        communes=sorted(communes, key=lambda c: c.name),
-        france_map=france_map(),
-        page={
-            "code": code,
-            "name": department.name,
-            "overseas": department.overseas,
-            "neighbours": sorted(neighbours(code)),
-            "authorities": _authorities(authorities_of_department(code)),
-            "origin": origin.insee if origin else None,
-            "relaxations": {s.code: s.label for s in LADDER},
-        },
+        choices=choices,
     )
+
+
+def _markers() -> list[dict[str, object]]:
+    """Authorities drawn as a marker on the national map, apart from their department's
+    shape: those that share a department and are not the departmental council (the
+    Métropole de Lyon), at their most populous commune."""
+    markers: list[dict[str, object]] = []
+    for a in load_authorities().values():
+        shares = any(len(authorities_of_department(d)) > 1 for d in a.departments)
+        communes = communes_of_authority(a.code)
+        if not shares or a.kind == "departement" or not communes:
+            continue
+        centre = max(communes, key=lambda c: c.population)
+        markers.append(
+            {
+                "code": a.code,
+                "name": a.name,
+                "label": centre.name,
+                "department": a.departments[0],
+                "lon": centre.lon,
+                "lat": centre.lat,
+            }
+        )
+    return markers
 
 
 @router.get(
@@ -128,7 +256,14 @@ async def national_page(request: Request, settings: AppSettings) -> Response:
         "national.html",
         title="Pilotage national",
         france_map=france_map(),
-        page={"departments": _departments()},
+        page={
+            "departments": _departments(),
+            "authorities": [
+                {"code": a.code, "name": a.name, "kind": a.kind, "departments": list(a.departments)}
+                for a in load_authorities().values()
+            ],
+            "markers": _markers(),
+        },
     )
 
 

@@ -93,8 +93,7 @@ export function signOut() {
 
 export function homeOf(claims) {
   if (!claims) return "/ui/connexion";
-  // An authority's code leads to the dashboard of its (first) department: /ui/departements/69M → 69.
-  if (claims.role === "department") return `/ui/departements/${encodeURIComponent(claims.authority || claims.department)}`;
+  if (claims.role === "department") return ownDashboard(claims);
   if (claims.role === "national" || claims.role === "admin") return "/ui/national";
   return "/ui/declarer";
 }
@@ -105,7 +104,18 @@ export function describeSession(claims) {
   return scope ? `${role} ${scope}` : role;
 }
 
-/** Header: who is signed in, a sign-out button, and the right department link. */
+/**
+ * A placement service's dashboard: its authority's. A former token naming only a department
+ * goes through /ui/departements/{code}, which leads to that department's authority (or asks,
+ * for 69).
+ */
+export function ownDashboard(claims) {
+  if (claims.authority) return `/ui/autorites/${encodeURIComponent(claims.authority)}`;
+  if (claims.department) return `/ui/departements/${encodeURIComponent(claims.department)}`;
+  return "/ui/autorites";
+}
+
+/** Header: who is signed in, a sign-out button, and the right authority link. */
 export function initHeader() {
   const box = document.getElementById("session");
   const current = session();
@@ -114,9 +124,8 @@ export function initHeader() {
     el("span", { class: "qui" }, "Connecté : ", el("strong", {}, describeSession(current.claims))),
     el("button", { type: "button", class: "bouton petit", onclick: signOut }, "Se déconnecter"),
   );
-  const link = document.getElementById("lien-departement");
-  const own = current.claims.authority || current.claims.department;
-  if (link && own) link.href = `/ui/departements/${encodeURIComponent(own)}`;
+  const link = document.getElementById("lien-autorite");
+  if (link && current.claims.role === "department") link.href = ownDashboard(current.claims);
   return current;
 }
 

@@ -1,4 +1,4 @@
-// A live feed (WS /ws/departments/{code} or /ws/national) that resumes where it stopped.
+// A live feed (WS /ws/authorities/{code} or /ws/national) that resumes where it stopped.
 //
 // Why it is shaped like this: the page loads its snapshot through the REST API, but an event
 // can be committed while that snapshot is in flight. So the feed is opened FIRST and its
@@ -6,7 +6,7 @@
 // snapshot already contains, by version). Afterwards every event id is remembered, and a
 // lost connection reconnects with `last_event_id`: the server replays what was missed, in
 // order, once. Close codes of the server (realtime/routes.py): 4401 token, 4403 scope,
-// 4404 unknown department, 4410 history too old (reload the snapshot), 4400 bad id,
+// 4404 unknown authority, 4410 history too old (reload the snapshot), 4400 bad id,
 // 1013 too slow or feed unavailable (resume).
 
 import { session } from "./common.js";
@@ -20,7 +20,7 @@ const STATES = {
 
 export class LiveFeed {
   /**
-   * @param {string} path  "/ws/departments/69" or "/ws/national"
+   * @param {string} path  "/ws/authorities/69M" or "/ws/national"
    * @param {{onEvent: Function, onResync: Function, status: HTMLElement, reconnectButton?: HTMLElement}} options
    */
   constructor(path, { onEvent, onResync, status, reconnectButton }) {
@@ -111,7 +111,7 @@ export class LiveFeed {
         this.setState("arret", "Flux refusé : ce compte n'a pas accès à ce flux.");
         return;
       case 4404:
-        this.setState("arret", "Flux indisponible : département inconnu.");
+        this.setState("arret", "Flux indisponible : autorité compétente inconnue.");
         return;
       case 4410:
         // Too far behind: reload the snapshot, then follow live events from now.

@@ -25,11 +25,21 @@ export function metroProjection(svg) {
   };
 }
 
-/** Zoom the map on one department (and a margin of its neighbours). */
-export function zoomOn(svg, code, margin = 0.12) {
-  const path = svg.querySelector(`#dep-${CSS.escape(code)}`);
-  if (!path) return null;
-  const box = path.getBBox();
+/** Zoom the map on one department or several (an authority's), and a margin around them. */
+export function zoomOn(svg, codes, margin = 0.12) {
+  const boxes = [codes].flat()
+    .map((code) => svg.querySelector(`#dep-${CSS.escape(code)}`))
+    .filter(Boolean)
+    .map((path) => path.getBBox());
+  if (!boxes.length) return null;
+  const x0 = Math.min(...boxes.map((b) => b.x));
+  const y0 = Math.min(...boxes.map((b) => b.y));
+  const box = {
+    x: x0,
+    y: y0,
+    width: Math.max(...boxes.map((b) => b.x + b.width)) - x0,
+    height: Math.max(...boxes.map((b) => b.y + b.height)) - y0,
+  };
   const side = Math.max(box.width, box.height) * (1 + 2 * margin);
   const cx = box.x + box.width / 2;
   const cy = box.y + box.height / 2;

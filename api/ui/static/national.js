@@ -1,6 +1,9 @@
-// National steering: choropleth (tension / free places / stale declarations), sortable table,
-// free places over time (an SVG chart drawn here), CSV export. Aggregates only: the page reads
-// GET /v1/stats/departments and /v1/stats/history, and refreshes on the national feed.
+// National steering: choropleth per department (tension / free places / stale declarations),
+// with the Métropole de Lyon as its own marker on the Rhône; a sortable table with one row per
+// competent authority; free places over time (an SVG chart drawn here); CSV export of the
+// table. Aggregates only: the page reads GET /v1/stats/departments (the map),
+// /v1/stats/authorities (the table, the marker) and /v1/stats/history, and refreshes on the
+// national feed.
 
 import {
   announce,
@@ -16,12 +19,19 @@ import {
   svgEl,
 } from "./common.js";
 import { LiveFeed } from "./live.js";
-import { classOf, franceSvg } from "./map.js";
+import { classOf, franceSvg, metroProjection } from "./map.js";
 
 const PAGE = pageData();
 const $ = (id) => document.getElementById(id);
 const alertBox = $("alerte-page");
 const announcer = $("annonces");
+const AUTHORITIES = new Map(PAGE.authorities.map((a, i) => [a.code, { ...a, order: i }]));
+/** department → codes of its authorities, the Métropole first (69 → 69M, 69D; 2A → 20R). */
+const OF_DEPARTMENT = new Map();
+for (const a of [...PAGE.authorities].sort((x, y) => (x.kind === "departement") - (y.kind === "departement"))) {
+  for (const d of a.departments) OF_DEPARTMENT.set(d, [...(OF_DEPARTMENT.get(d) || []), a.code]);
+}
+const MARKED = new Set(PAGE.markers.map((m) => m.code)); // drawn as a marker, not a shape
 
 const free = (d) => d.available + d.carer_places_available;
 const staleShare = (d) => (d.declarations ? d.stale_declarations / d.declarations : null);
@@ -60,37 +70,75 @@ function pct(v) {
 }
 
 const state = {
-  stats: null,
-  byCode: new Map(),
+  stats: null, // /v1/stats/departments: the map
+  byCode: new Map(), // department → its row
+  authorities: null, // /v1/stats/authorities: the table, the markers
+  byAuthority: new Map(), // authority → its row
   mode: "tension",
-  sort: { key: "department", dir: 1 },
-  selected: "",
+  sort: { key: "authority", dir: 1 },
+  selected: "", // "" (France), "authority:69M" or "department:69"
   history: null,
-  changed: new Map(),
+  changed: new Map(), // department → until (ms)
+  changedAuthorities: new Map(), // authority → until (ms)
 };
 
-// --- data ----------------------------------------------------------------------------------
+/** What the selection is: {kind: "authority" | "department", code}, or null for France. */
+function parseKey(key) {
+  const [kind, code] = key ? key.split(":") : [];
+  return kind && code ? { kind, code } : null;
+}
 
-async function loadStats() {
-  state.stats = await api("/v1/stats/departments");
-  const before = state.byCode;
-  state.byCode = new Map(state.stats.items.map((d) => [d.department, d]));
+/**
+ * A department clicked on the map: the authority itself when it is the department's only one
+ * and has no other department (38, 75…: the same figures), else the department (2A, 67, 69).
+ */
+function keyOfDepartment(code) {
+  const codes = OF_DEPARTMENT.get(code) || [];
+  const only = codes.length === 1 ? AUTHORITIES.get(codes[0]) : null;
+  return only && only.departments.length === 1 ? `authority:${only.code}` : `department:${code}`;
+}
+
+function scopeName(key) {
+  const scope = parseKey(key);
+  if (!scope) return "France entière";
+  const row = scope.kind === "authority" ? state.byAuthority.get(scope.code) : state.byCode.get(scope.code);
+  const name = row?.name || (scope.kind === "authority" ? AUTHORITIES.get(scope.code)?.name : null) || scope.code;
+  return `${name} (${scope.code})`;
+}
+
+function changedRows(before, after, until) {
   const changed = [];
-  for (const [code, d] of state.byCode) {
+  for (const [code, d] of after) {
     const old = before.get(code);
     if (old && (free(old) !== free(d) || old.tension !== d.tension || old.stale_declarations !== d.stale_declarations || old.requests_waiting !== d.requests_waiting)) {
       changed.push(d);
-      state.changed.set(code, Date.now() + 4000);
+      until.set(code, Date.now() + 4000);
     }
   }
-  $("genere").textContent = `Chiffres du ${fmt.dateTime(state.stats.generated_at)}.`;
+  return changed;
+}
+
+// --- data ----------------------------------------------------------------------------------
+
+/** Both views of the figures; returns the authorities whose figures changed (for the news). */
+async function loadStats() {
+  const [departments, authorities] = await Promise.all([api("/v1/stats/departments"), api("/v1/stats/authorities")]);
+  state.stats = departments;
+  state.authorities = authorities;
+  const before = state.byCode;
+  state.byCode = new Map(departments.items.map((d) => [d.department, d]));
+  changedRows(before, state.byCode, state.changed);
+  const beforeAuthorities = state.byAuthority;
+  state.byAuthority = new Map(authorities.items.map((a) => [a.authority, a]));
+  const changed = changedRows(beforeAuthorities, state.byAuthority, state.changedAuthorities);
+  $("genere").textContent = `Chiffres du ${fmt.dateTime(authorities.generated_at)}.`;
   return changed;
 }
 
 async function loadHistory() {
   const days = $("g-jours").value;
-  const dep = state.selected;
-  const query = dep ? `?department=${dep}&days=${days}` : `?days=${days}`;
+  const scope = parseKey(state.selected);
+  const query = scope ? `?${scope.kind}=${encodeURIComponent(scope.code)}&days=${days}` : `?days=${days}`;
   state.history = await api(`/v1/stats/history${query}`);
 }
 
@@ -106,36 +154,72 @@ function thresholdsFor(mode) {
   return cuts;
 }
 
+/** The class of a row in the current mode, or null (no offer: no colour). */
+function classFor(row, mode, thresholds) {
+  const d = row && row.open_places > 0 ? row : null;
+  const value = d ? mode.value(d) : null;
+  return value === null || value === undefined ? null : classOf(value, thresholds);
+}
+
+function describe(d, label) {
+  return d && d.open_places > 0
+    ? `${label} : tension ${fmt.dec(d.tension)}, ${fmt.plural(free(d), "place libre", "places libres")}, ${fmt.plural(d.stale_declarations, "déclaration périmée", "déclarations périmées")}`
+    : `${label} : aucune offre enregistrée`;
+}
+
+/** "Rhône (69)", or for a department of several authorities, the whole of it said so. */
+function departmentLabel(code, name) {
+  const codes = OF_DEPARTMENT.get(code) || [];
+  if (codes.length < 2) return `${name} (${code})`;
+  const names = codes.map((c) => AUTHORITIES.get(c).name);
+  return `${name} (${code}, département entier : ${names.join(" et ")})`;
+}
+
+function selectedDepartments() {
+  const scope = parseKey(state.selected);
+  if (!scope) return new Set();
+  if (scope.kind === "department") return new Set([scope.code]);
+  if (MARKED.has(scope.code)) return new Set();
+  // An authority's shapes: the departments where it is the only one (20R: 2A and 2B).
+  const a = AUTHORITIES.get(scope.code);
+  return new Set((a?.departments || []).filter((d) => (OF_DEPARTMENT.get(d) || []).length === 1));
+}
+
 function renderMap() {
   const svg = franceSvg($("carte"));
   const mode = MODES[state.mode];
   const thresholds = thresholdsFor(mode);
+  const chosen = selectedDepartments();
   for (const path of svg.querySelectorAll("path[data-code]")) {
     const code = path.dataset.code;
     const known = state.byCode.get(code);
-    const d = known && known.open_places > 0 ? known : null; // no offer: no colour
-    const value = d ? mode.value(d) : null;
-    const k = value === null || value === undefined ? null : classOf(value, thresholds);
+    const k = classFor(known, mode, thresholds);
     path.style.fill = k === null ? "" : mode.colors[k];
     path.classList.toggle("sans-donnees", k === null);
-    path.classList.toggle("choisi", code === state.selected);
+    path.classList.toggle("choisi", chosen.has(code));
     path.classList.toggle("maj", (state.changed.get(code) || 0) > Date.now());
     path.dataset.classe = k === null ? "" : String(k);
-    const name = path.dataset.name;
-    path.setAttribute(
-      "aria-label",
-      d
-        ? `${name} (${code}) : tension ${fmt.dec(d.tension)}, ${fmt.plural(free(d), "place libre", "places libres")}, ${fmt.plural(d.stale_declarations, "déclaration périmée", "déclarations périmées")}`
-        : `${name} (${code}) : aucune offre enregistrée`,
-    );
+    const label = departmentLabel(code, path.dataset.name);
+    path.setAttribute("aria-label", describe(known, label));
     const title = path.querySelector("title") || path.appendChild(svgEl("title"));
-    title.textContent = d ? `${name} (${code}) — ${mode.show(d)}` : `${name} (${code}) — aucune offre enregistrée`;
+    title.textContent = known && known.open_places > 0 ? `${label} — ${mode.show(known)}` : `${label} — aucune offre enregistrée`;
+  }
+  for (const marker of svg.querySelectorAll(".marqueur-autorite")) {
+    const code = marker.dataset.authority;
+    const row = state.byAuthority.get(code);
+    const k = classFor(row, mode, thresholds);
+    const name = `${AUTHORITIES.get(code).name} (${code})`;
+    marker.querySelector(".pastille-autorite").style.fill = k === null ? "#d5d7db" : mode.colors[k];
+    marker.classList.toggle("choisi", state.selected === `authority:${code}`);
+    marker.classList.toggle("maj", (state.changedAuthorities.get(code) || 0) > Date.now());
+    marker.setAttribute("aria-label", describe(row, name));
+    marker.querySelector("title").textContent = row && row.open_places > 0 ? `${name} — ${mode.show(row)}` : `${name} — aucune offre enregistrée`;
   }
   for (const text of svg.querySelectorAll(".etiquette-vignette")) {
     const path = svg.querySelector(`#dep-${CSS.escape(text.textContent)}`);
     text.classList.toggle("clair", Number(path?.dataset.classe || 0) >= DARK_FROM);
   }
-  svg.setAttribute("aria-label", `Carte des départements colorés selon : ${mode.title}. Le tableau ci-dessous donne les mêmes chiffres.`);
+  svg.setAttribute("aria-label", `Carte des départements colorés selon : ${mode.title}. Le tableau ci-dessous donne les mêmes chiffres par autorité compétente.`);
   $("legende-titre").textContent = mode.title;
   const items = mode.colors.map((color, k) => {
     const lo = k === 0 ? null : thresholds[k - 1];
@@ -143,36 +227,68 @@ function renderMap() {
     return el("li", {}, el("span", { class: "symbole aplat", dataset: { couleur: color } }), ` ${mode.label(lo, hi)}`);
   });
   items.push(el("li", {}, el("span", { class: "symbole aplat sans-donnees" }), " aucune offre enregistrée"));
+  for (const m of PAGE.markers) {
+    items.push(el("li", {}, el("span", { class: "symbole rond marqueur" }), ` ${m.name} (cercle « ${m.label} »)`));
+  }
   $("legende").replaceChildren(...items);
   for (const swatch of $("legende").querySelectorAll("[data-couleur]")) swatch.style.background = swatch.dataset.couleur;
 }
 
-function showDetail(code) {
-  const d = state.byCode.get(code);
+function figures(d) {
+  return el(
+    "ul",
+    { class: "detail" },
+    el("li", {}, `Tension : ${fmt.dec(d.tension)}`),
+    el("li", {}, `Places libres : ${fmt.n(d.available)} en établissement, ${fmt.n(d.carer_places_available)} chez les assistants familiaux`),
+    el("li", {}, `Prévision établissements : 24 h ${fmt.n(d.available_h24)} · 48 h ${fmt.n(d.available_h48)} · 7 j ${fmt.n(d.available_d7)}`),
+    el("li", {}, `Demandes en attente : ${fmt.n(d.requests_waiting)} (${fmt.plural(d.children_waiting, "enfant", "enfants")}), mesures non exécutées : ${fmt.n(d.measures_not_executed)}`),
+    el("li", {}, `Déclarations périmées : ${fmt.n(d.stale_declarations)} sur ${fmt.n(d.declarations)}`),
+  );
+}
+
+function dashboardLinks(codes) {
+  const links = codes.map((c) => el("a", { href: `/ui/autorites/${encodeURIComponent(c)}` }, `${AUTHORITIES.get(c).name} (${c})`));
+  const parts = links.flatMap((link, i) => (i ? [" · ", link] : [link]));
+  return el("p", {}, codes.length > 1 ? "Tableaux de bord : " : "Tableau de bord : ", ...parts);
+}
+
+function showDetail(key) {
+  const scope = parseKey(key);
   const box = $("detail-departement");
+  if (!scope) return;
+  if (scope.kind === "authority") {
+    const a = state.byAuthority.get(scope.code);
+    if (!a) {
+      box.textContent = "Pas de données pour cette autorité.";
+      return;
+    }
+    const where = a.departments.join(", ");
+    box.replaceChildren(el("strong", {}, `${a.name} (${a.authority})`), where !== a.authority ? ` — département ${where}` : "", figures(a), dashboardLinks([a.authority]));
+    return;
+  }
+  const d = state.byCode.get(scope.code);
   if (!d) {
     box.textContent = "Pas de données pour ce département.";
     return;
   }
+  const codes = OF_DEPARTMENT.get(d.department) || [];
   box.replaceChildren(
-    el("strong", {}, `${d.name} (${d.department})`),
-    el(
-      "ul",
-      { class: "detail" },
-      el("li", {}, `Tension : ${fmt.dec(d.tension)}`),
-      el("li", {}, `Places libres : ${fmt.n(d.available)} en établissement, ${fmt.n(d.carer_places_available)} chez les assistants familiaux`),
-      el("li", {}, `Prévision établissements : 24 h ${fmt.n(d.available_h24)} · 48 h ${fmt.n(d.available_h48)} · 7 j ${fmt.n(d.available_d7)}`),
-      el("li", {}, `Demandes en attente : ${fmt.n(d.requests_waiting)} (${fmt.plural(d.children_waiting, "enfant", "enfants")}), mesures non exécutées : ${fmt.n(d.measures_not_executed)}`),
-      el("li", {}, `Déclarations périmées : ${fmt.n(d.stale_declarations)} sur ${fmt.n(d.declarations)}`),
-    ),
-    el("a", { href: `/ui/departements/${d.department}` }, "Tableau de bord du département"),
+    el("strong", {}, departmentLabel(d.department, d.name)),
+    figures(d),
+    codes.length > 1 ? el("p", { class: "aide" }, "Chiffres du département entier ; le tableau les donne par autorité.") : null,
+    dashboardLinks(codes),
   );
 }
 
 // --- table ---------------------------------------------------------------------------------
 
+function authorityCell(a) {
+  const where = a.departments.join(", ");
+  return `${a.authority} — ${a.name}${where && where !== a.authority ? ` (${where})` : ""}`;
+}
+
 const COLUMNS = [
-  ["department", (d) => `${d.department} — ${d.name}`],
+  ["authority", authorityCell],
   ["available", (d) => fmt.n(d.available)],
   ["carer_places_available", (d) => fmt.n(d.carer_places_available)],
   ["installed", (d) => fmt.n(d.installed)],
@@ -184,21 +300,22 @@ const COLUMNS = [
 ];
 
 function sortValue(d, key) {
-  if (key === "department") return d.department;
+  if (key === "authority") return AUTHORITIES.get(d.authority)?.order ?? Infinity; // the referential's order
   return d[key];
 }
 
 function renderTable() {
   const { key, dir } = state.sort;
-  const rows = [...state.stats.items].sort((a, b) => {
+  const order = (a, b) => sortValue(a, "authority") - sortValue(b, "authority");
+  const rows = [...state.authorities.items].sort((a, b) => {
     const va = sortValue(a, key);
     const vb = sortValue(b, key);
-    if (va === vb) return a.department.localeCompare(b.department);
+    if (va === vb) return order(a, b);
     if (va === null || va === undefined) return 1;
     if (vb === null || vb === undefined) return -1;
     return (va < vb ? -1 : 1) * dir;
   });
-  const table = $("table-departements");
+  const table = $("table-autorites");
   for (const th of table.tHead.rows[0].cells) {
     th.setAttribute("aria-sort", th.dataset.cle === key ? (dir > 0 ? "ascending" : "descending") : "none");
   }
@@ -207,25 +324,25 @@ function renderTable() {
       el(
         "tr",
         {
-          id: `d-${d.department}`,
-          class: [(state.changed.get(d.department) || 0) > Date.now() ? "maj" : null, d.department === state.selected ? "choisie" : null].filter(Boolean).join(" ") || null,
+          id: `a-${d.authority}`,
+          class: [(state.changedAuthorities.get(d.authority) || 0) > Date.now() ? "maj" : null, state.selected === `authority:${d.authority}` ? "choisie" : null].filter(Boolean).join(" ") || null,
         },
         ...COLUMNS.map(([k, show], i) =>
           i === 0
-            ? el("th", { scope: "row" }, el("button", { type: "button", class: "lien", onclick: () => select(d.department) }, show(d)))
+            ? el("th", { scope: "row" }, el("button", { type: "button", class: "lien", onclick: () => select(`authority:${d.authority}`) }, show(d)))
             : el("td", { class: `nombre${k === "tension" && d.tension >= 1 ? " fort" : ""}` }, show(d)),
         ),
       ),
     ),
   );
-  const t = state.stats.totals;
+  const t = state.authorities.totals;
   table.tFoot.replaceChildren(
     el("tr", {}, ...COLUMNS.map(([, show], i) => (i === 0 ? el("th", { scope: "row" }, "France entière") : el("td", { class: "nombre" }, show(t))))),
   );
 }
 
 function renderTotals() {
-  const t = state.stats.totals;
+  const t = state.authorities.totals;
   $("t-libres").textContent = fmt.n(t.available);
   $("t-af").textContent = fmt.n(t.carer_places_available);
   $("t-tension").textContent = fmt.dec(t.tension);
@@ -255,7 +372,7 @@ function niceStep(max) {
 function renderChart() {
   const box = $("graphique");
   const items = state.history ? state.history.items : [];
-  $("graphique-portee").textContent = state.selected ? `${state.byCode.get(state.selected)?.name || state.selected} (${state.selected})` : "France entière";
+  $("graphique-portee").textContent = scopeName(state.selected);
   if (!items.length) {
     box.replaceChildren(el("p", { class: "vide" }, "Pas d'historique."));
     return;
@@ -312,9 +429,10 @@ function renderChart() {
 
 // --- interactions --------------------------------------------------------------------------
 
-async function select(code) {
-  state.selected = state.selected === code ? "" : code;
-  $("g-departement").value = state.selected;
+/** Select a territory ("authority:69M", "department:69"), or unselect it when selected. */
+async function select(key) {
+  state.selected = state.selected === key ? "" : key;
+  $("g-territoire").value = state.selected;
   if (state.selected) showDetail(state.selected);
   renderMap();
   renderTable();
@@ -333,9 +451,9 @@ async function refreshChart() {
 async function exportCsv() {
   hideAlert(alertBox);
   try {
-    const response = await api("/v1/stats/departments.csv", { raw: true, headers: { Accept: "text/csv" } });
+    const response = await api("/v1/stats/authorities.csv", { raw: true, headers: { Accept: "text/csv" } });
     const blob = await response.blob();
-    const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "places-departements.csv";
+    const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "places-autorites.csv";
     const url = URL.createObjectURL(blob);
     const link = el("a", { href: url, download: name });
     document.body.append(link);
@@ -348,28 +466,60 @@ async function exportCsv() {
   }
 }
 
-function wireMap() {
-  const svg = franceSvg($("carte"));
-  for (const path of svg.querySelectorAll("path[data-code]")) {
-    path.setAttribute("tabindex", "0");
-    path.setAttribute("role", "button");
-    path.addEventListener("click", () => select(path.dataset.code));
-    path.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" || e.key === " ") {
-        e.preventDefault();
-        select(path.dataset.code);
-      }
-    });
-    path.addEventListener("focus", () => showDetail(path.dataset.code));
-    path.addEventListener("mouseenter", () => showDetail(path.dataset.code));
+/** A shape or a marker of the map: focusable in the same Tab order, Enter or Space selects. */
+function interactive(node, key) {
+  node.setAttribute("tabindex", "0");
+  node.setAttribute("role", "button");
+  node.addEventListener("click", () => select(key));
+  node.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      select(key);
+    }
+  });
+  node.addEventListener("focus", () => showDetail(key));
+  node.addEventListener("mouseenter", () => showDetail(key));
+}
+
+/**
+ * The Métropole de Lyon on the Rhône's shape: a labelled circle at Lyon, coloured by its own
+ * figures. It is put right after its department's shape, so that Tab reaches it just after
+ * the Rhône, as the shapes are reached (and it is drawn above the Rhône).
+ */
+function addMarkers(svg) {
+  const project = metroProjection(svg);
+  for (const m of PAGE.markers) {
+    const path = svg.querySelector(`#dep-${CSS.escape(m.department)}`);
+    if (!path) continue;
+    const [x, y] = project(m.lon, m.lat);
+    const marker = svgEl(
+      "g",
+      { id: `marqueur-${m.code}`, class: "marqueur-autorite", "data-authority": m.code, transform: `translate(${x.toFixed(1)} ${y.toFixed(1)})` },
+      svgEl("title", {}, `${m.name} (${m.code})`),
+      svgEl("circle", { r: 8.5, class: "anneau" }),
+      svgEl("circle", { r: 6, class: "pastille-autorite" }),
+      // West of the circle, over its own department (drawn before it): a shape drawn after
+      // it (Savoie, east of Lyon) would hide a label on the other side.
+      svgEl("text", { x: -11, y: 4, "text-anchor": "end", class: "etiquette-marqueur", "aria-hidden": "true" }, m.label),
+    );
+    path.after(marker);
+    interactive(marker, `authority:${m.code}`);
   }
 }
 
+function wireMap() {
+  const svg = franceSvg($("carte"));
+  // Its shapes are buttons: a group of them, not an image (an image's content is not read).
+  svg.setAttribute("role", "group");
+  for (const path of svg.querySelectorAll("path[data-code]")) interactive(path, keyOfDepartment(path.dataset.code));
+  addMarkers(svg);
+}
+
 function wireTable() {
-  for (const th of $("table-departements").tHead.rows[0].cells) {
+  for (const th of $("table-autorites").tHead.rows[0].cells) {
     th.querySelector("button").addEventListener("click", () => {
       const key = th.dataset.cle;
-      state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : key === "department" ? 1 : -1 };
+      state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : key === "authority" ? 1 : -1 };
       renderTable();
     });
   }
@@ -409,7 +559,7 @@ async function main() {
     });
   }
   $("g-jours").addEventListener("change", refreshChart);
-  $("g-departement").addEventListener("change", (e) => select(e.target.value || state.selected));
+  $("g-territoire").addEventListener("change", (e) => select(e.target.value || state.selected));
   $("export-csv").addEventListener("click", exportCsv);
   wireMap();
   wireTable();

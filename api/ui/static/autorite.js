@@ -1,8 +1,9 @@
-// Department dashboard: the department's offer (units and carers, now and forecast, with
-// filters and a map), its waiting list and holds, a search across France, all kept live by
-// the department feed. Every figure comes from the /v1 API with the session's token.
-// Requests and carers belong to a competent authority: a placement service sees its own
-// authority's (69M on the dashboard of 69), admin those of every authority of the department.
+// Dashboard of a competent authority (69M, 69D, 20R, 6AE, 38…): its key figures (the
+// national statistics' definitions, /v1/stats/authorities), its offer (units and carers, now
+// and forecast, with filters and a map zoomed on its departments), its waiting list and
+// holds, a search across France, all kept live by the authority's feed
+// (WS /ws/authorities/{code}). Every figure comes from the /v1 API with the session's token.
+// A placement service sees its own authority's dashboard; admin any.
 
 import {
   CATEGORIES,
@@ -20,6 +21,7 @@ import {
   fmt,
   hideAlert,
   newKey,
+  ownDashboard,
   pageData,
   requireSession,
   showAlert,
@@ -29,11 +31,11 @@ import { LiveFeed } from "./live.js";
 import { franceSvg, layer, localFrame, metroProjection, zoomOn } from "./map.js";
 
 const PAGE = pageData();
-const CODE = PAGE.code;
+const CODE = PAGE.code; // the authority's
+const SCOPE = `authority=${encodeURIComponent(CODE)}`;
 const STALE_DAYS = PAGE.stale_after_days;
 const UNEXECUTED_DAYS = PAGE.unexecuted_after_days;
 const $ = (id) => document.getElementById(id);
-let SCOPES = []; // query strings of the authorities whose requests and carers are shown
 const alertBox = $("alerte-page");
 const announcer = $("annonces");
 
@@ -52,7 +54,8 @@ const state = {
   structures: [],
   units: new Map(), // unit id → {unit, structure}
   carers: new Map(), // carer id → carer
-  communes: new Map(), // insee → {name, lat, lon, department}
+  communes: new Map(), // insee → {name, lat, lon, department, authority}
+  figures: null, // this authority's row of /v1/stats/authorities
   waiting: [],
   held: [],
   selected: null, // the waiting request the search is for
@@ -64,34 +67,21 @@ const state = {
 
 // --- loading -------------------------------------------------------------------------------
 
-/** The authorities this dashboard reads: the session's own, or (admin) each of the department's. */
-function scopesOf(current) {
-  if (current.role === "department") {
-    const own = current.claims.authority;
-    return [own ? `authority=${encodeURIComponent(own)}` : `department=${encodeURIComponent(CODE)}`];
-  }
-  return (PAGE.authorities || []).map((a) => `authority=${encodeURIComponent(a.code)}`);
-}
-
-/** A placement service's token is for this department when its authority is competent here. */
-function ownsThisDepartment(claims) {
-  if (claims.authority) return (PAGE.authorities || []).some((a) => a.code === claims.authority);
-  return claims.department === CODE;
-}
-
-async function eachScope(load) {
-  return (await Promise.all(SCOPES.map(load))).flat();
-}
-
-function byDecision(a, b) {
-  return a.measure.decided_on.localeCompare(b.measure.decided_on) || a.created_at.localeCompare(b.created_at);
+/**
+ * A placement service's token is for this dashboard when it names this authority; a former
+ * token naming a department, when this authority is that department's only one.
+ */
+function ownsThisAuthority(claims) {
+  if (claims.authority) return claims.authority === CODE;
+  const only = PAGE.departments.length === 1 && !(PAGE.partners || []).length;
+  return only && claims.department === PAGE.departments[0].code;
 }
 
 async function loadOffer() {
   const [structures, carers, communes] = await Promise.all([
-    allPages(`/v1/structures?department=${CODE}`, 500),
-    eachScope((q) => allPages(`/v1/foster-carers?${q}`, 5000)),
-    api(`/ui/geo/communes?department=${CODE}`),
+    allPages(`/v1/structures?${SCOPE}`, 500),
+    allPages(`/v1/foster-carers?${SCOPE}`, 5000),
+    api(`/ui/geo/communes?${SCOPE}`),
   ]);
   state.structures = structures;
   state.units.clear();
@@ -104,15 +94,21 @@ async function loadOffer() {
 
 async function loadRequests() {
   const [waiting, held] = await Promise.all([
-    eachScope(async (q) => (await api(`/v1/requests?${q}&status=waiting&limit=500`)).items),
-    eachScope(async (q) => (await api(`/v1/requests?${q}&status=held&limit=500`)).items),
+    api(`/v1/requests?${SCOPE}&status=waiting&limit=500`),
+    api(`/v1/requests?${SCOPE}&status=held&limit=500`),
   ]);
-  state.waiting = SCOPES.length > 1 ? waiting.sort(byDecision) : waiting;
-  state.held = SCOPES.length > 1 ? held.sort(byDecision) : held;
+  state.waiting = waiting.items;
+  state.held = held.items;
+}
+
+/** The key figures as national steering counts them (the same definitions, the same query). */
+async function loadFigures() {
+  const stats = await api(`/v1/stats/authorities?${SCOPE}`);
+  state.figures = stats.items.find((row) => row.authority === CODE) || null;
 }
 
 async function loadAll() {
-  await Promise.all([loadOffer(), loadRequests()]);
+  await Promise.all([loadOffer(), loadRequests(), loadFigures()]);
   renderAll();
 }
 
@@ -207,7 +203,7 @@ function flashClass(id) {
 function renderUnits(rows) {
   const body = $("table-unites").tBodies[0];
   if (!state.units.size) {
-    body.replaceChildren(emptyRow(7, "Aucun établissement enregistré dans ce département."));
+    body.replaceChildren(emptyRow(7, "Aucun établissement enregistré dans ce territoire."));
     return;
   }
   if (!rows.length) {
@@ -266,7 +262,7 @@ function carersByCommune(carers) {
 function renderCarers(carers) {
   const body = $("table-af").tBodies[0];
   if (!state.carers.size) {
-    body.replaceChildren(emptyRow(4, "Aucun assistant familial enregistré dans ce département."));
+    body.replaceChildren(emptyRow(4, "Aucun assistant familial enregistré dans ce territoire."));
     return;
   }
   const groups = carersByCommune(carers);
@@ -292,26 +288,47 @@ function emptyRow(span, text) {
   return el("tr", {}, el("td", { colspan: span, class: "vide" }, text));
 }
 
+/**
+ * Key figures: the authority's row of /v1/stats/authorities (what national steering reads),
+ * unless filters of the offer are applied: then the offer's figures are those of the units
+ * and carers shown, computed here with the same definitions.
+ */
 function renderFigures(units, carers, f) {
   if (!units) {
     f = filters();
     units = visibleUnits(f);
     carers = visibleCarers(f);
   }
+  const filtered = filtersActive(f);
+  const stats = state.figures;
+  if (stats && !filtered) offerFiguresOf(stats);
+  else offerFiguresFrom(units, carers);
+  if (stats) demandFiguresOf(stats);
+  else demandFiguresFrom(state.waiting, state.held);
+  $("chiffres-filtres").hidden = !filtered;
+  $("chiffres-source").textContent = filtered
+    ? "Offre : unités et assistants familiaux correspondant aux filtres. Demandes : tout le territoire."
+    : "Mêmes chiffres et mêmes définitions que le pilotage national.";
+}
+
+function offerFiguresOf(s) {
+  $("k-libres").textContent = fmt.n(s.available);
+  $("k-prevision").textContent = `24 h : ${fmt.n(s.available_h24)} · 48 h : ${fmt.n(s.available_h48)} · 7 j : ${fmt.n(s.available_d7)}`;
+  $("k-af").textContent = fmt.n(s.carer_places_available);
+  $("k-af-detail").textContent = `${fmt.plural(s.carers_active, "AF en activité", "AF en activité")} sur ${fmt.n(s.carers)}`;
+  $("k-perimees").textContent = fmt.n(s.stale_declarations);
+  $("k-perimees-detail").textContent =
+    `sur ${fmt.n(s.declarations)} déclarations` +
+    (s.undeclared_units ? ` · ${fmt.plural(s.undeclared_units, "unité jamais déclarée", "unités jamais déclarées")}` : "");
+}
+
+function offerFiguresFrom(units, carers) {
   const sum = (t) => units.reduce((acc, { unit }) => acc + freeAt(unit, t), 0);
   $("k-libres").textContent = fmt.n(sum("current"));
   $("k-prevision").textContent = `24 h : ${fmt.n(sum("h24"))} · 48 h : ${fmt.n(sum("h48"))} · 7 j : ${fmt.n(sum("d7"))}`;
   const active = carers.filter((c) => c.status === "active");
   $("k-af").textContent = fmt.n(active.reduce((acc, c) => acc + c.available_places, 0));
   $("k-af-detail").textContent = `${fmt.plural(active.filter((c) => c.available_places > 0).length, "AF disponible", "AF disponibles")} sur ${fmt.n(carers.length)}`;
-  const children = state.waiting.reduce((acc, r) => acc + r.children.length, 0);
-  $("k-attente").textContent = fmt.n(state.waiting.length);
-  const oldest = state.waiting.reduce((acc, r) => Math.max(acc, r.days_since_decision), 0);
-  $("k-attente-detail").textContent = state.waiting.length
-    ? `${fmt.plural(children, "enfant", "enfants")} · la plus ancienne : ${fmt.plural(oldest, "jour", "jours")}`
-    : "personne n'attend";
-  const unexecuted = [...state.waiting, ...state.held].filter((r) => r.days_since_decision >= UNEXECUTED_DAYS);
-  $("k-non-executees").textContent = fmt.n(unexecuted.length);
   const declared = units.filter(({ unit }) => unit.capacity);
   const staleUnits = declared.filter(({ unit }) => isStale(unit.capacity.declared_at)).length;
   const staleCarers = active.filter((c) => isStale(c.declared_at)).length;
@@ -319,7 +336,25 @@ function renderFigures(units, carers, f) {
   const never = units.length - declared.length;
   $("k-perimees-detail").textContent =
     `sur ${fmt.n(declared.length + active.length)} déclarations` + (never ? ` · ${fmt.plural(never, "unité jamais déclarée", "unités jamais déclarées")}` : "");
-  $("chiffres-filtres").hidden = !filtersActive(f);
+}
+
+function waitingDetail(children, oldest) {
+  return `${fmt.plural(children, "enfant", "enfants")} · la plus ancienne : ${fmt.plural(oldest, "jour", "jours")}`;
+}
+
+function demandFiguresOf(s) {
+  $("k-attente").textContent = fmt.n(s.requests_waiting);
+  $("k-attente-detail").textContent = s.requests_waiting ? waitingDetail(s.children_waiting, s.oldest_waiting_days ?? 0) : "personne n'attend";
+  $("k-non-executees").textContent = fmt.n(s.measures_not_executed);
+}
+
+function demandFiguresFrom(waiting, held) {
+  const children = waiting.reduce((acc, r) => acc + r.children.length, 0);
+  $("k-attente").textContent = fmt.n(waiting.length);
+  const oldest = waiting.reduce((acc, r) => Math.max(acc, r.days_since_decision), 0);
+  $("k-attente-detail").textContent = waiting.length ? waitingDetail(children, oldest) : "personne n'attend";
+  const unexecuted = [...waiting, ...held].filter((r) => r.days_since_decision >= UNEXECUTED_DAYS);
+  $("k-non-executees").textContent = fmt.n(unexecuted.length);
 }
 
 // --- map -----------------------------------------------------------------------------------
@@ -332,25 +367,53 @@ async function setUpMap() {
     return;
   }
   const svg = franceSvg(container);
-  const zoom = zoomOn(svg, CODE);
-  const current = svg.querySelector(`#dep-${CSS.escape(CODE)}`);
-  if (current) current.classList.add("courant");
+  const own = PAGE.departments.map((d) => d.code);
+  const zoom = zoomOn(svg, own);
+  for (const code of own) svg.querySelector(`#dep-${CSS.escape(code)}`)?.classList.add("courant");
   for (const code of PAGE.neighbours) svg.querySelector(`#dep-${CSS.escape(code)}`)?.classList.add("voisin");
-  svg.setAttribute("aria-label", `Carte de ${PAGE.name} et des départements voisins`);
+  const shared = (PAGE.partners || []).length > 0;
+  svg.setAttribute(
+    "aria-label",
+    shared
+      ? `Carte de ${PAGE.name} : ses communes dans le département ${own.join(", ")}, et les départements voisins`
+      : `Carte de ${PAGE.name} et des départements voisins`,
+  );
   state.map = { svg, project: metroProjection(svg), side: zoom ? zoom.side : 613 };
-  // Names of the department and its neighbours, for orientation (under the points).
+  // Names of the neighbours (and of the authority's departments when it has several), for
+  // orientation, under the points.
   const names = layer(svg, "couche-noms");
   const size = (state.map.side / 32).toFixed(2);
-  for (const code of PAGE.neighbours) {
+  const labelled = [...(own.length > 1 ? own : []), ...PAGE.neighbours];
+  for (const code of labelled) {
     const path = svg.querySelector(`#dep-${CSS.escape(code)}`);
     if (!path || !path.dataset.cx) continue;
     names.append(
       svgEl(
         "text",
-        { x: path.dataset.cx, y: path.dataset.cy, "text-anchor": "middle", "font-size": size, class: "nom-departement", "aria-hidden": "true" },
+        {
+          x: path.dataset.cx,
+          y: path.dataset.cy,
+          "text-anchor": "middle",
+          "font-size": size,
+          class: own.includes(code) ? "nom-departement courant" : "nom-departement",
+          "aria-hidden": "true",
+        },
         `${path.dataset.name} (${code})`,
       ),
     );
+  }
+  // An authority sharing its department (69M, 69D): its communes, faint, show where it is on
+  // the department's shape (there is no shape of its own to draw).
+  if (shared) {
+    const base = layer(svg, "couche-communes");
+    base.setAttribute("class", "couche communes-territoire");
+    const { project } = state.map;
+    const r = (state.map.side / 160).toFixed(2);
+    for (const c of state.communes.values()) {
+      if (c.authority !== CODE) continue;
+      const [x, y] = project(c.lon, c.lat);
+      base.append(svgEl("circle", { cx: x.toFixed(2), cy: y.toFixed(2), r }));
+    }
   }
 }
 
@@ -474,7 +537,7 @@ function renderWaiting() {
   );
 }
 
-// Names of places held from this tab's search results (another department's units and carers
+// Names of places held from this tab's search results (another authority's units and carers
 // are not in this page's data); kept for the tab's lifetime only.
 const HELD_NAMES = "places.noms-reservations";
 
@@ -494,7 +557,7 @@ function targetName(target) {
   }
   const remembered = JSON.parse(sessionStorage.getItem(HELD_NAMES) || "{}")[target.id];
   if (remembered) return remembered;
-  return target.kind === "unit" ? "Unité d'un autre département" : "Assistant familial d'un autre département";
+  return target.kind === "unit" ? "Unité hors du territoire" : "Assistant familial hors du territoire";
 }
 
 function renderHolds() {
@@ -747,7 +810,7 @@ function renderResults() {
     el("p", {}, `${fmt.plural(proposals.length, "proposition", "propositions")}, la meilleure d'abord.`),
     el(
       "div",
-      { class: "tableau-defilant" },
+      { class: "tableau-defilant", tabindex: 0, role: "region", "aria-label": "Propositions de places (tableau défilant)" },
       el(
         "table",
         { class: "tableau" },
@@ -818,6 +881,16 @@ const reloadOffer = coalesce(async () => {
 
 const renderOfferSoon = coalesce(renderOffer, 50);
 
+const reloadFigures = coalesce(async () => {
+  try {
+    await loadFigures();
+    renderFigures();
+  } catch (error) {
+    state.figures = null; // the figures of the lists shown, rather than stale ones
+    renderFigures();
+  }
+}, 400);
+
 function flash(id) {
   state.flashed.set(id, Date.now() + 4000);
   setTimeout(renderOfferSoon, 4100);
@@ -855,7 +928,7 @@ function onCapacity(data) {
 function onCarer(data) {
   const known = state.carers.get(data.id);
   if (known && known.version >= data.version) return;
-  if (data.department !== CODE) return;
+  if (data.authority !== CODE) return;
   state.carers.set(data.id, data);
   flash(`c-${data.commune}`);
   renderOfferSoon();
@@ -882,6 +955,7 @@ async function onRefused(data) {
 }
 
 function onEvent(message) {
+  reloadFigures(); // every event of this feed may move a key figure
   switch (message.type) {
     case "capacity.updated":
       onCapacity(message.data);
@@ -889,12 +963,12 @@ function onEvent(message) {
     case "carer.availability_updated":
       onCarer(message.data);
       break;
-    case "request.created":
-    case "request.updated":
-    case "hold.created":
     case "hold.refused":
       onRefused(message.data);
       break;
+    case "request.created":
+    case "request.updated":
+    case "hold.created":
     case "hold.released":
     case "hold.expired":
     case "admission.recorded":
@@ -917,16 +991,15 @@ async function main() {
   setChildren([{ age: 8, sex: "F", disability_profiles: [] }]);
   const current = requireSession(["department"], alertBox);
   if (!current) return;
-  if (current.role === "department" && !ownsThisDepartment(current.claims)) {
+  if (current.role === "department" && !ownsThisAuthority(current.claims)) {
     const mine = current.claims.authority || current.claims.department;
     showAlert(
       alertBox,
-      `Ce tableau de bord est celui du département ${CODE} ; votre compte est celui de l'autorité ${mine}.`,
-      el("a", { href: `/ui/departements/${encodeURIComponent(mine)}` }, "Aller à mon tableau de bord"),
+      `Ce tableau de bord est celui de ${PAGE.name} (${CODE}) ; votre compte est celui de l'autorité ${mine}.`,
+      el("a", { href: ownDashboard(current.claims) }, "Aller à mon tableau de bord"),
     );
     return;
   }
-  SCOPES = scopesOf(current);
   $("filtres").addEventListener("input", renderOffer);
   $("filtres").addEventListener("reset", () => setTimeout(renderOffer, 0));
   $("form-recherche").addEventListener("submit", search);
@@ -935,7 +1008,7 @@ async function main() {
     list.append(childRow(undefined, list.children.length));
     list.lastElementChild.querySelector("input")?.focus();
   });
-  const feed = new LiveFeed(`/ws/departments/${CODE}`, {
+  const feed = new LiveFeed(`/ws/authorities/${encodeURIComponent(CODE)}`, {
     onEvent,
     onResync: loadAll,
     status: $("etat-direct"),
@@ -945,7 +1018,7 @@ async function main() {
   try {
     await loadOffer();
     await setUpMap();
-    await loadRequests();
+    await Promise.all([loadRequests(), loadFigures()]);
     renderAll();
   } catch (error) {
     showAlert(alertBox, `Chargement impossible. ${explain(error)}`);
