@@ -159,6 +159,7 @@ async def raw_sql(dsn: str, units: list[tuple[str, str, int]], n: int) -> list[f
                     "bench",
                     key,
                     CHANNEL,
+                    row["authority"],
                 )
             out.append(time.perf_counter() - t0)
     finally:
