@@ -75,8 +75,14 @@ def proposal_out(p: Proposal, origin: Origin) -> dict[str, Any]:
 
 
 # Plan each candidate query for its own parameters: a generic plan cannot walk the GiST index
-# in distance order from a point it does not know.
-PLAN_PER_QUERY = "SET LOCAL plan_cache_mode = force_custom_plan"
+# in distance order from a point it does not know. And no parallel workers: a step's query
+# takes milliseconds, a worker costs about as much to start, and under load the searches
+# are the parallelism. Measured after migration 0007 (its backfill rewrote the carers' rows
+# and the planner's costs): the neighbours step chose a parallel scan and a sort over the
+# KNN index walk, p50 4.4 → 15.6 ms; without workers, 4.4 ms again (BENCHMARKS.md).
+PLAN_PER_QUERY = (
+    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0"
+)
 
 SECOND_CONNECTION_WAIT = 0.002
 """How long a search waits for an idle second connection before running its two queries per
