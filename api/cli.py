@@ -145,9 +145,14 @@ def run(
 
     from api.auth import ensure_local_keys
     from api.logging import configure
+    from api.ui.signin import check_dev_signin
     from realtime.bus import connect_redis
 
     settings = get_settings()
+    try:
+        check_dev_signin(settings)
+    except ValueError as exc:
+        raise SystemExit(f"places run: {exc}") from exc
     configure(settings.log_json)
     log = logging.getLogger("places")
     ensure_local_keys(settings)

@@ -34,6 +34,7 @@ from api.requests.routes import router as requests_router
 from api.search.routes import router as search_router
 from api.settings import Settings, get_settings
 from api.ui.routes import install as install_ui
+from api.ui.signin import check_dev_signin
 from geo.referential import load_communes
 from realtime import relay
 from realtime.bus import Bus, InProcessBus, RedisBus, connect_redis
@@ -104,6 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    check_dev_signin(settings)  # a production configuration never serves the dev sign-in
     app = FastAPI(
         title="Places",
         version="1.0.0",

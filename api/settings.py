@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     oidc_authorize_url: str | None = Field(
         None,
         description="Production sign-in: the identity provider's authorization URL, linked"
-        " from the sign-in page (the local dev sign-in exists only without jwt_jwks_url).",
+        " from the sign-in page.",
     )
     oidc_token_url: str | None = Field(
         None,
@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     )
     oidc_client_id: str | None = Field(None, description="This service's public OIDC client id.")
     oidc_scope: str = Field("openid", description="Scopes asked at sign-in.")
+    dev_signin: bool = Field(
+        False,
+        description="Local development only: the sign-in page's dev form and POST"
+        " /ui/dev-token (tokens of the local issuer, any role but admin, loopback clients"
+        " only). Refused at startup together with any OIDC setting; scripts/run turns it on.",
+    )
+    trusted_proxies: str | None = Field(
+        None,
+        description="Comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For"
+        " names the client (the dev sign-in's loopback check); empty trusts none.",
+    )
 
     # Live feeds (realtime.hub.FeedSettings); tests and benchmarks start servers with small
     # values through PLACES_WS_*.

@@ -142,6 +142,7 @@ def service(provider: IdentityProvider) -> Iterator[ServiceProcess]:
         PLACES_OIDC_AUTHORIZE_URL=f"{provider.url}/authorize",
         PLACES_OIDC_TOKEN_URL=f"{provider.url}/token",
         PLACES_OIDC_CLIENT_ID=CLIENT_ID,
+        PLACES_DEV_SIGNIN=None,  # production: the session's dev sign-in would refuse to start
     )
     try:
         server.start()
@@ -190,7 +191,7 @@ async def test_sign_in_with_the_code_flow_and_pkce(
     )
     assert r.status == 200, await r.text()
     # …and refuses a locally signed one: production has no dev issuer.
-    r = await context.request.post("/ui/dev-token", data={"role": "admin"})
+    r = await context.request.post("/ui/dev-token", data={"role": "national"})
     assert r.status == 404
     assert not errors, errors
     await context.close()

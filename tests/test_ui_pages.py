@@ -4,16 +4,21 @@ to their scope. In-process app, real database (the browser tests drive the pages
 
 import html
 import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
 from api.auth import decode_token
-from api.settings import get_settings
+from api.main import create_app
+from api.settings import Settings, get_settings
 from api.ui import routes as ui
 from tests.support.factories import bearer, make_carer, make_structure
 
@@ -128,7 +133,9 @@ async def test_static_files_and_the_committed_map(client: httpx.AsyncClient) -> 
     assert 'id="dep-69"' in page  # inlined, so the page can colour it
 
 
-async def test_dev_token_signs_in_every_role(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+async def test_dev_token_signs_in_every_role_but_admin(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
     s = await make_structure(pool)
     carer = await make_carer(pool)
     cases = [
@@ -136,7 +143,6 @@ async def test_dev_token_signs_in_every_role(client: httpx.AsyncClient, pool: as
         ({"role": "carer", "carer_id": str(carer)}, "carer_id", str(carer)),
         ({"role": "department", "authority": "69M"}, "authority", "69M"),
         ({"role": "national"}, None, None),
-        ({"role": "admin"}, None, None),
     ]
     for body, claim, value in cases:
         r = await client.post("/ui/dev-token", json=body)
@@ -166,18 +172,122 @@ async def test_dev_token_refuses_unknown_scopes(
     assert r.json()["errors"][0]["field"] == field
 
 
+async def test_dev_token_never_mints_admin(client: httpx.AsyncClient) -> None:
+    """An admin token reads child records: the dev sign-in refuses it (``places token``)."""
+    r = await client.post("/ui/dev-token", json={"role": "admin"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "role"
+    assert "access_token" not in r.text
+    page = (await client.get("/ui/connexion")).text
+    assert 'value="admin"' not in page and 'value="national"' in page
+
+
 async def test_production_has_no_dev_sign_in_but_an_oidc_link(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(get_settings(), "jwt_jwks_url", "https://idp.example/jwks")
+    monkeypatch.setattr(get_settings(), "dev_signin", False)
     monkeypatch.setattr(
         get_settings(), "oidc_authorize_url", "https://idp.example/authorize?client_id=places"
     )
-    r = await client.post("/ui/dev-token", json={"role": "admin"})
+    for body in ({"role": "national"}, {"role": "admin"}, {"role": "king"}, {}):
+        r = await client.post("/ui/dev-token", json=body)
+        assert r.status_code == 404, (body, r.text)
+    page = (await client.get("/ui/connexion")).text
+    assert "Mode local" not in page and 'id="form-connexion"' not in page
+    assert 'href="https://idp.example/authorize?client_id=places"' in page
+
+
+async def test_dev_sign_in_is_off_by_default(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only PLACES_DEV_SIGNIN turns it on: not the absence of PLACES_JWT_JWKS_URL."""
+    monkeypatch.delenv("PLACES_DEV_SIGNIN")
+    assert Settings().dev_signin is False
+    monkeypatch.setattr(get_settings(), "dev_signin", False)
+    assert get_settings().jwt_jwks_url is None
+    r = await client.post("/ui/dev-token", json={"role": "structure", "finess": "690000018"})
     assert r.status_code == 404
     page = (await client.get("/ui/connexion")).text
-    assert "Mode local" not in page
-    assert 'href="https://idp.example/authorize?client_id=places"' in page
+    assert "Mode local" not in page and 'id="form-connexion"' not in page
+
+
+async def _post_from(
+    app: Any, peer: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(peer, 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://places.test") as c:
+        return await c.post("/ui/dev-token", json=body, headers=headers or {})
+
+
+async def test_dev_sign_in_answers_loopback_clients_only(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {"role": "national"}
+    for peer in ("127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"):
+        r = await _post_from(app, peer, body)
+        assert r.status_code == 200, (peer, r.text)
+    for peer in ("192.0.2.10", "10.0.0.1", "2001:db8::1", "testclient"):
+        r = await _post_from(app, peer, body)
+        assert r.status_code == 403, (peer, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["title"] == "Forbidden" and "access_token" not in r.text
+        # Whatever the body: a remote client learns nothing about the scopes.
+        assert (await _post_from(app, peer, {"role": "king"})).status_code == 403
+    # X-Forwarded-For is a claim of the client's unless the peer is a trusted proxy.
+    r = await _post_from(app, "192.0.2.10", body, {"X-Forwarded-For": "127.0.0.1"})
+    assert r.status_code == 403
+    monkeypatch.setattr(get_settings(), "trusted_proxies", "10.1.0.0/16, 192.0.2.1")
+    r = await _post_from(app, "10.1.2.3", body, {"X-Forwarded-For": "127.0.0.1"})
+    assert r.status_code == 200, r.text
+    r = await _post_from(app, "192.0.2.1", body, {"X-Forwarded-For": "127.0.0.1, 198.51.100.7"})
+    assert r.status_code == 403, "the proxy appended the real client; a forged hop is ignored"
+    r = await _post_from(app, "10.1.2.3", body, {"X-Forwarded-For": "203.0.113.9"})
+    assert r.status_code == 403
+    r = await _post_from(app, "10.1.2.3", body, {"X-Forwarded-For": "not-an-address"})
+    assert r.status_code == 403
+    # A proxy in front of a local client without the header: the proxy is the client.
+    r = await _post_from(app, "10.1.2.3", body)
+    assert r.status_code == 403
+    # The test client's default peer (127.0.0.1) through a proxy not trusted: its own address.
+    r = await _post_from(app, "127.0.0.1", body, {"X-Forwarded-For": "203.0.113.9"})
+    assert r.status_code == 200
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"jwt_jwks_url": "https://idp.example/jwks"}, "PLACES_JWT_JWKS_URL"),
+        ({"jwt_issuer": "https://idp.example"}, "PLACES_JWT_ISSUER"),
+        ({"oidc_authorize_url": "https://idp.example/authorize"}, "PLACES_OIDC_AUTHORIZE_URL"),
+        ({"oidc_token_url": "https://idp.example/token"}, "PLACES_OIDC_TOKEN_URL"),
+        ({"oidc_client_id": "places"}, "PLACES_OIDC_CLIENT_ID"),
+    ],
+)
+def test_production_refuses_to_start_with_the_dev_sign_in(env: dict[str, str], named: str) -> None:
+    settings = Settings(**env, dev_signin=True)
+    with pytest.raises(ValueError, match="PLACES_DEV_SIGNIN") as raised:
+        create_app(settings)
+    assert named in str(raised.value)
+    create_app(Settings(**env, dev_signin=False))  # production without it starts
+    create_app(Settings(dev_signin=True))  # and so does the local default
+
+
+@pytest.mark.pure
+def test_places_run_refuses_to_start_with_the_dev_sign_in() -> None:
+    env = {**os.environ, "PLACES_DEV_SIGNIN": "true", "PLACES_OIDC_CLIENT_ID": "places"}
+    code = "from api.cli import app; app(['run', '--port', '1'])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "PLACES_DEV_SIGNIN" in done.stderr and "PLACES_OIDC_CLIENT_ID" in done.stderr
+
+
+@pytest.mark.pure
+def test_trusted_proxies_must_parse() -> None:
+    with pytest.raises(ValueError, match="PLACES_TRUSTED_PROXIES"):
+        create_app(Settings(trusted_proxies="10.0.0.0/8, proxy.local"))
 
 
 async def test_declarant_is_the_callers_own(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
