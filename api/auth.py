@@ -112,7 +112,10 @@ def issue_token(
     The role ``department`` is scoped by ``authority``; ``department`` is accepted instead
     when it has exactly one authority (mapped to it: the token carries ``authority``).
     Without ``settings``, the environment's: the callers that omit them (tests, load tests)
-    run outside any app, as their own entry points. Code behind a route passes its own."""
+    run outside any app, as their own entry points. Code behind a route passes its own.
+
+    A lifetime beyond ``token_max_lifetime_minutes`` is refused (``ValueError``), not
+    clamped: the caller asked for a token the service would not accept."""
     settings = settings or get_settings()
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
@@ -123,6 +126,12 @@ def issue_token(
     if needed and not scope[needed]:
         raise ValueError(f"role {role} needs --{needed.replace('_', '-')}")
     ensure_local_keys(settings)
+    lifetime = ttl_seconds or 60 * (ttl_minutes or settings.token_ttl_minutes)
+    if lifetime > 60 * settings.token_max_lifetime_minutes:
+        raise ValueError(
+            f"a token may live {settings.token_max_lifetime_minutes} minutes at most"
+            " (PLACES_TOKEN_MAX_LIFETIME_MINUTES); it would be refused"
+        )
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": settings.jwt_issuer,
@@ -130,7 +139,7 @@ def issue_token(
         "sub": sub or f"{role}-{scope.get(needed or '', None) or 'local'}",
         "role": role,
         "iat": now,
-        "exp": now + (ttl_seconds or 60 * (ttl_minutes or settings.token_ttl_minutes)),
+        "exp": now + lifetime,
     }
     if needed:
         claims[needed] = scope[needed]
@@ -206,15 +215,22 @@ def _decode_cached(token: str, verifier: _Verifier) -> tuple[dict[str, Any], flo
 
 def decode_token(token: str, settings: Settings) -> Principal:
     """Validate a token against ``settings`` (the serving app's); signature checks are cached
-    per token and configuration, expiry is checked every time."""
+    per token and configuration; expiry and the lifetime cap are checked every time."""
     try:
         claims, exp = _decode_cached(token, _Verifier.of(settings))
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("Jeton expiré.", headers={"WWW-Authenticate": "Bearer"}) from exc
     except (jwt.InvalidTokenError, jwt.PyJWKClientError, ValueError) as exc:
         raise Unauthorized("Jeton invalide.", headers={"WWW-Authenticate": "Bearer"}) from exc
-    if exp <= time.time():
+    now = time.time()
+    if exp <= now:
         raise Unauthorized("Jeton expiré.", headers={"WWW-Authenticate": "Bearer"})
+    if _lifetime(claims, exp, now) > 60 * settings.token_max_lifetime_minutes:
+        raise Unauthorized(
+            "Jeton de trop longue durée (maximum "
+            f"{settings.token_max_lifetime_minutes} minutes entre iat et exp).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     role = claims.get("role")
     if role not in ROLES:
         raise Unauthorized("Jeton sans rôle reconnu.", headers={"WWW-Authenticate": "Bearer"})
@@ -230,6 +246,16 @@ def decode_token(token: str, settings: Settings) -> Principal:
         carer_id=claims.get("carer_id"),
         expires_at=float(exp),
     )
+
+
+def _lifetime(claims: dict[str, Any], exp: float, now: float) -> float:
+    """The token's lifetime, ``exp - iat``; without ``iat`` (optional in a JWT), what is left
+    of it, ``exp - now``. Checked at every use with the serving app's cap, outside the
+    verdict cache (whose key holds no cap, and whose verdict does not depend on it)."""
+    iat = claims.get("iat")
+    if isinstance(iat, int | float) and not isinstance(iat, bool):
+        return exp - float(iat)
+    return exp - now
 
 
 def _token_authority(claims: dict[str, Any]) -> str:

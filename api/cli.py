@@ -108,7 +108,10 @@ def token(
     finess: Annotated[str | None, typer.Option(help="FINESS number.")] = None,
     carer_id: Annotated[str | None, typer.Option(help="Carer id (role carer).")] = None,
     sub: Annotated[str | None, typer.Option(help="Subject.")] = None,
-    ttl_minutes: Annotated[int | None, typer.Option(help="Lifetime in minutes.")] = None,
+    ttl_minutes: Annotated[
+        int | None,
+        typer.Option(help="Lifetime in minutes (at most PLACES_TOKEN_MAX_LIFETIME_MINUTES)."),
+    ] = None,
 ) -> None:
     """Print a token signed by the local issuer (no network). A placement service's token
     (``--role department``) is scoped by ``--authority``; ``--department`` is mapped to its
@@ -183,6 +186,11 @@ def run(
         # Events are small JSON: compressing each one for each of a thousand sockets costs
         # more CPU than the bandwidth it saves.
         ws_per_message_deflate=False,
+        # The header block is bounded by the server, before the app: h11 refuses a request
+        # whose incomplete head exceeds the limit (400) and closes that connection. uvicorn's
+        # httptools protocol has no such limit (it would buffer any header), hence h11.
+        http="h11",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
 
 

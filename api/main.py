@@ -23,6 +23,7 @@ from api.db import create_pool, init_connection
 from api.feeds.routes import feed_settings
 from api.feeds.routes import router as feeds_router
 from api.fhir.routes import install as install_fhir
+from api.headers import SecurityHeaders
 from api.health import router as health_router
 from api.holds import expiry as hold_expiry
 from api.holds.routes import router as holds_router
@@ -117,6 +118,12 @@ def create_app(settings: Settings) -> FastAPI:
     # Outermost last: the body's size is bounded before its characters are checked.
     app.add_middleware(ControlCharacters)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # The response headers wrap everything, Starlette's own error middleware included (it is
+    # outside the added middlewares), so that every refusal and every 500 carries them.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(  # type: ignore[method-assign]
+        build_stack(), hsts_seconds=settings.hsts_seconds
+    )
     app.include_router(health_router)
     app.include_router(registry_router)
     app.include_router(capacity_router)

@@ -105,6 +105,25 @@ class Settings(BaseSettings):
     log_json: bool = Field(False, description="JSON log lines (production).")
     seed: int = Field(20261125, description="Seed of the synthetic national dataset.")
 
+    # Safe by default (issue #14).
+    hsts_seconds: int = Field(
+        31536000,
+        ge=0,
+        description="Strict-Transport-Security max-age on every response; 0: no such header.",
+    )
+    token_max_lifetime_minutes: int = Field(
+        12 * 60,
+        ge=1,
+        description="A token living longer (exp - iat, or exp - now without iat) is refused"
+        " (401); the local issuer refuses to mint one.",
+    )
+    max_header_bytes: int = Field(
+        16384,
+        ge=1024,
+        description="`places run`: a request whose header block is larger is refused by the"
+        " server (h11) before the app.",
+    )
+
 
 @lru_cache
 def get_settings() -> Settings:

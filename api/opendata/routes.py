@@ -27,6 +27,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from api.auth import AnyPrincipal
+from api.csvcells import safe_cell
 from api.deps import Pool
 from api.opendata import repository
 from matching.vocabulary import FINESS_CATEGORY_LABELS
@@ -63,7 +64,7 @@ EXAMPLE = (
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(PARIS).date().isoformat()
-    return "" if value is None else value
+    return "" if value is None else safe_cell(value)
 
 
 @router.get(

@@ -11,12 +11,14 @@ authority (issue 13: the Métropole de Lyon apart from the Rhône, Corse and Als
 import csv
 import io
 from datetime import UTC, datetime
+from numbers import Number
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from api.auth import Principal, require_roles
+from api.csvcells import safe_cell
 from api.deps import AppSettings, Pool
 from api.errors import NotFound
 from api.settings import Settings
@@ -156,13 +158,16 @@ async def authority_stats_csv(
 
 
 def _cell(value: Any) -> str:
+    """Numbers as numbers (decimal comma), text escaped against formulas (``safe_cell``)."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.3f}".replace(".", ",")
+    if isinstance(value, Number):
+        return str(value)
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
+        return safe_cell(",".join(str(v) for v in value))
+    return safe_cell(str(value))
 
 
 @router.get(
