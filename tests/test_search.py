@@ -252,6 +252,7 @@ async def test_same_answer_with_a_spare_connection_and_without(client, pool, mon
     from api.db import create_pool
     from api.search import repository
     from api.search.schemas import SearchIn
+    from api.auth import Principal
     from api.search.service import run_search
 
     spares: list[bool] = []
@@ -285,13 +286,13 @@ async def test_same_answer_with_a_spare_connection_and_without(client, pool, mon
     )
     one = await create_pool(TEST_DSN, min_size=1, max_size=1)  # no spare: the sequential path
     try:
-        alone = await run_search(one, body)
+        alone = await run_search(one, Principal("agent", "department", "69M"), body)
     finally:
         await one.close()
     spare = await create_pool(TEST_DSN, min_size=2, max_size=2)
     try:
         await spare.execute("SELECT 1")  # both connections opened and idle
-        beside = await run_search(spare, body)
+        beside = await run_search(spare, Principal("agent", "department", "69M"), body)
     finally:
         await spare.close()
     assert alone == beside
