@@ -249,10 +249,10 @@ async def test_places_free_only_in_seven_days_come_after_the_ladder_says_so(clie
 async def test_same_answer_with_a_spare_connection_and_without(client, pool, monkeypatch):
     """A search runs each step's carers query on a second connection when the pool has an idle
     one, and sequentially on its own otherwise: both give the same answer."""
+    from api.auth import Principal
     from api.db import create_pool
     from api.search import repository
     from api.search.schemas import SearchIn
-    from api.auth import Principal
     from api.search.service import run_search
 
     spares: list[bool] = []
