@@ -771,3 +771,42 @@ async def test_a_worker_reads_more_feeds_than_the_redis_pool_holds(cluster: Clus
     assert not hub.readers
     await hub.bus.close()
     await bus.close()
+
+
+async def test_subscriptions_are_audited_once_under_the_feed_authority(cluster: Cluster) -> None:
+    a = cluster.servers[0]
+    actor = f"admin-{uuid.uuid4().hex[:8]}"
+    admin = issue_token("admin", sub=actor)
+    await expect_refusal(a, "/ws/departments/69", 4404, bearer=admin)  # refused: no entry
+    async with ws_open(a, LYON, admin) as lyon, ws_open(a, "/ws/national", admin) as national:
+        await subscribed(lyon)
+        await subscribed(national)
+    rows = await cluster.pool.fetch(
+        "SELECT object_type, object_id, department, authority, detail FROM audit_entries"
+        " WHERE action = 'feed.subscribe' AND actor = $1 ORDER BY object_id",
+        actor,
+    )
+    assert [dict(r) for r in rows] == [
+        {
+            "object_type": "feed",
+            "object_id": "69M",
+            "department": "69",
+            "authority": "69M",
+            "detail": {"path": LYON, "last_event_id": None},
+        },
+        {
+            "object_type": "feed",
+            "object_id": "national",
+            "department": None,
+            "authority": None,
+            "detail": {"path": "/ws/national", "last_event_id": None},
+        },
+    ]
+    # The Métropole's placement service sees the admin's subscription in its trail.
+    async with httpx.AsyncClient() as http:
+        r = await http.get(
+            f"{a.http}/v1/audit?limit=500",
+            headers={"Authorization": f"Bearer {token('department', authority='69M')}"},
+        )
+    assert r.status_code == 200, r.text
+    assert any(i["action"] == "feed.subscribe" and i["actor"] == actor for i in r.json()["items"])

@@ -249,6 +249,7 @@ async def test_places_free_only_in_seven_days_come_after_the_ladder_says_so(clie
 async def test_same_answer_with_a_spare_connection_and_without(client, pool, monkeypatch):
     """A search runs each step's carers query on a second connection when the pool has an idle
     one, and sequentially on its own otherwise: both give the same answer."""
+    from api.auth import Principal
     from api.db import create_pool
     from api.search import repository
     from api.search.schemas import SearchIn
@@ -285,13 +286,13 @@ async def test_same_answer_with_a_spare_connection_and_without(client, pool, mon
     )
     one = await create_pool(TEST_DSN, min_size=1, max_size=1)  # no spare: the sequential path
     try:
-        alone = await run_search(one, body)
+        alone = await run_search(one, Principal("agent", "department", "69M"), body)
     finally:
         await one.close()
     spare = await create_pool(TEST_DSN, min_size=2, max_size=2)
     try:
         await spare.execute("SELECT 1")  # both connections opened and idle
-        beside = await run_search(spare, body)
+        beside = await run_search(spare, Principal("agent", "department", "69M"), body)
     finally:
         await spare.close()
     assert alone == beside

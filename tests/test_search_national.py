@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
+from api.auth import Principal
 from api.db import create_pool, drop_database, ensure_database, migrate
 from api.search.schemas import SearchIn
 from api.search.service import run_search
@@ -42,7 +43,7 @@ async def national() -> AsyncIterator[asyncpg.Pool]:
 
 
 async def go(pool, **body):
-    return await run_search(pool, SearchIn.model_validate(body))
+    return await run_search(pool, Principal("bench", "admin"), SearchIn.model_validate(body))
 
 
 async def test_two_year_old_gets_carers_and_pouponnieres_first(national):

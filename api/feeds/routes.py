@@ -41,9 +41,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import asyncpg
 from fastapi import APIRouter, FastAPI, WebSocket
 
+from api import changes
 from api.auth import Principal, decode_token
+from api.authorities import single_department
 from api.errors import DomainError
 from api.settings import Settings
 from realtime.bus import NATIONAL
@@ -216,6 +219,25 @@ async def _former_position(hub: Hub, feed: _Feed, last_event_id: str) -> str | N
     return None
 
 
+async def _audit_subscription(
+    app: FastAPI, principal: Principal, websocket: WebSocket, feed: str, last_event_id: str | None
+) -> None:
+    """``feed.subscribe``, once per accepted subscription, committed before any event is
+    sent: the feed's authority (none for the national feed) sees who followed its data."""
+    authority = None if feed == NATIONAL else feed
+    async with app.state.pool.acquire() as conn:
+        await changes.audit(
+            conn,
+            principal,
+            "feed.subscribe",
+            "feed",
+            feed,
+            single_department(authority),
+            {"path": websocket.url.path, "last_event_id": last_event_id},
+            authority=authority,
+        )
+
+
 async def _serve(
     websocket: WebSocket,
     resolve: Callable[[FastAPI], Awaitable[_Feed]],
@@ -265,6 +287,7 @@ async def _serve(
                     f" reconnectez sans last_event_id ({feed}).",
                 )
                 return
+        await _audit_subscription(app, principal, websocket, feed, last_event_id)
         async with hub.subscribe(feed) as sub:
             sender = asyncio.create_task(
                 hub.pump(sub, websocket.send_text, last_event_id), name="feed-sender"
@@ -297,6 +320,10 @@ async def _serve(
         code, reason = 4410, "Historique dépassé : rechargez l'instantané puis reconnectez."
     except FeedUnavailable:
         code, reason = 1013, "Flux momentanément indisponible : reconnectez-vous."
+    except (OSError, asyncpg.PostgresError):
+        # No trail, no feed: the subscription could not be audited.
+        log.exception("feed %s: subscription audit failed", feed)
+        code, reason = 1013, "Service momentanément indisponible, réessayez."
     log.info("feed %s: closing %d", feed, code)
     await _close(websocket, code, reason)
 

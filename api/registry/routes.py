@@ -166,10 +166,8 @@ async def list_foster_carers(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> object:
     """The carers whose agrément the authority issued (the home's authority); a placement
-    service reads its own."""
+    service reads its own. Each read is audited (`carer.list`)."""
     authority = scoped_authority(principal, authority)
     if authority is None:
         raise field_error("authority", "requis pour le rôle admin")
-    async with pool.acquire() as conn:
-        items, total = await repository.foster_carers(conn, authority, limit, offset)
-    return {"items": [dict(r) for r in items], "total": total}
+    return await service.list_foster_carers(pool, principal, authority, limit, offset)

@@ -9,6 +9,7 @@ import asyncpg
 
 from api import changes, events
 from api.auth import Principal
+from api.authorities import single_department
 from api.changes import Idempotency, Written
 from api.errors import Conflict, Forbidden, NotFound, field_error
 from api.registry import repository
@@ -181,3 +182,28 @@ async def add_unit(
         # A new unit has no snapshot until its first declaration.
         out = UnitOut(**dict(unit), capacity=None, forecasts=[]).model_dump(mode="json")
         return await changes.store(conn, principal, idempotency, Written(out, 201))
+
+
+async def list_foster_carers(
+    pool: asyncpg.Pool, principal: Principal, authority: str, limit: int, offset: int
+) -> dict[str, Any]:
+    """One page of an authority's carers, audited (``carer.list``: the filters and the carer
+    ids returned, under the authority listed) in the read's transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows, total = await repository.foster_carers(conn, authority, limit, offset)
+        items = [dict(r) for r in rows]
+        await changes.audit(
+            conn,
+            principal,
+            "carer.list",
+            "foster_carer",
+            f"list:{authority}",
+            single_department(authority),
+            {
+                "limit": limit,
+                "offset": offset,
+                "carer_ids": [str(item["id"]) for item in items],
+            },
+            authority=authority,
+        )
+    return {"items": items, "total": total}

@@ -235,6 +235,12 @@ async def history(conn: asyncpg.Connection, request_id: UUID) -> list[asyncpg.Re
     )
 
 
+TRAIL_OBJECT_TYPES = "'placement_request', 'hold', 'search', 'foster_carer', 'feed', 'audit'"
+"""What the trail of an authority shows: its requests and holds, and the reads of its data —
+searches, carer lists, feed subscriptions, reads of the trail itself (``object_type`` of
+``search.run``, ``carer.list``, ``feed.subscribe``, ``audit.read``)."""
+
+
 async def audit_trail(
     conn: asyncpg.Connection,
     authority: str | None,
@@ -242,14 +248,15 @@ async def audit_trail(
     limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Audit entries about an authority's requests and holds, newest first. With
+    """Audit entries about an authority's requests and holds and the reads of its data
+    (``TRAIL_OBJECT_TYPES``), by whoever read them, newest first. With
     ``object_id`` (a request or hold id): the entries on it, its holds' entries (they carry
     ``request_id``) and the list reads that returned it (``request_ids``)."""
     # Only the filters asked for are written out (no "$n IS NULL OR …"). About one request,
     # the three ways an entry names it are three indexed lookups (migration 0006) joined by
     # UNION: written as one OR, the planner walks the whole trail backwards by id instead.
     # The ``detail ? …`` terms repeat the partial indexes' predicates so that they qualify.
-    where, args = ["object_type IN ('placement_request', 'hold')"], []
+    where, args = [f"object_type IN ({TRAIL_OBJECT_TYPES})"], []
     if authority is not None:
         args.append(authority)
         where.append(f"authority = ${len(args)}")

@@ -305,7 +305,20 @@ async def audit_trail(
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
+    """The trail of an authority's data, whoever read it (an admin's read of a request is
+    filed under the request's authority); the read is itself audited (``audit.read``: the
+    filters, under the authority read) in its transaction, after the page it returns."""
     authority = scoped_authority(principal, authority)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         items, total = await repository.audit_trail(conn, authority, object_id, limit, offset)
+        await changes.audit(
+            conn,
+            principal,
+            "audit.read",
+            "audit",
+            f"list:{authority or '*'}",
+            single_department(authority),
+            {"object_id": object_id, "limit": limit, "offset": offset},
+            authority=authority,
+        )
     return {"items": items, "total": total}

@@ -30,6 +30,8 @@ class Origin:
     lon: float
     department: str
     commune: str | None
+    authority: str
+    """The competent authority of the origin's commune."""
 
 
 _GEO_FILTER = {
@@ -254,16 +256,16 @@ async def resolve_origin(
     if commune is not None:
         row = await conn.fetchrow(
             "SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon,"
-            " department FROM communes WHERE insee = $1",
+            " department, authority FROM communes WHERE insee = $1",
             commune,
         )
         if row is None:
             return None
-        return Origin(row["lat"], row["lon"], row["department"], commune)
+        return Origin(row["lat"], row["lon"], row["department"], commune, row["authority"])
     assert lat is not None and lon is not None
     row = await conn.fetchrow(
         """
-        SELECT insee, department FROM communes
+        SELECT insee, department, authority FROM communes
          ORDER BY location <-> ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography
          LIMIT 1
         """,
@@ -272,4 +274,4 @@ async def resolve_origin(
     )
     if row is None:
         return None
-    return Origin(lat, lon, row["department"], None)
+    return Origin(lat, lon, row["department"], None, row["authority"])

@@ -19,11 +19,12 @@ router = APIRouter(prefix="/v1", tags=["search"])
     responses={422: {"description": "Unknown commune, age out of 0–21, unknown code…"}},
 )
 async def search(
-    _: Annotated[Principal, Depends(require_roles("department"))],
+    principal: Annotated[Principal, Depends(require_roles("department"))],
     pool: Pool,
     body: SearchIn,
 ) -> object:
     """Proposals come ordered by (number of relaxations, score); each says which
     criteria it meets, what each contributed, and which relaxations it needed. A carer
-    appears with their commune and a distance rounded to the kilometre, never their home."""
-    return await run_search(pool, body)
+    appears with their commune and a distance rounded to the kilometre, never their home.
+    Each search is audited (`search.run`) before its answer leaves."""
+    return await run_search(pool, principal, body)

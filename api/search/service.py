@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from api import changes
+from api.auth import Principal
 from api.errors import field_error
 from api.search import repository
 from api.search.repository import Origin
@@ -107,8 +109,41 @@ async def _spare_connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connect
         await pool.release(conn, timeout=RELEASE_TIMEOUT)
 
 
-async def run_search(pool: asyncpg.Pool, body: SearchIn) -> dict[str, Any]:
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
+ORIGIN_AUDIT_DECIMALS = 2
+"""A point origin is audited rounded to 0.01° (about a kilometre), never as given."""
+
+
+def audit_detail(body: SearchIn, origin: Origin, result: SearchResult) -> dict[str, Any]:
+    """What a search is audited with: the need's non-identifying summary (how many
+    children, care mode, urgency, origin commune or rounded point) and what came of it
+    (steps tried, counts); neither ages nor the offers returned, to keep the trail light."""
+    where: dict[str, Any] = (
+        {"origin_commune": origin.commune}
+        if origin.commune is not None
+        else {
+            "origin_point": [
+                round(origin.lat, ORIGIN_AUDIT_DECIMALS),
+                round(origin.lon, ORIGIN_AUDIT_DECIMALS),
+            ]
+        }
+    )
+    return {
+        "children": len(body.children),
+        "care_mode": body.care_mode,
+        "urgency": body.urgency,
+        **where,
+        "origin_department": origin.department,
+        "tried": result.tried,
+        "proposals": len(result.proposals),
+        "unmatched_children": len(result.unmatched_children),
+    }
+
+
+async def run_search(pool: asyncpg.Pool, principal: Principal, body: SearchIn) -> dict[str, Any]:
+    """The search and its audit entry (``search.run``) in one transaction: the entry is its
+    one write, one statement, committed before the answer leaves. It belongs to the
+    searching placement service's authority (admin: the origin's)."""
+    async with pool.acquire() as conn, conn.transaction():
         await conn.execute(PLAN_PER_QUERY)
         origin = await resolve_origin(conn, body)
         need = build_need(body, origin.department)
@@ -126,6 +161,17 @@ async def run_search(pool: asyncpg.Pool, body: SearchIn) -> dict[str, Any]:
             result: SearchResult = await asyncio.to_thread(
                 match, need, fetch, body.limit, body.max_distance_km, neighbours=neighbours
             )
+        authority = principal.authority or origin.authority
+        await changes.audit(
+            conn,
+            principal,
+            "search.run",
+            "search",
+            authority,
+            origin.department,
+            audit_detail(body, origin, result),
+            authority=authority,
+        )
     return {
         "proposals": [proposal_out(p, origin) for p in result.proposals],
         "relaxations": result.relaxations,
