@@ -151,3 +151,22 @@ async def test_reads_of_the_audit_trail_are_audited(client, pool):
     rows = await entries(pool, "audit.read", actor)
     assert len(rows) == 2 and rows[1]["authority"] is None
     assert rows[1]["object_id"] == "list:*"
+
+
+async def test_admin_lists_across_authorities_are_in_each_authority_trail(client, pool):
+    """An admin's list of every authority's requests (or holds) writes one entry per
+    authority read, each naming only that authority's records."""
+    ours = await new_request(client)
+    corse = await new_request(client, authority="20R", origin={"commune": "2A004"})
+    actor = f"admin-{uuid.uuid4().hex[:8]}"
+    admin = bearer("admin", sub=actor)
+    r = await client.get("/v1/requests?limit=500", headers=admin)
+    assert r.status_code == 200, r.text
+    rows = await entries(pool, "request.list", actor)
+    by_authority = {row["authority"]: row["detail"]["request_ids"] for row in rows}
+    assert ours["id"] in by_authority[AUTHORITY] and corse["id"] in by_authority["20R"]
+    assert corse["id"] not in by_authority[AUTHORITY]
+    listed = [i for i in await trail(client, dept()) if i["actor"] == actor]
+    assert [i["action"] for i in listed] == ["request.list"]
+    r = await client.get("/v1/holds?status=held", headers=admin)
+    assert r.status_code == 200, r.text

@@ -304,14 +304,20 @@ async def list_holds(
             status=status,
             limit=limit,
         )
-        await changes.audit(
-            conn,
-            principal,
-            "hold.list",
-            OBJECT_TYPE,
-            "*",
-            single_department(authority),
-            {"hold_ids": [str(r["id"]) for r in rows], "status": status},
-            authority=authority,
-        )
+        # One entry per authority whose holds were read: a structure, a carer or an admin
+        # listing across authorities is seen in each authority's trail.
+        by_authority: dict[str | None, list[str]] = {authority: []} if not rows else {}
+        for r in rows:
+            by_authority.setdefault(r["authority"], []).append(str(r["id"]))
+        for code, ids in by_authority.items():
+            await changes.audit(
+                conn,
+                principal,
+                "hold.list",
+                OBJECT_TYPE,
+                "*",
+                single_department(code),
+                {"hold_ids": ids, "status": status},
+                authority=code,
+            )
     return {"items": [hold_out(r, r["request_status"]) for r in rows], "total": len(rows)}

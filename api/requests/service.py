@@ -192,16 +192,23 @@ async def _audit_list(
     items: list[dict[str, Any]],
     filters: dict[str, Any],
 ) -> None:
-    await changes.audit(
-        conn,
-        principal,
-        action,
-        OBJECT_TYPE,
-        f"list:{authority or '*'}",
-        single_department(authority),
-        {**filters, "request_ids": [item["id"] for item in items]},
-        authority=authority,
-    )
+    """One entry per authority whose requests the list returned, so that each authority's
+    trail (``GET /v1/audit``) shows every read of its children's records — an admin's read
+    across all authorities included."""
+    by_authority: dict[str | None, list[str]] = {authority: []} if authority or not items else {}
+    for item in items:
+        by_authority.setdefault(authority or item["authority"], []).append(item["id"])
+    for code, ids in by_authority.items():
+        await changes.audit(
+            conn,
+            principal,
+            action,
+            OBJECT_TYPE,
+            f"list:{authority or '*'}",
+            single_department(code),
+            {**filters, "request_ids": ids},
+            authority=code,
+        )
 
 
 def _today(authority: str | None) -> date | None:
