@@ -60,6 +60,8 @@ async def authority_filter(
 
 
 AuthorityFilter = Annotated[str | None, Depends(authority_filter)]
+DepartmentCode = Annotated[str | None, Query(pattern=DEPARTMENT_PATTERN, examples=["69"])]
+"""A department as geography (maps, FINESS, statistics per department): optional filter."""
 
 
 def idempotency(request: Request, key: str | None, *, required: bool) -> Idempotency | None:

@@ -65,7 +65,6 @@ CATEGORIES: tuple[CategoryPlan, ...] = (
     CategoryPlan("378", "Établissement expérimental", 40, 0),
     CategoryPlan("238", "Centre d'accueil familial spécialisé", 30, 0, commune_exponent=0.8),
 )
-CATEGORY_LABELS = {plan.code: plan.label for plan in CATEGORIES}
 
 
 # Occupancy is a little lower or higher by category (foyers are the most saturated).

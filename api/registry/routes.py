@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from api.auth import AnyPrincipal, Principal, require_roles, scoped_authority
 from api.authorities import AUTHORITY_MAX_LENGTH, resolve_authority
 from api.codes import PDE_CATEGORIES
-from api.deps import AuthorityFilter, IdempotencyHeader, Pool, idempotency
+from api.deps import AuthorityFilter, DepartmentCode, IdempotencyHeader, Pool, idempotency
 from api.errors import field_error
 from api.registry import repository, service
 from api.registry.schemas import (
@@ -25,11 +25,6 @@ from api.responses import written
 from geo.referential import load_authorities
 
 router = APIRouter(prefix="/v1", tags=["registry"])
-
-DepartmentCode = Annotated[
-    str | None,
-    Query(pattern=r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$", examples=["69"]),
-]
 
 
 @router.get("/departments", response_model=list[DepartmentOut], summary="Every department")

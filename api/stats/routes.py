@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from api.auth import Principal, require_roles
 from api.csvcells import safe_cell
-from api.deps import AppSettings, Pool
+from api.deps import AppSettings, DepartmentCode, Pool
 from api.errors import NotFound
 from api.settings import Settings
 from api.stats import repository, service
@@ -34,10 +34,6 @@ from api.stats.schemas import (
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
 
 Steering = Annotated[Principal, Depends(require_roles("national", "department"))]
-DepartmentCode = Annotated[
-    str | None,
-    Query(pattern=r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$", examples=["69"]),
-]
 AuthorityCode = Annotated[
     str | None,
     Query(
