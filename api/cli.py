@@ -1,4 +1,4 @@
-"""The ``places`` command: migrate, seed, token, run, feed.
+"""The ``places`` command: migrate, seed, token, run, feed, audit seal|verify, purge.
 
 An entry point: each command reads the settings from the environment once, at its start,
 and passes what the code it calls needs (DSN, keys, server address); nothing below it reads
@@ -26,7 +26,7 @@ def migrate() -> None:
     from api.db import ensure_database
     from api.db import migrate as run_migrations
 
-    dsn = get_settings().database_url
+    dsn = get_settings().owner_dsn  # the schema's owner: it creates the service's role too
     created = asyncio.run(ensure_database(dsn))
     if created:
         console.print("database created")
@@ -49,7 +49,7 @@ def seed(
     settings = get_settings()
 
     async def _run() -> None:
-        async with connect(settings.database_url) as conn:
+        async with connect(settings.owner_dsn) as conn:  # it may TRUNCATE the offer
             counts = await load_reference(conn)
             console.print(f"reference data: {counts}")
             existing = await conn.fetchval("SELECT count(*) FROM structures")
@@ -248,6 +248,92 @@ def feed(
             authority=authority,
         )
     )
+
+
+audit_app = typer.Typer(help="The audit's sealed, hash-chained segments.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("seal")
+def audit_seal() -> None:
+    """Seal the audit entries written since the last seal and print the head (segment, last
+    entry, hash): keep that line outside the database, then `places audit verify --head`."""
+    from api.audit.service import seal
+    from api.db import connect
+
+    async def _run() -> int:
+        async with connect(get_settings().database_url) as conn:
+            head = await seal(conn)
+        if head is None:
+            console.print("[yellow]not sealed now: another sealer, or a long transaction[/yellow]")
+            return 1
+        console.print(f"sealed {head.sealed_now} new segment(s)")
+        print(head.line())
+        return 0
+
+    raise typer.Exit(asyncio.run(_run()))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    head: Annotated[
+        str | None, typer.Option(help="A head printed earlier by `places audit seal`.")
+    ] = None,
+) -> None:
+    """Recompute the chain of seals and each live segment's entries; exit 1 on any mismatch,
+    naming the segment."""
+    from api.audit.service import verify
+    from api.db import connect
+
+    async def _run() -> int:
+        async with connect(get_settings().database_url) as conn:
+            result = await verify(conn, head)
+        checkpoint = (
+            f", checkpoint segment {result.checkpoint} ({result.purged} purged)"
+            if result.checkpoint
+            else ""
+        )
+        console.print(
+            f"{result.segments} segment(s), {result.entries} entries checked{checkpoint};"
+            f" {result.unsealed} entries not sealed yet"
+        )
+        if result.head is not None:
+            print(result.head.line())
+        for problem in result.problems:
+            print(f"TAMPERED: {problem}", file=sys.stderr)
+        if result.ok:
+            console.print("[green]audit chain intact[/green]")
+        return 0 if result.ok else 1
+
+    raise typer.Exit(asyncio.run(_run()))
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete what is older than its retention period (PLACES_RETENTION_*), as the schema's
+    owner; the audit by whole sealed segments only."""
+    from rich.table import Table
+
+    from api.db import connect
+    from api.retention import purge as run_purge
+
+    settings = get_settings()
+
+    async def _run() -> None:
+        async with connect(settings.owner_dsn) as conn:
+            results = await run_purge(conn, settings, dry_run=dry_run)
+        table = Table(title="would be deleted (dry run)" if dry_run else "deleted")
+        for column in ("kind", "retention (days)", "before", "rows", "detail"):
+            table.add_column(column)
+        for r in results:
+            table.add_row(r.kind, str(r.days), f"{r.cutoff:%Y-%m-%d %H:%M}", str(r.rows), r.detail)
+        Console().print(table)
+
+    asyncio.run(_run())
 
 
 if __name__ == "__main__":

@@ -18,6 +18,22 @@ import orjson
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+APP_ROLE = "places_app"
+"""The service's database role (migration 0009): every table's rows, but only INSERT and
+SELECT on the audit. Migrations, seed and purge run as the schema's owner."""
+
+
+def with_user(dsn: str, user: str) -> str:
+    """``dsn`` connecting as ``user`` (without the password it may have had)."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def app_dsn(dsn: str) -> str:
+    """The same database, as the service's role (tests, benchmarks)."""
+    return with_user(dsn, APP_ROLE)
+
 
 def sqlalchemy_url(dsn: str) -> str:
     return "postgresql+asyncpg://" + dsn.split("://", 1)[1]

@@ -12,11 +12,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from api import errors
 from api.assignments.routes import router as assignments_router
+from api.audit import service as audit_seals
 from api.capacity.routes import router as capacity_router
 from api.changes import CHANNEL as OUTBOX_CHANNEL
 from api.db import create_pool, init_connection
@@ -71,6 +73,16 @@ async def _stop(stop: asyncio.Event, *tasks: asyncio.Task[None]) -> None:
             await asyncio.wait_for(task, 5)
 
 
+async def _warn_if_audit_writable(pool: asyncpg.Pool) -> None:
+    """Say it loudly when the service connects as a role that may rewrite the audit (the
+    schema's owner, a superuser): the trail is then only as safe as the code."""
+    if await pool.fetchval("SELECT has_table_privilege('audit_entries', 'UPDATE')"):
+        log.warning(
+            "the database role of PLACES_DATABASE_URL can UPDATE the audit: connect as"
+            " places_app (README, Settings)"
+        )
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the app's resources in order; close them in reverse, whatever fails (exit stack):
@@ -101,7 +113,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
         )
         expiry_task = asyncio.create_task(hold_expiry.run(app.state.pool, stop))
-        resources.push_async_callback(_stop, stop, relay_task, expiry_task)
+        tasks = [relay_task, expiry_task]
+        if settings.audit_seal_interval_seconds > 0:
+            tasks.append(
+                asyncio.create_task(
+                    audit_seals.run(app.state.pool, stop, settings.audit_seal_interval_seconds)
+                )
+            )
+        resources.push_async_callback(_stop, stop, *tasks)
+        await _warn_if_audit_writable(app.state.pool)
         yield
 
 

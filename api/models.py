@@ -404,6 +404,29 @@ class AuditEntry(SQLModel, table=True):
     )
 
 
+class AuditSeal(SQLModel, table=True):
+    """One sealed segment of the audit (migration 0009): the entries with ids ``first_id`` to
+    ``last_id``, their count, the digest of their rows in id order and a hash chained with the
+    previous seal's (``api.audit.service``). Written once, never updated by the service;
+    ``purged_at`` is set by ``places purge`` (as the owner) when the segment's entries are
+    deleted, the seal itself staying as the chain's checkpoint."""
+
+    __tablename__ = "audit_seals"
+    __table_args__ = (
+        CheckConstraint("last_id >= first_id AND entries >= 0", name="audit_seals_range"),
+        Index("audit_seals_last_id_idx", "last_id", unique=True),
+    )
+    segment: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    first_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    entries: int
+    rows_digest: str = Field(max_length=64)
+    previous_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+    sealed_at: datetime = Field(sa_column=_now())
+    purged_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
 # --- Orientation workflow: placement requests, their history, holds -------------------------
 
 

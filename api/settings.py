@@ -5,6 +5,7 @@ One object, read once, so that every worker of a deployment agrees on its config
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,8 +17,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLACES_", extra="ignore")
 
     database_url: str = Field(
-        "postgresql://postgres@127.0.0.1:5432/places",
-        description="PostgreSQL (with PostGIS) DSN, libpq form.",
+        "postgresql://places_app@127.0.0.1:5432/places",
+        description="PostgreSQL (with PostGIS) DSN, libpq form, of the service's own role"
+        " (places_app: INSERT and SELECT only on the audit, migration 0009).",
+    )
+    owner_database_url: str | None = Field(
+        None,
+        description="DSN of the schema's owner, for migrate, seed and purge; unset: the"
+        " service's DSN with the user postgres (and no password).",
     )
     redis_url: str | None = Field(
         "redis://127.0.0.1:6379/0",
@@ -123,6 +130,51 @@ class Settings(BaseSettings):
         description="`places run`: a request whose header block is larger is refused by the"
         " server (h11) before the app.",
     )
+
+    # The audit's seals (api.audit) and retention (places purge, api.retention).
+    audit_seal_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Seal the audit's new entries every this many seconds (one worker at a"
+        " time, advisory lock); 0: no background sealing (places audit seal only).",
+    )
+    retention_audit_days: int = Field(
+        365,
+        ge=1,
+        description="places purge: audit entries older than this go, by whole sealed"
+        " segments (CNIL: access traces kept 6 months to 1 year).",
+    )
+    retention_requests_days: int = Field(
+        365,
+        ge=1,
+        description="places purge: requests closed (exited, cancelled) this long ago go,"
+        " with their history and holds.",
+    )
+    retention_declarations_days: int = Field(
+        730,
+        ge=1,
+        description="places purge: capacity and carer declarations older than this go,"
+        " except each unit's and carer's latest.",
+    )
+    retention_outbox_days: int = Field(
+        30, ge=1, description="places purge: outbox events published this long ago go."
+    )
+    retention_idempotency_days: int = Field(
+        2,
+        ge=1,
+        description="places purge: Idempotency-Key records (and the answers kept for"
+        " replays) older than this go.",
+    )
+
+    @property
+    def owner_dsn(self) -> str:
+        """The DSN that migrates, seeds and purges: ``owner_database_url``, or the service's
+        DSN as the user ``postgres`` (the local default: same server and database)."""
+        if self.owner_database_url:
+            return self.owner_database_url
+        parts = urlsplit(self.database_url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"postgres@{host}"))
 
 
 @lru_cache

@@ -359,7 +359,7 @@ async def relay_elsewhere(dsn: str) -> bool:
 async def bench(args: argparse.Namespace) -> None:
     nofile = raise_nofile()
     dsn = await prepare_database(
-        get_settings().database_url, args.database, args.template, args.scale, args.reuse
+        get_settings().owner_dsn, args.database, args.template, args.scale, args.reuse
     )
     if await relay_elsewhere(dsn):
         print(

@@ -20,12 +20,20 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def app_dsn(dsn: str) -> str:
+    """``dsn`` as the service's database role, ``places_app`` (migration 0009): the harness
+    serves every database as production does, whoever created it."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(netloc="places_app@" + parts.netloc.rsplit("@", 1)[-1]))
 
 
 def free_port() -> int:
@@ -85,7 +93,8 @@ class ServiceProcess:
     """``places run --workers N --host 127.0.0.1 --port P`` on a free port: the service as
     deployed (the CLI's Redis check, logging, uvicorn options), not an approximation of it.
 
-    ``dsn`` and ``redis_url`` become ``PLACES_DATABASE_URL`` and ``PLACES_REDIS_URL``; ``None``
+    ``dsn`` and ``redis_url`` become ``PLACES_DATABASE_URL`` (always as the role
+    ``places_app``, whatever user it names) and ``PLACES_REDIS_URL``; ``None``
     keeps what the environment says, and ``redis_url=""`` means no Redis (one worker, the
     in-process bus). ``env`` adds to (or, with ``None`` values, removes from) this process's
     environment, which the service inherits — including ``PLACES_KEYS_DIR``, so tokens issued
@@ -107,6 +116,8 @@ class ServiceProcess:
         merged: dict[str, str | None] = {**os.environ, **env}
         if dsn is not None:
             merged["PLACES_DATABASE_URL"] = dsn
+        if merged.get("PLACES_DATABASE_URL"):
+            merged["PLACES_DATABASE_URL"] = app_dsn(merged["PLACES_DATABASE_URL"] or "")
         if redis_url is not None:
             merged["PLACES_REDIS_URL"] = redis_url
         self.env = {k: v for k, v in merged.items() if v is not None}

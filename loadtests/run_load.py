@@ -498,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PLACES_KEYS_DIR"] = str(settings.keys_dir.resolve())
     dsn = asyncio.run(
         prepare_database(
-            settings.database_url, args.database, args.template, args.scale, args.reuse
+            settings.owner_dsn, args.database, args.template, args.scale, args.reuse
         )
     )
     data = asyncio.run(build_fixture(dsn, args.departments))

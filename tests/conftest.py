@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 # isort: off
-from tests.support.env import TEST_DSN  # first: the environment, before any app module
+from tests.support.env import TEST_DSN, TEST_OWNER_DSN  # first: the environment
 from api.db import create_pool, drop_database
 from api.main import create_app
 from api.settings import get_settings
@@ -53,9 +53,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 async def database() -> AsyncIterator[str]:
-    await create_fixture_database(TEST_DSN)
-    yield TEST_DSN
-    await drop_database(TEST_DSN)
+    await create_fixture_database(TEST_OWNER_DSN)
+    yield TEST_DSN  # the service's role
+    await drop_database(TEST_OWNER_DSN)
 
 
 @pytest.fixture(scope="session")

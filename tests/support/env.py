@@ -15,9 +15,17 @@ ADMIN_DSN = os.environ.get("PLACES_TEST_ADMIN_DSN", "postgresql://postgres@127.0
 """The maintenance database of the PostgreSQL server the tests create databases on."""
 BASE_DSN = ADMIN_DSN.rsplit("/", 1)[0]
 """``ADMIN_DSN`` without its database: append ``/name`` for a database of one's own."""
-TEST_DSN = f"{BASE_DSN}/{TEST_DB}"
+TEST_OWNER_DSN = f"{BASE_DSN}/{TEST_DB}"
+"""The run's database as its owner: created, migrated and dropped this way."""
+TEST_DSN = TEST_OWNER_DSN.replace("://postgres@", "://places_app@", 1)
+"""The same database as the service's role (migration 0009): the app, the servers and the
+tests' own pool connect this way, so the whole suite runs with the audit append-only."""
+assert TEST_DSN != TEST_OWNER_DSN, "PLACES_TEST_ADMIN_DSN must connect as postgres"
 
+# The owner's DSN is derived from it (user postgres), so a subprocess given another
+# PLACES_DATABASE_URL gets that database's owner, not this one's.
 os.environ["PLACES_DATABASE_URL"] = TEST_DSN
+os.environ.pop("PLACES_OWNER_DATABASE_URL", None)
 os.environ.setdefault("PLACES_REDIS_URL", "redis://127.0.0.1:6379/15")
 # The pages' tests sign in through the local dev sign-in; servers started by the tests (and
 # loadtests/harness.py) inherit it. A server configured with OIDC must unset it.

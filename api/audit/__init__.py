@@ -1,0 +1,2 @@
+"""The audit's integrity: sealed, hash-chained segments (``service``), their SQL
+(``repository``)."""
