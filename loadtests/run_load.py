@@ -497,9 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     # The service, locust and this process sign and check tokens with the same local keys.
     os.environ["PLACES_KEYS_DIR"] = str(settings.keys_dir.resolve())
     dsn = asyncio.run(
-        prepare_database(
-            settings.owner_dsn, args.database, args.template, args.scale, args.reuse
-        )
+        prepare_database(settings.owner_dsn, args.database, args.template, args.scale, args.reuse)
     )
     data = asyncio.run(build_fixture(dsn, args.departments))
     feeds = [*data["authorities"], "national"]

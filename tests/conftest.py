@@ -66,6 +66,15 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
+async def owner_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    """The run's database as its owner, for what the service's role may not do: DDL (a
+    failing trigger), rewriting the audit (tamper tests)."""
+    pool = await create_pool(TEST_OWNER_DSN, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
 async def app(database: str) -> AsyncIterator[Any]:
     application = create_app(get_settings())
     async with application.router.lifespan_context(application):
