@@ -170,3 +170,27 @@ async def test_admin_lists_across_authorities_are_in_each_authority_trail(client
     assert [i["action"] for i in listed] == ["request.list"]
     r = await client.get("/v1/holds?status=held", headers=admin)
     assert r.status_code == 200, r.text
+
+
+async def test_readers_outside_shows_who_read_the_authoritys_data_from_outside(client):
+    """ "Who read our children's data": ``readers=outside`` keeps the admin's read of a
+    request and leaves out the authority's own placement service."""
+    request = await new_request(client)
+    own = f"agent-{uuid.uuid4().hex[:8]}"
+    admin = f"admin-{uuid.uuid4().hex[:8]}"
+    headers = bearer("department", authority=AUTHORITY, sub=own)
+    assert (await client.get(f"/v1/requests/{request['id']}", headers=headers)).status_code == 200
+    r = await client.get(f"/v1/requests/{request['id']}", headers=bearer("admin", sub=admin))
+    assert r.status_code == 200
+    r = await client.get(f"/v1/audit?object_id={request['id']}&readers=outside", headers=dept())
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert {i["actor"] for i in page["items"]} == {admin}
+    assert page["total"] == 1 and page["items"][0]["action"] == "request.read"
+    everyone = await client.get(f"/v1/audit?object_id={request['id']}", headers=dept())
+    assert {own, admin} <= {i["actor"] for i in everyone.json()["items"]}
+    # Another authority's service cannot read it; a bad value names the parameter.
+    r = await client.get(f"/v1/audit?authority={AUTHORITY}&readers=outside", headers=dept("01"))
+    assert r.status_code == 403
+    r = await client.get("/v1/audit?readers=nobody", headers=dept())
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "readers"

@@ -35,6 +35,7 @@ MAP = Path(ui.__file__).parent / "static" / "france-departments.svg"
         "/ui/autorites/69M",
         "/ui/autorites/20R",
         "/ui/autorites/974",
+        "/ui/autorites/69M/acces",
         "/ui/departements/69",
     ],
 )

@@ -241,12 +241,21 @@ searches, carer lists, feed subscriptions, reads of the trail itself (``object_t
 ``search.run``, ``carer.list``, ``feed.subscribe``, ``audit.read``)."""
 
 
+OUTSIDE_READERS = "role <> 'department'"
+"""The entries of readers from outside the authority whose trail it is. A placement service
+(role ``department``) acts for its own authority only (``require_authority_scope``), so
+every entry filed under an authority with that role is the authority's own; every other
+role (admin, establishments, carers) reads from outside."""
+
+
 async def audit_trail(
     conn: asyncpg.Connection,
     authority: str | None,
     object_id: str | None,
     limit: int,
     offset: int,
+    *,
+    outside: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
     """Audit entries about an authority's requests and holds and the reads of its data
     (``TRAIL_OBJECT_TYPES``), by whoever read them, newest first. With
@@ -260,6 +269,8 @@ async def audit_trail(
     if authority is not None:
         args.append(authority)
         where.append(f"authority = ${len(args)}")
+    if outside:
+        where.append(OUTSIDE_READERS)
     common = " AND ".join(where)
     columns = (
         "id, occurred_at, actor, role, action, object_type, object_id, department, authority,"

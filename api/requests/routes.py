@@ -5,7 +5,7 @@ records. A placement service (role ``department``) reaches the requests of its c
 authority only. Reads are audited (see ``api.requests.service``).
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -28,6 +28,10 @@ from api.responses import written
 router = APIRouter(prefix="/v1", tags=["orientation"])
 
 DepartmentUser = Annotated[Principal, Depends(require_roles("department"))]
+AuditReader = Annotated[Principal, Depends(require_roles("department"))]
+"""Who reads an authority's trail (``GET /v1/audit``, the page "Qui a consulté nos
+données"): its placement service (and admin, as everywhere). One line to change when the
+authority's administrators get a role of their own."""
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
@@ -155,13 +159,23 @@ async def cancel_request(
     responses=_LIST,
 )
 async def read_audit(
-    principal: DepartmentUser,
+    principal: AuditReader,
     pool: Pool,
     authority: AuthorityFilter,
     object_id: Annotated[str | None, Query(max_length=64)] = None,
+    readers: Annotated[
+        Literal["all", "outside"],
+        Query(
+            description="`outside`: only the entries of readers from outside the authority"
+            " (every role but the authority's own placement service: admin, establishments,"
+            " carers…) — who read our children's data."
+        ),
+    ] = "all",
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> object:
     """Who read or changed what, when, under which role; newest first. With `object_id` (a
     request id): entries on the request, on its holds, and the list reads that returned it."""
-    return await service.audit_trail(pool, principal, authority, object_id, limit, offset)
+    return await service.audit_trail(
+        pool, principal, authority, object_id, limit, offset, outside=readers == "outside"
+    )

@@ -311,13 +311,18 @@ async def audit_trail(
     object_id: str | None,
     limit: int,
     offset: int,
+    *,
+    outside: bool = False,
 ) -> dict[str, Any]:
     """The trail of an authority's data, whoever read it (an admin's read of a request is
-    filed under the request's authority); the read is itself audited (``audit.read``: the
-    filters, under the authority read) in its transaction, after the page it returns."""
+    filed under the request's authority); ``outside``: only readers from outside the
+    authority. The read is itself audited (``audit.read``: the filters, under the authority
+    read) in its transaction, after the page it returns."""
     authority = scoped_authority(principal, authority)
     async with pool.acquire() as conn, conn.transaction():
-        items, total = await repository.audit_trail(conn, authority, object_id, limit, offset)
+        items, total = await repository.audit_trail(
+            conn, authority, object_id, limit, offset, outside=outside
+        )
         await changes.audit(
             conn,
             principal,
@@ -325,7 +330,8 @@ async def audit_trail(
             "audit",
             f"list:{authority or '*'}",
             single_department(authority),
-            {"object_id": object_id, "limit": limit, "offset": offset},
+            {"object_id": object_id, "limit": limit, "offset": offset}
+            | ({"readers": "outside"} if outside else {}),
             authority=authority,
         )
     return {"items": items, "total": total}

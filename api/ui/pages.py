@@ -162,6 +162,36 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
     )
 
 
+@router.get(
+    "/ui/autorites/{code}/acces",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    summary="Who read an authority's children's data",
+)
+async def access_page(request: Request, settings: AppSettings, code: str) -> Response:
+    """ "Qui a consulté les données de nos enfants" : the reads of an authority's data by
+    readers from outside it (``GET /v1/audit?readers=outside``), for its placement service
+    (the API decides who may read it; the page only shows what the API answers)."""
+    authority = load_authorities().get(code)
+    if authority is None:
+        return render(
+            request,
+            settings,
+            "introuvable.html",
+            status_code=404,
+            title="Autorité inconnue",
+            message=f"Aucune autorité compétente ne porte le code « {code} ».",
+        )
+    return render(
+        request,
+        settings,
+        "acces.html",
+        title=f"Qui a consulté nos données — {authority.name} ({code})",
+        authority=authority,
+        page={"code": code, "name": authority.name},
+    )
+
+
 @router.get("/ui/departements", include_in_schema=False)
 async def departments_page() -> RedirectResponse:
     """The former department chooser: dashboards are the authorities' now."""
