@@ -255,10 +255,10 @@ async def test_malformed_json_and_huge_body(client, pool, unit):
     }
 
 
-async def test_change_and_outbox_commit_together_or_not_at_all(client, pool, unit):
+async def test_change_and_outbox_commit_together_or_not_at_all(client, pool, owner_pool, unit):
     """Force a failure after the history and snapshot writes (the outbox insert raises):
-    neither the change nor its event may exist afterwards."""
-    async with pool.acquire() as conn:
+    neither the change nor its event may exist afterwards. The trigger is the owner's DDL."""
+    async with owner_pool.acquire() as conn:
         await conn.execute(
             """
             CREATE FUNCTION test_fail_outbox() RETURNS trigger LANGUAGE plpgsql AS
@@ -273,7 +273,7 @@ async def test_change_and_outbox_commit_together_or_not_at_all(client, pool, uni
         assert r.headers["content-type"] == "application/problem+json"
         assert "forced" not in r.text and "Traceback" not in r.text
     finally:
-        async with pool.acquire() as conn:
+        async with owner_pool.acquire() as conn:
             await conn.execute(
                 "DROP TRIGGER test_fail_outbox ON outbox_events; DROP FUNCTION test_fail_outbox();"
             )

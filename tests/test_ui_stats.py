@@ -196,10 +196,10 @@ async def test_an_empty_department_has_zeros_and_no_tension(client: httpx.AsyncC
         assert item["available"] == item["installed"] == item["carers"] == 0
 
 
-async def test_without_the_workflow_table_nobody_waits(pool: asyncpg.Pool) -> None:
+async def test_without_the_workflow_table_nobody_waits(owner_pool: asyncpg.Pool) -> None:
     """Before migration 0002 the table does not exist: the figures are 0, not an error. The
-    rename happens in a transaction that is rolled back."""
-    async with pool.acquire() as conn:
+    rename (DDL: the owner's) happens in a transaction that is rolled back."""
+    async with owner_pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
         try:
