@@ -76,7 +76,10 @@ async def _stop(stop: asyncio.Event, *tasks: asyncio.Task[None]) -> None:
 async def _warn_if_audit_writable(pool: asyncpg.Pool) -> None:
     """Say it loudly when the service connects as a role that may rewrite the audit (the
     schema's owner, a superuser): the trail is then only as safe as the code."""
-    if await pool.fetchval("SELECT has_table_privilege('audit_entries', 'UPDATE')"):
+    if await pool.fetchval(
+        "SELECT CASE WHEN to_regclass('audit_entries') IS NULL THEN false"
+        " ELSE has_table_privilege('audit_entries', 'UPDATE') END"
+    ):
         log.warning(
             "the database role of PLACES_DATABASE_URL can UPDATE the audit: connect as"
             " places_app (README, Settings)"
