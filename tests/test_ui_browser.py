@@ -650,3 +650,49 @@ async def test_collectivite_de_corse_shows_both_departments(server: str, browser
     await expect(page.locator("#table-attente")).not_to_contain_text("Chargement")
     assert await axe_violations(page) == []
     tab.check()
+
+
+async def test_who_read_our_childrens_data(server: str, browser: Browser) -> None:
+    """The Métropole's placement service sees the admin's read of one of its requests on
+    "Qui a consulté nos données", not its own reads; accessible, fits a phone."""
+    admin = f"admin-ui-{os.getpid()}"
+    async with api(server, issue_token("department", authority=AUTHORITY)) as client:
+        r = await client.post(
+            "/v1/requests",
+            json={
+                "department": DEPT,
+                "children": [{"age": 7, "sex": "F", "disability_profiles": []}],
+                "origin": {"commune": "69123"},
+                "care_mode": "durable",
+                "urgency": "days",
+                "measure": {"kind": "judicial", "decided_on": local_today(DEPT).isoformat()},
+                "reference": f"ASE69-ACCES-{os.getpid()}",
+            },
+        )
+        assert r.status_code == 201, r.text
+        request_id = r.json()["id"]
+        assert (await client.get(f"/v1/requests/{request_id}")).status_code == 200
+    async with api(server, issue_token("admin", sub=admin)) as client:
+        assert (await client.get(f"/v1/requests/{request_id}")).status_code == 200
+    token = issue_token("department", authority=AUTHORITY)
+    tab = await open_tab(browser, server, f"/ui/autorites/{AUTHORITY}/acces", token, width=PHONE)
+    table = tab.page.locator("#table-acces tbody")
+    row = table.locator("tr", has_text=request_id)
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text(admin)
+    await expect(row).to_contain_text("Administrateur")
+    await expect(row).to_contain_text("a lu une demande")
+    await expect(table).not_to_contain_text("Département")  # its own reads are not there
+    assert await horizontal_overflow(tab.page) == 0
+    assert await axe_violations(tab.page) == []
+    await shot(tab, "acces")
+    tab.check()
+    # Another authority's service is told the page is not its own.
+    other = await open_tab(
+        browser,
+        server,
+        f"/ui/autorites/{AUTHORITY}/acces",
+        issue_token("department", authority="38"),
+    )
+    await expect(other.page.locator("#alerte-page")).to_contain_text("Cette page est celle de")
+    other.check()
