@@ -545,10 +545,13 @@ async def test_corsican_requests_reach_20R_and_its_departments(cluster: Cluster)
             assert [e["department"] for e in got] == ["2A", "2B"]
             assert {e["authority"] for e in got} == {e["data"]["authority"] for e in got} == {"20R"}
             assert got[0]["data"]["children"]  # the authority's own feed: the whole request
+        # Nationally: one more request waiting in 20R, twice — neither request's id.
         got = [await next_event(national), await next_event(national)]
-        assert [e["data"]["id"] for e in got] == [ajaccio, bastia]
+        assert [e["department"] for e in got] == ["2A", "2B"]
         assert [e["data"]["authority"] for e in got] == ["20R", "20R"]
-        assert not any(CHILD_LEVEL & set(e["data"]) for e in got)
+        assert [e["data"]["request_count"] for e in got] == [{"waiting": 1}] * 2
+        assert not any((CHILD_LEVEL | {"id"}) & set(e["data"]) for e in got)
+        assert not any(rid in json.dumps(e) for e in got for rid in (ajaccio, bastia))
     await expect_refusal(
         a, "/ws/authorities/20R", 4403, bearer=token("department", department="38")
     )
