@@ -12,8 +12,16 @@ payloads carry ``authority``.
 A writer builds its event with one of the functions below and hands it to
 ``api.changes.emit``; nothing else writes ``outbox_events``. ``FIELDS`` is the schema: the
 keys each payload carries (a test checks every event written against it, and
-docs/api.md documents it). The national feed is for aggregated steering: it never sees a
-file reference, a child, an origin or a free-text reason.
+docs/api.md documents it).
+
+The national feed is for aggregated steering (issue #14): of children, holds and carers it
+sees **counts per authority and category** only — no request, hold or carer id, no
+reference, child, origin, date, free-text reason, carer commune or status of one carer. A
+request's event says "authority 13, care mode ``internat``: waiting −1, held +1"; a hold's
+"authority 13 → a unit of category 177 in 69M: held +1, places held +2"; a carer's
+"authority 69M carers: places +1". Those counts are deltas (exact, with no query in the
+write's transaction); the totals are ``/v1/stats``. The offer's events (``capacity.updated``,
+``structure.*``) keep their unit and establishment ids: establishments are public.
 """
 
 from collections.abc import Mapping
@@ -116,7 +124,7 @@ _REQUEST = frozenset(
         "updated_at",
     }
 )
-_REQUEST_NATIONAL = frozenset(
+_REQUEST_UPDATED = frozenset(
     {
         "id",
         "department",
@@ -126,9 +134,17 @@ _REQUEST_NATIONAL = frozenset(
         "urgency",
         "measure_kind",
         "children_count",
+        "previous_status",
+        "event",
+        "reference",
     }
 )
-_REQUEST_UPDATED_NATIONAL = _REQUEST_NATIONAL | {"previous_status", "event"}
+#: National view of a request's event: per authority and category (its care mode), how many
+#: requests and children moved between statuses (``request_count``:
+#: ``{"waiting": -1, "held": 1}``).
+_REQUEST_NATIONAL = frozenset(
+    {"department", "authority", "category", "request_count", "child_count"}
+)
 _HOLD = frozenset(
     {
         "id",
@@ -147,17 +163,58 @@ _HOLD = frozenset(
         "target_authority",
     }
 )
+#: National view of a hold's event: the flow between two authorities and the target's
+#: category (a FINESS category, or ``carer``), as moves of holds and places between statuses.
+_HOLD_NATIONAL = frozenset(
+    {
+        "department",
+        "authority",
+        "target_department",
+        "target_authority",
+        "target_category",
+        "hold_count",
+        "place_count",
+    }
+)
+#: National view of a carer's change: per authority, the places and the carers by status
+#: that moved (no id, commune nor status of the carer).
+_CARER_NATIONAL = frozenset(
+    {"department", "authority", "available_places", "carer_count", "source"}
+)
 
 #: type → (authority feed keys, national feed keys).
 FIELDS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     CAPACITY_UPDATED: (_CAPACITY, _CAPACITY),
-    CARER_AVAILABILITY_UPDATED: (_CARER, _CARER),
+    CARER_AVAILABILITY_UPDATED: (_CARER, _CARER_NATIONAL),
     STRUCTURE_CREATED: (_STRUCTURE, _STRUCTURE),
     STRUCTURE_UPDATED: (_STRUCTURE_UPDATED, _STRUCTURE_UPDATED),
     REQUEST_CREATED: (_REQUEST, _REQUEST_NATIONAL),
-    REQUEST_UPDATED: (_REQUEST_UPDATED_NATIONAL | {"reference"}, _REQUEST_UPDATED_NATIONAL),
-    **{t: (_HOLD, _HOLD - {"reason"}) for t in HOLD_EVENTS},
+    REQUEST_UPDATED: (_REQUEST_UPDATED, _REQUEST_NATIONAL),
+    **{t: (_HOLD, _HOLD_NATIONAL) for t in HOLD_EVENTS},
 }
+
+#: A hold event's move of its hold between statuses: (from, to); ``None``: it did not exist.
+HOLD_MOVES: Final[Mapping[str, tuple[str | None, str]]] = {
+    HOLD_CREATED: (None, "held"),
+    ADMISSION_RECORDED: ("held", "admitted"),
+    HOLD_RELEASED: ("held", "released"),
+    HOLD_REFUSED: ("held", "refused"),
+    HOLD_EXPIRED: ("held", "expired"),
+    EXIT_RECORDED: ("admitted", "exited"),
+}
+
+
+def moved(before: str | None, after: str | None, n: int = 1) -> dict[str, int]:
+    """``n`` things leaving status ``before`` for ``after``: ``{before: -n, after: +n}``
+    (a status that is ``None`` — created, or unchanged — is left out)."""
+    if before == after or n == 0:
+        return {}
+    delta: dict[str, int] = {}
+    if before is not None:
+        delta[before] = -n
+    if after is not None:
+        delta[after] = n
+    return delta
 
 
 def capacity_updated(
@@ -182,12 +239,25 @@ def capacity_updated(
 
 
 def carer_availability_updated(
-    department: str, carer: dict[str, Any], source: Source, *, authority: str
+    department: str,
+    carer: dict[str, Any],
+    source: Source,
+    *,
+    authority: str,
+    before: Mapping[str, Any],
 ) -> Event:
-    """A carer as others may see them (commune level) after a declaration or a move;
-    ``department``/``authority``: the carer's."""
+    """A carer as their authority may see them (commune level) after a declaration or a move;
+    ``department``/``authority``: the carer's; ``before``: the carer's row before the change
+    (``status``, ``available_places``), for the national feed's counts."""
     data = {**carer, "authority": authority, "source": source}
-    return Event(CARER_AVAILABILITY_UPDATED, department, authority, data, data)
+    national = {
+        "department": department,
+        "authority": authority,
+        "available_places": carer["available_places"] - before["available_places"],
+        "carer_count": moved(before["status"], carer["status"]),
+        "source": source,
+    }
+    return Event(CARER_AVAILABILITY_UPDATED, department, authority, data, national)
 
 
 def _structure(
@@ -239,43 +309,52 @@ def structure_updated(
     return Event(STRUCTURE_UPDATED, department, authority, data, data)
 
 
-def request_national_view(request: Mapping[str, Any]) -> dict[str, Any]:
-    """What the national feed may know of a request: no children, no reference, no origin,
-    no dates — only what aggregated steering needs. ``request`` is a request row or its API
-    view, with its ``authority``."""
+def request_national_view(
+    request: Mapping[str, Any], before: str | None, after: str
+) -> dict[str, Any]:
+    """What the national feed may know of a request's change: its authority, department and
+    category (care mode), and how many requests and children left status ``before`` for
+    ``after`` — no id, reference, child, origin, urgency or date. ``request`` is a request
+    row or its API view, with its ``authority``."""
     children_count = request.get("children_count")
     if children_count is None:
         children_count = len(request["children"])
     return {
-        "id": str(request["id"]),
         "department": request["department"],
         "authority": request["authority"],
-        "status": request["status"],
-        "care_mode": request["care_mode"],
-        "urgency": request["urgency"],
-        "measure_kind": request.get("measure_kind") or request["measure"]["kind"],
-        "children_count": children_count,
+        "category": request["care_mode"],
+        "request_count": moved(before, after),
+        "child_count": moved(before, after, children_count),
     }
 
 
 def request_created(request_out: dict[str, Any], *, authority: str) -> Event:
     """The authority sees the request as its API view (with ``authority``: the request's);
-    the nation its national view."""
+    the nation one more request waiting in its authority and care mode."""
     data = {**request_out, "authority": authority}
-    return Event(
-        REQUEST_CREATED, request_out["department"], authority, data, request_national_view(data)
-    )
+    national = request_national_view(data, None, request_out["status"])
+    return Event(REQUEST_CREATED, request_out["department"], authority, data, national)
 
 
 def request_updated(request: Mapping[str, Any], to_status: str, history_event: str) -> Event:
     """A status change; ``request`` is the locked row before it (with its ``authority``)."""
-    national = {
-        **request_national_view(request),
+    children_count = request.get("children_count")
+    if children_count is None:
+        children_count = len(request["children"])
+    data = {
+        "id": str(request["id"]),
+        "department": request["department"],
+        "authority": request["authority"],
         "status": to_status,
+        "care_mode": request["care_mode"],
+        "urgency": request["urgency"],
+        "measure_kind": request.get("measure_kind") or request["measure"]["kind"],
+        "children_count": children_count,
         "previous_status": request["status"],
         "event": history_event,
+        "reference": request["reference"],
     }
-    data = {**national, "reference": request["reference"]}
+    national = request_national_view(request, request["status"], to_status)
     return Event(REQUEST_UPDATED, request["department"], request["authority"], data, national)
 
 
@@ -287,11 +366,14 @@ def hold_event(
     *,
     authority: str,
     target_authority: str,
+    target_category: str,
 ) -> Event:
     """A hold's event on the request's authority's feed (``department``/``authority``: the
-    request's; ``target_*``: the unit's structure's or the carer's). The national feed sees
-    the flow (who holds where, how many places) but not the free-text reason."""
-    assert event_type in HOLD_EVENTS, event_type
+    request's; ``target_*``: the unit's structure's or the carer's; ``target_category``: the
+    structure's FINESS category, or ``carer``). The national feed sees the flow between
+    authorities and categories as counts of holds and places, never the hold, its request,
+    its target or its reason."""
+    before, after = HOLD_MOVES[event_type]
     data = {
         **hold_out,
         "department": department,
@@ -299,5 +381,13 @@ def hold_event(
         "target_department": target_department,
         "target_authority": target_authority,
     }
-    national = {k: v for k, v in data.items() if k != "reason"}
+    national = {
+        "department": department,
+        "authority": authority,
+        "target_department": target_department,
+        "target_authority": target_authority,
+        "target_category": target_category,
+        "hold_count": moved(before, after),
+        "place_count": moved(before, after, hold_out["places"]),
+    }
     return Event(event_type, department, authority, data, national)

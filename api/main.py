@@ -22,6 +22,7 @@ from api.audit import service as audit_seals
 from api.capacity.routes import router as capacity_router
 from api.changes import CHANNEL as OUTBOX_CHANNEL
 from api.db import create_pool, init_connection
+from api.docs import install as install_docs
 from api.feeds.routes import feed_settings
 from api.feeds.routes import router as feeds_router
 from api.fhir.routes import install as install_fhir
@@ -135,6 +136,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves /docs and /redoc from packaged assets
+        redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app)
@@ -158,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(opendata_router)
     install_fhir(app)
     install_ui(app)
+    install_docs(app)
     return app
 
 

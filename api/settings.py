@@ -109,6 +109,24 @@ class Settings(BaseSettings):
     ws_ready_timeout: float = Field(
         5.0, gt=0, description="How long a new subscriber waits for its feed reader."
     )
+    ws_auth_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a feed client whose handshake carries no token has to send it"
+        ' as its first message {"type": "auth", "token": …} before 4401.',
+    )
+    ws_query_token: bool = Field(
+        False,
+        description="Accept the feed's token as ?access_token= in the URL (old clients only:"
+        " proxies log URLs). Off: such a connection is closed with 4401 saying to send it"
+        " in the Sec-WebSocket-Protocol (places.bearer.<token>) or a first message.",
+    )
+    ws_allowed_origins: str | None = Field(
+        None,
+        description="Comma-separated origins (https://places.example.fr) whose pages may open"
+        " a feed; unset: only the request's own host. A handshake with another Origin is"
+        " refused (403); clients that send no Origin (not browsers) are not concerned.",
+    )
     log_json: bool = Field(False, description="JSON log lines (production).")
     seed: int = Field(20261125, description="Seed of the synthetic national dataset.")
 

@@ -16,8 +16,13 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
 
 FATAL = {4400, 4401, 4403, 4404}
+SUBPROTOCOL = "places.v1"
+BEARER_PROTOCOL = "places.bearer."
+"""The feed's subprotocols (``api.feeds.routes``): the client offers both, the server
+selects ``places.v1``."""
 GONE = 4410
 
 
@@ -64,11 +69,12 @@ async def watch(
     """Print events until ``count`` of them (forever when None); returns an exit status."""
     printed = 0
     backoff = 0.5
-    headers = {"Authorization": f"Bearer {token}"}
+    # The token travels as a subprotocol, as the pages send it: never in the URL.
+    protocols = [Subprotocol(SUBPROTOCOL), Subprotocol(BEARER_PROTOCOL + token)]
     while True:
         url = feed_url(base_url, department, last_event_id, authority)
         try:
-            async with connect(url, additional_headers=headers, proxy=None, open_timeout=10) as ws:
+            async with connect(url, subprotocols=protocols, proxy=None, open_timeout=10) as ws:
                 print(f"connected: {url}", file=err, flush=True)
                 async for raw in ws:
                     event = json.loads(raw)

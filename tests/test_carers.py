@@ -2,7 +2,7 @@
 
 import uuid
 
-from tests.support.factories import bearer, make_carer
+from tests.support.factories import AUTHORITY, bearer, make_carer
 
 
 async def test_carer_declares_own_availability(client, pool):
@@ -112,3 +112,42 @@ async def test_places_held_through_places_cannot_be_declared_free(client, pool):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "available_places"
     r = await client.put(url, headers=headers, json={"available_places": 1, "status": "active"})
     assert r.status_code == 200
+
+
+async def test_the_national_feed_counts_carers_without_naming_them(client, pool):
+    """A carer's declaration reaches the national feed as its authority's counts — places
+    and carers by status that moved — never the carer's id, commune or status (#14)."""
+    carer_id = await make_carer(pool, capacity=3)
+    headers = bearer("carer", carer_id=str(carer_id))
+    bodies = [
+        {"available_places": 2, "status": "active"},
+        {"available_places": 0, "status": "suspended", "until": "2099-01-01"},
+    ]
+    for body in bodies:
+        r = await client.put(
+            f"/v1/foster-carers/{carer_id}/availability", headers=headers, json=body
+        )
+        assert r.status_code == 200, r.text
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT data, national_data FROM outbox_events"
+            " WHERE type = 'carer.availability_updated' AND data->>'id' = $1 ORDER BY id",
+            str(carer_id),
+        )
+    assert [r["national_data"] for r in rows] == [
+        {
+            "department": "69",
+            "authority": AUTHORITY,
+            "available_places": 2,
+            "carer_count": {},
+            "source": "api",
+        },
+        {
+            "department": "69",
+            "authority": AUTHORITY,
+            "available_places": -2,
+            "carer_count": {"active": -1, "suspended": 1},
+            "source": "api",
+        },
+    ]
+    assert rows[1]["data"]["id"] == str(carer_id) and rows[1]["data"]["commune"]

@@ -28,7 +28,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin, Subprotocol
 
 from api.auth import issue_token
 from api.db import create_pool, drop_database
@@ -44,6 +45,9 @@ pytestmark = [pytest.mark.database, pytest.mark.server, pytest.mark.timeout(180)
 BASE = ADMIN_DSN.rsplit("/", 1)[0]
 TEMPLATE = f"places_test_{os.getpid()}_feeds"
 PING_SECONDS = 0.3
+AUTH_SECONDS = 1.0
+"""PLACES_WS_AUTH_SECONDS of the test servers: a silent client is closed after it."""
+ALLOWED_ORIGIN = "https://places.example.fr"
 LYON = "/ws/authorities/69M"
 """The feed of the units ``new_unit`` makes by default (in Lyon: Métropole de Lyon)."""
 
@@ -51,7 +55,13 @@ LYON = "/ws/authorities/69M"
 def feed_server(dsn: str, redis_url: str, **env: str) -> ServiceProcess:
     """A worker that pings every PING_SECONDS (tests wait for the first ping); ``redis_url``
     empty: no Redis, the in-process bus."""
-    return ServiceProcess(dsn, redis_url, PLACES_WS_PING_SECONDS=str(PING_SECONDS), **env)
+    return ServiceProcess(
+        dsn,
+        redis_url,
+        PLACES_WS_PING_SECONDS=str(PING_SECONDS),
+        PLACES_WS_AUTH_SECONDS=str(AUTH_SECONDS),
+        **env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +93,20 @@ async def scenario_database(template: str) -> AsyncIterator[tuple[str, asyncpg.P
 class Cluster:
     """Two workers on one database and one Redis. The second one keeps at most 16 events per
     client (the default is 1,000) so that a client that stops reading overflows quickly; the
-    tests that watch it never let more than a handful of events pile up otherwise."""
+    tests that watch it never let more than a handful of events pile up otherwise. It also
+    accepts the legacy ``?access_token=`` and pages of ALLOWED_ORIGIN only."""
 
     def __init__(self, dsn: str, pool: asyncpg.Pool, redis: RedisServer) -> None:
         self.dsn, self.pool, self.redis = dsn, pool, redis
         self.servers = [
             feed_server(dsn, redis.url),
-            feed_server(dsn, redis.url, PLACES_WS_QUEUE_SIZE="16"),
+            feed_server(
+                dsn,
+                redis.url,
+                PLACES_WS_QUEUE_SIZE="16",
+                PLACES_WS_QUERY_TOKEN="true",  # an old client's URL token, by choice
+                PLACES_WS_ALLOWED_ORIGINS=ALLOWED_ORIGIN,
+            ),
         ]
         self.slow = self.servers[1]
 
@@ -134,24 +151,43 @@ def token(role: str, **scope: str) -> str:
     return issue_token(role, **scope)
 
 
-def ws_open(
+@contextlib.asynccontextmanager
+async def ws_open(
     server: ServiceProcess,
     path: str,
     bearer: str | None = None,
     last_event_id: str | None = None,
-    in_query: bool = False,
+    via: str = "header",
+    origin: str | None = None,
     **kwargs: Any,
-) -> Any:
+) -> AsyncIterator[ClientConnection]:
+    """A feed connection whose token travels ``via`` the ``Authorization`` header, the
+    ``places.bearer.<token>`` subprotocol, the first message, or the URL (``query``, legacy);
+    ``origin``: the ``Origin`` a browser would send (none by default, as a non-browser)."""
     params = []
     if last_event_id is not None:
         params.append(f"last_event_id={last_event_id}")
     headers = {}
-    if bearer is not None and in_query:
+    protocols = None
+    if bearer is not None and via == "query":
         params.append(f"access_token={bearer}")
-    elif bearer is not None:
+    elif bearer is not None and via == "subprotocol":
+        protocols = [Subprotocol("places.v1"), Subprotocol(f"places.bearer.{bearer}")]
+    elif bearer is not None and via == "header":
         headers["Authorization"] = f"Bearer {bearer}"
     url = server.ws + path + ("?" + "&".join(params) if params else "")
-    return connect(url, additional_headers=headers, proxy=None, open_timeout=5, **kwargs)
+    async with connect(
+        url,
+        additional_headers=headers,
+        subprotocols=protocols,
+        origin=Origin(origin) if origin else None,
+        proxy=None,
+        open_timeout=5,
+        **kwargs,
+    ) as ws:
+        if bearer is not None and via == "message":
+            await ws.send(json.dumps({"type": "auth", "token": bearer}))
+        yield ws
 
 
 async def next_event(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
@@ -261,7 +297,8 @@ async def test_refusals_close_before_any_event(cluster: Cluster) -> None:
     path = "/ws/departments/38"
     await expect_refusal(a, path, 4401)
     await expect_refusal(a, path, 4401, bearer="not-a-jwt")
-    await expect_refusal(a, path, 4401, bearer="not-a-jwt", in_query=True)
+    await expect_refusal(a, path, 4401, bearer="not-a-jwt", via="subprotocol")
+    await expect_refusal(a, path, 4401, bearer="not-a-jwt", via="message")
     await expect_refusal(a, path, 4401, bearer=issue_token("admin", ttl_minutes=-1))
     await expect_refusal(a, path, 4403, bearer=token("department", department="01"))
     await expect_refusal(a, path, 4403, bearer=token("structure", finess="380000000"))
@@ -271,11 +308,74 @@ async def test_refusals_close_before_any_event(cluster: Cluster) -> None:
     for bad in ("abc", "12", "1-2-3", "-1-0", "99999999999999999999999-0", "1-%20"):
         reason = await expect_refusal(a, path, 4400, bearer=dept38, last_event_id=bad)
         assert "last_event_id" in reason
-    # the same token in the query string is accepted, and never written to the logs
-    async with ws_open(a, path, dept38, in_query=True) as ws:
-        await subscribed(ws)
-    assert "access_token=***" in a.output()
+    # Every transport of a valid token is accepted; none is written to the logs.
+    for via in ("header", "subprotocol", "message"):
+        async with ws_open(a, path, dept38, via=via) as ws:
+            await subscribed(ws)
+            assert ws.subprotocol == ("places.v1" if via == "subprotocol" else None)
     assert dept38 not in a.output()
+
+
+async def test_the_token_stays_out_of_the_url_unless_configured(cluster: Cluster) -> None:
+    """``?access_token=`` is refused by default (4401 saying what to do instead); a server
+    with PLACES_WS_QUERY_TOKEN accepts it for old clients and never logs it."""
+    a, b = cluster.servers
+    dept38 = token("department", department="38")
+    path = "/ws/departments/38"
+    reason = await expect_refusal(a, path, 4401, bearer=dept38, via="query")
+    assert "places.bearer." in reason and "URL" in reason
+    async with ws_open(b, path, dept38, via="query") as ws:
+        await subscribed(ws)
+    assert "access_token=***" in b.output()
+    for server in (a, b):
+        assert dept38 not in server.output()
+
+
+async def test_a_client_that_never_sends_its_token_is_closed(cluster: Cluster) -> None:
+    """No token in the handshake: the first message must carry it, within
+    PLACES_WS_AUTH_SECONDS; anything else is 4401 at once."""
+    a = cluster.servers[0]
+    path = "/ws/departments/38"
+    started = time.monotonic()
+    await expect_refusal(a, path, 4401)  # silent
+    assert AUTH_SECONDS <= time.monotonic() - started < AUTH_SECONDS + 4
+    async with ws_open(a, path) as ws:
+        await ws.send(json.dumps({"type": "hello"}))
+        started = time.monotonic()
+        code, reason, _ = await closed_with(ws)
+    assert code == 4401 and "places.bearer." in reason
+    assert time.monotonic() - started < AUTH_SECONDS
+
+
+async def test_origin_is_checked_for_browsers(cluster: Cluster) -> None:
+    """A page of another site cannot open a feed with its user's token (cross-site WebSocket
+    hijacking): its Origin is refused at the handshake (403). The service's own pages (same
+    host) may; so may clients that send no Origin. With PLACES_WS_ALLOWED_ORIGINS, those
+    origins and no other."""
+    a, b = cluster.servers
+    dept38 = token("department", department="38")
+    path = "/ws/departments/38"
+    own = a.http  # http://127.0.0.1:<port>: the same host as the handshake's Host
+    async with ws_open(a, path, dept38, via="subprotocol", origin=own) as ws:
+        await subscribed(ws)
+    for foreign in (
+        "https://evil.example",
+        "http://127.0.0.1:1",
+        "null",
+        own.replace("http", "ftp"),
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            async with ws_open(a, path, dept38, via="subprotocol", origin=foreign):
+                pass
+        assert refused.value.response.status_code == 403, foreign
+    async with ws_open(b, path, dept38, origin=ALLOWED_ORIGIN) as ws:
+        await subscribed(ws)
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_open(b, path, dept38, origin=b.http):
+            pass
+    assert refused.value.response.status_code == 403
+    async with ws_open(b, path, dept38) as ws:  # no Origin: not a browser
+        await subscribed(ws)
 
 
 async def test_no_other_department_leaks(cluster: Cluster) -> None:
@@ -545,10 +645,13 @@ async def test_corsican_requests_reach_20R_and_its_departments(cluster: Cluster)
             assert [e["department"] for e in got] == ["2A", "2B"]
             assert {e["authority"] for e in got} == {e["data"]["authority"] for e in got} == {"20R"}
             assert got[0]["data"]["children"]  # the authority's own feed: the whole request
+        # Nationally: one more request waiting in 20R, twice — neither request's id.
         got = [await next_event(national), await next_event(national)]
-        assert [e["data"]["id"] for e in got] == [ajaccio, bastia]
+        assert [e["department"] for e in got] == ["2A", "2B"]
         assert [e["data"]["authority"] for e in got] == ["20R", "20R"]
-        assert not any(CHILD_LEVEL & set(e["data"]) for e in got)
+        assert [e["data"]["request_count"] for e in got] == [{"waiting": 1}] * 2
+        assert not any((CHILD_LEVEL | {"id"}) & set(e["data"]) for e in got)
+        assert not any(rid in json.dumps(e) for e in got for rid in (ajaccio, bastia))
     await expect_refusal(
         a, "/ws/authorities/20R", 4403, bearer=token("department", department="38")
     )

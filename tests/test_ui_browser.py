@@ -696,3 +696,39 @@ async def test_who_read_our_childrens_data(server: str, browser: Browser) -> Non
     )
     await expect(other.page.locator("#alerte-page")).to_contain_text("Cette page est celle de")
     other.check()
+@pytest.mark.parametrize(("path", "rendered"), [("/docs", ".opblock"), ("/redoc", "h1")])
+async def test_api_docs_render_from_this_origin_only(
+    server: str, browser: Browser, path: str, rendered: str
+) -> None:
+    """/docs and /redoc render with their packaged assets: nothing leaves the origin (no
+    CDN, no font, no validator), and the page's policy blocks nothing it needs (#14). Redoc
+    shows Redocly's logo from its CDN: the policy refuses it (the image hides itself), so
+    that request never leaves the browser."""
+    context = await browser.new_context(base_url=server)
+    page = await context.new_page()
+    requests: list[str] = []
+    blocked: dict[str, str | None] = {}
+    refused: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("requestfailed", lambda r: blocked.__setitem__(r.url, r.failure))
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(path)
+    await expect(page.locator(rendered).first).to_be_visible(timeout=15_000)
+    await expect(page.get_by_text("/v1/search").first).to_be_attached()
+    await page.wait_for_load_state("networkidle")
+    own = (server + "/", "blob:" + server + "/")
+    outside = [u for u in requests if not u.startswith(own)]
+    assert f"{server}/openapi.json" in requests
+    logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    assert outside == ([logo] if path == "/redoc" else []), outside
+    for url in outside:
+        assert "csp" in (blocked.get(url) or "").lower(), (url, blocked.get(url))
+    assert all(logo in m for m in refused), refused
+    assert errors == []
+    await page.screenshot(path=str(ARTIFACTS / f"ui-docs{path.replace('/', '-')}.png"))
+    await context.close()

@@ -23,6 +23,7 @@ from api.assignments.schemas import OptimizeIn
 from api.auth import Principal, require_authority_scope
 from api.authorities import resolve_authority, single_department
 from api.errors import Invalid, NotFound, field_error
+from api.precision import commune_precision, point_sql
 from api.search.repository import offer_from_row
 from api.settings import Settings
 from matching import Child, Need, Offer, Plan, greedy, optimize
@@ -32,14 +33,17 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
        s.category, s.department, s.commune, u.age_min, u.age_max, u.sexes, u.care_modes,
        u.disability_profiles, cs.available AS free_places, cs.available_gender,
        extract(epoch FROM now() - cs.declared_at) / 86400.0 AS declared_age_days,
-       ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon
+       ST_Y(({point})::geometry) AS lat, ST_X(({point})::geometry) AS lon
   FROM capacity_snapshots cs
   JOIN units u ON u.id = cs.unit_id
   JOIN structures s ON s.id = u.structure_id
+  JOIN communes cm ON cm.insee = s.commune
   JOIN departments d ON d.code = s.department
  WHERE d.region_code = ANY($1::text[]) AND cs.temporality = 'current' AND cs.available > 0
  ORDER BY u.id
-"""
+""".format(point=point_sql("s", "cm"))
+"""A lieu de vie is at its commune's point (``api.precision``), so its distance is measured
+to the commune, and shown rounded to the kilometre like a carer's."""
 
 CARERS_SQL = """
 SELECT c.id::text AS id, c.department, c.commune, c.age_min, c.age_max, c.care_modes,
@@ -126,7 +130,10 @@ def _plan_out(
                 "target": {"kind": a.kind, "id": a.offer_id},
                 "department": offer.department,
                 "commune": offer.commune,
-                "distance_km": round(offer.distance_km, 1 if a.kind == "unit" else 0),
+                "distance_km": round(
+                    offer.distance_km,
+                    1 if a.kind == "unit" and not commune_precision(offer.category or "") else 0,
+                ),
                 "places": sizes[a.request_id],
                 "score": round(a.score, 4),
             }

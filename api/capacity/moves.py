@@ -79,6 +79,8 @@ class Target:
     finess: str | None = None
     structure_id: UUID | None = None
     carer_id: str | None = None
+    category: str = "carer"
+    """The structure's FINESS category, or ``carer`` (what the national feed may know)."""
 
 
 async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Target:
@@ -86,7 +88,7 @@ async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Targe
     if kind == "unit":
         row = await conn.fetchrow(
             """
-            SELECT u.id, s.id AS structure_id, s.finess, s.department, s.authority
+            SELECT u.id, s.id AS structure_id, s.finess, s.department, s.authority, s.category
               FROM units u
               JOIN structures s ON s.id = u.structure_id
              WHERE u.id = $1
@@ -103,6 +105,7 @@ async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Targe
             row["finess"],
             row["structure_id"],
             None,
+            row["category"],
         )
     row = await conn.fetchrow(
         "SELECT id, department, authority FROM foster_carers WHERE id = $1", target_id
@@ -193,6 +196,6 @@ async def _move_carer(
     await changes.emit(
         conn,
         events.carer_availability_updated(
-            target.department, out, transition, authority=target.authority
+            target.department, out, transition, authority=target.authority, before=carer
         ),
     )

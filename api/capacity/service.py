@@ -213,7 +213,7 @@ async def declare_carer(
         )
         out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
         event = events.carer_availability_updated(
-            carer["department"], out, "api", authority=carer["authority"]
+            carer["department"], out, "api", authority=carer["authority"], before=carer
         )
         await changes.emit(conn, event)
         await changes.audit(

@@ -20,10 +20,20 @@ and the client is closed with 4410, once — it reloads its snapshot, connects w
 is checked first (a clear reason while Redis still holds it); beyond that the hub refuses
 any position that is not one of the feed's own (``realtime.hub``).
 
-The handshake is always accepted, then refused with a close code, because a refusal before
-``accept`` reaches the client as a bare HTTP 403 and it could not tell "log in again" (4401)
-from "not yours" (4403). Nothing is subscribed before the token, the feed, the scope and
-``last_event_id`` are checked, in that order.
+The token (issue #14: never in the URL, where proxies log it): ``Authorization: Bearer`` for
+clients that set headers, the subprotocol ``places.bearer.<token>`` offered beside
+``places.v1`` for browsers (the server selects ``places.v1``, never echoes the token), or a
+first message ``{"type": "auth", "token": "…"}`` (within ``PLACES_WS_AUTH_SECONDS``).
+``?access_token=`` is accepted only with ``PLACES_WS_QUERY_TOKEN`` (old clients); otherwise it
+is refused with 4401 saying how.
+
+A browser's handshake carries ``Origin``: one that is not allowed
+(``PLACES_WS_ALLOWED_ORIGINS``, default the handshake's own ``Host``) is refused before
+``accept`` — a bare HTTP 403 — so a page of another site never gets an open socket. Every
+other handshake is accepted, then refused with a close code, because a refusal before
+``accept`` reaches the client as a bare HTTP 403 and it could not tell "log in again"
+(4401) from "not yours" (4403). Nothing is subscribed before the token, the feed, the scope
+and ``last_event_id`` are checked, in that order.
 
 Close codes: 4400 malformed ``last_event_id`` · 4401 missing/invalid/expired token (also
 when the token expires while the feed is open: reconnect with a fresh one) · 4403
@@ -35,11 +45,13 @@ snapshot, then connect without it) · 1013 too slow, or feed momentarily unavail
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, WebSocket
@@ -50,6 +62,7 @@ from api.authorities import single_department
 from api.errors import DomainError
 from api.settings import Settings
 from realtime.bus import NATIONAL
+from realtime.client import BEARER_PROTOCOL, SUBPROTOCOL
 from realtime.hub import FeedGap, FeedSettings, FeedUnavailable, Hub, parse_event_id
 
 log = logging.getLogger("places.feeds")
@@ -93,12 +106,83 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
             await websocket.close(code, _reason(reason))
 
 
-def _token(websocket: WebSocket) -> str | None:
+def _offered(websocket: WebSocket) -> list[str]:
+    """The subprotocols the client offered (``Sec-WebSocket-Protocol``)."""
+    return [
+        p.strip()
+        for header in websocket.headers.getlist("sec-websocket-protocol")
+        for p in header.split(",")
+        if p.strip()
+    ]
+
+
+def _without_default_port(netloc: str, scheme: str) -> str:
+    default = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}.get(scheme, "")
+    netloc = netloc.lower()
+    return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: str | None) -> bool:
+    """Whether a handshake's ``Origin`` may open a feed. No ``Origin``: not a browser (a
+    browser always sends one), allowed — its token is its credential. With
+    ``PLACES_WS_ALLOWED_ORIGINS``: one of those origins; without: the page's host must be
+    the host the handshake was sent to (``Host``), so another site's page cannot use a
+    token its user holds here (cross-site WebSocket hijacking)."""
+    if origin is None:
+        return True
+    origin = origin.strip().rstrip("/").lower()
+    if allowed:
+        return origin in {o.strip().rstrip("/").lower() for o in allowed.split(",") if o.strip()}
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or host is None:
+        return False  # "null" (a sandboxed or file: page) and the like
+    return _without_default_port(parts.netloc, parts.scheme) == _without_default_port(
+        host.strip(), parts.scheme
+    )
+
+
+def _handshake_token(websocket: WebSocket, settings: Settings) -> tuple[str | None, str | None]:
+    """The token the handshake carries, or why it is refused: ``Authorization: Bearer``
+    (non-browser clients), the subprotocol ``places.bearer.<token>`` (browsers: headers
+    are not theirs to set), or — only with ``PLACES_WS_QUERY_TOKEN`` — ``?access_token=``.
+    ``(None, None)``: none; the client may still send it in its first message."""
     header = websocket.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
-        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-    return websocket.query_params.get("access_token") or None
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), None
+        return None, "En-tête Authorization : attendu « Bearer <jeton> »."
+    for protocol in _offered(websocket):
+        if protocol.startswith(BEARER_PROTOCOL) and len(protocol) > len(BEARER_PROTOCOL):
+            return protocol[len(BEARER_PROTOCOL) :], None
+    query = websocket.query_params.get("access_token")
+    if query:
+        if settings.ws_query_token:
+            return query, None
+        return None, (
+            "Jeton dans l'URL refusé : envoyez-le en sous-protocole "
+            f"{BEARER_PROTOCOL}<jeton> (avec {SUBPROTOCOL}) ou en premier message."
+        )
+    return None, None
+
+
+async def _first_message_token(websocket: WebSocket, seconds: float) -> str | None:
+    """``{"type": "auth", "token": "…"}`` as the client's first message, within ``seconds``
+    (``PLACES_WS_AUTH_SECONDS``); None when it is not that (or does not come)."""
+    try:
+        async with asyncio.timeout(seconds):
+            message = await websocket.receive()
+    except TimeoutError:
+        return None
+    text = message.get("text")
+    if message["type"] != "websocket.receive" or not text:
+        return None
+    with contextlib.suppress(ValueError):
+        body = json.loads(text)
+        if isinstance(body, dict) and body.get("type") == "auth":
+            value = body.get("token")
+            return value if isinstance(value, str) and value else None
+    return None
 
 
 def feed_settings(s: Settings) -> FeedSettings:
@@ -243,13 +327,32 @@ async def _serve(
     resolve: Callable[[FastAPI], Awaitable[_Feed]],
     allowed: Callable[[Principal, str], bool],
 ) -> None:
-    await websocket.accept()
-    token = _token(websocket)
+    settings: Settings = websocket.app.state.settings
+    if not origin_allowed(
+        websocket.headers.get("origin"), websocket.headers.get("host"), settings.ws_allowed_origins
+    ):
+        # Before accept: the browser's page gets a bare 403 and never an open socket.
+        log.info("feed %s: Origin %r refused", websocket.url.path, websocket.headers.get("origin"))
+        await websocket.close(1008)
+        return
+    offered = _offered(websocket)
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    token, refusal = _handshake_token(websocket, settings)
+    if refusal is not None:
+        await _close(websocket, 4401, refusal)
+        return
     if token is None:
-        await _close(websocket, 4401, "Authentification requise (Bearer ou access_token).")
+        token = await _first_message_token(websocket, settings.ws_auth_seconds)
+    if token is None:
+        await _close(
+            websocket,
+            4401,
+            f"Authentification requise : sous-protocole {BEARER_PROTOCOL}<jeton>, en-tête"
+            ' Bearer ou premier message {"type":"auth","token":…}.',
+        )
         return
     try:
-        principal = decode_token(token, websocket.app.state.settings)
+        principal = decode_token(token, settings)
     except DomainError as exc:
         await _close(websocket, 4401, exc.detail)
         return

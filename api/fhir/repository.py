@@ -1,6 +1,8 @@
 """FHIR reads in SQL: units with their establishment, then their capacity snapshots.
 
 Only ``units`` and ``structures`` are read: foster carers are people, never exported.
+Rows carry the structure's exact point and its commune's (``commune_lat``/``commune_lon``)
+and ``authority``: ``api.precision.fhir_row`` decides what the caller sees.
 """
 
 from typing import Any
@@ -16,7 +18,9 @@ _UNIT_COLUMNS = """
        s.id AS structure_id, s.finess, s.finess_ej, s.name AS structure_name, s.category,
        s.department, s.commune, c.name AS commune_name, s.address, s.postal_code,
        s.location_precision, s.imported_at, s.created_at AS structure_created_at,
-       ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon
+       s.authority,
+       ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon,
+       ST_Y(c.location::geometry) AS commune_lat, ST_X(c.location::geometry) AS commune_lon
 """
 
 _FILTERS = """
@@ -85,8 +89,10 @@ async def structure(conn: asyncpg.Connection, structure_id: UUID) -> dict[str, A
         SELECT s.id AS structure_id, s.finess, s.finess_ej, s.name AS structure_name,
                s.category, s.department, s.commune, c.name AS commune_name, s.address,
                s.postal_code, s.location_precision, s.imported_at,
-               s.created_at AS structure_created_at,
-               ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon
+               s.created_at AS structure_created_at, s.authority,
+               ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon,
+               ST_Y(c.location::geometry) AS commune_lat,
+               ST_X(c.location::geometry) AS commune_lon
           FROM structures s
           JOIN communes c ON c.insee = s.commune
          WHERE s.id = $1

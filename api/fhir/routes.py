@@ -16,6 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api import precision
 from api.auth import Principal, current_principal
 from api.deps import Pool
 from api.errors import FHIR_JSON, BadRequest, NotAcceptable, NotFound, UnsupportedParameter
@@ -104,7 +105,7 @@ def _page_url(request: Request, offset: int, count: int) -> str:
     summary="Search units (FHIR Location, ROR capacity): Bundle searchset",
     responses=_RESPONSES,
 )
-async def search_locations(request: Request, _: Reader, pool: Pool) -> dict[str, Any]:
+async def search_locations(request: Request, principal: Reader, pool: Pool) -> dict[str, Any]:
     """Parameters: ``address-state`` (department code, e.g. ``69``, ``2A``, ``974``),
     ``address-postalcode`` (starts with: ``690`` finds ``69003``), ``organization``
     (``Organization/{id}`` or the id), ``_id``; comma-separated values mean "or".
@@ -137,7 +138,7 @@ async def search_locations(request: Request, _: Reader, pool: Pool) -> dict[str,
     entries = [
         {
             "fullUrl": f"{base}/Location/{r['id']}",
-            "resource": resources.location(r),
+            "resource": resources.location(precision.fhir_row(r, principal)),
             "search": {"mode": "match"},
         }
         for r in rows
@@ -149,7 +150,7 @@ async def search_locations(request: Request, _: Reader, pool: Pool) -> dict[str,
         entries += [
             {
                 "fullUrl": f"{base}/Organization/{sid}",
-                "resource": resources.organization(r),
+                "resource": resources.organization(precision.fhir_row(r, principal)),
                 "search": {"mode": "include"},
             }
             for sid, r in seen.items()
@@ -184,7 +185,7 @@ def _uuid_or_404(value: str, kind: str) -> UUID:
 
 @router.get("/Location/{location_id}", summary="One unit (FHIR Location)", responses=_RESPONSES)
 async def read_location(
-    request: Request, location_id: str, _: Reader, pool: Pool
+    request: Request, location_id: str, principal: Reader, pool: Pool
 ) -> dict[str, Any]:
     _check_format(request)
     unit_id = _uuid_or_404(location_id, "Location")
@@ -192,7 +193,7 @@ async def read_location(
         rows, _total = await repository.units(conn, unit_ids=[unit_id], limit=1)
     if not rows:
         raise NotFound(f"Location/{location_id} introuvable")
-    return resources.location(rows[0])
+    return resources.location(precision.fhir_row(rows[0], principal))
 
 
 @router.get(
@@ -201,7 +202,7 @@ async def read_location(
     responses=_RESPONSES,
 )
 async def read_organization(
-    request: Request, organization_id: str, _: Reader, pool: Pool
+    request: Request, organization_id: str, principal: Reader, pool: Pool
 ) -> dict[str, Any]:
     _check_format(request)
     structure_id = _uuid_or_404(organization_id, "Organization")
@@ -209,7 +210,7 @@ async def read_organization(
         row = await repository.structure(conn, structure_id)
     if row is None:
         raise NotFound(f"Organization/{organization_id} introuvable")
-    return resources.organization(row)
+    return resources.organization(precision.fhir_row(row, principal))
 
 
 @router.get("/metadata", summary="CapabilityStatement (no token needed)")

@@ -124,6 +124,7 @@ async def _emit_hold_event(
             target.department,
             authority=request["authority"],
             target_authority=target.authority,
+            target_category=target.category,
         ),
     )
 

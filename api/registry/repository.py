@@ -34,7 +34,8 @@ async def structures(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of structures with their units and capacity snapshots (three queries, all
     index-driven: structures by department/category or authority, units by structure,
-    snapshots by unit)."""
+    snapshots by unit). Each item has the exact ``location`` and its commune's point:
+    ``api.precision.structure_out`` makes what a caller may see of it."""
     # Only the filters asked for are written out: "$n IS NULL OR …" would let a generic plan
     # scan every structure to find one by id.
     where, args = [], []
@@ -47,16 +48,20 @@ async def structures(
     for column, value in filters:
         if value is not None:
             args.append(value)
-            where.append(f"{column} = ${len(args)}")
+            where.append(f"s.{column} = ${len(args)}")
     condition = " AND ".join(where) or "true"
     rows = await conn.fetch(
         f"""
-        SELECT id, finess, name, category, department, commune,
-               ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon,
+        SELECT s.id, s.finess, s.name, s.category, s.department, s.commune, s.authority,
+               s.location_precision,
+               ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon,
+               ST_Y(cm.location::geometry) AS commune_lat,
+               ST_X(cm.location::geometry) AS commune_lon,
                count(*) OVER () AS total
-          FROM structures
+          FROM structures s
+          LEFT JOIN communes cm ON cm.insee = s.commune
          WHERE {condition}
-         ORDER BY department, name, id
+         ORDER BY s.department, s.name, s.id
          LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}
         """,
         *args,
@@ -64,7 +69,7 @@ async def structures(
         offset,
     )
     if not rows:
-        total = await conn.fetchval(f"SELECT count(*) FROM structures WHERE {condition}", *args)
+        total = await conn.fetchval(f"SELECT count(*) FROM structures s WHERE {condition}", *args)
         return [], total
     ids = [r["id"] for r in rows]
     units = await conn.fetch(
@@ -97,7 +102,13 @@ async def structures(
     items = [
         {
             **{k: r[k] for k in ("id", "finess", "name", "category", "department", "commune")},
-            "location": {"lat": r["lat"], "lon": r["lon"]},
+            "location": {"lat": r["lat"], "lon": r["lon"], "precision": r["location_precision"]},
+            # For api.precision.structure_out, which decides what a caller sees (and drops
+            # these two).
+            "authority": r["authority"],
+            "commune_location": None
+            if r["commune_lat"] is None
+            else {"lat": r["commune_lat"], "lon": r["commune_lon"]},
             "units": units_by_structure.get(r["id"], []),
         }
         for r in rows

@@ -5,6 +5,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from api import precision
 from api.auth import AnyPrincipal, Principal, require_roles, scoped_authority
 from api.authorities import AUTHORITY_MAX_LENGTH, resolve_authority
 from api.codes import PDE_CATEGORIES
@@ -61,7 +62,7 @@ async def list_authorities(_: AnyPrincipal) -> object:
     },
 )
 async def list_structures(
-    _: AnyPrincipal,
+    principal: AnyPrincipal,
     pool: Pool,
     department: DepartmentCode = None,
     category: Annotated[str | None, Query(examples=["177"])] = None,
@@ -79,7 +80,9 @@ async def list_structures(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> object:
     """Geographic (`department`) or by competent authority (`authority`), or both (then the
-    authority must be competent in the department)."""
+    authority must be competent in the department). A lieu de vie et d'accueil (category
+    462) is located at its commune's point (`location.precision: "commune"`) except for
+    itself, the placement service of its authority and admin."""
     if category is not None and category not in PDE_CATEGORIES:
         raise field_error(
             "category", f"catégorie FINESS hors PDE ; attendu : {', '.join(PDE_CATEGORIES)}"
@@ -92,7 +95,7 @@ async def list_structures(
         items, total = await repository.structures(
             conn, department, category, limit, offset, authority=authority
         )
-    return {"items": items, "total": total}
+    return {"items": [precision.structure_out(i, principal) for i in items], "total": total}
 
 
 @router.post(

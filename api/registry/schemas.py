@@ -60,6 +60,10 @@ class AuthorityOut(BaseModel):
 class Location(BaseModel):
     lat: float
     lon: float
+    precision: Literal["address", "commune"] = "address"
+    """``address``: the establishment's geocoded point; ``commune``: its commune's point (a
+    FINESS record without coordinates, or a lieu de vie shown to a caller who does not need
+    its door — see domain.md)."""
 
 
 class UnitOut(BaseModel):
@@ -100,7 +104,7 @@ class StructurePage(BaseModel):
                             "category": "177",
                             "department": "69",
                             "commune": "69123",
-                            "location": {"lat": 45.76, "lon": 4.84},
+                            "location": {"lat": 45.76, "lon": 4.84, "precision": "address"},
                             "units": [],
                         }
                     ],

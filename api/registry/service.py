@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api import changes, events
+from api import changes, events, precision
 from api.auth import Principal
 from api.authorities import single_department
 from api.changes import Idempotency, Written
@@ -85,7 +85,7 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
             department,
             authority=commune["authority"],
         )
-    return created
+    return precision.structure_out(created, principal)
 
 
 INSERT_UNIT_SQL = """

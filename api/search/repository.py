@@ -8,7 +8,9 @@ step), or nothing (national); rows come nearest first through the GiST KNN opera
 every hard constraint anyway.
 
 A carer's home is used here, inside the database, to filter and order; what leaves this
-module is the carer's commune and a distance rounded to the kilometre.
+module is the carer's commune and a distance rounded to the kilometre. So for a lieu de vie
+et d'accueil (``api.precision``: often the staff's home): its commune's point and the
+distance to it, rounded to the kilometre — what ranks it, too.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from api.precision import distance_km_sql, point_sql
 from matching import Area, Need, Offer, Step
 
 CANDIDATES_PER_KIND = 120
@@ -62,16 +65,19 @@ WITH origin AS (
      ORDER BY cs.location <-> origin.g  -- distance alone, so the index yields the order
      LIMIT $10
 )
+-- A lieu de vie (api.precision) leaves this module at its commune: the commune's point and
+-- the distance to it, rounded to the kilometre (joined on the LIMIT's rows only).
 SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
        s.category, s.department, s.commune,
        u.age_min, u.age_max, u.sexes, u.care_modes, u.disability_profiles,
        n.temporality, n.available AS free_places, n.available_gender,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
-       n.metres / 1000.0 AS distance_km,
-       ST_Y(s.location::geometry) AS lat, ST_X(s.location::geometry) AS lon
-  FROM nearest n
+       {distance_km} AS distance_km,
+       ST_Y(({point})::geometry) AS lat, ST_X(({point})::geometry) AS lon
+  FROM origin, nearest n
   JOIN units u ON u.id = n.unit_id
   JOIN structures s ON s.id = u.structure_id
+  JOIN communes cm ON cm.insee = s.commune
  ORDER BY n.knn, u.id, n.temporality
 """
 
@@ -109,7 +115,11 @@ def _sql(template: str, area: str, loc: str, dept: str, first_geo_param: int) ->
     geo = _GEO_FILTER[Area(area)].format(
         loc=loc, dept=dept, r=first_geo_param, d=first_geo_param + 1
     )
-    return template.format(geo=geo)
+    return template.format(
+        geo=geo,
+        point=point_sql("s", "cm"),
+        distance_km=distance_km_sql("s", "cm", "origin.g", "n.metres"),
+    )
 
 
 QUERIES: dict[tuple[str, str], str] = {}

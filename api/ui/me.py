@@ -13,6 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from api import precision
 from api.auth import Principal, require_authority_scope, require_roles
 from api.capacity.repository import carer_by_id
 from api.deps import Pool
@@ -65,7 +66,7 @@ async def declarant(
                 raise NotFound(f"Aucun établissement enregistré sous le FINESS {target_finess}.")
             return {
                 "kind": "structure",
-                "structure": structure,
+                "structure": precision.structure_out(structure, principal),
                 "commune_name": _commune_name(structure["commune"]),
             }
         assert target_carer is not None

@@ -61,9 +61,15 @@ export class LiveFeed {
       return;
     }
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const params = new URLSearchParams({ access_token: current.token });
+    const params = new URLSearchParams();
     if (this.lastEventId) params.set("last_event_id", this.lastEventId);
-    const socket = new WebSocket(`${scheme}://${location.host}${this.path}?${params}`);
+    const query = params.toString() ? `?${params}` : "";
+    // The token goes as a subprotocol, never in the URL (proxies log URLs); the server
+    // selects "places.v1" and never echoes the token.
+    const socket = new WebSocket(`${scheme}://${location.host}${this.path}${query}`, [
+      "places.v1",
+      `places.bearer.${current.token}`,
+    ]);
     this.socket = socket;
     this.setState("attente");
     socket.addEventListener("message", (e) => {
