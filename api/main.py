@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import errors
 from api.assignments.routes import router as assignments_router
@@ -34,6 +34,7 @@ from api.registry.routes import router as registry_router
 from api.requests.routes import router as requests_router
 from api.search.routes import router as search_router
 from api.settings import Settings, get_settings
+from api.throttle import Limiter, guard
 from api.ui.routes import install as install_ui
 from api.ui.signin import check_dev_signin
 from geo.referential import load_communes
@@ -85,6 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis, bus = await _open_bus(settings)
         resources.push_async_callback(bus.close)
         app.state.bus = bus
+        app.state.limiter = Limiter(app.state.redis, settings)
         app.state.feed_hub = Hub(bus, feed_settings(settings))
         resources.push_async_callback(app.state.feed_hub.close)
         # The commune referential (35,000 rows, ~0.25 s to parse) is read by the pages and the
@@ -112,6 +114,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Per-subject concurrency and rate limits on /v1 (api.throttle), before the route.
+        dependencies=[Depends(guard)],
     )
     app.state.settings = settings
     errors.install(app)

@@ -28,6 +28,17 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+BENCH_LIMITS: dict[str, str] = {
+    "PLACES_MAX_REQUESTS_PER_SUBJECT": "0",
+    "PLACES_MAX_FEEDS_PER_SUBJECT": "0",
+    "PLACES_RATE_LIMIT_SEARCH_PER_MINUTE": "0",
+    "PLACES_RATE_LIMIT_WRITES_PER_MINUTE": "0",
+}
+"""What benchmarks and the load test serve with: no per-subject cap and no rate limit (they
+share a few tokens among many connections and measure throughput, not the limiter;
+``loadtests.bench_security`` measures the limiter itself). A caller's ``env`` overrides."""
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now (the kernel's pick), for a server to bind."""
     with socket.socket() as s:
@@ -203,8 +214,9 @@ class ServiceProcess:
 @contextlib.contextmanager
 def serve(workers: int = 1, timeout: float = 120, **env: str | None) -> Iterator[str]:
     """``places run`` on the environment's database and Redis for the block's life; yields
-    its base URL once ready. For benchmarks that only need a server to talk to."""
-    service = ServiceProcess(workers=workers, **env)
+    its base URL once ready. For benchmarks that only need a server to talk to: without
+    per-subject caps or rate limits unless ``env`` sets them (``BENCH_LIMITS``)."""
+    service = ServiceProcess(workers=workers, **{**BENCH_LIMITS, **env})
     try:
         service.start(timeout)
         yield service.http
