@@ -285,7 +285,8 @@ def serve(workers: int = 1, timeout: float = 120, **env: str | None) -> Iterator
     """``places run`` on the environment's database and Redis for the block's life; yields
     its base URL once ready. For benchmarks that only need a server to talk to: without
     per-subject caps or rate limits unless ``env`` sets them (``BENCH_LIMITS``)."""
-    service = ServiceProcess(workers=workers, **{**BENCH_LIMITS, **env})
+    merged: dict[str, str | None] = {**BENCH_LIMITS, **env}
+    service = ServiceProcess(workers=workers, **merged)  # type: ignore[arg-type]
     try:
         service.start(timeout)
         yield service.http
