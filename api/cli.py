@@ -182,7 +182,10 @@ def run(
         workers=n,
         log_level="info",
         access_log=False,
+        # X-Forwarded-For/-Proto from PLACES_TRUSTED_PROXIES only (uvicorn would trust
+        # 127.0.0.1 by default: any local client, a proxy's own neighbour, could name itself).
         proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies or "",
         # Events are small JSON: compressing each one for each of a thousand sockets costs
         # more CPU than the bandwidth it saves.
         ws_per_message_deflate=False,

@@ -87,6 +87,11 @@ class PreconditionRequired(DomainError):
     """A header the write needs (Idempotency-Key) is missing."""
 
 
+class TooManyRequests(DomainError):
+    """The subject has too many requests in flight, or has used its rate limit; the
+    ``Retry-After`` header says when to come back (``api.throttle``)."""
+
+
 class Unavailable(DomainError):
     """A part the answer needs is down; retry later."""
 
@@ -103,6 +108,7 @@ TABLE: dict[type[DomainError], tuple[int, str, str]] = {
     TooLarge: (413, "Content Too Large", "too-long"),
     Invalid: (422, "Unprocessable Content", "invalid"),
     PreconditionRequired: (428, "Precondition Required", "required"),
+    TooManyRequests: (429, "Too Many Requests", "throttled"),
     Unavailable: (503, "Service Unavailable", "transient"),
 }
 _BY_STATUS = {status: (title, code) for status, title, code in TABLE.values()}
@@ -269,6 +275,10 @@ _AUTHENTICATED = {
     "401": "Missing, expired or invalid bearer token.",
     "403": "The token's role or scope does not allow this operation.",
 }
+_THROTTLED = {
+    "429": "Too many requests of this person at once, or over its rate limit (searches,"
+    " writes): come back after `Retry-After` seconds.",
+}
 
 
 def _operations(schema: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -299,6 +309,8 @@ def document_problems(app: FastAPI) -> dict[str, Any]:
         defaults = dict(_ALWAYS)
         if operation.get("security") or _needs_token(path):
             defaults.update(_AUTHENTICATED)
+        if path.startswith("/v1/"):
+            defaults.update(_THROTTLED)
         for status, description in defaults.items():
             responses.setdefault(status, {"description": description})
         for status, response in responses.items():

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import errors
 from api.assignments.routes import router as assignments_router
@@ -37,6 +37,7 @@ from api.registry.routes import router as registry_router
 from api.requests.routes import router as requests_router
 from api.search.routes import router as search_router
 from api.settings import Settings, get_settings
+from api.throttle import Limiter, guard
 from api.ui.routes import install as install_ui
 from api.ui.signin import check_dev_signin
 from geo.referential import load_communes
@@ -101,6 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis, bus = await _open_bus(settings)
         resources.push_async_callback(bus.close)
         app.state.bus = bus
+        app.state.limiter = Limiter(app.state.redis, settings)
         app.state.feed_hub = Hub(bus, feed_settings(settings))
         resources.push_async_callback(app.state.feed_hub.close)
         # The commune referential (35,000 rows, ~0.25 s to parse) is read by the pages and the
@@ -138,6 +140,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # api.docs serves /docs and /redoc from packaged assets
         redoc_url=None,
+        # Per-subject concurrency and rate limits on /v1 (api.throttle), before the route.
+        dependencies=[Depends(guard)],
     )
     app.state.settings = settings
     errors.install(app)

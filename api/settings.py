@@ -194,6 +194,34 @@ class Settings(BaseSettings):
         host = parts.netloc.rsplit("@", 1)[-1]
         return urlunsplit(parts._replace(netloc=f"postgres@{host}"))
 
+    # Per subject (the token's principal, ``api.auth.Principal.key``): caps and rate limits
+    # (issue #14). Benchmarks and load tests set their own (loadtests/harness.BENCH_LIMITS).
+    max_requests_per_subject: int = Field(
+        16,
+        ge=0,
+        description="Concurrent /v1 requests of one subject in one worker; beyond, 429 with"
+        " Retry-After. 0: no cap.",
+    )
+    max_feeds_per_subject: int = Field(
+        10,
+        ge=0,
+        description="Live feeds (WebSockets) open at once by one subject in one worker;"
+        " beyond, the new one is closed with 4429. 0: no cap.",
+    )
+    rate_limit_search_per_minute: int = Field(
+        60,
+        ge=0,
+        description="Searches (POST /v1/search) one person may make per minute, in bursts of"
+        " as many (token bucket shared through Redis; per worker while Redis is down);"
+        " beyond, 429 with Retry-After. 0: no limit.",
+    )
+    rate_limit_writes_per_minute: int = Field(
+        300,
+        ge=0,
+        description="Writes (POST, PUT, PATCH, DELETE under /v1, searches excepted) one person"
+        " may make per minute, likewise. 0: no limit.",
+    )
+
 
 @lru_cache
 def get_settings() -> Settings:

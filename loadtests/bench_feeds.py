@@ -47,7 +47,7 @@ from api.auth import issue_token
 from api.db import drop_database
 from api.settings import get_settings
 from loadtests.common import LOAD_TEMPLATE, percentile, prepare_database
-from loadtests.harness import RedisServer, ServiceProcess
+from loadtests.harness import BENCH_LIMITS, RedisServer, ServiceProcess
 from realtime.relay import LOCK_ID
 
 PING = '{"type":"ping"}'
@@ -381,6 +381,7 @@ async def bench(args: argparse.Namespace) -> None:
             redis_url,
             workers=args.workers,
             PLACES_WS_PING_SECONDS=str(args.ping_seconds),
+            **BENCH_LIMITS,
         )
         server.spawn()  # starts while the targets load
         base = server.http

@@ -1,6 +1,6 @@
 """Real processes for whatever needs real sockets — the tests, the benchmarks and the load
 test: the service started exactly as ``places run`` starts it, throw-away ``redis-server``
-instances, and the free port each of them listens on.
+instances, HAProxy in front (``deploy.haproxy_config``), and the free port each listens on.
 
 One implementation, so that what the tests exercise is what gets measured and deployed. Both
 kinds are plain subprocesses with blocking ``start``/``stop``; async callers use ``astart``/
@@ -34,6 +34,15 @@ def app_dsn(dsn: str) -> str:
     serves every database as production does, whoever created it."""
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(netloc="places_app@" + parts.netloc.rsplit("@", 1)[-1]))
+BENCH_LIMITS: dict[str, str] = {
+    "PLACES_MAX_REQUESTS_PER_SUBJECT": "0",
+    "PLACES_MAX_FEEDS_PER_SUBJECT": "0",
+    "PLACES_RATE_LIMIT_SEARCH_PER_MINUTE": "0",
+    "PLACES_RATE_LIMIT_WRITES_PER_MINUTE": "0",
+}
+"""What benchmarks and the load test serve with: no per-subject cap and no rate limit (they
+share a few tokens among many connections and measure throughput, not the limiter;
+``loadtests.bench_security`` measures the limiter itself). A caller's ``env`` overrides."""
 
 
 def free_port() -> int:
@@ -211,11 +220,82 @@ class ServiceProcess:
         await asyncio.to_thread(self.stop)
 
 
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+class ProxyProcess:
+    """HAProxy in the foreground with ``config`` (the text of ``deploy.haproxy_config.render``),
+    listening on ``port``: the proxy production runs behind, in front of ``ServiceProcess``es.
+    ``start`` waits until a request through it reaches a backend (``/readyz`` answers 200)."""
+
+    def __init__(self, config: str, port: int) -> None:
+        self.port = port
+        handle, path = tempfile.mkstemp(prefix="places-haproxy-", suffix=".cfg")
+        os.close(handle)
+        self.config_path = Path(path)
+        self.config_path.write_text(config)
+        self.log_path = self.config_path.with_suffix(".log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        check = subprocess.run(
+            [HAPROXY, "-c", "-q", "-f", str(self.config_path)], capture_output=True, text=True
+        )
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy refuses its configuration:\n{check.stderr}")
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [HAPROXY, "-db", "-f", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.http}/readyz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"haproxy did not come up:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    async def astart(self, timeout: float = 30) -> None:
+        await asyncio.to_thread(self.start, timeout)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+
 @contextlib.contextmanager
 def serve(workers: int = 1, timeout: float = 120, **env: str | None) -> Iterator[str]:
     """``places run`` on the environment's database and Redis for the block's life; yields
-    its base URL once ready. For benchmarks that only need a server to talk to."""
-    service = ServiceProcess(workers=workers, **env)
+    its base URL once ready. For benchmarks that only need a server to talk to: without
+    per-subject caps or rate limits unless ``env`` sets them (``BENCH_LIMITS``)."""
+    merged: dict[str, str | None] = {**BENCH_LIMITS, **env}
+    service = ServiceProcess(workers=workers, **merged)  # type: ignore[arg-type]
     try:
         service.start(timeout)
         yield service.http

@@ -54,7 +54,7 @@ from api.auth import ensure_local_keys, issue_token
 from api.settings import get_settings
 from loadtests.bench_search import random_needs
 from loadtests.common import LOAD_TEMPLATE, prepare_database
-from loadtests.harness import ROOT, ServiceProcess
+from loadtests.harness import BENCH_LIMITS, ROOT, ServiceProcess
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/3"
@@ -510,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         log_path=out / "server.log",
         PLACES_WS_PING_SECONDS="10",
+        **BENCH_LIMITS,
     )
     sampler: RssSampler | None = None
     try:

@@ -58,6 +58,8 @@ class FeedSettings:
     read_block_ms: int
     batch: int
     ready_timeout: float
+    max_per_subject: int = 0
+    """Feeds one subject may have open at once in this worker (0: no cap)."""
 
 
 class FeedGap(Exception):
@@ -66,6 +68,10 @@ class FeedGap(Exception):
 
 class FeedUnavailable(Exception):
     """The bus does not answer (Redis down): the client should retry later."""
+
+
+class TooManyFeeds(Exception):
+    """The subject already has ``max_per_subject`` feeds open in this worker."""
 
 
 class Entry(NamedTuple):
@@ -194,6 +200,8 @@ class Hub:
         self.bus = bus.for_readers()
         self.settings = settings
         self.readers: dict[str, FeedReader] = {}
+        self.subjects: dict[str, int] = {}
+        """Open subscriptions per subject (one token can otherwise hold thousands)."""
 
     async def close(self) -> None:
         """Stop every feed reader and release the readers' bus (their Redis pool)."""
@@ -205,9 +213,32 @@ class Hub:
         if self.bus is not self._source:
             await self.bus.close()
 
+    def has_room(self, subject: str | None) -> bool:
+        """Whether ``subject`` may open one more feed in this worker."""
+        cap = self.settings.max_per_subject
+        return subject is None or not cap or self.subjects.get(subject, 0) < cap
+
     @contextlib.asynccontextmanager
-    async def subscribe(self, feed: str) -> AsyncIterator[Subscription]:
-        """Register a client on ``feed`` (starting its reader if needed) for the block's life."""
+    async def subscribe(self, feed: str, subject: str | None = None) -> AsyncIterator[Subscription]:
+        """Register a client on ``feed`` (starting its reader if needed) for the block's life;
+        ``subject``'s open feeds are counted, TooManyFeeds beyond the cap."""
+        if not self.has_room(subject):
+            raise TooManyFeeds(subject)
+        if subject is not None:
+            self.subjects[subject] = self.subjects.get(subject, 0) + 1
+        try:
+            async with self._subscribe(feed) as sub:
+                yield sub
+        finally:
+            if subject is not None:
+                left = self.subjects.get(subject, 0) - 1
+                if left > 0:
+                    self.subjects[subject] = left
+                else:
+                    self.subjects.pop(subject, None)
+
+    @contextlib.asynccontextmanager
+    async def _subscribe(self, feed: str) -> AsyncIterator[Subscription]:
         reader = self.readers.get(feed)
         if reader is None:
             reader = self.readers[feed] = FeedReader(self, feed)

@@ -26,7 +26,7 @@ async def test_every_error_response_has_a_problem_body(client):
             errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
             assert {"422", "500"} <= set(errors), (method, path)
             if path.startswith("/v1"):
-                assert {"401", "403"} <= set(errors), (method, path)
+                assert {"401", "403", "429"} <= set(errors), (method, path)
             media = (
                 "application/fhir+json"
                 if path.startswith("/fhir")

@@ -39,8 +39,9 @@ Close codes: 4400 malformed ``last_event_id`` · 4401 missing/invalid/expired to
 when the token expires while the feed is open: reconnect with a fresh one) · 4403
 out of scope · 4404 unknown authority or department, or a department of two authorities ·
 4410 ``last_event_id`` older than the retained feed, or not one of its positions (reload the
-snapshot, then connect without it) · 1013 too slow, or feed momentarily unavailable
-(reconnect with ``last_event_id``).
+snapshot, then connect without it) · 4429 the token's subject already has
+``max_feeds_per_subject`` feeds open in this worker (close one) · 1013 too slow, or feed
+momentarily unavailable (reconnect with ``last_event_id``).
 """
 
 import asyncio
@@ -63,7 +64,14 @@ from api.errors import DomainError
 from api.settings import Settings
 from realtime.bus import NATIONAL
 from realtime.client import BEARER_PROTOCOL, SUBPROTOCOL
-from realtime.hub import FeedGap, FeedSettings, FeedUnavailable, Hub, parse_event_id
+from realtime.hub import (
+    FeedGap,
+    FeedSettings,
+    FeedUnavailable,
+    Hub,
+    TooManyFeeds,
+    parse_event_id,
+)
 
 log = logging.getLogger("places.feeds")
 
@@ -193,6 +201,7 @@ def feed_settings(s: Settings) -> FeedSettings:
         read_block_ms=s.ws_read_block_ms,
         batch=s.ws_batch,
         ready_timeout=s.ws_ready_timeout,
+        max_per_subject=s.max_feeds_per_subject,
     )
 
 
@@ -390,8 +399,10 @@ async def _serve(
                     f" reconnectez sans last_event_id ({feed}).",
                 )
                 return
+        if not hub.has_room(principal.key):  # before the audit: a refusal subscribes nothing
+            raise TooManyFeeds(principal.key)
         await _audit_subscription(app, principal, websocket, feed, last_event_id)
-        async with hub.subscribe(feed) as sub:
+        async with hub.subscribe(feed, principal.key) as sub:
             sender = asyncio.create_task(
                 hub.pump(sub, websocket.send_text, last_event_id), name="feed-sender"
             )
@@ -423,6 +434,9 @@ async def _serve(
         code, reason = 4410, "Historique dépassé : rechargez l'instantané puis reconnectez."
     except FeedUnavailable:
         code, reason = 1013, "Flux momentanément indisponible : reconnectez-vous."
+    except TooManyFeeds:
+        cap = hub.settings.max_per_subject
+        code, reason = 4429, f"Trop de flux ouverts pour ce compte (au plus {cap})."
     except (OSError, asyncpg.PostgresError):
         # No trail, no feed: the subscription could not be audited.
         log.exception("feed %s: subscription audit failed", feed)

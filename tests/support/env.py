@@ -30,6 +30,12 @@ os.environ.setdefault("PLACES_REDIS_URL", "redis://127.0.0.1:6379/15")
 # The pages' tests sign in through the local dev sign-in; servers started by the tests (and
 # loadtests/harness.py) inherit it. A server configured with OIDC must unset it.
 os.environ["PLACES_DEV_SIGNIN"] = "true"
+# Per-subject caps and rate limits (api.throttle) high enough never to refuse the suite, whose
+# tests share a few tokens and run in parallel; the limiter's tests set their own, low.
+os.environ["PLACES_MAX_REQUESTS_PER_SUBJECT"] = "1000"
+os.environ["PLACES_MAX_FEEDS_PER_SUBJECT"] = "1000"
+os.environ["PLACES_RATE_LIMIT_SEARCH_PER_MINUTE"] = "1000000"
+os.environ["PLACES_RATE_LIMIT_WRITES_PER_MINUTE"] = "1000000"
 os.environ["PLACES_KEYS_DIR"] = tempfile.mkdtemp(prefix="places-keys-")
 
 from api.auth import ensure_local_keys  # noqa: E402  (after the environment, on purpose)

@@ -1,0 +1,1 @@
+"""Deployment configuration shipped with the service (the reverse proxy in front of it)."""
