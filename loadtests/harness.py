@@ -20,20 +20,16 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import redis
+
+from api.db import app_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
-def app_dsn(dsn: str) -> str:
-    """``dsn`` as the service's database role, ``places_app`` (migration 0009): the harness
-    serves every database as production does, whoever created it."""
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(netloc="places_app@" + parts.netloc.rsplit("@", 1)[-1]))
 BENCH_LIMITS: dict[str, str] = {
     "PLACES_MAX_REQUESTS_PER_SUBJECT": "0",
     "PLACES_MAX_FEEDS_PER_SUBJECT": "0",

@@ -696,6 +696,8 @@ async def test_who_read_our_childrens_data(server: str, browser: Browser) -> Non
     )
     await expect(other.page.locator("#alerte-page")).to_contain_text("Cette page est celle de")
     other.check()
+
+
 @pytest.mark.parametrize(("path", "rendered"), [("/docs", ".opblock"), ("/redoc", "h1")])
 async def test_api_docs_render_from_this_origin_only(
     server: str, browser: Browser, path: str, rendered: str
