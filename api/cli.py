@@ -96,10 +96,20 @@ def import_finess(
 
 @app.command()
 def token(
-    role: Annotated[str, typer.Option(help="structure | carer | department | national | admin")],
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="structure | carer | department | national | authority_admin | operator"
+            " (acts by role: PLACES_LOCAL_ROLES=true); without, a person's token (--sub), whose"
+            " habilitations decide."
+        ),
+    ] = None,
     authority: Annotated[
         str | None,
-        typer.Option(help="Role department: competent authority (69M, 69D, 20R, 6AE, 13…)."),
+        typer.Option(
+            help="Roles department and authority_admin: competent authority (69M, 69D, 20R,"
+            " 6AE, 13…)."
+        ),
     ] = None,
     department: Annotated[
         str | None,
@@ -113,8 +123,9 @@ def token(
         typer.Option(help="Lifetime in minutes (at most PLACES_TOKEN_MAX_LIFETIME_MINUTES)."),
     ] = None,
 ) -> None:
-    """Print a token signed by the local issuer (no network). A placement service's token
-    (``--role department``) is scoped by ``--authority``; ``--department`` is mapped to its
+    """Print a token signed by the local issuer (no network). A placement service's or an
+    authority administrator's token (``--role department``, ``--role authority_admin``) is
+    scoped by ``--authority``; ``--department`` is mapped to its
     authority when it has only one (``2A`` → ``20R``), and refused for ``69`` (``69M`` or
     ``69D``)."""
     from api.auth import issue_token

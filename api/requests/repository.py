@@ -263,7 +263,7 @@ async def audit_trail(
     common = " AND ".join(where)
     columns = (
         "id, occurred_at, actor, role, action, object_type, object_id, department, authority,"
-        " detail"
+        " detail, person_id, function, actor_authority"
     )
     if object_id is None:
         source = f"SELECT {columns} FROM audit_entries WHERE {common}"

@@ -22,6 +22,9 @@ os.environ.setdefault("PLACES_REDIS_URL", "redis://127.0.0.1:6379/15")
 # The pages' tests sign in through the local dev sign-in; servers started by the tests (and
 # loadtests/harness.py) inherit it. A server configured with OIDC must unset it.
 os.environ["PLACES_DEV_SIGNIN"] = "true"
+# Tokens of bearer(role, ...) act by their role claim, without habilitation rows; a server
+# configured with an identity provider must unset it too (it refuses to start otherwise).
+os.environ["PLACES_LOCAL_ROLES"] = "true"
 os.environ["PLACES_KEYS_DIR"] = tempfile.mkdtemp(prefix="places-keys-")
 
 from api.auth import ensure_local_keys  # noqa: E402  (after the environment, on purpose)
