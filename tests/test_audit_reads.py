@@ -1,6 +1,7 @@
 """Issue #14: every read of a child's or an authority's data leaves an entry — searches,
 carer lists, reads of the audit trail — under the authority whose data it is, and that
-authority's trail (``GET /v1/audit``) shows it whoever the reader was (admin included).
+authority's trail (``GET /v1/audit``) shows it whoever the reader was (its administrator
+included).
 The feed subscriptions are tested with the feed servers (tests/test_feeds.py)."""
 
 import uuid
@@ -65,16 +66,17 @@ async def test_search_is_audited_with_a_summary_of_the_need(client, pool):
     assert "age" not in str(row["detail"]) and "target" not in str(row["detail"])
 
 
-async def test_admin_search_from_a_point_is_filed_under_the_origin_authority(client, pool):
+async def test_an_authority_admin_search_from_a_point_is_filed_under_its_authority(client, pool):
     actor = f"admin-{uuid.uuid4().hex[:8]}"
     body = search_body(lat=45.767891, lon=4.834567)
-    r = await client.post("/v1/search", json=body, headers=bearer("admin", sub=actor))
+    headers = bearer("authority_admin", authority="69M", sub=actor)
+    r = await client.post("/v1/search", json=body, headers=headers)
     assert r.status_code == 200, r.text
     [row] = await entries(pool, "search.run", actor)
     assert row["authority"] == "69M" and row["department"] == "69"
     assert row["detail"]["origin_point"] == [45.77, 4.83]
     assert "origin_commune" not in row["detail"]
-    # The Métropole's placement service sees the admin's search in its trail.
+    # The Métropole's placement service sees its administrator's search in its trail.
     assert any(
         i["action"] == "search.run" and i["actor"] == actor for i in await trail(client, dept())
     )
@@ -92,7 +94,8 @@ async def test_carer_list_is_audited_with_the_ids_returned(client, pool):
     carer = await make_carer(pool, department="69", commune="69123")
     actor = f"admin-{uuid.uuid4().hex[:8]}"
     r = await client.get(
-        f"/v1/foster-carers?authority={AUTHORITY}&limit=5000", headers=bearer("admin", sub=actor)
+        f"/v1/foster-carers?authority={AUTHORITY}&limit=5000",
+        headers=bearer("authority_admin", authority=AUTHORITY, sub=actor),
     )
     assert r.status_code == 200, r.text
     ids = [i["id"] for i in r.json()["items"]]
@@ -111,27 +114,34 @@ async def test_carer_list_is_audited_with_the_ids_returned(client, pool):
     assert not any(i["actor"] == actor for i in await trail(client, dept("01")))
 
 
-async def test_admin_read_of_a_request_is_in_the_authority_trail(client, pool):
+async def test_an_authority_admin_read_of_a_request_is_in_the_authority_trail(client, pool):
     request = await new_request(client)
     actor = f"admin-{uuid.uuid4().hex[:8]}"
-    r = await client.get(f"/v1/requests/{request['id']}", headers=bearer("admin", sub=actor))
+    r = await client.get(
+        f"/v1/requests/{request['id']}",
+        headers=bearer("authority_admin", authority=AUTHORITY, sub=actor),
+    )
     assert r.status_code == 200
     [row] = await entries(pool, "request.read", actor)
     assert row["authority"] == AUTHORITY
     items = await trail(client, dept())
     read = [i for i in items if i["action"] == "request.read" and i["actor"] == actor]
-    assert len(read) == 1 and read[0]["role"] == "admin"
+    assert len(read) == 1 and read[0]["role"] == "authority_admin"
     assert read[0]["object_id"] == request["id"] and read[0]["authority"] == AUTHORITY
+    assert read[0]["actor_authority"] == AUTHORITY and read[0]["function"] is None
     # And by the request's id.
     r = await client.get(f"/v1/audit?object_id={request['id']}", headers=dept())
     assert actor in {i["actor"] for i in r.json()["items"]}
+    # Another authority's administrator, and the platform operator, read none of it.
+    for headers in (bearer("authority_admin", authority="13"), bearer("operator")):
+        r = await client.get(f"/v1/requests/{request['id']}", headers=headers)
+        assert r.status_code == 403
 
 
 async def test_reads_of_the_audit_trail_are_audited(client, pool):
     actor = f"admin-{uuid.uuid4().hex[:8]}"
-    r = await client.get(
-        f"/v1/audit?authority={AUTHORITY}&limit=7", headers=bearer("admin", sub=actor)
-    )
+    admin = bearer("authority_admin", authority=AUTHORITY, sub=actor)
+    r = await client.get(f"/v1/audit?authority={AUTHORITY}&limit=7", headers=admin)
     assert r.status_code == 200
     [row] = await entries(pool, "audit.read", actor)
     assert (row["object_type"], row["object_id"], row["department"], row["authority"]) == (
@@ -145,28 +155,30 @@ async def test_reads_of_the_audit_trail_are_audited(client, pool):
     assert any(
         i["action"] == "audit.read" and i["actor"] == actor for i in await trail(client, dept())
     )
-    # Admin reading every authority's trail: filed under none.
-    r = await client.get("/v1/audit?limit=1", headers=bearer("admin", sub=actor))
+    # Without a filter an administrator reads its own authority's trail, filed under it.
+    r = await client.get("/v1/audit?limit=1", headers=admin)
     assert r.status_code == 200
     rows = await entries(pool, "audit.read", actor)
-    assert len(rows) == 2 and rows[1]["authority"] is None
-    assert rows[1]["object_id"] == "list:*"
+    assert len(rows) == 2 and rows[1]["authority"] == AUTHORITY
+    # Nobody reads every authority's trail: not the platform operator, not another authority.
+    assert (await client.get("/v1/audit?limit=1", headers=bearer("operator"))).status_code == 403
+    r = await client.get("/v1/audit?authority=13", headers=admin)
+    assert r.status_code == 403
 
 
-async def test_admin_lists_across_authorities_are_in_each_authority_trail(client, pool):
-    """An admin's list of every authority's requests (or holds) writes one entry per
-    authority read, each naming only that authority's records."""
+async def test_nobody_lists_across_authorities(client, pool):
+    """The former admin listed every authority's requests and holds; an authority
+    administrator lists its own, the platform operator none."""
     ours = await new_request(client)
     corse = await new_request(client, authority="20R", origin={"commune": "2A004"})
     actor = f"admin-{uuid.uuid4().hex[:8]}"
-    admin = bearer("admin", sub=actor)
+    admin = bearer("authority_admin", authority=AUTHORITY, sub=actor)
     r = await client.get("/v1/requests?limit=500", headers=admin)
     assert r.status_code == 200, r.text
-    rows = await entries(pool, "request.list", actor)
-    by_authority = {row["authority"]: row["detail"]["request_ids"] for row in rows}
-    assert ours["id"] in by_authority[AUTHORITY] and corse["id"] in by_authority["20R"]
-    assert corse["id"] not in by_authority[AUTHORITY]
-    listed = [i for i in await trail(client, dept()) if i["actor"] == actor]
-    assert [i["action"] for i in listed] == ["request.list"]
-    r = await client.get("/v1/holds?status=held", headers=admin)
-    assert r.status_code == 200, r.text
+    ids = {i["id"] for i in r.json()["items"]}
+    assert ours["id"] in ids and corse["id"] not in ids
+    [row] = await entries(pool, "request.list", actor)
+    assert row["authority"] == AUTHORITY
+    assert (await client.get("/v1/requests?authority=20R", headers=admin)).status_code == 403
+    for path in ("/v1/requests", "/v1/holds?status=held", "/v1/requests/unexecuted"):
+        assert (await client.get(path, headers=bearer("operator"))).status_code == 403, path

@@ -641,7 +641,9 @@ async def test_the_national_page_fits_a_phone(server: str, browser: Browser) -> 
 
 
 async def test_collectivite_de_corse_shows_both_departments(server: str, browser: Browser) -> None:
-    tab = await open_tab(browser, server, "/ui/autorites/20R", issue_token("admin"))
+    tab = await open_tab(
+        browser, server, "/ui/autorites/20R", issue_token("authority_admin", authority="20R")
+    )
     page = tab.page
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Collectivité de Corse")
     for code in ("2A", "2B"):

@@ -6,9 +6,9 @@ de Lyon) and ``69D`` (Rhône) inside department 69, ``20R`` (Corse) for 2A and 2
 (Alsace) for 67 and 68, every other department under its own code. An event goes to the
 feed of its authority (``api.events``) and to the national feed. ``/ws/authorities/{code}``
 is open to the placement services of that authority (permission ``placement``).
-``/ws/departments/{code}`` is the feed of the department's authority when it has exactly one (``13`` → ``13``, ``2A`` and
-``2B`` → ``20R``, ``67`` and ``68`` → ``6AE``), with the same scope; ``69`` has two and is
-refused with 4404 naming ``69M`` and ``69D``.
+``/ws/departments/{code}`` is the feed of the department's authority when it has exactly one
+(``13`` → ``13``, ``2A`` and ``2B`` → ``20R``, ``67`` and ``68`` → ``6AE``), with the same
+scope; ``69`` has two and is refused with 4404 naming ``69M`` and ``69D``.
 
 Resuming across the move to authorities (migration 0007): ``last_event_id`` is a position in
 one stream. An authority whose code is its department's (``13``, ``75``… all but four) kept

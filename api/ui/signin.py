@@ -10,8 +10,8 @@ local one.
 ``POST /ui/dev-token`` is the local issuer's sign-in (the same tokens as ``places token``),
 a development tool: it exists only with ``PLACES_DEV_SIGNIN=true`` (``scripts/run`` sets it),
 answers only loopback clients, and never mints ``operator`` nor ``authority_admin``. Enabling
-it together with any OIDC setting is refused at startup (``check_dev_signin``), so a production deployment cannot
-leave it open by forgetting one variable.
+it together with any OIDC setting is refused at startup (``check_dev_signin``), so a
+production deployment cannot leave it open by forgetting one variable.
 """
 
 import ipaddress
