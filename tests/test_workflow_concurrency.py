@@ -20,7 +20,7 @@ import pytest
 from api.holds.expiry import expire_due
 from loadtests.harness import ServiceProcess
 from tests.support.checks import assert_one_truth, snapshot
-from tests.support.factories import bearer, dept, hold, new_request, new_unit
+from tests.support.factories import dept, hold, new_request, new_unit
 
 ROOT = Path(__file__).resolve().parent.parent
 
