@@ -340,13 +340,7 @@ async def authenticate(
         _check_session(await directory.entry(issuer, sub), issued_at)
         return principal
     fields = identity_fields(claims, settings)
-    entry = await directory.entry(
-        issuer,
-        sub,
-        display_name=fields.get("display_name"),
-        email=fields.get("email"),
-        register=True,
-    )
+    entry = await directory.entry(issuer, sub, identity=fields)
     _check_session(entry, issued_at)
     return _person_principal(entry, claims, issued_at, choice)
 

@@ -425,6 +425,10 @@ class Person(SQLModel, table=True):
     sub: str
     display_name: str | None = None
     email: str | None = None
+    siret: str | None = None
+    """ProConnect: the SIRET of the person's employer (a collectivity, an establishment)."""
+    rpps: str | None = None
+    """Pro Santé Connect: the professional's national identifier (``SubjectNameID``)."""
     created_at: datetime = Field(sa_column=_now())
     signed_out_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 

@@ -28,7 +28,7 @@ CHANNEL = "places_persons"
 
 _LOAD = """
 SELECT p.id, extract(epoch FROM p.signed_out_at)::float8 AS signed_out_at,
-       p.display_name, p.email,
+       p.display_name, p.email, p.siret, p.rpps,
        coalesce(array_agg(h.id ORDER BY h.id) FILTER (WHERE h.id IS NOT NULL), '{}') AS ids,
        coalesce(array_agg(h.function ORDER BY h.id) FILTER (WHERE h.id IS NOT NULL), '{}')
            AS functions,
@@ -44,10 +44,13 @@ SELECT p.id, extract(epoch FROM p.signed_out_at)::float8 AS signed_out_at,
  GROUP BY p.id
 """
 _UPSERT = """
-INSERT INTO persons (issuer, sub, display_name, email) VALUES ($1, $2, $3, $4)
+INSERT INTO persons (issuer, sub, display_name, email, siret, rpps)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (issuer, sub) DO UPDATE
    SET display_name = coalesce(EXCLUDED.display_name, persons.display_name),
-       email = coalesce(EXCLUDED.email, persons.email)
+       email = coalesce(EXCLUDED.email, persons.email),
+       siret = coalesce(EXCLUDED.siret, persons.siret),
+       rpps = coalesce(EXCLUDED.rpps, persons.rpps)
 """
 
 
@@ -71,6 +74,15 @@ class Entry:
     grants: tuple[Grant, ...] = ()
     display_name: str | None = None
     email: str | None = None
+    siret: str | None = None
+    rpps: str | None = None
+
+    def differs(self, identity: dict[str, str | None]) -> bool:
+        """Whether the provider's claims say something new about the person."""
+        return any(
+            identity.get(name) is not None and identity.get(name) != getattr(self, name)
+            for name in ("display_name", "email", "siret", "rpps")
+        )
 
 
 NOBODY = Entry(None, None)
@@ -95,28 +107,28 @@ class Directory:
         self,
         issuer: str,
         sub: str,
-        *,
-        display_name: str | None = None,
-        email: str | None = None,
-        register: bool = False,
+        identity: dict[str, str | None] | None = None,
     ) -> Entry:
-        """The person's entry; ``register``: create the row on first sight (identity provider
-        tokens) and keep the name and e-mail the provider gives."""
+        """The person's entry; with ``identity`` (the provider's claims, mapped), create the
+        row on first sight and keep what the provider says of the person."""
         key = (issuer, sub)
         cached = self._cache.get(key)
         if cached is not None and (
-            not register
-            or (
-                cached.person_id is not None
-                and (display_name is None or cached.display_name == display_name)
-                and (email is None or cached.email == email)
-            )
+            identity is None or (cached.person_id is not None and not cached.differs(identity))
         ):
             return cached
         generation = self._generation
         async with self._pool.acquire() as conn:
-            if register:
-                await conn.execute(_UPSERT, issuer, sub, display_name, email)
+            if identity is not None:
+                await conn.execute(
+                    _UPSERT,
+                    issuer,
+                    sub,
+                    identity.get("display_name"),
+                    identity.get("email"),
+                    identity.get("siret"),
+                    identity.get("rpps"),
+                )
             row = await conn.fetchrow(_LOAD, issuer, sub)
         entry = NOBODY if row is None else _entry(row)
         if self.listening and generation == self._generation:
@@ -169,4 +181,12 @@ def _entry(row: asyncpg.Record) -> Entry:
             strict=True,
         )
     )
-    return Entry(row["id"], row["signed_out_at"], grants, row["display_name"], row["email"])
+    return Entry(
+        row["id"],
+        row["signed_out_at"],
+        grants,
+        row["display_name"],
+        row["email"],
+        row["siret"],
+        row["rpps"],
+    )

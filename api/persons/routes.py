@@ -43,6 +43,8 @@ async def me(request: Request, principal: Authenticated) -> object:
         "person_id": entry.person_id,
         "display_name": entry.display_name,
         "email": entry.email,
+        "siret": entry.siret,
+        "rpps": entry.rpps,
         "role": principal.role,
         "function": principal.function,
         "authority": principal.authority,

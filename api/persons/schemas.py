@@ -83,6 +83,8 @@ class MeOut(BaseModel):
     person_id: int | None
     display_name: str | None
     email: str | None
+    siret: str | None = Field(description="ProConnect: the employer's SIRET.")
+    rpps: str | None = Field(description="Pro Santé Connect: the RPPS (SubjectNameID).")
     role: str | None = Field(description="Empty when acting under no habilitation.")
     function: str | None
     authority: str | None

@@ -47,6 +47,8 @@ def upgrade() -> None:
             sub varchar NOT NULL,
             display_name varchar,
             email varchar,
+            siret varchar,
+            rpps varchar,
             created_at timestamptz NOT NULL DEFAULT now(),
             signed_out_at timestamptz,
             CONSTRAINT persons_issuer_sub_key UNIQUE (issuer, sub)
