@@ -17,6 +17,7 @@ import json
 import os
 import re
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -651,4 +652,39 @@ async def test_collectivite_de_corse_shows_both_departments(server: str, browser
     await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
     await expect(page.locator("#table-attente")).not_to_contain_text("Chargement")
     assert await axe_violations(page) == []
+    tab.check()
+
+
+async def test_an_authority_administrator_grants_and_revokes_on_the_page(
+    server: str, browser: Browser
+) -> None:
+    """The habilitations page: grant a function to a person by their sub, see it listed,
+    revoke it (the person is refused at once); no axe-core violation."""
+    admin = issue_token("authority_admin", authority=AUTHORITY)
+    tab = await open_tab(browser, server, f"/ui/autorites/{AUTHORITY}/habilitations", admin)
+    page = tab.page
+    sub = f"agent-{uuid.uuid4().hex[:8]}"
+    await page.get_by_label("Identifiant de la personne (sub)").fill(sub)
+    await page.get_by_label("Nom (facultatif)").fill("Camille Martin")
+    await page.get_by_label("Fonction", exact=True).select_option("ase_manager")
+    await page.get_by_role("button", name="Accorder").click()
+    row = page.locator("#table-habilitations tbody tr", has_text="Camille Martin")
+    await expect(row).to_contain_text("cadre ASE")
+    await expect(row).to_contain_text(f"Autorité {AUTHORITY}")
+    assert await axe_violations(page) == []
+    person = issue_token(None, sub=sub)
+    async with api(server, person) as client:
+        assert (await client.get("/v1/audit")).status_code == 200
+        await row.get_by_role("button", name="Retirer").click()
+        await expect(row).to_have_count(0)
+        assert (await client.get("/v1/audit")).status_code == 403
+    # A placement service's token is refused by the API, and the page says so.
+    tab2 = await open_tab(
+        browser,
+        server,
+        f"/ui/autorites/{AUTHORITY}/habilitations",
+        issue_token("department", authority=AUTHORITY),
+    )
+    await expect(tab2.page.locator("#alerte-page")).to_contain_text("réservée")
+    await shot(tab, "habilitations")
     tab.check()

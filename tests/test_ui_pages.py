@@ -36,6 +36,7 @@ MAP = Path(ui.__file__).parent / "static" / "france-departments.svg"
         "/ui/autorites/20R",
         "/ui/autorites/974",
         "/ui/departements/69",
+        "/ui/autorites/69M/habilitations",
     ],
 )
 async def test_pages_render_in_french_with_a_strict_policy(
@@ -59,6 +60,18 @@ async def test_unknown_department_page_is_a_french_404(client: httpx.AsyncClient
     r = await client.get("/ui/autorites/99X")
     assert r.status_code == 404
     assert "Aucune autorité compétente" in r.text
+    r = await client.get("/ui/autorites/99X/habilitations")
+    assert r.status_code == 404
+
+
+async def test_the_habilitations_page_offers_the_functions_an_authority_grants(
+    client: httpx.AsyncClient,
+) -> None:
+    page = (await client.get("/ui/autorites/69M/habilitations")).text
+    assert "Habilitations — Métropole de Lyon (69M)" in page
+    assert 'value="orientation_officer"' in page and "chargé·e d&#39;orientation" in page
+    assert 'value="platform_operator"' not in page  # granted from the command line only
+    assert 'for="h-sub"' in page and 'id="table-habilitations"' in page
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import AppSettings
+from api.permissions import FUNCTIONS
 from api.ui.geo import communes_of_authority
 from api.ui.render import france_map, render
 from api.ui.signin import local_issuer, oidc_page
@@ -158,6 +159,42 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
             "partners": _authorities(tuple(partners)),
             "origin": origin.insee if origin else None,
             "relaxations": {s.code: s.label for s in LADDER},
+        },
+    )
+
+
+@router.get(
+    "/ui/autorites/{code}/habilitations",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    summary="The habilitations of an authority (its administrators)",
+)
+async def habilitations_page(request: Request, settings: AppSettings, code: str) -> Response:
+    """Grant and revoke an authority's habilitations; the page calls
+    ``/v1/authorities/{code}/habilitations`` with the user's token, which decides."""
+    authority = load_authorities().get(code)
+    if authority is None:
+        return render(
+            request,
+            settings,
+            "introuvable.html",
+            status_code=404,
+            title="Autorité inconnue",
+            message=f"Aucune autorité compétente ne porte le code « {code} ».",
+        )
+    return render(
+        request,
+        settings,
+        "habilitations.html",
+        title=f"Habilitations — {authority.name}",
+        page={
+            "code": code,
+            "name": authority.name,
+            "functions": [
+                {"name": name, "label": f.label}
+                for name, f in FUNCTIONS.items()
+                if name != "platform_operator"
+            ],
         },
     )
 
