@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         " together with any OIDC setting; scripts/run and the tests turn it on.",
     )
     oidc_claims: dict[str, list[str]] = Field(
-        default_factory=lambda: {
+        {
             "display_name": ["name"],
             "given_name": ["given_name"],
             "family_name": ["usual_name", "family_name"],
