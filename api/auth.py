@@ -337,18 +337,18 @@ async def authenticate(
     issuer, sub, issued_at = str(claims["iss"]), str(claims["sub"]), _issued_at(claims)
     if acts_by_role(claims, settings):
         principal = _role_principal(claims)
-        _check_session(await directory.entry(issuer, sub), issued_at)
+        _check_session(await directory.signed_out_at(issuer, sub), issued_at)
         return principal
     fields = identity_fields(claims, settings)
     entry = await directory.entry(issuer, sub, identity=fields)
-    _check_session(entry, issued_at)
+    _check_session(entry.signed_out_at, issued_at)
     return _person_principal(entry, claims, issued_at, choice)
 
 
-def _check_session(entry: Entry, issued_at: float | None) -> None:
+def _check_session(signed_out_at: float | None, issued_at: float | None) -> None:
     """Refuse a token issued before the person signed out everywhere (or without ``iat``,
     once they have)."""
-    if entry.signed_out_at is not None and (issued_at is None or issued_at < entry.signed_out_at):
+    if signed_out_at is not None and (issued_at is None or issued_at < signed_out_at):
         raise Unauthorized(
             "Session fermée (déconnexion de partout) : reconnectez-vous.",
             headers={"WWW-Authenticate": "Bearer"},
@@ -394,14 +394,15 @@ def _person_principal(
 async def still_valid(principal: Principal, directory: Directory) -> str | None:
     """Why ``principal`` no longer holds (signed out everywhere, habilitation revoked), or
     None: the open live feeds' periodic check, from the per-worker cache."""
-    entry = await directory.entry(principal.issuer, principal.sub)
-    if entry.signed_out_at is not None and (
-        principal.issued_at is None or principal.issued_at < entry.signed_out_at
-    ):
+    if principal.person_id is None:  # a local role token: its sign-out only
+        at = await directory.signed_out_at(principal.issuer, principal.sub)
+        grants: tuple[int, ...] = ()
+    else:
+        entry = await directory.entry(principal.issuer, principal.sub)
+        at, grants = entry.signed_out_at, tuple(g.id for g in entry.grants)
+    if at is not None and (principal.issued_at is None or principal.issued_at < at):
         return "Session fermée (déconnexion de partout)."
-    if principal.habilitation_id is not None and all(
-        g.id != principal.habilitation_id for g in entry.grants
-    ):
+    if principal.habilitation_id is not None and principal.habilitation_id not in grants:
         return "Habilitation révoquée."
     return None
 

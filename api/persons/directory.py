@@ -54,6 +54,15 @@ ON CONFLICT (issuer, sub) DO UPDATE
 """
 
 
+_SIGNED_OUT_ALL = """
+SELECT issuer, sub, extract(epoch FROM signed_out_at)::float8 AS at
+  FROM persons WHERE signed_out_at IS NOT NULL
+"""
+_SIGNED_OUT_ONE = """
+SELECT extract(epoch FROM signed_out_at)::float8 FROM persons WHERE issuer = $1 AND sub = $2
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     """A live habilitation: a function on a territory."""
@@ -95,6 +104,7 @@ class Directory:
         self._pool = pool
         self._dsn = dsn
         self._cache: dict[tuple[str, str], Entry] = {}
+        self._signed_out: dict[tuple[str, str], float] | None = None
         self._generation = 0
         self.listening = False
 
@@ -102,6 +112,26 @@ class Directory:
         """Forget everything (a notification arrived, or this worker just wrote)."""
         self._generation += 1
         self._cache.clear()
+        self._signed_out = None
+
+    async def signed_out_at(self, issuer: str, sub: str) -> float | None:
+        """When ``sub`` signed out everywhere (local role tokens: the declarations' hot path).
+        The few who ever did are loaded together, once per invalidation, so a token seen for
+        the first time costs a dictionary lookup, not a query; while not listening, one
+        indexed row per request."""
+        table = self._signed_out
+        if table is not None and self.listening:
+            return table.get((issuer, sub))
+        generation = self._generation
+        async with self._pool.acquire() as conn:
+            if not self.listening:
+                at: float | None = await conn.fetchval(_SIGNED_OUT_ONE, issuer, sub)
+                return at
+            rows = await conn.fetch(_SIGNED_OUT_ALL)
+        table = {(r["issuer"], r["sub"]): r["at"] for r in rows}
+        if self.listening and generation == self._generation:
+            self._signed_out = table
+        return table.get((issuer, sub))
 
     async def entry(
         self,
