@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     dev_signin: bool = Field(
         False,
         description="Local development only: the sign-in page's dev form and POST"
-        " /ui/dev-token (tokens of the local issuer, any role but admin, loopback clients"
+        " /ui/dev-token (tokens of the local issuer, any role but operator and authority_admin,"
+        " loopback clients"
         " only). Refused at startup together with any OIDC setting; scripts/run turns it on.",
     )
     local_roles: bool = Field(

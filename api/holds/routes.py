@@ -1,8 +1,8 @@
 """Holds (réservations), admissions, releases, refusals and exits.
 
 Who may do what: the placement service of the request's competent authority holds, admits,
-releases and records the exit; the establishment of the unit or the carer refuses; admin may
-do all. The national role gets 403 everywhere here.
+releases and records the exit; the establishment of the unit or the carer refuses. The
+national role and the platform operator get 403 everywhere here.
 """
 
 from typing import Annotated, Any

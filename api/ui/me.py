@@ -51,8 +51,8 @@ async def declarant(
     finess: Annotated[str | None, Query(max_length=9)] = None,
     carer: Annotated[UUID | None, Query()] = None,
 ) -> dict[str, Any]:
-    """Structure and carer roles get their own record; admin names one (``finess`` or
-    ``carer``); a placement service names one of its authority's carers (it may declare for
+    """Structure and carer roles get their own record; the platform operator names one
+    (``finess`` or ``carer``); a placement service (or its administrator) names one of its authority's carers (it may declare for
     them)."""
     target_finess, target_carer = _declarant_scope(principal, finess, carer)
     async with pool.acquire() as conn:
