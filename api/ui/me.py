@@ -52,8 +52,8 @@ async def declarant(
     carer: Annotated[UUID | None, Query()] = None,
 ) -> dict[str, Any]:
     """Structure and carer roles get their own record; the platform operator names one
-    (``finess`` or ``carer``); a placement service (or its administrator) names one of its authority's carers (it may declare for
-    them)."""
+    (``finess`` or ``carer``); a placement service (or its administrator) names one of its
+    authority's carers (it may declare for them)."""
     target_finess, target_carer = _declarant_scope(principal, finess, carer)
     async with pool.acquire() as conn:
         if target_finess is not None:
