@@ -40,9 +40,9 @@ VALUES ({type}, {department}, {authority}, {occurred_at}, {data}, {national})
 NOTIFY = "pg_notify({channel}, {department})"
 INSERT_AUDIT = """
 INSERT INTO audit_entries (occurred_at, actor, role, action, object_type, object_id,
-                           department, authority, detail)
+                           department, authority, detail, person_id, function, actor_authority)
 VALUES ({occurred_at}, {actor}, {role}, {action}, {object_type}, {object_id},
-        {department}, {authority}, {detail})
+        {department}, {authority}, {detail}, {person_id}, {function}, {actor_authority})
 """
 CLAIM_KEY = """
 INSERT INTO idempotency_keys (principal, key, request_hash)
@@ -109,6 +109,9 @@ _AUDIT_SQL = bind(
     department="$6",
     authority="$8",
     detail="$7",
+    person_id="$9",
+    function="$10",
+    actor_authority="$11",
 )
 _CLAIM_SQL = bind(CLAIM_KEY, principal="$1", key="$2", request_hash="$3")
 _STORE_SQL = bind(STORE_RESPONSE, principal="$1", key="$2", status="$3", body="$4")
@@ -148,7 +151,8 @@ async def audit(
     *,
     authority: str | None = None,
 ) -> None:
-    """Who read or changed what, when, under which role (no personal data in it).
+    """Who read or changed what, when, under which role (no personal data in it): the actor's
+    ``sub``, person, function and the authority they act for (``actor_authority``).
     ``department`` is the geography of the object; ``authority`` the competent authority it
     belongs to (a request's, a carer's, a structure's…), by which ``GET /v1/audit`` filters;
     both None for what belongs to no territory (a national FINESS import)."""
@@ -162,6 +166,9 @@ async def audit(
         department,
         detail or {},
         authority,
+        principal.person_id,
+        principal.function,
+        principal.authority,
     )
 
 

@@ -96,10 +96,20 @@ def import_finess(
 
 @app.command()
 def token(
-    role: Annotated[str, typer.Option(help="structure | carer | department | national | admin")],
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="structure | carer | department | national | authority_admin | operator"
+            " (acts by role: PLACES_LOCAL_ROLES=true); without, a person's token (--sub), whose"
+            " habilitations decide."
+        ),
+    ] = None,
     authority: Annotated[
         str | None,
-        typer.Option(help="Role department: competent authority (69M, 69D, 20R, 6AE, 13…)."),
+        typer.Option(
+            help="Roles department and authority_admin: competent authority (69M, 69D, 20R,"
+            " 6AE, 13…)."
+        ),
     ] = None,
     department: Annotated[
         str | None,
@@ -113,8 +123,9 @@ def token(
         typer.Option(help="Lifetime in minutes (at most PLACES_TOKEN_MAX_LIFETIME_MINUTES)."),
     ] = None,
 ) -> None:
-    """Print a token signed by the local issuer (no network). A placement service's token
-    (``--role department``) is scoped by ``--authority``; ``--department`` is mapped to its
+    """Print a token signed by the local issuer (no network). A placement service's or an
+    authority administrator's token (``--role department``, ``--role authority_admin``) is
+    scoped by ``--authority``; ``--department`` is mapped to its
     authority when it has only one (``2A`` → ``20R``), and refused for ``69`` (``69M`` or
     ``69D``)."""
     from api.auth import issue_token
@@ -337,6 +348,77 @@ def purge(
         Console().print(table)
 
     asyncio.run(_run())
+
+
+@app.command("grant")
+def grant_habilitation(
+    sub: Annotated[str, typer.Option(help="The person's sub at the identity provider.")],
+    function: Annotated[
+        str, typer.Option(help="platform_operator, national_analyst, authority_admin…")
+    ],
+    issuer: Annotated[
+        str | None, typer.Option(help="The identity provider (default PLACES_JWT_ISSUER).")
+    ] = None,
+    authority: Annotated[str | None, typer.Option(help="The authority (its functions).")] = None,
+    finess: Annotated[str | None, typer.Option(help="Establishment functions.")] = None,
+    carer_id: Annotated[str | None, typer.Option(help="Carer function.")] = None,
+) -> None:
+    """Grant a habilitation from the command line (database access): how the first platform
+    operators and national analysts are made; audited as ``cli:grant`` and effective at once
+    on running workers (NOTIFY)."""
+    from uuid import UUID
+
+    import asyncpg
+
+    from api import changes
+    from api.auth import Principal
+    from api.db import init_connection
+    from api.permissions import FUNCTIONS, SCOPE_CLAIM
+    from api.persons import repository
+
+    settings = get_settings()
+    if function not in FUNCTIONS:
+        console.print(f"[red]unknown function {function}; one of {', '.join(FUNCTIONS)}[/red]")
+        raise typer.Exit(2)
+    needed = SCOPE_CLAIM.get(FUNCTIONS[function].role)
+    given = {"authority": authority, "finess": finess, "carer_id": carer_id}
+    if needed and not given[needed]:
+        console.print(f"[red]{function} needs --{needed.replace('_', '-')}[/red]")
+        raise typer.Exit(2)
+
+    async def _run() -> int:
+        conn = await asyncpg.connect(settings.database_url)
+        await init_connection(conn)
+        try:
+            async with conn.transaction():
+                person = await repository.upsert_person(
+                    conn, issuer or settings.jwt_issuer, sub, None, None
+                )
+                new_id = await repository.insert(
+                    conn,
+                    person,
+                    function,
+                    authority,
+                    finess,
+                    UUID(carer_id) if carer_id else None,
+                    "cli:grant",
+                )
+                await changes.audit(
+                    conn,
+                    Principal(sub="cli:grant", role="operator"),
+                    "habilitation.grant",
+                    "habilitation",
+                    str(new_id),
+                    None,
+                    {"person_id": person, "function": function},
+                    authority=authority,
+                )
+                await repository.notify(conn)
+            return new_id
+        finally:
+            await conn.close()
+
+    print(asyncio.run(_run()))
 
 
 if __name__ == "__main__":

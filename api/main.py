@@ -33,6 +33,8 @@ from api.holds.routes import router as holds_router
 from api.hostile import ControlCharacters
 from api.limits import BodySizeLimit
 from api.opendata.routes import router as opendata_router
+from api.persons.directory import Directory
+from api.persons.routes import router as persons_router
 from api.registry.routes import router as registry_router
 from api.requests.routes import router as requests_router
 from api.search.routes import router as search_router
@@ -99,6 +101,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
         resources.push_async_callback(app.state.pool.close)
+        # Who each token's person is and what they may do (revocations via LISTEN/NOTIFY).
+        app.state.directory = Directory(app.state.pool, settings.database_url)
         app.state.redis, bus = await _open_bus(settings)
         resources.push_async_callback(bus.close)
         app.state.bus = bus
@@ -119,7 +123,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
         )
         expiry_task = asyncio.create_task(hold_expiry.run(app.state.pool, stop))
-        tasks = [relay_task, expiry_task]
+        persons_task = asyncio.create_task(app.state.directory.run(stop))
+        tasks = [relay_task, expiry_task, persons_task]
         if settings.audit_seal_interval_seconds > 0:
             tasks.append(
                 asyncio.create_task(
@@ -163,6 +168,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(assignments_router)
     app.include_router(feeds_router)
     app.include_router(opendata_router)
+    app.include_router(persons_router)
     install_fhir(app)
     install_ui(app)
     install_docs(app)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     SmallInteger,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -402,6 +403,64 @@ class AuditEntry(SQLModel, table=True):
     detail: dict[str, Any] = Field(
         sa_column=Column(JSONB, nullable=False, server_default=text("'{}'"))
     )
+    person_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    """The person (``persons.id``) behind the token; null for local role tokens."""
+    function: str | None = None
+    """The habilitation's function the actor acted under (``api.permissions.FUNCTIONS``)."""
+    actor_authority: str | None = None
+    """The authority the actor acted for (their habilitation's, or their token's)."""
+
+
+# --- Persons and habilitations (migration 0008) ----------------------------------------------
+
+
+class Person(SQLModel, table=True):
+    """The identity provider's subject: ``issuer`` + ``sub`` (ProConnect, Pro Santé Connect, or
+    the local issuer). ``signed_out_at``: tokens issued before it are refused."""
+
+    __tablename__ = "persons"
+    __table_args__ = (UniqueConstraint("issuer", "sub", name="persons_issuer_sub_key"),)
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    issuer: str
+    sub: str
+    display_name: str | None = None
+    email: str | None = None
+    siret: str | None = None
+    """ProConnect: the SIRET of the person's employer (a collectivity, an establishment)."""
+    rpps: str | None = None
+    """Pro Santé Connect: the professional's national identifier (``SubjectNameID``)."""
+    created_at: datetime = Field(sa_column=_now())
+    signed_out_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class Habilitation(SQLModel, table=True):
+    """A function on a territory, granted to a person; revoked rows stay for the record."""
+
+    __tablename__ = "habilitations"
+    __table_args__ = (
+        CheckConstraint(
+            "function IN ('orientation_officer', 'ase_manager', 'pmi_agrement', 'inspector',"
+            " 'establishment_director', 'establishment_staff', 'carer', 'national_analyst',"
+            " 'authority_admin', 'platform_operator')",
+            name="habilitations_function_check",
+        ),
+        Index(
+            "habilitations_person_live_idx",
+            "person_id",
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+        Index("habilitations_authority_idx", "authority", "id"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    person_id: int = Field(sa_column=Column(BigInteger, ForeignKey("persons.id"), nullable=False))
+    function: str
+    authority: str | None = Field(default=None, foreign_key="authorities.code")
+    finess: str | None = None
+    carer_id: UUID | None = Field(default=None, sa_column=Column(PgUUID(as_uuid=True)))
+    granted_by: str
+    granted_at: datetime = Field(sa_column=_now())
+    revoked_by: str | None = None
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class AuditSeal(SQLModel, table=True):

@@ -4,8 +4,9 @@ shown at commune precision to whoever does not need its door.
 Why: an LVA is a very small structure where the permanent staff live with the children it
 takes in — its address is often the staff's own home (domain.md, "Where a place is"). Its
 commune is enough to search, compare distances and steer; the street and the exact point
-are for the LVA itself, the placement service of its territory (which authorises, places
-and inspects it) and admin. Everyone else (other placement services, national, other
+are for the LVA itself, the authority of its territory (its placement service and
+administrators: it authorises, places and inspects it) and the platform operator (who keeps
+the registry). Everyone else (other placement services, national, other
 establishments, carers) gets the commune's point, no street line, and — in search and
 optimisation — a distance measured to the commune and rounded to the kilometre, as for
 foster carers.
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from api.auth import Principal
+from api.permissions import AUTHORITY_ROLES
 
 COMMUNE_PRECISION_CATEGORIES: Final = frozenset({"462"})
 """FINESS categories shown at commune precision (462: lieu de vie et d'accueil)."""
@@ -39,11 +41,11 @@ def exact_location_allowed(
     (``authority``: the establishment's competent authority)."""
     if not commune_precision(category):
         return True
-    if principal.role == "admin":
+    if principal.role == "operator":  # keeps the registry
         return True
     if principal.role == "structure":
         return principal.finess == finess
-    if principal.role == "department":
+    if principal.role in AUTHORITY_ROLES:
         return authority is not None and principal.authority == authority
     return False
 

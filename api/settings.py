@@ -85,8 +85,37 @@ class Settings(BaseSettings):
     dev_signin: bool = Field(
         False,
         description="Local development only: the sign-in page's dev form and POST"
-        " /ui/dev-token (tokens of the local issuer, any role but admin, loopback clients"
+        " /ui/dev-token (tokens of the local issuer, any role but operator and authority_admin,"
+        " loopback clients"
         " only). Refused at startup together with any OIDC setting; scripts/run turns it on.",
+    )
+    local_roles: bool = Field(
+        False,
+        description="Development, tests and benchmarks only: tokens of the local issuer that"
+        " carry a `role` claim (and its scope claim) act by that role, without a habilitation."
+        " Off: what a person may do comes only from the habilitation table. Refused at startup"
+        " together with any OIDC setting; scripts/run and the tests turn it on.",
+    )
+    oidc_claims: dict[str, list[str]] = Field(
+        {
+            "display_name": ["name"],
+            "given_name": ["given_name"],
+            "family_name": ["usual_name", "family_name"],
+            "email": ["email"],
+            "siret": ["siret"],
+            "rpps": ["SubjectNameID", "preferred_username"],
+            "idp": ["idp_id"],
+        },
+        description="JSON: for each identity field the person gets (display_name, given_name,"
+        " family_name, email, siret, rpps, idp), the token claims to read it from, first present"
+        " wins. The default reads ProConnect (usual_name, siret, idp_id) and Pro Santé Connect"
+        " (family_name, SubjectNameID) tokens.",
+    )
+    habilitation_recheck_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="An open live feed re-checks its person's habilitation and sign-out this"
+        " often (from the per-worker cache) and closes with 4401 once revoked.",
     )
     trusted_proxies: str | None = Field(
         None,

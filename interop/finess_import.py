@@ -114,7 +114,7 @@ _BOX = {box.name: box for box in BOXES}
 BATCH_SIZE = 500
 
 #: Who the audit trail names for an import run from the command line.
-IMPORTER = Principal(sub="cli:import-finess", role="admin")
+IMPORTER = Principal(sub="cli:import-finess", role="operator")
 
 
 class LineError(ValueError):

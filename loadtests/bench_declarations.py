@@ -160,6 +160,9 @@ async def raw_sql(dsn: str, units: list[tuple[str, str, int]], n: int) -> list[f
                     key,
                     CHANNEL,
                     row["authority"],
+                    None,  # person id: a local role token names no person
+                    None,  # function
+                    None,  # the actor's authority (a structure acts for none)
                 )
             out.append(time.perf_counter() - t0)
     finally:

@@ -69,7 +69,7 @@ async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
 
 
 async def over_http(base: str, needs: list[dict]) -> tuple[list[float], list[list[str]]]:
-    headers = {"Authorization": f"Bearer {issue_token('admin')}"}
+    headers = {"Authorization": f"Bearer {issue_token('department', authority='69M')}"}
     latencies, tried = [], []
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
         for body in needs[:20]:  # warm-up: prepared statements, pools

@@ -118,7 +118,9 @@ class ServiceProcess:
         **env: str | None,
     ) -> None:
         self.port = free_port()
-        merged: dict[str, str | None] = {**os.environ, **env}
+        # Benchmarks and load tests run outside pytest too: their local tokens act by role
+        # unless the caller says otherwise (PLACES_LOCAL_ROLES=None for an identity provider).
+        merged: dict[str, str | None] = {"PLACES_LOCAL_ROLES": "true", **os.environ, **env}
         if dsn is not None:
             merged["PLACES_DATABASE_URL"] = dsn
         if merged.get("PLACES_DATABASE_URL"):

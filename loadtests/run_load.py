@@ -10,7 +10,7 @@ Steps, all in one command:
    migrated. ``--reuse`` keeps an existing ``--database`` as it is. Nothing shared is written.
 2. ``places run`` with ``--workers`` on a free port, that database and ``--redis-url``
    (default Redis database 3), its log in the run directory.
-3. One declaration per active department (admin, counts unchanged) so that every feed has
+3. One declaration per active department (operator, counts unchanged) so that every feed has
    a position; once the relay published them, those positions are where the run starts.
 4. ``locust`` headless (``loadtests/locustfile.py``) for ``--seconds`` plus ``--drain``
    (writers stop after ``--seconds``; dashboards keep listening), with ``--csv`` and
@@ -369,8 +369,9 @@ def stream_after(client: redis.Redis, feed: str, start: str | None) -> list[str]
 
 
 def prime_feeds(base: str, primers: list[dict[str, Any]]) -> None:
-    """One unchanged declaration per authority (admin): every feed gets an entry."""
-    headers = {"Authorization": f"Bearer {issue_token('admin')}"}
+    """One unchanged declaration per authority (the platform operator): every feed gets an
+    entry."""
+    headers = {"Authorization": f"Bearer {issue_token('operator')}"}
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         for p in primers:
             r = client.put(
@@ -384,10 +385,10 @@ def prime_feeds(base: str, primers: list[dict[str, Any]]) -> None:
 def warm_up(base: str, needs: list[dict[str, Any]], structures: list[dict[str, Any]]) -> None:
     """A freshly started worker plans its first queries and fills its caches: the run
     measures a warm service, as ``bench_search`` does (its first searches are 10x slower)."""
-    admin = {"Authorization": f"Bearer {issue_token('admin')}"}
+    searcher = {"Authorization": f"Bearer {issue_token('department', authority='69M')}"}
     with httpx.Client(base_url=base, timeout=60) as client:
         for body in needs:
-            client.post("/v1/search", json=body, headers=admin).raise_for_status()
+            client.post("/v1/search", json=body, headers=searcher).raise_for_status()
         for s in structures:
             token = issue_token("structure", finess=s["finess"])
             r = client.get("/ui/api/moi", headers={"Authorization": f"Bearer {token}"})

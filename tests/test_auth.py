@@ -23,7 +23,7 @@ async def test_garbage_and_wrong_scheme_are_401(client):
 
 
 async def test_expired_token_is_401(client):
-    token = issue_token("admin", ttl_minutes=-1)
+    token = issue_token("operator", ttl_minutes=-1)
     r = await client.get("/v1/departments", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
     assert "expiré" in r.json()["detail"]
@@ -35,7 +35,7 @@ async def test_token_signed_by_another_key_is_401(client):
     other = ec.generate_private_key(ec.SECP256R1())
     claims = {
         "sub": "x",
-        "role": "admin",
+        "role": "operator",
         "iss": "places-local",
         "aud": "places",
         "exp": int(time.time()) + 60,
@@ -52,7 +52,7 @@ async def test_hs256_with_public_key_is_refused(client):
     public = (get_settings().keys_dir / "public.pem").read_bytes()
     claims = {
         "sub": "x",
-        "role": "admin",
+        "role": "operator",
         "iss": "places-local",
         "aud": "places",
         "exp": int(time.time()) + 60,

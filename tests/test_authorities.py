@@ -56,7 +56,7 @@ async def create(client: httpx.AsyncClient, authority: str, body: dict[str, Any]
 def legacy_token(**claims: Any) -> dict[str, str]:
     """A token of the local issuer with the claims given (the former ``department`` one)."""
     settings = get_settings()
-    issue_token("admin")  # makes sure the key pair exists
+    issue_token("operator")  # makes sure the key pair exists
     now = int(time.time())
     payload = {
         "iss": settings.jwt_issuer,
@@ -150,7 +150,9 @@ async def test_carers_are_declared_for_by_their_own_authority(client, pool):
     moi = f"/ui/api/moi?carer={carer}"
     assert (await client.get(moi, headers=dept("69D"))).status_code == 403
     assert (await client.get(moi, headers=dept("69M"))).status_code == 200
-    listed = await client.get("/v1/foster-carers?authority=69D", headers=bearer("admin"))
+    listed = await client.get(
+        "/v1/foster-carers?authority=69D", headers=bearer("authority_admin", authority="69D")
+    )
     assert str(carer) not in {c["id"] for c in listed.json()["items"]}
     listed = await client.get("/v1/foster-carers", headers=dept("69M"))
     assert str(carer) in {c["id"] for c in listed.json()["items"]}
@@ -186,15 +188,21 @@ async def test_a_point_origin_takes_the_nearest_communes_authority(client, pool)
 
 async def test_the_authority_given_must_be_the_origins(client, pool):
     r = await client.post(
-        "/v1/requests", json=body_from(LYON, authority="69D"), headers=bearer("admin")
+        "/v1/requests",
+        json=body_from(LYON, authority="69D"),
+        headers=bearer("authority_admin", authority="69M"),
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "authority", r.text
     assert "69M" in r.json()["detail"]
     r = await client.post(
-        "/v1/requests", json=body_from(LYON, authority="ZZ"), headers=bearer("admin")
+        "/v1/requests",
+        json=body_from(LYON, authority="ZZ"),
+        headers=bearer("authority_admin", authority="69M"),
     )
     assert_choices(r, 422, "authority", ALL_CODES)
-    r = await client.post("/v1/requests", json=body_from("69999"), headers=bearer("admin"))
+    r = await client.post(
+        "/v1/requests", json=body_from("69999"), headers=bearer("authority_admin", authority="69M")
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "origin.commune"
     request = await create(client, "69M", body_from(LYON, authority="69M"))
     assert request["authority"] == "69M"
@@ -230,9 +238,10 @@ async def test_strasbourg_and_mulhouse_belong_to_alsace(client):
     mulhouse = await create(client, "6AE", body_from(MULHOUSE))
     assert (strasbourg["authority"], strasbourg["department"]) == ("6AE", "67")
     assert (mulhouse["authority"], mulhouse["department"]) == ("6AE", "68")
-    r = await client.get("/v1/requests?authority=6AE&limit=500", headers=bearer("admin"))
+    alsace = bearer("authority_admin", authority="6AE")
+    r = await client.get("/v1/requests?authority=6AE&limit=500", headers=alsace)
     assert {strasbourg["id"], mulhouse["id"]} <= {i["id"] for i in r.json()["items"]}
-    r = await client.get("/v1/requests?department=67&limit=500", headers=bearer("admin"))
+    r = await client.get("/v1/requests?department=67&limit=500", headers=alsace)
     assert {strasbourg["id"], mulhouse["id"]} <= {i["id"] for i in r.json()["items"]}
     r = await client.post(
         "/v1/requests", json=body_from(MULHOUSE), headers=bearer("department", department="67")
@@ -242,15 +251,19 @@ async def test_strasbourg_and_mulhouse_belong_to_alsace(client):
 
 async def test_optimize_takes_an_authority(client, pool):
     r = await client.post(
-        "/v1/assignments/optimize", json={"department": "69"}, headers=bearer("admin")
+        "/v1/assignments/optimize",
+        json={"department": "69"},
+        headers=bearer("authority_admin", authority="69M"),
     )
     assert_choices(r, 422, "department", ["69D", "69M"])
     r = await client.post(
-        "/v1/assignments/optimize", json={"authority": "XYZ"}, headers=bearer("admin")
+        "/v1/assignments/optimize",
+        json={"authority": "XYZ"},
+        headers=bearer("authority_admin", authority="69M"),
     )
     assert_choices(r, 422, "authority", ALL_CODES)
-    r = await client.post("/v1/assignments/optimize", json={}, headers=bearer("admin"))
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "authority"
+    r = await client.post("/v1/assignments/optimize", json={}, headers=bearer("operator"))
+    assert r.status_code == 403  # the platform operator plans no child's placement
     request = await create(client, "20R", body_from(AJACCIO))
     r = await client.post(
         "/v1/assignments/optimize", json={"authority": "20R"}, headers=dept("20R")
@@ -351,14 +364,16 @@ def test_the_token_command_takes_an_authority():
     ],
 )
 async def test_department_69_as_a_parameter_is_422_with_the_choices(client, path):
-    for headers in (bearer("admin"), dept("69M")):
+    for headers in (bearer("authority_admin", authority="69M"), dept("69M")):
         r = await client.get(f"{path}?department=69", headers=headers)
         assert_choices(r, 422, "department", ["69D", "69M"])
         assert "69M" in r.json()["detail"] and "69D" in r.json()["detail"]
         r = await client.get(f"{path}?authority=69Q", headers=headers)
         assert_choices(r, 422, "authority", ALL_CODES)
         assert len(ALL_CODES) == 100
-    r = await client.get(f"{path}?authority=69M&department=13", headers=bearer("admin"))
+    r = await client.get(
+        f"{path}?authority=69M&department=13", headers=bearer("authority_admin", authority="69M")
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "department"
 
 

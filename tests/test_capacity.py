@@ -213,17 +213,17 @@ async def test_other_structure_is_403(client, pool, unit):
     assert (await counts(pool, unit["id"]))["history"] == 0
 
 
-async def test_admin_may_declare(client, unit):
+async def test_the_operator_may_declare(client, unit):
     r = await client.put(
         f"/v1/units/{unit['id']}/capacity",
-        headers={**bearer("admin"), **idem()},
+        headers={**bearer("operator"), **idem()},
         json={"temporality": "current", "available": 1},
     )
     assert r.status_code == 200
 
 
 async def test_unknown_unit_is_404_and_bad_id_422(client):
-    headers = {**bearer("admin"), **idem()}
+    headers = {**bearer("operator"), **idem()}
     r = await client.put(
         f"/v1/units/{uuid.uuid4()}/capacity",
         headers=headers,

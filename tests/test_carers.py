@@ -76,7 +76,7 @@ async def test_scope_of_carer_writes(client, pool):
         )
         assert r.status_code == 403
     r = await client.put(
-        f"/v1/foster-carers/{uuid.uuid4()}/availability", headers=bearer("admin"), json=body
+        f"/v1/foster-carers/{uuid.uuid4()}/availability", headers=bearer("operator"), json=body
     )
     assert r.status_code == 404
 

@@ -163,7 +163,7 @@ async def test_every_event_written_follows_the_schema_of_api_events(client, pool
     )
     assert r.status_code == 201, r.text
     finess = make_finess("69", 800_000 + uuid.uuid4().int % 99_999)
-    r = await client.post("/v1/structures", json=structure_body(finess), headers=bearer("admin"))
+    r = await client.post("/v1/structures", json=structure_body(finess), headers=bearer("operator"))
     assert r.status_code == 201, r.text
 
     async def new_request() -> str:

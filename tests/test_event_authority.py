@@ -20,7 +20,8 @@ from tests.support.factories import (
     structure_body,
 )
 
-ADMIN = bearer("admin")
+CORSE = bearer("department", authority="20R")
+OPERATOR = bearer("operator")
 CHILD_LEVEL = {"children", "reference", "origin", "measure", "reason"}
 
 
@@ -68,18 +69,18 @@ async def test_a_corsican_hold_on_a_lyon_unit(client, pool):
     unit = await new_unit(client, pool, available=2)
     since = await last_id(pool)
     r = await client.post(
-        "/v1/requests", json=corsican_request("2A004", "2A"), headers={**ADMIN, **idem()}
+        "/v1/requests", json=corsican_request("2A004", "2A"), headers={**CORSE, **idem()}
     )
     assert r.status_code == 201, r.text
     request_id = r.json()["id"]
     r = await client.post(
         "/v1/holds",
         json={"request_id": request_id, "target": {"kind": "unit", "id": unit["id"]}},
-        headers=ADMIN,
+        headers=CORSE,
     )
     assert r.status_code == 201, r.text
     hold_id = r.json()["id"]
-    r = await client.post(f"/v1/holds/{hold_id}/release", json={"reason": "x"}, headers=ADMIN)
+    r = await client.post(f"/v1/holds/{hold_id}/release", json={"reason": "x"}, headers=CORSE)
     assert r.status_code == 200, r.text
 
     rows = await outbox(pool, since, request_id, unit["id"])
@@ -110,7 +111,7 @@ async def test_a_corsican_hold_on_a_lyon_unit(client, pool):
 async def test_a_bastia_request_belongs_to_corse_too(client, pool):
     since = await last_id(pool)
     r = await client.post(
-        "/v1/requests", json=corsican_request("2B033", "2B"), headers={**ADMIN, **idem()}
+        "/v1/requests", json=corsican_request("2B033", "2B"), headers={**CORSE, **idem()}
     )
     assert r.status_code == 201, r.text
     (row,) = await outbox(pool, since, r.json()["id"])
@@ -123,13 +124,13 @@ async def test_a_structure_of_the_rhone_outside_lyon(client, pool):
     since = await last_id(pool)
     finess = make_finess("69", 700_000 + uuid.uuid4().int % 99_999)
     r = await client.post(
-        "/v1/structures", json=structure_body(finess, commune="69264"), headers=ADMIN
+        "/v1/structures", json=structure_body(finess, commune="69264"), headers=OPERATOR
     )
     assert r.status_code == 201, r.text
     structure_id = r.json()["id"]
     unit = structure_body(finess)["units"][0] | {"name": "Les Petits", "age_min": 3}
     r = await client.post(
-        f"/v1/structures/{structure_id}/units", json=unit, headers={**ADMIN, **idem()}
+        f"/v1/structures/{structure_id}/units", json=unit, headers={**OPERATOR, **idem()}
     )
     assert r.status_code == 201, r.text
     created, updated = await outbox(pool, since, structure_id)

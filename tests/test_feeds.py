@@ -299,12 +299,14 @@ async def test_refusals_close_before_any_event(cluster: Cluster) -> None:
     await expect_refusal(a, path, 4401, bearer="not-a-jwt")
     await expect_refusal(a, path, 4401, bearer="not-a-jwt", via="subprotocol")
     await expect_refusal(a, path, 4401, bearer="not-a-jwt", via="message")
-    await expect_refusal(a, path, 4401, bearer=issue_token("admin", ttl_minutes=-1))
+    await expect_refusal(a, path, 4401, bearer=issue_token("operator", ttl_minutes=-1))
     await expect_refusal(a, path, 4403, bearer=token("department", department="01"))
     await expect_refusal(a, path, 4403, bearer=token("structure", finess="380000000"))
     await expect_refusal(a, path, 4403, bearer=token("national"))
     await expect_refusal(a, "/ws/national", 4403, bearer=dept38)
-    await expect_refusal(a, "/ws/departments/zz", 4404, bearer=token("admin"))
+    await expect_refusal(a, "/ws/departments/zz", 4404, bearer=token("operator"))
+    # The platform operator follows no authority's feed (children's data).
+    await expect_refusal(a, path, 4403, bearer=token("operator"))
     for bad in ("abc", "12", "1-2-3", "-1-0", "99999999999999999999999-0", "1-%20"):
         reason = await expect_refusal(a, path, 4400, bearer=dept38, last_event_id=bad)
         assert "last_event_id" in reason
@@ -383,7 +385,7 @@ async def test_no_other_department_leaks(cluster: Cluster) -> None:
     u69, u01 = await new_unit(cluster.pool, "69"), await new_unit(cluster.pool, "01")
     async with (
         ws_open(a, "/ws/departments/01", token("department", department="01")) as ws01,
-        ws_open(b, LYON, token("admin")) as ws69,
+        ws_open(b, LYON, token("authority_admin", authority="69M")) as ws69,
         httpx.AsyncClient() as http,
     ):
         await subscribed(ws01)
@@ -456,7 +458,7 @@ async def test_feed_closes_with_4401_when_its_token_expires(cluster: Cluster) ->
 
 
 async def test_pings_are_sent(cluster: Cluster) -> None:
-    async with ws_open(cluster.servers[1], "/ws/national", token("admin")) as ws:
+    async with ws_open(cluster.servers[1], "/ws/national", token("operator")) as ws:
         async with asyncio.timeout(PING_SECONDS * 10):
             pings = 0
             while pings < 3:
@@ -469,7 +471,7 @@ async def test_slow_client_is_closed_with_1013_and_resumes(cluster: Cluster) -> 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", slow.port))
     sock.setblocking(False)
-    bearer = token("admin")
+    bearer = token("department", department="38")
     async with ws_open(slow, "/ws/departments/38", bearer, sock=sock, max_queue=1) as ws:
         await subscribed(ws)
         # The client stops reading; the server is sent more than any buffer holds.
@@ -559,8 +561,10 @@ CHILD_LEVEL = {"children", "reference", "origin", "measure", "reason"}
 
 
 async def new_request(server: ServiceProcess, http: httpx.AsyncClient, commune: str) -> str:
-    """A placement request from ``commune`` (its department's), made by admin; its id."""
+    """A placement request from ``commune`` (its department's), made by the administrator of
+    its authority; its id."""
     department = next(c[2] for c in COMMUNES if c[0] == commune)
+    authority = next(c[6] for c in COMMUNES if c[0] == commune)
     body = {
         "department": department,
         "children": [{"age": 9, "sex": "F", "disability_profiles": []}],
@@ -573,7 +577,10 @@ async def new_request(server: ServiceProcess, http: httpx.AsyncClient, commune: 
     r = await http.post(
         f"{server.http}/v1/requests",
         json=body,
-        headers={"Authorization": f"Bearer {token('admin')}", "Idempotency-Key": str(uuid.uuid4())},
+        headers={
+            "Authorization": f"Bearer {token('authority_admin', authority=authority)}",
+            "Idempotency-Key": str(uuid.uuid4()),
+        },
     )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
@@ -585,10 +592,9 @@ async def test_lyon_events_reach_69M_and_not_69D(cluster: Cluster) -> None:
     a, b = cluster.servers
     lyon = await new_unit(cluster.pool, "69", "69123")
     villefranche = await new_unit(cluster.pool, "69", "69264")
-    admin = token("admin")
     async with (
-        ws_open(a, "/ws/authorities/69M", admin) as metropole,
-        ws_open(b, "/ws/authorities/69D", admin) as rhone,
+        ws_open(a, "/ws/authorities/69M", token("authority_admin", authority="69M")) as metropole,
+        ws_open(b, "/ws/authorities/69D", token("authority_admin", authority="69D")) as rhone,
         ws_open(a, "/ws/national", token("national")) as national,
         httpx.AsyncClient() as http,
     ):
@@ -630,7 +636,7 @@ async def test_corsican_requests_reach_20R_and_its_departments(cluster: Cluster)
     async with (
         ws_open(a, "/ws/authorities/20R", token("department", department="2A")) as corse,
         ws_open(b, "/ws/departments/2A", token("department", department="2B")) as alias_2a,
-        ws_open(a, "/ws/departments/2B", token("admin")) as alias_2b,
+        ws_open(a, "/ws/departments/2B", token("authority_admin", authority="20R")) as alias_2b,
         ws_open(b, "/ws/national", token("national")) as national,
         httpx.AsyncClient() as http,
     ):
@@ -660,7 +666,7 @@ async def test_corsican_requests_reach_20R_and_its_departments(cluster: Cluster)
 
 async def test_unknown_or_shared_feeds_are_4404(cluster: Cluster) -> None:
     a = cluster.servers[0]
-    admin = token("admin")
+    admin = token("operator")
     reason = await expect_refusal(a, "/ws/departments/69", 4404, bearer=admin)
     assert "69M" in reason and "69D" in reason
     reason = await expect_refusal(a, "/ws/departments/69", 4404, bearer=token("national"))
@@ -676,7 +682,9 @@ async def test_cli_feed_by_authority(cluster: Cluster) -> None:
     """``places feed --authority 20R`` with its local token (a token of 2A covers 20R)."""
     a, b = cluster.servers
     async with httpx.AsyncClient() as http:
-        async with ws_open(a, "/ws/authorities/20R", token("admin")) as ws:
+        async with ws_open(
+            a, "/ws/authorities/20R", token("authority_admin", authority="20R")
+        ) as ws:
             await subscribed(ws)
             await new_request(a, http, "2A004")
             last = (await next_event(ws))["id"]
@@ -879,9 +887,10 @@ async def test_a_worker_reads_more_feeds_than_the_redis_pool_holds(cluster: Clus
 async def test_subscriptions_are_audited_once_under_the_feed_authority(cluster: Cluster) -> None:
     a = cluster.servers[0]
     actor = f"admin-{uuid.uuid4().hex[:8]}"
-    admin = issue_token("admin", sub=actor)
+    admin = issue_token("authority_admin", authority="69M", sub=actor)
+    operator = issue_token("operator", sub=actor)
     await expect_refusal(a, "/ws/departments/69", 4404, bearer=admin)  # refused: no entry
-    async with ws_open(a, LYON, admin) as lyon, ws_open(a, "/ws/national", admin) as national:
+    async with ws_open(a, LYON, admin) as lyon, ws_open(a, "/ws/national", operator) as national:
         await subscribed(lyon)
         await subscribed(national)
     rows = await cluster.pool.fetch(
@@ -905,7 +914,7 @@ async def test_subscriptions_are_audited_once_under_the_feed_authority(cluster: 
             "detail": {"path": "/ws/national", "last_event_id": None},
         },
     ]
-    # The Métropole's placement service sees the admin's subscription in its trail.
+    # The Métropole's placement service sees its administrator's subscription in its trail.
     async with httpx.AsyncClient() as http:
         r = await http.get(
             f"{a.http}/v1/audit?limit=500",

@@ -233,7 +233,7 @@ async def test_every_role_reads_and_metadata_is_public(client, structure):
         bearer("structure", finess=structure["finess"]),
         bearer("department", authority="69M"),
         bearer("carer", carer_id="00000000-0000-4000-8000-000000000001"),
-        bearer("admin"),
+        bearer("operator"),
     ):
         assert (await client.get(url, headers=headers)).status_code == 200
     response = await client.get("/fhir/metadata")

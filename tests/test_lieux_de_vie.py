@@ -63,7 +63,8 @@ def exact(lva: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     return [
         ("the LVA itself", bearer("structure", finess=lva["finess"])),
         ("its authority", bearer("department", authority=AUTHORITY)),
-        ("admin", bearer("admin")),
+        ("its authority's administrator", bearer("authority_admin", authority=AUTHORITY)),
+        ("the platform operator", bearer("operator")),
     ]
 
 
@@ -153,7 +154,10 @@ async def test_search_gives_an_lva_its_commune_and_a_rounded_distance(client, po
             *lva["door"],
         )
     assert abs(to_commune - to_door) > 1  # the test tells them apart
-    for headers in (bearer("department", authority="69M"), bearer("admin")):
+    for headers in (
+        bearer("department", authority="69M"),
+        bearer("authority_admin", authority=AUTHORITY),
+    ):
         r = await client.post("/v1/search", json=body, headers=headers)
         assert r.status_code == 200, r.text
         by_unit = {p["target"]["id"]: p for p in r.json()["proposals"]}

@@ -52,7 +52,7 @@ async def test_structures_with_units_and_capacity(client, pool):
 async def test_structures_pagination(client, pool):
     for _ in range(3):
         await make_structure(pool, department="01", commune="01053", category="462")
-    headers = bearer("admin")
+    headers = bearer("operator")
     first = (
         await client.get("/v1/structures?department=01&category=462&limit=2", headers=headers)
     ).json()
@@ -81,7 +81,7 @@ async def test_foster_carers_never_expose_location(client, pool):
 
 
 async def test_unknown_department_and_category_are_422(client):
-    headers = bearer("admin")
+    headers = bearer("operator")
     r = await client.get("/v1/structures?department=99", headers=headers)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "department"
     r = await client.get("/v1/structures?department=95", headers=headers)  # valid code, not loaded

@@ -99,7 +99,12 @@ async def test_a_500_carries_the_headers_and_hsts_can_be_disabled() -> None:
 
 def signed(**claims: Any) -> str:
     settings = get_settings()
-    base = {"iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": "x", "role": "admin"}
+    base = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": "x",
+        "role": "operator",
+    }
     key = _key_paths(settings.keys_dir)[0].read_bytes()
     return jwt.encode({**base, **claims}, key, algorithm=settings.jwt_algorithm)
 
@@ -130,24 +135,26 @@ def test_the_cap_is_the_serving_apps_not_the_cached_verdicts() -> None:
     now = int(time.time())
     day = signed(iat=now, exp=now + 24 * 3600)
     relaxed = settings.model_copy(update={"token_max_lifetime_minutes": 48 * 60})
-    assert decode_token(day, relaxed).role == "admin"  # cached as a valid signature
+    assert decode_token(day, relaxed).role == "operator"  # cached as a valid signature
     with pytest.raises(Unauthorized):
         decode_token(day, settings)
-    assert decode_token(day, relaxed).role == "admin"
+    assert decode_token(day, relaxed).role == "operator"
 
 
 @pytest.mark.pure
 def test_the_local_issuer_refuses_to_mint_beyond_the_cap() -> None:
     with pytest.raises(ValueError, match="PLACES_TOKEN_MAX_LIFETIME_MINUTES"):
-        issue_token("admin", ttl_minutes=721)
+        issue_token("operator", ttl_minutes=721)
     with pytest.raises(ValueError):
-        issue_token("admin", ttl_seconds=100 * 365 * 86400)
-    token = issue_token("admin", ttl_minutes=720)
+        issue_token("operator", ttl_seconds=100 * 365 * 86400)
+    token = issue_token("operator", ttl_minutes=720)
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 720 * 60
-    result = CliRunner().invoke(cli_app, ["token", "--role", "admin", "--ttl-minutes", "52560000"])
+    result = CliRunner().invoke(
+        cli_app, ["token", "--role", "operator", "--ttl-minutes", "52560000"]
+    )
     assert result.exit_code == 2
-    result = CliRunner().invoke(cli_app, ["token", "--role", "admin"])
+    result = CliRunner().invoke(cli_app, ["token", "--role", "operator"])
     assert result.exit_code == 0, result.output
 
 

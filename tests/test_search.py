@@ -72,10 +72,16 @@ async def test_roles(client):
         "origin": {"commune": "69123"},
         "care_mode": "durable",
     }
-    for headers in (bearer("national"), bearer("structure", finess="690000018")):
+    for headers in (
+        bearer("national"),
+        bearer("structure", finess="690000018"),
+        bearer("operator"),  # the platform operator reads no child data
+    ):
         r = await client.post("/v1/search", json=body, headers=headers)
         assert r.status_code == 403
-    r = await client.post("/v1/search", json=body, headers=bearer("admin"))
+    r = await client.post(
+        "/v1/search", json=body, headers=bearer("authority_admin", authority="69M")
+    )
     assert r.status_code == 200
 
 

@@ -43,7 +43,7 @@ async def national() -> AsyncIterator[asyncpg.Pool]:
 
 
 async def go(pool, **body):
-    return await run_search(pool, Principal("bench", "admin"), SearchIn.model_validate(body))
+    return await run_search(pool, Principal("bench", "department"), SearchIn.model_validate(body))
 
 
 async def test_two_year_old_gets_carers_and_pouponnieres_first(national):

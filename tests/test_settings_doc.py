@@ -42,7 +42,8 @@ def documented_value(field: str, text: str) -> Any:
     info = Settings.model_fields[field]
     if text == "unset":
         return None
-    value = TypeAdapter(info.annotation).validate_python(text)
+    adapter = TypeAdapter(info.annotation)
+    value = adapter.validate_json(text) if text.startswith("{") else adapter.validate_python(text)
     return PROJECT_ROOT / value if isinstance(value, Path) and not value.is_absolute() else value
 
 

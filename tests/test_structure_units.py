@@ -94,7 +94,7 @@ async def test_a_declared_default_unit_stays(client, pool):
     assert await unit_ids(pool, s["id"]) == {str(default), r.json()["id"]}
 
 
-async def test_only_the_establishment_itself_or_admin(client, pool):
+async def test_only_the_establishment_itself_or_the_operator(client, pool):
     s = await imported(pool)
     other = await make_structure(pool)
     path = f"/v1/structures/{s['id']}/units"
@@ -108,7 +108,7 @@ async def test_only_the_establishment_itself_or_admin(client, pool):
         r = await client.post(path, json=UNIT, headers={**headers, **idem()})
         assert r.status_code == status, r.text
     assert await unit_ids(pool, s["id"]) == before
-    r = await client.post(path, json=UNIT, headers={**bearer("admin"), **idem()})
+    r = await client.post(path, json=UNIT, headers={**bearer("operator"), **idem()})
     assert r.status_code == 201, r.text
 
 
@@ -140,7 +140,7 @@ async def test_missing_key_and_unknown_structure(client, pool):
     r = await client.post(f"/v1/structures/{s['id']}/units", json=UNIT, headers=own)
     assert r.status_code == 428
     r = await client.post(
-        f"/v1/structures/{uuid.uuid4()}/units", json=UNIT, headers={**bearer("admin"), **idem()}
+        f"/v1/structures/{uuid.uuid4()}/units", json=UNIT, headers={**bearer("operator"), **idem()}
     )
     assert r.status_code == 404
     assert await unit_ids(pool, s["id"]) == {str(s["unit_ids"][0])}

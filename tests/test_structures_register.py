@@ -13,14 +13,14 @@ async def structure_count(pool) -> int:
 
 async def test_register_structure(client, pool):
     finess = make_finess("69", 123_456)
-    r = await client.post("/v1/structures", json=structure_body(finess), headers=bearer("admin"))
+    r = await client.post("/v1/structures", json=structure_body(finess), headers=bearer("operator"))
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["department"] == "69" and created["commune"] == "69266"
     assert abs(created["location"]["lat"] - 45.7719) < 1e-6
     assert created["units"][0]["disability_profiles"] == ["tsa"]
     assert created["units"][0]["capacity"] is None
-    r = await client.post("/v1/structures", json=structure_body(finess), headers=bearer("admin"))
+    r = await client.post("/v1/structures", json=structure_body(finess), headers=bearer("operator"))
     assert r.status_code == 409
 
 
@@ -91,16 +91,17 @@ def _bad_key(finess: str) -> str:
 async def test_bad_input_is_422_naming_field(client, pool, over, field):
     before = await structure_count(pool)
     payload = {**structure_body(make_finess("69", 654_321)), **over}
-    r = await client.post("/v1/structures", json=payload, headers=bearer("admin"))
+    r = await client.post("/v1/structures", json=payload, headers=bearer("operator"))
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert field in [e["field"] for e in r.json()["errors"]]
     assert await structure_count(pool) == before
 
 
-async def test_only_admin_registers(client):
+async def test_only_the_operator_registers(client):
     for headers in (
         bearer("department", authority="69M"),
+        bearer("authority_admin", authority="69M"),
         bearer("national"),
         bearer("structure", finess=make_finess("69", 1)),
     ):
@@ -116,7 +117,7 @@ async def test_overseas_location_accepted(client):
         json=structure_body(
             make_finess("974", 11), commune="97411", location={"lat": -20.90, "lon": 55.48}
         ),
-        headers=bearer("admin"),
+        headers=bearer("operator"),
     )
     assert r.status_code == 201, r.text
     assert r.json()["department"] == "974"

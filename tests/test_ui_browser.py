@@ -17,6 +17,7 @@ import json
 import os
 import re
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -641,7 +642,9 @@ async def test_the_national_page_fits_a_phone(server: str, browser: Browser) -> 
 
 
 async def test_collectivite_de_corse_shows_both_departments(server: str, browser: Browser) -> None:
-    tab = await open_tab(browser, server, "/ui/autorites/20R", issue_token("admin"))
+    tab = await open_tab(
+        browser, server, "/ui/autorites/20R", issue_token("authority_admin", authority="20R")
+    )
     page = tab.page
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Collectivité de Corse")
     for code in ("2A", "2B"):
@@ -652,10 +655,23 @@ async def test_collectivite_de_corse_shows_both_departments(server: str, browser
     tab.check()
 
 
-async def test_who_read_our_childrens_data(server: str, browser: Browser) -> None:
-    """The Métropole's placement service sees the admin's read of one of its requests on
-    "Qui a consulté nos données", not its own reads; accessible, fits a phone."""
-    admin = f"admin-ui-{os.getpid()}"
+async def test_who_read_our_childrens_data(
+    server: str, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    """The Métropole's placement service sees, on "Qui a consulté nos données", an
+    establishment's read of the hold it placed there, not its own reads; accessible, fits a
+    phone."""
+    reader = f"directeur-ui-{os.getpid()}"
+    structure = await make_structure(pool)
+    unit_id = str(structure["unit_ids"][0])
+    own = issue_token("structure", finess=structure["finess"], sub=reader)
+    async with api(server, own) as client:
+        r = await client.put(
+            f"/v1/units/{unit_id}/capacity",
+            headers=idem(),
+            json={"temporality": "current", "installed": 10, "occupied": 8, "available": 2},
+        )
+        assert r.status_code == 200, r.text
     async with api(server, issue_token("department", authority=AUTHORITY)) as client:
         r = await client.post(
             "/v1/requests",
@@ -672,16 +688,21 @@ async def test_who_read_our_childrens_data(server: str, browser: Browser) -> Non
         assert r.status_code == 201, r.text
         request_id = r.json()["id"]
         assert (await client.get(f"/v1/requests/{request_id}")).status_code == 200
-    async with api(server, issue_token("admin", sub=admin)) as client:
-        assert (await client.get(f"/v1/requests/{request_id}")).status_code == 200
+        r = await client.post(
+            "/v1/holds",
+            headers=idem(),
+            json={"request_id": request_id, "target": {"kind": "unit", "id": unit_id}},
+        )
+        assert r.status_code == 201, r.text
+    async with api(server, own) as client:
+        assert (await client.get("/v1/holds")).status_code == 200
     token = issue_token("department", authority=AUTHORITY)
     tab = await open_tab(browser, server, f"/ui/autorites/{AUTHORITY}/acces", token, width=PHONE)
     table = tab.page.locator("#table-acces tbody")
-    row = table.locator("tr", has_text=request_id)
+    row = table.locator("tr", has_text=reader)
     await expect(row).to_have_count(1)
-    await expect(row).to_contain_text(admin)
-    await expect(row).to_contain_text("Administrateur")
-    await expect(row).to_contain_text("a lu une demande")
+    await expect(row).to_contain_text("Établissement")
+    await expect(row).to_contain_text("a listé des réservations")
     await expect(table).not_to_contain_text("Département")  # its own reads are not there
     assert await horizontal_overflow(tab.page) == 0
     assert await axe_violations(tab.page) == []
@@ -734,3 +755,38 @@ async def test_api_docs_render_from_this_origin_only(
     assert errors == []
     await page.screenshot(path=str(ARTIFACTS / f"ui-docs{path.replace('/', '-')}.png"))
     await context.close()
+
+
+async def test_an_authority_administrator_grants_and_revokes_on_the_page(
+    server: str, browser: Browser
+) -> None:
+    """The habilitations page: grant a function to a person by their sub, see it listed,
+    revoke it (the person is refused at once); no axe-core violation."""
+    admin = issue_token("authority_admin", authority=AUTHORITY)
+    tab = await open_tab(browser, server, f"/ui/autorites/{AUTHORITY}/habilitations", admin)
+    page = tab.page
+    sub = f"agent-{uuid.uuid4().hex[:8]}"
+    await page.get_by_label("Identifiant de la personne (sub)").fill(sub)
+    await page.get_by_label("Nom (facultatif)").fill("Camille Martin")
+    await page.get_by_label("Fonction", exact=True).select_option("ase_manager")
+    await page.get_by_role("button", name="Accorder").click()
+    row = page.locator("#table-habilitations tbody tr", has_text="Camille Martin")
+    await expect(row).to_contain_text("cadre ASE")
+    await expect(row).to_contain_text(f"Autorité {AUTHORITY}")
+    assert await axe_violations(page) == []
+    person = issue_token(None, sub=sub)
+    async with api(server, person) as client:
+        assert (await client.get("/v1/audit")).status_code == 200
+        await row.get_by_role("button", name="Retirer").click()
+        await expect(row).to_have_count(0)
+        assert (await client.get("/v1/audit")).status_code == 403
+    # A placement service's token is refused by the API, and the page says so.
+    tab2 = await open_tab(
+        browser,
+        server,
+        f"/ui/autorites/{AUTHORITY}/habilitations",
+        issue_token("department", authority=AUTHORITY),
+    )
+    await expect(tab2.page.locator("#alerte-page")).to_contain_text("réservée")
+    await shot(tab, "habilitations")
+    tab.check()

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import jwt
 import pytest
 import uvicorn
@@ -130,10 +131,30 @@ def provider() -> Iterator[IdentityProvider]:
     thread.join(10)
 
 
+async def grant(dsn: str, issuer: str, sub: str, function: str, authority: str) -> None:
+    """A person and one habilitation, as an authority administrator would grant it."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        person = await conn.fetchval(
+            "INSERT INTO persons (issuer, sub) VALUES ($1, $2) RETURNING id", issuer, sub
+        )
+        await conn.execute(
+            "INSERT INTO habilitations (person_id, function, authority, granted_by)"
+            " VALUES ($1, $2, $3, 'test')",
+            person,
+            function,
+            authority,
+        )
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="module")
 def service(provider: IdentityProvider) -> Iterator[ServiceProcess]:
     dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_oidc"
     asyncio.run(create_fixture_database(dsn))
+    # Production: what the agent may do comes from the habilitation table, not the token.
+    asyncio.run(grant(dsn, provider.url, "agent-ase-69", "orientation_officer", "69M"))
     server = ServiceProcess(
         dsn,
         "",
@@ -143,6 +164,7 @@ def service(provider: IdentityProvider) -> Iterator[ServiceProcess]:
         PLACES_OIDC_TOKEN_URL=f"{provider.url}/token",
         PLACES_OIDC_CLIENT_ID=CLIENT_ID,
         PLACES_DEV_SIGNIN=None,  # production: the session's dev sign-in would refuse to start
+        PLACES_LOCAL_ROLES=None,  # and so would its local roles
     )
     try:
         server.start()

@@ -37,6 +37,7 @@ MAP = Path(ui.__file__).parent / "static" / "france-departments.svg"
         "/ui/autorites/974",
         "/ui/autorites/69M/acces",
         "/ui/departements/69",
+        "/ui/autorites/69M/habilitations",
     ],
 )
 async def test_pages_render_in_french_with_a_strict_policy(
@@ -60,6 +61,18 @@ async def test_unknown_department_page_is_a_french_404(client: httpx.AsyncClient
     r = await client.get("/ui/autorites/99X")
     assert r.status_code == 404
     assert "Aucune autorité compétente" in r.text
+    r = await client.get("/ui/autorites/99X/habilitations")
+    assert r.status_code == 404
+
+
+async def test_the_habilitations_page_offers_the_functions_an_authority_grants(
+    client: httpx.AsyncClient,
+) -> None:
+    page = (await client.get("/ui/autorites/69M/habilitations")).text
+    assert "Habilitations — Métropole de Lyon (69M)" in page
+    assert 'value="orientation_officer"' in page and "chargé·e d&#39;orientation" in page
+    assert 'value="platform_operator"' not in page  # granted from the command line only
+    assert 'for="h-sub"' in page and 'id="table-habilitations"' in page
 
 
 @pytest.mark.parametrize(
@@ -134,7 +147,7 @@ async def test_static_files_and_the_committed_map(client: httpx.AsyncClient) -> 
     assert 'id="dep-69"' in page  # inlined, so the page can colour it
 
 
-async def test_dev_token_signs_in_every_role_but_admin(
+async def test_dev_token_signs_in_every_role_but_the_administrative_ones(
     client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     s = await make_structure(pool)
@@ -173,14 +186,26 @@ async def test_dev_token_refuses_unknown_scopes(
     assert r.json()["errors"][0]["field"] == field
 
 
-async def test_dev_token_never_mints_admin(client: httpx.AsyncClient) -> None:
-    """An admin token reads child records: the dev sign-in refuses it (``places token``)."""
-    r = await client.post("/ui/dev-token", json={"role": "admin"})
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"role": "operator"},
+        {"role": "authority_admin", "authority": "69M"},
+        {"role": "admin"},  # the former role, gone
+    ],
+)
+async def test_dev_token_never_mints_an_operator_or_an_authority_admin(
+    client: httpx.AsyncClient, body: dict
+) -> None:
+    """They grant habilitations (and an authority administrator reads child records): the
+    dev sign-in refuses them (``places token`` makes them)."""
+    r = await client.post("/ui/dev-token", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "role"
     assert "access_token" not in r.text
     page = (await client.get("/ui/connexion")).text
     assert 'value="admin"' not in page and 'value="national"' in page
+    assert 'value="operator"' not in page and 'value="authority_admin"' not in page
 
 
 async def test_production_has_no_dev_sign_in_but_an_oidc_link(
@@ -266,12 +291,16 @@ async def test_dev_sign_in_answers_loopback_clients_only(
     ],
 )
 def test_production_refuses_to_start_with_the_dev_sign_in(env: dict[str, str], named: str) -> None:
-    settings = Settings(**env, dev_signin=True)
+    settings = Settings(**env, dev_signin=True, local_roles=False)
     with pytest.raises(ValueError, match="PLACES_DEV_SIGNIN") as raised:
         create_app(settings)
     assert named in str(raised.value)
-    create_app(Settings(**env, dev_signin=False))  # production without it starts
-    create_app(Settings(dev_signin=True))  # and so does the local default
+    settings = Settings(**env, dev_signin=False, local_roles=True)
+    with pytest.raises(ValueError, match="PLACES_LOCAL_ROLES") as raised:
+        create_app(settings)
+    assert named in str(raised.value)
+    create_app(Settings(**env, dev_signin=False, local_roles=False))  # production starts
+    create_app(Settings(dev_signin=True, local_roles=True))  # and so does the local default
 
 
 @pytest.mark.pure
@@ -318,8 +347,8 @@ async def test_declarant_is_the_callers_own(client: httpx.AsyncClient, pool: asy
     )
     assert r.json()["structure"]["finess"] == s["finess"]
     assert (await client.get("/ui/api/moi", headers=bearer("national"))).status_code == 403
-    assert (await client.get("/ui/api/moi", headers=bearer("admin"))).status_code == 422
-    r = await client.get(f"/ui/api/moi?finess={other['finess']}", headers=bearer("admin"))
+    assert (await client.get("/ui/api/moi", headers=bearer("operator"))).status_code == 422
+    r = await client.get(f"/ui/api/moi?finess={other['finess']}", headers=bearer("operator"))
     assert r.status_code == 200 and r.json()["structure"]["finess"] == other["finess"]
     assert (await client.get("/ui/api/moi")).status_code == 401
 

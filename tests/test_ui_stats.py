@@ -79,7 +79,7 @@ async def declare(
     [
         (bearer("national"), 200),
         (bearer("department", authority="69M"), 200),
-        (bearer("admin"), 200),
+        (bearer("operator"), 200),
         (bearer("structure", finess="690000018"), 403),
         (bearer("carer", carer_id=str(uuid.uuid4())), 403),
         ({}, 401),

@@ -168,10 +168,12 @@ async def test_bad_request_input_is_422_naming_the_field(client, patch, field):
     assert field in [e["field"] for e in r.json()["errors"]], r.json()
 
 
-async def test_unknown_department_for_admin_is_422(client):
+async def test_unknown_department_for_an_authority_admin_is_422(client):
     # 95: a department code the fixture database does not have.
     r = await client.post(
-        "/v1/requests", json=request_body(department="95"), headers=bearer("admin")
+        "/v1/requests",
+        json=request_body(department="95"),
+        headers=bearer("authority_admin", authority="69M"),
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "department"
 
@@ -179,10 +181,17 @@ async def test_unknown_department_for_admin_is_422(client):
 async def test_create_scope(client):
     body = request_body()
     assert (await client.post("/v1/requests", json=body, headers=dept("01"))).status_code == 403
-    for headers in (bearer("national"), bearer("structure", finess="690000018")):
+    for headers in (
+        bearer("national"),
+        bearer("structure", finess="690000018"),
+        bearer("operator"),  # the platform operator reads and writes no child data
+        bearer("authority_admin", authority="13"),
+    ):
         assert (await client.post("/v1/requests", json=body, headers=headers)).status_code == 403
     assert (await client.post("/v1/requests", json=body)).status_code == 401
-    r = await client.post("/v1/requests", json=body, headers=bearer("admin"))
+    r = await client.post(
+        "/v1/requests", json=body, headers=bearer("authority_admin", authority="69M")
+    )
     assert r.status_code == 201
 
 
@@ -364,8 +373,12 @@ async def test_department_reads_the_audit_trail_of_its_requests(client, pool):
     # Another department sees nothing of it, even by id.
     r = await client.get(f"/v1/audit?object_id={request['id']}", headers=dept("01"))
     assert r.status_code == 200 and r.json() == {"items": [], "total": 0}
-    r = await client.get(f"/v1/audit?object_id={request['id']}", headers=bearer("admin"))
+    r = await client.get(
+        f"/v1/audit?object_id={request['id']}", headers=bearer("authority_admin", authority="69M")
+    )
     assert r.json()["total"] == 5
+    r = await client.get(f"/v1/audit?object_id={request['id']}", headers=bearer("operator"))
+    assert r.status_code == 403
     r = await client.get(f"/v1/audit?object_id={request['id']}&offset=5", headers=dept())
     assert r.json() == {"items": [], "total": 5}
 

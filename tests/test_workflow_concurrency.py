@@ -20,7 +20,7 @@ import pytest
 from api.holds.expiry import expire_due
 from loadtests.harness import ServiceProcess
 from tests.support.checks import assert_one_truth, snapshot
-from tests.support.factories import bearer, dept, hold, new_request, new_unit
+from tests.support.factories import dept, hold, new_request, new_unit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,7 +214,7 @@ async def test_background_expiry_releases_overdue_holds(client, pool):
     status = "held"
     while status == "held" and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        r = await client.get(f"/v1/holds/{h['id']}", headers=bearer("admin"))
+        r = await client.get(f"/v1/holds/{h['id']}", headers=dept())
         status = r.json()["status"]
     assert status == "expired"
     r = await client.get(f"/v1/requests/{request['id']}", headers=dept())

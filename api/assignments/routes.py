@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from api.assignments import service
 from api.assignments.schemas import OptimizeIn, OptimizeOut
-from api.auth import Principal, require_roles
+from api.auth import Principal, require
 from api.deps import AppSettings, Pool
 
 router = APIRouter(prefix="/v1", tags=["assignments"])
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["assignments"])
     },
 )
 async def optimize(
-    principal: Annotated[Principal, Depends(require_roles("department"))],
+    principal: Annotated[Principal, Depends(require("placement"))],
     pool: Pool,
     body: OptimizeIn,
     settings: AppSettings,

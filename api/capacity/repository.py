@@ -105,6 +105,9 @@ WITH history AS (
         department="$15",
         authority="$26",
         detail="$20",
+        person_id="$27",
+        function="$28",
+        actor_authority="$29",
     )
 }
 ), idempotency AS (
@@ -116,7 +119,8 @@ SELECT {changes.bind(changes.NOTIFY, channel="$25", department="$15")}
 declared_by, source, the six counts, available_gender); $14 event type, $15 department,
 $16 payload; $17 role, $18 action, $19 unit id as text, $20 audit detail; $21 status,
 $22 body kept for replays, $23 principal key, $24 Idempotency-Key; $25 NOTIFY channel;
-$26 the unit's structure's authority (event and audit entry)."""
+$26 the unit's structure's authority (event and audit entry); $27 the actor's person id,
+$28 their function, $29 the authority they act for (audit entry)."""
 
 
 async def lock_unit(
@@ -136,7 +140,7 @@ async def held_on_unit(conn: asyncpg.Connection, unit_id: UUID) -> int:
 
 
 async def declare_unit(conn: asyncpg.Connection, *params: Any) -> None:
-    """Run ``DECLARE_SQL`` with its 26 parameters (see its docstring)."""
+    """Run ``DECLARE_SQL`` with its 29 parameters (see its docstring)."""
     await conn.execute(DECLARE_SQL, *params)
 
 

@@ -20,7 +20,8 @@ from api.registry.schemas import FosterCarerOut
 
 
 def check_may_declare(principal: Principal, unit: asyncpg.Record) -> None:
-    if principal.role == "admin":
+    """The unit's establishment; the platform operator corrects any (no child data)."""
+    if principal.role == "operator":
         return
     if principal.role == "structure" and principal.finess == unit["finess"]:
         return
@@ -149,16 +150,23 @@ async def declare_unit(
             idempotency.key,
             changes.CHANNEL,
             event.authority,
+            principal.person_id,
+            principal.function,
+            principal.authority,
         )
     return Written(snapshot)
 
 
 def check_may_declare_carer(principal: Principal, carer: asyncpg.Record) -> None:
-    if principal.role == "admin":
+    """The carer, the authority of their agrément (its functions that declare), or the
+    platform operator."""
+    if not principal.may("capacity.declare"):
+        raise Forbidden("Cette fonction ne déclare pas de capacité.")
+    if principal.role == "operator":
         return
     if principal.role == "carer" and principal.carer_id == str(carer["id"]):
         return
-    if principal.role == "department" and principal.authority == carer["authority"]:
+    if principal.for_authority and principal.authority == carer["authority"]:
         return
     raise Forbidden(
         "Seul l'assistant familial ou l'autorité compétente de son agrément peut déclarer."

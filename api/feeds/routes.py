@@ -5,10 +5,10 @@ Feeds are per competent authority — who is in charge of child protection: ``69
 de Lyon) and ``69D`` (Rhône) inside department 69, ``20R`` (Corse) for 2A and 2B, ``6AE``
 (Alsace) for 67 and 68, every other department under its own code. An event goes to the
 feed of its authority (``api.events``) and to the national feed. ``/ws/authorities/{code}``
-is open to the department role of that authority and to admin. ``/ws/departments/{code}`` is
-the feed of the department's authority when it has exactly one (``13`` → ``13``, ``2A`` and
-``2B`` → ``20R``, ``67`` and ``68`` → ``6AE``), with the same scope; ``69`` has two and is
-refused with 4404 naming ``69M`` and ``69D``.
+is open to the placement services of that authority (permission ``placement``).
+``/ws/departments/{code}`` is the feed of the department's authority when it has exactly one
+(``13`` → ``13``, ``2A`` and ``2B`` → ``20R``, ``67`` and ``68`` → ``6AE``), with the same
+scope; ``69`` has two and is refused with 4404 naming ``69M`` and ``69D``.
 
 Resuming across the move to authorities (migration 0007): ``last_event_id`` is a position in
 one stream. An authority whose code is its department's (``13``, ``75``… all but four) kept
@@ -58,7 +58,7 @@ import asyncpg
 from fastapi import APIRouter, FastAPI, WebSocket
 
 from api import changes
-from api.auth import Principal, decode_token
+from api.auth import HABILITATION_HEADER, Principal, authenticate, still_valid
 from api.authorities import single_department
 from api.errors import DomainError
 from api.settings import Settings
@@ -253,9 +253,7 @@ async def _referential(app: FastAPI, code: str) -> _Referential:
 
 
 def _authority_allowed(principal: Principal, authority: str) -> bool:
-    return principal.role == "admin" or (
-        principal.role == "department" and principal.authority == authority
-    )
+    return principal.may("placement") and principal.authority == authority
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +292,21 @@ async def _by_department(app: FastAPI, code: str) -> _Feed:
             + ".",
         )
     return _authority_feed(referential, authorities[0])
+
+
+async def _revoked(app: FastAPI, principal: Principal) -> str:
+    """Returns (the reason) once the principal's habilitation is revoked or the person signed
+    out everywhere; checked every ``PLACES_HABILITATION_RECHECK_SECONDS`` from the worker's
+    cache (which NOTIFY empties), a failed check counting as none (the next one retries)."""
+    period = app.state.settings.habilitation_recheck_seconds
+    while True:
+        await asyncio.sleep(period)
+        try:
+            reason = await still_valid(principal, app.state.directory)
+        except (OSError, asyncpg.PostgresError):
+            continue
+        if reason is not None:
+            return reason
 
 
 async def _drain(websocket: WebSocket) -> None:
@@ -361,9 +374,19 @@ async def _serve(
         )
         return
     try:
-        principal = decode_token(token, settings)
+        principal = await authenticate(
+            token,
+            websocket.app.state.settings,
+            websocket.app.state.directory,
+            websocket.headers.get(HABILITATION_HEADER)
+            or websocket.query_params.get("habilitation"),
+        )
     except DomainError as exc:
-        await _close(websocket, 4401, exc.detail)
+        await _close(websocket, 4401 if exc.status == 401 else 4403, exc.detail)
+        return
+    except (OSError, asyncpg.PostgresError):
+        log.exception("feed: person lookup failed")
+        await _close(websocket, 1013, "Service momentanément indisponible, réessayez.")
         return
     app: FastAPI = websocket.app
     try:
@@ -412,7 +435,9 @@ async def _serve(
             # revoked-by-expiry session does not keep receiving events for hours.
             lifetime = min(principal.expires_at - time.time(), MAX_FEED_SECONDS)
             expiry = asyncio.create_task(asyncio.sleep(max(0.0, lifetime)), name="feed-expiry")
-            tasks = {sender, receiver, overflow, expiry}
+            # Revocation and sign-out everywhere close the feed at the next check.
+            revoked = asyncio.create_task(_revoked(app, principal), name="feed-revocation")
+            tasks = {sender, receiver, overflow, expiry, revoked}
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -425,6 +450,8 @@ async def _serve(
                 code, reason = 1013, "Client trop lent : reconnectez-vous avec last_event_id."
             elif expiry in done:
                 code, reason = 4401, "Jeton expiré : reconnectez-vous avec un nouveau jeton."
+            elif revoked in done and not revoked.cancelled() and revoked.exception() is None:
+                code, reason = 4401, revoked.result()
             elif sender in done and not sender.cancelled():
                 failure = sender.exception()
                 if isinstance(failure, FeedGap | FeedUnavailable):
@@ -447,7 +474,7 @@ async def _serve(
 
 @router.websocket("/ws/authorities/{code}")
 async def authority_feed(websocket: WebSocket, code: str) -> None:
-    """Events of one competent authority: its own department role, or admin."""
+    """Events of one competent authority: its own placement services (``placement``)."""
     await _serve(websocket, lambda app: _by_authority(app, code), _authority_allowed)
 
 
@@ -464,5 +491,5 @@ async def _national(app: FastAPI) -> _Feed:
 
 @router.websocket("/ws/national")
 async def national_feed(websocket: WebSocket) -> None:
-    """Every authority's events without child-level fields: national role, or admin."""
-    await _serve(websocket, _national, lambda p, _feed: p.role in ("national", "admin"))
+    """Every authority's events without child-level fields (``feed.national``)."""
+    await _serve(websocket, _national, lambda p, _feed: p.may("feed.national"))

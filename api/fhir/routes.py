@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api import precision
-from api.auth import Principal, current_principal
+from api.auth import Principal, require
 from api.deps import Pool
 from api.errors import FHIR_JSON, BadRequest, NotAcceptable, NotFound, UnsupportedParameter
 from api.fhir import repository, resources
@@ -41,7 +41,7 @@ class FhirResponse(JSONResponse):
     media_type = FHIR_JSON
 
 
-Reader = Annotated[Principal, Depends(current_principal)]
+Reader = Annotated[Principal, Depends(require("offer.read"))]
 router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
 
 _OUTCOME = {"content": {FHIR_JSON: {}}, "description": "OperationOutcome"}

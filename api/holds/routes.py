@@ -1,8 +1,8 @@
 """Holds (réservations), admissions, releases, refusals and exits.
 
 Who may do what: the placement service of the request's competent authority holds, admits,
-releases and records the exit; the establishment of the unit or the carer refuses; admin may
-do all. The national role gets 403 everywhere here.
+releases and records the exit; the establishment of the unit or the carer refuses. The
+national role and the platform operator get 403 everywhere here.
 """
 
 from typing import Annotated, Any
@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.auth import Principal, require_roles
+from api.auth import Principal, require
 from api.deps import AuthorityFilter, IdempotencyHeader, Pool, idempotency
 from api.holds import service
 from api.holds.schemas import HoldIn, HoldOut, HoldPage
@@ -19,9 +19,9 @@ from api.responses import written
 
 router = APIRouter(prefix="/v1", tags=["orientation"])
 
-DepartmentUser = Annotated[Principal, Depends(require_roles("department"))]
-TargetUser = Annotated[Principal, Depends(require_roles("structure", "carer"))]
-AnyButNational = Annotated[Principal, Depends(require_roles("department", "structure", "carer"))]
+DepartmentUser = Annotated[Principal, Depends(require("placement"))]
+TargetUser = Annotated[Principal, Depends(require("holds.respond"))]
+AnyButNational = Annotated[Principal, Depends(require("placement", "holds.respond"))]
 
 Responses = dict[int | str, dict[str, Any]]
 

@@ -68,14 +68,12 @@ AccessCheck = Callable[[Principal, asyncpg.Record, Target], None]
 
 
 def department_side(principal: Principal, request: asyncpg.Record, _: Target) -> None:
-    """Admit, release, exit: the placement service of the request's authority (or admin)."""
+    """Admit, release, exit: the placement service of the request's authority."""
     require_authority_scope(principal, request["authority"])
 
 
 def target_side(principal: Principal, _: asyncpg.Record, target: Target) -> None:
-    """Refuse: the establishment of the unit, the carer themselves (or admin)."""
-    if principal.role == "admin":
-        return
+    """Refuse: the establishment of the unit, the carer themselves."""
     if target.kind == "unit" and principal.role == "structure" and principal.finess:
         if principal.finess == target.finess:
             return
@@ -87,7 +85,7 @@ def target_side(principal: Principal, _: asyncpg.Record, target: Target) -> None
 
 def either_side(principal: Principal, request: asyncpg.Record, target: Target) -> None:
     """Reading a hold: the request's authority or the target's side."""
-    if principal.role in ("department", "admin"):
+    if principal.for_authority:
         department_side(principal, request, target)
     else:
         target_side(principal, request, target)
@@ -294,7 +292,7 @@ async def list_holds(
     carer_id = (
         UUID(principal.carer_id) if principal.role == "carer" and principal.carer_id else None
     )
-    if principal.role in ("department", "admin"):
+    if principal.for_authority:
         authority = scoped_authority(principal, authority)
     async with pool.acquire() as conn, conn.transaction():
         rows = await repository.list_for(
@@ -305,8 +303,8 @@ async def list_holds(
             status=status,
             limit=limit,
         )
-        # One entry per authority whose holds were read: a structure, a carer or an admin
-        # listing across authorities is seen in each authority's trail.
+        # One entry per authority whose holds were read: a structure or a carer listing
+        # across authorities is seen in each authority's trail.
         by_authority: dict[str | None, list[str]] = {authority: []} if not rows else {}
         for r in rows:
             by_authority.setdefault(r["authority"], []).append(str(r["id"]))

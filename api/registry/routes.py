@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import precision
-from api.auth import AnyPrincipal, Principal, require_roles, scoped_authority
+from api.auth import AnyPrincipal, Principal, require, scoped_authority
 from api.authorities import AUTHORITY_MAX_LENGTH, resolve_authority
 from api.codes import PDE_CATEGORIES
 from api.deps import AuthorityFilter, DepartmentCode, IdempotencyHeader, Pool, idempotency
@@ -102,14 +102,14 @@ async def list_structures(
     "/structures",
     response_model=StructureOut,
     status_code=201,
-    summary="Register an establishment and its units (admin)",
+    summary="Register an establishment and its units (platform operator)",
     responses={
         409: {"description": "FINESS already registered."},
         422: {"description": "Bad FINESS key, unknown commune, location outside France…"},
     },
 )
 async def register_structure(
-    principal: Annotated[Principal, Depends(require_roles())],
+    principal: Annotated[Principal, Depends(require("registry.manage"))],
     pool: Pool,
     body: StructureIn,
 ) -> object:
@@ -120,7 +120,7 @@ async def register_structure(
     "/structures/{structure_id}/units",
     response_model=UnitOut,
     status_code=201,
-    summary="Describe one of my units (establishment, or admin)",
+    summary="Describe one of my units (establishment, or platform operator)",
     responses={
         403: {"description": "Another establishment's structure."},
         404: {"description": "Unknown structure."},
@@ -130,7 +130,7 @@ async def register_structure(
 async def add_unit(
     request: Request,
     structure_id: UUID,
-    principal: Annotated[Principal, Depends(require_roles("structure"))],
+    principal: Annotated[Principal, Depends(require("unit.describe"))],
     pool: Pool,
     body: UnitIn,
     idempotency_key: IdempotencyHeader = None,
@@ -151,13 +151,13 @@ async def add_unit(
     responses={
         403: {"description": "Another authority's carers."},
         422: {
-            "description": "No authority (admin), an unknown one, or a `department` of several "
+            "description": "An unknown authority, or a `department` of several "
             "authorities (`69`): `errors[0]` names the field and lists the `choices`."
         },
     },
 )
 async def list_foster_carers(
-    principal: Annotated[Principal, Depends(require_roles("department"))],
+    principal: Annotated[Principal, Depends(require("carers.read"))],
     pool: Pool,
     authority: AuthorityFilter,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
@@ -166,6 +166,4 @@ async def list_foster_carers(
     """The carers whose agrément the authority issued (the home's authority); a placement
     service reads its own. Each read is audited (`carer.list`)."""
     authority = scoped_authority(principal, authority)
-    if authority is None:
-        raise field_error("authority", "requis pour le rôle admin")
     return await service.list_foster_carers(pool, principal, authority, limit, offset)

@@ -158,7 +158,8 @@ class UnitIn(BaseModel):
 
 
 class StructureIn(BaseModel):
-    """Registering an establishment (admin): its FINESS number must carry a valid Luhn key."""
+    """Registering an establishment (platform operator): its FINESS number must carry a valid
+    Luhn key."""
 
     model_config = ConfigDict(
         extra="forbid",

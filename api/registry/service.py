@@ -1,4 +1,4 @@
-"""Registering an establishment and its units (admin): validated FINESS, real commune,
+"""Registering an establishment and its units (platform operator): validated FINESS, real commune,
 location in France; an audit entry and a ``structure.created`` event in the same transaction.
 An establishment then describes its own units (``add_unit``)."""
 
@@ -128,8 +128,8 @@ async def add_unit(
     body: UnitIn,
     idempotency: Idempotency,
 ) -> Written:
-    """A unit the establishment describes itself (its own, or any for admin). The first one
-    retires the default unit of a FINESS import; the unit starts undeclared."""
+    """A unit the establishment describes itself (its own, or any for the platform operator).
+    The first one retires the default unit of a FINESS import; the unit starts undeclared."""
     if body.age_min > body.age_max:
         raise field_error("age_min", "âge minimum supérieur à l'âge maximum")
     async with pool.acquire() as conn, conn.transaction():

@@ -241,11 +241,12 @@ searches, carer lists, feed subscriptions, reads of the trail itself (``object_t
 ``search.run``, ``carer.list``, ``feed.subscribe``, ``audit.read``)."""
 
 
-OUTSIDE_READERS = "role <> 'department'"
-"""The entries of readers from outside the authority whose trail it is. A placement service
-(role ``department``) acts for its own authority only (``require_authority_scope``), so
-every entry filed under an authority with that role is the authority's own; every other
-role (admin, establishments, carers) reads from outside."""
+OUTSIDE_READERS = "actor_authority IS DISTINCT FROM authority"
+"""The entries of readers from outside the authority whose trail it is: every entry records
+the authority its actor acted for (``actor_authority``: a placement service's or an
+authority administrator's own; none for establishments, carers, national, the operator), so
+an entry filed under an authority by someone acting for another, or for none, came from
+outside."""
 
 
 async def audit_trail(
@@ -274,7 +275,7 @@ async def audit_trail(
     common = " AND ".join(where)
     columns = (
         "id, occurred_at, actor, role, action, object_type, object_id, department, authority,"
-        " detail"
+        " detail, person_id, function, actor_authority"
     )
     if object_id is None:
         source = f"SELECT {columns} FROM audit_entries WHERE {common}"

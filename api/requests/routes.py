@@ -1,4 +1,4 @@
-"""Placement requests and their audit trail (department and admin roles only).
+"""Placement requests and their audit trail (permissions ``placement`` and ``audit.read``).
 
 The national role, structures and carers get 403 on every route here: these are child-level
 records. A placement service (role ``department``) reaches the requests of its competent
@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.auth import Principal, require_roles
+from api.auth import Principal, require
 from api.deps import AppSettings, AuthorityFilter, IdempotencyHeader, Pool, idempotency
 from api.requests import service
 from api.requests.schemas import (
@@ -27,16 +27,15 @@ from api.responses import written
 
 router = APIRouter(prefix="/v1", tags=["orientation"])
 
-DepartmentUser = Annotated[Principal, Depends(require_roles("department"))]
-AuditReader = Annotated[Principal, Depends(require_roles("department"))]
+DepartmentUser = Annotated[Principal, Depends(require("placement"))]
+AuditReader = Annotated[Principal, Depends(require("audit.read"))]
 """Who reads an authority's trail (``GET /v1/audit``, the page "Qui a consulté nos
-données"): its placement service (and admin, as everywhere). One line to change when the
-authority's administrators get a role of their own."""
+données"): the functions with ``audit.read`` in ``api.permissions``."""
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 _CHILD_LEVEL: dict[int | str, dict[str, Any]] = {
-    403: {"description": "National, structure and carer roles; or another authority."},
+    403: {"description": "National, structure, carer and operator roles; or another authority."},
 }
 _LIST: dict[int | str, dict[str, Any]] = {
     **_CHILD_LEVEL,

@@ -219,6 +219,17 @@ class AuditEntryOut(BaseModel):
     department: str | None
     authority: str | None
     detail: dict[str, Any]
+    person_id: int | None = Field(
+        None, description="The person behind the token (persons table); null: a local role token."
+    )
+    function: str | None = Field(
+        None, description="The habilitation's function the actor acted under (see docs/domain.md)."
+    )
+    actor_authority: str | None = Field(
+        None,
+        description="The authority the actor acted for; null for establishments, carers,"
+        " national roles and the operator.",
+    )
 
 
 class AuditPage(BaseModel):

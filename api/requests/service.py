@@ -193,8 +193,7 @@ async def _audit_list(
     filters: dict[str, Any],
 ) -> None:
     """One entry per authority whose requests the list returned, so that each authority's
-    trail (``GET /v1/audit``) shows every read of its children's records — an admin's read
-    across all authorities included."""
+    trail (``GET /v1/audit``) shows every read of its children's records."""
     by_authority: dict[str | None, list[str]] = {authority: []} if authority or not items else {}
     for item in items:
         by_authority.setdefault(authority or item["authority"], []).append(item["id"])
@@ -314,10 +313,10 @@ async def audit_trail(
     *,
     outside: bool = False,
 ) -> dict[str, Any]:
-    """The trail of an authority's data, whoever read it (an admin's read of a request is
-    filed under the request's authority); ``outside``: only readers from outside the
-    authority. The read is itself audited (``audit.read``: the filters, under the authority
-    read) in its transaction, after the page it returns."""
+    """The trail of an authority's data, whoever read it (a read of a request is filed under
+    the request's authority); ``outside``: only readers from outside the authority. The read
+    is itself audited (``audit.read``: the filters, under the authority read) in its
+    transaction, after the page it returns."""
     authority = scoped_authority(principal, authority)
     async with pool.acquire() as conn, conn.transaction():
         items, total = await repository.audit_trail(

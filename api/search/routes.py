@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from api.auth import Principal, require_roles
+from api.auth import Principal, require
 from api.deps import Pool
 from api.search.schemas import SearchIn, SearchOut
 from api.search.service import run_search
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["search"])
     responses={422: {"description": "Unknown commune, age out of 0–21, unknown code…"}},
 )
 async def search(
-    principal: Annotated[Principal, Depends(require_roles("department"))],
+    principal: Annotated[Principal, Depends(require("placement"))],
     pool: Pool,
     body: SearchIn,
 ) -> object:

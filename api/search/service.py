@@ -142,7 +142,7 @@ def audit_detail(body: SearchIn, origin: Origin, result: SearchResult) -> dict[s
 async def run_search(pool: asyncpg.Pool, principal: Principal, body: SearchIn) -> dict[str, Any]:
     """The search and its audit entry (``search.run``) in one transaction: the entry is its
     one write, one statement, committed before the answer leaves. It belongs to the
-    searching placement service's authority (admin: the origin's)."""
+    searching placement service's authority (without one: the origin's)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(PLAN_PER_QUERY)
         origin = await resolve_origin(conn, body)

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from api.auth import Principal, require_roles
+from api.auth import Principal, require
 from api.csvcells import safe_cell
 from api.deps import AppSettings, DepartmentCode, Pool
 from api.errors import NotFound
@@ -33,7 +33,7 @@ from api.stats.schemas import (
 
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
 
-Steering = Annotated[Principal, Depends(require_roles("national", "department"))]
+Steering = Annotated[Principal, Depends(require("stats.read"))]
 AuthorityCode = Annotated[
     str | None,
     Query(

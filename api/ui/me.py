@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from api import precision
-from api.auth import Principal, require_authority_scope, require_roles
+from api.auth import Principal, require, require_authority_scope
 from api.capacity.repository import carer_by_id
 from api.deps import Pool
 from api.errors import NotFound, field_error
@@ -24,8 +24,8 @@ from geo.referential import load_communes
 
 router = APIRouter(tags=["pages"])
 
-#: Who declares places: an establishment, a carer, a department for its carers (and admin).
-Declarant = Annotated[Principal, Depends(require_roles("structure", "carer", "department"))]
+#: Who declares places: an establishment, a carer, an authority for its carers, the operator.
+Declarant = Annotated[Principal, Depends(require("capacity.declare"))]
 
 
 class DeclarantOut(BaseModel):
@@ -52,9 +52,9 @@ async def declarant(
     finess: Annotated[str | None, Query(max_length=9)] = None,
     carer: Annotated[UUID | None, Query()] = None,
 ) -> dict[str, Any]:
-    """Structure and carer roles get their own record; admin names one (``finess`` or
-    ``carer``); a placement service names one of its authority's carers (it may declare for
-    them)."""
+    """Structure and carer roles get their own record; the platform operator names one
+    (``finess`` or ``carer``); a placement service (or its administrator) names one of its
+    authority's carers (it may declare for them)."""
     target_finess, target_carer = _declarant_scope(principal, finess, carer)
     async with pool.acquire() as conn:
         if target_finess is not None:
@@ -73,7 +73,7 @@ async def declarant(
         row = await carer_by_id(conn, target_carer)
     if row is None:
         raise NotFound("Assistant familial inconnu.")
-    if principal.role == "department":
+    if principal.for_authority:
         require_authority_scope(principal, row["authority"])
     carer_out = {k: v for k, v in dict(row).items() if k != "authority"}
     return {"kind": "carer", "carer": carer_out, "commune_name": _commune_name(row["commune"])}
@@ -82,15 +82,15 @@ async def declarant(
 def _declarant_scope(
     principal: Principal, finess: str | None, carer: UUID | None
 ) -> tuple[str | None, UUID | None]:
-    """The FINESS or carer id to read: the token's own, or the one an admin or a
-    department names (a department may only name a carer)."""
+    """The FINESS or carer id to read: the token's own, or the one the platform operator or
+    an authority's function names (those may only name a carer)."""
     if principal.role == "structure":
         return principal.finess, None
     if principal.role == "carer":
         return None, UUID(principal.carer_id) if principal.carer_id else None
-    if principal.role == "admin" and (finess or carer):
+    if principal.role == "operator" and (finess or carer):
         return (finess.strip().upper() if finess else None), carer
-    if principal.role == "department" and carer is not None:
+    if principal.for_authority and carer is not None:
         return None, carer
     raise field_error("finess", "précisez ?finess=… (établissement) ou ?carer=… (AF)")
 

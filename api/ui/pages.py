@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import AppSettings
+from api.permissions import FUNCTIONS
 from api.ui.geo import communes_of_authority
 from api.ui.render import france_map, render
 from api.ui.signin import local_issuer, oidc_page
@@ -103,6 +104,18 @@ def _where(authority: Authority) -> str:
     return ""
 
 
+def unknown_authority(request: Request, settings: AppSettings, code: str) -> Response:
+    """The 404 page of an authority code nobody has."""
+    return render(
+        request,
+        settings,
+        "introuvable.html",
+        status_code=404,
+        title="Autorité inconnue",
+        message=f"Aucune autorité compétente ne porte le code « {code} ».",
+    )
+
+
 @router.get(
     "/ui/autorites/{code}",
     response_class=HTMLResponse,
@@ -117,14 +130,7 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
     if authority is None and code in load_departments():
         return RedirectResponse(f"/ui/departements/{code}", status_code=307)
     if authority is None:
-        return render(
-            request,
-            settings,
-            "introuvable.html",
-            status_code=404,
-            title="Autorité inconnue",
-            message=f"Aucune autorité compétente ne porte le code « {code} ».",
-        )
+        return unknown_authority(request, settings, code)
     departments = load_departments()
     communes = communes_of_authority(code)
     origin = max(communes, key=lambda c: c.population) if communes else None
@@ -174,14 +180,7 @@ async def access_page(request: Request, settings: AppSettings, code: str) -> Res
     (the API decides who may read it; the page only shows what the API answers)."""
     authority = load_authorities().get(code)
     if authority is None:
-        return render(
-            request,
-            settings,
-            "introuvable.html",
-            status_code=404,
-            title="Autorité inconnue",
-            message=f"Aucune autorité compétente ne porte le code « {code} ».",
-        )
+        return unknown_authority(request, settings, code)
     return render(
         request,
         settings,
@@ -189,6 +188,35 @@ async def access_page(request: Request, settings: AppSettings, code: str) -> Res
         title=f"Qui a consulté nos données — {authority.name} ({code})",
         authority=authority,
         page={"code": code, "name": authority.name},
+    )
+
+
+@router.get(
+    "/ui/autorites/{code}/habilitations",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    summary="The habilitations of an authority (its administrators)",
+)
+async def habilitations_page(request: Request, settings: AppSettings, code: str) -> Response:
+    """Grant and revoke an authority's habilitations; the page calls
+    ``/v1/authorities/{code}/habilitations`` with the user's token, which decides."""
+    authority = load_authorities().get(code)
+    if authority is None:
+        return unknown_authority(request, settings, code)
+    return render(
+        request,
+        settings,
+        "habilitations.html",
+        title=f"Habilitations — {authority.name}",
+        page={
+            "code": code,
+            "name": authority.name,
+            "functions": [
+                {"name": name, "label": f.label}
+                for name, f in FUNCTIONS.items()
+                if name != "platform_operator"
+            ],
+        },
     )
 
 

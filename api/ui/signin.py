@@ -9,9 +9,9 @@ local one.
 
 ``POST /ui/dev-token`` is the local issuer's sign-in (the same tokens as ``places token``),
 a development tool: it exists only with ``PLACES_DEV_SIGNIN=true`` (``scripts/run`` sets it),
-answers only loopback clients, and never mints ``admin``. Enabling it together with any OIDC
-setting is refused at startup (``check_dev_signin``), so a production deployment cannot
-leave it open by forgetting one variable.
+answers only loopback clients, and never mints ``operator`` nor ``authority_admin``. Enabling
+it together with any OIDC setting is refused at startup (``check_dev_signin``), so a
+production deployment cannot leave it open by forgetting one variable.
 """
 
 import ipaddress
@@ -55,17 +55,21 @@ def production_settings(settings: Settings) -> list[str]:
 
 
 def check_dev_signin(settings: Settings) -> None:
-    """Refuse to start a production configuration with the dev sign-in enabled; also checks
-    that ``PLACES_TRUSTED_PROXIES`` parses."""
+    """Refuse to start a production configuration with the dev sign-in or the local roles
+    enabled; also checks that ``PLACES_TRUSTED_PROXIES`` parses."""
     trusted_proxies(settings)
-    if not settings.dev_signin:
-        return
     names = production_settings(settings)
-    if names:
-        raise ValueError(
-            "PLACES_DEV_SIGNIN=true is a development setting and cannot be combined with an"
-            f" identity provider ({', '.join(names)}): unset PLACES_DEV_SIGNIN in production."
-        )
+    if not names:
+        return
+    for enabled, name in (
+        (settings.dev_signin, "PLACES_DEV_SIGNIN"),
+        (settings.local_roles, "PLACES_LOCAL_ROLES"),
+    ):
+        if enabled:
+            raise ValueError(
+                f"{name}=true is a development setting and cannot be combined with an"
+                f" identity provider ({', '.join(names)}): unset {name} in production."
+            )
 
 
 def local_issuer(settings: Settings) -> bool:
@@ -135,7 +139,7 @@ class DevTokenIn(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"role": "structure", "finess": "690000018"}]},
     )
-    role: Literal["structure", "carer", "department", "national", "admin"]
+    role: Literal["structure", "carer", "department", "national"]
     authority: str | None = Field(
         default=None, max_length=3, description="Role department: the competent authority."
     )
@@ -168,15 +172,17 @@ async def dev_signin_allowed(request: Request, settings: AppSettings) -> None:
     responses={
         403: {"description": "The client is not on this machine (loopback only)."},
         404: {"description": "PLACES_DEV_SIGNIN is off (production): tokens come from OIDC."},
-        422: {"description": "admin, or a missing or unknown scope (authority, FINESS, carer)."},
+        422: {
+            "description": "An administrative role (operator, authority_admin), or a missing"
+            " or unknown scope (authority, FINESS, carer)."
+        },
     },
 )
 async def dev_token(body: DevTokenIn, pool: Pool, settings: AppSettings) -> dict[str, Any]:
     """The same token as ``places token --role …``, for local development only: off unless
     ``PLACES_DEV_SIGNIN=true``, loopback clients only (checked by ``dev_signin_allowed``,
-    before the body is read), never ``admin`` (use ``places token``)."""
-    if body.role == "admin":
-        raise field_error("role", "la connexion locale ne délivre pas de jeton administrateur")
+    before the body is read), never an operator's or an authority administrator's (the body's
+    ``role`` cannot name them; ``places token`` can)."""
     scope: dict[str, str | None] = {}
     async with pool.acquire() as conn:
         if body.role == "department":

@@ -36,6 +36,9 @@ os.environ["PLACES_MAX_REQUESTS_PER_SUBJECT"] = "1000"
 os.environ["PLACES_MAX_FEEDS_PER_SUBJECT"] = "1000"
 os.environ["PLACES_RATE_LIMIT_SEARCH_PER_MINUTE"] = "1000000"
 os.environ["PLACES_RATE_LIMIT_WRITES_PER_MINUTE"] = "1000000"
+# Tokens of bearer(role, ...) act by their role claim, without habilitation rows; a server
+# configured with an identity provider must unset it too (it refuses to start otherwise).
+os.environ["PLACES_LOCAL_ROLES"] = "true"
 os.environ["PLACES_KEYS_DIR"] = tempfile.mkdtemp(prefix="places-keys-")
 
 from api.auth import ensure_local_keys  # noqa: E402  (after the environment, on purpose)

@@ -3,7 +3,7 @@
 // and forecast, with filters and a map zoomed on its departments), its waiting list and
 // holds, a search across France, all kept live by the authority's feed
 // (WS /ws/authorities/{code}). Every figure comes from the /v1 API with the session's token.
-// A placement service sees its own authority's dashboard; admin any.
+// A placement service (or the authority's administrator) sees its own authority's dashboard.
 
 import {
   CATEGORIES,

@@ -41,8 +41,12 @@ export const ROLES = {
   carer: "Assistant familial",
   department: "Département",
   national: "Pilotage national",
-  admin: "Administrateur",
+  authority_admin: "Administrateur d'autorité",
+  operator: "Opérateur de la plateforme",
 };
+
+/** Roles that act for one authority: its placement service and its administrator. */
+export const AUTHORITY_ROLES = ["department", "authority_admin"];
 
 export const URGENCES = { immediate: "Immédiate", days: "Sous quelques jours", planned: "Programmée" };
 export const MESURES = { judicial: "Judiciaire", administrative: "Administrative" };
@@ -93,8 +97,8 @@ export function signOut() {
 
 export function homeOf(claims) {
   if (!claims) return "/ui/connexion";
-  if (claims.role === "department") return ownDashboard(claims);
-  if (claims.role === "national" || claims.role === "admin") return "/ui/national";
+  if (AUTHORITY_ROLES.includes(claims.role)) return ownDashboard(claims);
+  if (claims.role === "national" || claims.role === "operator") return "/ui/national";
   return "/ui/declarer";
 }
 
@@ -125,7 +129,7 @@ export function initHeader() {
     el("button", { type: "button", class: "bouton petit", onclick: signOut }, "Se déconnecter"),
   );
   const link = document.getElementById("lien-autorite");
-  if (link && current.claims.role === "department") link.href = ownDashboard(current.claims);
+  if (link && AUTHORITY_ROLES.includes(current.claims.role)) link.href = ownDashboard(current.claims);
   return current;
 }
 
@@ -135,7 +139,9 @@ export function initHeader() {
  */
 export function requireSession(roles, alertBox) {
   const current = initHeader();
-  if (current && (roles.includes(current.role) || current.role === "admin")) return current;
+  // An authority's administrator may use every page of its placement service.
+  const allowed = roles.includes("department") ? [...roles, "authority_admin"] : roles;
+  if (current && allowed.includes(current.role)) return current;
   const back = encodeURIComponent(location.pathname + location.search);
   const message = current
     ? `Cette page est réservée aux rôles : ${roles.map((r) => ROLES[r]).join(", ")}. Vous êtes connecté comme ${describeSession(current.claims)}.`

@@ -5,6 +5,7 @@
 // blindly); 409 and 422 are explained in plain French.
 
 import {
+  AUTHORITY_ROLES,
   MODES,
   PROFILS,
   ApiError,
@@ -45,7 +46,7 @@ const COMPTEURS = {
 };
 const OTHER_COUNTS = ["occupied", "reserved", "closed", "installed", "additional"];
 
-let scope = {}; // ?finess= / ?carer= for admin and department
+let scope = {}; // ?finess= / ?carer= for the operator and an authority's roles
 
 // --- helpers -------------------------------------------------------------------------------
 
@@ -525,15 +526,15 @@ async function start(notice) {
 }
 
 function main() {
-  const current = requireSession(["structure", "carer", "department"], alertBox);
+  const current = requireSession(["structure", "carer", "department", "operator"], alertBox);
   if (!current) return;
   const params = new URLSearchParams(location.search);
   if (params.get("finess")) scope.finess = params.get("finess");
   if (params.get("carer")) scope.carer = params.get("carer");
-  if ((current.role === "admin" || current.role === "department") && !scope.finess && !scope.carer) {
+  if ((current.role === "operator" || AUTHORITY_ROLES.includes(current.role)) && !scope.finess && !scope.carer) {
     const form = $("form-admin");
     form.hidden = false;
-    if (current.role === "department") {
+    if (AUTHORITY_ROLES.includes(current.role)) {
       // A department declares for its carers (an establishment declares its own units).
       $("champ-finess").hidden = true;
       $("aide-admin").textContent = "Département : indiquez l'identifiant de l'assistant familial pour qui déclarer.";

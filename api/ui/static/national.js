@@ -550,7 +550,7 @@ function renderAll() {
 }
 
 async function main() {
-  const current = requireSession(["national", "department"], alertBox);
+  const current = requireSession(["national", "department", "operator"], alertBox);
   if (!current) return;
   for (const input of document.querySelectorAll("#mode-carte input")) {
     input.addEventListener("change", () => {
@@ -564,7 +564,7 @@ async function main() {
   wireMap();
   wireTable();
   let feed = null;
-  if (current.role === "national" || current.role === "admin") {
+  if (current.role === "national" || current.role === "operator") {
     feed = new LiveFeed("/ws/national", {
       onEvent: (message) => {
         refresh();
