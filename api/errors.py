@@ -312,5 +312,9 @@ def document_problems(app: FastAPI) -> dict[str, Any]:
 
 
 def _needs_token(path: str) -> bool:
-    """Every /v1 and FHIR operation but the capability statement takes a bearer token."""
-    return path.startswith("/v1") or (path.startswith(FHIR_PREFIX) and path != "/fhir/metadata")
+    """Every /v1 and FHIR operation but the capability statement takes a bearer token, and so
+    does the pages' JSON API (``/ui/api/``: the same tokens as /v1)."""
+    return (
+        path.startswith(("/v1", "/ui/api/"))
+        or (path.startswith(FHIR_PREFIX) and path != "/fhir/metadata")
+    )
