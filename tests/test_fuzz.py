@@ -119,7 +119,9 @@ async def _seed(world: World, dsn: str) -> None:
         requests = [await new_request(client) for _ in range(4)]
         world.request_ids = [r["id"] for r in requests]
         for request, (kind, target) in zip(
-            requests[1:], [("unit", world.unit_ids[0]), ("carer", carer), ("unit", world.unit_ids[0])]
+            requests[1:],
+            [("unit", world.unit_ids[0]), ("carer", carer), ("unit", world.unit_ids[0])],
+            strict=True,
         ):
             r = await client.post(
                 "/v1/holds",
@@ -180,7 +182,7 @@ def config(world: World) -> str:
         "body.request_id": "requests",
         "body.target.id": "targets",
     }
-    lines = []
+    lines = ["[cache]", "enabled = false", ""]  # no crash files in the work tree: curl lines
     for name, values in dictionaries.items():
         lines += [f"[dictionaries.{name}]", f"values = {_toml_list(values)}", ""]
     lines.append("[parameters]")
