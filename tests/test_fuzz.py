@@ -224,6 +224,8 @@ def fuzz(world: World, identity: str) -> tuple[int, str, dict[str, Any]]:
 
 @pytest.mark.parametrize("identity", [ANONYMOUS, *ROLES])
 async def test_fuzz_every_answer_is_documented(world: World, identity: str) -> None:
+    log = world.server.log_path
+    start = log.stat().st_size
     code, output, report = await asyncio.to_thread(fuzz, world, identity)
     failures = output[output.find("= FAILURES =") :] if "= FAILURES =" in output else output
     assert code == 0, f"schemathesis as {identity}: exit {code}\n{failures[-12000:]}"
@@ -231,3 +233,8 @@ async def test_fuzz_every_answer_is_documented(world: World, identity: str) -> N
     operations = report["operations"]
     assert report["complete"] and operations["tested"] == operations["total"] > 30, operations
     assert operations["errored"] == 0 and report["test_cases"]["generated"] > 1000, report
+    # Nothing failed out of the client's sight either (a task, a response already started).
+    with log.open("rb") as f:
+        f.seek(start)
+        logged = f.read().decode(errors="replace")
+    assert "Traceback" not in logged, logged[-8000:]

@@ -34,7 +34,9 @@ async def test_every_error_response_has_a_problem_body(client):
                 else ("application/problem+json")
             )
             for status, response in errors.items():
-                assert list(response["content"]) == [media], (method, path, status)
+                # 400 is also h11's own plain text: a header block over the server's limit.
+                expected = [media, "text/plain"] if status == "400" else [media]
+                assert list(response["content"]) == expected, (method, path, status)
     assert operations > 30
 
 
