@@ -57,7 +57,7 @@ ANONYMOUS = "anonymous"
 
 MAX_EXAMPLES = 20
 """Generated cases per operation and phase (the coverage phase, deterministic, adds its own:
-about 2,000 cases per identity in all; the six runs take about 2½ minutes on 2 cores)."""
+about 2,000 cases per identity in all; the six runs take about 1½ minutes on 2 cores)."""
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
