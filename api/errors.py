@@ -266,7 +266,8 @@ def install(app: FastAPI) -> None:
 # Statuses any operation may answer whatever it does: a refused token, a body too large, an
 # unreadable body, an internal error.
 _ALWAYS = {
-    "400": "The body is not valid JSON.",
+    "400": "The body is not valid JSON; or, as `text/plain` from the server before the app,"
+    " a request line and headers larger than PLACES_MAX_HEADER_BYTES.",
     "413": "The body is larger than PLACES_MAX_BODY_BYTES.",
     "422": "A parameter or a body field is invalid; `errors[].field` names it.",
     "500": "Unexpected error (logged; nothing of the request is echoed).",
@@ -319,10 +320,17 @@ def document_problems(app: FastAPI) -> dict[str, Any]:
             media = FHIR_JSON if fhir else PROBLEM
             schema_ref: dict[str, Any] = {"type": "object"} if fhir else problem_ref
             response["content"] = {media: {"schema": schema_ref}}
+            if status == "400":
+                # h11 refuses an oversized head itself (``places run``: the header limit),
+                # with its own plain-text body; no app code runs to make it a problem.
+                response["content"]["text/plain"] = {"schema": {"type": "string"}}
     app.openapi_schema = schema
     return schema
 
 
 def _needs_token(path: str) -> bool:
-    """Every /v1 and FHIR operation but the capability statement takes a bearer token."""
-    return path.startswith("/v1") or (path.startswith(FHIR_PREFIX) and path != "/fhir/metadata")
+    """Every /v1 and FHIR operation but the capability statement takes a bearer token, and so
+    does the pages' JSON API (``/ui/api/``: the same tokens as /v1)."""
+    return path.startswith(("/v1", "/ui/api/")) or (
+        path.startswith(FHIR_PREFIX) and path != "/fhir/metadata"
+    )

@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1", tags=["assignments"])
     summary="Best assignment of the waiting list to the region's free places (proposes only)",
     responses={
         403: {"description": "Another authority's waiting list."},
+        404: {"description": "None of the authority's departments is in the referential."},
         422: {
             "description": "Neither `authority` nor `department`, an unknown authority, a "
             "`department` of several authorities (`69`: `errors[0].choices`), or `request_ids` "

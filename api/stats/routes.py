@@ -109,7 +109,10 @@ async def department_stats(
     "/departments.csv",
     summary="The same table as CSV (open data, spreadsheets)",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}, "description": "One line per department."}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "One line per department."},
+        404: {"description": "Unknown department (with `department=`)."},
+    },
 )
 async def department_stats_csv(
     _: Steering, pool: Pool, settings: AppSettings, department: DepartmentCode = None
