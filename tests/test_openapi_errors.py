@@ -63,21 +63,28 @@ def test_every_domain_error_has_one_row_of_the_table():
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "query", "body", "role", "status"),
+    ("method", "path", "query", "body", "token", "status"),
     [
         # Found by the fuzz run (tests/test_fuzz.py): answered, but missing from the document.
         ("get", "/ui/api/moi", "", None, None, 401),
-        ("get", "/v1/stats/departments.csv", "?department=04", None, "national", 404),
-        ("post", "/v1/assignments/optimize", "", {"authority": "08"}, "admin", 404),
+        ("get", "/v1/stats/departments.csv", "?department=04", None, {"role": "national"}, 404),
+        (
+            "post",
+            "/v1/assignments/optimize",
+            "",
+            {"authority": "08"},
+            {"role": "authority_admin", "authority": "08"},
+            404,
+        ),
     ],
 )
 async def test_a_status_the_fuzzer_met_is_documented(
-    client, method, path, query, body, role, status
+    client, method, path, query, body, token, status
 ):
     """An authority whose departments are not in the referential (the fixture database has
     ten), a department without data, a page API called without a token: each refusal is
     problem+json and listed for its operation."""
-    headers = bearer(role) if role else {}
+    headers = bearer(**token) if token else {}
     r = await client.request(method.upper(), path + query, json=body, headers=headers)
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/problem+json"
