@@ -116,6 +116,7 @@ _BY_STATUS.update(
     {
         405: ("Method Not Allowed", "not-supported"),
         415: ("Unsupported Media Type", "not-supported"),
+        431: ("Request Header Fields Too Large", "too-long"),
         500: ("Internal Server Error", "exception"),
     }
 )
@@ -269,6 +270,8 @@ _ALWAYS = {
     "400": "The body is not valid JSON; or, as `text/plain` from the server before the app,"
     " a request line and headers larger than PLACES_MAX_HEADER_BYTES.",
     "413": "The body is larger than PLACES_MAX_BODY_BYTES.",
+    "431": "The request line and headers are larger than PLACES_MAX_HEADER_BYTES (when they"
+    " arrive in more than one read, the server refuses them itself: 400 `text/plain`).",
     "422": "A parameter or a body field is invalid; `errors[].field` names it.",
     "500": "Unexpected error (logged; nothing of the request is echoed).",
 }

@@ -31,7 +31,7 @@ from api.health import router as health_router
 from api.holds import expiry as hold_expiry
 from api.holds.routes import router as holds_router
 from api.hostile import ControlCharacters
-from api.limits import BodySizeLimit
+from api.limits import BodySizeLimit, HeaderSizeLimit
 from api.opendata.routes import router as opendata_router
 from api.persons.directory import Directory
 from api.persons.routes import router as persons_router
@@ -153,6 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Outermost last: the body's size is bounded before its characters are checked.
     app.add_middleware(ControlCharacters)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
     # The response headers wrap everything, Starlette's own error middleware included (it is
     # outside the added middlewares), so that every refusal and every 500 carries them.
     build_stack = app.build_middleware_stack

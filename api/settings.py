@@ -174,8 +174,9 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         16384,
         ge=1024,
-        description="`places run`: a request whose header block is larger is refused by the"
-        " server (h11) before the app.",
+        description="A request whose line and headers are larger is refused: 431 problem+json"
+        " by the app, or 400 text/plain by the server (h11, `places run`) when the head"
+        " arrives in more than one read.",
     )
 
     # The audit's seals (api.audit) and retention (places purge, api.retention).
