@@ -94,7 +94,21 @@ class RedisServer:
         await asyncio.to_thread(self.stop)
 
 
-class ServiceProcess:
+class Listening:
+    """A process listening on ``port`` of the loopback: its HTTP and WebSocket base URLs."""
+
+    port: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+class ServiceProcess(Listening):
     """``places run --workers N --host 127.0.0.1 --port P`` on a free port: the service as
     deployed (the CLI's Redis check, logging, uvicorn options), not an approximation of it.
 
@@ -137,14 +151,6 @@ class ServiceProcess:
         )
         self.log_path.write_bytes(b"")  # this run's log only; spawns append to it
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -221,7 +227,7 @@ class ServiceProcess:
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
-class ProxyProcess:
+class ProxyProcess(Listening):
     """HAProxy in the foreground with ``config`` (the text of ``deploy.haproxy_config.render``),
     listening on ``port``: the proxy production runs behind, in front of ``ServiceProcess``es.
     ``start`` waits until a request through it reaches a backend (``/readyz`` answers 200)."""
@@ -234,14 +240,6 @@ class ProxyProcess:
         self.config_path.write_text(config)
         self.log_path = self.config_path.with_suffix(".log")
         self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> None:
         check = subprocess.run(
