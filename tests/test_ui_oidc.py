@@ -10,11 +10,14 @@ under it; "Se déconnecter partout" ends every session of the person, the token 
 """
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -36,6 +39,7 @@ pytestmark = [
     pytest.mark.timeout(180),
 ]
 
+ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
 PHONE = 320  # px: the narrowest screen the pages must fit without sideways scrolling
 DSN = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_oidc"
 
@@ -240,6 +244,7 @@ async def test_a_person_with_two_habilitations_chooses_one(
     await expect(page.locator("#session")).to_contain_text("habilitation à choisir")
     assert await horizontal_overflow(page) == 0
     assert await axe_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "ui-choix-habilitation.png"), full_page=True)
     # By keyboard: into the group (the first is checked), down to the second, then continue.
     first = chooser.get_by_role("radio", name=re.compile("^chargé·e d'orientation"))
     second = chooser.get_by_role("radio", name=re.compile("^cadre ASE"))
@@ -263,6 +268,7 @@ async def test_a_person_with_two_habilitations_chooses_one(
     since = person.calls[before:]
     assert since and {h.get("x-places-habilitation") for _, h in since} == {chosen}, since
     assert await horizontal_overflow(page) == 0
+    await page.screenshot(path=str(ARTIFACTS / "ui-habilitation-choisie.png"))
     # From the header: the other habilitation, its dashboard.
     await page.get_by_role("link", name="Changer d'habilitation").click()
     await expect(chooser.get_by_role("heading", name="Choisir une habilitation")).to_be_focused()
@@ -303,6 +309,7 @@ async def test_sign_out_everywhere_refuses_the_old_token(
     await expect(page.get_by_role("status")).to_contain_text("déconnecté partout")
     assert await person.token() is None
     assert await axe_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "ui-deconnexion-partout.png"))
     r = await other.request.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status == 401, await r.text()
     # The other device's next page: its token refused, it is signed out.
@@ -311,4 +318,23 @@ async def test_sign_out_everywhere_refuses_the_old_token(
     assert await elsewhere.evaluate("sessionStorage.getItem('places.jeton')") is None
     assert not person.errors, person.errors
     await other.close()
+    await person.context.close()
+
+
+async def test_a_person_without_habilitation_is_told_their_sub(
+    service: ServiceProcess, provider: IdentityProvider, browser: Browser
+) -> None:
+    """No habilitation yet: the sign-in page says so and shows the ``sub`` to give to the
+    authority's administrator; a page of the service says why it shows nothing."""
+    person = await signed_in(browser, service, provider, "Alex", [])
+    page = person.page
+    await expect(page.locator("#mon-sub")).to_have_text(person.sub)
+    await expect(page.locator("#session-courante")).to_contain_text(
+        "Alex Martin — sans habilitation"
+    )
+    assert await axe_violations(page) == []
+    await page.goto("/ui/national")
+    await expect(page.locator("#alerte-page")).to_contain_text("Aucune habilitation active")
+    await expect(page.locator("#alerte-page")).to_contain_text(person.sub)
+    assert not person.errors, person.errors
     await person.context.close()

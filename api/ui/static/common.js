@@ -203,7 +203,7 @@ export function initHeader(current = session()) {
   const box = document.getElementById("session");
   if (!box || !current) return current;
   const several = (current.me?.habilitations || []).length > 1;
-  box.replaceChildren(
+  const items = [
     el("span", { class: "qui" }, "Connecté : ", el("strong", {}, describeSession(current))),
     several && el("a", { href: "/ui/connexion?choisir=1", id: "changer-habilitation" }, "Changer d'habilitation"),
     el("button", { type: "button", class: "bouton petit", onclick: signOut }, "Se déconnecter"),
@@ -218,7 +218,8 @@ export function initHeader(current = session()) {
       },
       "Se déconnecter partout",
     ),
-  );
+  ];
+  box.replaceChildren(...items.filter(Boolean));
   const link = document.getElementById("lien-autorite");
   if (link && AUTHORITY_ROLES.includes(current.role)) link.href = ownDashboard(current);
   return current;

@@ -189,14 +189,14 @@ async function acceptCode() {
 function showCurrent(current) {
   const box = $("session-courante");
   if (!current || !box) return;
+  const home = homeOf(current);
   box.replaceChildren(
     "Vous êtes connecté comme ",
     el("strong", {}, describeSession(current)),
     ". ",
     // What a person gives their authority's administrator to be habilitated.
-    current.me ? ["Votre identifiant (", el("code", {}, "sub"), ") : ", el("code", { id: "mon-sub" }, current.me.sub), ". "] : null,
-    el("a", { href: homeOf(current) }, "Continuer"),
-    " ou ",
+    ...(current.me ? ["Votre identifiant (", el("code", {}, "sub"), ") : ", el("code", { id: "mon-sub" }, current.me.sub), ". "] : []),
+    ...(home === "/ui/connexion" ? ["Vous pouvez "] : [el("a", { href: home }, "Continuer"), " ou "]),
     el("button", { type: "button", class: "bouton petit secondaire", onclick: signOut }, "se déconnecter"),
     ".",
   );
