@@ -20,11 +20,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import jwt
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from api.db import drop_database
+from api.persons import repository
 from loadtests.harness import ROOT, ServiceProcess
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, horizontal_overflow
 from tests.support.database import create_fixture_database
@@ -279,6 +281,27 @@ async def test_a_person_with_two_habilitations_chooses_one(
     await expect(page.locator("#session")).to_contain_text("chargé·e d'orientation 69M")
     await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
     assert await page.locator("#alerte-page").is_hidden()
+    # The habilitation in use is revoked: the next page forgets the choice, acts under the
+    # one left, and says that this dashboard is not its authority's.
+    in_use = await page.evaluate("sessionStorage.getItem('places.habilitation')")
+    conn = await asyncpg.connect(DSN)
+    try:
+        async with conn.transaction():
+            await repository.revoke(conn, int(in_use), "test")
+            await repository.notify(conn)
+    finally:
+        await conn.close()
+    token = await person.token()
+    headers = {"Authorization": f"Bearer {token}", "X-Places-Habilitation": in_use}
+    for _ in range(50):  # the server hears the NOTIFY within milliseconds
+        if (await person.context.request.get("/v1/me", headers=headers)).status == 403:
+            break
+        await asyncio.sleep(0.1)
+    await page.reload()
+    await expect(page.locator("#session")).to_contain_text("Dominique Martin — cadre ASE 13")
+    await expect(page.locator("#alerte-page")).to_contain_text("celui de l'autorité 13")
+    assert await page.evaluate("sessionStorage.getItem('places.habilitation')") is None
+    assert await page.get_by_role("link", name="Changer d'habilitation").count() == 0
     assert not person.errors, person.errors
     await person.context.close()
 

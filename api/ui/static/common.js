@@ -141,12 +141,19 @@ export function chooseHabilitation(id) {
  * keeps what was known. Resolves to `session()`.
  */
 export async function loadSession() {
-  if (!session()) return null;
+  const asked = session();
+  if (!asked) return null;
+  // A sign-in or a choice made meanwhile wins: an answer about another token or habilitation
+  // is dropped, never stored under the new one.
+  const unchanged = () =>
+    sessionStorage.getItem(TOKEN_KEY) === asked.token && sessionStorage.getItem(HABILITATION_KEY) === asked.habilitation;
   try {
-    sessionStorage.setItem(ME_KEY, JSON.stringify(await api("/v1/me")));
+    const me = await api("/v1/me");
+    if (unchanged()) sessionStorage.setItem(ME_KEY, JSON.stringify(me));
   } catch (error) {
+    if (!unchanged()) return session();
     if (error.status === 401) forget();
-    else if (error.status === 403 && sessionStorage.getItem(HABILITATION_KEY)) {
+    else if (error.status === 403 && asked.habilitation) {
       chooseHabilitation(null);
       return loadSession();
     } else if (!error.network) throw error;
