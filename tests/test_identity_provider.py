@@ -7,35 +7,27 @@ habilitation table only — the local issuer and its role claims are refused.
 """
 
 import asyncio
-import json
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import jwt
 import pytest
-import uvicorn
-from cryptography.hazmat.primitives.asymmetric import ec
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from api.auth import issue_token
 from api.db import drop_database
-from loadtests.harness import ROOT, ServiceProcess, free_port
+from loadtests.harness import ROOT, ServiceProcess
 from tests.support.database import create_fixture_database
 from tests.support.env import ADMIN_DSN, TEST_DB
 from tests.support.factories import make_structure, request_body
+from tests.support.identity import IdentityProvider, running
 
 pytestmark = [pytest.mark.database, pytest.mark.server, pytest.mark.timeout(180)]
 
@@ -43,67 +35,10 @@ AUDIENCE = "places-client-id"
 RECHECK = 0.5
 
 
-@dataclass
-class IdentityProvider:
-    """Just enough of ProConnect and Pro Santé Connect: a JWKS, and tokens signed by its key."""
-
-    port: int = field(default_factory=free_port)
-    key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
-    )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def jwks(self, request: Request) -> Response:
-        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
-        return JSONResponse({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "ES256"}]})
-
-    def mint(self, sub: str, **claims: Any) -> str:
-        now = int(time.time())
-        base = {"iss": self.url, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 600}
-        return jwt.encode({**base, **claims}, self.key, algorithm="ES256", headers={"kid": "k1"})
-
-    def proconnect(self, sub: str, given: str = "Camille", usual: str = "Martin") -> str:
-        return self.mint(
-            sub,
-            given_name=given,
-            usual_name=usual,
-            email=f"{given.lower()}.{usual.lower()}@grandlyon.example",
-            siret="20004697700019",
-            idp_id="fia1v2",
-            uid=sub,
-            acr="eidas1",
-        )
-
-    def psc(self, sub: str) -> str:
-        return self.mint(
-            sub,
-            given_name="Jean",
-            family_name="Dupont",
-            SubjectNameID="899700218896",
-            preferred_username="899700218896",
-            SubjectRefPro={"codeCivilite": "M"},
-        )
-
-
 @pytest.fixture(scope="module")
 def provider() -> Iterator[IdentityProvider]:
-    idp = IdentityProvider()
-    app = Starlette(routes=[Route("/jwks", idp.jwks)])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=idp.port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "identity provider did not start"
-    yield idp
-    server.should_exit = True
-    thread.join(10)
+    with running(IdentityProvider(audience=AUDIENCE)) as idp:
+        yield idp
 
 
 @dataclass

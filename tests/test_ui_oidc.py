@@ -1,36 +1,37 @@
 """Production sign-in in a real Chromium: the authorization code flow with PKCE against an
-identity provider run here (authorize, token and JWKS endpoints over real sockets), and the
-service verifying the provider's tokens through its JWKS — no local issuer, no dev sign-in.
+identity provider run here (``tests/support/identity.py``: authorize, token and JWKS endpoints
+over real sockets), and the service verifying the provider's tokens through its JWKS — no
+local issuer, no dev sign-in, no role in the tokens.
+
+What a person then sees (#14): the pages learn what the session may do from ``GET /v1/me``
+(the token names a person, their habilitations decide); a person holding several chooses one
+(by keyboard, at 320 px, axe-clean), and every call of the pages — the live feed too — acts
+under it; "Se déconnecter partout" ends every session of the person, the token in hand too.
 """
 
 import asyncio
-import base64
-import hashlib
-import json
-import secrets
-import threading
-import time
-import urllib.parse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import jwt
 import pytest
-import uvicorn
-from cryptography.hazmat.primitives.asymmetric import ec
-from playwright.async_api import Browser, async_playwright, expect
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from api.db import drop_database
-from loadtests.harness import ServiceProcess, free_port
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from api.persons import repository
+from loadtests.harness import ROOT, ServiceProcess
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, horizontal_overflow
 from tests.support.database import create_fixture_database
 from tests.support.env import ADMIN_DSN, TEST_DB
+from tests.support.identity import CLIENT_ID, IdentityProvider, running
 
 # The first test also starts the module's servers (up to 90 s each on a busy machine).
 pytestmark = [
@@ -40,123 +41,39 @@ pytestmark = [
     pytest.mark.timeout(180),
 ]
 
-CLIENT_ID = "places-ui"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-@dataclass
-class IdentityProvider:
-    """Just enough of an OIDC provider: one user (department 69's placement service)."""
-
-    port: int = field(default_factory=free_port)
-    key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
-    )
-    codes: dict[str, dict[str, str]] = field(default_factory=dict)
-    exchanges: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def authorize(self, request: Request) -> Response:
-        q = request.query_params
-        assert q["response_type"] == "code" and q["client_id"] == CLIENT_ID
-        assert q["code_challenge_method"] == "S256" and len(q["code_challenge"]) == 43
-        code = secrets.token_urlsafe(16)
-        self.codes[code] = {"challenge": q["code_challenge"], "redirect_uri": q["redirect_uri"]}
-        back = urllib.parse.urlencode({"code": code, "state": q["state"]})
-        return RedirectResponse(f"{q['redirect_uri']}?{back}", status_code=302)
-
-    async def token(self, request: Request) -> Response:
-        form = dict(urllib.parse.parse_qsl((await request.body()).decode()))
-        self.exchanges.append(form)
-        issued = self.codes.pop(form.get("code", ""), None)  # single use
-        verifier = form.get("code_verifier", "")
-        ok = (
-            issued is not None
-            and form.get("grant_type") == "authorization_code"
-            and form.get("client_id") == CLIENT_ID
-            and form.get("redirect_uri") == issued["redirect_uri"]
-            and _b64url(hashlib.sha256(verifier.encode()).digest()) == issued["challenge"]
-        )
-        headers = {"Access-Control-Allow-Origin": "*"}
-        if not ok:
-            return JSONResponse({"error": "invalid_grant"}, status_code=400, headers=headers)
-        now = int(time.time())
-        claims = {
-            "iss": self.url,
-            "aud": "places",
-            "sub": "agent-ase-69",
-            "role": "department",
-            "authority": "69M",
-            "iat": now,
-            "exp": now + 600,
-        }
-        token = jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": "k1"})
-        body = {"access_token": token, "token_type": "Bearer", "expires_in": 600}
-        return JSONResponse(body, headers=headers)
-
-    async def jwks(self, request: Request) -> Response:
-        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
-        return JSONResponse({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "ES256"}]})
-
-    def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/authorize", self.authorize),
-                Route("/token", self.token, methods=["POST"]),
-                Route("/jwks", self.jwks),
-            ]
-        )
+ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
+PHONE = 320  # px: the narrowest screen the pages must fit without sideways scrolling
+DSN = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_oidc"
 
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[IdentityProvider]:
-    idp = IdentityProvider()
-    server = uvicorn.Server(
-        uvicorn.Config(idp.app(), host="127.0.0.1", port=idp.port, log_level="warning")
+    with running(IdentityProvider()) as idp:
+        yield idp
+
+
+def grant(service: ServiceProcess, sub: str, function: str, authority: str) -> None:
+    """``places grant``: a habilitation made from the command line, as an operator would
+    (effective at once on the running server: NOTIFY)."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "api.cli", "grant", "--sub", sub),
+            *("--function", function, "--authority", authority),
+        ],
+        cwd=ROOT,
+        env={**service.env, "PLACES_DATABASE_URL": DSN},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "identity provider did not start"
-    yield idp
-    server.should_exit = True
-    thread.join(10)
-
-
-async def grant(dsn: str, issuer: str, sub: str, function: str, authority: str) -> None:
-    """A person and one habilitation, as an authority administrator would grant it."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        person = await conn.fetchval(
-            "INSERT INTO persons (issuer, sub) VALUES ($1, $2) RETURNING id", issuer, sub
-        )
-        await conn.execute(
-            "INSERT INTO habilitations (person_id, function, authority, granted_by)"
-            " VALUES ($1, $2, $3, 'test')",
-            person,
-            function,
-            authority,
-        )
-    finally:
-        await conn.close()
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="module")
 def service(provider: IdentityProvider) -> Iterator[ServiceProcess]:
-    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_oidc"
-    asyncio.run(create_fixture_database(dsn))
-    # Production: what the agent may do comes from the habilitation table, not the token.
-    asyncio.run(grant(dsn, provider.url, "agent-ase-69", "orientation_officer", "69M"))
+    asyncio.run(create_fixture_database(DSN))
     server = ServiceProcess(
-        dsn,
+        DSN,
         "",
         PLACES_JWT_JWKS_URL=f"{provider.url}/jwks",
         PLACES_JWT_ISSUER=provider.url,
@@ -168,10 +85,12 @@ def service(provider: IdentityProvider) -> Iterator[ServiceProcess]:
     )
     try:
         server.start()
+        # Production: what the agent may do comes from the habilitation table, not the token.
+        grant(server, "agent-ase-69", "orientation_officer", "69M")
         yield server
     finally:
         server.stop()
-        asyncio.run(drop_database(dsn))
+        asyncio.run(drop_database(DSN))
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +104,8 @@ async def browser() -> AsyncIterator[Browser]:
 async def test_sign_in_with_the_code_flow_and_pkce(
     service: ServiceProcess, provider: IdentityProvider, browser: Browser
 ) -> None:
+    # The provider's token names the agent and still carries role claims: meaningless here.
+    provider.signs_in = ("agent-ase-69", {"role": "national"})
     context = await browser.new_context(base_url=service.http, locale="fr-FR")
     page = await context.new_page()
     errors: list[Any] = []
@@ -200,7 +121,8 @@ async def test_sign_in_with_the_code_flow_and_pkce(
     await page.get_by_role("link", name="Se connecter avec le fournisseur d'identité").click()
     # Back from the provider, code exchanged, token kept: the ?retour= page, signed in.
     await page.wait_for_url("**/ui/national")
-    await expect(page.locator("#session")).to_contain_text("69")
+    # What the session may do comes from its habilitation (GET /v1/me), not the token's claims.
+    await expect(page.locator("#session")).to_contain_text("chargé·e d'orientation 69M")
     exchange = provider.exchanges[-1]
     assert exchange["grant_type"] == "authorization_code" and exchange["client_id"] == CLIENT_ID
     assert len(exchange["code_verifier"]) >= 43
@@ -228,3 +150,214 @@ async def test_a_forged_return_is_refused(service: ServiceProcess, browser: Brow
     assert await page.evaluate("sessionStorage.getItem('places.jeton')") is None
     assert "code=" not in page.url
     await context.close()
+
+
+# --- persons: /v1/me, habilitations to choose, sign out everywhere ----------------------------
+
+
+class Person:
+    """A person at a browser: their sub at the provider, their tab, its JavaScript errors and
+    the ``/v1`` calls it made (with their headers)."""
+
+    def __init__(self, context: BrowserContext, page: Page, sub: str) -> None:
+        self.context, self.page, self.sub = context, page, sub
+        self.errors: list[str] = []
+        self.calls: list[tuple[str, dict[str, str]]] = []
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on(
+            "request",
+            lambda r: self.calls.append((r.url, r.headers)) if "/v1/" in r.url else None,
+        )
+
+    async def token(self) -> str | None:
+        token: str | None = await self.page.evaluate("sessionStorage.getItem('places.jeton')")
+        return token
+
+
+async def signed_in(
+    browser: Browser,
+    service: ServiceProcess,
+    provider: IdentityProvider,
+    given: str,
+    functions: list[tuple[str, str]],
+    width: int = 1280,
+) -> Person:
+    """A new person (ProConnect's claims) granted ``functions`` (function, authority) with
+    ``places grant``, signed in through the provider from the sign-in page."""
+    sub = f"{given.lower()}-{uuid.uuid4().hex[:8]}"
+    for function, authority in functions:
+        grant(service, sub, function, authority)
+    provider.signs_in = (sub, IdentityProvider.proconnect_claims(sub, given, "Martin"))
+    context = await browser.new_context(
+        base_url=service.http, locale="fr-FR", viewport={"width": width, "height": 900}
+    )
+    person = Person(context, await context.new_page(), sub)
+    await person.page.goto("/ui/connexion")
+    await person.page.get_by_role(
+        "link", name="Se connecter avec le fournisseur d'identité"
+    ).click()
+    return person
+
+
+async def test_a_person_signs_in_and_sees_their_dashboard(
+    service: ServiceProcess, provider: IdentityProvider, browser: Browser
+) -> None:
+    """One habilitation: straight to their authority's dashboard, which loads and goes live;
+    the header names the person and their function, from /v1/me (the token has no role)."""
+    person = await signed_in(
+        browser, service, provider, "Camille", [("orientation_officer", "69M")], width=PHONE
+    )
+    page = person.page
+    await page.wait_for_url("**/ui/autorites/69M")
+    await expect(page.locator("#session")).to_contain_text(
+        "Camille Martin — chargé·e d'orientation 69M"
+    )
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    await expect(page.locator("#k-attente")).to_have_text("0")
+    assert await page.locator("#alerte-page").is_hidden()
+    assert await page.get_by_role("link", name="Changer d'habilitation").count() == 0
+    token = await person.token()
+    assert token is not None and "role" not in jwt.decode(
+        token, options={"verify_signature": False}
+    )
+    assert await horizontal_overflow(page) == 0
+    assert await axe_violations(page) == []
+    assert not person.errors, person.errors
+    await person.context.close()
+
+
+async def test_a_person_with_two_habilitations_chooses_one(
+    service: ServiceProcess, provider: IdentityProvider, browser: Browser
+) -> None:
+    """Two habilitations: a chooser after sign-in (keyboard, 320 px, axe), then every call —
+    the live feed too — acts under the one chosen; the header changes it."""
+    person = await signed_in(
+        browser,
+        service,
+        provider,
+        "Dominique",
+        [("orientation_officer", "69M"), ("ase_manager", "13")],
+        width=PHONE,
+    )
+    page = person.page
+    chooser = page.locator("#choix-habilitation")
+    await expect(chooser.get_by_role("heading", name="Choisir une habilitation")).to_be_focused()
+    assert "/ui/connexion" in page.url
+    await expect(page.locator("#session")).to_contain_text("habilitation à choisir")
+    assert await horizontal_overflow(page) == 0
+    assert await axe_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "ui-choix-habilitation.png"), full_page=True)
+    # By keyboard: into the group (the first is checked), down to the second, then continue.
+    first = chooser.get_by_role("radio", name=re.compile("^chargé·e d'orientation"))
+    second = chooser.get_by_role("radio", name=re.compile("^cadre ASE"))
+    await page.keyboard.press("Tab")
+    await expect(first).to_be_focused()
+    await expect(first).to_be_checked()
+    await page.keyboard.press("ArrowDown")
+    await expect(second).to_be_checked()
+    await page.keyboard.press("Tab")
+    await expect(chooser.get_by_role("button", name="Continuer")).to_be_focused()
+    before = len(person.calls)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/ui/autorites/13")
+    await expect(page.locator("#session")).to_contain_text("Dominique Martin — cadre ASE 13")
+    # The live feed needs the choice too (?habilitation=: a browser sets no WebSocket header).
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    await expect(page.locator("#k-attente")).to_have_text("0")
+    assert await page.locator("#alerte-page").is_hidden()
+    chosen = await page.evaluate("sessionStorage.getItem('places.habilitation')")
+    # Every call since the choice (/v1/me, the dashboard's reads) named it.
+    since = person.calls[before:]
+    assert since and {h.get("x-places-habilitation") for _, h in since} == {chosen}, since
+    assert await horizontal_overflow(page) == 0
+    await page.screenshot(path=str(ARTIFACTS / "ui-habilitation-choisie.png"))
+    # From the header: the other habilitation, its dashboard.
+    await page.get_by_role("link", name="Changer d'habilitation").click()
+    await expect(chooser.get_by_role("heading", name="Choisir une habilitation")).to_be_focused()
+    await expect(second).to_be_checked()  # the current one
+    await first.check()
+    await chooser.get_by_role("button", name="Continuer").click()
+    await page.wait_for_url("**/ui/autorites/69M")
+    await expect(page.locator("#session")).to_contain_text("chargé·e d'orientation 69M")
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    assert await page.locator("#alerte-page").is_hidden()
+    # The habilitation in use is revoked: the next page forgets the choice, acts under the
+    # one left, and says that this dashboard is not its authority's.
+    in_use = await page.evaluate("sessionStorage.getItem('places.habilitation')")
+    conn = await asyncpg.connect(DSN)
+    try:
+        async with conn.transaction():
+            await repository.revoke(conn, int(in_use), "test")
+            await repository.notify(conn)
+    finally:
+        await conn.close()
+    token = await person.token()
+    headers = {"Authorization": f"Bearer {token}", "X-Places-Habilitation": in_use}
+    for _ in range(50):  # the server hears the NOTIFY within milliseconds
+        if (await person.context.request.get("/v1/me", headers=headers)).status == 403:
+            break
+        await asyncio.sleep(0.1)
+    await page.reload()
+    await expect(page.locator("#session")).to_contain_text("Dominique Martin — cadre ASE 13")
+    await expect(page.locator("#alerte-page")).to_contain_text("celui de l'autorité 13")
+    assert await page.evaluate("sessionStorage.getItem('places.habilitation')") is None
+    assert await page.get_by_role("link", name="Changer d'habilitation").count() == 0
+    assert not person.errors, person.errors
+    await person.context.close()
+
+
+async def test_sign_out_everywhere_refuses_the_old_token(
+    service: ServiceProcess, provider: IdentityProvider, browser: Browser
+) -> None:
+    """ "Se déconnecter partout" from the header (by keyboard): back to the sign-in page, which
+    says so; the token of this tab and of another device are refused from then on."""
+    person = await signed_in(browser, service, provider, "Sacha", [("ase_manager", "69M")])
+    page = person.page
+    await page.wait_for_url("**/ui/autorites/69M")
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    token = await person.token()
+    assert token is not None
+    # Another device, the same person's session.
+    other = await browser.new_context(base_url=service.http, locale="fr-FR")
+    elsewhere = await other.new_page()
+    await elsewhere.add_init_script(f"sessionStorage.setItem('places.jeton', '{token}')")
+    await elsewhere.goto("/ui/autorites/69M/acces")
+    await expect(elsewhere.locator("#session")).to_contain_text("cadre ASE 69M")
+    assert await axe_violations(page, exclude=["main"]) == []  # the header and its buttons
+
+    button = page.get_by_role("button", name="Se déconnecter partout")
+    await button.focus()
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/ui/connexion?deconnexion=partout")
+    await expect(page.get_by_role("status")).to_contain_text("déconnecté partout")
+    assert await person.token() is None
+    assert await axe_violations(page) == []
+    await page.screenshot(path=str(ARTIFACTS / "ui-deconnexion-partout.png"))
+    r = await other.request.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status == 401, await r.text()
+    # The other device's next page: its token refused, it is signed out.
+    await elsewhere.reload()
+    await expect(elsewhere.locator("#alerte-page")).to_contain_text("Vous n'êtes pas connecté")
+    assert await elsewhere.evaluate("sessionStorage.getItem('places.jeton')") is None
+    assert not person.errors, person.errors
+    await other.close()
+    await person.context.close()
+
+
+async def test_a_person_without_habilitation_is_told_their_sub(
+    service: ServiceProcess, provider: IdentityProvider, browser: Browser
+) -> None:
+    """No habilitation yet: the sign-in page says so and shows the ``sub`` to give to the
+    authority's administrator; a page of the service says why it shows nothing."""
+    person = await signed_in(browser, service, provider, "Alex", [])
+    page = person.page
+    await expect(page.locator("#mon-sub")).to_have_text(person.sub)
+    await expect(page.locator("#session-courante")).to_contain_text(
+        "Alex Martin — sans habilitation"
+    )
+    assert await axe_violations(page) == []
+    await page.goto("/ui/national")
+    await expect(page.locator("#alerte-page")).to_contain_text("Aucune habilitation active")
+    await expect(page.locator("#alerte-page")).to_contain_text(person.sub)
+    assert not person.errors, person.errors
+    await person.context.close()

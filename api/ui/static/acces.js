@@ -60,13 +60,13 @@ async function more() {
 }
 
 async function main() {
-  const current = requireSession(READERS, alertBox);
+  const current = await requireSession(READERS, alertBox);
   if (!current) return;
-  if (current.claims.authority !== CODE) {
+  if (current.authority !== CODE) {
     showAlert(
       alertBox,
       `Cette page est celle de ${PAGE.name} (${CODE}).`,
-      el("a", { href: ownDashboard(current.claims) }, "Aller à mon tableau de bord"),
+      el("a", { href: ownDashboard(current) }, "Aller à mon tableau de bord"),
     );
     return;
   }

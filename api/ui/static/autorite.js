@@ -67,16 +67,6 @@ const state = {
 
 // --- loading -------------------------------------------------------------------------------
 
-/**
- * A placement service's token is for this dashboard when it names this authority; a former
- * token naming a department, when this authority is that department's only one.
- */
-function ownsThisAuthority(claims) {
-  if (claims.authority) return claims.authority === CODE;
-  const only = PAGE.departments.length === 1 && !(PAGE.partners || []).length;
-  return only && claims.department === PAGE.departments[0].code;
-}
-
 async function loadOffer() {
   const [structures, carers, communes] = await Promise.all([
     allPages(`/v1/structures?${SCOPE}`, 500),
@@ -989,14 +979,14 @@ async function main() {
   fillSelect($("r-mode"), MODES);
   $("r-mode").value = "durable";
   setChildren([{ age: 8, sex: "F", disability_profiles: [] }]);
-  const current = requireSession(["department"], alertBox);
+  const current = await requireSession(["department"], alertBox);
   if (!current) return;
-  if (current.role === "department" && !ownsThisAuthority(current.claims)) {
-    const mine = current.claims.authority || current.claims.department;
+  // The session's authority as /v1/me says it (a former token's department claim mapped).
+  if (current.authority !== CODE) {
     showAlert(
       alertBox,
-      `Ce tableau de bord est celui de ${PAGE.name} (${CODE}) ; votre compte est celui de l'autorité ${mine}.`,
-      el("a", { href: ownDashboard(current.claims) }, "Aller à mon tableau de bord"),
+      `Ce tableau de bord est celui de ${PAGE.name} (${CODE}) ; votre compte est celui de l'autorité ${current.authority}.`,
+      el("a", { href: ownDashboard(current) }, "Aller à mon tableau de bord"),
     );
     return;
   }

@@ -58,6 +58,17 @@ export function pageData() {
 }
 
 // --- session -------------------------------------------------------------------------------
+//
+// The token says who signed in, not what they may do: a person's token (identity provider)
+// carries no role. What the session may do comes from GET /v1/me, asked once at every page
+// start (and on sign-in), kept in sessionStorage beside the token so that code running later
+// (the live feed, a refresh) reads it without asking again. A person holding several live
+// habilitations chooses one; its id goes with every call (X-Places-Habilitation, and
+// ?habilitation= on a live feed, whose headers a browser cannot set).
+
+export const ME_KEY = "places.moi";
+export const HABILITATION_KEY = "places.habilitation";
+export const HABILITATION_HEADER = "X-Places-Habilitation";
 
 export function decodeClaims(token) {
   try {
@@ -74,79 +85,182 @@ export function decodeClaims(token) {
   }
 }
 
-/** The current session, or null when there is none or it expired. */
+function forget() {
+  for (const key of [TOKEN_KEY, ME_KEY, HABILITATION_KEY]) sessionStorage.removeItem(key);
+}
+
+/**
+ * The current session, or null when there is none or its token expired: `token`, the chosen
+ * `habilitation` id (or null), and what GET /v1/me said (`me`, null until asked) with its
+ * `role`, scope (`authority`, `finess`, `carer_id`), `function` and `label`.
+ */
 export function session() {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) return null;
   const claims = decodeClaims(token);
   if (!claims || (claims.exp && claims.exp * 1000 <= Date.now())) {
-    sessionStorage.removeItem(TOKEN_KEY);
+    forget();
     return null;
   }
-  return { token, claims, role: claims.role };
+  const me = JSON.parse(sessionStorage.getItem(ME_KEY) || "null");
+  const habilitation = sessionStorage.getItem(HABILITATION_KEY);
+  const grants = me?.habilitations || [];
+  const grant = grants.find((g) => String(g.id) === habilitation) || (grants.length === 1 ? grants[0] : null);
+  return {
+    token,
+    claims,
+    me,
+    habilitation,
+    role: me?.role || null,
+    authority: me?.authority || null,
+    finess: me?.finess || null,
+    carer_id: me?.carer_id || null,
+    function: me?.function || null,
+    label: grant?.function_label || null,
+    /** Several live habilitations and none chosen: the person must choose. */
+    mustChoose: Boolean(me && !me.role && grants.length > 1),
+  };
 }
 
+/** A new token (sign-in): what was known of the former session goes with it. */
 export function saveToken(token) {
+  forget();
   sessionStorage.setItem(TOKEN_KEY, token);
 }
 
-export function signOut() {
-  sessionStorage.removeItem(TOKEN_KEY);
-  location.assign("/ui/connexion");
-}
-
-export function homeOf(claims) {
-  if (!claims) return "/ui/connexion";
-  if (AUTHORITY_ROLES.includes(claims.role)) return ownDashboard(claims);
-  if (claims.role === "national" || claims.role === "operator") return "/ui/national";
-  return "/ui/declarer";
-}
-
-export function describeSession(claims) {
-  const role = ROLES[claims.role] || claims.role;
-  const scope = claims.finess || claims.authority || claims.department || (claims.carer_id ? claims.carer_id.slice(0, 8) + "…" : "");
-  return scope ? `${role} ${scope}` : role;
+export function chooseHabilitation(id) {
+  if (id === null || id === undefined) sessionStorage.removeItem(HABILITATION_KEY);
+  else sessionStorage.setItem(HABILITATION_KEY, String(id));
+  sessionStorage.removeItem(ME_KEY);
 }
 
 /**
- * A placement service's dashboard: its authority's. A former token naming only a department
- * goes through /ui/departements/{code}, which leads to that department's authority (or asks,
- * for 69).
+ * Ask GET /v1/me for the session (under the chosen habilitation) and keep the answer. A
+ * refused token (401: expired, signed out everywhere) ends the session; a chosen habilitation
+ * that is no longer live (403) is forgotten and the question asked again. A network failure
+ * keeps what was known. Resolves to `session()`.
  */
-export function ownDashboard(claims) {
-  if (claims.authority) return `/ui/autorites/${encodeURIComponent(claims.authority)}`;
-  if (claims.department) return `/ui/departements/${encodeURIComponent(claims.department)}`;
+export async function loadSession() {
+  const asked = session();
+  if (!asked) return null;
+  // A sign-in or a choice made meanwhile wins: an answer about another token or habilitation
+  // is dropped, never stored under the new one.
+  const unchanged = () =>
+    sessionStorage.getItem(TOKEN_KEY) === asked.token && sessionStorage.getItem(HABILITATION_KEY) === asked.habilitation;
+  try {
+    const me = await api("/v1/me");
+    if (unchanged()) sessionStorage.setItem(ME_KEY, JSON.stringify(me));
+  } catch (error) {
+    if (!unchanged()) return session();
+    if (error.status === 401) forget();
+    else if (error.status === 403 && asked.habilitation) {
+      chooseHabilitation(null);
+      return loadSession();
+    } else if (!error.network) throw error;
+  }
+  return session();
+}
+
+export function signOut() {
+  forget();
+  location.assign("/ui/connexion");
+}
+
+/** POST /v1/me/sign-out-everywhere: every token of this person stops working, this one too. */
+export async function signOutEverywhere() {
+  let done = true;
+  try {
+    await api("/v1/me/sign-out-everywhere", { method: "POST" });
+  } catch (error) {
+    done = error.status === 401; // already refused: nothing left to close with this token
+  }
+  forget();
+  location.assign(`/ui/connexion?deconnexion=${done ? "partout" : "echec"}`);
+}
+
+export function homeOf(current) {
+  if (!current) return "/ui/connexion";
+  if (current.mustChoose || (current.me && !current.role)) return "/ui/connexion";
+  if (AUTHORITY_ROLES.includes(current.role)) return ownDashboard(current);
+  if (current.role === "national" || current.role === "operator") return "/ui/national";
+  return "/ui/declarer";
+}
+
+/** "Camille Martin — chargé·e d'orientation 69M"; a local role token: "Établissement 690000018". */
+export function describeSession(current) {
+  if (current.mustChoose) return `${current.me.display_name || current.me.sub} — habilitation à choisir`;
+  if (current.me && !current.role) return `${current.me.display_name || current.me.sub} — sans habilitation`;
+  const what = current.label || ROLES[current.role] || current.role || "…";
+  const scope = current.finess || current.authority || (current.carer_id ? current.carer_id.slice(0, 8) + "…" : "");
+  const described = scope ? `${what} ${scope}` : what;
+  return current.me?.display_name ? `${current.me.display_name} — ${described}` : described;
+}
+
+/** A placement service's dashboard: its authority's. */
+export function ownDashboard(current) {
+  if (current.authority) return `/ui/autorites/${encodeURIComponent(current.authority)}`;
   return "/ui/autorites";
 }
 
-/** Header: who is signed in, a sign-out button, and the right authority link. */
-export function initHeader() {
+/**
+ * Header: who is signed in, a way to change habilitation (several), sign out here or
+ * everywhere, and the right authority link.
+ */
+export function initHeader(current = session()) {
   const box = document.getElementById("session");
-  const current = session();
   if (!box || !current) return current;
-  box.replaceChildren(
-    el("span", { class: "qui" }, "Connecté : ", el("strong", {}, describeSession(current.claims))),
+  const several = (current.me?.habilitations || []).length > 1;
+  const items = [
+    el("span", { class: "qui" }, "Connecté : ", el("strong", {}, describeSession(current))),
+    several && el("a", { href: "/ui/connexion?choisir=1", id: "changer-habilitation" }, "Changer d'habilitation"),
     el("button", { type: "button", class: "bouton petit", onclick: signOut }, "Se déconnecter"),
-  );
+    el(
+      "button",
+      {
+        type: "button",
+        class: "bouton petit",
+        id: "deconnexion-partout",
+        title: "Ferme aussi vos sessions sur les autres onglets et appareils",
+        onclick: signOutEverywhere,
+      },
+      "Se déconnecter partout",
+    ),
+  ];
+  box.replaceChildren(...items.filter(Boolean));
   const link = document.getElementById("lien-autorite");
-  if (link && AUTHORITY_ROLES.includes(current.claims.role)) link.href = ownDashboard(current.claims);
+  if (link && AUTHORITY_ROLES.includes(current.role)) link.href = ownDashboard(current);
   return current;
 }
 
 /**
- * The page needs a session with one of `roles`: otherwise show why, with a link to sign in,
- * and return null.
+ * The page needs a session with one of `roles`: otherwise show why (not signed in, a
+ * habilitation to choose, none held, another role), with the way out, and return null.
  */
-export function requireSession(roles, alertBox) {
-  const current = initHeader();
+export async function requireSession(roles, alertBox) {
+  const current = await ready;
   // An authority's administrator may use every page of its placement service.
   const allowed = roles.includes("department") ? [...roles, "authority_admin"] : roles;
   if (current && allowed.includes(current.role)) return current;
   const back = encodeURIComponent(location.pathname + location.search);
-  const message = current
-    ? `Cette page est réservée aux rôles : ${roles.map((r) => ROLES[r]).join(", ")}. Vous êtes connecté comme ${describeSession(current.claims)}.`
-    : "Vous n'êtes pas connecté.";
-  showAlert(alertBox, message, el("a", { href: `/ui/connexion?retour=${back}` }, "Se connecter"));
+  if (current?.mustChoose) {
+    showAlert(
+      alertBox,
+      "Vous avez plusieurs habilitations : choisissez celle sous laquelle agir.",
+      el("a", { href: `/ui/connexion?choisir=1&retour=${back}` }, "Choisir une habilitation"),
+    );
+  } else if (current?.me && !current.role) {
+    showAlert(
+      alertBox,
+      `Aucune habilitation active : demandez-en une à l'administrateur de votre autorité, en lui donnant votre identifiant ${current.me.sub}.`,
+    );
+  } else if (current) {
+    showAlert(
+      alertBox,
+      `Cette page est réservée aux rôles : ${roles.map((r) => ROLES[r]).join(", ")}. Vous êtes connecté comme ${describeSession(current)}.`,
+    );
+  } else {
+    showAlert(alertBox, "Vous n'êtes pas connecté.", el("a", { href: `/ui/connexion?retour=${back}` }, "Se connecter"));
+  }
   return null;
 }
 
@@ -178,6 +292,7 @@ export async function api(path, { method = "GET", body, headers = {}, raw = fals
   const current = session();
   const init = { method, headers: { Accept: "application/json", ...headers } };
   if (current) init.headers.Authorization = `Bearer ${current.token}`;
+  if (current?.habilitation) init.headers[HABILITATION_HEADER] = current.habilitation;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -347,4 +462,8 @@ export function coalesce(fn, ms) {
   return schedule;
 }
 
-initHeader();
+/** The session as /v1/me says it, the header drawn: every page starts by awaiting it
+ * (asked last, once everything above is defined). */
+export const ready = loadSession()
+  .catch(() => session())
+  .then((current) => initHeader(current));

@@ -4,16 +4,20 @@
 // configured (a random verifier and state kept in this tab; the provider returns ?code=&state=
 // and the page exchanges the code with the verifier), else a token returned in the URL
 // fragment (#access_token=…). Either way the token stays in this tab's sessionStorage and the
-// pages send it as a bearer token.
+// pages send it as a bearer token. Then GET /v1/me says what it may do; a person holding
+// several habilitations chooses one here (also reached from the header, ?choisir=1).
 
 import {
   api,
+  chooseHabilitation,
   describeSession,
   el,
   explain,
   homeOf,
   initHeader,
+  loadSession,
   pageData,
+  ready,
   saveToken,
   session,
   showAlert,
@@ -24,9 +28,88 @@ const PAGE = pageData();
 const $ = (id) => document.getElementById(id);
 
 /** Where to go after signing in: ?retour= when it is one of our pages, else the role's home. */
-function destination(claims, back = new URLSearchParams(location.search).get("retour")) {
+function destination(current, back = new URLSearchParams(location.search).get("retour")) {
   if (back && back.startsWith("/ui/") && !back.startsWith("//")) return back;
-  return homeOf(claims);
+  return homeOf(current);
+}
+
+/**
+ * A token was just saved: ask /v1/me what it may do, then go on — or, for a person holding
+ * several habilitations, ask which one first.
+ */
+async function finishSignIn(back) {
+  const error = $("erreur-connexion");
+  let current;
+  try {
+    current = await loadSession();
+  } catch (err) {
+    showAlert(error, `Connexion impossible. ${explain(err)}`);
+    return false;
+  }
+  if (!current) {
+    showAlert(error, "Le jeton reçu est expiré, illisible ou refusé. Recommencez.");
+    return false;
+  }
+  if (current.mustChoose) {
+    initHeader(current);
+    showChooser(current, back);
+    return false;
+  }
+  location.assign(destination(current, back));
+  return true;
+}
+
+// --- choosing a habilitation ---------------------------------------------------------------
+
+function territory(grant) {
+  if (grant.finess) return `établissement FINESS ${grant.finess}${grant.authority ? ` (autorité ${grant.authority})` : ""}`;
+  if (grant.carer_id) return `assistant familial ${grant.carer_id.slice(0, 8)}…${grant.authority ? ` (autorité ${grant.authority})` : ""}`;
+  if (grant.authority) return `autorité ${grant.authority}`;
+  return "national";
+}
+
+/** A fieldset of radio buttons, one per live habilitation, and a button to act under it. */
+function showChooser(current, back) {
+  const box = $("choix-habilitation");
+  if (!box) return;
+  const grants = current.me.habilitations;
+  const chosen = current.habilitation || String(grants[0].id);
+  const form = el(
+    "form",
+    { class: "formulaire", id: "form-habilitation", novalidate: true },
+    el(
+      "fieldset",
+      {},
+      el("legend", {}, "J'agis en tant que"),
+      el(
+        "div",
+        { class: "choix-roles" },
+        grants.map((g) =>
+          el(
+            "label",
+            { class: "choix" },
+            el("input", { type: "radio", name: "habilitation", value: String(g.id), checked: String(g.id) === chosen }),
+            ` ${g.function_label} `,
+            el("span", { class: "aide" }, `(${territory(g)})`),
+          ),
+        ),
+      ),
+    ),
+    el("button", { type: "submit", class: "bouton principal" }, "Continuer"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    chooseHabilitation(form.querySelector("input[name=habilitation]:checked").value);
+    await finishSignIn(back);
+  });
+  box.replaceChildren(
+    el("h2", { id: "titre-choix", tabindex: "-1" }, "Choisir une habilitation"),
+    el("p", {}, "Vous avez plusieurs habilitations. Chaque action est faite, et enregistrée, sous celle que vous choisissez ; vous pourrez en changer depuis le bandeau."),
+    form,
+  );
+  box.hidden = false;
+  $("session-courante").hidden = true;
+  $("titre-choix").focus();
 }
 
 // --- OIDC authorization code flow with PKCE (RFC 7636) -------------------------------------
@@ -100,25 +183,20 @@ async function acceptCode() {
     showAlert(error, "Le fournisseur d'identité ne répond pas. Réessayez dans un instant.");
     return false;
   }
-  const current = session();
-  if (!current) {
-    showAlert(error, "Le jeton reçu est expiré ou illisible. Recommencez.");
-    return false;
-  }
-  location.assign(destination(current.claims, saved.back));
-  return true;
+  return finishSignIn(saved.back);
 }
 
-function showCurrent() {
-  const current = session();
+function showCurrent(current) {
   const box = $("session-courante");
   if (!current || !box) return;
+  const home = homeOf(current);
   box.replaceChildren(
     "Vous êtes connecté comme ",
-    el("strong", {}, describeSession(current.claims)),
+    el("strong", {}, describeSession(current)),
     ". ",
-    el("a", { href: homeOf(current.claims) }, "Continuer"),
-    " ou ",
+    // What a person gives their authority's administrator to be habilitated.
+    ...(current.me ? ["Votre identifiant (", el("code", {}, "sub"), ") : ", el("code", { id: "mon-sub" }, current.me.sub), ". "] : []),
+    ...(home === "/ui/connexion" ? ["Vous pouvez "] : [el("a", { href: home }, "Continuer"), " ou "]),
     el("button", { type: "button", class: "bouton petit secondaire", onclick: signOut }, "se déconnecter"),
     ".",
   );
@@ -137,9 +215,7 @@ function acceptFragmentToken() {
   history.replaceState(null, "", location.pathname + location.search);
   if (!token) return false;
   saveToken(token);
-  const current = session();
-  if (current) location.assign(destination(current.claims));
-  return Boolean(current);
+  return Boolean(session());
 }
 
 async function signIn(event) {
@@ -167,7 +243,7 @@ async function signIn(event) {
   try {
     const out = await api("/ui/dev-token", { method: "POST", body });
     saveToken(out.access_token);
-    location.assign(destination(session().claims));
+    await finishSignIn();
   } catch (err) {
     const first = err.problem?.errors?.[0];
     const message = first && first.message && !/Input should|valid UUID/.test(first.message)
@@ -182,10 +258,26 @@ async function signIn(event) {
 }
 
 async function main() {
-  if (acceptFragmentToken()) return;
-  initHeader();
+  if (acceptFragmentToken()) {
+    await finishSignIn();
+    return;
+  }
   if (await acceptCode()) return;
-  showCurrent();
+  const current = await ready;
+  const params = new URLSearchParams(location.search);
+  const notice = $("message-connexion");
+  if (notice && params.get("deconnexion") === "partout") {
+    notice.textContent = "Vous êtes déconnecté partout : toutes vos sessions ouvertes jusqu'ici sont fermées, sur tous vos appareils.";
+    notice.hidden = false;
+  } else if (notice && params.get("deconnexion") === "echec") {
+    notice.textContent = "La déconnexion de partout n'a pas été confirmée par le service ; cet onglet est déconnecté. Reconnectez-vous puis réessayez.";
+    notice.hidden = false;
+  }
+  if (current?.mustChoose || (current && params.has("choisir") && (current.me?.habilitations || []).length > 1)) {
+    showChooser(current, params.get("retour"));
+  } else {
+    showCurrent(current);
+  }
   const link = $("lien-oidc");
   if (link && PAGE.oidc_url && PAGE.oidc_token_url && PAGE.oidc_client_id) {
     link.addEventListener("click", startPkce);

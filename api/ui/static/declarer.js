@@ -512,7 +512,7 @@ async function start(notice) {
     else renderCarer(data);
     // Only the establishment or the carer answers an orientation (not whoever declares
     // for them).
-    const role = session()?.claims?.role;
+    const role = session()?.role;
     if (role === "structure" || role === "carer") {
       const names = data.kind === "structure"
         ? Object.fromEntries(data.structure.units.map((u) => [u.id, u.name]))
@@ -525,8 +525,8 @@ async function start(notice) {
   }
 }
 
-function main() {
-  const current = requireSession(["structure", "carer", "department", "operator"], alertBox);
+async function main() {
+  const current = await requireSession(["structure", "carer", "department", "operator"], alertBox);
   if (!current) return;
   const params = new URLSearchParams(location.search);
   if (params.get("finess")) scope.finess = params.get("finess");

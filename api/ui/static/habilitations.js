@@ -60,8 +60,8 @@ async function load() {
   }
 }
 
-function main() {
-  if (!requireSession(["authority_admin", "operator"], alertBox)) return;
+async function main() {
+  if (!(await requireSession(["authority_admin", "operator"], alertBox))) return;
   const form = $("form-habilitation");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

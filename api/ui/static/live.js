@@ -62,6 +62,8 @@ export class LiveFeed {
     }
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const params = new URLSearchParams();
+    // A browser cannot set X-Places-Habilitation on a WebSocket: the chosen one goes here.
+    if (current.habilitation) params.set("habilitation", current.habilitation);
     if (this.lastEventId) params.set("last_event_id", this.lastEventId);
     const query = params.toString() ? `?${params}` : "";
     // The token goes as a subprotocol, never in the URL (proxies log URLs); the server

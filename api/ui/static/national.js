@@ -550,7 +550,7 @@ function renderAll() {
 }
 
 async function main() {
-  const current = requireSession(["national", "department", "operator"], alertBox);
+  const current = await requireSession(["national", "department", "operator"], alertBox);
   if (!current) return;
   for (const input of document.querySelectorAll("#mode-carte input")) {
     input.addEventListener("change", () => {
