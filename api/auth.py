@@ -449,15 +449,22 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def current_principal(request: Request, settings: AppSettings) -> Principal:
+    """The request's principal, authenticated once per request: the per-subject guard
+    (``api.throttle``) and the route's own dependency share it through ``request.state``."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
     token = bearer_token(request)
     if token is None:
         raise Unauthorized(
             "Authentification requise (Authorization: Bearer …).",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return await authenticate(
+    principal = await authenticate(
         token, settings, request.app.state.directory, request.headers.get(HABILITATION_HEADER)
     )
+    request.state.principal = principal
+    return principal
 
 
 def require(*permissions: str):  # type: ignore[no-untyped-def]
