@@ -118,12 +118,13 @@ async def test_the_national_feed_counts_carers_without_naming_them(client, pool)
     """A carer's declaration reaches the national feed as its authority's counts — places
     and carers by status that moved — never the carer's id, commune or status (#14)."""
     carer_id = await make_carer(pool, capacity=3)
-    headers = bearer("carer", carer_id=str(carer_id))
+    carer = bearer("carer", carer_id=str(carer_id))
+    authority = bearer("department", authority=AUTHORITY)  # suspension is the authority's
     bodies = [
-        {"available_places": 2, "status": "active"},
-        {"available_places": 0, "status": "suspended", "until": "2099-01-01"},
+        (carer, {"available_places": 2, "status": "active"}),
+        (authority, {"available_places": 0, "status": "suspended", "until": "2099-01-01"}),
     ]
-    for body in bodies:
+    for headers, body in bodies:
         r = await client.put(
             f"/v1/foster-carers/{carer_id}/availability", headers=headers, json=body
         )
@@ -151,3 +152,36 @@ async def test_the_national_feed_counts_carers_without_naming_them(client, pool)
         },
     ]
     assert rows[1]["data"]["id"] == str(carer_id) and rows[1]["data"]["commune"]
+
+
+async def test_a_carer_neither_suspends_nor_reinstates_themself(client, pool):
+    """Suspension is a decision of the authority that issued the agrément (CASF L421-6): the
+    carer's own token cannot suspend, cannot lift a suspension, and declares nothing while
+    suspended — 403 naming ``status``, nothing written; the authority can (issue #15)."""
+    carer_id = await make_carer(pool, capacity=2)
+    url = f"/v1/foster-carers/{carer_id}/availability"
+    carer = bearer("carer", carer_id=str(carer_id))
+    authority = bearer("department", authority=AUTHORITY)
+
+    async def version() -> int:
+        return await pool.fetchval("SELECT version FROM foster_carers WHERE id = $1", carer_id)
+
+    r = await client.put(url, headers=carer, json={"available_places": 0, "status": "suspended"})
+    assert r.status_code == 403 and r.json()["errors"][0]["field"] == "status", r.text
+    r = await client.put(url, headers=carer, json={"available_places": 1, "status": "leave"})
+    assert r.status_code == 200, r.text  # leave is the carer's own
+    suspension = {"available_places": 0, "status": "suspended", "until": "2099-01-01"}
+    r = await client.put(url, headers=authority, json=suspension)
+    assert r.status_code == 200, r.text
+    before = await version()
+    for body in (
+        {"available_places": 1, "status": "active"},  # the reported self-reinstatement
+        {"available_places": 0, "status": "leave"},
+        {"available_places": 0, "status": "suspended"},
+    ):
+        r = await client.put(url, headers=carer, json=body)
+        assert r.status_code == 403, r.text
+        assert r.json()["errors"][0]["field"] == "status"
+    assert await version() == before
+    r = await client.put(url, headers=authority, json={"available_places": 1, "status": "active"})
+    assert r.status_code == 200, r.text

@@ -36,7 +36,7 @@ from loadtests.harness import RedisServer, ServiceProcess
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, horizontal_overflow
 from tests.support.database import create_fixture_database
 from tests.support.env import ADMIN_DSN, TEST_DB
-from tests.support.factories import idem, make_structure
+from tests.support.factories import idem, make_carer, make_structure
 
 # The first test also starts the module's servers (up to 90 s each on a busy machine).
 pytestmark = [
@@ -199,6 +199,33 @@ async def test_sign_in_then_declare_with_plus_and_minus(
     assert width <= 390, width
     assert await axe_violations(page) == []
     await shot(tab, "declarer")
+    tab.check()
+
+
+async def test_a_carer_sees_the_suspension_and_cannot_lift_it(
+    server: str, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    """A carer offers only their own statuses (available, on leave); once the authority has
+    suspended the agrément, the page says so, read-only, and offers no form (#15's first
+    rule: suspension is the issuing authority's decision)."""
+    carer_id = await make_carer(pool)
+    token = issue_token("carer", carer_id=str(carer_id))
+    tab = await open_tab(browser, server, "/ui/declarer", token, width=320)
+    page = tab.page
+    await expect(page.get_by_role("radio", name="En congé")).to_have_count(1)
+    await expect(page.get_by_role("radio", name=re.compile("Suspendu"))).to_have_count(0)
+    authority = issue_token("department", authority=AUTHORITY)
+    async with api(server, authority) as client:
+        r = await client.put(
+            f"/v1/foster-carers/{carer_id}/availability",
+            json={"available_places": 0, "status": "suspended", "until": "2099-01-01"},
+        )
+        assert r.status_code == 200, r.text
+    await page.reload()
+    await expect(page.locator("#declarant")).to_contain_text("Votre agrément est suspendu")
+    await expect(page.get_by_role("button", name="Envoyer la déclaration")).to_have_count(0)
+    assert await horizontal_overflow(page) == 0
+    assert await axe_violations(page) == []
     tab.check()
 
 

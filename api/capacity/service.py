@@ -173,6 +173,20 @@ def check_may_declare_carer(principal: Principal, carer: asyncpg.Record) -> None
     )
 
 
+def check_carer_may_set_status(principal: Principal, current: str, wanted: str) -> None:
+    """Suspension is a decision of the authority that issued the agrément (CASF L421-6), never
+    of the carer: a carer can neither suspend nor reinstate themself, and declares nothing
+    while suspended (#15; the agrément's own states come with that issue)."""
+    if principal.role != "carer" or "suspended" not in (current, wanted):
+        return
+    message = (
+        "votre agrément est suspendu : seule l'autorité qui l'a délivré peut lever la suspension"
+        if current == "suspended"
+        else "la suspension est une décision de l'autorité qui a délivré l'agrément"
+    )
+    raise Forbidden(f"status : {message}.", errors=[{"field": "status", "message": message}])
+
+
 def check_carer_body(body: AvailabilityIn, agrement_capacity: int, taken: int = 0) -> None:
     """``taken``: places held or occupied through Places (holds ``held`` or ``admitted``):
     a carer cannot declare them free again without the workflow releasing them."""
@@ -206,6 +220,7 @@ async def declare_carer(
         if carer is None:
             raise NotFound(f"Assistant familial {carer_id} inconnu.")
         check_may_declare_carer(principal, carer)
+        check_carer_may_set_status(principal, carer["status"], body.status)
         replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
         if replay is not None:
             return replay

@@ -330,10 +330,28 @@ function renderCarer(data) {
   };
   const places = stepper("af-places", "Places disponibles", carer.available_places, { big: true, max: carer.agrement_capacity, onChange: update });
   places.dataset.compteur = "available_places";
+  // Suspension is the issuing authority's decision (CASF L421-6): a carer sees it, read-only,
+  // and neither suspends nor reinstates themself (the API refuses it too).
+  const byCarer = session()?.role === "carer";
+  if (byCarer && carer.status === "suspended") {
+    root.replaceChildren(
+      el(
+        "section",
+        { class: "carte-unite", "aria-labelledby": "titre-af" },
+        el("h2", { id: "titre-af" }, "Mes disponibilités d'assistant familial"),
+        el(
+          "div",
+          { class: "alerte", role: "status" },
+          el("p", {}, `Votre agrément est suspendu${carer.status_until ? ` jusqu'au ${fmt.date(carer.status_until)}` : ""} par l'autorité qui l'a délivré. Vous ne pouvez pas déclarer de place pendant la suspension ; adressez-vous à son service d'agrément.`),
+        ),
+      ),
+    );
+    return;
+  }
   const statuses = [
     ["active", "Disponible pour accueillir"],
     ["leave", "En congé"],
-    ["suspended", "Suspendu(e)"],
+    ...(byCarer ? [] : [["suspended", "Suspendu(e) par l'autorité"]]),
   ];
   const until = el("input", { id: "af-jusqu", type: "date", value: carer.status_until || "" });
   const untilBox = el("div", { class: "champ" }, el("label", { for: "af-jusqu" }, "Jusqu'au (congé ou suspension)"), until);
