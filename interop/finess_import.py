@@ -575,7 +575,10 @@ WITH input AS (
 SELECT id, finess, inserted FROM merged
 """
 
-# One default unit for a structure that has none; a default unit follows its category.
+# One default unit for a structure that has none; a default unit follows its category. A
+# category without one (236, staged with a NULL unit name) gets none, and a structure
+# recategorised to it loses its default unit unless it was declared on or held (as when the
+# establishment describes its own units, api/registry/service.py).
 _DEFAULT_UNITS = """
 WITH target AS (
     SELECT s.id, st.unit_name, st.age_min, st.age_max, st.sexes, st.care_modes
@@ -586,24 +589,44 @@ WITH target AS (
                        disability_profiles, installed, is_default)
     SELECT t.id, t.unit_name, t.age_min, t.age_max, t.sexes, t.care_modes, '{}', 0, true
       FROM target t
-     WHERE NOT EXISTS (SELECT 1 FROM units u WHERE u.structure_id = t.id)
+     WHERE t.unit_name IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM units u WHERE u.structure_id = t.id)
     RETURNING 1
 ), refreshed AS (
     UPDATE units u
        SET name = t.unit_name, age_min = t.age_min, age_max = t.age_max,
            sexes = t.sexes, care_modes = t.care_modes
       FROM target t
-     WHERE u.structure_id = t.id AND u.is_default
+     WHERE u.structure_id = t.id AND u.is_default AND t.unit_name IS NOT NULL
        AND (u.name, u.age_min, u.age_max, u.sexes, u.care_modes)
            IS DISTINCT FROM (t.unit_name, t.age_min, t.age_max, t.sexes, t.care_modes)
     RETURNING 1
+), retired AS (
+    DELETE FROM units u
+     USING target t
+     WHERE u.structure_id = t.id AND u.is_default AND t.unit_name IS NULL
+       AND NOT EXISTS (SELECT 1 FROM capacity_snapshots cs WHERE cs.unit_id = u.id)
+       AND NOT EXISTS (SELECT 1 FROM capacity_declarations cd WHERE cd.unit_id = u.id)
+       AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.unit_id = u.id)
+    RETURNING 1
 )
-SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM refreshed) AS refreshed
+SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM refreshed) AS refreshed,
+       (SELECT count(*) FROM retired) AS retired
 """
 
 
 def _record(row: StructureRow) -> tuple[Any, ...]:
-    unit = DEFAULT_UNITS[row.category]
+    unit = DEFAULT_UNITS.get(row.category)
+    if unit is None:  # a placement service (236): no unit, its places are its carers'
+        unit_fields: tuple[Any, ...] = (None, None, None, None, None)
+    else:
+        unit_fields = (
+            unit.name,
+            unit.age_min,
+            unit.age_max,
+            list(unit.sexes),
+            list(unit.care_modes),
+        )
     return (
         row.finess,
         row.finess_ej,
@@ -616,11 +639,7 @@ def _record(row: StructureRow) -> tuple[Any, ...]:
         row.tarif_authority,
         row.lat,
         row.lon,
-        unit.name,
-        unit.age_min,
-        unit.age_max,
-        list(unit.sexes),
-        list(unit.care_modes),
+        *unit_fields,
     )
 
 

@@ -2,12 +2,13 @@
 
 The FINESS extract says what an establishment *is* (its category) but not how it is
 organised: no units, no ages, no capacity. Without a unit an establishment could never
-declare a place, so the import gives it one unit describing what its category usually
-accepts, with 0 installed places and no capacity snapshot (so it is never proposed by a
-search until it declares). It stays until the establishment describes its own units
-through the API: the import creates it only for a structure that has no unit at all, and
-keeps it in step with the category (a later extract may recategorise the establishment)
-without ever touching its declared capacity.
+declare a place, so the import gives it (unless it is a placement service, below) one
+unit describing what its category usually accepts, with 0 installed places and no
+capacity snapshot (so it is never proposed by a search until it declares). It stays
+until the establishment describes its own units through the API: the import creates it
+only for a structure that has no unit at all, and keeps it in step with the category (a
+later extract may recategorise the establishment) without ever touching its declared
+capacity.
 
 | category | default unit | ages | care modes |
 | --- | --- | --- | --- |
@@ -16,11 +17,17 @@ without ever touching its declared capacity.
 | 175 foyer de l'enfance | Accueil d'urgence | 0–18 | urgence |
 | 176 village d'enfants | Maisons (fratries) | 0–18 | durable |
 | 177 MECS | Hébergement | 6–18 | durable |
-| 236 placement familial | Placement familial | 0–18 | durable |
+| 236 placement familial | *none* (its places are its carers') | | |
 | 238 accueil familial spécialisé | Accueil familial spécialisé | 0–18 | durable |
 | 241 établissement de placement PJJ | Hébergement éducatif | 13–18 | durable |
 | 378 expérimental | Dispositif expérimental | 12–21 | durable |
 | 462 lieu de vie et d'accueil | Lieu de vie | 6–18 | durable |
+
+A service de placement familial (236) gets no default unit: it places children with the
+assistants familiaux it employs, so its capacity is the sum of its carers' agréments, never
+collective places at its office (a unit there would count them twice and be proposed by a
+search at the office's address). A structure recategorised to 236 loses its default unit
+unless it was declared on.
 
 Both sexes everywhere (the extract does not say), no disability profile (a profile is a
 promise the establishment makes itself).
@@ -31,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.codes import PDE_CATEGORIES
+from matching.vocabulary import PLACEMENT_SERVICE_CATEGORY
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +58,15 @@ DEFAULT_UNITS: dict[str, DefaultUnit] = {
     "175": DefaultUnit("Accueil d'urgence", 0, 18, ("urgence",)),
     "176": DefaultUnit("Maisons (fratries)", 0, 18, ("durable",)),
     "177": DefaultUnit("Hébergement", 6, 18, ("durable",)),
-    "236": DefaultUnit("Placement familial", 0, 18, ("durable",)),
     "238": DefaultUnit("Accueil familial spécialisé", 0, 18, ("durable",)),
     "241": DefaultUnit("Hébergement éducatif", 13, 18, ("durable",)),
     "378": DefaultUnit("Dispositif expérimental", 12, 21, ("durable",)),
     "462": DefaultUnit("Lieu de vie", 6, 18, ("durable",)),
 }
 
-assert set(DEFAULT_UNITS) == set(PDE_CATEGORIES), "one default unit per PDE category"
+#: Categories whose establishments get no default unit (see the module docstring).
+NO_DEFAULT_UNIT: frozenset[str] = frozenset({PLACEMENT_SERVICE_CATEGORY})
+
+assert set(DEFAULT_UNITS) == set(PDE_CATEGORIES) - NO_DEFAULT_UNIT, (
+    "one default unit per PDE category but those of NO_DEFAULT_UNIT"
+)

@@ -149,6 +149,11 @@ FINESS_CATEGORY_LABELS: Final = MappingProxyType(
     }
 )
 
+#: The service de placement familial employs assistants familiaux: its places are its
+#: carers' homes, so it has no unit (no collective place at its office) and its capacity is
+#: the sum of its carers' (the synthetic dataset and the FINESS import give it no unit).
+PLACEMENT_SERVICE_CATEGORY: Final = "236"
+
 #: Categories dedicated to children under 3 (pouponnière, centre parents-enfants).
 INFANT_CATEGORIES: Final = frozenset({"172", "166"})
 

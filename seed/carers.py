@@ -2,7 +2,8 @@
 
 About ``NATIONAL_CARERS`` carers at scale 1, spread like the population (a home is the
 centre of its commune moved by up to ``CARER_JITTER_KM``), with their agrément, ages, care
-modes, status and current free places. ``seed.national`` calls ``generate_carers`` with its
+modes, status, current free places and employer (their department, or one of its placement
+services: ``employer_text``). ``seed.national`` calls ``generate_carers`` with its
 carers stream, independent of the structures' one.
 """
 
@@ -42,17 +43,33 @@ _CARER_AGES: tuple[tuple[float, tuple[int, int]], ...] = (
 )
 
 
+def employer_text(name: str, finess: str) -> str:
+    """A placement service's carers' ``employer``: its name and FINESS number, the same text
+    for all of them, so that its capacity (the sum of its carers') can be read back.
+
+    The employer is still free text (issue #15 makes it a reference to the department or
+    the structure); the FINESS number at the end is what links a carer to its service.
+    """
+    return f"{name} (FINESS {finess})"
+
+
 def generate_carers(
     rng: random.Random,
     departments: list[Department],
     scale: float,
     free_rates: dict[str, float],
-    associations: dict[str, list[tuple[str, str]]],
     now: datetime,
     out: Generated,
     advance: Advance,
 ) -> None:
-    """Assistants familiaux, spread like the population (home = commune + ≤ 3 km)."""
+    """Assistants familiaux, spread like the population (home = commune + ≤ 3 km).
+
+    About 78 % are employed by their department (``employer`` = ``CD <department>``), the
+    others by one of the department's placement services (FINESS 236) drawn by
+    ``seed.structures`` before (``out.placement_services``); in a department without one,
+    every carer is the department's. A placement service's capacity is the sum of its
+    carers': it has no unit of its own.
+    """
     minimum = max(1, math.floor(20 * scale))
     noise = [rng.lognormvariate(0, 0.3) for _ in departments]
     weights = [d.population * n for d, n in zip(departments, noise, strict=True)]
@@ -102,10 +119,15 @@ def generate_carers(
                 out.dept_available[dept.code] += available
             else:
                 available = 0
-            if rng.random() < 0.78:
+            services = out.placement_services.get(dept.code)
+            if rng.random() < 0.78 or not services:
                 employer = f"CD {dept.code}"
             else:
-                employer = "SAF " + rng.choice(associations[dept.code])[0]
+                _, name, finess = rng.choice(services)
+                employer = employer_text(name, finess)
+                out.service_carers += 1
+                if status == "active":
+                    out.service_carer_places += capacity
             age = declared_offset(rng)
             out.note_age(age)
             carer_id = draw_uuid(rng)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections import Counter
+import uuid
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -95,6 +96,14 @@ class Generated:
     very_stale: int = 0
     dept_installed: Counter[str] = field(default_factory=Counter)
     dept_available: Counter[str] = field(default_factory=Counter)
+    #: Per department, the placement services (FINESS 236) drawn: (id, name, FINESS); the
+    #: carers they employ name them in ``employer`` (``seed.carers.employer_text``).
+    placement_services: defaultdict[str, list[tuple[uuid.UUID, str, str]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    #: Carers employed by a placement service, and the agrément places of the active ones.
+    service_carers: int = 0
+    service_carer_places: int = 0
 
     def note_age(self, age: timedelta) -> None:
         """Count a declaration of this age in the stale figures of the summary."""

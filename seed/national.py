@@ -20,7 +20,8 @@ unless ``replace=True``, which truncates the offer tables first.
 
 Where things are: this module reads the referential, runs the generators, loads and
 reports; ``seed.structures`` draws the establishments, their units (from the table of
-``seed.unit_rules``) and capacity; ``seed.carers`` the assistants familiaux; ``seed.draws``
+``seed.unit_rules``) and capacity — none for a service de placement familial (236), whose
+places are its carers'; ``seed.carers`` the assistants familiaux and their employer; ``seed.draws``
 holds the drawing helpers both use and ``seed.dataset`` the rows being built.
 
 Run it on its own with ``python -m seed.national --dsn … --seed N --replace``.
@@ -90,6 +91,10 @@ class Summary:
     very_stale_declarations: int
     highest_tension: list[tuple[str, str, float]]
     lowest_tension: list[tuple[str, str, float]]
+    #: Carers employed by a placement service (FINESS 236), and the agrément places of the
+    #: active ones: that is the services' whole capacity (they have no unit).
+    service_carers: int = 0
+    service_carer_places: int = 0
     elapsed_seconds: float = 0.0
 
     @property
@@ -140,6 +145,8 @@ class Summary:
         table.add_row("dont actifs", f"{self.carers_active:,}")
         table.add_row("places agréées (actifs)", f"{self.carer_places:,}")
         table.add_row("places disponibles (AF)", f"{self.carer_places_available:,}")
+        table.add_row("AF employés par un service de placement (236)", f"{self.service_carers:,}")
+        table.add_row("places agréées de ces AF (actifs)", f"{self.service_carer_places:,}")
         table.add_row(
             "taux d'occupation (AF)", f"{self.carer_occupancy_rate:.1%}", end_section=True
         )
@@ -409,9 +416,8 @@ async def seed_national(
                 data,
                 advance,
             )
-            generate_carers(
-                rng_carers, departments, scale, free_rates, associations, now, data, advance
-            )
+            # After the structures: carers name their placement service as employer.
+            generate_carers(rng_carers, departments, scale, free_rates, now, data, advance)
             await _load(conn, data, advance)
 
     names = {d.code: d.name for d in departments}
@@ -447,6 +453,8 @@ async def seed_national(
         very_stale_declarations=data.very_stale,
         highest_tension=[(code, names[code], rate) for rate, code in rates[:5]],
         lowest_tension=[(code, names[code], rate) for rate, code in reversed(rates[-5:])],
+        service_carers=data.service_carers,
+        service_carer_places=data.service_carer_places,
         elapsed_seconds=time.perf_counter() - started,
     )
 

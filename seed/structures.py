@@ -28,7 +28,7 @@ from seed.draws import (
     draw_uuid,
     jitter,
 )
-from seed.unit_rules import LAST, UNIT_KINDS, UNIT_MIXES, UnitKind, UnitMix
+from seed.unit_rules import LAST, NO_UNITS, UNIT_KINDS, UNIT_MIXES, UnitKind, UnitMix
 
 #: Maximal distance between a structure and the centre of its commune.
 STRUCTURE_JITTER_KM = 1.98
@@ -58,6 +58,7 @@ CATEGORIES: tuple[CategoryPlan, ...] = (
     CategoryPlan("462", "Lieu de vie et d'accueil", 700, 1, commune_exponent=0.5),
     CategoryPlan("175", "Foyer de l'enfance", 115, 1, minimum_fixed=True),
     CategoryPlan("166", "Centre parental", 90, 0),
+    # Its places are its carers' (``seed.carers``): no unit, see ``seed.unit_rules.NO_UNITS``.
     CategoryPlan("236", "Service de placement familial", 80, 0),
     CategoryPlan("172", "Pouponnière", 60, 0),
     CategoryPlan("176", "Village d'enfants", 60, 0, commune_exponent=0.8),
@@ -67,7 +68,8 @@ CATEGORIES: tuple[CategoryPlan, ...] = (
 )
 
 
-# Occupancy is a little lower or higher by category (foyers are the most saturated).
+# Occupancy is a little lower or higher by category (foyers are the most saturated); none
+# for 236, whose places are its carers'.
 CATEGORY_FREE_FACTOR: dict[str, float] = {
     "175": 0.6,
     "172": 0.9,
@@ -75,7 +77,6 @@ CATEGORY_FREE_FACTOR: dict[str, float] = {
     "177": 1.0,
     "462": 1.1,
     "176": 0.9,
-    "236": 1.2,
     "238": 1.0,
     "241": 1.3,
     "378": 1.2,
@@ -249,7 +250,14 @@ def _unit(
 
 
 def units_for(rng: random.Random, category: str) -> list[UnitSpec]:
-    """The units of one structure, from its category's rows in ``seed.unit_rules``."""
+    """The units of one structure, from its category's rows in ``seed.unit_rules``.
+
+    None, and nothing drawn, for a category of ``NO_UNITS``: a service de placement
+    familial's places are those of the carers it employs (``seed.carers``), so units at its
+    office would count them twice and propose places where no child lives.
+    """
+    if category in NO_UNITS:
+        return []
     unit_names = rng.sample(_UNIT_NAMES, 6)
     mix = UNIT_MIXES[category]
     return [
@@ -398,12 +406,14 @@ def generate_structures(
                 else:
                     ej = rng.choice(associations[dept.code])[1]
                 structure_id = draw_uuid(rng)
+                finess = _finess(dept.code, serials.next(dept.code))
+                name = _unique_name(rng, plan.code, dept, commune, k == 0, names)
                 out.structures.append(
                     (
                         structure_id,
-                        _finess(dept.code, serials.next(dept.code)),
+                        finess,
                         ej,
-                        _unique_name(rng, plan.code, dept, commune, k == 0, names),
+                        name,
                         plan.code,
                         dept.code,
                         commune.insee,
@@ -414,6 +424,8 @@ def generate_structures(
                     )
                 )
                 out.by_category[plan.code] += 1
+                if plan.code in NO_UNITS:
+                    out.placement_services[dept.code].append((structure_id, name, finess))
                 _add_units(rng, plan.code, dept.code, structure_id, free_rates, now, out)
                 advance("structures")
 

@@ -2,8 +2,10 @@
 
 Two tables. ``UNIT_KINDS``: each kind of unit, what it accepts (ages, sexes, care modes,
 disability profiles) and how many places it installs. ``UNIT_MIXES``: for each FINESS
-category, how many units an establishment has and of which kinds. ``seed.national`` draws
-from these rows with its seeded stream; this module only describes, it never draws.
+category, how many units an establishment has and of which kinds; none at all for the
+categories of ``NO_UNITS`` (a service de placement familial's places are its carers').
+``seed.national`` draws from these rows with its seeded stream; this module only
+describes, it never draws.
 
 How a row is read: a field with several options is drawn (``ages`` uniformly, weighted
 pairs ``(value, weight)`` with ``Random.choices``), a field with one option is taken as is
@@ -21,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Final, Literal
+
+from matching.vocabulary import PLACEMENT_SERVICE_CATEGORY
 
 Step = Literal["name", "ages", "sexes", "modes", "profiles", "places"]
 Ages = tuple[int, int]
@@ -225,16 +229,6 @@ UNIT_KINDS: Final[dict[str, UnitKind]] = {
         extra_modes=(("urgence", 0.3),),
         profiles=0.05,
     ),
-    # 236 service de placement familial: places with its carers.
-    "placement familial": UnitKind(
-        name="Placement familial {name}",
-        ages=((0, 18), (0, 21), (3, 18)),
-        places=(10, 30),
-        modes=_DURABLE,
-        extra_modes=(("sequentiel", 0.4), ("urgence", 0.15)),
-        profiles=0.13,
-        jeune_majeur_to_21=True,
-    ),
     # 238 centre d'accueil familial spécialisé: always with a disability profile.
     "accueil spécialisé": UnitKind(
         name="Accueil spécialisé {name}",
@@ -271,6 +265,11 @@ UNIT_KINDS: Final[dict[str, UnitKind]] = {
 
 _ONE_TO_THREE = ((1, 50), (2, 35), (3, 15))
 
+#: Categories whose establishments have no unit at all: a service de placement familial
+#: (236) places children with the assistants familiaux it employs, so its capacity is their
+#: agréments, drawn by ``seed.carers``, never collective places at its office.
+NO_UNITS: Final[frozenset[str]] = frozenset({PLACEMENT_SERVICE_CATEGORY})
+
 UNIT_MIXES: Final[dict[str, UnitMix]] = {
     "462": UnitMix(kinds=(("lieu de vie", 1),)),
     "177": UnitMix(
@@ -292,7 +291,6 @@ UNIT_MIXES: Final[dict[str, UnitMix]] = {
     "166": UnitMix(
         counts=_ONE_TO_THREE, kinds=(("parent-enfant", 1),), first_name="Accueil mère-enfant"
     ),
-    "236": UnitMix(counts=_ONE_TO_THREE, kinds=(("placement familial", 1),)),
     "238": UnitMix(counts=((1, 60), (2, 40)), kinds=(("accueil spécialisé", 1),)),
     "241": UnitMix(counts=((1, 40), (2, 40), (3, 20)), kinds=(("unité éducative", 1),)),
     "378": UnitMix(counts=_ONE_TO_THREE, kinds=(("dispositif", 1),)),

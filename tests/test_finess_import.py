@@ -25,7 +25,7 @@ from interop.finess_import import (
     read_extract,
     split_fields,
 )
-from interop.finess_units import DEFAULT_UNITS
+from interop.finess_units import DEFAULT_UNITS, NO_DEFAULT_UNIT
 from tests.support.database import create_fixture_database
 from tests.support.env import ADMIN_DSN
 
@@ -97,6 +97,12 @@ MECS_SAINT_BARTHELEMY = (
     "97133 ST BARTHELEMY;;;177;Maison d'Enfants à Caractère Social;4403;"
     "Etablissements de l'Aide Sociale à l'Enfance;;;08;Président;;;2000-01-01;2000-01-01;"
     "2024-01-01;"
+)
+PLACEMENT_LYON = (
+    "structureet;690000054;690000021;SPF LES TILLEULS;SERVICE DE PLACEMENT FAMILIAL LES TILLEULS;"
+    ";;12;R;DES TILLEULS;;;123;69;RHONE;69003 LYON;0478000001;;236;"
+    "Service de Placement Familial;4403;Etablissements de l'Aide Sociale à l'Enfance;"
+    ";;08;Président du Conseil Départemental;;;1990-01-01;1990-01-01;2024-05-02;"
 )
 BAD_KEY = MECS_LYON.replace("690000013", "690000014").replace("LES TILLEULS", "LES CEDRES")
 TOO_FEW_FIELDS = "structureet;690000047;690000021;MECS SANS FIN;;;"
@@ -482,3 +488,70 @@ def test_read_extract_is_pure():
     assert [(r.finess, r.lat is not None) for r in rows] == [("690000013", True)]
     rows, report = read_extract(extract([HEADER, MECS_LYON]), {"69"}, {})
     assert rows == [] and "commune INSEE '69123' inconnue" in report.rejected[0].reason
+
+
+@pytest.mark.pure
+def test_every_category_but_placement_services_has_a_default_unit():
+    assert NO_DEFAULT_UNIT == {"236"} and "236" not in DEFAULT_UNITS
+
+
+@pytest.mark.database
+async def test_placement_service_gets_no_default_unit(conn):
+    """A service de placement familial (236) places children with its carers: imported, it
+    gets no unit (its capacity is its carers'), so nothing can be proposed at its office; a
+    second run still adds none, and its event says 0 units."""
+    data = extract([HEADER, PLACEMENT_LYON])
+    report = await import_extract(conn, data)
+    assert (report.imported, report.default_units, report.rejected) == (1, 0, [])
+    assert (await structures(conn))["690000054"]["category"] == "236"
+    assert await conn.fetchval("SELECT count(*) FROM units") == 0
+    event = await conn.fetchrow("SELECT type, data FROM outbox_events")
+    assert event["type"] == "structure.created" and event["data"]["units"] == 0
+    again = await import_extract(conn, data)
+    assert (again.unchanged, again.default_units) == (1, 0)
+    assert await conn.fetchval("SELECT count(*) FROM units") == 0
+
+
+@pytest.mark.database
+async def test_recategorised_to_placement_service_loses_its_undeclared_default_unit(conn):
+    """An establishment a later extract turns into a placement service loses its default
+    unit (it would stand for places at the office); one that was declared on has become a
+    real unit and stays (its capacity is the establishment's word, never the import's)."""
+    await import_extract(conn, extract([HEADER, MECS_LYON, FOYER_VILLEURBANNE]))
+    declared = await conn.fetchval(
+        "SELECT u.id FROM units u JOIN structures s ON s.id = u.structure_id"
+        " WHERE s.finess = '690000039'"
+    )
+    await conn.execute(
+        """
+        INSERT INTO capacity_snapshots (unit_id, temporality, version, declared_at, declared_by,
+               source, installed, occupied, reserved, closed, available, additional,
+               available_gender, location)
+        SELECT $1, 'current', 1, now(), 'structure:x', 'api', 0, 0, 0, 0, 0, 0, 'any', location
+          FROM structures WHERE finess = '690000039'
+        """,
+        declared,
+    )
+    report = await import_extract(
+        conn,
+        extract(
+            [
+                HEADER,
+                MECS_LYON.replace(";177;", ";236;"),
+                FOYER_VILLEURBANNE.replace(";175;", ";236;"),
+            ]
+        ),
+    )
+    assert (report.updated, report.default_units) == (2, 0)
+    units = await conn.fetch(
+        "SELECT s.finess, u.id, u.name FROM units u JOIN structures s ON s.id = u.structure_id"
+    )
+    assert [(u["finess"], u["id"]) for u in units] == [("690000039", declared)]
+    assert units[0]["name"] == DEFAULT_UNITS["175"].name  # left as declared, not refreshed
+    events = await conn.fetch(
+        "SELECT data FROM outbox_events WHERE type = 'structure.updated' ORDER BY id"
+    )
+    assert sorted((e["data"]["finess"], e["data"]["units"]) for e in events) == [
+        ("690000013", 0),
+        ("690000039", 1),
+    ]

@@ -281,3 +281,46 @@ async def test_data_respects_the_domain_invariants(
     assert await conn.fetchval(
         "SELECT bool_and(agrement_department = department) FROM foster_carers"
     )
+
+
+async def test_placement_services_are_counted_once_through_their_carers(
+    seeded: tuple[asyncpg.Connection, Summary],
+) -> None:
+    """A service de placement familial (236) has no unit, so no snapshot and nothing a
+    search could propose at its office: its capacity is its carers', each of whom names it
+    (name and FINESS) as employer. The totals count those places once, as carers' places."""
+    conn, summary = seeded
+    assert summary.structures_by_category["236"] > 0
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM units u JOIN structures s ON s.id = u.structure_id"
+        " WHERE s.category = '236'"
+    )
+    # Every carer is employed by its department or by a placement service of its department.
+    unlinked = await conn.fetch(
+        "SELECT f.employer FROM foster_carers f WHERE f.employer <> 'CD ' || f.department"
+        " AND NOT EXISTS (SELECT 1 FROM structures s WHERE s.category = '236'"
+        "   AND s.department = f.department"
+        "   AND f.employer = s.name || ' (FINESS ' || s.finess || ')')"
+    )
+    assert unlinked == []
+    by_service = await conn.fetchrow(
+        "SELECT count(*) AS carers,"
+        " coalesce(sum(f.agrement_capacity) FILTER (WHERE f.status = 'active'), 0) AS places"
+        " FROM foster_carers f JOIN structures s ON s.category = '236'"
+        "  AND f.employer = s.name || ' (FINESS ' || s.finess || ')'"
+    )
+    assert by_service is not None
+    assert 0 < by_service["carers"] == summary.service_carers < summary.carers
+    assert by_service["places"] == summary.service_carer_places > 0
+    # National totals: units' places (no 236 among them) plus active carers' agréments.
+    totals = await conn.fetchrow(
+        "SELECT (SELECT sum(cs.installed) FROM capacity_snapshots cs"
+        "        WHERE cs.temporality = 'current') AS units,"
+        "       (SELECT sum(agrement_capacity) FROM foster_carers"
+        "        WHERE status = 'active') AS carers"
+    )
+    assert totals is not None
+    assert (totals["units"], totals["carers"]) == (
+        summary.places_installed,
+        summary.carer_places,
+    )

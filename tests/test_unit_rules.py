@@ -12,7 +12,7 @@ import pytest
 
 from api.codes import CARE_MODES, PDE_CATEGORIES
 from seed.structures import CATEGORIES, units_for
-from seed.unit_rules import DRAW_ORDER, UNIT_KINDS, UNIT_MIXES, UnitMix
+from seed.unit_rules import DRAW_ORDER, NO_UNITS, UNIT_KINDS, UNIT_MIXES, UnitMix
 
 pytestmark = pytest.mark.pure
 
@@ -28,7 +28,10 @@ def _referenced(mix: UnitMix) -> set[str]:
 
 
 def test_every_category_has_a_mix_of_known_kinds() -> None:
-    assert set(UNIT_MIXES) == {plan.code for plan in CATEGORIES} <= set(PDE_CATEGORIES)
+    """Every category drawn has a mix, but the placement services (236): no unit at all."""
+    assert NO_UNITS == {"236"}
+    assert not set(UNIT_MIXES) & NO_UNITS
+    assert set(UNIT_MIXES) | NO_UNITS == {plan.code for plan in CATEGORIES} <= set(PDE_CATEGORIES)
     used: set[str] = set()
     for code, mix in UNIT_MIXES.items():
         assert bool(mix.kinds) != bool(mix.layout), code
@@ -60,3 +63,12 @@ def test_generated_units_follow_the_table() -> None:
                 assert unit.installed > 0
                 assert set(unit.care_modes) <= set(CARE_MODES)
                 assert unit.sexes in (("F",), ("M",), ("F", "M"))
+
+
+def test_a_placement_service_gets_no_unit_and_draws_nothing() -> None:
+    """A service de placement familial's places are its carers': no unit at its office, and
+    no draw either (the structures' stream is left as it was for the next structure)."""
+    rng = random.Random("236")
+    state = rng.getstate()
+    assert units_for(rng, "236") == []
+    assert rng.getstate() == state
