@@ -189,7 +189,9 @@ class Unit(SQLModel, table=True):
 
 
 class FosterCarer(SQLModel, table=True):
-    """An assistant familial. ``location`` is their home: it never leaves the database layer."""
+    """An assistant familial. ``location`` is their home: no search reads it, and it never
+    leaves the database layer; search places them at ``public_location`` (their commune's
+    point, trigger of migration 0010)."""
 
     __tablename__ = "foster_carers"
     __table_args__ = (
@@ -207,10 +209,11 @@ class FosterCarer(SQLModel, table=True):
             _subset("disability_profiles", DISABILITY_PROFILES), name="foster_carers_profiles"
         ),
         Index("foster_carers_location_gist", "location", postgresql_using="gist"),
-        # Search: nearest carers with a free place (about a tenth of them), KNN-ordered.
+        # Search: nearest carers with a free place (about a tenth of them), KNN-ordered from
+        # their public point (their commune's), never their home.
         Index(
-            "foster_carers_free_location_gist",
-            "location",
+            "foster_carers_free_public_location_gist",
+            "public_location",
             postgresql_using="gist",
             postgresql_where=text("status = 'active' AND available_places > 0"),
         ),
@@ -226,6 +229,9 @@ class FosterCarer(SQLModel, table=True):
     authority: str = Field(foreign_key="authorities.code")
     """The authority of the home's commune, which issues the agrément (trigger, 0007)."""
     location: Any = Field(sa_column=Column(_point(), nullable=False))
+    public_location: Any = Field(default=None, sa_column=Column(_point(), nullable=False))
+    """Where search places the carer: their commune's point, kept so by a trigger (0010);
+    reveals no more than the commune (docs/domain.md, "Privacy: carers' homes")."""
     agrement_capacity: int = Field(sa_column=Column(SmallInteger, nullable=False))
     age_min: int = Field(sa_column=Column(SmallInteger, nullable=False))
     age_max: int = Field(sa_column=Column(SmallInteger, nullable=False))

@@ -2,9 +2,9 @@
 
 The region is the regions of the authority's departments (one for each of the 100 today:
 20R is Corse, 6AE Grand Est, 69M and 69D Auvergne-Rhône-Alpes). One query per kind loads the
-region's free places (units' ``current`` snapshots with
-available places, active carers with free places — carers at their commune's centroid, their
-home never leaves the database). For each request, cheap vectorised filters (care mode,
+region's free places (units' ``current`` snapshots with available places, active carers
+with free places — carers at their public point, their commune's as in search, their home
+never read). For each request, cheap vectorised filters (care mode,
 age band, group size) and haversine distances keep the K nearest acceptable offers; then
 matching/ solves the assignment exactly and, on the same candidates, the greedy
 first-come-first-served plan. It writes nothing but an audit entry: it proposes.
@@ -49,9 +49,8 @@ CARERS_SQL = """
 SELECT c.id::text AS id, c.department, c.commune, c.age_min, c.age_max, c.care_modes,
        c.disability_profiles, c.available_places AS free_places,
        extract(epoch FROM now() - c.declared_at) / 86400.0 AS declared_age_days,
-       ST_Y(cm.location::geometry) AS lat, ST_X(cm.location::geometry) AS lon
+       ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon
   FROM foster_carers c
-  JOIN communes cm ON cm.insee = c.commune
   JOIN departments d ON d.code = c.department
  WHERE d.region_code = ANY($1::text[]) AND c.status = 'active' AND c.available_places > 0
  ORDER BY c.id

@@ -7,10 +7,15 @@ step), or nothing (national); rows come nearest first through the GiST KNN opera
 ``<->`` with a LIMIT, so a national step never scans the country. matching/ re-checks
 every hard constraint anyway.
 
-A carer's home is used here, inside the database, to filter and order; what leaves this
-module is the carer's commune and a distance rounded to the kilometre. So for a lieu de vie
-et d'accueil (``api.precision``: often the staff's home): its commune's point and the
-distance to it, rounded to the kilometre — what ranks it, too.
+A carer's home is never read here: every use of their position — radius filter, nearest
+first order, distance shown, the distance part of the score — works from their public point
+(``foster_carers.public_location``, their commune's point, migration 0010), and the distance
+is rounded to the kilometre in SQL, so that what ranks and what is shown carry no more than
+the commune the answer names (issue #15: bisecting search origins around the rounded
+distance to a home located it to the metre). The origin is rounded to 0.01° before any
+distance is computed (``round_origin``). For a lieu de vie et d'accueil (``api.precision``:
+often the staff's home): its commune's point and the distance to it, rounded to the
+kilometre — what ranks it, too.
 """
 
 import asyncio
@@ -87,7 +92,9 @@ WITH origin AS (
 ), nearest AS (
     SELECT c.id, c.department, c.commune, c.age_min, c.age_max, c.care_modes,
            c.disability_profiles, c.status, c.available_places, c.declared_at,
-           c.location <-> origin.g AS knn, ST_Distance(c.location, origin.g) AS metres
+           c.public_location <-> origin.g AS knn,
+           ST_Distance(c.public_location, origin.g) AS metres,
+           ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon
       FROM origin, foster_carers c
      WHERE c.status = 'active'
        AND c.available_places > 0  -- lets the planner use the partial index of free carers
@@ -96,17 +103,18 @@ WITH origin AS (
        AND c.age_min <= $4 AND c.age_max >= $5
        AND c.disability_profiles @> $6::text[]
        {geo}
-     ORDER BY c.location <-> origin.g  -- distance alone, so the GiST index yields the order
+     -- The public point, so the GiST index yields the order; carers of one commune share
+     -- it, so the id breaks ties (an incremental sort) and the LIMIT's cut is deterministic.
+     ORDER BY c.public_location <-> origin.g, c.id
      LIMIT $7
 )
--- The commune's point (what may leave this module) is joined on the LIMIT's rows only.
+-- The public point is the commune's: lat/lon and the distance, rounded to the kilometre.
 SELECT n.id::text AS id, n.department, n.commune, n.age_min, n.age_max, n.care_modes,
        n.disability_profiles, n.status, n.available_places AS free_places,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        round((n.metres / 1000.0)::numeric)::float8 AS distance_km,
-       ST_Y(cm.location::geometry) AS lat, ST_X(cm.location::geometry) AS lon
+       n.lat, n.lon
   FROM nearest n
-  JOIN communes cm ON cm.insee = n.commune
  ORDER BY n.knn, n.id
 """
 
@@ -125,7 +133,7 @@ def _sql(template: str, area: str, loc: str, dept: str, first_geo_param: int) ->
 QUERIES: dict[tuple[str, str], str] = {}
 for _area in Area:
     QUERIES[("unit", _area)] = _sql(UNITS_SQL, _area, "cs.location", "s.department", 11)
-    QUERIES[("carer", _area)] = _sql(CARERS_SQL, _area, "c.location", "c.department", 8)
+    QUERIES[("carer", _area)] = _sql(CARERS_SQL, _area, "c.public_location", "c.department", 8)
 
 
 def query_args(
@@ -228,13 +236,18 @@ async def fetch_offers(
 def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = None) -> Offer:
     """The one mapping from a candidate row to a matching ``Offer`` (search and assignment
     select the same columns); ``distance_km`` overrides the row's when computed elsewhere.
-    Carers accept either sex and carry no temporality (they declare "now" only)."""
+    Carers accept either sex and carry no temporality (they declare "now" only). A carer's
+    distance is whole kilometres to their public point, whoever computed it (search's SQL,
+    the optimiser's haversine): the score is computed from that, never from more."""
+    km = float(r["distance_km"] if distance_km is None else distance_km)
+    if kind == "carer":
+        km = float(round(km))
     common = {
         "kind": kind,
         "id": r["id"],
         "department": r["department"],
         "commune": r["commune"],
-        "distance_km": float(r["distance_km"] if distance_km is None else distance_km),
+        "distance_km": km,
         "free_places": r["free_places"],
         "age_min": r["age_min"],
         "age_max": r["age_max"],

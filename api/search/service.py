@@ -16,6 +16,7 @@ import asyncpg
 from api import changes
 from api.auth import Principal
 from api.errors import field_error
+from api.requests.schemas import ORIGIN_DECIMALS
 from api.search import repository
 from api.search.repository import Origin
 from api.search.schemas import SearchIn
@@ -38,11 +39,23 @@ def build_need(body: SearchIn, origin_department: str) -> Need:
     )
 
 
+def rounded_point(lat: float | None, lon: float | None) -> tuple[float | None, float | None]:
+    """A point origin rounded the way requests store theirs (``ORIGIN_DECIMALS``, 0.01°,
+    about a kilometre) before any distance is computed, for every kind of proposal: a
+    distance then moves only when the origin crosses a 0.01° step, never with the metre
+    steps of a bisection (issue #15). A commune origin is its commune's point already."""
+    if lat is None or lon is None:
+        return lat, lon
+    return round(lat, ORIGIN_DECIMALS), round(lon, ORIGIN_DECIMALS)
+
+
 async def resolve_origin(conn: asyncpg.Connection, body: SearchIn) -> Origin:
+    """The origin of a search: its commune's point, or the given point rounded to 0.01°."""
     o = body.origin
     if o.lat is not None and o.lon is not None and not in_france(o.lat, o.lon):
         raise field_error("origin", "coordonnées hors de France (métropole et outre-mer)")
-    origin = await repository.resolve_origin(conn, o.commune, o.lat, o.lon)
+    lat, lon = rounded_point(o.lat, o.lon)
+    origin = await repository.resolve_origin(conn, o.commune, lat, lon)
     if origin is None:
         raise field_error("origin.commune", f"commune INSEE {o.commune} inconnue")
     return origin
@@ -62,7 +75,9 @@ def proposal_out(p: Proposal, origin: Origin) -> dict[str, Any]:
         "department": o.department,
         "commune": o.commune,
         "outside_department": o.department != origin.department,
-        "distance_km": round(o.distance_km, 1),
+        # A carer's distance is to their commune's point and whole kilometres (SQL), as a
+        # lieu de vie's; say so with no decimal that could suggest more.
+        "distance_km": round(o.distance_km, 0 if o.kind == "carer" else 1),
         "free_places": o.free_places,
         "temporality": o.temporality,
         "declared_age_days": round(o.declared_age_days, 2),
@@ -109,8 +124,9 @@ async def _spare_connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connect
         await pool.release(conn, timeout=RELEASE_TIMEOUT)
 
 
-ORIGIN_AUDIT_DECIMALS = 2
-"""A point origin is audited rounded to 0.01° (about a kilometre), never as given."""
+ORIGIN_AUDIT_DECIMALS = ORIGIN_DECIMALS
+"""A point origin is audited rounded to 0.01° (about a kilometre), never as given (it is
+searched from rounded, too: ``rounded_point``)."""
 
 
 def audit_detail(body: SearchIn, origin: Origin, result: SearchResult) -> dict[str, Any]:
