@@ -58,7 +58,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api import changes, events
+from api import changes, events, precision
 from api.auth import Principal
 from api.codes import PDE_CATEGORIES
 from geo.bounds import BOXES, in_france
@@ -530,7 +530,7 @@ _STAGE_COLUMNS = (
 
 # The point: the extract's when it has one; else the point already known for an
 # establishment located at its address (registered through the API); else its commune's.
-_MERGE = """
+_MERGE = f"""
 WITH input AS (
     SELECT st.*,
            CASE WHEN st.lat IS NOT NULL
@@ -563,13 +563,16 @@ WITH input AS (
             EXCLUDED.commune, EXCLUDED.address, EXCLUDED.postal_code,
             EXCLUDED.tarif_authority, EXCLUDED.location_precision,
             ST_AsBinary(EXCLUDED.location))
-    RETURNING s.id, s.finess, s.category, s.department, s.location, (s.xmax = 0) AS inserted
+    RETURNING s.id, s.finess, s.category, s.department, s.commune, s.location,
+              (s.xmax = 0) AS inserted
 ), moved AS (
-    -- Snapshots carry their structure's point for the search's KNN index.
+    -- Snapshots carry their structure's searchable point for the search's KNN index: a
+    -- lieu de vie's commune's (api.precision).
     UPDATE capacity_snapshots cs
-       SET location = m.location
+       SET location = {precision.point_sql("m", "cm")}
       FROM merged m
       JOIN units u ON u.structure_id = m.id
+      JOIN communes cm ON cm.insee = m.commune
      WHERE cs.unit_id = u.id AND NOT m.inserted
 )
 SELECT id, finess, inserted FROM merged

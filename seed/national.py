@@ -45,6 +45,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api import precision
 from seed.carers import NATIONAL_CARERS, generate_carers
 from seed.dataset import STALE_AFTER_DAYS, Commune, Department, Generated
 from seed.reference import load_reference
@@ -277,11 +278,12 @@ async def _load(conn: asyncpg.Connection, data: Generated, advance: _Advance) ->
         "capacity_snapshots", records=data.snapshots, columns=_CAPACITY_COLUMNS
     )
     await conn.execute(
-        """
+        f"""
         UPDATE capacity_snapshots cs
-           SET location = s.location
+           SET location = {precision.point_sql("s", "cm")}
           FROM units u
           JOIN structures s ON s.id = u.structure_id
+          JOIN communes cm ON cm.insee = s.commune
          WHERE u.id = cs.unit_id AND cs.location IS NULL
         """
     )

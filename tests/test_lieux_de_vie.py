@@ -1,6 +1,6 @@
 """Lieux de vie et d'accueil (FINESS 462) at commune precision (#14): the registry, FHIR and
 search show their commune's point — and search a distance to the commune, rounded — to
-every caller but the LVA itself, the placement service of its authority and admin. Other
+every caller but the LVA itself, its authority's roles and the platform operator. Other
 categories keep their exact point. Against the real database."""
 
 import uuid
@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.support.factories import bearer, idem, make_structure
 
@@ -29,7 +30,8 @@ async def commune_point(pool: asyncpg.Pool, insee: str) -> tuple[float, float]:
 
 async def make_lva(client: httpx.AsyncClient, pool: asyncpg.Pool, category: str = "462") -> Any:
     """An establishment at a door OFFSET from its commune's point, with a street address and
-    one unit that declared 2 free places (the snapshot copies the door)."""
+    one unit that declared 2 free places (the snapshot takes the searchable point: the
+    commune's for an LVA, the door for any other category)."""
     s = await make_structure(pool, commune=COMMUNE, category=category)
     lat, lon = await commune_point(pool, COMMUNE)
     door = (lat + OFFSET[0], lon + OFFSET[1])
@@ -166,3 +168,22 @@ async def test_search_gives_an_lva_its_commune_and_a_rounded_distance(client, po
         # Any other category keeps its exact distance (to 100 m).
         assert by_unit[str(mecs["unit_ids"][0])]["distance_km"] == round(to_door, 1)
         assert f"{round(to_commune)} km" in str(proposal["reasons"])
+
+
+async def test_an_lva_is_filtered_and_ordered_from_its_commune(client, pool):
+    """The search's radius and order read the snapshot's point: the commune's for an LVA (so
+    the radius boundary cannot be bisected to the door), the door for other categories; the
+    FINESS import's move of a structure keeps the rule (api.precision.point_sql)."""
+
+    async def snapshot_point(unit_id: Any) -> tuple[float, float]:
+        row = await pool.fetchrow(
+            "SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon"
+            " FROM capacity_snapshots WHERE unit_id = $1 AND temporality = 'current'",
+            unit_id,
+        )
+        return row["lat"], row["lon"]
+
+    lva = await make_lva(client, pool)
+    assert await snapshot_point(lva["unit_ids"][0]) == pytest.approx(lva["commune_point"])
+    other = await make_lva(client, pool, category="177")
+    assert await snapshot_point(other["unit_ids"][0]) == pytest.approx(other["door"])

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api import changes
+from api import changes, precision
 
 COUNT_FIELDS = ("installed", "occupied", "reserved", "closed", "available", "additional")
 
@@ -67,8 +67,10 @@ WITH history AS (
            (unit_id, temporality, version, declared_at, declared_by, source,
             installed, occupied, reserved, closed, available, additional, available_gender,
             location)
-    SELECT {_ROW}, st.location
-      FROM units u JOIN structures st ON st.id = u.structure_id
+    SELECT {_ROW}, {precision.point_sql("st", "cm")}
+      FROM units u
+      JOIN structures st ON st.id = u.structure_id
+      JOIN communes cm ON cm.insee = st.commune
      WHERE u.id = $1
     ON CONFLICT (unit_id, temporality) DO UPDATE
        SET version = EXCLUDED.version, declared_at = EXCLUDED.declared_at,
