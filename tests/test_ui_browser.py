@@ -149,6 +149,19 @@ async def shot(tab: Tab, name: str) -> None:
     await tab.page.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"), full_page=True)
 
 
+def lyon_request(age: int, sex: str, tag: str) -> dict[str, Any]:
+    """A judicial request of the Métropole for one child, from Lyon, referenced by ``tag``."""
+    return {
+        "department": DEPT,
+        "children": [{"age": age, "sex": sex, "disability_profiles": []}],
+        "origin": {"commune": "69123"},
+        "care_mode": "durable",
+        "urgency": "days",
+        "measure": {"kind": "judicial", "decided_on": local_today(DEPT).isoformat()},
+        "reference": f"ASE69-{tag}-{os.getpid()}",
+    }
+
+
 async def snapshot(pool: asyncpg.Pool, unit_id: Any) -> asyncpg.Record:
     return await pool.fetchrow(
         "SELECT version, available FROM capacity_snapshots"
@@ -454,15 +467,7 @@ async def test_an_establishment_sees_and_refuses_an_orientation(
     async with api(server, issue_token("department", authority=AUTHORITY)) as client:
         r = await client.post(
             "/v1/requests",
-            json={
-                "department": DEPT,
-                "children": [{"age": 9, "sex": "M", "disability_profiles": []}],
-                "origin": {"commune": "69123"},
-                "care_mode": "durable",
-                "urgency": "days",
-                "measure": {"kind": "judicial", "decided_on": local_today(DEPT).isoformat()},
-                "reference": f"ASE69-REFUS-{os.getpid()}",
-            },
+            json=lyon_request(9, "M", "REFUS"),
         )
         assert r.status_code == 201, r.text
         r = await client.post(
@@ -702,15 +707,7 @@ async def test_who_read_our_childrens_data(
     async with api(server, issue_token("department", authority=AUTHORITY)) as client:
         r = await client.post(
             "/v1/requests",
-            json={
-                "department": DEPT,
-                "children": [{"age": 7, "sex": "F", "disability_profiles": []}],
-                "origin": {"commune": "69123"},
-                "care_mode": "durable",
-                "urgency": "days",
-                "measure": {"kind": "judicial", "decided_on": local_today(DEPT).isoformat()},
-                "reference": f"ASE69-ACCES-{os.getpid()}",
-            },
+            json=lyon_request(7, "F", "ACCES"),
         )
         assert r.status_code == 201, r.text
         request_id = r.json()["id"]
