@@ -303,11 +303,6 @@ async def test_purge_applies_each_retention_and_the_audit_by_sealed_segments(fre
         head = await seal(conn, settle=0)
     assert head is not None and head.last_id is not None
     await write_entries(fresh.app, 2)  # after the seal: never purged
-    # Every event published but the last (the relay of this app may have published some).
-    await owner.execute(
-        "UPDATE outbox_events SET published_at = CASE WHEN id = (SELECT max(id) FROM"
-        " outbox_events) THEN NULL ELSE coalesce(published_at, now()) END"
-    )
     settings = get_settings()
     now = await owner.fetchval("SELECT now()")
 
@@ -316,22 +311,32 @@ async def test_purge_applies_each_retention_and_the_audit_by_sealed_segments(fre
             ("audit", "requests", "declarations", "outbox", "idempotency"), 0
         )
         later = now + timedelta(days=800)  # past every default period
-        planned = await purge(conn, settings, dry_run=True, now=later)
-        counts = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM audit_entries) AS audit,"
-            " (SELECT count(*) FROM outbox_events) AS outbox,"
-            " (SELECT count(*) FROM idempotency_keys) AS keys,"
-            " (SELECT count(*) FROM capacity_declarations) AS declarations"
-        )
-        assert by_kind(planned) == {
-            "audit": head.last_id,
-            "requests": 1,
-            "declarations": counts["declarations"] - 1,  # the unit's latest stays
-            "outbox": counts["outbox"] - 2,  # the last published and the unpublished stay
-            "idempotency": counts["keys"],
-        }
-        assert await conn.fetchval("SELECT count(*) FROM audit_entries") == counts["audit"]
-        done = await purge(conn, settings, dry_run=False, now=later)
+        # The app's relay would otherwise publish the unpublished event before the plan or
+        # between the plan and the purge (once seen: 10 planned for 9): hold it off.
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE outbox_events IN EXCLUSIVE MODE")
+            # Every event published but the last (the relay of this app may have published
+            # some).
+            await conn.execute(
+                "UPDATE outbox_events SET published_at = CASE WHEN id = (SELECT max(id) FROM"
+                " outbox_events) THEN NULL ELSE coalesce(published_at, now()) END"
+            )
+            planned = await purge(conn, settings, dry_run=True, now=later)
+            counts = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM audit_entries) AS audit,"
+                " (SELECT count(*) FROM outbox_events) AS outbox,"
+                " (SELECT count(*) FROM idempotency_keys) AS keys,"
+                " (SELECT count(*) FROM capacity_declarations) AS declarations"
+            )
+            assert by_kind(planned) == {
+                "audit": head.last_id,
+                "requests": 1,
+                "declarations": counts["declarations"] - 1,  # the unit's latest stays
+                "outbox": counts["outbox"] - 2,  # the last published and the unpublished stay
+                "idempotency": counts["keys"],
+            }
+            assert await conn.fetchval("SELECT count(*) FROM audit_entries") == counts["audit"]
+            done = await purge(conn, settings, dry_run=False, now=later)
     assert by_kind(done) == by_kind(planned)
     assert [r.detail for r in done if r.kind == "requests"] == [
         "4 history row(s), 1 hold(s)"
