@@ -239,14 +239,14 @@ async def test_live_feeds_per_subject_are_bounded(database: str) -> None:
 
     def open_feed(headers: dict[str, str]) -> Any:
         return connect(
-            f"{server.ws}/ws/national", additional_headers=headers, proxy=None, open_timeout=5
+            f"{server.ws}/ws/national", additional_headers=headers, proxy=None, open_timeout=20
         )
 
     try:
         async with open_feed(national), open_feed(national) as second:
             async with open_feed(national) as third:
                 with pytest.raises(ConnectionClosed) as closed:
-                    async with asyncio.timeout(5):
+                    async with asyncio.timeout(20):  # generous: a loaded CI machine
                         await third.recv()
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
                 assert "au plus 2" in closed.value.rcvd.reason
@@ -256,7 +256,7 @@ async def test_live_feeds_per_subject_are_bounded(database: str) -> None:
                     async with asyncio.timeout(1):
                         await other.recv()  # open, quiet (pings every 25 s)
             await second.close()
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(1)
             async with open_feed(national) as again:  # a slot was given back
                 with pytest.raises(TimeoutError):
                     async with asyncio.timeout(1):
