@@ -31,6 +31,19 @@ MAX_REWRITE = 1024
 limit plus this, so that a header block of the service's own limit still fits."""
 
 
+TIME_FIELDS = (
+    "timeout_http_request",
+    "timeout_client",
+    "timeout_http_keep_alive",
+    "timeout_tunnel",
+    "timeout_server",
+    "timeout_connect",
+    "check_interval",
+)
+"""The settings written in HAProxy's time format: checked by ``validate``, options of the
+command line."""
+
+
 @dataclass
 class ProxyConfig:
     """What a deployment chooses; the defaults are production's."""
@@ -54,15 +67,7 @@ class ProxyConfig:
     check_interval: str = "2s"
 
     def validate(self) -> None:
-        for name in (
-            "timeout_http_request",
-            "timeout_client",
-            "timeout_http_keep_alive",
-            "timeout_tunnel",
-            "timeout_server",
-            "timeout_connect",
-            "check_interval",
-        ):
+        for name in TIME_FIELDS:
             if not _TIME.fullmatch(getattr(self, name)):
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not an HAProxy time")
         if not self.backends:
@@ -145,15 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         dest="backends",
         help=f"host:port of a `places run` (repeat for several; default {defaults.backends[0]})",
     )
-    for name in (
-        "timeout_http_request",
-        "timeout_client",
-        "timeout_http_keep_alive",
-        "timeout_tunnel",
-        "timeout_server",
-        "timeout_connect",
-        "check_interval",
-    ):
+    for name in TIME_FIELDS:
         parser.add_argument("--" + name.replace("_", "-"), default=getattr(defaults, name))
     for name in ("max_header_bytes", "max_conn_per_source", "maxconn"):
         parser.add_argument(
