@@ -8,7 +8,43 @@ PDE_CATEGORIES = tuple(FINESS_CATEGORY_LABELS)
 CARE_MODES = tuple(c.value for c in CareMode)
 DISABILITY_PROFILES = tuple(p.value for p in DisabilityProfile)
 TEMPORALITIES = tuple(t.value for t in Temporality)
-CARER_STATUSES = ("active", "leave", "suspended")
+CARER_STATUSES = ("active", "leave")
+"""What the carer declares: available, or on leave (``leave_from``–``status_until``). The
+agrément's suspension is the issuer's (``AGREMENT_STATES``), never a carer's status."""
+
+AGREMENT_STATES = ("valid", "suspended", "withdrawn")
+"""Stored states of an agrément (CASF L421-3, L421-6). ``expired`` is derived from
+``valid_until`` when reading (SQL function ``places_agrement_state``), never stored."""
+AGREMENT_READ_STATES = (*AGREMENT_STATES, "expired", "not_yet_valid")
+SUSPENSION_REASONS = (
+    "situation_de_danger",
+    "enquete_administrative",
+    "procedure_penale",
+    "conditions_accueil",
+    "sante",
+    "anterieur_enregistrement",
+)
+"""Coded reasons of a suspension (CASF L421-6: in an emergency, for at most four months);
+``anterieur_enregistrement``: a suspension recorded before Places kept reasons (0012)."""
+WITHDRAWAL_REASONS = (
+    "conditions_non_remplies",
+    "maltraitance",
+    "demande_assistant",
+    "cessation_activite",
+    "autre",
+)
+"""Coded reasons of a withdrawal of the agrément (CASF L421-6)."""
+DEROGATION_REASONS = (
+    "fratrie",
+    "continuite_parcours",
+    "accueil_urgence",
+    "anterieur_enregistrement",
+)
+"""Coded reasons of a derogation above three children (CASF L421-5); a migrated carer with
+4–6 children got ``anterieur_enregistrement`` (migration 0012)."""
+HOLD_RELEASE_REASONS = ("agrement_suspendu", "agrement_retire")
+"""Coded reasons of the holds Places releases itself when the issuer suspends or withdraws
+the agrément of the carer they were on."""
 
 REQUEST_STATUSES = ("waiting", "held", "placed", "exited", "cancelled")
 URGENCIES = ("immediate", "days", "planned")

@@ -27,16 +27,20 @@ from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlmodel import Field, SQLModel
 
 from api.codes import (
+    AGREMENT_STATES,
     CARE_MODES,
     CARER_STATUSES,
+    DEROGATION_REASONS,
     DISABILITY_PROFILES,
     HOLD_STATUSES,
     MEASURE_KINDS,
     PDE_CATEGORIES,
     REQUEST_EVENTS_ALL,
     REQUEST_STATUSES,
+    SUSPENSION_REASONS,
     TEMPORALITIES,
     URGENCIES,
+    WITHDRAWAL_REASONS,
 )
 
 
@@ -219,11 +223,33 @@ class FosterCarer(SQLModel, table=True):
         ),
         Index("foster_carers_department_idx", "department"),
         Index("foster_carers_authority_idx", "authority"),
+        Index("foster_carers_authority_valid_until_idx", "authority", "valid_until"),
+        Index(
+            "foster_carers_employer_structure_idx",
+            "employer_structure",
+            postgresql_where=text("employer_structure IS NOT NULL"),
+        ),
+        CheckConstraint("valid_until > issued_on", name="foster_carers_validity_dates"),
+        CheckConstraint(
+            _in("agrement_state", AGREMENT_STATES), name="foster_carers_agrement_state"
+        ),
+        CheckConstraint(
+            _in("suspension_reason", SUSPENSION_REASONS), name="foster_carers_suspension_reason"
+        ),
+        CheckConstraint(
+            _in("withdrawal_reason", WITHDRAWAL_REASONS), name="foster_carers_withdrawal_reason"
+        ),
+        CheckConstraint(
+            _in("derogation_reason", DEROGATION_REASONS), name="foster_carers_derogation_reason"
+        ),
+        CheckConstraint(
+            "(employer_authority IS NULL) <> (employer_structure IS NULL)",
+            name="foster_carers_employer",
+        ),
     )
     id: UUID = Field(sa_column=_uuid_pk())
     agrement_number: str = Field(unique=True)
     agrement_department: str = Field(foreign_key="departments.code")
-    employer: str
     department: str = Field(foreign_key="departments.code")
     commune: str = Field(foreign_key="communes.insee")
     authority: str = Field(foreign_key="authorities.code")
@@ -240,11 +266,49 @@ class FosterCarer(SQLModel, table=True):
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     )
     status: str = Field(default="active", sa_column_kwargs={"server_default": "active"})
+    """The carer's word: ``active`` or ``leave`` (from ``leave_from``, or now, until
+    ``status_until``). Suspension is the agrément's (``agrement_state``), the issuer's."""
     status_until: date | None = None
+    leave_from: date | None = None
     available_places: int = Field(sa_column=Column(SmallInteger, nullable=False))
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    """The carer's part (free places, leave, preferences); the agrément has its own."""
     declared_at: datetime = Field(sa_column=_now())
     declared_by: str
+    preferred_age_min: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    preferred_age_max: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    preferred_care_modes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    """The carer's preferences, within the agrément (``age_min``…``care_modes``, which are
+    the agrément's): what search matches (CHECK foster_carers_preferences)."""
+    # The agrément, the issuing authority's (``authority``) — migration 0012, CASF L421-3…6.
+    issued_on: date
+    valid_until: date
+    """Five years after ``issued_on`` unless said otherwise (trigger of 0012)."""
+    agrement_state: str = Field(default="valid", sa_column_kwargs={"server_default": "valid"})
+    """Stored: valid, suspended, withdrawn; ``expired`` is derived from ``valid_until``
+    (SQL function ``places_agrement_state``)."""
+    suspended_from: date | None = None
+    suspended_until: date | None = None
+    suspension_reason: str | None = None
+    withdrawn_on: date | None = None
+    withdrawal_reason: str | None = None
+    renewal_requested_on: date | None = None
+    derogation_children: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    derogation_reason: str | None = None
+    derogation_until: date | None = None
+    agrement_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    employer_authority: str | None = Field(default=None, foreign_key="authorities.code")
+    """The employer when it is an authority (its ASE): the carer is its employee."""
+    employer_structure: UUID | None = Field(
+        default=None, sa_column=Column(PgUUID(as_uuid=True), ForeignKey("structures.id"))
+    )
+    """The employer when it is a private placement service (FINESS 236)."""
+    employing_authority: str = Field(foreign_key="authorities.code")
+    """The employer's authority (the structure's for a placement service), kept by the
+    trigger of 0012: who may propose a closed carer, whose feed hears of holds on them."""
+    open_to_other_authorities: bool = Field(sa_column=Column(Boolean, nullable=False))
+    """Proposed to other authorities' searches: closed by default for an authority's
+    employees, open for a placement service's (trigger of 0012)."""
 
 
 class CarerDeclaration(SQLModel, table=True):

@@ -42,6 +42,8 @@ PERMISSIONS: dict[str, str] = {
     "unit.describe": "Describe a unit of the establishment (operator: any).",
     "registry.manage": "Register establishments, import the FINESS referential.",
     "carers.read": "List the carers of the authority.",
+    "agrement.manage": "Register carers and decide on their agrément (edit, suspend, reinstate,"
+    " withdraw): the authority that issued it (CASF L421-3, L421-6).",
     "placement": "Children's data of the authority: placement requests, holds, admissions,"
     " search, assignment plans, the authority's live feed.",
     "holds.respond": "See and refuse the holds placed on one's own units or on oneself.",
@@ -73,7 +75,12 @@ FUNCTIONS: dict[str, Function] = {
     "orientation_officer": _f("chargé·e d'orientation", "department", *_DEPARTMENT_WORK),
     "ase_manager": _f("cadre ASE", "department", *_DEPARTMENT_WORK, "audit.read"),
     "pmi_agrement": _f(
-        "service d'agrément PMI", "department", "capacity.declare", "carers.read", "stats.read"
+        "service d'agrément PMI",
+        "department",
+        "capacity.declare",
+        "carers.read",
+        "agrement.manage",
+        "stats.read",
     ),
     "inspector": _f("inspecteur·rice", "department", "carers.read", "stats.read", "audit.read"),
     "establishment_director": _f(
@@ -92,6 +99,7 @@ FUNCTIONS: dict[str, Function] = {
         "administrateur·rice d'autorité",
         "authority_admin",
         *_DEPARTMENT_WORK,
+        "agrement.manage",
         "audit.read",
         "habilitations.manage",
     ),

@@ -2,15 +2,17 @@
 
 About ``NATIONAL_CARERS`` carers at scale 1, spread like the population (a home is the
 centre of its commune moved by up to ``CARER_JITTER_KM``), with their agrément, ages, care
-modes, status, current free places and employer (their department, or one of its placement
-services: ``employer_text``). ``seed.national`` calls ``generate_carers`` with its
-carers stream, independent of the structures' one.
+modes, status, current free places, their agrément's dates and state (``draw_agrement``)
+and employer (their department, or one of its placement services, by FINESS number).
+``seed.national`` calls ``generate_carers`` with its carers stream, independent of the
+structures' one.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from seed.dataset import DECLARED_BY, SOURCE, Advance, Department, Generated
@@ -43,14 +45,89 @@ _CARER_AGES: tuple[tuple[float, tuple[int, int]], ...] = (
 )
 
 
-def employer_text(name: str, finess: str) -> str:
-    """A placement service's carers' ``employer``: its name and FINESS number, the same text
-    for all of them, so that its capacity (the sum of its carers') can be read back.
+@dataclass(frozen=True, slots=True)
+class Agrement:
+    """The agrément as its issuer recorded it (migration 0012's columns)."""
 
-    The employer is still free text (issue #15 makes it a reference to the department or
-    the structure); the FINESS number at the end is what links a carer to its service.
-    """
-    return f"{name} (FINESS {finess})"
+    issued_on: date
+    valid_until: date
+    state: str
+    suspended_from: date | None
+    suspension_reason: str | None
+    withdrawn_on: date | None
+    withdrawal_reason: str | None
+    renewal_requested_on: date | None
+    derogation_children: int | None
+    derogation_reason: str | None
+    derogation_until: date | None
+
+    def valid_today(self, today: date) -> bool:
+        """What ``places_agrement_valid`` says for today (suspensions here have no end)."""
+        return self.state == "valid" and self.issued_on <= today <= self.valid_until
+
+    def row(self) -> tuple[object, ...]:
+        return (
+            self.issued_on,
+            self.valid_until,
+            self.state,
+            self.suspended_from,
+            self.suspension_reason,
+            self.withdrawn_on,
+            self.withdrawal_reason,
+            self.renewal_requested_on,
+            self.derogation_children,
+            self.derogation_reason,
+            self.derogation_until,
+        )
+
+
+#: Share of agréments suspended (CASF L421-6, pending an inquiry) and withdrawn but still
+#: on record; and of those past their end whose renewal was not decided yet (expired).
+SUSPENDED_SHARE = 0.02
+WITHDRAWN_SHARE = 0.004
+EXPIRED_SHARE = 0.006
+
+
+def draw_agrement(rng: random.Random, today: date, capacity: int) -> Agrement:
+    """Issued within the last five years (valid five years, CASF L421-3, R421-…), a few
+    past their end (renewal pending), a renewal requested for most of those ending within
+    six months; a derogation for 4–6 children (CASF L421-5)."""
+    x = rng.random()
+    if x < EXPIRED_SHARE:
+        issued = today - timedelta(days=rng.randint(1827, 1900))
+    else:
+        issued = today - timedelta(days=rng.randint(0, 1800))
+    # As PostgreSQL's ``issued_on + interval '5 years'``: 29 February gives 28 February.
+    until = date(issued.year + 5, issued.month, min(issued.day, 28 if issued.month == 2 else 31))
+    renewal = None
+    if (until - today).days < 183 and rng.random() < 0.6:
+        renewal = max(issued, until - timedelta(days=rng.randint(90, 200)))
+        renewal = min(renewal, today)
+    y = rng.random()
+    state, suspended_from, suspension_reason = "valid", None, None
+    withdrawn_on, withdrawal_reason = None, None
+    if y < SUSPENDED_SHARE:
+        state = "suspended"
+        suspended_from = today - timedelta(days=rng.randint(0, 100))
+        suspension_reason = rng.choice(("enquete_administrative", "situation_de_danger", "sante"))
+    elif y < SUSPENDED_SHARE + WITHDRAWN_SHARE:
+        state = "withdrawn"
+        withdrawn_on = today - timedelta(days=rng.randint(0, 300))
+        withdrawal_reason = rng.choice(("conditions_non_remplies", "demande_assistant"))
+    derogation = capacity if capacity > 3 else None
+    return Agrement(
+        issued,
+        until,
+        state,
+        max(suspended_from, issued) if suspended_from else None,
+        suspension_reason,
+        max(withdrawn_on, issued) if withdrawn_on else None,
+        withdrawal_reason,
+        renewal,
+        derogation,
+        rng.choice(("fratrie", "continuite_parcours")) if derogation else None,
+        until if derogation else None,
+    )
 
 
 def generate_carers(
@@ -64,8 +141,8 @@ def generate_carers(
 ) -> None:
     """Assistants familiaux, spread like the population (home = commune + ≤ 3 km).
 
-    About 78 % are employed by their department (``employer`` = ``CD <department>``), the
-    others by one of the department's placement services (FINESS 236) drawn by
+    About 78 % are employed by their department (the authority that issued the agrément),
+    the others by one of the department's placement services (FINESS 236) drawn by
     ``seed.structures`` before (``out.placement_services``); in a department without one,
     every carer is the department's. A placement service's capacity is the sum of its
     carers': it has no unit of its own.
@@ -100,16 +177,15 @@ def generate_carers(
             if age_min == 0 and rng.random() < 0.01:
                 modes = (*modes, "mere_enfant")
             profiles = draw_profiles(rng, 0.2)
+            agrement = draw_agrement(rng, today, capacity)
             y = rng.random()
             status_until: date | None = None
-            if y < 0.90:
+            if y < 0.91:
                 status = "active"
-            elif y < 0.98:
+            else:
                 status = "leave"
                 status_until = today + timedelta(days=rng.randint(3, 42))
-            else:
-                status = "suspended"
-            if status == "active":
+            if status == "active" and agrement.valid_today(today):
                 free_rate = free_rates[dept.code] * CARER_FREE_FACTOR * rng.lognormvariate(0, 0.3)
                 available = binomial(rng, capacity, min(free_rate, 0.5))
                 out.carers_active += 1
@@ -120,13 +196,11 @@ def generate_carers(
             else:
                 available = 0
             services = out.placement_services.get(dept.code)
-            if rng.random() < 0.78 or not services:
-                employer = f"CD {dept.code}"
-            else:
-                _, name, finess = rng.choice(services)
-                employer = employer_text(name, finess)
+            employer_finess: str | None = None
+            if rng.random() >= 0.78 and services:
+                _, _, employer_finess = rng.choice(services)
                 out.service_carers += 1
-                if status == "active":
+                if status == "active" and agrement.valid_today(today):
                     out.service_carer_places += capacity
             age = declared_offset(rng)
             out.note_age(age)
@@ -139,7 +213,7 @@ def generate_carers(
                     carer_id,
                     f"AF-{dept.code}-{number:06d}",
                     dept.code,
-                    employer,
+                    employer_finess,
                     dept.code,
                     commune.insee,
                     lat,
@@ -155,6 +229,7 @@ def generate_carers(
                     1,
                     now - age,
                     DECLARED_BY,
+                    *agrement.row(),
                 )
             )
             advance("carers")

@@ -97,7 +97,7 @@ class Generated:
     dept_installed: Counter[str] = field(default_factory=Counter)
     dept_available: Counter[str] = field(default_factory=Counter)
     #: Per department, the placement services (FINESS 236) drawn: (id, name, FINESS); the
-    #: carers they employ name them in ``employer`` (``seed.carers.employer_text``).
+    #: carers they employ reference them (``foster_carers.employer_structure``, by FINESS).
     placement_services: defaultdict[str, list[tuple[uuid.UUID, str, str]]] = field(
         default_factory=lambda: defaultdict(list)
     )

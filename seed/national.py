@@ -206,20 +206,27 @@ CREATE TEMP TABLE seed_structures_stage (
 """
 _CARERS_STAGE = """
 CREATE TEMP TABLE seed_carers_stage (
-    id uuid, agrement_number text, agrement_department text, employer text,
+    id uuid, agrement_number text, agrement_department text, employer_finess text,
     department text, commune text, lat double precision, lon double precision,
     agrement_capacity smallint, age_min smallint, age_max smallint, care_modes text[],
     disability_profiles text[], status text, status_until date, available_places smallint,
-    version integer, declared_at timestamptz, declared_by text
+    version integer, declared_at timestamptz, declared_by text,
+    issued_on date, valid_until date, agrement_state text, suspended_from date,
+    suspension_reason text, withdrawn_on date, withdrawal_reason text,
+    renewal_requested_on date, derogation_children smallint, derogation_reason text,
+    derogation_until date
 ) ON COMMIT DROP
 """
 _STRUCTURE_COLUMNS = (
     "id, finess, finess_ej, name, category, department, commune, address, tarif_authority"
 )
 _CARER_COLUMNS = (
-    "id, agrement_number, agrement_department, employer, department, commune,"
+    "id, agrement_number, agrement_department, department, commune,"
     " agrement_capacity, age_min, age_max, care_modes, disability_profiles, status,"
-    " status_until, available_places, version, declared_at, declared_by"
+    " status_until, available_places, version, declared_at, declared_by,"
+    " issued_on, valid_until, agrement_state, suspended_from, suspension_reason,"
+    " withdrawn_on, withdrawal_reason, renewal_requested_on, derogation_children,"
+    " derogation_reason, derogation_until"
 )
 _CARER_HISTORY_COLUMNS = [
     "carer_id",
@@ -294,8 +301,9 @@ async def _load(conn: asyncpg.Connection, data: Generated, advance: _Advance) ->
     advance("load")
     await conn.copy_records_to_table("seed_carers_stage", records=data.carers)
     await conn.execute(
-        f"INSERT INTO foster_carers ({_CARER_COLUMNS}, location)"
-        f" SELECT {_CARER_COLUMNS}, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography"
+        f"INSERT INTO foster_carers ({_CARER_COLUMNS}, location, employer_structure)"
+        f" SELECT {_CARER_COLUMNS}, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography,"
+        " (SELECT s.id FROM structures s WHERE s.finess = employer_finess)"
         " FROM seed_carers_stage"
     )
     await conn.copy_records_to_table(

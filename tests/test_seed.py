@@ -63,9 +63,12 @@ async def _dump(conn: asyncpg.Connection) -> dict[str, list[Any]]:
         "declarations": await conn.fetch("SELECT * FROM capacity_declarations ORDER BY id"),
         "carer_declarations": await conn.fetch("SELECT * FROM carer_declarations ORDER BY id"),
         "carers": await conn.fetch(
-            "SELECT id, agrement_number, employer, department, commune, ST_AsText(location),"
-            " agrement_capacity, age_min, age_max, care_modes, disability_profiles, status,"
-            " status_until, available_places, declared_at FROM foster_carers ORDER BY id"
+            "SELECT id, agrement_number, employer_authority, employer_structure, department,"
+            " commune, ST_AsText(location), agrement_capacity, age_min, age_max, care_modes,"
+            " disability_profiles, status, status_until, available_places, declared_at,"
+            " issued_on, valid_until, agrement_state, suspended_from, suspension_reason,"
+            " withdrawn_on, withdrawal_reason, renewal_requested_on, derogation_children,"
+            " derogation_reason FROM foster_carers ORDER BY id"
         ),
     }
 
@@ -287,8 +290,9 @@ async def test_placement_services_are_counted_once_through_their_carers(
     seeded: tuple[asyncpg.Connection, Summary],
 ) -> None:
     """A service de placement familial (236) has no unit, so no snapshot and nothing a
-    search could propose at its office: its capacity is its carers', each of whom names it
-    (name and FINESS) as employer. The totals count those places once, as carers' places."""
+    search could propose at its office: its capacity is its carers', each of whom references
+    it as employer. The totals count those places once, as carers' places (those whose
+    agrément is valid today and who are not on leave)."""
     conn, summary = seeded
     assert summary.structures_by_category["236"] > 0
     assert not await conn.fetchval(
@@ -297,17 +301,19 @@ async def test_placement_services_are_counted_once_through_their_carers(
     )
     # Every carer is employed by its department or by a placement service of its department.
     unlinked = await conn.fetch(
-        "SELECT f.employer FROM foster_carers f WHERE f.employer <> 'CD ' || f.department"
+        "SELECT f.id FROM foster_carers f"
+        " WHERE f.employer_authority IS DISTINCT FROM f.authority"
         " AND NOT EXISTS (SELECT 1 FROM structures s WHERE s.category = '236'"
-        "   AND s.department = f.department"
-        "   AND f.employer = s.name || ' (FINESS ' || s.finess || ')')"
+        "   AND s.department = f.department AND s.id = f.employer_structure)"
     )
     assert unlinked == []
     by_service = await conn.fetchrow(
         "SELECT count(*) AS carers,"
-        " coalesce(sum(f.agrement_capacity) FILTER (WHERE f.status = 'active'), 0) AS places"
+        " coalesce(sum(f.agrement_capacity) FILTER (WHERE f.status = 'active'"
+        "   AND places_agrement_valid(f.agrement_state, f.issued_on, f.valid_until,"
+        "       f.suspended_from, f.suspended_until, current_date)), 0) AS places"
         " FROM foster_carers f JOIN structures s ON s.category = '236'"
-        "  AND f.employer = s.name || ' (FINESS ' || s.finess || ')'"
+        "  AND f.employer_structure = s.id"
     )
     assert by_service is not None
     assert 0 < by_service["carers"] == summary.service_carers < summary.carers
@@ -317,7 +323,8 @@ async def test_placement_services_are_counted_once_through_their_carers(
         "SELECT (SELECT sum(cs.installed) FROM capacity_snapshots cs"
         "        WHERE cs.temporality = 'current') AS units,"
         "       (SELECT sum(agrement_capacity) FROM foster_carers"
-        "        WHERE status = 'active') AS carers"
+        "        WHERE status = 'active' AND places_agrement_valid(agrement_state, issued_on,"
+        "              valid_until, suspended_from, suspended_until, current_date)) AS carers"
     )
     assert totals is not None
     assert (totals["units"], totals["carers"]) == (

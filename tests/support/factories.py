@@ -79,17 +79,18 @@ async def make_structure(
 async def make_carer(
     pool: asyncpg.Pool, department: str = "69", commune: str = "69266", capacity: int = 2
 ) -> uuid.UUID:
-    """A foster carer 1.2 km from ``commune``, with no place available yet."""
+    """A foster carer 1.2 km from ``commune``, with no place available yet, employed by the
+    authority that issued their agrément (valid since 30 days)."""
     n = next(_serial)
     async with pool.acquire() as conn:
         return await conn.fetchval(
             """
-            INSERT INTO foster_carers (agrement_number, agrement_department, employer, department,
+            INSERT INTO foster_carers (agrement_number, agrement_department, department,
                                        commune, location, agrement_capacity, age_min, age_max,
-                                       care_modes, available_places, declared_by)
-            SELECT $1, $2::text, 'CD ' || $2::text, $2::text, insee,
+                                       care_modes, available_places, declared_by, issued_on)
+            SELECT $1, $2::text, $2::text, insee,
                    ST_Project(location, 1200, radians(45))::geography, $4, 0, 18,
-                   ARRAY['durable'], 0, 'test'
+                   ARRAY['durable'], 0, 'test', current_date - 30
               FROM communes WHERE insee = $3
             RETURNING id
             """,
