@@ -40,6 +40,8 @@ HOLD_RELEASED: Final = "hold.released"
 HOLD_REFUSED: Final = "hold.refused"
 HOLD_EXPIRED: Final = "hold.expired"
 EXIT_RECORDED: Final = "exit.recorded"
+CARER_AGREMENT_UPDATED: Final = "carer.agrement_updated"
+PLACEMENT_TO_REVIEW: Final = "placement.to_review"
 
 HOLD_EVENTS: Final = (
     HOLD_CREATED,
@@ -182,6 +184,47 @@ _CARER_NATIONAL = frozenset(
     {"department", "authority", "available_places", "carer_count", "source"}
 )
 
+_AGREMENT = frozenset(
+    {
+        "carer_id",
+        "number",
+        "department",
+        "commune",
+        "issuing_authority",
+        "employing_authority",
+        "action",
+        "state",
+        "previous_state",
+        "valid_until",
+        "capacity",
+        "available_places",
+        "version",
+        "authority",
+    }
+)
+#: National view of an agrément decision: per authority, the carers that moved between
+#: states and the free places that went with them — no carer, number nor commune.
+_AGREMENT_NATIONAL = frozenset(
+    {"department", "authority", "action", "carer_count", "available_places"}
+)
+_TO_REVIEW = frozenset(
+    {
+        "placement_id",
+        "carer_id",
+        "places",
+        "agrement_state",
+        "action",
+        "placing_authority",
+        "employing_authority",
+        "issuing_authority",
+        "department",
+        "authority",
+    }
+)
+#: National view of placements to review: how many children, per authority, are placed with
+#: a carer whose agrément a decision made not valid (no placement, carer, child).
+_TO_REVIEW_NATIONAL = frozenset({"department", "authority", "action", "placement_count"})
+
 #: type → (authority feed keys, national feed keys).
 FIELDS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     CAPACITY_UPDATED: (_CAPACITY, _CAPACITY),
@@ -191,6 +234,8 @@ FIELDS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     REQUEST_CREATED: (_REQUEST, _REQUEST_NATIONAL),
     REQUEST_UPDATED: (_REQUEST_UPDATED, _REQUEST_NATIONAL),
     **{t: (_HOLD, _HOLD_NATIONAL) for t in HOLD_EVENTS},
+    CARER_AGREMENT_UPDATED: (_AGREMENT, _AGREMENT_NATIONAL),
+    PLACEMENT_TO_REVIEW: (_TO_REVIEW, _TO_REVIEW_NATIONAL),
 }
 
 #: A hold event's move of its hold between statuses: (from, to); ``None``: it did not exist.
@@ -391,3 +436,71 @@ def hold_event(
         "place_count": moved(before, after, hold_out["places"]),
     }
     return Event(event_type, department, authority, data, national)
+
+
+def carer_agrement_updated(
+    agrement: Mapping[str, Any],
+    action: str,
+    previous_state: str | None,
+    places_before: int,
+    *,
+    authority: str,
+    department: str,
+) -> Event:
+    """An issuer's decision on an agrément (``action``: register, edit, suspend, reinstate,
+    withdraw, renewal_request), one event for the feed of ``authority`` — the issuer's, and
+    the employing authority's when it is another (the caller emits one per feed).
+    ``agrement`` is the row after the change (``api.agrements.repository.COLUMNS``); the
+    authority's payload names the carer at commune level, the national one counts carers that
+    moved between states (``previous_state`` None: a new carer) and the free places."""
+    data = {
+        "carer_id": str(agrement["carer_id"]),
+        "number": agrement["number"],
+        "department": agrement["department"],
+        "commune": agrement["commune"],
+        "issuing_authority": agrement["issuing_authority"],
+        "employing_authority": agrement["employing_authority"],
+        "action": action,
+        "state": agrement["state"],
+        "previous_state": previous_state,
+        "valid_until": agrement["valid_until"].isoformat(),
+        "capacity": agrement["capacity"],
+        "available_places": agrement["available_places"],
+        "version": agrement["version"],
+        "authority": authority,
+    }
+    national = {
+        "department": department,
+        "authority": authority,
+        "action": action,
+        "carer_count": moved(previous_state, agrement["state"]),
+        "available_places": agrement["available_places"] - places_before,
+    }
+    return Event(CARER_AGREMENT_UPDATED, department, authority, data, national)
+
+
+def placement_to_review(
+    placement: Mapping[str, Any], action: str, *, authority: str, department: str
+) -> Event:
+    """A child placed with a carer whose agrément ``action`` (suspend, withdraw) made not
+    valid: for the feed of ``authority`` (the placing authority's, or the employing one's).
+    No child, request nor reference in it; the nation sees one more placement to review."""
+    data = {
+        "placement_id": str(placement["placement_id"]),
+        "carer_id": str(placement["carer_id"]),
+        "places": placement["places"],
+        "agrement_state": placement["agrement_state"],
+        "action": action,
+        "placing_authority": placement["placing_authority"],
+        "employing_authority": placement["employing_authority"],
+        "issuing_authority": placement["issuing_authority"],
+        "department": department,
+        "authority": authority,
+    }
+    national = {
+        "department": department,
+        "authority": authority,
+        "action": action,
+        "placement_count": placement["places"],
+    }
+    return Event(PLACEMENT_TO_REVIEW, department, authority, data, national)

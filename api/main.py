@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
 
 from api import errors
+from api.agrements.routes import router as agrements_router
 from api.assignments.routes import router as assignments_router
 from api.audit import service as audit_seals
 from api.capacity.routes import router as capacity_router
@@ -165,6 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(capacity_router)
     app.include_router(requests_router)
     app.include_router(holds_router)
+    app.include_router(agrements_router)
     app.include_router(search_router)
     app.include_router(assignments_router)
     app.include_router(feeds_router)

@@ -1,0 +1,207 @@
+"""Bodies of the agrément endpoints: what the issuing authority sends (registration, edit,
+suspension, withdrawal), what the carer may send (renewal request), and ``AgrementOut``, the
+one representation every reader gets (never the home's location)."""
+
+from datetime import date
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.registry.schemas import CareMode
+
+SuspensionReason = Literal[
+    "situation_de_danger",
+    "enquete_administrative",
+    "procedure_penale",
+    "conditions_accueil",
+    "sante",
+    "anterieur_enregistrement",
+]
+WithdrawalReason = Literal[
+    "conditions_non_remplies", "maltraitance", "demande_assistant", "cessation_activite", "autre"
+]
+DerogationReason = Literal[
+    "fratrie", "continuite_parcours", "accueil_urgence", "anterieur_enregistrement"
+]
+ReadState = Literal["valid", "suspended", "withdrawn", "expired", "not_yet_valid"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DerogationIn(Strict):
+    """Above three children (CASF L421-5): how many (4–6), why, until when (optional)."""
+
+    children: int = Field(ge=4, le=6)
+    reason: DerogationReason
+    until: date | None = None
+
+
+class HomeIn(Strict):
+    """The carer's home: stored to place them in their commune, never returned."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class EmployerIn(Strict):
+    """Exactly one: an authority (the carer is its employee) or a private placement service
+    (its FINESS number; a structure of category 236)."""
+
+    authority: str | None = Field(default=None, max_length=8)
+    finess: str | None = Field(default=None, min_length=9, max_length=9)
+
+
+class AgrementIn(Strict):
+    """Registering a carer: the agrément as the issuing authority (the home commune's)
+    granted it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": "AF-69-000123",
+                    "commune": "69266",
+                    "home": {"lat": 45.77, "lon": 4.88},
+                    "issued_on": "2024-03-01",
+                    "capacity": 3,
+                    "age_min": 0,
+                    "age_max": 18,
+                    "care_modes": ["durable"],
+                    "employer": {"authority": "69M"},
+                }
+            ]
+        },
+    )
+    number: str = Field(min_length=3, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9\-/ ]*$")
+    commune: str = Field(pattern=r"^[0-9][0-9AB][0-9]{3}$")
+    home: HomeIn
+    issued_on: date
+    valid_until: date | None = Field(
+        default=None, description="Five years after `issued_on` by default (CASF L421-3)."
+    )
+    capacity: int = Field(ge=1, le=6)
+    derogation: DerogationIn | None = None
+    age_min: int = Field(default=0, ge=0, le=21)
+    age_max: int = Field(default=18, ge=0, le=21)
+    care_modes: list[CareMode] = Field(min_length=1)
+    employer: EmployerIn | None = Field(default=None, description="Default: the issuing authority.")
+    open_to_other_authorities: bool | None = Field(
+        default=None,
+        description="Default: false for an authority's employee, true for a placement "
+        "service's carer.",
+    )
+
+
+class AgrementPatch(Strict):
+    """An edit of the agrément: only the fields sent change; `derogation: null` removes it."""
+
+    issued_on: date | None = None
+    valid_until: date | None = None
+    capacity: int | None = Field(default=None, ge=1, le=6)
+    derogation: DerogationIn | None = None
+    age_min: int | None = Field(default=None, ge=0, le=21)
+    age_max: int | None = Field(default=None, ge=0, le=21)
+    care_modes: list[CareMode] | None = Field(default=None, min_length=1)
+
+
+class SuspendIn(Strict):
+    """CASF L421-6: in an emergency, for four months at most; a coded reason is required."""
+
+    from_: date | None = Field(default=None, alias="from", description="Default: today.")
+    until: date | None = None
+    reason: SuspensionReason
+
+
+class ReinstateIn(Strict):
+    pass
+
+
+class WithdrawIn(Strict):
+    on: date | None = Field(default=None, description="Default: today; never in the future.")
+    reason: WithdrawalReason
+
+
+class RenewalIn(Strict):
+    requested_on: date | None = Field(default=None, description="Default: today.")
+
+
+class DerogationOut(BaseModel):
+    children: int
+    reason: str
+    until: date | None
+
+
+class SuspensionOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: date = Field(alias="from")
+    until: date | None
+    reason: str
+
+
+class WithdrawalOut(BaseModel):
+    on: date
+    reason: str
+
+
+class EmployerOut(BaseModel):
+    kind: Literal["authority", "structure"]
+    authority: str | None = None
+    structure_id: UUID | None = None
+    finess: str | None = None
+    name: str | None = None
+
+
+class AgrementOut(BaseModel):
+    """The agrément as its readers see it (issuer, carer, employer); `state` is as of today
+    (`places_agrement_state`): `expired` is derived from `valid_until`, never stored."""
+
+    carer_id: UUID
+    number: str
+    issuing_authority: str
+    department: str
+    commune: str
+    issued_on: date
+    valid_until: date
+    capacity: int
+    derogation: DerogationOut | None
+    age_min: int
+    age_max: int
+    care_modes: list[str]
+    state: ReadState
+    suspension: SuspensionOut | None
+    withdrawal: WithdrawalOut | None
+    renewal_requested_on: date | None
+    employer: EmployerOut
+    open_to_other_authorities: bool
+    version: int = Field(description="`agrement_version`, also the ETag.")
+
+
+class AgrementPage(BaseModel):
+    items: list[AgrementOut]
+    total: int
+
+
+class ToReviewOut(BaseModel):
+    """A child placed with a carer whose agrément is no longer valid today: the placement
+    (the admitted hold) and why, without the child."""
+
+    placement_id: UUID
+    request_id: UUID
+    carer_id: UUID
+    places: int
+    admitted_at: str
+    placing_authority: str
+    employing_authority: str
+    issuing_authority: str
+    agrement_state: ReadState
+    suspension_reason: str | None
+    withdrawal_reason: str | None
+
+
+class ToReviewPage(BaseModel):
+    items: list[ToReviewOut]
+    total: int
