@@ -130,7 +130,8 @@ async def test_a_replay_through_the_generic_claim_returns_the_stored_answer(clie
 
 async def test_every_event_written_follows_the_schema_of_api_events(client, pool):
     """Drive every writer once (declaration, carer declaration, registration, new unit,
-    request, hold, admission, exit, release, refusal, cancellation), then check each event
+    request, hold, admission, exit, release, refusal, cancellation, agrément registration
+    and suspension with a child placed), then check each event
     of the outbox — these and all earlier tests' — against ``events.FIELDS``."""
     s = await make_structure(pool, units=[{"name": "U", "installed": 6, "age_min": 0}])
     unit_id = str(s["unit_ids"][0])
@@ -195,6 +196,36 @@ async def test_every_event_written_follows_the_schema_of_api_events(client, pool
     assert r.status_code == 200, r.text
     cancelled = await new_request()
     r = await client.post(f"/v1/requests/{cancelled}/cancel", json=reason, headers=dept)
+    assert r.status_code == 200, r.text
+    # Agréments: a registration, then a suspension with a child placed (to review).
+    r = await client.post(
+        "/v1/agrements",
+        json={
+            "number": f"AF-CHG-{uuid.uuid4().hex[:8]}",
+            "commune": "69266",
+            "home": {"lat": 45.7731, "lon": 4.8921},
+            "issued_on": "2024-01-15",
+            "capacity": 2,
+            "care_modes": ["durable"],
+            "employer": {"authority": "69D"},
+        },
+        headers={**dept, **idem()},
+    )
+    assert r.status_code == 201, r.text
+    agreed = r.json()["carer_id"]
+    r = await client.put(
+        f"/v1/foster-carers/{agreed}/availability",
+        json={"available_places": 1, "status": "active"},
+        headers=bearer("carer", carer_id=agreed),
+    )
+    assert r.status_code == 200, r.text
+    admitted = await hold(await new_request(), "carer", agreed)
+    assert (await client.post(f"/v1/holds/{admitted}/admit", headers=dept)).status_code == 200
+    r = await client.post(
+        f"/v1/agrements/{agreed}/suspend",
+        json={"reason": "sante"},
+        headers={**dept, **idem(), "If-Match": '"1"'},
+    )
     assert r.status_code == 200, r.text
 
     async with pool.acquire() as conn:
