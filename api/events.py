@@ -446,13 +446,16 @@ def carer_agrement_updated(
     *,
     authority: str,
     department: str,
+    counted: bool = True,
 ) -> Event:
     """An issuer's decision on an agrément (``action``: register, edit, suspend, reinstate,
     withdraw, renewal_request), one event for the feed of ``authority`` — the issuer's, and
     the employing authority's when it is another (the caller emits one per feed).
     ``agrement`` is the row after the change (``api.agrements.repository.COLUMNS``); the
     authority's payload names the carer at commune level, the national one counts carers that
-    moved between states (``previous_state`` None: a new carer) and the free places."""
+    moved between states (``previous_state`` None: a new carer) and the free places — on the
+    issuer's event only (``counted``): the employer's copy counts nothing, so that the nation
+    sums each carer once."""
     data = {
         "carer_id": str(agrement["carer_id"]),
         "number": agrement["number"],
@@ -473,18 +476,24 @@ def carer_agrement_updated(
         "department": department,
         "authority": authority,
         "action": action,
-        "carer_count": moved(previous_state, agrement["state"]),
-        "available_places": agrement["available_places"] - places_before,
+        "carer_count": moved(previous_state, agrement["state"]) if counted else {},
+        "available_places": agrement["available_places"] - places_before if counted else 0,
     }
     return Event(CARER_AGREMENT_UPDATED, department, authority, data, national)
 
 
 def placement_to_review(
-    placement: Mapping[str, Any], action: str, *, authority: str, department: str
+    placement: Mapping[str, Any],
+    action: str,
+    *,
+    authority: str,
+    department: str,
+    counted: bool = True,
 ) -> Event:
     """A child placed with a carer whose agrément ``action`` (suspend, withdraw) made not
     valid: for the feed of ``authority`` (the placing authority's, or the employing one's).
-    No child, request nor reference in it; the nation sees one more placement to review."""
+    No child, request nor reference in it; the nation sees the children to review on the
+    placing authority's event only (``counted``; the employer's copy counts 0)."""
     data = {
         "placement_id": str(placement["placement_id"]),
         "carer_id": str(placement["carer_id"]),
@@ -501,6 +510,6 @@ def placement_to_review(
         "department": department,
         "authority": authority,
         "action": action,
-        "placement_count": placement["places"],
+        "placement_count": placement["places"] if counted else 0,
     }
     return Event(PLACEMENT_TO_REVIEW, department, authority, data, national)

@@ -249,7 +249,7 @@ async def _emit_agrement(
     if after["employing_authority"] != after["issuing_authority"]:
         employer = after["employing_authority"]
         feeds.append((employer, single_department(employer) or after["department"]))
-    for authority, department in feeds:
+    for i, (authority, department) in enumerate(feeds):
         await changes.emit(
             conn,
             events.carer_agrement_updated(
@@ -259,6 +259,7 @@ async def _emit_agrement(
                 places_before,
                 authority=authority,
                 department=department,
+                counted=i == 0,
             ),
         )
 
@@ -615,11 +616,11 @@ async def _tell_to_review(conn: asyncpg.Connection, carer_id: UUID, action: str)
         feeds = {placement["placing_authority"]: placement["placing_department"]}
         employer = placement["employing_authority"]
         feeds.setdefault(employer, single_department(employer) or placement["department"])
-        for authority, department in feeds.items():
+        for i, (authority, department) in enumerate(feeds.items()):
             await changes.emit(
                 conn,
                 events.placement_to_review(
-                    placement, action, authority=authority, department=department
+                    placement, action, authority=authority, department=department, counted=i == 0
                 ),
             )
 
