@@ -6,6 +6,7 @@ Persons act under a function (``pmi_agrement``, ``orientation_officer``) granted
 authority's administrator, as in tests/test_habilitations.py; local role tokens stand for
 the rest (another authority's service, a carer, the operator, a structure)."""
 
+import asyncio
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -602,3 +603,38 @@ async def test_the_carer_asks_for_renewal(client, pool, pmi):
         f"/v1/agrements/{out['carer_id']}", json={"capacity": 1}, headers={**carer, **at(2)}
     )
     assert r.status_code == 403
+
+
+async def test_a_suspension_racing_the_workflow_neither_deadlocks_nor_leaves_a_hold(
+    client, pool, pmi
+):
+    """Lock order hold → request → carer: a suspension and, at the same time, releases and
+    admissions of the carer's holds all finish (no deadlock, no 500), and no hold is left
+    pending on the suspended carer."""
+    out = await register(client, pmi)
+    carer_id = out["carer_id"]
+    await declare(client, carer_id, 3)
+    holds = []
+    for _ in range(3):
+        r = await hold(client, await new_request(client), "carer", carer_id)
+        assert r.status_code == 201, r.text
+        holds.append(r.json()["id"])
+    answers = await asyncio.gather(
+        client.post(f"/v1/holds/{holds[0]}/release", json={"reason": "x"}, headers=dept()),
+        client.post(
+            f"/v1/agrements/{carer_id}/suspend",
+            json={"reason": "situation_de_danger"},
+            headers={**pmi, **at(1)},
+        ),
+        client.post(f"/v1/holds/{holds[1]}/admit", headers=dept()),
+        client.post(f"/v1/holds/{holds[2]}/release", json={"reason": "x"}, headers=dept()),
+    )
+    assert all(a.status_code in (200, 409) for a in answers), [a.text for a in answers]
+    assert answers[1].status_code == 200, answers[1].text
+    async with pool.acquire() as conn:
+        pending = await conn.fetchval(
+            "SELECT count(*) FROM holds WHERE carer_id = $1 AND status = 'held'",
+            uuid.UUID(carer_id),
+        )
+    assert pending == 0
+    assert (await carer_row(pool, carer_id))["available_places"] == 0
