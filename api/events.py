@@ -97,8 +97,14 @@ _CARER = frozenset(
         "care_modes",
         "disability_profiles",
         "status",
+        "leave_from",
         "status_until",
         "available_places",
+        "preferences",
+        "agrement_state",
+        "valid_until",
+        "employing_authority",
+        "open_to_other_authorities",
         "version",
         "declared_at",
         "authority",
@@ -161,6 +167,7 @@ _HOLD = frozenset(
         "updated_at",
         "department",
         "authority",
+        "placing_authority",
         "target_department",
         "target_authority",
     }
@@ -423,6 +430,7 @@ def hold_event(
         **hold_out,
         "department": department,
         "authority": authority,
+        "placing_authority": authority,
         "target_department": target_department,
         "target_authority": target_authority,
     }
@@ -513,3 +521,19 @@ def placement_to_review(
         "placement_count": placement["places"] if counted else 0,
     }
     return Event(PLACEMENT_TO_REVIEW, department, authority, data, national)
+
+
+def for_employer(event: Event, employing_authority: str) -> Event:
+    """The copy of a hold event for the authority that employs the carer held, when it is
+    not the holding one (#15: an employer learns, live, that another authority holds its
+    carer). Same type and payload on its feed, ``authority`` being that feed's and
+    ``placing_authority`` the holder's; on the national feed the copy moves nothing
+    (empty counts), so the flows are counted once, by the original."""
+    data = {**event.data, "authority": employing_authority}
+    national = {
+        **event.national,
+        "authority": employing_authority,
+        "hold_count": {},
+        "place_count": {},
+    }
+    return Event(event.type, event.department, employing_authority, data, national)

@@ -214,16 +214,22 @@ class FosterCarer(SQLModel, table=True):
         ),
         Index("foster_carers_location_gist", "location", postgresql_using="gist"),
         # Search: nearest carers with a free place (about a tenth of them), KNN-ordered from
-        # their public point (their commune's), never their home.
+        # their public point (their commune's), never their home. Not only ``active``: a
+        # leave planned for later leaves them proposable (0013).
         Index(
             "foster_carers_free_public_location_gist",
             "public_location",
             postgresql_using="gist",
-            postgresql_where=text("status = 'active' AND available_places > 0"),
+            postgresql_where=text("available_places > 0"),
         ),
         Index("foster_carers_department_idx", "department"),
         Index("foster_carers_authority_idx", "authority"),
         Index("foster_carers_authority_valid_until_idx", "authority", "valid_until"),
+        Index(
+            "foster_carers_employer_authority_idx",
+            "employer_authority",
+            postgresql_where=text("employer_authority IS NOT NULL"),
+        ),
         Index(
             "foster_carers_employer_structure_idx",
             "employer_structure",

@@ -1,7 +1,8 @@
 """Hard constraints: what an offer must satisfy, whatever the score or the relaxation.
 
 These are the domain's non-negotiable rules (age band, sex, care mode, disability
-profile, carer active, enough free places for the group). They are never relaxed: the
+profile, carer active — not on leave —, carer's agrément valid, enough free places for the
+group). They are never relaxed: the
 relaxation ladder only widens *where* and *when* we look, and splits a sibling group as
 a last resort. Each failure is reported as a ``Violation`` so that an empty answer can
 say why, and so tests can assert that no proposal ever breaks one.
@@ -22,6 +23,7 @@ AVAILABLE_GENDER = "available_gender"
 CARE_MODE = "care_mode"
 DISABILITY = "disability"
 STATUS = "status"
+AGREMENT = "agrement"
 FREE_PLACES = "free_places"
 
 CONSTRAINTS: tuple[str, ...] = (
@@ -31,8 +33,11 @@ CONSTRAINTS: tuple[str, ...] = (
     CARE_MODE,
     DISABILITY,
     STATUS,
+    AGREMENT,
     FREE_PLACES,
 )
+_PER_OFFER = frozenset({STATUS, AGREMENT})
+"""Constraints about the offer itself, reported once (``child`` None), not per child."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,8 @@ def child_violations(
         out.append(Violation(DISABILITY, index, f"profil non accompagné : {labels}"))
     if offer.status != "active":
         out.append(Violation(STATUS, index, f"statut {offer.status}, pas en activité"))
+    if not offer.agrement_valid:
+        out.append(Violation(AGREMENT, index, "agrément non valide (suspendu, retiré ou expiré)"))
     return out
 
 
@@ -88,6 +95,7 @@ def child_accepted(child: Child, offer: Offer, care_mode: str) -> bool:
         and care_mode in offer.care_modes
         and child.disability_profiles <= offer.disability_profiles
         and offer.status == "active"
+        and offer.agrement_valid
     )
 
 
@@ -111,14 +119,15 @@ def violations(need: Need, offer: Offer, children: Sequence[int] | None = None) 
                 f"{offer.free_places} place(s) libre(s) pour {wanted} enfant(s)",
             )
         )
-    # One violation per (constraint, child) is enough; the status one is per offer.
+    # One violation per (constraint, child) is enough; status and agrément are per offer.
     seen: set[tuple[str, int | None]] = set()
     unique: list[Violation] = []
     for v in out:
-        k = (v.constraint, None if v.constraint == STATUS else v.child)
+        per_offer = v.constraint in _PER_OFFER
+        k = (v.constraint, None if per_offer else v.child)
         if k not in seen:
             seen.add(k)
-            unique.append(v if v.constraint != STATUS else Violation(STATUS, None, v.detail))
+            unique.append(Violation(v.constraint, None, v.detail) if per_offer else v)
     return unique
 
 

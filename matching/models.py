@@ -122,6 +122,11 @@ class Offer:
     care_modes: frozenset[str]
     disability_profiles: frozenset[str]
     status: str = "active"
+    """A carer's: ``active`` or ``leave`` (on leave today: never proposed)."""
+    agrement_valid: bool = True
+    """A carer's agrément is valid on the day the place is free (units: always True). The
+    database layer says it (SQL ``places_agrement_valid``); the library never proposes an
+    offer for which it is False (CASF L421-3, L421-6)."""
     declared_age_days: float = 0.0
     temporality: str = "current"
     available_gender: str = "any"

@@ -287,6 +287,7 @@ def _offer_order(o: Offer) -> tuple[object, ...]:
         tuple(sorted(o.care_modes)),
         tuple(sorted(o.disability_profiles)),
         o.status,
+        o.agrement_valid,
         o.available_gender,
         o.structure_id or "",
         o.category or "",

@@ -60,11 +60,11 @@ class OfferKind(StrEnum):
 
 
 class OfferStatus(StrEnum):
-    """Status of a carer (units are always ``active`` while they have free places)."""
+    """Status of a carer (units are always ``active`` while they have free places): the
+    carer's own word. Suspension is not one: it is their agrément's (``Offer.agrement_valid``)."""
 
     ACTIVE = "active"
     LEAVE = "leave"
-    SUSPENDED = "suspended"
 
 
 class Temporality(StrEnum):

@@ -119,15 +119,12 @@ async def test_the_national_feed_counts_carers_without_naming_them(client, pool)
     and carers by status that moved — never the carer's id, commune or status (#14)."""
     carer_id = await make_carer(pool, capacity=3)
     carer = bearer("carer", carer_id=str(carer_id))
-    authority = bearer("department", authority=AUTHORITY)  # suspension is the authority's
     bodies = [
-        (carer, {"available_places": 2, "status": "active"}),
-        (authority, {"available_places": 0, "status": "suspended", "until": "2099-01-01"}),
+        {"available_places": 2, "status": "active"},
+        {"available_places": 0, "status": "leave", "until": "2099-01-01"},
     ]
-    for headers, body in bodies:
-        r = await client.put(
-            f"/v1/foster-carers/{carer_id}/availability", headers=headers, json=body
-        )
+    for body in bodies:
+        r = await client.put(f"/v1/foster-carers/{carer_id}/availability", headers=carer, json=body)
         assert r.status_code == 200, r.text
     async with pool.acquire() as conn:
         rows = await conn.fetch(
@@ -147,17 +144,20 @@ async def test_the_national_feed_counts_carers_without_naming_them(client, pool)
             "department": "69",
             "authority": AUTHORITY,
             "available_places": -2,
-            "carer_count": {"active": -1, "suspended": 1},
+            "carer_count": {"active": -1, "leave": 1},
             "source": "api",
         },
     ]
     assert rows[1]["data"]["id"] == str(carer_id) and rows[1]["data"]["commune"]
 
 
-async def test_a_carer_neither_suspends_nor_reinstates_themself(client, pool):
-    """Suspension is a decision of the authority that issued the agrément (CASF L421-6): the
-    carer's own token cannot suspend, cannot lift a suspension, and declares nothing while
-    suspended — 403 naming ``status``, nothing written; the authority can (issue #15)."""
+async def test_suspended_is_not_a_status_anyone_declares(client, pool):
+    """Suspension is a decision on the agrément by the authority that issued it (CASF
+    L421-6), never a declared status (#15): the carer asking for it is refused with 403,
+    the authority with 422 pointing at the agrément's endpoint, both naming ``status`` and
+    writing nothing. Once the agrément is suspended (here by SQL, as its issuer's endpoint
+    does: free places zeroed in the same write), the carer cannot declare a free place —
+    the reported self-reinstatement — but still declares their own leave."""
     carer_id = await make_carer(pool, capacity=2)
     url = f"/v1/foster-carers/{carer_id}/availability"
     carer = bearer("carer", carer_id=str(carer_id))
@@ -166,22 +166,27 @@ async def test_a_carer_neither_suspends_nor_reinstates_themself(client, pool):
     async def version() -> int:
         return await pool.fetchval("SELECT version FROM foster_carers WHERE id = $1", carer_id)
 
-    r = await client.put(url, headers=carer, json={"available_places": 0, "status": "suspended"})
-    assert r.status_code == 403 and r.json()["errors"][0]["field"] == "status", r.text
-    r = await client.put(url, headers=carer, json={"available_places": 1, "status": "leave"})
-    assert r.status_code == 200, r.text  # leave is the carer's own
-    suspension = {"available_places": 0, "status": "suspended", "until": "2099-01-01"}
-    r = await client.put(url, headers=authority, json=suspension)
+    for headers, status in ((carer, 403), (authority, 422)):
+        r = await client.put(
+            url, headers=headers, json={"available_places": 0, "status": "suspended"}
+        )
+        assert r.status_code == status and r.json()["errors"][0]["field"] == "status", r.text
+    assert "/v1/agrements/" in r.json()["detail"]
+    assert await version() == 1
+    r = await client.put(url, headers=carer, json={"available_places": 1, "status": "active"})
     assert r.status_code == 200, r.text
+    await pool.execute(
+        "UPDATE foster_carers SET agrement_state = 'suspended', suspended_from = current_date,"
+        " suspension_reason = 'enquete_administrative', available_places = 0 WHERE id = $1",
+        carer_id,
+    )
     before = await version()
-    for body in (
-        {"available_places": 1, "status": "active"},  # the reported self-reinstatement
-        {"available_places": 0, "status": "leave"},
-        {"available_places": 0, "status": "suspended"},
-    ):
-        r = await client.put(url, headers=carer, json=body)
-        assert r.status_code == 403, r.text
-        assert r.json()["errors"][0]["field"] == "status"
+    for headers in (carer, authority):
+        r = await client.put(url, headers=headers, json={"available_places": 1, "status": "active"})
+        assert r.status_code == 409, r.text
+        assert r.json()["agrement_state"] == "suspended"
+        assert r.json()["errors"][0]["field"] == "available_places"
     assert await version() == before
-    r = await client.put(url, headers=authority, json={"available_places": 1, "status": "active"})
-    assert r.status_code == 200, r.text
+    r = await client.put(url, headers=carer, json={"available_places": 0, "status": "leave"})
+    assert r.status_code == 200, r.text  # leave is the carer's own
+    assert r.json()["agrement_state"] == "suspended" and r.json()["available_places"] == 0

@@ -136,16 +136,43 @@ def test_each_hard_constraint_is_reported() -> None:
         sexes={"M"},
         care_modes={"urgence"},
         free_places=1,
-        status="suspended",
+        status="leave",
+        agrement_valid=False,
         available_gender="M",
     )
     assert failed_constraints(n, o) == sorted(
-        ["age", "sex", "available_gender", "care_mode", "disability", "status", "free_places"]
+        [
+            "age",
+            "sex",
+            "available_gender",
+            "care_mode",
+            "disability",
+            "status",
+            "agrement",
+            "free_places",
+        ]
     )
+    # Status and agrément are the offer's: reported once for the group, not per child.
+    assert [v.child for v in violations(n, o) if v.constraint in ("status", "agrement")] == [
+        None,
+        None,
+    ]
     assert not accepts(n, o)
     assert all(v.detail for v in violations(n, o))
     assert failed_constraints(n, offer("ok", disability_profiles={"tsa"})) == []
     assert accepts(n, offer("ok", disability_profiles={"tsa", "polyhandicap"}))
+
+
+def test_a_carer_whose_agrement_is_not_valid_or_on_leave_is_never_accepted() -> None:
+    """#15: an otherwise perfect carer is refused when their agrément is not valid on the
+    day (suspended, withdrawn, expired) or when they are on leave — each alone."""
+    n = need(Child(7, "F"))
+    ok = offer("c", kind="carer")
+    assert accepts(n, ok)
+    assert failed_constraints(n, replace(ok, agrement_valid=False)) == ["agrement"]
+    assert not accepts(n, replace(ok, agrement_valid=False))
+    assert failed_constraints(n, replace(ok, status="leave")) == ["status"]
+    assert not accepts(n, replace(ok, status="leave"))
 
 
 def test_group_needs_a_place_per_child_but_a_subgroup_fewer() -> None:

@@ -85,7 +85,8 @@ COMMUNE = st.sampled_from(("c1", "c2", "c3", "c4", "c5"))
 SEXES = st.sampled_from((frozenset("FM"), frozenset("FM"), frozenset("F"), frozenset("M")))
 CARE_MODES = st.frozensets(st.sampled_from(MODES), min_size=1)
 OFFER_PROFILES = st.frozensets(st.sampled_from(PROFILES))
-STATUS = st.sampled_from(("active", "active", "active", "leave", "suspended"))
+STATUS = st.sampled_from(("active", "active", "active", "leave"))
+AGREMENT_VALID = st.sampled_from((True, True, True, False))
 AGE_DAYS = st.floats(0, 60, allow_nan=False)
 TEMPORALITY = st.sampled_from(TEMPORALITIES)
 GENDER = st.sampled_from(("any", "any", "any", "F", "M"))
@@ -115,6 +116,7 @@ def offer_st(draw: st.DrawFn, oid: str) -> Offer:
         care_modes=draw(CARE_MODES),
         disability_profiles=draw(OFFER_PROFILES),
         status=draw(STATUS),
+        agrement_valid=draw(AGREMENT_VALID),
         declared_age_days=draw(AGE_DAYS),
         temporality=draw(TEMPORALITY),
         available_gender=draw(GENDER),
@@ -181,6 +183,8 @@ def test_no_proposal_ever_breaks_a_hard_constraint(args: tuple) -> None:
         assert p.children and list(p.children) == sorted(set(p.children))
         assert all(0 <= i < len(need.children) for i in p.children)
         assert violations(need, p.offer, p.children) == []
+        # Never proposed unless valid and not on leave (#15).
+        assert p.offer.agrement_valid and p.offer.status == "active"
         assert 0.0 <= p.score <= 1.0
 
 
@@ -278,7 +282,9 @@ NEEDS = {k: needs_st(k) for k in range(1, 5)}
 def assignment_st(draw: st.DrawFn, max_requests: int = 8, max_children: int = 3):
     """Requests with per-request candidate lists drawn from one shared set of places."""
     places = [draw(offer_st(f"p{i}")) for i in range(draw(PLACES))]
-    places = [replace(p, status="active", temporality="current") for p in places]
+    places = [
+        replace(p, status="active", agrement_valid=True, temporality="current") for p in places
+    ]
     needs = []
     candidates: dict[str, list[Offer]] = {}
     for r in range(draw(REQUESTS[max_requests])):

@@ -22,6 +22,7 @@ from api import changes
 from api.assignments.schemas import OptimizeIn
 from api.auth import Principal, require_authority_scope
 from api.authorities import resolve_authority, single_department
+from api.capacity.repository import carer_free_sql, carer_open_to_sql
 from api.errors import Invalid, NotFound, field_error
 from api.precision import commune_precision, point_sql
 from api.search.repository import offer_from_row
@@ -45,16 +46,20 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
 """A lieu de vie is at its commune's point (``api.precision``), so its distance is measured
 to the commune, and shown rounded to the kilometre like a carer's."""
 
-CARERS_SQL = """
-SELECT c.id::text AS id, c.department, c.commune, c.age_min, c.age_max, c.care_modes,
+CARERS_SQL = f"""
+SELECT c.id::text AS id, c.department, c.commune, c.preferred_age_min AS age_min,
+       c.preferred_age_max AS age_max, c.preferred_care_modes AS care_modes,
        c.disability_profiles, c.available_places AS free_places,
        extract(epoch FROM now() - c.declared_at) / 86400.0 AS declared_age_days,
        ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon
   FROM foster_carers c
   JOIN departments d ON d.code = c.department
- WHERE d.region_code = ANY($1::text[]) AND c.status = 'active' AND c.available_places > 0
+ WHERE d.region_code = ANY($1::text[]) AND c.available_places > 0
+   AND {carer_free_sql("c")} AND {carer_open_to_sql("c", "$2")}
  ORDER BY c.id
 """
+"""The carers search would propose to the authority (``api.search.repository``): agrément
+valid and not on leave today, matched on their preferences, open to it (#15)."""
 
 REQUESTS_SQL = """
 SELECT id, children, care_mode, urgency, department,
@@ -162,7 +167,7 @@ async def load_problem(
         raise NotFound(f"Aucun département connu pour l'autorité {authority}.")
     requests = await conn.fetch(REQUESTS_SQL, authority, request_ids)
     rows = [("unit", r) for r in await conn.fetch(UNITS_SQL, regions)]
-    rows += [("carer", r) for r in await conn.fetch(CARERS_SQL, regions)]
+    rows += [("carer", r) for r in await conn.fetch(CARERS_SQL, regions, authority)]
     table = _Offers(rows)
     needs = [(str(r["id"]), _need(r)) for r in requests]
     offers_by_need = {

@@ -29,10 +29,15 @@ The rule (also in the README):
   writes the history row (``source`` = the transition, ``declared_by`` = who made it,
   ``system:expiry`` for expiry) and emits ``capacity.updated`` (``source`` = the transition).
 * A foster carer's ``available_places`` is the carer's truth. hold: ``available_places -= n``
-  (409 if fewer, or if the carer is not ``active``); admit: no change (the place was taken at
+  (409 if fewer, or if the carer is on leave today; 409 ``reason`` ``agrement_not_valid``
+  when their agrément is not valid today — CASF L421-3/L421-6, and the trigger
+  ``holds_agrement_valid`` refuses it anyway); admit: no change (the place was taken at
   hold time); release / refuse / expire / exit: ``available_places += n``, capped at the
-  agrément capacity. Each writes a ``carer_declarations`` row and emits
-  ``carer.availability_updated`` (``source`` = the transition).
+  agrément capacity — but nothing when the agrément is not valid today (suspended,
+  withdrawn, expired: the place is not free, and the trigger would refuse it). Each writes
+  a ``carer_declarations`` row and emits ``carer.availability_updated`` (``source`` = the
+  transition). Who may hold a carer at all (the employer's openness) is the holds
+  service's check, before the move.
 * Concurrency: a move locks the snapshot (or carer) row ``FOR UPDATE`` before it checks
   anything; transitions lock hold → request → snapshot/carer, always in that order, so
   concurrent holds on the last place serialize and exactly one wins, without deadlocks.
@@ -47,7 +52,7 @@ import asyncpg
 from api import changes, events
 from api.capacity import repository
 from api.capacity.schemas import CapacitySnapshot
-from api.errors import Conflict, field_error
+from api.errors import Conflict, Forbidden, field_error
 from api.registry.schemas import FosterCarerOut
 
 Move = Literal["hold", "admit", "release", "refuse", "expire", "exit"]
@@ -81,6 +86,10 @@ class Target:
     carer_id: str | None = None
     category: str = "carer"
     """The structure's FINESS category, or ``carer`` (what the national feed may know)."""
+    employing_authority: str | None = None
+    """A carer's employer's authority (whose feed also hears of holds on them)."""
+    open_to_other_authorities: bool = True
+    """A carer: may another authority than ``employing_authority`` hold them."""
 
 
 async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Target:
@@ -108,11 +117,38 @@ async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Targe
             row["category"],
         )
     row = await conn.fetchrow(
-        "SELECT id, department, authority FROM foster_carers WHERE id = $1", target_id
+        "SELECT id, department, authority, employing_authority, open_to_other_authorities"
+        " FROM foster_carers WHERE id = $1",
+        target_id,
     )
     if row is None:
         raise field_error("target.id", f"assistant familial {target_id} inconnu")
-    return Target("carer", row["id"], row["department"], row["authority"], carer_id=str(row["id"]))
+    return Target(
+        "carer",
+        row["id"],
+        row["department"],
+        row["authority"],
+        carer_id=str(row["id"]),
+        employing_authority=row["employing_authority"],
+        open_to_other_authorities=row["open_to_other_authorities"],
+    )
+
+
+def check_may_hold(target: Target, authority: str) -> None:
+    """A carer is held by their employer's authority, or by another when the employer
+    opened them to others (closed by default for an authority's employees: the law makes
+    them its employees). 403 with ``reason`` ``closed_to_other_authorities``: who may hold
+    is a right the employer grants, not a state a retry could meet."""
+    if target.kind != "carer" or target.open_to_other_authorities:
+        return
+    if target.employing_authority == authority:
+        return
+    raise Forbidden(
+        f"Assistant familial réservé à son employeur ({target.employing_authority}) : il "
+        "n'est pas ouvert aux autres autorités.",
+        reason="closed_to_other_authorities",
+        employing_authority=target.employing_authority,
+    )
 
 
 async def move(
@@ -175,9 +211,18 @@ async def _move_carer(
     if transition == "admit":
         return  # the place was taken when the hold was made
     if transition == "hold":
-        if carer["status"] != "active":
+        if not carer["agrement_valid"]:
             raise Conflict(
-                f"L'assistant familial n'est pas disponible (statut « {carer['status']} »)."
+                f"L'agrément de l'assistant familial n'est pas valide aujourd'hui "
+                f"(« {carer['agrement_today']} ») : aucune réservation possible.",
+                reason="agrement_not_valid",
+                agrement_state=carer["agrement_today"],
+            )
+        if not carer["not_on_leave"]:
+            raise Conflict(
+                "L'assistant familial est en congé aujourd'hui (statut « leave ») : aucune "
+                "réservation possible.",
+                reason="carer_on_leave",
             )
         if carer["available_places"] < places:
             raise Conflict(
@@ -187,10 +232,20 @@ async def _move_carer(
                 requested=places,
             )
         available = carer["available_places"] - places
-    else:
+    elif carer["agrement_valid"]:
         available = min(carer["available_places"] + places, carer["agrement_capacity"])
+    else:
+        # The agrément is suspended, withdrawn or expired: the place given back is not free.
+        available = carer["available_places"]
     row = await repository.write_carer(
-        conn, target.id, available, carer["status"], carer["status_until"], actor, transition
+        conn,
+        target.id,
+        available,
+        carer["status"],
+        carer["status_until"],
+        actor,
+        transition,
+        leave_from=carer["leave_from"],
     )
     out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
     await changes.emit(

@@ -22,11 +22,58 @@ SNAPSHOT_COLUMNS = (
     " closed, available, additional, available_gender"
 )
 
+
+def agrement_valid_sql(c: str = "c", day: str = "current_date") -> str:
+    """The carer row ``c``'s agrément is valid on ``day``: the SQL function of migration
+    0012, never re-derived (CASF L421-3: five years; L421-6: suspension, withdrawal)."""
+    return (
+        f"places_agrement_valid({c}.agrement_state, {c}.issued_on, {c}.valid_until,"
+        f" {c}.suspended_from, {c}.suspended_until, {day})"
+    )
+
+
+def agrement_state_sql(c: str = "c", day: str = "current_date") -> str:
+    """What a reader sees of the agrément on ``day`` (``expired``, ``not_yet_valid`` derived)."""
+    return (
+        f"places_agrement_state({c}.agrement_state, {c}.issued_on, {c}.valid_until,"
+        f" {c}.suspended_from, {c}.suspended_until, {day})"
+    )
+
+
+def not_on_leave_sql(c: str = "c") -> str:
+    """Not on leave today: ``active``, or a leave that starts later (``leave_from`` in the
+    future: the carer declared it ahead) or already ended (``status_until`` passed: nobody
+    has to come back and say so)."""
+    return (
+        f"({c}.status = 'active' OR {c}.leave_from > current_date"
+        f" OR {c}.status_until < current_date)"
+    )
+
+
+def carer_free_sql(c: str = "c") -> str:
+    """**The** predicate of a carer whose places count as free today — search, the
+    assignment optimiser, statistics — in one place (#15): agrément valid today and not on
+    leave today. Carers declare "now" only, so today is the only day asked."""
+    return f"({agrement_valid_sql(c)} AND {not_on_leave_sql(c)})"
+
+
+def carer_open_to_sql(c: str, authority_param: str) -> str:
+    """The carer may be proposed to (and held by) the authority ``authority_param``: their
+    employer's own authority, or any when the employer opened them to others."""
+    return f"({c}.employing_authority = {authority_param} OR {c}.open_to_other_authorities)"
+
+
 CARER_PUBLIC_COLUMNS = (
     "id, department, commune, agrement_capacity, age_min, age_max, care_modes,"
-    " disability_profiles, status, status_until, available_places, version, declared_at"
+    " disability_profiles, status, leave_from, status_until, available_places, version,"
+    " declared_at, preferred_age_min, preferred_age_max, preferred_care_modes, valid_until,"
+    " employing_authority, open_to_other_authorities, "
+    + agrement_state_sql("foster_carers")
+    + " AS agrement_state"
 )
-"""A carer as others may see them: commune level, never the home's location."""
+"""A carer as others may see them (``FosterCarerOut``): commune level, never the home's
+location; the agrément's state as of today. Qualified by the table's name: a query reads
+it ``FROM foster_carers`` without an alias."""
 
 INSERT_UNIT_HISTORY = """
 INSERT INTO capacity_declarations
@@ -192,10 +239,20 @@ async def write_current_snapshot(
 
 
 async def lock_carer(conn: asyncpg.Connection, carer_id: UUID) -> asyncpg.Record | None:
-    """The carer's row, locked: declarations and moves on one carer serialize here."""
+    """The carer's row, locked: declarations and moves on one carer serialize here; with
+    their agrément's validity and state today, and their employer."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT id, department, authority, status, status_until, available_places,"
-        " agrement_capacity, version FROM foster_carers WHERE id = $1 FOR UPDATE",
+        "SELECT id, department, authority, status, status_until, leave_from, available_places,"
+        " agrement_capacity, age_min, age_max, care_modes, preferred_age_min, preferred_age_max,"
+        " preferred_care_modes, version, employer_authority, employing_authority,"
+        " open_to_other_authorities, (SELECT s.finess FROM structures s"
+        "  WHERE s.id = c.employer_structure) AS employer_finess, "
+        + agrement_valid_sql("c")
+        + " AS agrement_valid, "
+        + agrement_state_sql("c")
+        + " AS agrement_today, "
+        + not_on_leave_sql("c")
+        + " AS not_on_leave FROM foster_carers c WHERE id = $1 FOR UPDATE OF c",
         carer_id,
     )
     return row
@@ -214,7 +271,10 @@ async def taken_on_carer(conn: asyncpg.Connection, carer_id: UUID) -> int:
 _CARER_WRITE_SQL = f"""
 WITH carer AS (
     UPDATE foster_carers
-       SET available_places = $2, status = $3, status_until = $4,
+       SET available_places = $2, status = $3, status_until = $4, leave_from = $7,
+           preferred_age_min = coalesce($8, preferred_age_min),
+           preferred_age_max = coalesce($9, preferred_age_max),
+           preferred_care_modes = coalesce($10::text[], preferred_care_modes),
            version = version + 1, declared_at = now(), declared_by = $5
      WHERE id = $1
  RETURNING {CARER_PUBLIC_COLUMNS}
@@ -237,10 +297,25 @@ async def write_carer(
     status_until: Any,
     actor: str,
     source: str,
+    leave_from: Any = None,
+    preferences: tuple[int, int, list[str]] | None = None,
 ) -> asyncpg.Record:
-    """A declaration or a move on a locked carer: the carer row and its history row."""
+    """A declaration or a move on a locked carer: the carer row and its history row (which
+    keeps what it kept: places, status, until — the leave's start and the preferences live
+    on the carer row only). ``preferences`` None: unchanged."""
+    age_min, age_max, modes = preferences if preferences is not None else (None, None, None)
     row: asyncpg.Record = await conn.fetchrow(
-        _CARER_WRITE_SQL, carer_id, available_places, status, status_until, actor, source
+        _CARER_WRITE_SQL,
+        carer_id,
+        available_places,
+        status,
+        status_until,
+        actor,
+        source,
+        leave_from,
+        age_min,
+        age_max,
+        modes,
     )
     return row
 
@@ -249,5 +324,24 @@ async def carer_by_id(conn: asyncpg.Connection, carer_id: UUID) -> asyncpg.Recor
     """A carer's public view and the authority of its agrément, for scope checks (no lock)."""
     row: asyncpg.Record | None = await conn.fetchrow(
         f"SELECT {CARER_PUBLIC_COLUMNS}, authority FROM foster_carers WHERE id = $1", carer_id
+    )
+    return row
+
+
+async def write_openness(
+    conn: asyncpg.Connection, carer_id: UUID, open_to_others: bool
+) -> asyncpg.Record:
+    """The employer's choice on a locked carer: a new version of the carer's part. Not a
+    declaration of places: neither the history nor ``declared_at``/``declared_by`` (the
+    freshness of the places) change; the audit entry says who."""
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""
+        UPDATE foster_carers
+           SET open_to_other_authorities = $2, version = version + 1
+         WHERE id = $1
+     RETURNING {CARER_PUBLIC_COLUMNS}
+        """,
+        carer_id,
+        open_to_others,
     )
     return row

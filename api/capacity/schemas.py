@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Temporality = Literal["current", "h1", "h24", "h48", "d7"]
 Gender = Literal["any", "F", "M"]
+CareMode = Literal["urgence", "durable", "sequentiel", "mere_enfant", "mna", "jeune_majeur"]
 Count = Field(default=None, ge=0, le=5000)
 
 
@@ -76,15 +77,55 @@ class CapacitySnapshot(BaseModel):
     available_gender: Gender
 
 
+class PreferencesIn(BaseModel):
+    """The carer's preferences, within their agrément (its ages and care modes): what search
+    matches them on. Checked against the agrément by the service (422 naming
+    ``preferences.age_min``…)."""
+
+    model_config = ConfigDict(extra="forbid")
+    age_min: int = Field(ge=0, le=21)
+    age_max: int = Field(ge=0, le=21)
+    care_modes: list[CareMode] = Field(min_length=1)
+
+
 class AvailabilityIn(BaseModel):
-    """A carer's declaration: free places and status."""
+    """A carer's own part (#15): free places within the agrément, leave (from ``leave_from``,
+    or now, until ``until``), preferences within the agrément (omitted: unchanged).
+    ``suspended`` is not the carer's word but the agrément's: the body still accepts it, so
+    that the service answers with the right refusal (403 for the carer, 422 for anyone else,
+    both naming ``status``) instead of a bare enum error."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"available_places": 1, "status": "active", "until": None}]
+            "examples": [
+                {"available_places": 1, "status": "active", "until": None},
+                {
+                    "available_places": 1,
+                    "status": "leave",
+                    "leave_from": "2026-12-20",
+                    "until": "2027-01-03",
+                    "preferences": {"age_min": 3, "age_max": 12, "care_modes": ["durable"]},
+                },
+            ]
         },
     )
     available_places: int = Field(ge=0, le=6)
-    status: Literal["active", "leave", "suspended"]
-    until: date | None = None
+    status: Literal["active", "leave", "suspended"] = Field(
+        description="`active` or `leave`; `suspended` is refused (the agrément's, decided "
+        "by its issuer: POST /v1/agrements/{id}/suspend)."
+    )
+    leave_from: date | None = Field(
+        default=None, description="Planned start of the leave (absent: the leave starts now)."
+    )
+    until: date | None = Field(default=None, description="End of the leave (inclusive).")
+    preferences: PreferencesIn | None = None
+
+
+class OpennessIn(BaseModel):
+    """Whether the employer proposes the carer to other authorities' searches and holds."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"open_to_other_authorities": True}]}
+    )
+    open_to_other_authorities: bool

@@ -13,7 +13,7 @@ from api import changes, events
 from api.auth import Principal
 from api.capacity import repository
 from api.capacity.repository import COUNT_FIELDS
-from api.capacity.schemas import AvailabilityIn, CapacityIn, CapacitySnapshot
+from api.capacity.schemas import AvailabilityIn, CapacityIn, CapacitySnapshot, OpennessIn
 from api.changes import Idempotency, Written
 from api.errors import Conflict, Forbidden, Invalid, NotFound, field_error
 from api.registry.schemas import FosterCarerOut
@@ -157,9 +157,20 @@ async def declare_unit(
     return Written(snapshot)
 
 
+def is_employer(principal: Principal, carer: asyncpg.Record) -> bool:
+    """The carer's employer: the authority that employs them (its functions), or the
+    placement service (FINESS 236 structure) whose token it is."""
+    if principal.for_authority and carer["employer_authority"] is not None:
+        return principal.authority == carer["employer_authority"]
+    if principal.role == "structure" and principal.finess is not None:
+        return principal.finess == carer["employer_finess"]
+    return False
+
+
 def check_may_declare_carer(principal: Principal, carer: asyncpg.Record) -> None:
-    """The carer, the authority of their agrément (its functions that declare), or the
-    platform operator."""
+    """The carer; their employer (the employing authority's functions that declare, or the
+    placement service's structure token, #15); the authority that issued their agrément
+    (its functions that declare: it may correct a declaration); the platform operator."""
     if not principal.may("capacity.declare"):
         raise Forbidden("Cette fonction ne déclare pas de capacité.")
     if principal.role == "operator":
@@ -168,28 +179,39 @@ def check_may_declare_carer(principal: Principal, carer: asyncpg.Record) -> None
         return
     if principal.for_authority and principal.authority == carer["authority"]:
         return
-    raise Forbidden(
-        "Seul l'assistant familial ou l'autorité compétente de son agrément peut déclarer."
-    )
-
-
-def check_carer_may_set_status(principal: Principal, current: str, wanted: str) -> None:
-    """Suspension is a decision of the authority that issued the agrément (CASF L421-6), never
-    of the carer: a carer can neither suspend nor reinstate themself, and declares nothing
-    while suspended (#15; the agrément's own states come with that issue)."""
-    if principal.role != "carer" or "suspended" not in (current, wanted):
+    if is_employer(principal, carer):
         return
-    message = (
-        "votre agrément est suspendu : seule l'autorité qui l'a délivré peut lever la suspension"
-        if current == "suspended"
-        else "la suspension est une décision de l'autorité qui a délivré l'agrément"
+    raise Forbidden(
+        "Seul l'assistant familial, son employeur ou l'autorité qui a délivré son agrément "
+        "peut déclarer."
     )
-    raise Forbidden(f"status : {message}.", errors=[{"field": "status", "message": message}])
 
 
-def check_carer_body(body: AvailabilityIn, agrement_capacity: int, taken: int = 0) -> None:
-    """``taken``: places held or occupied through Places (holds ``held`` or ``admitted``):
-    a carer cannot declare them free again without the workflow releasing them."""
+def check_carer_may_set_status(principal: Principal, wanted: str) -> None:
+    """``suspended`` is not the carer's part: suspension is a decision on the agrément by the
+    authority that issued it (CASF L421-6). A carer asking for it is refused (403: not theirs
+    to decide); anyone else is told where it is decided (422: the wrong endpoint). Both name
+    ``status``; nothing is written."""
+    if wanted != "suspended":
+        return
+    if principal.role == "carer":
+        message = "la suspension est une décision de l'autorité qui a délivré l'agrément"
+        raise Forbidden(f"status : {message}.", errors=[{"field": "status", "message": message}])
+    raise field_error(
+        "status",
+        "la suspension est décidée sur l'agrément : POST /v1/agrements/{id}/suspend",
+    )
+
+
+def check_carer_body(
+    body: AvailabilityIn, carer: asyncpg.Record, taken: int = 0, today: date | None = None
+) -> None:
+    """The carer's own part within the agrément (CASF L421-5: no more children than it
+    allows). ``taken``: places held or occupied through Places (holds ``held`` or
+    ``admitted``): a carer cannot declare them free again without the workflow releasing
+    them."""
+    agrement_capacity = carer["agrement_capacity"]
+    today = today or date.today()
     if body.available_places > agrement_capacity:
         raise field_error(
             "available_places",
@@ -201,13 +223,92 @@ def check_carer_body(body: AvailabilityIn, agrement_capacity: int, taken: int = 
             f"{taken} place(s) réservée(s) ou occupée(s) via Places sur un agrément de "
             f"{agrement_capacity} : au plus {agrement_capacity - taken} disponible(s)",
         )
-    if body.until is not None and body.until < date.today():
+    if body.until is not None and body.until < today:
         raise field_error("until", "date passée")
     if body.status == "active" and body.until is not None:
-        raise field_error("until", "seulement pour un congé ou une suspension")
+        raise field_error("until", "seulement pour un congé")
+    if body.status == "active" and body.leave_from is not None:
+        raise field_error("leave_from", "seulement pour un congé")
+    if body.leave_from is not None and body.until is not None and body.until < body.leave_from:
+        raise field_error("until", "fin du congé avant son début")
+    prefs = body.preferences
+    if prefs is None:
+        return
+    if prefs.age_min < carer["age_min"]:
+        raise field_error(
+            "preferences.age_min",
+            f"{prefs.age_min} ans : en dessous de l'agrément ({carer['age_min']} ans)",
+        )
+    if prefs.age_max > carer["age_max"]:
+        raise field_error(
+            "preferences.age_max",
+            f"{prefs.age_max} ans : au-delà de l'agrément ({carer['age_max']} ans)",
+        )
+    if prefs.age_min > prefs.age_max:
+        raise field_error("preferences.age_min", "âge minimum supérieur à l'âge maximum")
+    outside = sorted(set(prefs.care_modes) - set(carer["care_modes"]))
+    if outside:
+        raise field_error(
+            "preferences.care_modes",
+            f"hors de l'agrément : {', '.join(outside)}",
+        )
+
+
+def check_agrement_allows_places(carer: asyncpg.Record, available_places: int) -> None:
+    """Free places only on an agrément valid today (CASF L421-3, L421-6) — the trigger of
+    migration 0012 refuses it anyway. A 409, not a 422: the body is right, the agrément's
+    state (the issuer's decision, or the calendar) refuses it now; the problem carries the
+    derived state. Lowering or keeping places is always accepted (a carer whose agrément
+    was just suspended still declares their leave)."""
+    if available_places > 0 and not carer["agrement_valid"]:
+        state = carer["agrement_today"]
+        raise Conflict(
+            f"available_places : agrément {AGREMENT_LABELS.get(state, state)} aujourd'hui, "
+            "aucune place ne peut être déclarée disponible.",
+            errors=[{"field": "available_places", "message": f"agrément {state}"}],
+            agrement_state=state,
+        )
+
+
+AGREMENT_LABELS = {
+    "suspended": "suspendu",
+    "withdrawn": "retiré",
+    "expired": "expiré",
+    "not_yet_valid": "pas encore en vigueur",
+}
+
+
+def agrement_violation(exc: asyncpg.CheckViolationError) -> Conflict | None:
+    """The database's last word (triggers of migration 0012) as a clean 409, for a race the
+    service's own check could not see (the agrément changed between its read and the
+    write cannot happen under the row lock, but a direct rule is a direct rule)."""
+    if exc.constraint_name in ("foster_carers_agrement_valid", "holds_agrement_valid"):
+        return Conflict(
+            "L'agrément de l'assistant familial n'est pas valide aujourd'hui.",
+            agrement_state="not_valid",
+            reason="agrement_not_valid",
+        )
+    return None
 
 
 async def declare_carer(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    carer_id: UUID,
+    body: AvailabilityIn,
+    idempotency: Idempotency | None,
+    if_match: int | None,
+) -> Written:
+    try:
+        return await _declare_carer(pool, principal, carer_id, body, idempotency, if_match)
+    except asyncpg.CheckViolationError as exc:
+        refusal = agrement_violation(exc)
+        if refusal is None:
+            raise
+        raise refusal from exc
+
+
+async def _declare_carer(
     pool: asyncpg.Pool,
     principal: Principal,
     carer_id: UUID,
@@ -220,7 +321,7 @@ async def declare_carer(
         if carer is None:
             raise NotFound(f"Assistant familial {carer_id} inconnu.")
         check_may_declare_carer(principal, carer)
-        check_carer_may_set_status(principal, carer["status"], body.status)
+        check_carer_may_set_status(principal, body.status)
         replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
         if replay is not None:
             return replay
@@ -230,9 +331,21 @@ async def declare_carer(
                 current_version=carer["version"],
             )
         taken = await repository.taken_on_carer(conn, carer_id)
-        check_carer_body(body, carer["agrement_capacity"], taken)
+        check_carer_body(body, carer, taken, await conn.fetchval("SELECT current_date"))
+        check_agrement_allows_places(carer, body.available_places)
+        prefs = body.preferences
         row = await repository.write_carer(
-            conn, carer_id, body.available_places, body.status, body.until, principal.sub, "api"
+            conn,
+            carer_id,
+            body.available_places,
+            body.status,
+            body.until,
+            principal.sub,
+            "api",
+            leave_from=body.leave_from if body.status == "leave" else None,
+            preferences=None
+            if prefs is None
+            else (prefs.age_min, prefs.age_max, sorted(set(prefs.care_modes))),
         )
         out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
         event = events.carer_availability_updated(
@@ -247,6 +360,68 @@ async def declare_carer(
             str(carer_id),
             carer["department"],
             {"version": row["version"]},
+            authority=carer["authority"],
+        )
+        return await changes.store(conn, principal, idempotency, Written(out))
+
+
+def check_may_open(principal: Principal, carer: asyncpg.Record) -> None:
+    """Openness is the employer's choice (the law makes an authority's carers its
+    employees; a placement service's are its own): the employing authority's functions
+    that declare capacity, the employer structure, or the platform operator."""
+    if not principal.may("capacity.declare"):
+        raise Forbidden("Cette fonction ne déclare pas de capacité.")
+    if principal.role == "operator" or is_employer(principal, carer):
+        return
+    raise Forbidden(
+        "Seul l'employeur de l'assistant familial décide s'il est proposé aux autres autorités."
+    )
+
+
+async def set_openness(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    carer_id: UUID,
+    body: OpennessIn,
+    idempotency: Idempotency | None,
+    if_match: int | None,
+) -> Written:
+    """``PUT /v1/foster-carers/{id}/openness``: versioned on the carer's part (If-Match
+    required), idempotent, audited (``carer.openness``), with ``carer.availability_updated``
+    (source ``openness``) on the carer's authority's feed."""
+    async with pool.acquire() as conn, conn.transaction():
+        carer = await repository.lock_carer(conn, carer_id)
+        if carer is None:
+            raise NotFound(f"Assistant familial {carer_id} inconnu.")
+        check_may_open(principal, carer)
+        replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
+        if replay is not None:
+            return replay
+        if if_match != carer["version"]:
+            raise Conflict(
+                f"Version périmée : version courante {carer['version']}, If-Match {if_match}.",
+                current_version=carer["version"],
+            )
+        row = await repository.write_openness(conn, carer_id, body.open_to_other_authorities)
+        out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
+        await changes.emit(
+            conn,
+            events.carer_availability_updated(
+                carer["department"], out, "openness", authority=carer["authority"], before=carer
+            ),
+        )
+        await changes.audit(
+            conn,
+            principal,
+            "carer.openness",
+            "foster_carer",
+            str(carer_id),
+            carer["department"],
+            {
+                "version": row["version"],
+                "open_to_other_authorities": body.open_to_other_authorities,
+                "employing_authority": carer["employing_authority"],
+            },
             authority=carer["authority"],
         )
         return await changes.store(conn, principal, idempotency, Written(out))

@@ -96,8 +96,9 @@ async def list_for(
     status: str,
     limit: int,
 ) -> list[asyncpg.Record]:
-    """Holds one side may see: an establishment's units, a carer's own, an authority's
-    requests (each filter applies when given), soonest deadline first."""
+    """Holds one side may see: an establishment's units and the carers it employs, a
+    carer's own, an authority's requests and the holds on the carers it employs (each
+    filter applies when given), soonest deadline first."""
     return await conn.fetch(
         """
         SELECT h.id, h.request_id, h.target_kind, coalesce(h.unit_id, h.carer_id) AS target_id,
@@ -108,10 +109,12 @@ async def list_for(
           JOIN placement_requests r ON r.id = h.request_id
           LEFT JOIN units u ON u.id = h.unit_id
           LEFT JOIN structures s ON s.id = u.structure_id
+          LEFT JOIN foster_carers c ON c.id = h.carer_id
+          LEFT JOIN structures es ON es.id = c.employer_structure
          WHERE h.status = $1
-           AND ($2::text IS NULL OR s.finess = $2)
+           AND ($2::text IS NULL OR s.finess = $2 OR es.finess = $2)
            AND ($3::uuid IS NULL OR h.carer_id = $3)
-           AND ($4::text IS NULL OR r.authority = $4)
+           AND ($4::text IS NULL OR r.authority = $4 OR c.employing_authority = $4)
          ORDER BY h.expires_at, h.id
          LIMIT $5
         """,

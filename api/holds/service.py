@@ -113,18 +113,20 @@ async def _emit_hold_event(
     out: dict[str, Any],
     target: Target,
 ) -> None:
-    await changes.emit(
-        conn,
-        events.hold_event(
-            event_type,
-            request["department"],
-            out,
-            target.department,
-            authority=request["authority"],
-            target_authority=target.authority,
-            target_category=target.category,
-        ),
+    event = events.hold_event(
+        event_type,
+        request["department"],
+        out,
+        target.department,
+        authority=request["authority"],
+        target_authority=target.authority,
+        target_category=target.category,
     )
+    await changes.emit(conn, event)
+    employer = target.employing_authority
+    if target.kind == "carer" and employer is not None and employer != request["authority"]:
+        # The employer hears, live, of holds another authority places on its carer (#15).
+        await changes.emit(conn, events.for_employer(event, employer))
 
 
 async def create(
@@ -140,6 +142,7 @@ async def create(
         if replay is not None:
             return replay
         target = await moves.resolve(conn, body.target.kind, body.target.id)
+        moves.check_may_hold(target, request["authority"])
         if request["status"] != "waiting":
             raise Conflict(
                 f"Seule une demande en attente peut être réservée ; celle-ci est "
@@ -284,9 +287,10 @@ async def read(pool: asyncpg.Pool, principal: Principal, hold_id: UUID) -> dict[
 async def list_holds(
     pool: asyncpg.Pool, principal: Principal, status: str, authority: str | None, limit: int
 ) -> dict[str, Any]:
-    """What each side has to act on: an establishment sees the holds on its units, a carer
-    those on itself (to admit them or refuse), a placement service those of its authority's
-    requests (``authority``: a filter on the requests' authority, resolved by
+    """What each side has to act on: an establishment sees the holds on its units and, for
+    a placement service, on the carers it employs; a carer those on itself (to admit them
+    or refuse); a placement service those of its authority's requests and those other
+    authorities placed on the carers its authority employs (``authority``: resolved by
     ``api.authorities``). The read is audited like every list of child-level records."""
     finess = principal.finess if principal.role == "structure" else None
     carer_id = (

@@ -116,15 +116,20 @@ async def structures(
     return items, rows[0]["total"]
 
 
+_THE_AUTHORITYS = "(authority = $1 OR employer_authority = $1)"
+
+
 async def foster_carers(
     conn: asyncpg.Connection, authority: str, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
-    """One page of the carers whose agrément the authority issued (their home's authority)."""
+    """One page of the authority's carers: those whose agrément it issued (their home's
+    authority) and those it employs (``employer_authority``: a carer may live across its
+    border) — #15. A placement service's carers are listed by their issuer."""
     rows = await conn.fetch(
         f"""
         SELECT {CARER_PUBLIC_COLUMNS}, count(*) OVER () AS total
           FROM foster_carers
-         WHERE authority = $1
+         WHERE {_THE_AUTHORITYS}
          ORDER BY commune, id
          LIMIT $2 OFFSET $3
         """,
@@ -136,7 +141,7 @@ async def foster_carers(
         rows[0]["total"]
         if rows
         else await conn.fetchval(
-            "SELECT count(*) FROM foster_carers WHERE authority = $1", authority
+            f"SELECT count(*) FROM foster_carers WHERE {_THE_AUTHORITYS}", authority
         )
     )
     return list(rows), total

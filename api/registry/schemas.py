@@ -1,14 +1,13 @@
 """Response bodies of the registry."""
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.capacity.schemas import CapacitySnapshot
+from api.capacity.schemas import CapacitySnapshot, CareMode
 
-CareMode = Literal["urgence", "durable", "sequentiel", "mere_enfant", "mna", "jeune_majeur"]
 DisabilityProfile = Literal[
     "tsa",
     "deficience_intellectuelle",
@@ -117,8 +116,22 @@ class StructurePage(BaseModel):
     total: int
 
 
+class Preferences(BaseModel):
+    age_min: int
+    age_max: int
+    care_modes: list[str]
+
+
+AgrementState = Literal["valid", "suspended", "withdrawn", "expired", "not_yet_valid"]
+
+
 class FosterCarerOut(BaseModel):
-    """A carer as others may see them: commune level, never their home's location."""
+    """A carer as others may see them: commune level, never their home's location. Their
+    own part (free places, status, leave, preferences, ``version``) and what of their
+    agrément and employer decides whether they are proposed: ``agrement_state`` as of today
+    (SQL ``places_agrement_state``), ``valid_until``, ``employing_authority``,
+    ``open_to_other_authorities``. ``age_min``/``age_max``/``care_modes`` are the
+    agrément's; ``preferences`` the carer's, within them."""
 
     id: UUID
     department: str
@@ -129,10 +142,29 @@ class FosterCarerOut(BaseModel):
     care_modes: list[str]
     disability_profiles: list[str]
     status: str
+    leave_from: date | None
     status_until: date | None
     available_places: int
+    preferences: Preferences
+    agrement_state: AgrementState
+    valid_until: date
+    employing_authority: str
+    open_to_other_authorities: bool
     version: int
     declared_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_preferences(cls, data: Any) -> Any:
+        """Rows carry the preferences flat (``preferred_age_min``…): nest them."""
+        if isinstance(data, dict) and "preferences" not in data and "preferred_age_min" in data:
+            data = dict(data)
+            data["preferences"] = {
+                "age_min": data.pop("preferred_age_min"),
+                "age_max": data.pop("preferred_age_max"),
+                "care_modes": data.pop("preferred_care_modes"),
+            }
+        return data
 
 
 class FosterCarerPage(BaseModel):

@@ -1,7 +1,10 @@
 """Candidate retrieval: one index-assisted query per kind (units, carers) and ladder step.
 
 Hard filters (free places for the temporalities counted, care mode, age band, sexes,
-disability profiles, carer active) are pushed into SQL; geography is ``ST_DWithin`` on
+disability profiles; for a carer: agrément valid today and not on leave today — the one
+predicate ``api.capacity.repository.carer_free_sql`` —, their preferences rather than the
+agrément's bounds, and the employer's openness to the searching authority) are pushed into
+SQL; geography is ``ST_DWithin`` on
 ``geography`` (radius steps), plus the origin's and neighbouring departments (neighbour
 step), or nothing (national); rows come nearest first through the GiST KNN operator
 ``<->`` with a LIMIT, so a national step never scans the country. matching/ re-checks
@@ -24,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from api.capacity.repository import carer_free_sql, carer_open_to_sql
 from api.precision import distance_km_sql, point_sql
 from matching import Area, Need, Offer, Step
 
@@ -40,6 +44,9 @@ class Origin:
     commune: str | None
     authority: str
     """The competent authority of the origin's commune."""
+    searcher: str | None = None
+    """The searching authority (search: the principal's; by default the origin's): a carer
+    closed to other authorities is proposed only to their employer's (#15)."""
 
 
 _GEO_FILTER = {
@@ -90,17 +97,20 @@ CARERS_SQL = """
 WITH origin AS (
     SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
 ), nearest AS (
-    SELECT c.id, c.department, c.commune, c.age_min, c.age_max, c.care_modes,
-           c.disability_profiles, c.status, c.available_places, c.declared_at,
+    -- The carer's preferences (within the agrément) are what they are matched on.
+    SELECT c.id, c.department, c.commune, c.preferred_age_min AS age_min,
+           c.preferred_age_max AS age_max, c.preferred_care_modes AS care_modes,
+           c.disability_profiles, c.available_places, c.declared_at,
            c.public_location <-> origin.g AS knn,
            ST_Distance(c.public_location, origin.g) AS metres,
            ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon
       FROM origin, foster_carers c
-     WHERE c.status = 'active'
-       AND c.available_places > 0  -- lets the planner use the partial index of free carers
+     WHERE c.available_places > 0  -- lets the planner use the partial index of free carers
+       AND {free}
+       AND {open_to}
        AND c.available_places >= $2
-       AND c.care_modes @> ARRAY[$3]::text[]
-       AND c.age_min <= $4 AND c.age_max >= $5
+       AND c.preferred_care_modes @> ARRAY[$3]::text[]
+       AND c.preferred_age_min <= $4 AND c.preferred_age_max >= $5
        AND c.disability_profiles @> $6::text[]
        {geo}
      -- The public point, so the GiST index yields the order; carers of one commune share
@@ -110,7 +120,7 @@ WITH origin AS (
 )
 -- The public point is the commune's: lat/lon and the distance, rounded to the kilometre.
 SELECT n.id::text AS id, n.department, n.commune, n.age_min, n.age_max, n.care_modes,
-       n.disability_profiles, n.status, n.available_places AS free_places,
+       n.disability_profiles, n.available_places AS free_places,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        round((n.metres / 1000.0)::numeric)::float8 AS distance_km,
        n.lat, n.lon
@@ -127,13 +137,15 @@ def _sql(template: str, area: str, loc: str, dept: str, first_geo_param: int) ->
         geo=geo,
         point=point_sql("s", "cm"),
         distance_km=distance_km_sql("s", "cm", "origin.g", "n.metres"),
+        free=carer_free_sql("c"),
+        open_to=carer_open_to_sql("c", "$8"),
     )
 
 
 QUERIES: dict[tuple[str, str], str] = {}
 for _area in Area:
     QUERIES[("unit", _area)] = _sql(UNITS_SQL, _area, "cs.location", "s.department", 11)
-    QUERIES[("carer", _area)] = _sql(CARERS_SQL, _area, "c.public_location", "c.department", 8)
+    QUERIES[("carer", _area)] = _sql(CARERS_SQL, _area, "c.public_location", "c.department", 9)
 
 
 def query_args(
@@ -166,7 +178,16 @@ def query_args(
             CANDIDATES_PER_KIND,
         ]
     else:  # carers declare "current" only and accept either sex
-        args = [point, places, need.care_mode, age_lo, age_hi, profiles, CANDIDATES_PER_KIND]
+        args = [
+            point,
+            places,
+            need.care_mode,
+            age_lo,
+            age_hi,
+            profiles,
+            CANDIDATES_PER_KIND,
+            origin.searcher,
+        ]
     if step.area != Area.NATIONAL:
         assert step.radius_km is not None
         args.append(step.radius_km * 1000.0)
@@ -268,7 +289,14 @@ def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = Non
             finess=r["finess"],
             category=r["category"],
         )
-    return Offer(**common, sexes=frozenset({"F", "M"}), status=r.get("status", "active"))
+    # Retrieved by the SQL's predicate (valid agrément, not on leave today): say so to the
+    # library, whose hard constraints check it again; the optimiser's rows say it too.
+    return Offer(
+        **common,
+        sexes=frozenset({"F", "M"}),
+        status=r.get("status", "active"),
+        agrement_valid=r.get("agrement_valid", True),
+    )
 
 
 async def resolve_origin(
@@ -284,7 +312,9 @@ async def resolve_origin(
         )
         if row is None:
             return None
-        return Origin(row["lat"], row["lon"], row["department"], commune, row["authority"])
+        return Origin(
+            row["lat"], row["lon"], row["department"], commune, row["authority"], row["authority"]
+        )
     assert lat is not None and lon is not None
     row = await conn.fetchrow(
         """
@@ -297,4 +327,4 @@ async def resolve_origin(
     )
     if row is None:
         return None
-    return Origin(lat, lon, row["department"], None, row["authority"])
+    return Origin(lat, lon, row["department"], None, row["authority"], row["authority"])

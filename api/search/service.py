@@ -8,6 +8,7 @@ on the loop and the library stays free of I/O.
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -162,6 +163,8 @@ async def run_search(pool: asyncpg.Pool, principal: Principal, body: SearchIn) -
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(PLAN_PER_QUERY)
         origin = await resolve_origin(conn, body)
+        # Carers closed to other authorities are proposed to their employer's only.
+        origin = dataclasses.replace(origin, searcher=principal.authority or origin.authority)
         need = build_need(body, origin.department)
         neighbours = sorted(department_neighbours(origin.department))
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from api.capacity.repository import carer_free_sql
 from api.requests.service import local_today
 from geo.referential import load_authorities
 
@@ -82,19 +83,21 @@ units_agg AS (
      GROUP BY s.{key}
 )"""
 
+# A carer counts (active, free places, open places) only when their places are free today:
+# agrément valid and not on leave — the one predicate search uses (#15).
 _CARERS = """
 carers_agg AS (
-    SELECT {key} AS code,
+    SELECT c.{key} AS code,
            count(*) AS carers,
-           count(*) FILTER (WHERE status = 'active') AS carers_active,
-           sum(available_places) FILTER (WHERE status = 'active') AS carer_places_available,
-           sum(agrement_capacity) FILTER (WHERE status = 'active') AS carer_open_places,
-           count(*) FILTER (WHERE status = 'active'
-                              AND declared_at < now() - make_interval(days => $1))
+           count(*) FILTER (WHERE {free}) AS carers_active,
+           sum(c.available_places) FILTER (WHERE {free}) AS carer_places_available,
+           sum(c.agrement_capacity) FILTER (WHERE {free}) AS carer_open_places,
+           count(*) FILTER (WHERE {free}
+                              AND c.declared_at < now() - make_interval(days => $1))
                AS carer_stale
-      FROM foster_carers
-     WHERE ($3::text IS NULL OR {key} = $3)
-     GROUP BY {key}
+      FROM foster_carers c
+     WHERE ($3::text IS NULL OR c.{key} = $3)
+     GROUP BY c.{key}
 )"""
 
 _REQUESTS = """
@@ -135,7 +138,7 @@ _TERRITORIES: dict[Grouping, tuple[str, str]] = {
 def _query(with_requests: bool, key: Grouping = "department") -> str:
     table, columns = _TERRITORIES[key]
     parts = [_UNITS, _CARERS, _REQUESTS if with_requests else _NO_REQUESTS]
-    ctes = ",\n         ".join(part.format(key=key) for part in parts)
+    ctes = ",\n         ".join(part.format(key=key, free=carer_free_sql("c")) for part in parts)
     return f"""
     WITH {ctes}
     SELECT {columns},

@@ -15,8 +15,10 @@ Definitions (also on the national dashboard and in the report of issue 6):
 * ``undeclared_units``: units that never declared; their places count as installed, not free.
 * ``available_h24`` / ``available_h48`` / ``available_d7``: free places forecast, each unit's
   forecast for that horizon, or its current figure when it declared no forecast.
-* ``carers_active``: assistants familiaux with status ``active``;
-  ``carer_places_available``: their declared free places (on leave or suspended: none).
+* ``carers_active``: assistants familiaux whose places are free today — agrément valid
+  today (not suspended, withdrawn, expired nor yet to start) and not on leave today (the
+  one SQL predicate of search, ``api.capacity.repository.carer_free_sql``);
+  ``carer_places_available``: their declared free places (any other carer: none).
 * ``requests_waiting``: placement requests in status ``waiting``; ``children_waiting``: the
   children they describe (a sibling group counts each child); ``oldest_waiting_days``: days
   since the decision of the oldest waiting request (null when nobody waits), in the
