@@ -441,7 +441,10 @@ async def test_bad_suspensions_name_the_field(client, pool, pmi, payload, field)
 
 async def test_suspension_releases_holds_and_puts_placements_to_review(client, pool, pmi):
     # Lyon's carer, employed by the Rhône (69D); children of the Métropole (69M) placed.
-    out = await register(client, pmi, employer={"authority": "69D"})
+    # Held below by 69M (the placing authority): 69D opened its employee to others.
+    out = await register(
+        client, pmi, employer={"authority": "69D"}, open_to_other_authorities=True
+    )
     carer_id = out["carer_id"]
     await declare(client, carer_id, 3)
     placed_request = await new_request(client)
@@ -482,7 +485,8 @@ async def test_suspension_releases_holds_and_puts_placements_to_review(client, p
         )
     assert (history["event"], history["reason"]) == ("released", "agrement_suspendu")
     released = await outbox(pool, "hold.released", "id", pending_id)
-    assert [e["authority"] for e in released] == ["69M"]  # the holding authority's feed
+    # The holding authority's feed, and a copy on the employer's (another authority).
+    assert [e["authority"] for e in released] == ["69M", "69D"]
     # The placed child: to review, for the placing and the employing authorities.
     for headers in (dept("69M"), dept("69D")):
         r = await client.get("/v1/placements/to-review", headers=headers)

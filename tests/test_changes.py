@@ -208,6 +208,8 @@ async def test_every_event_written_follows_the_schema_of_api_events(client, pool
             "capacity": 2,
             "care_modes": ["durable"],
             "employer": {"authority": "69D"},
+            # Held below by 69M: the department employing the carer opened them to others.
+            "open_to_other_authorities": True,
         },
         headers={**dept, **idem()},
     )
