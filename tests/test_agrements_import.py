@@ -24,6 +24,7 @@ import asyncpg
 import pytest
 
 from api.db import drop_database, init_connection
+from api.events import FIELDS
 from geo.finess import finess_check_key
 from interop.agrements_import import (
     COLUMNS,
@@ -228,9 +229,12 @@ async def test_new_carers_at_their_commune_point_with_their_agrement(conn):
     assert marseille["suspension_reason"] == "enquete_administrative"
     # One event per carer (the feeds' counts), one audit entry per batch and authority and
     # one for the run.
-    events = await conn.fetch("SELECT type, authority, data FROM outbox_events")
+    events = await conn.fetch("SELECT type, authority, data, national_data FROM outbox_events")
     assert sorted(e["authority"] for e in events) == ["13", "20R", "69M", "69M"]
     assert {e["type"] for e in events} == {"carer.availability_updated"}
+    fields, national = FIELDS["carer.availability_updated"]
+    assert all(set(e["data"]) == fields and set(e["national_data"]) == national for e in events)
+    assert {tuple(e["national_data"]["carer_count"].items()) for e in events} == {(("active", 1),)}
     assert {e["data"]["source"] for e in events} == {"agrement_import"}
     audits = await conn.fetch("SELECT action, authority, detail FROM audit_entries ORDER BY id")
     assert [(a["action"], a["authority"]) for a in audits] == [
