@@ -1,4 +1,5 @@
-"""The ``places`` command: migrate, seed, token, run, feed, audit seal|verify, purge.
+"""The ``places`` command: migrate, seed, import-finess, import-agrements, token, run, feed,
+audit seal|verify, purge.
 
 An entry point: each command reads the settings from the environment once, at its start,
 and passes what the code it calls needs (DSN, keys, server address); nothing below it reads
@@ -92,6 +93,28 @@ def import_finess(
         console.print(report.summary_table())
 
     asyncio.run(_run())
+
+
+@app.command("import-agrements")
+def import_agrements(
+    file: Annotated[str, typer.Argument(help="The national agrément file (CSV, docs/api.md).")],
+    batch_size: Annotated[int, typer.Option(help="Lines merged per transaction.")] = 1000,
+    rejects: Annotated[
+        str | None, typer.Option(help="Write the refused lines to this CSV file.")
+    ] = None,
+) -> None:
+    """Import the national agrément file: assistants familiaux and their agréments,
+    idempotently, batch by batch; prints the refused lines."""
+    from pathlib import Path
+
+    from interop.agrements_import import run_cli
+
+    if not Path(file).is_file():
+        console.print(f"[red]{file}: fichier introuvable[/red]")
+        raise typer.Exit(2)
+    code = run_cli(file, get_settings().database_url, batch_size, rejects)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

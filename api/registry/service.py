@@ -16,6 +16,15 @@ from api.registry import repository
 from api.registry.schemas import StructureIn, UnitIn, UnitOut
 from geo.bounds import in_france
 from geo.finess import is_valid_finess
+from matching.vocabulary import PLACEMENT_SERVICE_CATEGORY
+
+NO_UNITS_MESSAGE = (
+    "un service de placement familial (FINESS 236) n'a pas d'unité : ses places sont celles"
+    " des assistants familiaux qu'il emploie"
+)
+"""Why a placement service gets no unit: a unit at its office would count its carers' places
+twice and be proposed by search at the office's address (issue #15; the FINESS import gives
+it no default unit either, ``interop.finess_units``)."""
 
 
 def check_body(body: StructureIn) -> None:
@@ -25,6 +34,8 @@ def check_body(body: StructureIn) -> None:
         raise field_error("finess_ej", "numéro FINESS juridique invalide (clé de contrôle)")
     if body.location is not None and not in_france(body.location.lat, body.location.lon):
         raise field_error("location", "coordonnées hors de France (métropole et outre-mer)")
+    if body.category == PLACEMENT_SERVICE_CATEGORY and body.units:
+        raise field_error("units", NO_UNITS_MESSAGE)
     for i, unit in enumerate(body.units):
         if unit.age_min > unit.age_max:
             raise field_error(f"units.{i}.age_min", "âge minimum supérieur à l'âge maximum")
@@ -146,6 +157,8 @@ async def add_unit(
             raise NotFound(f"Établissement {structure_id} inconnu.")
         if principal.role == "structure" and principal.finess != structure["finess"]:
             raise Forbidden("Un établissement ne décrit que ses propres unités.")
+        if structure["category"] == PLACEMENT_SERVICE_CATEGORY:
+            raise field_error("category", NO_UNITS_MESSAGE)
         unit = await conn.fetchrow(INSERT_UNIT_SQL, *_unit_row(structure_id, body))
         unit_id = unit["id"]
         retired = [
