@@ -329,4 +329,12 @@ async def national_page(request: Request, settings: AppSettings) -> Response:
     "/ui/declarer", response_class=HTMLResponse, include_in_schema=False, summary="Declaration page"
 )
 async def declaration_page(request: Request, settings: AppSettings) -> Response:
-    return render(request, settings, "declarer.html", title="Déclarer mes places")
+    """The declaration page; the authorities' names let a carer read who issued their
+    agrément and who employs them (the API answers codes)."""
+    return render(
+        request,
+        settings,
+        "declarer.html",
+        title="Déclarer mes places",
+        page={"authorities": {a["code"]: a["name"] for a in _authorities()}},
+    )

@@ -50,7 +50,56 @@ export const AUTHORITY_ROLES = ["department", "authority_admin"];
 
 export const URGENCES = { immediate: "Immédiate", days: "Sous quelques jours", planned: "Programmée" };
 export const MESURES = { judicial: "Judiciaire", administrative: "Administrative" };
-export const STATUTS_AF = { active: "Disponible", leave: "En congé", suspended: "Suspendu" };
+/** What the carer declares (their own part); suspension is the agrément's, not a status. */
+export const STATUTS_AF = { active: "Disponible", leave: "En congé" };
+
+// The agrément (#15): its states as a reader sees them (as of today, SQL function
+// places_agrement_state) and the coded reasons of api/codes.py, in French. The codes are the
+// API's; only their labels live here.
+export const ETATS_AGREMENT = {
+  valid: "Valide",
+  suspended: "Suspendu",
+  withdrawn: "Retiré",
+  expired: "Expiré",
+  not_yet_valid: "Pas encore en vigueur",
+};
+
+/** Suspension (CASF L421-6: in an emergency, for at most four months). */
+export const MOTIFS_SUSPENSION = {
+  situation_de_danger: "Situation de danger pour les enfants accueillis",
+  enquete_administrative: "Enquête administrative en cours",
+  procedure_penale: "Procédure pénale en cours",
+  conditions_accueil: "Conditions d'accueil non réunies",
+  sante: "Raison de santé",
+  anterieur_enregistrement: "Suspension antérieure à l'enregistrement dans Places",
+};
+
+/** Withdrawal of the agrément (CASF L421-6). */
+export const MOTIFS_RETRAIT = {
+  conditions_non_remplies: "Conditions de l'agrément non remplies",
+  maltraitance: "Maltraitance ou danger pour les enfants",
+  demande_assistant: "À la demande de l'assistant familial",
+  cessation_activite: "Cessation d'activité",
+  autre: "Autre motif",
+};
+
+/** Derogation above three children (CASF L421-5). */
+export const MOTIFS_DEROGATION = {
+  fratrie: "Accueil d'une fratrie",
+  continuite_parcours: "Continuité du parcours de l'enfant",
+  accueil_urgence: "Accueil d'urgence",
+  anterieur_enregistrement: "Dérogation antérieure à l'enregistrement dans Places",
+};
+
+/** Codes only Places' migration writes (a decision recorded before Places kept reasons):
+ * shown when read, never offered to a new decision. */
+export const MOTIFS_HISTORIQUES = ["anterieur_enregistrement"];
+
+/** Whether the session may do `permission` (GET /v1/me's list): pages show an action only
+ * to those who may do it; the API decides all the same. */
+export function may(current, permission) {
+  return Boolean(current?.me?.permissions?.includes(permission));
+}
 
 export function pageData() {
   const node = document.getElementById("donnees-page");
@@ -367,6 +416,13 @@ export const fmt = {
   dec: (v) => (v === null || v === undefined ? "—" : nf2.format(v)),
   dateTime: (v) => (v ? dtf.format(new Date(v)) : "—"),
   date: (v) => (v ? df.format(new Date(v)) : "—"),
+  /** A calendar day of the API ("2026-05-01") as written in France (01/05/2026), whatever
+   * the browser's time zone (new Date("2026-05-01") is midnight UTC, the day before in
+   * Guadeloupe). */
+  day(v) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(v || "");
+    return m ? `${m[3]}/${m[2]}/${m[1]}` : "—";
+  },
   time: (v) => tf.format(v ? new Date(v) : new Date()),
   /** "il y a 3 h", "il y a 2 j" */
   age(v) {

@@ -6,14 +6,20 @@
 
 import {
   AUTHORITY_ROLES,
+  ETATS_AGREMENT,
   MODES,
+  MOTIFS_DEROGATION,
+  MOTIFS_RETRAIT,
+  MOTIFS_SUSPENSION,
   PROFILS,
+  STATUTS_AF,
   ApiError,
   api,
   el,
   explain,
   fmt,
   hideAlert,
+  may,
   newKey,
   pageData,
   requireSession,
@@ -42,6 +48,10 @@ const COMPTEURS = {
   available_places: "Places disponibles",
   until: "Date de fin",
   status: "Statut",
+  leave_from: "Début du congé",
+  "preferences.age_min": "Âge minimum souhaité",
+  "preferences.age_max": "Âge maximum souhaité",
+  "preferences.care_modes": "Modes d'accueil souhaités",
   available_gender: "Public des places disponibles",
 };
 const OTHER_COUNTS = ["occupied", "reserved", "closed", "installed", "additional"];
@@ -320,41 +330,247 @@ function renderStructure(data) {
 }
 
 // --- carer ---------------------------------------------------------------------------------
+// Two parts, as the law splits them (#15). The agrément is the issuing authority's decision
+// (CASF L421-3: issued for five years; L421-5: capacity, derogation above three children;
+// L421-6: suspension, withdrawal): shown read-only, from GET /v1/agrements/{id}, never in a
+// form. What is the carer's own — free places within the agrément, leave, preferences within
+// the agrément — is one form, sent to PUT /v1/foster-carers/{id}/availability.
 
-function renderCarer(data) {
+const PAGE_AUTHORITIES = PAGE.authorities || {};
+
+function authorityName(code) {
+  return PAGE_AUTHORITIES[code] ? `${PAGE_AUTHORITIES[code]} (${code})` : code;
+}
+
+function capacityText(agrement) {
+  const base = fmt.plural(agrement.capacity, "enfant", "enfants");
+  const d = agrement.derogation;
+  if (!d) return base;
+  return `${base} — dérogation pour ${fmt.plural(d.children, "enfant", "enfants")} (${MOTIFS_DEROGATION[d.reason] || d.reason}${d.until ? `, jusqu'au ${fmt.day(d.until)}` : ""})`;
+}
+
+function employerText(employer) {
+  if (!employer) return "—";
+  if (employer.kind === "structure") return `${employer.name} (FINESS ${employer.finess})`;
+  return authorityName(employer.authority);
+}
+
+/** The decision a carer reads when their agrément is not valid today, or null. */
+function decisionText(agrement) {
+  const issuer = authorityName(agrement.issuing_authority);
+  switch (agrement.state) {
+    case "suspended": {
+      const s = agrement.suspension || {};
+      return (
+        `Votre agrément est suspendu depuis le ${fmt.day(s.from)}` +
+        (s.until ? ` jusqu'au ${fmt.day(s.until)}` : "") +
+        ` par ${issuer}` +
+        (s.reason ? ` (motif : ${MOTIFS_SUSPENSION[s.reason] || s.reason})` : "") +
+        ". Vous ne pouvez pas déclarer de place pendant la suspension ; adressez-vous à son service d'agrément."
+      );
+    }
+    case "withdrawn": {
+      const w = agrement.withdrawal || {};
+      return (
+        `Votre agrément a été retiré le ${fmt.day(w.on)} par ${issuer}` +
+        (w.reason ? ` (motif : ${MOTIFS_RETRAIT[w.reason] || w.reason})` : "") +
+        ". Vous ne pouvez plus déclarer de place."
+      );
+    }
+    case "expired":
+      return (
+        `Votre agrément a expiré le ${fmt.day(agrement.valid_until)}. Vous ne pouvez pas déclarer de place ; ` +
+        (agrement.renewal_requested_on
+          ? `votre demande de renouvellement du ${fmt.day(agrement.renewal_requested_on)} est en cours d'instruction par ${issuer}.`
+          : `demandez son renouvellement au service d'agrément de ${issuer}.`)
+      );
+    case "not_yet_valid":
+      return `Votre agrément prend effet le ${fmt.day(agrement.issued_on)} : vous pourrez déclarer des places à partir de cette date.`;
+    default:
+      return null;
+  }
+}
+
+/** The agrément, read-only: a description list, no input (the carer cannot edit it). */
+function agrementCard(agrement, byCarer) {
+  const rows = [
+    ["Numéro", agrement.number],
+    ["Délivré par", authorityName(agrement.issuing_authority)],
+    ["Délivré le", fmt.day(agrement.issued_on)],
+    ["Valable jusqu'au", fmt.day(agrement.valid_until)],
+    ["Capacité", capacityText(agrement)],
+    ["Âges", `${agrement.age_min}–${agrement.age_max} ans`],
+    ["Modes d'accueil", agrement.care_modes.map((m) => MODES[m] || m).join(", ")],
+    [
+      "État",
+      el("span", { class: `badge etat-${agrement.state}`, dataset: { etat: agrement.state } }, ETATS_AGREMENT[agrement.state] || agrement.state),
+    ],
+  ];
+  if (agrement.suspension) {
+    const s = agrement.suspension;
+    rows.push([
+      "Suspension",
+      `du ${fmt.day(s.from)}${s.until ? ` au ${fmt.day(s.until)}` : " (sans date de fin)"} — ${MOTIFS_SUSPENSION[s.reason] || s.reason}`,
+    ]);
+  }
+  if (agrement.withdrawal) {
+    const w = agrement.withdrawal;
+    rows.push(["Retrait", `le ${fmt.day(w.on)} — ${MOTIFS_RETRAIT[w.reason] || w.reason}`]);
+  }
+  if (agrement.renewal_requested_on) {
+    rows.push(["Renouvellement", `demandé le ${fmt.day(agrement.renewal_requested_on)}`]);
+  }
+  rows.push(["Employeur", employerText(agrement.employer)]);
+  const decision = decisionText(agrement);
+  return el(
+    "section",
+    { class: "carte-unite", id: "agrement", "aria-labelledby": "titre-agrement" },
+    el("h2", { id: "titre-agrement" }, byCarer ? "Mon agrément" : "Agrément"),
+    decision ? el("div", { class: "alerte", role: "status", id: "decision-agrement" }, el("p", {}, decision)) : null,
+    el("dl", { class: "fiche" }, rows.map(([term, value]) => el("div", {}, el("dt", {}, term), el("dd", {}, value)))),
+    el(
+      "p",
+      { class: "aide" },
+      `L'agrément est décidé par ${authorityName(agrement.issuing_authority)} (son service d'agrément, PMI) : il n'est pas modifiable ici. Pour une erreur ou un changement, adressez-vous à ce service.`,
+    ),
+  );
+}
+
+/** The agrément of `carerId`, or null with the reason when it cannot be read (shown). */
+async function loadAgrement(carerId) {
+  try {
+    return { agrement: await api(`/v1/agrements/${carerId}`) };
+  } catch (error) {
+    return { agrement: null, error };
+  }
+}
+
+/** The limits of the carer's own part: the agrément's, or (agrément unreadable) the carer's
+ * record's. */
+function limitsOf(carer, agrement) {
+  return {
+    capacity: agrement ? agrement.capacity : carer.agrement_capacity,
+    age_min: agrement ? agrement.age_min : carer.age_min,
+    age_max: agrement ? agrement.age_max : carer.age_max,
+    care_modes: agrement ? agrement.care_modes : carer.care_modes,
+  };
+}
+
+function preferencesFieldset(carer, limits, onChange) {
+  const prefs = carer.preferences || {};
+  const ageMin = el("input", {
+    id: "af-pref-age-min",
+    type: "number",
+    inputmode: "numeric",
+    min: limits.age_min,
+    max: limits.age_max,
+    value: prefs.age_min ?? limits.age_min,
+  });
+  const ageMax = el("input", {
+    id: "af-pref-age-max",
+    type: "number",
+    inputmode: "numeric",
+    min: limits.age_min,
+    max: limits.age_max,
+    value: prefs.age_max ?? limits.age_max,
+  });
+  const chosen = prefs.care_modes || limits.care_modes;
+  const modes = limits.care_modes.map((m) =>
+    el("label", { class: "case" }, el("input", { type: "checkbox", name: "af-pref-mode", value: m, checked: chosen.includes(m) }), ` ${MODES[m] || m}`),
+  );
+  for (const input of [ageMin, ageMax]) input.addEventListener("input", onChange);
+  const box = el(
+    "fieldset",
+    { class: "preferences", id: "af-preferences" },
+    el("legend", {}, "Mes préférences (dans les limites de l'agrément)"),
+    el(
+      "div",
+      { class: "ligne-champs" },
+      el("div", { class: "champ" }, el("label", { for: "af-pref-age-min" }, "Âge minimum"), ageMin, el("p", { class: "erreur-champ", id: "erreur-preferences.age_min", hidden: true })),
+      el("div", { class: "champ" }, el("label", { for: "af-pref-age-max" }, "Âge maximum"), ageMax, el("p", { class: "erreur-champ", id: "erreur-preferences.age_max", hidden: true })),
+    ),
+    el("div", { class: "cases", role: "group", "aria-label": "Modes d'accueil souhaités" }, modes),
+    el("p", { class: "erreur-champ", id: "erreur-preferences.care_modes", hidden: true }),
+  );
+  box.addEventListener("change", onChange);
+  box.read = () => ({
+    age_min: Number(ageMin.value),
+    age_max: Number(ageMax.value),
+    care_modes: [...box.querySelectorAll("input[name=af-pref-mode]:checked")].map((i) => i.value),
+  });
+  return box;
+}
+
+/** Show each field's error (problem+json ``errors[].field``) next to its field. */
+function showFieldErrors(form, problem) {
+  for (const node of form.querySelectorAll(".erreur-champ")) {
+    node.hidden = true;
+    node.textContent = "";
+  }
+  let shown = 0;
+  for (const e of problem.errors || []) {
+    const node = form.querySelector(`[id="erreur-${CSS.escape(e.field)}"]`);
+    if (!node) continue;
+    node.textContent = `${COMPTEURS[e.field] || e.field} : ${e.message}`;
+    node.hidden = false;
+    shown += 1;
+  }
+  return shown;
+}
+
+function renderCarer(data, agrementResult) {
   const carer = data.carer;
+  const byCarer = session()?.role === "carer";
+  const { agrement, error: agrementError } = agrementResult;
+  const parts = [];
+  if (agrement) parts.push(agrementCard(agrement, byCarer));
+  else {
+    parts.push(
+      el(
+        "section",
+        { class: "carte-unite", id: "agrement", "aria-labelledby": "titre-agrement" },
+        el("h2", { id: "titre-agrement" }, byCarer ? "Mon agrément" : "Agrément"),
+        el("p", { class: "alerte", role: "status" }, `L'agrément n'a pas pu être lu : ${explain(agrementError)}`),
+        el("p", { class: "aide" }, `Agrément : ${fmt.plural(carer.agrement_capacity, "place", "places")}, ${carer.age_min}–${carer.age_max} ans · ${carer.care_modes.map((m) => MODES[m] || m).join(", ")} · ${data.commune_name || carer.commune}`),
+      ),
+    );
+  }
+  // Not valid today (suspended, withdrawn, expired, not yet in force): no place can be
+  // declared (the database refuses it too, trigger of migration 0012); the decision is shown
+  // above, and nothing below offers to lift it.
+  const state = agrement ? agrement.state : carer.agrement_state;
+  if (state && state !== "valid") {
+    if (!agrement) {
+      parts.push(el("p", { class: "alerte", role: "status" }, `Votre agrément est ${(ETATS_AGREMENT[state] || state).toLowerCase()} : vous ne pouvez pas déclarer de place.`));
+    }
+    root.replaceChildren(...parts);
+    return;
+  }
+  const limits = limitsOf(carer, agrement);
   const st = { key: null, version: carer.version };
   const result = el("div", { class: "resultat", role: "status", "aria-live": "polite" });
   const update = () => {
     st.key = null;
   };
-  const places = stepper("af-places", "Places disponibles", carer.available_places, { big: true, max: carer.agrement_capacity, onChange: update });
+  const places = stepper("af-places", "Places disponibles", carer.available_places, { big: true, max: limits.capacity, onChange: update });
   places.dataset.compteur = "available_places";
-  // Suspension is the issuing authority's decision (CASF L421-6): a carer sees it, read-only,
-  // and neither suspends nor reinstates themself (the API refuses it too).
-  const byCarer = session()?.role === "carer";
-  if (byCarer && carer.status === "suspended") {
-    root.replaceChildren(
-      el(
-        "section",
-        { class: "carte-unite", "aria-labelledby": "titre-af" },
-        el("h2", { id: "titre-af" }, "Mes disponibilités d'assistant familial"),
-        el(
-          "div",
-          { class: "alerte", role: "status" },
-          el("p", {}, `Votre agrément est suspendu${carer.status_until ? ` jusqu'au ${fmt.date(carer.status_until)}` : ""} par l'autorité qui l'a délivré. Vous ne pouvez pas déclarer de place pendant la suspension ; adressez-vous à son service d'agrément.`),
-        ),
-      ),
-    );
-    return;
-  }
-  const statuses = [
-    ["active", "Disponible pour accueillir"],
-    ["leave", "En congé"],
-    ...(byCarer ? [] : [["suspended", "Suspendu(e) par l'autorité"]]),
-  ];
+  places.append(el("p", { class: "erreur-champ", id: "erreur-available_places", hidden: true }));
+  const statuses = Object.entries(STATUTS_AF).map(([code, label]) => [code, code === "active" ? "Disponible pour accueillir" : label]);
+  const leaveFrom = el("input", { id: "af-depuis", type: "date", value: carer.leave_from || "" });
   const until = el("input", { id: "af-jusqu", type: "date", value: carer.status_until || "" });
-  const untilBox = el("div", { class: "champ" }, el("label", { for: "af-jusqu" }, "Jusqu'au (congé ou suspension)"), until);
+  const leaveBox = el(
+    "div",
+    { class: "ligne-champs", id: "af-conge" },
+    el(
+      "div",
+      { class: "champ" },
+      el("label", { for: "af-depuis" }, "Congé à partir du"),
+      leaveFrom,
+      el("p", { class: "aide" }, "Vide : dès maintenant."),
+      el("p", { class: "erreur-champ", id: "erreur-leave_from", hidden: true }),
+    ),
+    el("div", { class: "champ" }, el("label", { for: "af-jusqu" }, "Jusqu'au"), until, el("p", { class: "erreur-champ", id: "erreur-until", hidden: true })),
+  );
   const radios = el(
     "fieldset",
     { class: "echeances" },
@@ -362,28 +578,36 @@ function renderCarer(data) {
     statuses.map(([code, label]) => {
       const input = el("input", { type: "radio", name: "af-statut", value: code, checked: carer.status === code });
       input.addEventListener("change", () => {
-        untilBox.hidden = code === "active";
+        leaveBox.hidden = code !== "leave";
         update();
       });
       return el("label", { class: "onglet" }, input, ` ${label}`);
     }),
+    el("p", { class: "erreur-champ", id: "erreur-status", hidden: true }),
   );
-  untilBox.hidden = carer.status === "active";
+  leaveBox.hidden = carer.status !== "leave";
+  leaveFrom.addEventListener("input", update);
   until.addEventListener("input", update);
+  const preferences = preferencesFieldset(carer, limits, update);
   const send = el("button", { type: "submit", class: "bouton principal large" }, "Envoyer la déclaration");
   const lastBox = el("div", {}, lastDeclaration(carer));
-  const form = el("form", { class: "declaration", novalidate: true }, lastBox, places, radios, untilBox, send, result);
+  const form = el("form", { class: "declaration formulaire", novalidate: true }, lastBox, places, radios, leaveBox, preferences, send, result);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const status = form.querySelector("input[name=af-statut]:checked").value;
+    const status = form.querySelector("input[name=af-statut]:checked")?.value || "active";
     const body = {
       available_places: valueOf(form, "available_places"),
       status,
-      until: status === "active" || !until.value ? null : until.value,
+      preferences: preferences.read(),
     };
+    if (status === "leave") {
+      if (leaveFrom.value) body.leave_from = leaveFrom.value;
+      if (until.value) body.until = until.value;
+    }
     if (!st.key) st.key = newKey();
     send.disabled = true;
     result.replaceChildren();
+    showFieldErrors(form, {});
     try {
       const out = await api(`/v1/foster-carers/${carer.id}/availability`, {
         method: "PUT",
@@ -399,6 +623,7 @@ function renderCarer(data) {
       );
     } catch (error) {
       if (!(error instanceof ApiError && error.network)) st.key = null;
+      if (error instanceof ApiError && error.status === 422) showFieldErrors(form, error.problem);
       const actions = error instanceof ApiError && error.status === 409
         ? [el("button", { type: "button", class: "bouton secondaire", onclick: () => start() }, "Recharger les chiffres actuels")]
         : [];
@@ -407,15 +632,20 @@ function renderCarer(data) {
       send.disabled = false;
     }
   });
-  root.replaceChildren(
+  const manages = !byCarer && may(session(), "agrement.manage");
+  parts.push(
     el(
       "section",
-      { class: "carte-unite", "aria-labelledby": "titre-af" },
-      el("h2", { id: "titre-af" }, "Mes disponibilités d'assistant familial"),
-      el("p", { class: "aide" }, `Agrément : ${fmt.plural(carer.agrement_capacity, "place", "places")}, ${carer.age_min}–${carer.age_max} ans · ${carer.care_modes.map((m) => MODES[m] || m).join(", ")} · ${data.commune_name || carer.commune}`),
+      { class: "carte-unite", id: "disponibilites", "aria-labelledby": "titre-af" },
+      el("h2", { id: "titre-af" }, byCarer ? "Mes disponibilités d'assistant familial" : "Disponibilités de l'assistant familial"),
+      el("p", { class: "aide" }, `${data.commune_name || carer.commune} · au plus ${fmt.plural(limits.capacity, "place", "places")} (capacité de l'agrément)`),
+      manages
+        ? el("p", { class: "note" }, "Les décisions sur l'agrément (suspension, retrait, renouvellement) se prennent depuis le tableau de bord de l'autorité, panneau « Agréments ».")
+        : null,
       form,
     ),
   );
+  root.replaceChildren(...parts);
 }
 
 // --- orientations --------------------------------------------------------------------------
@@ -527,7 +757,7 @@ async function start(notice) {
   try {
     const data = await api(`/ui/api/moi${query ? `?${query}` : ""}`);
     if (data.kind === "structure") renderStructure(data);
-    else renderCarer(data);
+    else renderCarer(data, await loadAgrement(data.carer.id));
     // Only the establishment or the carer answers an orientation (not whoever declares
     // for them).
     const role = session()?.role;
