@@ -27,6 +27,7 @@ import {
   showAlert,
   svgEl,
 } from "./common.js";
+import { setUpAgrements } from "./agrements.js";
 import { LiveFeed } from "./live.js";
 import { franceSvg, layer, localFrame, metroProjection, zoomOn } from "./map.js";
 
@@ -944,8 +945,11 @@ async function onRefused(data) {
   announce(announcer, text);
 }
 
+let agrements = null; // the agréments panel and the placements to review (agrements.js)
+
 function onEvent(message) {
   reloadFigures(); // every event of this feed may move a key figure
+  agrements?.onEvent(message);
   switch (message.type) {
     case "capacity.updated":
       onCapacity(message.data);
@@ -998,9 +1002,10 @@ async function main() {
     list.append(childRow(undefined, list.children.length));
     list.lastElementChild.querySelector("input")?.focus();
   });
+  agrements = setUpAgrements({ code: CODE, current, communeName, announcer });
   const feed = new LiveFeed(`/ws/authorities/${encodeURIComponent(CODE)}`, {
     onEvent,
-    onResync: loadAll,
+    onResync: () => Promise.all([loadAll(), agrements.load()]),
     status: $("etat-direct"),
     reconnectButton: $("reconnecter"),
   });
@@ -1008,7 +1013,7 @@ async function main() {
   try {
     await loadOffer();
     await setUpMap();
-    await Promise.all([loadRequests(), loadFigures()]);
+    await Promise.all([loadRequests(), loadFigures(), agrements.load()]);
     renderAll();
   } catch (error) {
     showAlert(alertBox, `Chargement impossible. ${explain(error)}`);
