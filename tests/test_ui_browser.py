@@ -227,13 +227,14 @@ async def test_a_carer_sees_the_suspension_and_cannot_lift_it(
     page = tab.page
     await expect(page.get_by_role("radio", name="En congé")).to_have_count(1)
     await expect(page.get_by_role("radio", name=re.compile("Suspendu"))).to_have_count(0)
-    authority = issue_token("department", authority=AUTHORITY)
-    async with api(server, authority) as client:
-        r = await client.put(
-            f"/v1/foster-carers/{carer_id}/availability",
-            json={"available_places": 0, "status": "suspended", "until": "2099-01-01"},
-        )
-        assert r.status_code == 200, r.text
+    # The issuer suspends the agrément (as its service records it; the decision's own page
+    # and endpoint are tests/test_ui_agrements.py's): the carer's status is not the way.
+    await pool.execute(
+        "UPDATE foster_carers SET agrement_state = 'suspended', suspended_from = current_date,"
+        " suspension_reason = 'sante', available_places = 0,"
+        " agrement_version = agrement_version + 1 WHERE id = $1",
+        carer_id,
+    )
     await page.reload()
     await expect(page.locator("#declarant")).to_contain_text("Votre agrément est suspendu")
     await expect(page.get_by_role("button", name="Envoyer la déclaration")).to_have_count(0)

@@ -20,6 +20,7 @@ import {
   fillSelect,
   fmt,
   hideAlert,
+  may,
   newKey,
   ownDashboard,
   pageData,
@@ -83,7 +84,13 @@ async function loadOffer() {
   for (const c of communes.items) state.communes.set(c.insee, c);
 }
 
+/** The children's data (requests, holds, search, the live feed) is the placement service's
+ * (permission ``placement``); an agrément service (PMI) or an inspector reads the offer and
+ * the agréments only. Set in main() from GET /v1/me. */
+let placement = true;
+
 async function loadRequests() {
+  if (!placement) return;
   const [waiting, held] = await Promise.all([
     api(`/v1/requests?${SCOPE}&status=waiting&limit=500`),
     api(`/v1/requests?${SCOPE}&status=held&limit=500`),
@@ -1003,6 +1010,25 @@ async function main() {
     list.lastElementChild.querySelector("input")?.focus();
   });
   agrements = setUpAgrements({ code: CODE, current, communeName, announcer });
+  placement = may(current, "placement");
+  if (!placement) {
+    // No children's data for this function: its sections are hidden rather than failing,
+    // and the live feed (the placement service's) is not opened.
+    for (const id of ["attente", "reservations", "recherche"]) $(id).hidden = true;
+    $("liens-placement").hidden = true;
+    const status = $("etat-direct");
+    status.dataset.etat = "arret";
+    status.querySelector(".texte").textContent = "Pas de flux en direct pour cette fonction : rechargez la page pour voir les changements.";
+    try {
+      await loadOffer();
+      await setUpMap();
+      await Promise.all([loadFigures(), agrements.load()]);
+      renderAll();
+    } catch (error) {
+      showAlert(alertBox, `Chargement impossible. ${explain(error)}`);
+    }
+    return;
+  }
   const feed = new LiveFeed(`/ws/authorities/${encodeURIComponent(CODE)}`, {
     onEvent,
     onResync: () => Promise.all([loadAll(), agrements.load()]),
