@@ -208,8 +208,10 @@ async def test_a_carer_reads_their_agrement_and_cannot_edit_it(
     await expect(form.get_by_role("checkbox", name="Urgence")).not_to_be_checked()
     # Leave: its dates appear only when on leave.
     await expect(page.locator("#af-conge")).to_be_hidden()
-    await tab_to(page, "input[name=af-statut][value=leave]")
-    await page.keyboard.press("Space")
+    # A radio group is one Tab stop (the checked radio); the arrows choose within it.
+    await tab_to(page, "input[name=af-statut][value=active]")
+    await page.keyboard.press("ArrowRight")
+    await expect(page.locator("input[name=af-statut][value=leave]")).to_be_checked()
     await expect(page.locator("#af-conge")).to_be_visible()
     assert await horizontal_overflow(page) == 0
     assert await axe_violations(page) == []
