@@ -142,11 +142,12 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
   const canRead = may(current, "carers.read");
   const canManage = may(current, "agrement.manage");
   const toReview = { items: [], references: new Map() };
-  // The to-review list concerns every department function that places or employs.
-  if (may(current, "placement") || canRead) {
-    $("a-revoir").hidden = false;
-    $("lien-a-revoir").hidden = false;
-  }
+  // The to-review list is the placement service's (children's data: permission placement),
+  // whether the authority placed the child or employs the carer.
+  const canReview = may(current, "placement");
+  $("a-revoir").hidden = !canReview;
+  $("lien-a-revoir").hidden = !canReview;
+  const loadToReview = () => (canReview ? fetchToReview() : Promise.resolve());
   if (!canRead) {
     // No agrément list for this function; the placements to review all the same.
     const reviewSoon = coalesce(loadToReview, 400);
@@ -161,6 +162,7 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
   $("lien-agrements").hidden = false;
 
   const st = { list: "expiring", pages: {}, open: null };
+
 
   async function loadLists() {
     const entries = await Promise.all(
@@ -376,7 +378,7 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
 
   // --- to review ---------------------------------------------------------------------------
 
-  async function loadToReview() {
+  async function fetchToReview() {
     let page;
     try {
       page = await api("/v1/placements/to-review?limit=200");
