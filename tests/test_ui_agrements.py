@@ -337,7 +337,9 @@ async def test_the_agrement_service_suspends_with_a_required_coded_reason(
     row = table.locator(f"#agrement-{first}")
     await expect(row).to_contain_text("Suspendu")
     await expect(row).to_contain_text("Situation de danger pour les enfants accueillis")
-    await expect(page.locator("#annonces")).to_contain_text(f"Agrément suspendu : {first_number}")
+    await expect(page.locator("#resume-agrements")).to_contain_text(
+        f"Agrément suspendu : {first_number}"
+    )
     after = await agrement_row(pool, first)
     assert after["agrement_state"] == "suspended"
     assert after["suspension_reason"] == "situation_de_danger"

@@ -161,8 +161,7 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
   $("agrements").hidden = false;
   $("lien-agrements").hidden = false;
 
-  const st = { list: "expiring", pages: {}, open: null };
-
+  const st = { list: "expiring", pages: {}, open: null, notice: null };
 
   async function loadLists() {
     const entries = await Promise.all(
@@ -184,10 +183,14 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
       body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "vide" }, "Chargement…")));
       return;
     }
-    $("resume-agrements").textContent =
+    // The last decision taken here stays said (until the next one), before the list's size:
+    // the live echo of that same decision must not wipe its confirmation.
+    $("resume-agrements").replaceChildren(
+      st.notice ? el("span", { class: "succes-ligne" }, el("span", { "aria-hidden": "true" }, "✓ "), st.notice, " ") : "",
       page.total > page.items.length
         ? `${fmt.n(page.items.length)} premiers sur ${fmt.n(page.total)}, par date de fin de validité.`
-        : `${fmt.plural(page.total, "agrément", "agréments")}, par date de fin de validité.`;
+        : `${fmt.plural(page.total, "agrément", "agréments")}, par date de fin de validité.`,
+    );
     if (!page.items.length) {
       body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "vide" }, list.empty)));
       return;
@@ -350,7 +353,7 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
         box.replaceChildren();
         st.open = null;
         const text = `${spec.done} : ${agrement.number} (${communeName(agrement.commune)}).`;
-        $("resume-agrements").textContent = text;
+        st.notice = text;
         announce(announcer, text);
         await reload();
         $("titre-agrements").setAttribute("tabindex", "-1");
