@@ -442,9 +442,7 @@ async def test_bad_suspensions_name_the_field(client, pool, pmi, payload, field)
 async def test_suspension_releases_holds_and_puts_placements_to_review(client, pool, pmi):
     # Lyon's carer, employed by the Rhône (69D); children of the Métropole (69M) placed.
     # Held below by 69M (the placing authority): 69D opened its employee to others.
-    out = await register(
-        client, pmi, employer={"authority": "69D"}, open_to_other_authorities=True
-    )
+    out = await register(client, pmi, employer={"authority": "69D"}, open_to_other_authorities=True)
     carer_id = out["carer_id"]
     await declare(client, carer_id, 3)
     placed_request = await new_request(client)
