@@ -2,6 +2,8 @@
 validation use them. The shared vocabulary comes from ``matching.vocabulary``; this module
 imports no SQLAlchemy, so the routes that validate codes do not load the ORM at start-up."""
 
+from typing import Literal, get_args
+
 from matching.vocabulary import FINESS_CATEGORY_LABELS, CareMode, DisabilityProfile, Temporality
 
 PDE_CATEGORIES = tuple(FINESS_CATEGORY_LABELS)
@@ -12,34 +14,39 @@ CARER_STATUSES = ("active", "leave")
 """What the carer declares: available, or on leave (``leave_from``–``status_until``). The
 agrément's suspension is the issuer's (``AGREMENT_STATES``), never a carer's status."""
 
-AGREMENT_STATES = ("valid", "suspended", "withdrawn")
+AgrementState = Literal["valid", "suspended", "withdrawn"]
+AGREMENT_STATES: tuple[str, ...] = get_args(AgrementState)
 """Stored states of an agrément (CASF L421-3, L421-6). ``expired`` is derived from
 ``valid_until`` when reading (SQL function ``places_agrement_state``), never stored."""
-AGREMENT_READ_STATES = (*AGREMENT_STATES, "expired", "not_yet_valid")
-SUSPENSION_REASONS = (
+AgrementReadState = Literal["valid", "suspended", "withdrawn", "expired", "not_yet_valid"]
+AGREMENT_READ_STATES: tuple[str, ...] = get_args(AgrementReadState)
+SuspensionReason = Literal[
     "situation_de_danger",
     "enquete_administrative",
     "procedure_penale",
     "conditions_accueil",
     "sante",
     "anterieur_enregistrement",
-)
+]
+SUSPENSION_REASONS: tuple[str, ...] = get_args(SuspensionReason)
 """Coded reasons of a suspension (CASF L421-6: in an emergency, for at most four months);
 ``anterieur_enregistrement``: a suspension recorded before Places kept reasons (0012)."""
-WITHDRAWAL_REASONS = (
+WithdrawalReason = Literal[
     "conditions_non_remplies",
     "maltraitance",
     "demande_assistant",
     "cessation_activite",
     "autre",
-)
+]
+WITHDRAWAL_REASONS: tuple[str, ...] = get_args(WithdrawalReason)
 """Coded reasons of a withdrawal of the agrément (CASF L421-6)."""
-DEROGATION_REASONS = (
+DerogationReason = Literal[
     "fratrie",
     "continuite_parcours",
     "accueil_urgence",
     "anterieur_enregistrement",
-)
+]
+DEROGATION_REASONS: tuple[str, ...] = get_args(DerogationReason)
 """Coded reasons of a derogation above three children (CASF L421-5); a migrated carer with
 4–6 children got ``anterieur_enregistrement`` (migration 0012)."""
 HOLD_RELEASE_REASONS = ("agrement_suspendu", "agrement_retire")

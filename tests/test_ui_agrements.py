@@ -18,7 +18,6 @@ the pages call ``GET /v1/agrements…``, ``POST /v1/agrements/{id}/suspend`` and
 ``FosterCarerOut`` (helper B).
 """
 
-import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,16 +26,19 @@ from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from api.auth import issue_token
-from api.db import create_pool, drop_database
-from loadtests.harness import RedisServer, ServiceProcess
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, horizontal_overflow
-from tests.support.database import create_fixture_database
-from tests.support.env import ADMIN_DSN, TEST_DB
+from api.db import create_pool
+from tests.support.browser import (
+    Stack,
+    axe_violations,
+    chromium,
+    horizontal_overflow,
+    page_stack,
+)
 from tests.support.factories import idem, make_carer
-from tests.test_ui_browser import ARTIFACTS, Stack, api, lyon_request, open_tab, shot
+from tests.test_ui_browser import api, lyon_request, open_tab, shot
 
 pytestmark = [
     pytest.mark.database,
@@ -53,26 +55,8 @@ LIVE = 2_000  # ms
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    """A real server with its own database and redis-server (why: tests/test_ui_browser.py's
-    ``stack``); a database of its own name, so that both modules may run in one session."""
-    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_ui_agrements"
-    redis = RedisServer()
-    redis.start()
-    service = ServiceProcess(
-        dsn,
-        redis.url,
-        log_path=ARTIFACTS / "ui-agrements-server.log",
-        PLACES_JWT_JWKS_URL=None,
-    )
-    service.spawn()
-    try:
-        asyncio.run(create_fixture_database(dsn))
-        service.wait_ready(respawn=True)
-        yield Stack(service.http, dsn)
-    finally:
-        service.stop()
-        redis.stop()
-        asyncio.run(drop_database(dsn))
+    with page_stack("ui_agrements") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +73,8 @@ async def pool(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with chromium() as b:
         yield b
-        await b.close()
 
 
 def fr(day: date) -> str:

@@ -16,10 +16,8 @@ import asyncio
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,15 +25,19 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from api.auth import issue_token
-from api.db import create_pool, drop_database
+from api.db import create_pool
 from api.requests.service import local_today
-from loadtests.harness import RedisServer, ServiceProcess
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, axe_violations, horizontal_overflow
-from tests.support.database import create_fixture_database
-from tests.support.env import ADMIN_DSN, TEST_DB
+from tests.support.browser import (
+    ARTIFACTS,
+    Stack,
+    axe_violations,
+    chromium,
+    horizontal_overflow,
+    page_stack,
+)
 from tests.support.factories import idem, make_carer, make_structure
 
 # The first test also starts the module's servers (up to 90 s each on a busy machine).
@@ -47,7 +49,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
 DEPT = "69"
 AUTHORITY = "69M"  # Lyon (69123), where these tests work, is in the Métropole de Lyon
 DASHBOARD = f"/ui/autorites/{AUTHORITY}"
@@ -55,43 +56,10 @@ PHONE = 320  # px: the narrowest screen the pages must fit without sideways scro
 LIVE = 2_000  # ms: the issue's "within 2 s"
 
 
-@dataclass(frozen=True)
-class Stack:
-    base: str
-    dsn: str
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    """A real server (``places run``, one worker) with its own database and its own redis-server.
-
-    Why not the shared test database and Redis: the in-process app of the other test modules
-    runs an outbox relay on the shared database and could hold its lock, and the shared Redis
-    database keeps other runs' streams and published-id set; either would swallow the events
-    these tests wait for (tests/test_feeds.py isolates itself the same way). The signing keys
-    are the session's, so ``issue_token`` works against this server too.
-
-    The server is started first: importing the app is most of its start-up, and the database
-    is created meanwhile; a worker that reached its lifespan too early exits and is restarted.
-    """
-    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_ui"
-    redis = RedisServer()
-    redis.start()
-    service = ServiceProcess(
-        dsn,
-        redis.url,
-        log_path=ARTIFACTS / "ui-server.log",
-        PLACES_JWT_JWKS_URL=None,
-    )
-    service.spawn()
-    try:
-        asyncio.run(create_fixture_database(dsn))
-        service.wait_ready(respawn=True)
-        yield Stack(service.http, dsn)
-    finally:
-        service.stop()
-        redis.stop()
-        asyncio.run(drop_database(dsn))
+    with page_stack("ui") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +77,8 @@ async def pool(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with chromium() as b:
         yield b
-        await b.close()
 
 
 class Tab:

@@ -17,7 +17,6 @@ from api.agrements.schemas import (
     AgrementOut,
     AgrementPage,
     AgrementPatch,
-    ReadState,
     ReinstateIn,
     RenewalIn,
     SuspendIn,
@@ -26,6 +25,7 @@ from api.agrements.schemas import (
 )
 from api.auth import Authenticated, Principal, require, scoped_authority
 from api.changes import Written
+from api.codes import AgrementReadState
 from api.deps import (
     IdempotencyHeader,
     IfMatchHeader,
@@ -100,7 +100,7 @@ async def register(
 async def list_agrements(
     principal: Reader,
     pool: Pool,
-    state: Annotated[ReadState | None, Query()] = None,
+    state: Annotated[AgrementReadState | None, Query()] = None,
     expiring_within_days: Annotated[int | None, Query(ge=0, le=3660)] = None,
     derogation: Annotated[bool | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

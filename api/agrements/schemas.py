@@ -8,23 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.codes import AgrementReadState, DerogationReason, SuspensionReason, WithdrawalReason
 from api.registry.schemas import CareMode
-
-SuspensionReason = Literal[
-    "situation_de_danger",
-    "enquete_administrative",
-    "procedure_penale",
-    "conditions_accueil",
-    "sante",
-    "anterieur_enregistrement",
-]
-WithdrawalReason = Literal[
-    "conditions_non_remplies", "maltraitance", "demande_assistant", "cessation_activite", "autre"
-]
-DerogationReason = Literal[
-    "fratrie", "continuite_parcours", "accueil_urgence", "anterieur_enregistrement"
-]
-ReadState = Literal["valid", "suspended", "withdrawn", "expired", "not_yet_valid"]
 
 
 class Strict(BaseModel):
@@ -171,7 +156,7 @@ class AgrementOut(BaseModel):
     age_min: int
     age_max: int
     care_modes: list[str]
-    state: ReadState
+    state: AgrementReadState
     suspension: SuspensionOut | None
     withdrawal: WithdrawalOut | None
     renewal_requested_on: date | None
@@ -197,7 +182,7 @@ class ToReviewOut(BaseModel):
     placing_authority: str
     employing_authority: str
     issuing_authority: str
-    agrement_state: ReadState
+    agrement_state: AgrementReadState
     suspension_reason: str | None
     withdrawal_reason: str | None
 

@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.capacity.schemas import CapacitySnapshot, CareMode
+from api.codes import AgrementReadState
 
 DisabilityProfile = Literal[
     "tsa",
@@ -122,9 +123,6 @@ class Preferences(BaseModel):
     care_modes: list[str]
 
 
-AgrementState = Literal["valid", "suspended", "withdrawn", "expired", "not_yet_valid"]
-
-
 class FosterCarerOut(BaseModel):
     """A carer as others may see them: commune level, never their home's location. Their
     own part (free places, status, leave, preferences, ``version``) and what of their
@@ -146,7 +144,7 @@ class FosterCarerOut(BaseModel):
     status_until: date | None
     available_places: int
     preferences: Preferences
-    agrement_state: AgrementState
+    agrement_state: AgrementReadState
     valid_until: date
     employing_authority: str
     open_to_other_authorities: bool

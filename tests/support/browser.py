@@ -4,11 +4,22 @@ accessibility with axe-core (pinned in ``tests/support/axe/``, installed by
 ``scripts/setup --dev``). Shared by every module that opens pages, so they all run the same
 browser and the same checks the same way."""
 
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page, async_playwright
+
+from api.db import drop_database
+from loadtests.harness import RedisServer, ServiceProcess
+from tests.support.database import create_fixture_database
+from tests.support.env import ADMIN_DSN, TEST_DB
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -19,6 +30,56 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+ARTIFACTS = Path(os.environ.get("PLACES_UI_ARTIFACTS", tempfile.gettempdir()))
+"""Where the browser tests leave screenshots and their server's log."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    base: str
+    dsn: str
+
+
+@contextmanager
+def page_stack(name: str) -> Iterator[Stack]:
+    """A real server (``places run``, one worker) with its own database (``<test db>_<name>``)
+    and its own redis-server, for one module of browser tests.
+
+    Why not the shared test database and Redis: the in-process app of the other test modules
+    runs an outbox relay on the shared database and could hold its lock, and the shared Redis
+    database keeps other runs' streams and published-id set; either would swallow the events
+    these tests wait for (tests/test_feeds.py isolates itself the same way). The signing keys
+    are the session's, so ``issue_token`` works against this server too.
+
+    The server is started first: importing the app is most of its start-up, and the database
+    is created meanwhile; a worker that reached its lifespan too early exits and is restarted.
+    """
+    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{TEST_DB}_{name}"
+    redis = RedisServer()
+    redis.start()
+    service = ServiceProcess(
+        dsn, redis.url, log_path=ARTIFACTS / f"{name}-server.log", PLACES_JWT_JWKS_URL=None
+    )
+    service.spawn()
+    try:
+        asyncio.run(create_fixture_database(dsn))
+        service.wait_ready(respawn=True)
+        yield Stack(service.http, dsn)
+    finally:
+        service.stop()
+        redis.stop()
+        asyncio.run(drop_database(dsn))
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium driven by Playwright, with the flags above."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
 AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 
 
