@@ -68,7 +68,7 @@ from rich.table import Table
 
 from api import changes, events
 from api.auth import Principal
-from api.capacity.repository import CARER_PUBLIC_COLUMNS
+from api.capacity.repository import CARER_PUBLIC_COLUMNS, carer_public_columns
 from api.codes import (
     AGREMENT_STATES,
     CARE_MODES,
@@ -663,7 +663,7 @@ WITH input AS (
                               ELSE c.declared_by END
       FROM final f
      WHERE c.id = f.carer_id
- RETURNING {", ".join(f"c.{col.strip()}" for col in CARER_PUBLIC_COLUMNS.split(","))},
+ RETURNING {carer_public_columns("c")},
            c.authority, f.old_available
 ), history AS (
     INSERT INTO carer_declarations

@@ -5,7 +5,10 @@ sends the needs one after the other over HTTP and measures end-to-end latency; t
 same run, replays for each need the SQL layer of its search (``fetch_offers`` for the steps
 it tried: the same queries, memo, row mapping and two connections, without HTTP, auth,
 matching or JSON) straight on asyncpg, and prints the ratio. Needs mix
-single children and sibling groups, with and without disability profiles. Prints only.
+single children and sibling groups, with and without disability profiles. Each need is
+searched by the competent authority of its origin's commune, as a department searches for
+the children of its territory (since #15 that matters: carers employed by an authority are
+proposed to other authorities only when their employer opened them). Prints only.
 
     .venv-dev/bin/python -m loadtests.bench_search --needs 1000
 """
@@ -37,12 +40,13 @@ async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
     conn = await asyncpg.connect(dsn)
     try:
         communes = await conn.fetch(
-            "SELECT insee, population FROM communes WHERE population > 0 ORDER BY insee"
+            "SELECT insee, population, authority FROM communes WHERE population > 0 ORDER BY insee"
         )
     finally:
         await conn.close()
     rng = random.Random(seed)
     codes = [c["insee"] for c in communes]
+    authority = {c["insee"]: c["authority"] for c in communes}
     weights = [c["population"] for c in communes]
     profiles = sorted(DISABILITY_PROFILES)
     needs = []
@@ -59,24 +63,31 @@ async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
         needs.append(
             {
                 "children": children,
-                "origin": {"commune": rng.choices(codes, weights)[0]},
+                "origin": {"commune": (commune := rng.choices(codes, weights)[0])},
                 "care_mode": care,
                 "max_distance_km": rng.choice([30, 50, 80]),
                 "limit": 10,
+                "_authority": authority[commune],
             }
         )
     return needs
 
 
+def searcher(body: dict) -> tuple[dict[str, str], dict]:
+    """The headers of the need's authority, and the body the API receives."""
+    token = issue_token("department", authority=body["_authority"])
+    return {"Authorization": f"Bearer {token}"}, {k: v for k, v in body.items() if k[0] != "_"}
+
+
 async def over_http(base: str, needs: list[dict]) -> tuple[list[float], list[list[str]]]:
-    headers = {"Authorization": f"Bearer {issue_token('department', authority='69M')}"}
     latencies, tried = [], []
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
-        for body in needs[:20]:  # warm-up: prepared statements, pools
-            await client.post("/v1/search", json=body)
-        for body in needs:
+    requests = [searcher(body) for body in needs]
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        for headers, body in requests[:20]:  # warm-up: prepared statements, pools
+            await client.post("/v1/search", json=body, headers=headers)
+        for headers, body in requests:
             t0 = time.perf_counter()
-            r = await client.post("/v1/search", json=body)
+            r = await client.post("/v1/search", json=body, headers=headers)
             latencies.append(time.perf_counter() - t0)
             r.raise_for_status()
             tried.append(r.json()["tried"])

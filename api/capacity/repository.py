@@ -63,17 +63,24 @@ def carer_open_to_sql(c: str, authority_param: str) -> str:
     return f"({c}.employing_authority = {authority_param} OR {c}.open_to_other_authorities)"
 
 
-CARER_PUBLIC_COLUMNS = (
+_CARER_PUBLIC = (
     "id, department, commune, agrement_capacity, age_min, age_max, care_modes,"
     " disability_profiles, status, leave_from, status_until, available_places, version,"
     " declared_at, preferred_age_min, preferred_age_max, preferred_care_modes, valid_until,"
-    " employing_authority, open_to_other_authorities, "
-    + agrement_state_sql("foster_carers")
-    + " AS agrement_state"
+    " employing_authority, open_to_other_authorities"
 )
-"""A carer as others may see them (``FosterCarerOut``): commune level, never the home's
-location; the agrément's state as of today. Qualified by the table's name: a query reads
-it ``FROM foster_carers`` without an alias."""
+
+
+def carer_public_columns(c: str = "foster_carers") -> str:
+    """A carer as others may see them (``FosterCarerOut``) from the row ``c`` (an alias, or
+    the table's name): commune level, never the home's location; the agrément's state as of
+    today."""
+    columns = ", ".join(f"{c}.{name.strip()}" for name in _CARER_PUBLIC.split(","))
+    return f"{columns}, {agrement_state_sql(c)} AS agrement_state"
+
+
+CARER_PUBLIC_COLUMNS = carer_public_columns()
+"""``carer_public_columns`` of a query that reads ``foster_carers`` without an alias."""
 
 INSERT_UNIT_HISTORY = """
 INSERT INTO capacity_declarations
