@@ -52,7 +52,7 @@ import redis
 
 from api.auth import ensure_local_keys, issue_token
 from api.settings import get_settings
-from loadtests.bench_search import random_needs
+from loadtests.bench_search import random_needs, searcher
 from loadtests.common import LOAD_TEMPLATE, prepare_database
 from loadtests.harness import BENCH_LIMITS, ROOT, ServiceProcess
 
@@ -385,10 +385,10 @@ def prime_feeds(base: str, primers: list[dict[str, Any]]) -> None:
 def warm_up(base: str, needs: list[dict[str, Any]], structures: list[dict[str, Any]]) -> None:
     """A freshly started worker plans its first queries and fills its caches: the run
     measures a warm service, as ``bench_search`` does (its first searches are 10x slower)."""
-    searcher = {"Authorization": f"Bearer {issue_token('department', authority='69M')}"}
     with httpx.Client(base_url=base, timeout=60) as client:
-        for body in needs:
-            client.post("/v1/search", json=body, headers=searcher).raise_for_status()
+        for need in needs:
+            headers, body = searcher(need)  # the origin's authority searches, as in bench_search
+            client.post("/v1/search", json=body, headers=headers).raise_for_status()
         for s in structures:
             token = issue_token("structure", finess=s["finess"])
             r = client.get("/ui/api/moi", headers={"Authorization": f"Bearer {token}"})
