@@ -167,17 +167,21 @@ async def test_the_report_compares_waiting_and_urgency_with_first_come_first_ser
     assert body["objective_gain"] == round(best["objective"] - fcfs["objective"], 4) > 0
 
 
-async def test_with_both_weights_at_zero_the_objective_is_the_score(app, client, pool, monkeypatch):
+async def test_with_both_weights_at_zero_the_objective_is_the_score(app, client, pool):
     """The settings decide the weights: at 0 the optimiser weighs the score alone (as before
     #16), so between two equal scores it gains nothing over first-come-first-served."""
-    zero = {"optimize_waiting_weight": 0.0, "optimize_urgency_weight": 0.0}
-    monkeypatch.setattr(app.state, "settings", app.state.settings.model_copy(update=zero))
     lea, tom = await one_place_two_children(client, pool, ["polyhandicap", "soins_techniques"])
-    r = await client.post(
-        "/v1/assignments/optimize",
-        headers=DEPT,
-        json={"authority": "69M", "request_ids": [tom, lea]},
-    )
+    zero = {"optimize_waiting_weight": 0.0, "optimize_urgency_weight": 0.0}
+    settings = app.state.settings
+    app.state.settings = settings.model_copy(update=zero)
+    try:
+        r = await client.post(
+            "/v1/assignments/optimize",
+            headers=DEPT,
+            json={"authority": "69M", "request_ids": [tom, lea]},
+        )
+    finally:
+        app.state.settings = settings
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["weights"] == {"waiting": 0.0, "urgency": 0.0}
