@@ -69,6 +69,20 @@ class Settings(BaseSettings):
         description="Relative optimality gap at which the assignment solver may stop (0.001:"
         " the plan is proved within 0.1 % of the optimum); 0 asks for the proved optimum.",
     )
+    optimize_waiting_weight: float = Field(
+        0.05,
+        ge=0,
+        description="What the waiting-list optimiser adds to the objective, per child placed and"
+        " per 30 days waited since the decision, in score points (a score is in [0, 1]): a"
+        " child who waited longer is not left for a slightly better-scored fresher request; 0"
+        " ignores the wait.",
+    )
+    optimize_urgency_weight: float = Field(
+        0.1,
+        ge=0,
+        description="What the waiting-list optimiser adds per child placed and per step of"
+        " urgency (planned 0, days 1, immediate 2), in score points; 0 ignores urgency.",
+    )
     oidc_authorize_url: str | None = Field(
         None,
         description="Production sign-in: the identity provider's authorization URL, linked"

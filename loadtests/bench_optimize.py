@@ -3,9 +3,13 @@
 On the seeded national dataset (``PLACES_DATABASE_URL``), inserts N synthetic waiting
 requests for one department (deleted again at the end), times the endpoint's steps in
 process — load (region's free places, K nearest acceptable per request), solve with the
-service's budget and gap, first-come-first-served on the same data — and how much better
-than greedy the plan is; ``--exact`` also proves the optimum to compare. Then it serves the
-API with one worker and times ``POST /v1/assignments/optimize`` end to end. Prints only.
+service's budget, gap and waiting/urgency weights, first-come-first-served on the same
+data — and compares the plans as the endpoint's report does (children placed, days waited by
+the children left unplaced, children placed by urgency), beside the score-only optimum
+(weights 0, the objective before #16) to show what weighing the wait costs in score;
+``--exact`` also proves the weighted optimum. The requests' urgencies are mixed (20 %
+immediate, 50 % days, 30 % planned) and their decisions dated 0–240 days ago. Then it serves
+the API with one worker and times ``POST /v1/assignments/optimize`` end to end. Prints only.
 
     .venv-dev/bin/python -m loadtests.bench_optimize --requests 500 --department 59 --exact
 """
@@ -14,7 +18,7 @@ import argparse
 import asyncio
 import random
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import asyncpg
 import httpx
@@ -26,12 +30,13 @@ from api.db import init_connection
 from api.settings import get_settings
 from loadtests.bench_search import random_needs
 from loadtests.harness import serve
-from matching import greedy, optimize
+from matching import Need, Plan, greedy, optimize
+from matching.assignment import Weights, plan_report
 
 INSERT_SQL = """
 INSERT INTO placement_requests (department, reference, children, origin_commune,
        origin_location, care_mode, urgency, measure_kind, decided_on, created_by)
-SELECT $1, $2, $3, $4::text, c.location, $5, 'days', 'judicial', $6, 'bench'
+SELECT $1, $2, $3, $4::text, c.location, $5, $7, 'judicial', $6, 'bench'
   FROM communes c WHERE c.insee = $4::text
 """
 
@@ -46,6 +51,7 @@ async def insert_requests(conn: asyncpg.Connection, department: str, n: int) -> 
             "SELECT insee FROM communes WHERE department = $1 ORDER BY insee", department
         )
     ]
+    today = date.today()
     rows = [
         (
             department,
@@ -53,7 +59,8 @@ async def insert_requests(conn: asyncpg.Connection, department: str, n: int) -> 
             body["children"],
             rng.choice(communes),
             body["care_mode"],
-            date(2026, rng.randint(1, 10), rng.randint(1, 28)),
+            today - timedelta(days=rng.randint(0, 240)),
+            rng.choices(["immediate", "days", "planned"], weights=[20, 50, 30])[0],
         )
         for i, body in enumerate(needs[:n])
     ]
@@ -65,24 +72,32 @@ async def in_process(conn: asyncpg.Connection, department: str, k: int, exact: b
     settings = get_settings()
     t0 = time.perf_counter()
     authority = of_department(department)  # the benchmark's department has one authority
-    problem_needs, offers_by_need, n_offers = await load_problem(conn, authority, None, k)
+    problem_needs, offers_by_need, n_offers, waited = await load_problem(conn, authority, None, k)
     t_load = time.perf_counter() - t0
+    weights = Weights(settings.optimize_waiting_weight, settings.optimize_urgency_weight)
     t0 = time.perf_counter()
     best = optimize(
         problem_needs,
         offers_by_need,
         time_limit=settings.optimize_time_limit_seconds,
         gap=settings.optimize_gap,
+        waited_days=waited,
+        weights=weights,
     )
     t_opt = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fcfs = greedy(problem_needs, offers_by_need)
+    fcfs = greedy(problem_needs, offers_by_need, waited_days=waited, weights=weights)
     t_greedy = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    score_only = optimize(
+        problem_needs,
+        offers_by_need,
+        time_limit=settings.optimize_time_limit_seconds,
+        gap=settings.optimize_gap,
+    )
+    t_score = time.perf_counter() - t0
     groups = sum(len(need.children) > 1 for _, need in problem_needs)
     pairs = sum(len(v) for v in offers_by_need.values())
-    children = {rid: len(need.children) for rid, need in problem_needs}
-    placed_best = sum(children[a.request_id] for a in best.assignments)
-    placed_fcfs = sum(children[a.request_id] for a in fcfs.assignments)
     print(
         f"optimize: {len(problem_needs)} requests ({groups} sibling groups) of department "
         f"{department}, {n_offers} free offers in its region, {pairs} candidate pairs (K={k})"
@@ -91,20 +106,39 @@ async def in_process(conn: asyncpg.Connection, department: str, k: int, exact: b
         f"  in process: load (SQL + candidates) {t_load * 1000:.0f} ms; solve "
         f"{t_opt * 1000:.0f} ms ({best.method}, optimal={best.optimal}, certified gap "
         f"{best.gap:.3%}; budget {settings.optimize_time_limit_seconds} s, gap asked "
-        f"{settings.optimize_gap:.1%}); greedy {t_greedy * 1000:.0f} ms"
+        f"{settings.optimize_gap:.1%}; weights waiting {weights.waiting} / 30 d, urgency "
+        f"{weights.urgency} / step); greedy {t_greedy * 1000:.0f} ms; score-only optimum "
+        f"{t_score * 1000:.0f} ms ({score_only.method}, gap {score_only.gap:.3%})"
     )
     if exact:
         t0 = time.perf_counter()
-        proved = optimize(problem_needs, offers_by_need)
+        proved = optimize(problem_needs, offers_by_need, waited_days=waited, weights=weights)
         t_exact = time.perf_counter() - t0
         print(
-            f"  proved optimum (no limit, zero gap): {proved.total:.2f} in {t_exact * 1000:.0f}"
-            f" ms; the endpoint's plan reaches {best.total / max(proved.total, 1e-9):.2%} of it"
+            f"  proved weighted optimum (no limit, zero gap): objective {proved.objective:.2f} in"
+            f" {t_exact * 1000:.0f} ms; the endpoint's plan reaches "
+            f"{best.objective / max(proved.objective, 1e-9):.2%} of it"
         )
     print(
-        f"  total score: optimum {best.total:.2f} vs greedy {fcfs.total:.2f} "
-        f"(ratio {best.total / max(fcfs.total, 1e-9):.3f}); children placed "
-        f"{placed_best} vs {placed_fcfs}"
+        f"  objective (score + waiting and urgency): optimum {best.objective:.2f} vs greedy "
+        f"{fcfs.objective:.2f} (ratio {best.objective / max(fcfs.objective, 1e-9):.3f})"
+    )
+    for name, plan in (("weighted", best), ("score-only", score_only), ("greedy", fcfs)):
+        print("  " + compare_line(name, plan, problem_needs, waited))
+
+
+def compare_line(
+    name: str, plan: Plan, needs: list[tuple[str, Need]], waited: dict[str, float]
+) -> str:
+    """One plan's figures, as the endpoint reports them."""
+    r = plan_report(plan, needs, waited)
+    mean = "–" if r.unplaced_waited_days_mean is None else f"{r.unplaced_waited_days_mean:.0f}"
+    worst = "–" if r.unplaced_waited_days_max is None else f"{r.unplaced_waited_days_max:.0f}"
+    urgency = ", ".join(f"{k} {v}" for k, v in r.placed_by_urgency.items())
+    return (
+        f"{name:>10}: total score {plan.total:.2f}; children placed {r.children_placed} "
+        f"(left {r.children_unplaced}: waited mean {mean} / max {worst} days); placed by "
+        f"urgency: {urgency}"
     )
 
 
@@ -118,12 +152,16 @@ async def over_http(base: str, department: str, runs: int) -> None:
             r = await client.post("/v1/assignments/optimize", json={"authority": authority})
             walls.append(time.perf_counter() - t0)
             r.raise_for_status()
-        plan = r.json()["optimal"]
+        body = r.json()
+        plan = body["optimal"]
     print(
         f"  endpoint over HTTP (one worker), {runs} calls after a warm-up: "
         + ", ".join(f"{w * 1000:.0f}" for w in walls[1:])
         + f" ms (max {max(walls[1:]) * 1000:.0f} ms); last plan {plan['method']}, "
-        f"optimal={plan['optimal']}, gap {plan['gap']}"
+        f"optimal={plan['optimal']}, gap {plan['gap']}; children placed "
+        f"{plan['children_placed']} vs greedy {body['greedy']['children_placed']}, left waited "
+        f"mean {plan['unplaced_waited_days_mean']} vs {body['greedy']['unplaced_waited_days_mean']}"
+        " days"
     )
 
 

@@ -28,6 +28,22 @@ the problem is put in a canonical order (requests as given, offers sorted by
 the score alone may leave a request unplaced to win a better score elsewhere, which a
 department may not accept.
 
+Waiting time and urgency (``Weights``). A child who has waited months since the judge's or
+the president's decision, or whose placement is immediate, should not be left on the list
+so that a fresher or planned request gets a slightly better-scored place. Each request
+placed earns, per child, a bonus independent of the place::
+
+    b_r = size_r × (waiting × days_r / 30 + urgency × rank(urgency_r))
+
+(``rank``: planned 0, days 1, immediate 2; ``days_r`` the days since the decision) and
+the objective becomes ``Σ (v_ro + b_r) x_ro``. The bonus decides *who* is placed, never
+*where*: for a given set of placed requests, the places still maximise the score. It only
+adds a constant to each row of the problem, so both solvers stay exact; with both weights
+at 0 the objective is the plain total score. ``Plan.objective`` is that weighted value
+(``Plan.total`` stays the sum of matching scores), and ``plan_report`` states what a plan
+does for the waiting list (children placed, days waited by those left, placed by
+urgency), for the optimum and first-come-first-served alike.
+
 Candidate offers are given per request (``offers_by_need``) because an ``Offer`` carries
 its distance from that request's origin; the database layer retrieves them (e.g. the K
 nearest acceptable offers per request). An offer's capacity is the smallest
@@ -53,6 +69,34 @@ ScoreFn = Callable[[Need, Offer], float | None]
 Priority = Literal["score", "placements"]
 Method = Literal["auto", "milp", "lsa"]
 
+URGENCY_RANK: Mapping[str, int] = {"planned": 0, "days": 1, "immediate": 2}
+"""Steps of urgency the ``urgency`` weight counts: an immediate request outranks a planned
+one by two steps (the codes of ``matching.vocabulary.Urgency``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """How much, in score points (a score is in [0, 1]), each child placed earns for its
+    wait and its urgency. ``waiting``: per 30 days waited since the decision; ``urgency``:
+    per step of ``URGENCY_RANK``. Both 0 (the default): the plain total score, as before.
+    """
+
+    waiting: float = 0.0
+    urgency: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("waiting", "urgency"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"poids {name} invalide : {value!r} (nombre ≥ 0 attendu)")
+
+    def bonus(self, need: Need, waited_days: float) -> float:
+        """What placing this request (whole) adds to the objective, wherever it goes."""
+        per_child = self.waiting * max(0.0, waited_days) / 30.0 + self.urgency * URGENCY_RANK.get(
+            need.urgency, 0
+        )
+        return need.size * per_child
+
 
 class Assignment(NamedTuple):
     """One request placed on one offer (a tuple, so it unpacks and compares as one)."""
@@ -68,8 +112,10 @@ class Plan:
     """A set of assignments. ``total`` is the sum of their scores; ``unassigned`` keeps
     the input order; ``optimal`` is True when the solver proved the plan optimal (never for
     first-come-first-served, which proves nothing).
-    ``gap`` is the solver's certified bound on how far ``total`` may be below the optimum,
-    relative to ``total`` (0 when proved optimal; ``inf`` when nothing is certified).
+    ``gap`` is the solver's certified bound on how far ``objective`` may be below the
+    optimum, relative to it (0 when proved optimal; ``inf`` when nothing is certified).
+    ``objective`` is what ``optimize`` maximises: ``total`` plus the waiting and urgency
+    bonuses of the requests placed (equal to ``total`` when the weights are 0).
     """
 
     assignments: list[Assignment]
@@ -78,6 +124,7 @@ class Plan:
     method: str = "milp"
     optimal: bool = True
     gap: float = 0.0
+    objective: float = 0.0
 
     @property
     def by_request(self) -> dict[str, Assignment]:
@@ -98,17 +145,28 @@ class _Problem:
     pr: np.ndarray  # pair → request index
     po: np.ndarray  # pair → offer index
     pv: np.ndarray  # pair → value (score)
+    bonus: np.ndarray  # request → waiting and urgency bonus, earned if placed
+
+    @property
+    def objective(self) -> np.ndarray:
+        """Pair → what choosing it adds to the objective (score + its request's bonus)."""
+        return self.pv + self.bonus[self.pr]
 
 
 def _build(
     needs: Sequence[tuple[str, Need]],
     offers_by_need: Mapping[str, Sequence[Offer]],
     score_fn: ScoreFn,
+    waited_days: Mapping[str, float] | None = None,
+    weights: Weights | None = None,
 ) -> _Problem:
     """Canonical problem: feasible pairs only, offers sorted, duplicates merged."""
     ids = [rid for rid, _ in needs]
     if len(set(ids)) != len(ids):
         raise ValueError("request ids must be unique")
+    waited = waited_days or {}
+    w = weights or Weights()
+    bonus = np.array([w.bonus(need, waited.get(rid, 0.0)) for rid, need in needs], dtype=float)
     capacity: dict[tuple[str, str], int] = {}
     values: dict[tuple[int, tuple[str, str]], float] = {}
     for r, (rid, need) in enumerate(needs):
@@ -129,7 +187,7 @@ def _build(
     pr = np.array([t[0] for t in triples], dtype=np.int64)
     po = np.array([t[1] for t in triples], dtype=np.int64)
     pv = np.array([t[2] for t in triples], dtype=np.float64)
-    return _Problem(ids, sizes, keys, cap, pr, po, pv)
+    return _Problem(ids, sizes, keys, cap, pr, po, pv, bonus)
 
 
 def _plan(
@@ -146,7 +204,8 @@ def _plan(
             kind, oid = problem.keys[int(problem.po[p])]
             assignments.append(Assignment(rid, kind, oid, float(problem.pv[p])))
     total = math.fsum(a.score for a in assignments)
-    return Plan(assignments, total, unassigned, method, optimal, gap)
+    objective = total + math.fsum(float(problem.bonus[problem.pr[p]]) for p in chosen)
+    return Plan(assignments, total, unassigned, method, optimal, gap, objective)
 
 
 def _greedy_pairs(problem: _Problem) -> list[int]:
@@ -170,11 +229,15 @@ def greedy(
     offers_by_need: Mapping[str, Sequence[Offer]],
     *,
     score_fn: ScoreFn | None = None,
+    waited_days: Mapping[str, float] | None = None,
+    weights: Weights | None = None,
 ) -> Plan:
     """First come, first served: in the given order, each request takes its best offer
     (highest score, then ``(kind, id)``) that still has room for the whole group.
+    ``waited_days`` and ``weights`` change nothing of the plan: only its ``objective``, so
+    that it compares with the optimum's.
     """
-    problem = _build(needs, offers_by_need, score_fn or default_score)
+    problem = _build(needs, offers_by_need, score_fn or default_score, waited_days, weights)
     return _plan(problem, _greedy_pairs(problem), "greedy", False, math.inf)
 
 
@@ -187,8 +250,11 @@ def optimize(
     method: Method = "auto",
     time_limit: float | None = None,
     gap: float = 0.0,
+    waited_days: Mapping[str, float] | None = None,
+    weights: Weights | None = None,
 ) -> Plan:
-    """Assign requests to offers maximising the total score (see the module docstring).
+    """Assign requests to offers maximising the total score plus the waiting and urgency
+    bonuses (see the module docstring; ``weights`` None or 0: the total score alone).
 
     ``needs``: ``(request_id, need)`` pairs; ``offers_by_need[request_id]``: that
     request's candidate offers. ``method="auto"`` uses LSA when every request is a
@@ -196,10 +262,11 @@ def optimize(
     offer receives more children than its free places. ``gap`` > 0 lets the MILP stop as
     soon as its plan is proved within that relative distance of the optimum, and
     ``time_limit`` bounds it; the plan then reports the gap it could certify.
+    ``waited_days[request_id]``: days since that request's decision (missing: 0).
     """
     if method == "lsa" and any(len(n.children) > 1 for _, n in needs):
         raise ValueError("linear_sum_assignment is exact only without sibling groups")
-    problem = _build(needs, offers_by_need, score_fn or default_score)
+    problem = _build(needs, offers_by_need, score_fn or default_score, waited_days, weights)
     if len(problem.pv) == 0:
         return _plan(problem, [], "none", True)
     singles = bool(np.all(problem.sizes[problem.pr] == 1))
@@ -209,9 +276,9 @@ def optimize(
 
 
 def _placement_weight(problem: _Problem) -> float:
-    """More than any total score: one more child placed always wins."""
+    """More than any total objective: one more child placed always wins."""
     best = np.zeros(len(problem.request_ids))
-    np.maximum.at(best, problem.pr, problem.pv)
+    np.maximum.at(best, problem.pr, problem.objective)
     return float(best.sum()) + 1.0
 
 
@@ -227,10 +294,11 @@ def _solve_lsa(problem: _Problem, priority: Priority) -> Plan:
     weight = np.zeros((len(rows), int(first_slot[-1])))
     feasible = np.zeros(weight.shape, dtype=bool)
     bonus = _placement_weight(problem) if priority == "placements" else 0.0
+    value = problem.objective
     for p in range(len(problem.pv)):
         i = row_of[int(problem.pr[p])]
         start, count = slot_of[int(problem.po[p])]
-        weight[i, start : start + count] = bonus + problem.pv[p]
+        weight[i, start : start + count] = bonus + value[p]
         feasible[i, start : start + count] = True
     row_idx, col_idx = linear_sum_assignment(weight, maximize=True)
     pair_of = {
@@ -254,8 +322,8 @@ def _solve_milp(
     a fraction of a second but needs several more to prove it; a gap of 0.1 % stops it
     once the plan is proved that close, and the plan carries the certified gap.
 
-    ``priority="placements"`` weighs each child placed by more than any total score can
-    reach (``B`` = sum of every request's best value + 1), which makes one solve
+    ``priority="placements"`` weighs each child placed by more than any total objective
+    can reach (``B`` = sum of every request's best value + 1), which makes one solve
     lexicographic: most children first, then best score. HiGHS presolve is turned off:
     on these assignment matrices it costs more than it saves (×3 at 500 × 3,000).
     """
@@ -268,9 +336,9 @@ def _solve_milp(
     a_cap = coo_array((sizes, (off_row, cols)), shape=(len(offers), n_pairs))
     matrix = vstack([a_req, a_cap]).tocsr()
     upper = np.concatenate([np.ones(len(requests)), problem.capacity[offers].astype(float)])
-    objective = problem.pv
+    objective = problem.objective
     if priority == "placements":
-        objective = sizes * _placement_weight(problem) + problem.pv
+        objective = sizes * _placement_weight(problem) + objective
     options: dict[str, object] = {"mip_rel_gap": gap, "presolve": False}
     if time_limit is not None:
         options["time_limit"] = time_limit
@@ -294,3 +362,44 @@ def _solve_milp(
 def _fallback(problem: _Problem) -> Plan:
     """No solution within the time limit: fall back on first-come-first-served."""
     return _plan(problem, _greedy_pairs(problem), "greedy-fallback", False, math.inf)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanReport:
+    """What a plan does for the waiting list, counted in children (a sibling group counts
+    each of its children, with the group's wait). ``unplaced_waited_days_*`` are over the
+    children left unplaced (None when every child is placed); ``placed_by_urgency`` has
+    every urgency code, 0 included, so two plans compare key by key.
+    """
+
+    children_placed: int
+    children_unplaced: int
+    unplaced_waited_days_mean: float | None
+    unplaced_waited_days_max: float | None
+    placed_by_urgency: dict[str, int]
+
+
+def plan_report(
+    plan: Plan, needs: Sequence[tuple[str, Need]], waited_days: Mapping[str, float] | None = None
+) -> PlanReport:
+    """The comparison figures of ``plan`` (the optimum's and first-come-first-served's are
+    reported side by side: a department sees what weighing the wait and urgency bought)."""
+    waited = waited_days or {}
+    placed = {a.request_id for a in plan.assignments}
+    by_urgency = dict.fromkeys(URGENCY_RANK, 0)
+    left: list[tuple[int, float]] = []
+    for rid, need in needs:
+        if rid in placed:
+            by_urgency[need.urgency] = by_urgency.get(need.urgency, 0) + need.size
+        else:
+            left.append((need.size, max(0.0, waited.get(rid, 0.0))))
+    unplaced = sum(n for n, _ in left)
+    return PlanReport(
+        children_placed=sum(by_urgency.values()),
+        children_unplaced=unplaced,
+        unplaced_waited_days_mean=(
+            math.fsum(n * d for n, d in left) / unplaced if unplaced else None
+        ),
+        unplaced_waited_days_max=max((d for _, d in left), default=None),
+        placed_by_urgency=by_urgency,
+    )

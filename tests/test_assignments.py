@@ -1,6 +1,7 @@
 """POST /v1/assignments/optimize: exact plan vs first-come-first-served, proposes only."""
 
 import uuid
+from datetime import timedelta
 
 from tests.support.factories import bearer, idem, make_structure
 
@@ -16,7 +17,7 @@ async def declare(client, structure, index, available):
     assert r.status_code == 200, r.text
 
 
-async def new_request(client, children, decided_on):
+async def new_request(client, children, decided_on, urgency="days"):
     r = await client.post(
         "/v1/requests",
         headers=DEPT,
@@ -25,7 +26,7 @@ async def new_request(client, children, decided_on):
             "children": children,
             "origin": {"commune": "69123"},
             "care_mode": "mere_enfant",
-            "urgency": "days",
+            "urgency": urgency,
             "measure": {"kind": "administrative", "decided_on": decided_on},
             "reference": f"OPT-{uuid.uuid4().hex[:8]}",
         },
@@ -100,3 +101,91 @@ async def test_scope_and_bad_ids(client):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "request_ids"
     r = await client.post("/v1/assignments/optimize", headers=DEPT, json={"department": "6"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "department"
+
+
+async def one_place_two_children(client, pool, rare):
+    """One place in Lyon; Léa decided 60 days ago, planned; Tom 20 days ago, immediate. The
+    children have the two ``rare`` profiles that only this unit takes: the session's other
+    Rhône places (the optimiser proposes only, so they stay free) cannot compete."""
+    unit = {
+        "age_min": 0,
+        "age_max": 3,
+        "care_modes": ["mere_enfant"],
+        "disability_profiles": rare,
+        "installed": 1,
+    }
+    mecs = await make_structure(pool, commune="69123", units=[{**unit, "name": "Une place"}])
+    await declare(client, mecs, 0, 1)
+    async with pool.acquire() as conn:
+        today = await conn.fetchval("SELECT current_date")
+    lea = await new_request(
+        client,
+        [{"age": 1, "sex": "F", "disability_profiles": rare}],
+        str(today - timedelta(days=60)),
+        urgency="planned",
+    )
+    tom = await new_request(
+        client,
+        [{"age": 1, "sex": "M", "disability_profiles": rare}],
+        str(today - timedelta(days=20)),
+        urgency="immediate",
+    )
+    return lea, tom
+
+
+async def test_the_report_compares_waiting_and_urgency_with_first_come_first_served(client, pool):
+    # One place in Lyon. Léa's placement was decided 60 days ago and is planned; Tom's 20
+    # days ago, immediate. First come, first served places Léa; with the default weights
+    # (0.05 per 30 days waited, 0.1 per urgency step) Tom's urgency (+0.2) outweighs Léa's
+    # 40 more days (+0.07), and the report says what it cost Léa.
+    lea, tom = await one_place_two_children(
+        client, pool, ["polyhandicap", "deficience_sensorielle"]
+    )
+    r = await client.post(
+        "/v1/assignments/optimize",
+        headers=DEPT,
+        json={"authority": "69M", "request_ids": [tom, lea]},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["requests"] == 2 and body["children"] == 2
+    assert body["weights"] == {"waiting": 0.05, "urgency": 0.1}
+    best, fcfs = body["optimal"], body["greedy"]
+    assert [a["request_id"] for a in fcfs["assignments"]] == [lea]
+    assert [a["request_id"] for a in best["assignments"]] == [tom]
+    assert best["children_placed"] == fcfs["children_placed"] == 1
+    assert best["children_unplaced"] == fcfs["children_unplaced"] == 1
+    assert best["unplaced_waited_days_mean"] == best["unplaced_waited_days_max"] == 60
+    assert fcfs["unplaced_waited_days_mean"] == fcfs["unplaced_waited_days_max"] == 20
+    assert best["placed_by_urgency"] == {"immediate": 1, "days": 0, "planned": 0}
+    assert fcfs["placed_by_urgency"] == {"immediate": 0, "days": 0, "planned": 1}
+    # Same place, same distance: the score is equal, only the weighed objective differs.
+    assert best["total"] == fcfs["total"] and body["gain"] == 0
+    score = best["total"]
+    assert best["objective"] == round(score + 0.05 * 20 / 30 + 0.1 * 2, 4)
+    assert fcfs["objective"] == round(score + 0.05 * 60 / 30, 4)
+    assert body["objective_gain"] == round(best["objective"] - fcfs["objective"], 4) > 0
+
+
+async def test_with_both_weights_at_zero_the_objective_is_the_score(app, client, pool):
+    """The settings decide the weights: at 0 the optimiser weighs the score alone (as before
+    #16), so between two equal scores it gains nothing over first-come-first-served."""
+    lea, tom = await one_place_two_children(client, pool, ["polyhandicap", "soins_techniques"])
+    zero = {"optimize_waiting_weight": 0.0, "optimize_urgency_weight": 0.0}
+    settings = app.state.settings
+    app.state.settings = settings.model_copy(update=zero)
+    try:
+        r = await client.post(
+            "/v1/assignments/optimize",
+            headers=DEPT,
+            json={"authority": "69M", "request_ids": [tom, lea]},
+        )
+    finally:
+        app.state.settings = settings
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["weights"] == {"waiting": 0.0, "urgency": 0.0}
+    for plan in (body["optimal"], body["greedy"]):
+        assert plan["objective"] == plan["total"] > 0
+        assert plan["children_placed"] == plan["children_unplaced"] == 1
+    assert body["objective_gain"] == body["gain"] == 0

@@ -34,6 +34,8 @@ async def optimize(
 ) -> object:
     """Maximises the total matching score of the authority's waiting requests over the
     free places of its region (the regions of its departments; sibling groups indivisible, no
-    place booked twice), and reports what first-come-first-served would achieve on the same
-    data. No hold is written."""
+    place booked twice), plus what each child placed earns for its days waited since the
+    decision and its urgency (weights in the settings), and reports what
+    first-come-first-served would achieve on the same data: children placed, days waited by
+    those left unplaced, placed by urgency. No hold is written."""
     return await service.run(pool, principal, body, settings)

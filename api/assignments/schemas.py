@@ -43,15 +43,43 @@ class AssignmentOut(BaseModel):
     score: float
 
 
+class UrgencyCounts(BaseModel):
+    """Children placed per urgency code (every code, 0 included)."""
+
+    immediate: int
+    days: int
+    planned: int
+
+
 class PlanOut(BaseModel):
     assignments: list[AssignmentOut]
     total: float
+    """Sum of the matching scores of the assignments."""
+    objective: float
+    """What the optimiser maximises: ``total`` plus, per child placed, the waiting weight per
+    30 days waited and the urgency weight per step of urgency (= ``total`` at weights 0)."""
     unassigned: list[UUID]
     method: str
     optimal: bool
     gap: float | None = None
-    """Certified bound on how far ``total`` may be below the optimum, relative to it (0.001 =
-    within 0.1 %); 0 when proved optimal, null when nothing is certified (greedy)."""
+    """Certified bound on how far ``objective`` may be below the optimum, relative to it
+    (0.001 = within 0.1 %); 0 when proved optimal, null when nothing is certified (greedy)."""
+    children_placed: int
+    children_unplaced: int
+    unplaced_waited_days_mean: float | None
+    """Mean days since the decision of the children left unplaced (a sibling group counts
+    each child); null when every child is placed."""
+    unplaced_waited_days_max: float | None
+    """The longest wait among the children left unplaced; null when every child is placed."""
+    placed_by_urgency: UrgencyCounts
+
+
+class Weights(BaseModel):
+    """The settings the objective used (``PLACES_OPTIMIZE_WAITING_WEIGHT``,
+    ``PLACES_OPTIMIZE_URGENCY_WEIGHT``)."""
+
+    waiting: float
+    urgency: float
 
 
 class OptimizeOut(BaseModel):
@@ -59,8 +87,14 @@ class OptimizeOut(BaseModel):
     decision first) would do on the same data. Nothing is held: it only proposes."""
 
     requests: int
+    children: int
     offers: int
+    weights: Weights
     optimal: PlanOut
     greedy: PlanOut
     gain: float
-    """optimal.total − greedy.total (never negative)."""
+    """optimal.total − greedy.total: the matching score won; it may be negative when the
+    weights trade some score for placing children who waited longer or are more urgent."""
+    objective_gain: float
+    """optimal.objective − greedy.objective: never negative when the plan is proved optimal
+    (first-come-first-served is one of the plans the optimiser weighed)."""

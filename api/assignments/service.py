@@ -6,8 +6,12 @@ region's free places (units' ``current`` snapshots with available places, active
 with free places — carers at their public point, their commune's as in search, their home
 never read). For each request, cheap vectorised filters (care mode,
 age band, group size) and haversine distances keep the K nearest acceptable offers; then
-matching/ solves the assignment exactly and, on the same candidates, the greedy
-first-come-first-served plan. It writes nothing but an audit entry: it proposes.
+matching/ solves the assignment exactly — the score plus what each child placed earns for
+its wait since the decision and its urgency (``PLACES_OPTIMIZE_WAITING_WEIGHT``,
+``PLACES_OPTIMIZE_URGENCY_WEIGHT``) — and, on the same candidates, the greedy
+first-come-first-served plan; both are reported with the same figures (children placed,
+days waited by those left, placed by urgency). It writes nothing but an audit entry: it
+proposes.
 """
 
 import asyncio
@@ -28,6 +32,7 @@ from api.precision import commune_precision, point_sql
 from api.search.repository import offer_from_row
 from api.settings import Settings
 from matching import Child, Need, Offer, Plan, greedy, optimize
+from matching.assignment import Weights, plan_report
 
 UNITS_SQL = """
 SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
@@ -63,12 +68,15 @@ valid and not on leave today, matched on their preferences, open to it (#15)."""
 
 REQUESTS_SQL = """
 SELECT id, children, care_mode, urgency, department,
+       GREATEST(0, current_date - decided_on) AS waited_days,
        ST_Y(origin_location::geometry) AS lat, ST_X(origin_location::geometry) AS lon
   FROM placement_requests
  WHERE authority = $1 AND status = 'waiting'
    AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
  ORDER BY decided_on, created_at, id
 """
+"""Oldest decision first: the first-come-first-served order. ``waited_days``: whole days since
+the decision (a decision dated in the future has not started anyone's wait)."""
 
 
 def _haversine_km(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
@@ -123,8 +131,14 @@ def _need(row: asyncpg.Record) -> Need:
 
 
 def _plan_out(
-    plan: Plan, offers: dict[str, dict[tuple[str, str], Offer]], sizes: dict[str, int]
+    plan: Plan,
+    offers: dict[str, dict[tuple[str, str], Offer]],
+    needs: list[tuple[str, Need]],
+    waited_days: dict[str, float],
 ) -> dict[str, Any]:
+    sizes = {rid: need.size for rid, need in needs}
+    report = plan_report(plan, needs, waited_days)
+    mean = report.unplaced_waited_days_mean
     assignments = []
     for a in plan.assignments:
         offer = offers[a.request_id][(a.kind, a.offer_id)]
@@ -145,7 +159,13 @@ def _plan_out(
     return {
         "assignments": assignments,
         "total": round(plan.total, 4),
+        "objective": round(plan.objective, 4),
         "unassigned": plan.unassigned,
+        "children_placed": report.children_placed,
+        "children_unplaced": report.children_unplaced,
+        "unplaced_waited_days_mean": None if mean is None else round(mean, 1),
+        "unplaced_waited_days_max": report.unplaced_waited_days_max,
+        "placed_by_urgency": report.placed_by_urgency,
         "method": plan.method,
         "optimal": plan.optimal,
         "gap": round(plan.gap, 6) if math.isfinite(plan.gap) else None,
@@ -154,7 +174,10 @@ def _plan_out(
 
 async def load_problem(
     conn: asyncpg.Connection, authority: str, request_ids: list[UUID] | None, k: int
-) -> tuple[list[tuple[str, Need]], dict[str, list[Offer]], int]:
+) -> tuple[list[tuple[str, Need]], dict[str, list[Offer]], int, dict[str, float]]:
+    """The authority's waiting requests (oldest decision first), each one's K nearest
+    acceptable offers of the region, the number of offers, and the days each request has
+    waited since its decision."""
     regions = await conn.fetchval(
         """
         SELECT array_agg(DISTINCT d.region_code)
@@ -174,7 +197,8 @@ async def load_problem(
         rid: table.candidates(need, r["lat"], r["lon"], k)
         for (rid, need), r in zip(needs, requests, strict=True)
     }
-    return needs, offers_by_need, len(rows)
+    waited = {rid: float(r["waited_days"]) for (rid, _), r in zip(needs, requests, strict=True)}
+    return needs, offers_by_need, len(rows), waited
 
 
 async def run(
@@ -185,7 +209,7 @@ async def run(
         raise field_error("authority", "requis (ou department, s'il n'a qu'une autorité)")
     require_authority_scope(principal, authority)
     async with pool.acquire() as conn:
-        needs, offers_by_need, n_offers = await load_problem(
+        needs, offers_by_need, n_offers, waited = await load_problem(
             conn, authority, body.request_ids, body.candidates_per_request
         )
         if body.request_ids is not None:
@@ -209,6 +233,7 @@ async def run(
         )
     # The solve runs off the event loop and without a connection: seconds of CPU must not
     # stall this worker's other requests nor hold a pooled connection.
+    weights = Weights(settings.optimize_waiting_weight, settings.optimize_urgency_weight)
     best = await asyncio.to_thread(
         optimize,
         needs,
@@ -216,14 +241,18 @@ async def run(
         priority=body.priority,
         time_limit=settings.optimize_time_limit_seconds,
         gap=settings.optimize_gap,
+        waited_days=waited,
+        weights=weights,
     )
-    fcfs = greedy(needs, offers_by_need)
+    fcfs = greedy(needs, offers_by_need, waited_days=waited, weights=weights)
     index = {rid: {o.key: o for o in offers} for rid, offers in offers_by_need.items()}
-    sizes = {rid: need.size for rid, need in needs}
     return {
         "requests": len(needs),
+        "children": sum(need.size for _, need in needs),
         "offers": n_offers,
-        "optimal": _plan_out(best, index, sizes),
-        "greedy": _plan_out(fcfs, index, sizes),
+        "weights": {"waiting": weights.waiting, "urgency": weights.urgency},
+        "optimal": _plan_out(best, index, needs, waited),
+        "greedy": _plan_out(fcfs, index, needs, waited),
         "gain": round(best.total - fcfs.total, 4),
+        "objective_gain": round(best.objective - fcfs.objective, 4),
     }
