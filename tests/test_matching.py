@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,7 @@ from matching import (
     search,
     separation_km,
     violations,
+    weights_markdown,
 )
 from tests.support.fakes import InMemoryFetch
 
@@ -430,6 +432,14 @@ def test_search_rejects_nonsense_parameters() -> None:
 
 
 def test_ladder_is_valid_documented_data() -> None:
+    for ladder in LADDERS.values():
+        check_ladder([s.resolve(30) for s in ladder])
+        assert {s.code for s in ladder} == set(STEP_CODES), "the same relaxations, reordered"
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("README.md", "docs/domain.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        assert LADDER_MARKDOWN in text, f"{doc}: regenerate the ladders (ladders_markdown())"
+        assert weights_markdown() in text, f"{doc}: regenerate the weights table"
     check_ladder([s.resolve(30) for s in LADDER])
     assert STEP_CODES[0] == "none" and STEP_CODES[-1] == "split_siblings"
     for code in STEP_CODES:
