@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     SmallInteger,
@@ -584,6 +585,10 @@ class PlacementRequest(SQLModel, table=True):
         CheckConstraint(_in("urgency", URGENCIES), name="placement_requests_urgency"),
         CheckConstraint(_in("measure_kind", MEASURE_KINDS), name="placement_requests_measure"),
         CheckConstraint(_in("status", REQUEST_STATUSES), name="placement_requests_status"),
+        CheckConstraint(
+            "min_distance_km IS NULL OR (min_distance_km >= 0 AND min_distance_km <= 1200)",
+            name="placement_requests_min_distance",
+        ),
         # The waiting list and the measures not executed: per department, by status, oldest first.
         Index("placement_requests_department_status_idx", "department", "status", "decided_on"),
         Index("placement_requests_authority_status_idx", "authority", "status", "decided_on"),
@@ -600,6 +605,13 @@ class PlacementRequest(SQLModel, table=True):
     urgency: str
     measure_kind: str
     decided_on: date
+    separation_ordered: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=text("false")),
+    )
+    """The siblings may be placed apart (decision recorded; search splits from its first step)."""
+    min_distance_km: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    """The place must be kept at least this far from the family (search, #16)."""
     status: str = Field(default="waiting", sa_column_kwargs={"server_default": "waiting"})
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     created_by: str

@@ -48,7 +48,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(64 * 1024, description="Requests with a larger body get 413.")
     stale_after_days: int = Field(
-        7, description="A declaration older than this counts as stale in statistics."
+        7,
+        description="A declaration older than this counts as stale in statistics, and in search:"
+        " it ranks after the fresh ones of its ladder step and is marked `stale`.",
     )
     unexecuted_after_days: int = Field(
         30,

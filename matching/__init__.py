@@ -3,9 +3,9 @@
 The API layer retrieves candidate offers with SQL and hands them over; everything here
 is deterministic, side-effect free and tested on in-memory data.
 
-- ``search(need, fetch, limit, max_distance_km)`` — ranked, explained proposals,
-  relaxing the documented ``LADDER`` only as needed; ``fetch(step)`` is the only
-  injection point.
+- ``search(need, fetch, limit, max_distance_km)`` — ranked, explained proposals in one
+  total order, relaxing the ladder of the need's urgency (``LADDERS``) only as needed;
+  ``fetch(step)`` is the only injection point.
 - ``optimize`` / ``greedy`` — global assignment of waiting requests vs first come,
   first served.
 - ``score`` / ``violations`` — the explainable score and the hard constraints.
@@ -22,13 +22,20 @@ from matching.constraints import (
 )
 from matching.models import Child, Need, Offer, Proposal, Reason, SearchResult, as_children
 from matching.relaxation import (
+    EMERGENCY_FIRST,
     LADDER,
     LADDER_MARKDOWN,
+    LADDER_REASONS,
+    LADDERS,
+    STALE_AFTER_DAYS,
     STEP_CODES,
     Area,
     Step,
     check_ladder,
+    is_emergency,
+    ladder_for,
     ladder_markdown,
+    ladders_markdown,
     search,
     separation_km,
     split_plan,
@@ -53,9 +60,13 @@ __all__ = [
     "CARE_MODE_LABELS",
     "CONSTRAINTS",
     "DISABILITY_PROFILE_LABELS",
+    "EMERGENCY_FIRST",
     "FINESS_CATEGORY_LABELS",
     "LADDER",
+    "LADDERS",
     "LADDER_MARKDOWN",
+    "LADDER_REASONS",
+    "STALE_AFTER_DAYS",
     "STEP_CODES",
     "TEMPORALITY_LABELS",
     "WEIGHTS",
@@ -85,7 +96,10 @@ __all__ = [
     "default_score",
     "failed_constraints",
     "greedy",
+    "is_emergency",
+    "ladder_for",
     "ladder_markdown",
+    "ladders_markdown",
     "optimize",
     "score",
     "score_value",

@@ -74,12 +74,21 @@ class Need:
 
     ``origin_department`` is the department of the family / school (used to prefer
     placements in the same department and to mark those outside it).
+
+    ``urgency`` chooses the relaxation ladder (``relaxation.LADDERS``). ``separation_ordered``:
+    the judge (or the department) decided the siblings may be placed apart, so a split is
+    allowed from the first step and is not a relaxation (Code civil art. 371-5: together
+    "unless impossible or the child's interest commands otherwise"). ``min_distance_km``: the
+    place must be kept at least that far from the family (art. 375-7: the judge may order the
+    place kept from the parents); it then replaces proximity in the score.
     """
 
     children: tuple[Child, ...]
     care_mode: str
     urgency: str = "days"
     origin_department: str | None = None
+    separation_ordered: bool = False
+    min_distance_km: float | None = None
 
     def __post_init__(self) -> None:
         children = tuple(self.children)
@@ -92,6 +101,11 @@ class Need:
             raise ValueError(f"mode d'accueil inconnu : {self.care_mode!r}")
         if self.urgency not in URGENCIES:
             raise ValueError(f"urgence inconnue : {self.urgency!r}")
+        if self.min_distance_km is not None:
+            d = float(self.min_distance_km)
+            if not math.isfinite(d) or d < 0:
+                raise ValueError(f"distance minimale invalide : {self.min_distance_km!r}")
+            object.__setattr__(self, "min_distance_km", d)
 
     @property
     def size(self) -> int:
@@ -187,6 +201,12 @@ class Proposal:
     ``relaxed`` lists, in ladder order, every relaxation this proposal needs: each one
     is a true statement about the offer (outside the requested radius, only free in
     24 h, siblings split…), not merely the step at which the search happened to be.
+
+    ``step`` is the ladder step the proposal ranks at (the first whose scope contains it);
+    ``stale``: the declaration is older than the search's ``stale_after_days`` (it ranks
+    after the fresh ones of its step); ``option``: the rank of the answer this proposal
+    belongs to — the proposals of one split plan share it; ``siblings_distance_km``: for a
+    part of a split, how far (at most) the other parts are.
     """
 
     offer: Offer
@@ -194,6 +214,10 @@ class Proposal:
     score: float
     reasons: tuple[Reason, ...]
     relaxed: tuple[str, ...] = ()
+    step: str = "none"
+    stale: bool = False
+    option: int = 0
+    siblings_distance_km: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:

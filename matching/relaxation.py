@@ -37,16 +37,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import combinations, pairwise
+from types import MappingProxyType
 from typing import Final
 
 from matching.constraints import accepts, child_accepted, violations
 from matching.models import Need, Offer, Proposal, Reason, SearchResult
 from matching.score import score, score_value
-from matching.vocabulary import Temporality
+from matching.vocabulary import CareMode, Temporality, Urgency
 
 
 class Area(StrEnum):
@@ -92,38 +93,116 @@ _H24: Final = _NOW | {Temporality.H1.value, Temporality.H24.value}
 _H48: Final = _H24 | {Temporality.H48.value}
 _D7: Final = _H48 | {Temporality.D7.value}
 
-#: The default ladder. Geography before time: a measure ordered by a judge must be
-#: executed, so a place free *now*, even far, is looked for before a place free later;
-#: splitting siblings comes last (Code civil, art. 371-5).
-LADDER: Final[tuple[Step, ...]] = (
-    Step(
-        "none",
-        "Demande telle que formulée : rayon demandé, places libres maintenant",
-        Area.RADIUS,
-        1.0,
-        _NOW,
-    ),
-    Step("widen_radius", "Rayon doublé", Area.RADIUS, 2.0, _NOW),
-    Step(
-        "neighbour_departments",
+_FIRST_LABEL: Final = "Demande telle que formulée : rayon demandé, places libres maintenant"
+_SPLIT_LABEL: Final = "Fratrie répartie entre plusieurs lieux, au plus près les uns des autres"
+_FORECAST_LABEL: Final = {
+    "forecast_h24": "Places annoncées libres sous 24 h",
+    "forecast_h48": "Places annoncées libres sous 48 h",
+    "forecast_d7": "Places annoncées libres sous 7 jours",
+}
+_FORECAST_TIME: Final = {"forecast_h24": _H24, "forecast_h48": _H48, "forecast_d7": _D7}
+_GEO: Final = {
+    "widen_radius": ("Rayon doublé", Area.RADIUS, 2.0),
+    "neighbour_departments": (
         "Département d'origine et départements limitrophes en entier",
         Area.NEIGHBOURS,
         2.0,
-        _NOW,
     ),
-    Step("national", "Toute la France", Area.NATIONAL, None, _NOW),
-    Step("forecast_h24", "Places annoncées libres sous 24 h", Area.NATIONAL, None, _H24),
-    Step("forecast_h48", "Places annoncées libres sous 48 h", Area.NATIONAL, None, _H48),
-    Step("forecast_d7", "Places annoncées libres sous 7 jours", Area.NATIONAL, None, _D7),
-    Step(
-        "split_siblings",
-        "Fratrie répartie entre plusieurs lieux, au plus près les uns des autres",
-        Area.NATIONAL,
-        None,
-        _D7,
-        split_siblings=True,
-    ),
+    "national": ("Toute la France", Area.NATIONAL, None),
+}
+
+
+def build_ladder(order: Sequence[str]) -> tuple[Step, ...]:
+    """A ladder from the order of its relaxations (codes of ``_GEO``, ``_FORECAST_TIME`` and
+    ``split_siblings``): each step keeps the scope of the previous one and relaxes the named
+    dimension, so the same code means the same relaxation in every ladder."""
+    step = Step("none", _FIRST_LABEL, Area.RADIUS, 1.0, _NOW)
+    out = [step]
+    for code in order:
+        if code in _GEO:
+            label, area, factor = _GEO[code]
+            step = replace(step, code=code, label=label, area=area, radius_factor=factor)
+        elif code in _FORECAST_TIME:
+            step = replace(
+                step, code=code, label=_FORECAST_LABEL[code], temporalities=_FORECAST_TIME[code]
+            )
+        elif code == "split_siblings":
+            step = replace(step, code=code, label=_SPLIT_LABEL, split_siblings=True)
+        else:
+            raise ValueError(f"unknown relaxation {code!r}")
+        out.append(step)
+    return tuple(out)
+
+
+#: The ladder of each urgency (issue #16). Why each order:
+#:
+#: - ``immediate`` — the child needs a roof tonight: places free *now*, nearest first,
+#:   widening geographically to the whole country before any place announced for later;
+#:   within a step, emergency units and carers first (``emergency_first``).
+#: - ``days`` — a few days to organise: a place announced for tomorrow near the family beats
+#:   a place free now twice as far; places announced within 24 h / 48 h / 7 days within the
+#:   requested radius and the neighbouring departments all come before anything beyond
+#:   them (Code civil art. 375-7: visits and ties with the family).
+#: - ``planned`` — a planned move: when the place frees matters little within a week, so
+#:   every forecast within the requested radius comes before widening the radius at all.
+#:
+#: In every ladder splitting siblings comes last (art. 371-5), unless the separation was
+#: ordered (``Need.separation_ordered``: allowed from the first step, not a relaxation).
+LADDERS: Final[Mapping[str, tuple[Step, ...]]] = MappingProxyType(
+    {
+        Urgency.IMMEDIATE: build_ladder(
+            (
+                "widen_radius",
+                "neighbour_departments",
+                "national",
+                "forecast_h24",
+                "forecast_h48",
+                "forecast_d7",
+                "split_siblings",
+            )
+        ),
+        Urgency.DAYS: build_ladder(
+            (
+                "forecast_h24",
+                "widen_radius",
+                "forecast_h48",
+                "neighbour_departments",
+                "forecast_d7",
+                "national",
+                "split_siblings",
+            )
+        ),
+        Urgency.PLANNED: build_ladder(
+            (
+                "forecast_h24",
+                "forecast_h48",
+                "forecast_d7",
+                "widen_radius",
+                "neighbour_departments",
+                "national",
+                "split_siblings",
+            )
+        ),
+    }
 )
+
+#: The ``immediate`` ladder: geography before time (the historical default ladder).
+LADDER: Final[tuple[Step, ...]] = LADDERS[Urgency.IMMEDIATE]
+
+#: Urgencies whose steps show emergency units (FINESS 175 foyer de l'enfance, or a unit
+#: offering ``urgence``) and carers before the other offers of the same step.
+EMERGENCY_FIRST: Final = frozenset({Urgency.IMMEDIATE.value})
+EMERGENCY_CATEGORIES: Final = frozenset({"175"})
+
+#: A declaration older than this (days) is stale: it ranks after the fresh ones of its step
+#: and is marked. The API passes its setting ``stale_after_days`` (the statistics' notion).
+STALE_AFTER_DAYS: Final = 7.0
+
+
+def ladder_for(urgency: str) -> tuple[Step, ...]:
+    """The ladder of an urgency (``immediate``, ``days``, ``planned``)."""
+    return LADDERS[urgency]
+
 
 STEP_CODES: Final = tuple(s.code for s in LADDER)
 
@@ -197,7 +276,38 @@ def ladder_markdown(ladder: Sequence[Step] = LADDER) -> str:
     return "\n".join(lines)
 
 
-LADDER_MARKDOWN: Final = ladder_markdown()
+#: Why each urgency's ladder is ordered as it is (rendered above its table).
+LADDER_REASONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        Urgency.IMMEDIATE: (
+            "the child needs a roof tonight: places free now, nearest first, widening"
+            " geographically to the whole country before any place announced for later; within"
+            " a step, emergency units (foyer de l'enfance, FINESS 175, or a unit offering"
+            " `urgence`) and carers come first."
+        ),
+        Urgency.DAYS: (
+            "a few days to organise: a place announced for tomorrow near the family beats a"
+            " place free now twice as far; places announced within 24 h, 48 h and 7 days within"
+            " the requested radius and the neighbouring departments all come before any place"
+            " beyond them (Code civil art. 375-7: visits, ties with the family)."
+        ),
+        Urgency.PLANNED: (
+            "a planned move: when the place frees matters little within a week, so every"
+            " forecast within the requested radius comes before the radius is widened at all."
+        ),
+    }
+)
+
+
+def ladders_markdown() -> str:
+    """Every urgency's ladder, with its reason, as Markdown (for the README)."""
+    parts = []
+    for urgency, ladder in LADDERS.items():
+        parts.append(f"**`{urgency}`** — {LADDER_REASONS[urgency]}\n\n{ladder_markdown(ladder)}")
+    return "\n\n".join(parts)
+
+
+LADDER_MARKDOWN: Final = ladders_markdown()
 
 Fetch = Callable[[Step], Iterable[Offer]]
 
@@ -295,10 +405,51 @@ def _offer_order(o: Offer) -> tuple[object, ...]:
 
 
 def _proposal_order(p: Proposal) -> tuple[object, ...]:
+    """Order among candidate proposals of one offer (keep the least relaxed, then the best)."""
     return (len(p.relaxed), -p.score, p.offer.kind, p.offer.id, p.children, _offer_order(p.offer))
 
 
-# ---------------------------------------------------------------------------- search
+def is_emergency(offer: Offer) -> bool:
+    """An offer an ``immediate`` search shows first in its step: a carer, or an emergency
+    unit (foyer de l'enfance, or a unit offering the ``urgence`` mode)."""
+    return (
+        offer.kind == "carer"
+        or offer.category in EMERGENCY_CATEGORIES
+        or CareMode.URGENCE in offer.care_modes
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    """One answer: a single offer taking the whole group, or a split plan (several parts)."""
+
+    key: tuple[object, ...]
+    parts: tuple[Proposal, ...]
+
+
+def _tie(p: Proposal) -> tuple[object, ...]:
+    return (p.offer.kind, p.offer.id, p.children, _offer_order(p.offer))
+
+
+def _option_key(
+    step: int, parts: Sequence[Proposal], need: Need, emergency_first: bool
+) -> tuple[object, ...]:
+    """The documented total order of options (smallest first):
+
+    1. the ladder step the option ranks at;
+    2. fresh before stale (any part stale makes the option stale);
+    3. for ``immediate``: emergency units and carers before the others;
+    4. the score, best first (a split plan: its parts' scores weighted by children);
+    5. a stable tie-break on the offers — (kind, id, children, every field of the offer);
+    6. 0 — a near split shown beside the best together offer takes that offer's key with 1
+       here, so it comes right after it (``_near_split``).
+    """
+    n = len(need.children)
+    total = math.fsum(p.score * len(p.children) for p in parts) / n
+    stale = any(p.stale for p in parts)
+    late = emergency_first and not all(is_emergency(p.offer) for p in parts)
+    tie = tuple(sorted(_tie(p) for p in parts))
+    return (step, stale, late, -total, tie, 0)
 
 
 def search(
@@ -307,48 +458,98 @@ def search(
     limit: int = 10,
     max_distance_km: float = 50.0,
     *,
-    ladder: Sequence[Step] = LADDER,
+    ladder: Sequence[Step] | None = None,
     neighbours: Collection[str] = (),
+    exclude: Collection[tuple[str, str]] = (),
+    stale_after_days: float = STALE_AFTER_DAYS,
 ) -> SearchResult:
-    """Propose up to ``limit`` offers for ``need``, relaxing the ladder only as needed.
+    """Propose up to ``limit`` options for ``need``, relaxing its urgency's ladder as needed.
 
     ``fetch(step)`` returns candidate offers for one (resolved) step; it is called once
-    per step tried, in ladder order, until ``limit`` proposals are found. Proposals are
-    deduplicated by ``(kind, id)`` keeping the least relaxed, and ordered by (number of
-    relaxations, -score, kind, id). A sibling group is split only when no earlier step
-    found any offer for the whole group; the split plan is then returned whole (one
-    proposal per sub-group, even beyond ``limit``). ``neighbours`` (optional) lists the
-    departments bordering the origin, to label relaxations exactly; without it the
-    driver relies on which step returned an offer. The result always lists the steps
-    ``tried``; ``fetch`` exceptions propagate (the caller owns I/O errors).
+    per step tried, in ladder order, while fewer than ``limit`` options are found. An
+    option is one offer taking the whole group, or a split plan (its proposals share
+    ``option`` and are never cut apart). Options are in one total order (``_option_key``:
+    ladder step, fresh before stale, for ``immediate`` emergency offers first, score, a
+    stable tie-break), so the first k options for ``limit=k`` are the first k for any larger
+    limit (given a ``fetch`` that returns every offer of a step's scope).
+
+    ``ladder`` defaults to ``LADDERS[need.urgency]``. ``exclude``: ``(kind, id)`` of offers
+    never to propose (they already refused this child), counted in ``rejected["refused"]``;
+    offers nearer than ``need.min_distance_km`` are counted in ``rejected["min_distance"]``.
+
+    Siblings: together first. A split is computed when no offer took the whole group by the
+    last step (the ``split_siblings`` relaxation), from the first step when the separation
+    was ordered (then not a relaxation), and when the best offer taking the whole group lies
+    beyond the requested radius while a split within it exists: that split is then shown
+    right after it, marked ``split_siblings`` with the distance between the siblings.
+
+    ``neighbours`` (optional) lists the departments bordering the origin, to label
+    relaxations exactly; without it the driver relies on which step returned an offer.
+    The result always lists the steps ``tried``; ``fetch`` exceptions propagate.
     """
     if limit < 1:
         raise ValueError("limit doit être ≥ 1")
     if not (math.isfinite(max_distance_km) and max_distance_km > 0):
         raise ValueError("max_distance_km doit être un nombre > 0")
-    steps = [s.resolve(max_distance_km) for s in ladder]
+    steps = [s.resolve(max_distance_km) for s in (ladder or LADDERS[need.urgency])]
     check_ladder(steps)
     facts = _Facts(steps, need, neighbours)
+    excluded = frozenset(exclude)
+    min_km = need.min_distance_km
+    n = len(need.children)
+    group = n > 1
+    emergency_first = need.urgency in EMERGENCY_FIRST
+    index_of = {s.code: i for i, s in enumerate(steps)}
 
     best: dict[tuple[str, str], Proposal] = {}
+    plans: list[_Option] = []
     first_seen: dict[tuple[str, str], int] = {}
     tried: list[str] = []
     rejected: Counter[str] = Counter()
     rejected_seen: set[tuple[str, str, str]] = set()
-    unmatched: list[int] = []
+
+    def rank(relaxed: tuple[str, ...]) -> int:
+        return max((index_of[c] for c in relaxed if c in index_of), default=0)
+
+    def proposal(o: Offer, idx: tuple[int, ...], relaxed: tuple[str, ...]) -> Proposal:
+        value, reasons = score(need, o, idx)
+        stale = o.declared_age_days > stale_after_days
+        return Proposal(o, idx, value, reasons, relaxed, steps[rank(relaxed)].code, stale)
 
     def keep(p: Proposal) -> None:
         old = best.get(p.key)
         if old is None or _proposal_order(p) < _proposal_order(old):
             best[p.key] = p
 
+    def screen(o: Offer, step: Step) -> bool:
+        if not facts.admissible(o, step):
+            return False
+        reason = None
+        if o.key in excluded:
+            reason = "refused"
+        elif min_km is not None and o.distance_km < min_km:
+            reason = "min_distance"
+        if reason is None:
+            return True
+        snapshot = (o.kind, o.id, reason)
+        if snapshot not in rejected_seen:
+            rejected_seen.add(snapshot)
+            rejected[reason] += 1
+        return False
+
+    def plan_option(parts: list[Proposal]) -> _Option:
+        step = max(index_of.get(p.step, 0) for p in parts)
+        return _Option(_option_key(step, parts, need, emergency_first), tuple(parts))
+
     for index, step in enumerate(steps):
-        if len(best) >= limit:
+        if len(best) + len(plans) >= limit:
             break
-        if step.split_siblings and (len(need.children) < 2 or best):
+        ordered_split = need.separation_ordered and group and not best and not plans
+        if step.split_siblings and (not group or best or plans):
             continue  # siblings stay together whenever any offer takes the whole group
         tried.append(step.code)
-        offers = [o for o in fetch(step) if facts.admissible(o, step)]
+        asked = replace(step, split_siblings=True) if ordered_split else step
+        offers = [o for o in fetch(asked) if screen(o, step)]
         offers.sort(key=_offer_order)
         for o in offers:
             first_seen.setdefault(o.key, index)
@@ -357,34 +558,42 @@ def search(
         for o in offers:
             if accepts(need, o):
                 whole.append(o)
-            elif not step.split_siblings:
+            elif not asked.split_siblings:
                 snapshot = (o.kind, o.id, o.temporality)
                 if snapshot not in rejected_seen:
                     rejected_seen.add(snapshot)
                     rejected.update({v.constraint for v in violations(need, o)})
+        everyone = tuple(range(n))
         for o in whole:
-            value, reasons = score(need, o)
-            keep(
-                Proposal(
-                    o,
-                    tuple(range(len(need.children))),
-                    value,
-                    reasons,
-                    facts.relaxed(o, first_seen[o.key], split=False),
-                )
-            )
-        if step.split_siblings and not whole:
-            plan, unmatched = split_plan(
-                need, offers, lambda o: facts.relaxed(o, first_seen[o.key], split=True)
-            )
-            for p in plan:
-                keep(p)
+            keep(proposal(o, everyone, facts.relaxed(o, first_seen[o.key], split=False)))
+        if asked.split_siblings and not whole:
+            mark = not need.separation_ordered
 
-    proposals = sorted(best.values(), key=_proposal_order)
-    if not any(len(p.children) < len(need.children) for p in proposals):
-        proposals = proposals[:limit]  # a split plan is one answer: never cut in pieces
-    if not proposals:
-        unmatched = list(range(len(need.children)))
+            def relaxed_of(o: Offer, mark: bool = mark) -> tuple[str, ...]:
+                return facts.relaxed(o, first_seen[o.key], split=mark)
+
+            parts, _ = split_plan(need, offers, relaxed_of, ordered=need.separation_ordered)
+            if parts:
+                plans.append(
+                    plan_option([_with_stale(p, stale_after_days, steps, rank) for p in parts])
+                )
+
+    options = [
+        _Option(_option_key(index_of[p.step], [p], need, emergency_first), (p,))
+        for p in best.values()
+    ]
+    options += plans
+    options.sort(key=lambda o: o.key)
+    if group and not need.separation_ordered and options and limit > 1:
+        near = _near_split(
+            need, fetch, options[0], steps, facts, screen, stale_after_days, rank, tried
+        )
+        if near is not None:
+            options.insert(1, near)
+    options = options[:limit]
+    proposals = [replace(p, option=i) for i, option in enumerate(options) for p in option.parts]
+    covered = {i for p in proposals for i in p.children}
+    unmatched = [i for i in range(n) if i not in covered]
     return SearchResult(
         proposals=proposals,
         relaxations=tried[1:],
@@ -392,6 +601,63 @@ def search(
         rejected=dict(sorted(rejected.items())),
         unmatched_children=unmatched,
     )
+
+
+def _with_stale(
+    p: Proposal,
+    stale_after_days: float,
+    steps: Sequence[Step],
+    rank: Callable[[tuple[str, ...]], int],
+) -> Proposal:
+    """A split part with its step and staleness (``split_plan`` knows neither)."""
+    return replace(
+        p,
+        step=steps[rank(p.relaxed)].code,
+        stale=p.offer.declared_age_days > stale_after_days,
+    )
+
+
+def _near_split(
+    need: Need,
+    fetch: Fetch,
+    first: _Option,
+    steps: Sequence[Step],
+    facts: _Facts,
+    screen: Callable[[Offer, Step], bool],
+    stale_after_days: float,
+    rank: Callable[[tuple[str, ...]], int],
+    tried: list[str],
+) -> _Option | None:
+    """A split of the group within the requested radius, when the best option (taking the
+    whole group) lies beyond it: shown right after that option, marked ``split_siblings``
+    with the distance between the siblings, so that the placement officer weighs "together,
+    far" against "apart, near" (Code civil art. 371-5 and 375-7) instead of never seeing the
+    second. Places counted: those of the step the best option ranks at. None when the best
+    option is within the radius, or no split within it places every child."""
+    best = first.parts[0]
+    radius = steps[0].radius_km
+    if len(first.parts) != 1 or len(best.children) != len(need.children):
+        return None
+    if radius is None or best.offer.distance_km <= radius:
+        return None
+    split_code = facts.split_code
+    if split_code is None:
+        return None
+    at = next(s for s in steps if s.code == best.step)
+    step = replace(steps[0], code=split_code, temporalities=at.temporalities, split_siblings=True)
+    if split_code not in tried:
+        tried.append(split_code)
+    offers = sorted((o for o in fetch(step) if screen(o, step)), key=_offer_order)
+    offers = [o for o in offers if o.distance_km <= radius]
+
+    def relaxed_of(o: Offer) -> tuple[str, ...]:
+        return facts.relaxed(o, 0, split=True)
+
+    parts, unmatched = split_plan(need, offers, relaxed_of)
+    if not parts or unmatched:
+        return None
+    parts = [_with_stale(p, stale_after_days, steps, rank) for p in parts]
+    return _Option((*first.key[:5], 1), tuple(parts))
 
 
 # ---------------------------------------------------------------------------- split
@@ -441,6 +707,7 @@ def split_plan(
     *,
     candidates_per_group: int = SPLIT_CANDIDATES_PER_GROUP,
     node_budget: int = SPLIT_NODE_BUDGET,
+    ordered: bool = False,
 ) -> tuple[list[Proposal], list[int]]:
     """Place a sibling group that no single offer can take, on as few offers as possible.
 
@@ -456,6 +723,7 @@ def split_plan(
     sub-group has no candidate (a larger one cannot have any either); for each
     partition a depth-first search picks distinct offers with branch and bound.
     Children no offer can take at all are left out and returned as ``unmatched``.
+    ``ordered``: the separation was ordered (the explanation says so).
     """
     n = len(need.children)
     pool: list[tuple[int, int, Offer]] = []  # (accepted-children mask, places, offer)
@@ -495,7 +763,8 @@ def split_plan(
         if best is not None:
             chosen = best[1]
             taken = {i for mask, _ in chosen for i in range(n) if mask >> i & 1}
-            return _plan_proposals(need, chosen), [i for i in range(n) if i not in taken]
+            plan = _plan_proposals(need, chosen, ordered)
+            return plan, [i for i in range(n) if i not in taken]
     return [], list(range(n))
 
 
@@ -603,7 +872,9 @@ class _BestForK:
             self.chosen.pop()
 
 
-def _plan_proposals(need: Need, chosen: list[tuple[int, _Cand]]) -> list[Proposal]:
+def _plan_proposals(
+    need: Need, chosen: list[tuple[int, _Cand]], ordered: bool = False
+) -> list[Proposal]:
     """Turn a chosen split into proposals, each explaining where the other siblings are."""
     out: list[Proposal] = []
     n = len(need.children)
@@ -611,6 +882,7 @@ def _plan_proposals(need: Need, chosen: list[tuple[int, _Cand]]) -> list[Proposa
         idx = tuple(i for i in range(n) if mask >> i & 1)
         value, reasons = score(need, c.offer, idx)
         others = [separation_km(c.offer, p.offer) for m, p in chosen if m != mask]
+        apart = max((d for d, _ in others), default=None)
         if others:
             far = max(d for d, _ in others)
             exact = all(e for _, e in others)
@@ -622,6 +894,8 @@ def _plan_proposals(need: Need, chosen: list[tuple[int, _Cand]]) -> list[Proposa
             detail = f"fratrie répartie sur {len(chosen)} lieux ; autres enfants {where}"
         else:
             detail = "seuls ces enfants de la fratrie ont pu être placés"
+        if ordered:
+            detail = f"séparation ordonnée ; {detail}"
         reasons = (*reasons, Reason("siblings_split", detail, 0.0))
-        out.append(Proposal(c.offer, idx, value, reasons, c.relaxed))
+        out.append(Proposal(c.offer, idx, value, reasons, c.relaxed, siblings_distance_km=apart))
     return out

@@ -42,6 +42,7 @@ from matching.vocabulary import (
     FAMILY_LIKE_CATEGORIES,
     FINESS_CATEGORY_LABELS,
     INFANT_CATEGORIES,
+    PLACEMENT_SERVICE_CATEGORY,
     TEMPORALITY_LABELS,
 )
 
@@ -83,8 +84,16 @@ CONSTRAINTS_DETAIL: Final = (
 assert math.isclose(math.fsum(WEIGHTS.values()), 1.0), "weights must sum to 1"
 
 
-def distance_value(distance_km: float) -> float:
-    """Strictly decreasing, 1 at 0 km, ½ at ``DISTANCE_SCALE_KM``."""
+def distance_value(distance_km: float, min_distance_km: float | None = None) -> float:
+    """Strictly decreasing, 1 at 0 km, ½ at ``DISTANCE_SCALE_KM``.
+
+    With a minimum distance ordered (``Need.min_distance_km``), proximity to the family no
+    longer counts: the value is measured from that minimum instead (1 just beyond it), so
+    the nearest place that respects the order still comes first — the child's other ties
+    (school, siblings) do not gain from crossing the country. Offers nearer than the
+    minimum are never proposed (``relaxation.search``)."""
+    if min_distance_km is not None:
+        distance_km = max(0.0, distance_km - min_distance_km)
     return 1.0 / (1.0 + distance_km / DISTANCE_SCALE_KM)
 
 
@@ -96,8 +105,11 @@ def freshness_value(declared_age_days: float, temporality: str) -> float:
 
 
 def family_type_value(child: Child, offer: Offer) -> float:
-    """National strategy: family placements first, the more so the younger the child."""
-    if offer.kind == "carer":
+    """National strategy: family placements first, the more so the younger the child.
+
+    A service de placement familial (FINESS 236) places in its assistants familiaux' homes:
+    as an offer it is family placement, valued as a carer (issue #16)."""
+    if offer.kind == "carer" or offer.category == PLACEMENT_SERVICE_CATEGORY:
         return 1.0
     if child.age < 3:
         if offer.category in INFANT_CATEGORIES:
@@ -147,7 +159,7 @@ def _values(need: Need, offer: Offer, idx: Sequence[int]) -> tuple[float, ...]:
         disability += disability_value(child, offer)
     n = len(idx)
     return (
-        distance_value(offer.distance_km),
+        distance_value(offer.distance_km, need.min_distance_km),
         family / n,
         freshness_value(offer.declared_age_days, offer.temporality),
         care_mode_value(offer, need.care_mode),
@@ -198,7 +210,7 @@ def score(
     contributions = [w * v for w, v in zip(_W, values, strict=True)]
     kids = [need.children[i] for i in idx]
     details = {
-        "distance": _km(offer.distance_km),
+        "distance": _distance_detail(need, offer),
         "family_type": _family_detail(kids, offer),
         "freshness": (
             f"{TEMPORALITY_LABELS.get(offer.temporality, offer.temporality)}, "
@@ -224,9 +236,17 @@ def _constraints_detail(need: Need, offer: Offer, idx: Sequence[int]) -> str:
     return "non conformes : " + " ; ".join(v.detail for v in failed)
 
 
+def _distance_detail(need: Need, offer: Offer) -> str:
+    if need.min_distance_km is None:
+        return _km(offer.distance_km)
+    return f"{_km(offer.distance_km)} (éloignement demandé : au moins {_km(need.min_distance_km)})"
+
+
 def _family_detail(kids: Sequence[Child], offer: Offer) -> str:
     if offer.kind == "carer":
         return "accueil familial (assistant familial)"
+    if offer.category == PLACEMENT_SERVICE_CATEGORY:
+        return "placement familial (service de placement familial, FINESS 236)"
     label = FINESS_CATEGORY_LABELS.get(offer.category or "", "structure")
     if offer.category in INFANT_CATEGORIES and any(c.age < 3 for c in kids):
         return f"{label}, adaptée aux moins de 3 ans"
@@ -271,9 +291,13 @@ def _department_detail(need: Need, offer: Offer) -> str:
 #: One line per criterion for the README table (same order as ``WEIGHTS``).
 CRITERIA_DOC: Final = MappingProxyType(
     {
-        "distance": "1 / (1 + d / 20 km): 1 at the door, ½ at 20 km, ~0.09 at 200 km",
+        "distance": (
+            "1 / (1 + d / 20 km): 1 at the door, ½ at 20 km, ~0.09 at 200 km; with a minimum"
+            " distance ordered, d counts from that minimum"
+        ),
         "family_type": (
-            "assistant familial 1; under 3: pouponnière / centre parents-enfants 0.9, "
+            "assistant familial or service de placement familial (236) 1; under 3: "
+            "pouponnière / centre parents-enfants 0.9, "
             "LVA / village d'enfants 0.4, other structures 0; from 3: LVA / village 0.7, "
             "other structures 0.2 (3–5), 0.35 (6–12), 0.5 (13+)"
         ),

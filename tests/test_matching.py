@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from matching import (
     DISABILITY_PROFILE_LABELS,
     LADDER,
     LADDER_MARKDOWN,
+    LADDERS,
     STEP_CODES,
     WEIGHTS,
     CareMode,
@@ -30,6 +32,7 @@ from matching import (
     search,
     separation_km,
     violations,
+    weights_markdown,
 )
 from tests.support.fakes import InMemoryFetch
 
@@ -57,8 +60,15 @@ def offer(oid: str, distance: float = 5.0, **kw: object) -> Offer:
     return Offer(**fields)  # type: ignore[arg-type]
 
 
-def need(*children: Child, care_mode: str = "durable", origin: str | None = "69") -> Need:
-    return Need(children=children, care_mode=care_mode, origin_department=origin)
+def need(
+    *children: Child,
+    care_mode: str = "durable",
+    origin: str | None = "69",
+    urgency: str = "days",
+) -> Need:
+    """A ``days`` need by default (the API's default); the tests of the geography-first
+    ladder ask for ``immediate`` (every ladder: tests/test_matching_scenarios.py)."""
+    return Need(children=children, care_mode=care_mode, origin_department=origin, urgency=urgency)
 
 
 def run(n: Need, pool: list[Offer], limit: int = 10, radius: float = 20.0, **kw: object):
@@ -271,7 +281,7 @@ def test_radius_is_widened_then_departments_then_country_and_said_so() -> None:
         offer("neighbour", 120.0, department="01"),
         offer("far", 600.0, department="13"),
     ]
-    n = need(Child(8, "M"))
+    n = need(Child(8, "M"), urgency="immediate")
     result, fetch = run(n, pool, limit=4, radius=20.0, neighbours={"01", "38"})
     assert fetch.calls == ["none", "widen_radius", "neighbour_departments", "national"]
     assert result.relaxations == ["widen_radius", "neighbour_departments", "national"]
@@ -294,12 +304,14 @@ def test_neighbour_label_comes_from_the_fetch_when_adjacency_is_not_given() -> N
 
 
 def test_a_nearby_place_free_tomorrow_only_needs_the_forecast_relaxation() -> None:
+    """#16: for a ``days`` request the nearby place free tomorrow comes before the place free
+    now 450 km away (before, "national" came first whatever the urgency)."""
     pool = [offer("tomorrow", 4.0, temporality="h24"), offer("paris", 450.0, department="75")]
     result, fetch = run(need(Child(8, "M")), pool, limit=2)
-    assert fetch.calls[-1] == "forecast_h24"
+    assert fetch.calls[:2] == ["none", "forecast_h24"] and fetch.calls[-1] == "national"
     by_id = {p.offer.id: p for p in result.proposals}
     assert by_id["tomorrow"].relaxed == ("forecast_h24",)
-    assert result.proposals[0].offer.id == "tomorrow"  # fewer relaxations ranks first
+    assert [p.offer.id for p in result.proposals] == ["tomorrow", "paris"]
 
 
 def test_same_unit_declared_now_and_tomorrow_is_proposed_once_least_relaxed() -> None:
@@ -319,7 +331,9 @@ def test_group_takes_the_later_declaration_when_only_it_has_room() -> None:
     assert p.relaxed == ("forecast_h24",)
 
 
-def test_siblings_stay_together_even_far_rather_than_split_nearby() -> None:
+def test_siblings_together_far_come_first_and_the_split_nearby_is_shown_after() -> None:
+    """#16: together first (art. 371-5), but the split 3 km away is no longer hidden: it
+    comes right after, one option, marked ``split_siblings`` with the siblings' distance."""
     pool = [
         offer("small-a", 2.0, free_places=1),
         offer("small-b", 3.0, free_places=1),
@@ -327,9 +341,16 @@ def test_siblings_stay_together_even_far_rather_than_split_nearby() -> None:
     ]
     n = need(Child(6, "F"), Child(8, "M"))
     result, fetch = run(n, pool, limit=10)
-    assert "split_siblings" not in fetch.calls
-    assert [p.offer.id for p in result.proposals] == ["together"]
-    assert result.proposals[0].children == (0, 1)
+    assert fetch.calls[-1] == "split_siblings"
+    ids = [(p.offer.id, p.children, p.option) for p in result.proposals]
+    assert ids[0] == ("together", (0, 1), 0)
+    assert {i[0] for i in ids[1:]} == {"small-a", "small-b"}
+    assert {i[2] for i in ids[1:]} == {1}
+    for p in result.proposals[1:]:
+        assert "split_siblings" in p.relaxed and p.siblings_distance_km == 5.0
+    # limit=1: the together offer alone — the first option of any larger limit.
+    one, _ = run(n, pool, limit=1)
+    assert [(p.offer.id, p.option) for p in one.proposals] == [("together", 0)]
 
 
 def test_split_is_explicit_and_keeps_siblings_as_close_as_possible() -> None:
@@ -378,7 +399,7 @@ def test_uses_coordinates_to_measure_separation_when_given() -> None:
 
 def test_nothing_found_still_says_what_was_tried_and_why() -> None:
     pool = [offer("babies", 2.0, age_max=3), offer("girls", 3.0, sexes={"F"})]
-    n = need(Child(12, "M"), Child(13, "M"))
+    n = need(Child(12, "M"), Child(13, "M"), urgency="immediate")
     result, _ = run(n, pool, prefilter=False)
     assert result.proposals == []
     assert result.tried == list(STEP_CODES)
@@ -389,7 +410,7 @@ def test_nothing_found_still_says_what_was_tried_and_why() -> None:
 
 def test_single_child_never_tries_the_split_step() -> None:
     result, _ = run(need(Child(12, "M")), [])
-    assert result.tried == [s.code for s in LADDER if not s.split_siblings]
+    assert result.tried == [s.code for s in LADDERS["days"] if not s.split_siblings]
 
 
 def test_partial_split_reports_the_child_nobody_can_take() -> None:
@@ -411,6 +432,14 @@ def test_search_rejects_nonsense_parameters() -> None:
 
 
 def test_ladder_is_valid_documented_data() -> None:
+    for ladder in LADDERS.values():
+        check_ladder([s.resolve(30) for s in ladder])
+        assert {s.code for s in ladder} == set(STEP_CODES), "the same relaxations, reordered"
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("README.md", "docs/domain.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        assert LADDER_MARKDOWN in text, f"{doc}: regenerate the ladders (ladders_markdown())"
+        assert weights_markdown() in text, f"{doc}: regenerate the weights table"
     check_ladder([s.resolve(30) for s in LADDER])
     assert STEP_CODES[0] == "none" and STEP_CODES[-1] == "split_siblings"
     for code in STEP_CODES:

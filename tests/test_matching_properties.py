@@ -21,12 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from matching import (
-    LADDER,
+    LADDERS,
     Child,
     Need,
     Offer,
     accepts,
     greedy,
+    is_emergency,
     optimize,
     score,
     score_value,
@@ -44,7 +45,7 @@ DEPTS = ("69", "01", "38", "13", "974")
 MODES = ("durable", "urgence", "mna")
 PROFILES = ("tsa", "deficience_motrice", "soins_techniques")
 TEMPORALITIES = ("current", "h1", "h24", "h48", "d7")
-NON_SPLIT = [s.code for s in LADDER if not s.split_siblings]
+NON_SPLIT = {u: [s.code for s in ladder if not s.split_siblings] for u, ladder in LADDERS.items()}
 
 # MATCHING_EXAMPLES=2000 for a thorough run; 100 keeps the suite under a minute.
 SETTINGS = settings(
@@ -61,13 +62,16 @@ children_st = st.builds(
 )
 
 
-def needs_st(max_children: int = 4) -> st.SearchStrategy[Need]:
+def needs_st(max_children: int = 4, *, options: bool = False) -> st.SearchStrategy[Need]:
+    """Needs; with ``options`` also a separation ordered and a minimum distance (search)."""
     return st.builds(
         Need,
         children=st.lists(children_st, min_size=1, max_size=max_children).map(tuple),
         care_mode=st.sampled_from(MODES),
         urgency=st.sampled_from(("immediate", "days", "planned")),
         origin_department=st.none() | st.sampled_from(DEPTS),
+        separation_ordered=st.booleans() if options else st.just(False),
+        min_distance_km=(st.none() | st.sampled_from((0.0, 5.0, 30.0))) if options else st.none(),
     )
 
 
@@ -146,22 +150,39 @@ def pool_st(draw: st.DrawFn, max_size: int = 20) -> list[Offer]:
 
 
 search_args_st = st.tuples(
-    needs_st(),
+    needs_st(options=True),
     pool_st(),
     st.frozensets(st.sampled_from(DEPTS), max_size=3),
     st.integers(1, 6),
     st.sampled_from((10.0, 20.0, 50.0)),
     st.booleans(),
+    st.frozensets(st.sampled_from([("unit", f"o{i}") for i in range(6)]), max_size=2),
 )
 
 
-def run_search(args: tuple, order_seed: int | None = None):
-    need, pool, neighbours, limit, radius, prefilter = args
+def run_search(args: tuple, order_seed: int | None = None, limit: int | None = None):
+    need, pool, neighbours, drawn_limit, radius, prefilter, exclude = args
     if order_seed is not None:
         pool = list(pool)
         random.Random(order_seed).shuffle(pool)
     fetch = InMemoryFetch(pool, need, neighbours, prefilter=prefilter)
-    return search(need, fetch, limit=limit, max_distance_km=radius, neighbours=neighbours)
+    return search(
+        need,
+        fetch,
+        limit=drawn_limit if limit is None else limit,
+        max_distance_km=radius,
+        neighbours=neighbours,
+        exclude=exclude,
+    )
+
+
+def options_of(result) -> list[list]:
+    """The result's options, in order: the proposals sharing ``option``."""
+    grouped: dict[int, list] = defaultdict(list)
+    for p in result.proposals:
+        grouped[p.option].append(p)
+    assert list(grouped) == list(range(len(grouped))), "options numbered in order"
+    return [grouped[i] for i in range(len(grouped))]
 
 
 # ----------------------------------------------------------------------- search
@@ -170,16 +191,23 @@ def run_search(args: tuple, order_seed: int | None = None):
 @SETTINGS
 @given(search_args_st)
 def test_no_proposal_ever_breaks_a_hard_constraint(args: tuple) -> None:
-    need, _, _, limit, _, _ = args
+    need, _, _, limit, _, _, exclude = args
     result = run_search(args)
-    assert len(result.proposals) <= max(limit, len(need.children))
-    if any(len(p.children) < len(need.children) for p in result.proposals):
-        assert len(result.proposals) <= len(need.children), "one split plan"
-    else:
-        assert len(result.proposals) <= limit
-    keys = [p.key for p in result.proposals]
-    assert len(keys) == len(set(keys)), "deduplicated by (kind, id)"
+    options = options_of(result)
+    assert len(options) <= limit
+    n = len(need.children)
+    for option in options:
+        keys = [p.key for p in option]
+        assert len(keys) == len(set(keys)), "one offer once per option"
+        taken = [i for p in option for i in p.children]
+        assert len(taken) == len(set(taken)), "each child in one place only per option"
+        assert len(option) == 1 or all(len(p.children) < n for p in option)
+    together = [p.key for p in result.proposals if len(p.children) == n]
+    assert len(together) == len(set(together)), "deduplicated by (kind, id)"
     for p in result.proposals:
+        assert p.key not in exclude, "an offer that refused this child is never proposed"
+        if need.min_distance_km is not None:
+            assert p.offer.distance_km >= need.min_distance_km
         assert p.children and list(p.children) == sorted(set(p.children))
         assert all(0 <= i < len(need.children) for i in p.children)
         assert violations(need, p.offer, p.children) == []
@@ -190,27 +218,46 @@ def test_no_proposal_ever_breaks_a_hard_constraint(args: tuple) -> None:
 
 @SETTINGS
 @given(search_args_st)
-def test_siblings_are_never_split_while_some_offer_takes_them_all(args: tuple) -> None:
-    need, pool, *_ = args
+def test_siblings_are_split_only_as_the_rules_allow(args: tuple) -> None:
+    """Together first: a split is the answer when nothing takes the whole group, an option
+    from the first step when the separation was ordered, or — shown right after it — the
+    near alternative to a best together offer beyond the requested radius."""
+    need, pool, _, _, radius, _, exclude = args
     result = run_search(args)
     everyone = tuple(range(len(need.children)))
-    split = [p for p in result.proposals if p.children != everyone]
-    if any(accepts(need, o) for o in pool):
-        assert split == []
-        assert "split_siblings" not in result.tried
-    if split:
-        assert len(split) == len(result.proposals), "a split is never mixed with whole offers"
-        taken = [i for p in split for i in p.children]
-        assert len(taken) == len(set(taken)), "each child in one place only"
-        assert len({p.key for p in split}) == len(split)
-        assert all(p.relaxed[-1] == "split_siblings" for p in split)
+    options = options_of(result)
+    splits = [i for i, o in enumerate(options) if any(p.children != everyone for p in o)]
+    if need.separation_ordered:
+        assert len(splits) <= 1
+        for i in splits:
+            assert all("split_siblings" not in p.relaxed for p in options[i]), "not a relaxation"
+            assert all("séparation ordonnée" in p.reasons[-1].detail for p in options[i])
+        return
+    for p in result.proposals:
+        assert ("split_siblings" in p.relaxed) == (p.children != everyone)
+    whole_somewhere = any(
+        accepts(need, o) and o.key not in exclude and o.distance_km >= (need.min_distance_km or 0)
+        for o in pool
+    )
+    if whole_somewhere:
+        assert splits in ([], [1]), splits
+        if splits:
+            (best,) = options[0]
+            assert best.offer.distance_km > radius
+            near = options[1]
+            assert all(p.offer.distance_km <= radius for p in near)
+            assert sorted(i for p in near for i in p.children) == list(everyone)
+            assert all(p.siblings_distance_km is not None for p in near)
+    elif splits:
+        assert splits == [0] and len(options) == 1
+        taken = [i for p in options[0] for i in p.children]
         assert sorted([*taken, *result.unmatched_children]) == list(everyone)
 
 
 @SETTINGS
 @given(search_args_st)
-def test_relaxations_are_true_facts_and_order_is_by_relaxations_then_score(args: tuple) -> None:
-    need, _, neighbours, _, radius, _ = args
+def test_relaxations_are_true_facts_and_order_is_the_documented_total_order(args: tuple) -> None:
+    need, _, neighbours, _, radius, _, _ = args
     result = run_search(args)
     origin = need.origin_department
     for p in result.proposals:
@@ -222,24 +269,33 @@ def test_relaxations_are_true_facts_and_order_is_by_relaxations_then_score(args:
         assert ("forecast_h24" in relaxed) == (o.temporality != "current")
         assert ("forecast_h48" in relaxed) == (o.temporality in ("h48", "d7"))
         assert ("forecast_d7" in relaxed) == (o.temporality == "d7")
-        assert ("split_siblings" in relaxed) == (len(p.children) < len(need.children))
-    order = [(len(p.relaxed), -p.score, p.offer.kind, p.offer.id) for p in result.proposals]
-    assert order == sorted(order)
+        if not need.separation_ordered:
+            assert ("split_siblings" in relaxed) == (len(p.children) < len(need.children))
+        assert p.stale == (o.declared_age_days > 7)
+    codes = [s.code for s in LADDERS[need.urgency]]
+    steps = [codes.index(p.step) for p in result.proposals]
+    assert steps == sorted(steps) or any(len(o) > 1 for o in options_of(result))
+    single = [o[0] for o in options_of(result) if len(o) == 1]
+    urgent = need.urgency == "immediate"
+
+    def key(p) -> tuple:
+        return (codes.index(p.step), p.stale, urgent and not is_emergency(p.offer), -p.score)
+
+    keys = [key(p) for p in single]
+    assert keys == sorted(keys)
 
 
 @SETTINGS
 @given(search_args_st)
 def test_never_an_answer_without_the_steps_tried(args: tuple) -> None:
-    need, _, _, limit, _, _ = args
+    need, _, _, limit, _, _, _ = args
     result = run_search(args)
     assert result.tried and result.tried[0] == "none"
-    codes = [s.code for s in LADDER]
+    codes = [s.code for s in LADDERS[need.urgency]]
     assert [c for c in codes if c in result.tried] == result.tried, "ladder order"
     assert result.relaxations == result.tried[1:]
-    if len(result.proposals) < limit:
-        whole = any(len(p.children) == len(need.children) for p in result.proposals)
-        split_tried = len(need.children) > 1 and not whole
-        assert result.tried == NON_SPLIT + (["split_siblings"] if split_tried else [])
+    if len(options_of(result)) < limit:
+        assert result.tried[: len(NON_SPLIT[need.urgency])] == NON_SPLIT[need.urgency]
     if not result.proposals:
         assert result.unmatched_children == list(range(len(need.children)))
 
@@ -250,6 +306,20 @@ def test_same_input_same_output_whatever_the_offer_order(args: tuple, seed: int)
     first = run_search(args)
     assert run_search(args) == first
     assert run_search(args, order_seed=seed) == first
+
+
+@SETTINGS
+@given(search_args_st, st.integers(1, 6), st.integers(0, 6))
+def test_the_first_k_options_are_the_first_k_of_any_larger_limit(
+    args: tuple, k: int, more: int
+) -> None:
+    """#16: what ``limit=k`` returns is the beginning of what any larger limit returns."""
+    small = options_of(run_search(args, limit=k))
+    large = options_of(run_search(args, limit=k + more))
+    assert len(small) <= k
+    assert large[: len(small)] == small
+    if len(small) < k:
+        assert large == small, "fewer than k found: a larger limit finds no more"
 
 
 @SETTINGS

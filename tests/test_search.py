@@ -1,9 +1,19 @@
 """POST /v1/search against the real database, on small fixtures built here."""
 
+import uuid
+
 import pytest
 
 from tests.support.env import TEST_DSN
-from tests.support.factories import bearer, idem, make_carer, make_structure
+from tests.support.factories import (
+    bearer,
+    hold,
+    idem,
+    make_carer,
+    make_structure,
+    new_request,
+    new_unit,
+)
 
 DEPT = bearer("department", authority="69M")
 
@@ -56,6 +66,10 @@ async def search(client, **over):
         ({"max_distance_km": 100000}, "max_distance_km"),
         ({"care_mode": "pension"}, "care_mode"),
         ({"limit": 0}, "limit"),
+        ({"min_distance_km": 30}, "min_distance_km"),  # not below the radius (30 km)
+        ({"min_distance_km": -1}, "min_distance_km"),
+        ({"request_id": str(uuid.uuid4())}, "request_id"),
+        ({"separation_ordered": "peut-être"}, "separation_ordered"),
     ],
 )
 async def test_bad_input_is_422_naming_field(client, over, field):
@@ -306,3 +320,152 @@ async def test_same_answer_with_a_spare_connection_and_without(client, pool, mon
     assert spares == [False] * steps + [True] * steps
     kinds = {p["target"]["kind"] for p in alone["proposals"]}
     assert kinds == {"unit", "carer"}, alone
+
+
+def options(body: dict) -> list[list[dict]]:
+    grouped: dict[int, list[dict]] = {}
+    for p in body["proposals"]:
+        grouped.setdefault(p["option"], []).append(p)
+    assert list(grouped) == list(range(len(grouped)))
+    return [grouped[i] for i in range(len(grouped))]
+
+
+async def test_the_first_k_options_are_the_first_k_of_a_larger_limit(client, pool):
+    """#16: what limit=2 returns is the beginning of what limit=20 returns, whatever the data
+    (a nearby place free tomorrow, places free now farther, a stale one)."""
+    s = await make_structure(
+        pool,
+        units=[
+            {"name": f"U{i}", "age_min": 6, "age_max": 14, "care_modes": ["sequentiel"]}
+            for i in range(3)
+        ],
+    )
+    far = await make_structure(
+        pool,
+        department="38",
+        commune="38185",
+        units=[{"name": "G", "age_min": 6, "age_max": 14, "care_modes": ["sequentiel"]}],
+    )
+    await declare(client, s, 0, 2)
+    await declare(client, s, 1, 1, temporality="h24")
+    await declare(client, s, 2, 3)
+    await declare(client, far, 0, 2)
+    async with pool.acquire() as conn:  # the third unit's declaration is 30 days old: stale
+        await conn.execute(
+            "UPDATE capacity_snapshots SET declared_at = now() - interval '30 days'"
+            " WHERE unit_id = $1",
+            s["unit_ids"][2],
+        )
+    body = {"care_mode": "sequentiel", "children": [{"age": 9, "sex": "F"}]}
+    large = await search(client, **body, limit=20)
+    assert large.status_code == 200, large.text
+    every = options(large.json())
+    assert len(every) >= 4
+    for k in (1, 2, 3):
+        small = await search(client, **body, limit=k)
+        assert options(small.json()) == every[:k]
+    mine = {p["target"]["id"]: p for p in large.json()["proposals"]}
+    stale, fresh = mine[str(s["unit_ids"][2])], mine[str(s["unit_ids"][0])]
+    assert stale["stale"] is True and fresh["stale"] is False
+    assert stale["step"] == fresh["step"] == "none"
+    order = [p["target"]["id"] for p in large.json()["proposals"]]
+    assert order.index(fresh["target"]["id"]) < order.index(stale["target"]["id"])
+    # days (the default): tomorrow within the radius before Grenoble (95 km) free now.
+    assert mine[str(s["unit_ids"][1])]["step"] == "forecast_h24"
+    assert order.index(str(s["unit_ids"][1])) < order.index(str(far["unit_ids"][0]))
+
+
+async def test_a_unit_that_refused_the_child_is_left_out_of_its_request_search(client, pool):
+    request = await new_request(client)
+    unit = await new_unit(client, pool, available=2)
+    hold_id = (await hold(client, request, "unit", unit["id"])).json()["id"]
+    r = await client.post(
+        f"/v1/holds/{hold_id}/refuse", json={"reason": "complet"}, headers=unit["headers"]
+    )
+    assert r.status_code == 200, r.text
+    child = request["children"]
+    plain = await search(client, children=child, limit=50)
+    assert unit["id"] in [p["target"]["id"] for p in plain.json()["proposals"]]
+    r = await search(client, children=child, limit=50, request_id=request["id"])
+    assert r.status_code == 200, r.text
+    assert unit["id"] not in [p["target"]["id"] for p in r.json()["proposals"]]
+    assert r.json()["rejected"]["refused"] == 1
+    # Another authority's request: 403, as reading it.
+    other = await client.post(
+        "/v1/search",
+        json={
+            "children": child,
+            "origin": {"commune": "69123"},
+            "care_mode": "durable",
+            "request_id": request["id"],
+        },
+        headers=bearer("department", authority="13"),
+    )
+    assert other.status_code == 403
+
+
+async def test_a_request_kept_away_from_the_family_gets_no_place_nearer(client, pool):
+    """The judge ordered the place kept at least 20 km from the family in Lyon: the unit in
+    Lyon is left out, the one in Grenoble (~95 km) proposed; the request records the order."""
+    near = await make_structure(pool, units=[{"name": "Lyon", "care_modes": ["mna"]}])
+    away = await make_structure(
+        pool, department="38", commune="38185", units=[{"name": "Grenoble", "care_modes": ["mna"]}]
+    )
+    await declare(client, near, 0, 2)
+    await declare(client, away, 0, 2)
+    request = await new_request(client, care_mode="mna", min_distance_km=20)
+    assert request["min_distance_km"] == 20 and request["separation_ordered"] is False
+    r = await search(
+        client,
+        care_mode="mna",
+        children=request["children"],
+        request_id=request["id"],
+        max_distance_km=120,
+        limit=50,
+    )
+    assert r.status_code == 200, r.text
+    ids = {p["target"]["id"]: p for p in r.json()["proposals"]}
+    assert str(near["unit_ids"][0]) not in ids
+    grenoble = ids[str(away["unit_ids"][0])]
+    assert grenoble["distance_km"] >= 20
+    assert "éloignement demandé" in next(
+        x["detail"] for x in grenoble["reasons"] if x["criterion"] == "distance"
+    )
+    assert all(p["distance_km"] >= 20 for p in r.json()["proposals"])
+
+
+async def test_a_separation_ordered_splits_near_rather_than_together_far(client, pool):
+    """Two brothers, separation ordered by the judge and recorded on the request: two single
+    places in Lyon are one option at the first step (not a relaxation), before the double
+    place in Grenoble."""
+    near = await make_structure(
+        pool,
+        units=[
+            {"name": f"Lyon {i}", "age_min": 3, "age_max": 17, "care_modes": ["jeune_majeur"]}
+            for i in range(2)
+        ],
+    )
+    far = await make_structure(
+        pool,
+        department="38",
+        commune="38185",
+        units=[{"name": "G", "age_min": 3, "age_max": 17, "care_modes": ["jeune_majeur"]}],
+    )
+    await declare(client, near, 0, 1)
+    await declare(client, near, 1, 1)
+    await declare(client, far, 0, 2)
+    group = [{"age": 10, "sex": "M", "disability_profiles": []}, {"age": 12, "sex": "M"}]
+    request = await new_request(
+        client, care_mode="jeune_majeur", separation_ordered=True, children=group
+    )
+    assert request["separation_ordered"] is True
+    r = await search(
+        client, care_mode="jeune_majeur", children=group, request_id=request["id"], limit=5
+    )
+    body = r.json()
+    assert r.status_code == 200, body
+    first = options(body)[0]
+    assert {p["target"]["id"] for p in first} == {str(u) for u in near["unit_ids"]}
+    assert all(p["relaxed"] == [] and p["step"] == "none" for p in first)
+    assert all("séparation ordonnée" in p["reasons"][-1]["detail"] for p in first)
+    assert str(far["unit_ids"][0]) in [p["target"]["id"] for p in body["proposals"]]

@@ -18,7 +18,7 @@ REQUEST_SELECT = """
 SELECT r.id, r.department, r.authority, r.reference, r.children, r.origin_commune,
        ST_Y(r.origin_location::geometry) AS lat, ST_X(r.origin_location::geometry) AS lon,
        r.care_mode, r.urgency, r.measure_kind, r.decided_on, r.status, r.version,
-       r.created_at, r.updated_at,
+       r.separation_ordered, r.min_distance_km, r.created_at, r.updated_at,
        h.id AS hold_id, h.status AS hold_status, h.target_kind,
        coalesce(h.unit_id, h.carer_id) AS target_id, h.places, h.expires_at
   FROM placement_requests r
@@ -73,13 +73,14 @@ async def insert(
         """
         INSERT INTO placement_requests
                (department, reference, children, origin_commune, origin_location,
-                care_mode, urgency, measure_kind, decided_on, created_by, authority)
+                care_mode, urgency, measure_kind, decided_on, created_by, authority,
+                separation_ordered, min_distance_km)
         VALUES ($1, $2, $3, $4::text,
                 CASE WHEN $4::text IS NULL
                      THEN ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography
                      ELSE (SELECT location FROM communes WHERE insee = $4::text)
                 END,
-                $7, $8, $9, $10, $11, $12)
+                $7, $8, $9, $10, $11, $12, $13, $14)
         RETURNING id
         """,
         department,
@@ -94,6 +95,8 @@ async def insert(
         body.measure.decided_on,
         principal.sub,
         authority,
+        body.separation_ordered,
+        body.min_distance_km,
     )
     return request_id
 
@@ -306,3 +309,14 @@ async def audit_trail(
     if not rows and offset:
         total = await conn.fetchval(f"SELECT count(*) FROM ({source}) AS about", *args)
     return [{k: v for k, v in dict(r).items() if k != "total"} for r in rows], total
+
+
+async def refused_targets(conn: asyncpg.Connection, request_id: UUID) -> list[tuple[str, str]]:
+    """``(kind, id)`` of the units and carers that refused a hold of this request: search
+    leaves them out (#16: they already said no to this child)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT target_kind, coalesce(unit_id, carer_id)::text AS target_id"
+        " FROM holds WHERE request_id = $1 AND status = 'refused'",
+        request_id,
+    )
+    return [(r["target_kind"], r["target_id"]) for r in rows]

@@ -115,6 +115,19 @@ class RequestIn(Strict):
         pattern=REFERENCE_PATTERN,
         description="The department's internal file number (letters, digits, . _ / -).",
     )
+    separation_ordered: bool = Field(
+        default=False,
+        description="The judge (or the department) decided the siblings may be placed apart "
+        "(Code civil art. 371-5): search then allows a split from its first step, not as a "
+        "relaxation.",
+    )
+    min_distance_km: float | None = Field(
+        default=None,
+        ge=0,
+        le=1200,
+        description="The place must be kept at least this far from the family (art. 375-7): "
+        "search leaves nearer places out and scores distance from this minimum.",
+    )
 
 
 class ReasonIn(Strict):
@@ -175,6 +188,8 @@ class RequestOut(BaseModel):
     care_mode: CareMode
     urgency: Urgency
     measure: Measure
+    separation_ordered: bool = False
+    min_distance_km: float | None = None
     status: RequestStatus
     days_since_decision: int
     hold: ActiveHold | None

@@ -68,6 +68,8 @@ def to_out(row: asyncpg.Record, today: date | None = None) -> dict[str, Any]:
         "care_mode": row["care_mode"],
         "urgency": row["urgency"],
         "measure": {"kind": row["measure_kind"], "decided_on": row["decided_on"].isoformat()},
+        "separation_ordered": row["separation_ordered"],
+        "min_distance_km": row["min_distance_km"],
         "status": row["status"],
         "days_since_decision": (today - row["decided_on"]).days,
         "hold": hold,

@@ -73,7 +73,7 @@ WITH origin AS (
        AND u.age_min <= $5 AND u.age_max >= $6
        AND u.sexes && $7::text[] AND u.sexes @> $8::text[]
        AND u.disability_profiles @> $9::text[]
-       {geo}
+       {geo}{min}
      ORDER BY cs.location <-> origin.g  -- distance alone, so the index yields the order
      LIMIT $10
 )
@@ -112,7 +112,7 @@ WITH origin AS (
        AND c.preferred_care_modes @> ARRAY[$3]::text[]
        AND c.preferred_age_min <= $4 AND c.preferred_age_max >= $5
        AND c.disability_profiles @> $6::text[]
-       {geo}
+       {geo}{min}
      -- The public point, so the GiST index yields the order; carers of one commune share
      -- it, so the id breaks ties (an incremental sort) and the LIMIT's cut is deterministic.
      ORDER BY c.public_location <-> origin.g, c.id
@@ -129,12 +129,22 @@ SELECT n.id::text AS id, n.department, n.commune, n.age_min, n.age_max, n.care_m
 """
 
 
-def _sql(template: str, area: str, loc: str, dept: str, first_geo_param: int) -> str:
+_GEO_PARAMS = {Area.RADIUS: 1, Area.NEIGHBOURS: 2, Area.NATIONAL: 0}
+
+
+def _sql(
+    template: str, area: str, loc: str, dept: str, first_geo_param: int, away: bool = False
+) -> str:
+    """``away``: a minimum distance from the family (``Need.min_distance_km``, #16), its
+    metres the last parameter — the KNN walk skips the nearer rows instead of returning
+    them to be dropped, so the LIMIT is spent on places the order allows."""
     geo = _GEO_FILTER[Area(area)].format(
         loc=loc, dept=dept, r=first_geo_param, d=first_geo_param + 1
     )
+    last = first_geo_param + _GEO_PARAMS[Area(area)]
     return template.format(
         geo=geo,
+        min=f"\n       AND NOT ST_DWithin({loc}, origin.g, ${last})" if away else "",
         point=point_sql("s", "cm"),
         distance_km=distance_km_sql("s", "cm", "origin.g", "n.metres"),
         free=carer_free_sql("c"),
@@ -143,9 +153,16 @@ def _sql(template: str, area: str, loc: str, dept: str, first_geo_param: int) ->
 
 
 QUERIES: dict[tuple[str, str], str] = {}
+AWAY_QUERIES: dict[tuple[str, str], str] = {}
 for _area in Area:
     QUERIES[("unit", _area)] = _sql(UNITS_SQL, _area, "cs.location", "s.department", 11)
     QUERIES[("carer", _area)] = _sql(CARERS_SQL, _area, "c.public_location", "c.department", 9)
+    AWAY_QUERIES[("unit", _area)] = _sql(
+        UNITS_SQL, _area, "cs.location", "s.department", 11, away=True
+    )
+    AWAY_QUERIES[("carer", _area)] = _sql(
+        CARERS_SQL, _area, "c.public_location", "c.department", 9, away=True
+    )
 
 
 def query_args(
@@ -193,10 +210,14 @@ def query_args(
         args.append(step.radius_km * 1000.0)
     if step.area == Area.NEIGHBOURS:
         args.append([origin.department, *neighbours])
+    if need.min_distance_km is not None:
+        args.append(need.min_distance_km * 1000.0)
     return args
 
 
 ALL_TEMPORALITIES = ("current", "d7", "h1", "h24", "h48")
+_ARGS = {"unit": 10, "carer": 8}
+"""Parameters of each kind's query before the geographic ones."""
 
 
 async def _query(
@@ -209,7 +230,8 @@ async def _query(
     key = (kind, area, *(tuple(a) if isinstance(a, list) else a for a in args))
     if memo is not None and key in memo:
         return memo[key]
-    found = [offer_from_row(kind, r) for r in await conn.fetch(QUERIES[(kind, area)], *args)]
+    queries = AWAY_QUERIES if len(args) > _ARGS[kind] + _GEO_PARAMS[Area(area)] else QUERIES
+    found = [offer_from_row(kind, r) for r in await conn.fetch(queries[(kind, area)], *args)]
     if memo is not None:
         memo[key] = found
     return found

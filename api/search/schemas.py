@@ -56,9 +56,39 @@ class SearchIn(BaseModel):
     children: list[ChildIn] = Field(min_length=1, max_length=8)
     origin: OriginIn
     care_mode: CareMode
-    urgency: Literal["immediate", "days", "planned"] = "days"
+    urgency: Literal["immediate", "days", "planned"] = Field(
+        default="days",
+        description="Chooses the relaxation ladder (docs/domain.md, Matching): `immediate` "
+        "places free now, widening geographically; `days` and `planned` places announced "
+        "within 24 h / 48 h / 7 days near the family before anything beyond the neighbouring "
+        "departments.",
+    )
     max_distance_km: float = Field(default=50, gt=0, le=1200)
-    limit: int = Field(default=10, ge=1, le=50)
+    limit: int = Field(
+        default=10,
+        ge=1,
+        le=50,
+        description="How many options (an offer for the whole group, or one split plan): the "
+        "first k for `limit=k` are the first k for any larger limit.",
+    )
+    request_id: UUID | None = Field(
+        default=None,
+        description="The placement request searched for: units and carers that refused one of "
+        "its holds are left out, and its `separation_ordered` and `min_distance_km` apply "
+        "unless given here.",
+    )
+    separation_ordered: bool | None = Field(
+        default=None,
+        description="The siblings may be placed apart (Code civil art. 371-5): a split is "
+        "allowed from the first step, not as a relaxation. Default: the request's, else false.",
+    )
+    min_distance_km: float | None = Field(
+        default=None,
+        ge=0,
+        le=1200,
+        description="Keep the place at least this far from the family (art. 375-7): nearer "
+        "places are left out and distance is scored from this minimum. Default: the request's.",
+    )
 
 
 class Target(BaseModel):
@@ -93,6 +123,18 @@ class ProposalOut(BaseModel):
     score: float
     reasons: list[ReasonOut]
     relaxed: list[str]
+    step: str = Field(description="The ladder step the proposal ranks at.")
+    stale: bool = Field(
+        description="The declaration is older than `PLACES_STALE_AFTER_DAYS`: it ranks after "
+        "the fresh ones of its step."
+    )
+    option: int = Field(
+        description="Rank of the option this proposal belongs to (0 first); the parts of one "
+        "split plan share it."
+    )
+    siblings_distance_km: float | None = Field(
+        description="A part of a split: how far (at most) the other siblings would be."
+    )
 
 
 class SearchOut(BaseModel):
@@ -121,6 +163,10 @@ class SearchOut(BaseModel):
                                 {"criterion": "distance", "detail": "12 km", "contribution": 0.31}
                             ],
                             "relaxed": [],
+                            "step": "none",
+                            "stale": False,
+                            "option": 0,
+                            "siblings_distance_km": None,
                         }
                     ],
                     "relaxations": [],

@@ -9,25 +9,34 @@ on the loop and the library stays free of I/O.
 import asyncio
 import contextlib
 import dataclasses
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 
 from api import changes
-from api.auth import Principal
+from api.auth import Principal, require_authority_scope
 from api.errors import field_error
+from api.requests import repository as requests_repository
 from api.requests.schemas import ORIGIN_DECIMALS
 from api.search import repository
 from api.search.repository import Origin
 from api.search.schemas import SearchIn
 from geo.bounds import in_france
 from geo.referential import neighbours as department_neighbours
-from matching import Child, Need, Offer, Proposal, SearchResult, Step
+from matching import STALE_AFTER_DAYS, Child, Need, Offer, Proposal, SearchResult, Step
 from matching import search as match
 
 
-def build_need(body: SearchIn, origin_department: str) -> Need:
+def build_need(
+    body: SearchIn,
+    origin_department: str,
+    separation_ordered: bool = False,
+    min_distance_km: float | None = None,
+) -> Need:
+    """The library's need. ``separation_ordered`` and ``min_distance_km`` are the effective
+    ones (the body's, else the request's: ``request_options``)."""
     children = tuple(
         Child(age=c.age, sex=c.sex, disability_profiles=frozenset(c.disability_profiles))
         for c in body.children
@@ -37,7 +46,44 @@ def build_need(body: SearchIn, origin_department: str) -> Need:
         care_mode=body.care_mode,
         urgency=body.urgency,
         origin_department=origin_department,
+        separation_ordered=separation_ordered,
+        min_distance_km=min_distance_km,
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """What a search takes from its placement request (``SearchIn.request_id``)."""
+
+    separation_ordered: bool = False
+    min_distance_km: float | None = None
+    refused: tuple[tuple[str, str], ...] = ()
+
+
+async def request_options(
+    conn: asyncpg.Connection, principal: Principal, body: SearchIn
+) -> RequestOptions:
+    """The effective separation and minimum distance (the body's, else the request's) and the
+    offers that refused the request's holds. The request must be of the caller's authority
+    (403), as when it is read; an unknown one is a 422 naming ``request_id``."""
+    separation, min_km, refused = body.separation_ordered, body.min_distance_km, []
+    if body.request_id is not None:
+        row = await requests_repository.get(conn, body.request_id)
+        if row is None:
+            raise field_error("request_id", f"demande {body.request_id} inconnue")
+        require_authority_scope(principal, row["authority"])
+        if separation is None:
+            separation = row["separation_ordered"]
+        if min_km is None:
+            min_km = row["min_distance_km"]
+        refused = await requests_repository.refused_targets(conn, body.request_id)
+    if min_km is not None and min_km >= body.max_distance_km:
+        raise field_error(
+            "min_distance_km",
+            f"distance minimale ({min_km:g} km) supérieure ou égale au rayon demandé "
+            f"({body.max_distance_km:g} km)",
+        )
+    return RequestOptions(bool(separation), min_km, tuple(refused))
 
 
 def rounded_point(lat: float | None, lon: float | None) -> tuple[float | None, float | None]:
@@ -89,6 +135,12 @@ def proposal_out(p: Proposal, origin: Origin) -> dict[str, Any]:
             for r in p.reasons
         ],
         "relaxed": list(p.relaxed),
+        "step": p.step,
+        "stale": p.stale,
+        "option": p.option,
+        "siblings_distance_km": (
+            None if p.siblings_distance_km is None else round(p.siblings_distance_km, 0)
+        ),
     }
 
 
@@ -148,6 +200,7 @@ def audit_detail(body: SearchIn, origin: Origin, result: SearchResult) -> dict[s
         "children": len(body.children),
         "care_mode": body.care_mode,
         "urgency": body.urgency,
+        **({"request_id": str(body.request_id)} if body.request_id is not None else {}),
         **where,
         "origin_department": origin.department,
         "tried": result.tried,
@@ -156,16 +209,26 @@ def audit_detail(body: SearchIn, origin: Origin, result: SearchResult) -> dict[s
     }
 
 
-async def run_search(pool: asyncpg.Pool, principal: Principal, body: SearchIn) -> dict[str, Any]:
+async def run_search(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    body: SearchIn,
+    *,
+    stale_after_days: float = STALE_AFTER_DAYS,
+) -> dict[str, Any]:
     """The search and its audit entry (``search.run``) in one transaction: the entry is its
     one write, one statement, committed before the answer leaves. It belongs to the
-    searching placement service's authority (without one: the origin's)."""
+    searching placement service's authority (without one: the origin's).
+    ``stale_after_days``: the setting (``PLACES_STALE_AFTER_DAYS``)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(PLAN_PER_QUERY)
+        options = await request_options(conn, principal, body)
         origin = await resolve_origin(conn, body)
         # Carers closed to other authorities are proposed to their employer's only.
         origin = dataclasses.replace(origin, searcher=principal.authority or origin.authority)
-        need = build_need(body, origin.department)
+        need = build_need(
+            body, origin.department, options.separation_ordered, options.min_distance_km
+        )
         neighbours = sorted(department_neighbours(origin.department))
         loop = asyncio.get_running_loop()
         memo: dict[tuple[Any, ...], list[Offer]] = {}
@@ -178,7 +241,16 @@ async def run_search(pool: asyncpg.Pool, principal: Principal, body: SearchIn) -
                 return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
             result: SearchResult = await asyncio.to_thread(
-                match, need, fetch, body.limit, body.max_distance_km, neighbours=neighbours
+                functools.partial(
+                    match,
+                    need,
+                    fetch,
+                    body.limit,
+                    body.max_distance_km,
+                    neighbours=neighbours,
+                    exclude=options.refused,
+                    stale_after_days=stale_after_days,
+                )
             )
         authority = principal.authority or origin.authority
         await changes.audit(
