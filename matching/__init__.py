@@ -20,7 +20,18 @@ from matching.constraints import (
     failed_constraints,
     violations,
 )
-from matching.models import Child, Need, Offer, Proposal, Reason, SearchResult, as_children
+from matching.models import (
+    Child,
+    Need,
+    Offer,
+    PlacedSibling,
+    Point,
+    Proposal,
+    Reason,
+    SearchResult,
+    as_children,
+    haversine_km,
+)
 from matching.relaxation import (
     EMERGENCY_FIRST,
     LADDER,
@@ -40,7 +51,14 @@ from matching.relaxation import (
     separation_km,
     split_plan,
 )
-from matching.score import WEIGHTS, score, score_value, weights_markdown
+from matching.score import (
+    WEIGHTS,
+    nearest_placed_sibling,
+    school_distance_km,
+    score,
+    score_value,
+    weights_markdown,
+)
 from matching.vocabulary import (
     CARE_MODE_LABELS,
     DISABILITY_PROFILE_LABELS,
@@ -80,7 +98,9 @@ __all__ = [
     "Offer",
     "OfferKind",
     "OfferStatus",
+    "PlacedSibling",
     "Plan",
+    "Point",
     "Proposal",
     "Reason",
     "SearchResult",
@@ -96,11 +116,14 @@ __all__ = [
     "default_score",
     "failed_constraints",
     "greedy",
+    "haversine_km",
     "is_emergency",
     "ladder_for",
     "ladder_markdown",
     "ladders_markdown",
+    "nearest_placed_sibling",
     "optimize",
+    "school_distance_km",
     "score",
     "score_value",
     "search",

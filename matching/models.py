@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from matching.vocabulary import (
     CARE_MODES,
@@ -68,6 +68,74 @@ class Child:
             raise ValueError(f"profil de handicap inconnu : {', '.join(sorted(unknown))}")
 
 
+_EARTH_RADIUS_KM: Final = 6371.0088
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in km between two points (degrees)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _check_point(lat: float, lon: float, what: str) -> tuple[float, float]:
+    la, lo = float(lat), float(lon)
+    if not (math.isfinite(la) and math.isfinite(lo) and -90 <= la <= 90 and -180 <= lo <= 180):
+        raise ValueError(f"{what} : coordonnées invalides ({lat!r}, {lon!r})")
+    return la, lo
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A public point: a commune's centroid, a structure's location, a carer's public point
+    (their commune's) — never a home. The school's commune is one (``Need.school``)."""
+
+    lat: float
+    lon: float
+
+    def __post_init__(self) -> None:
+        la, lo = _check_point(self.lat, self.lon, "point")
+        object.__setattr__(self, "lat", la)
+        object.__setattr__(self, "lon", lo)
+
+
+PLACED_KINDS: Final = frozenset({"unit", "carer", "commune"})
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedSibling:
+    """Where a brother or sister of the group already lives (Code civil art. 371-5: ties
+    between siblings are kept even when they cannot all be placed together).
+
+    ``kind``: ``unit`` or ``carer`` (``id`` names it: an offer with the same ``(kind, id)``
+    places the child *with* that sibling) or ``commune`` (``id`` None). ``lat``/``lon``: the
+    public point of that place — a unit's structure, a carer's commune (never the home), a
+    commune's centroid. ``structure_id``: a unit's structure (another unit of the same
+    establishment is the same place)."""
+
+    kind: str
+    commune: str
+    lat: float
+    lon: float
+    id: str | None = None
+    structure_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PLACED_KINDS:
+            raise ValueError(f"lieu de fratrie inconnu : {self.kind!r} (unit, carer ou commune)")
+        if (self.kind == "commune") != (self.id is None):
+            raise ValueError("un lieu de fratrie unit/carer a un id, une commune n'en a pas")
+        la, lo = _check_point(self.lat, self.lon, "lieu de fratrie")
+        object.__setattr__(self, "lat", la)
+        object.__setattr__(self, "lon", lo)
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        """``(kind, id)`` as an ``Offer.key``, for a unit or carer."""
+        return None if self.id is None else (self.kind, self.id)
+
+
 @dataclass(frozen=True, slots=True)
 class Need:
     """What a placement service is looking for. Several children form a sibling group.
@@ -81,6 +149,12 @@ class Need:
     "unless impossible or the child's interest commands otherwise"). ``min_distance_km``: the
     place must be kept at least that far from the family (art. 375-7: the judge may order the
     place kept from the parents); it then replaces proximity in the score.
+
+    ``school``: the public point of the child's school (its commune), a second origin. The
+    ladder's geography stays the family's (``origin_department``, the offers' ``distance_km``:
+    art. 375-7, visits); the school's distance is a secondary score criterion only.
+    ``siblings_placed``: where brothers and sisters already live (art. 371-5); an offer near
+    one of them — or the very unit or carer — scores higher (``score.WEIGHTS``).
     """
 
     children: tuple[Child, ...]
@@ -89,8 +163,16 @@ class Need:
     origin_department: str | None = None
     separation_ordered: bool = False
     min_distance_km: float | None = None
+    school: Point | None = None
+    siblings_placed: tuple[PlacedSibling, ...] = ()
 
     def __post_init__(self) -> None:
+        placed = tuple(self.siblings_placed)
+        if not all(isinstance(p, PlacedSibling) for p in placed):
+            raise ValueError("siblings_placed doit contenir des PlacedSibling")
+        object.__setattr__(self, "siblings_placed", placed)
+        if self.school is not None and not isinstance(self.school, Point):
+            raise ValueError("school doit être un Point")
         children = tuple(self.children)
         object.__setattr__(self, "children", children)
         if not children:

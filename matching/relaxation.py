@@ -45,7 +45,7 @@ from types import MappingProxyType
 from typing import Final
 
 from matching.constraints import accepts, child_accepted, violations
-from matching.models import Need, Offer, Proposal, Reason, SearchResult
+from matching.models import Need, Offer, Proposal, Reason, SearchResult, haversine_km
 from matching.score import score, score_value
 from matching.vocabulary import CareMode, Temporality, Urgency
 
@@ -667,8 +667,6 @@ def _near_split(
 SPLIT_CANDIDATES_PER_GROUP: Final = 30
 SPLIT_NODE_BUDGET: Final = 200_000
 
-_EARTH_RADIUS_KM: Final = 6371.0088
-
 
 def separation_km(a: Offer, b: Offer) -> tuple[float, bool]:
     """How far apart two offers are, and whether that figure is exact.
@@ -680,17 +678,10 @@ def separation_km(a: Offer, b: Offer) -> tuple[float, bool]:
     if a.structure_id is not None and a.structure_id == b.structure_id:
         return 0.0, True
     if a.lat is not None and a.lon is not None and b.lat is not None and b.lon is not None:
-        return _haversine(a.lat, a.lon, b.lat, b.lon), True
+        return haversine_km(a.lat, a.lon, b.lat, b.lon), True
     if a.commune == b.commune:
         return 0.0, True
     return a.distance_km + b.distance_km, False
-
-
-def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,11 @@ its score. Hard constraints are not scored — they are filtered before (see
 Weights are defined once, in ``WEIGHTS``; ``CRITERIA_DOC`` says how each value is
 computed and ``weights_markdown()`` renders both for the README. Why each criterion:
 
-- ``distance`` — family ties and school continuity;
+- ``distance`` — ties with the family (Code civil art. 375-7: visits);
+- ``school`` — the school's distance, a second origin: continuity of schooling, secondary
+  to the family (the ladder's geography stays the family's);
+- ``siblings_placed`` — near (or with) a brother or sister already placed elsewhere
+  (art. 371-5: ties between siblings are kept even apart);
 - ``family_type`` — the national strategy promotes family placements (assistants
   familiaux), above all for the youngest; for babies the pouponnière is the specialised
   alternative, and teenagers may do well in collective settings;
@@ -35,7 +39,7 @@ from types import MappingProxyType
 from typing import Final
 
 from matching.constraints import violations
-from matching.models import Child, Need, Offer, Reason
+from matching.models import Child, Need, Offer, PlacedSibling, Reason, haversine_km
 from matching.vocabulary import (
     CARE_MODE_LABELS,
     DISABILITY_PROFILE_LABELS,
@@ -49,7 +53,9 @@ from matching.vocabulary import (
 #: The only place weights are defined. They sum to 1, so the score is in [0, 1].
 WEIGHTS: Final = MappingProxyType(
     {
-        "distance": 0.30,
+        "distance": 0.18,
+        "school": 0.05,
+        "siblings_placed": 0.07,
         "family_type": 0.15,
         "freshness": 0.15,
         "care_mode": 0.10,
@@ -81,7 +87,50 @@ CONSTRAINTS_DETAIL: Final = (
     "âge, sexe, mode d'accueil, profil de handicap, statut et places conformes"
 )
 
+#: Criteria that fall back to the family's distance value when they do not apply (no school
+#: given, no sibling placed, or an offer without a known point): their weight then goes back
+#: to proximity to the family, so a request without them scores exactly as before (#16).
+FAMILY_FALLBACK: Final = frozenset({"school", "siblings_placed"})
+
+#: FINESS categories placed at their commune's point (lieu de vie et d'accueil), like carers:
+#: distances from them are shown in whole kilometres (``api.precision``).
+COMMUNE_PRECISION_CATEGORIES: Final = frozenset({"462"})
+
 assert math.isclose(math.fsum(WEIGHTS.values()), 1.0), "weights must sum to 1"
+
+
+def whole_km(offer: Offer) -> bool:
+    """A carer (public point = their commune's) or a lieu de vie: distances from it are
+    rounded to the kilometre, so that moving an origin never locates more than the commune."""
+    return offer.kind == "carer" or offer.category in COMMUNE_PRECISION_CATEGORIES
+
+
+def school_distance_km(need: Need, offer: Offer) -> float | None:
+    """Distance from the school's point to the offer's public point (whole km for a carer or a
+    lieu de vie); None without a school or without the offer's point."""
+    if need.school is None or offer.lat is None or offer.lon is None:
+        return None
+    d = haversine_km(need.school.lat, need.school.lon, offer.lat, offer.lon)
+    return float(round(d)) if whole_km(offer) else d
+
+
+def nearest_placed_sibling(need: Need, offer: Offer) -> tuple[float, PlacedSibling] | None:
+    """The already placed sibling nearest to ``offer`` and how far, in whole km: 0 with the
+    very unit or carer, or another unit of the same structure. None when no sibling is placed
+    or the offer has no point to measure from."""
+    best: tuple[float, PlacedSibling] | None = None
+    for place in need.siblings_placed:
+        if place.key == offer.key or (
+            place.structure_id is not None and place.structure_id == offer.structure_id
+        ):
+            d = 0.0
+        elif offer.lat is None or offer.lon is None:
+            continue
+        else:
+            d = float(round(haversine_km(place.lat, place.lon, offer.lat, offer.lon)))
+        if best is None or d < best[0]:
+            best = (d, place)
+    return best
 
 
 def distance_value(distance_km: float, min_distance_km: float | None = None) -> float:
@@ -158,8 +207,13 @@ def _values(need: Need, offer: Offer, idx: Sequence[int]) -> tuple[float, ...]:
         family += family_type_value(child, offer)
         disability += disability_value(child, offer)
     n = len(idx)
+    family_value = distance_value(offer.distance_km, need.min_distance_km)
+    school_km = school_distance_km(need, offer) if need.school is not None else None
+    placed = nearest_placed_sibling(need, offer) if need.siblings_placed else None
     return (
-        distance_value(offer.distance_km, need.min_distance_km),
+        family_value,
+        family_value if school_km is None else distance_value(school_km),
+        family_value if placed is None else distance_value(placed[0]),
         family / n,
         freshness_value(offer.declared_age_days, offer.temporality),
         care_mode_value(offer, need.care_mode),
@@ -211,6 +265,8 @@ def score(
     kids = [need.children[i] for i in idx]
     details = {
         "distance": _distance_detail(need, offer),
+        "school": _school_detail(need, offer),
+        "siblings_placed": _placed_detail(need, offer),
         "family_type": _family_detail(kids, offer),
         "freshness": (
             f"{TEMPORALITY_LABELS.get(offer.temporality, offer.temporality)}, "
@@ -240,6 +296,36 @@ def _distance_detail(need: Need, offer: Offer) -> str:
     if need.min_distance_km is None:
         return _km(offer.distance_km)
     return f"{_km(offer.distance_km)} (éloignement demandé : au moins {_km(need.min_distance_km)})"
+
+
+def _school_detail(need: Need, offer: Offer) -> str:
+    km = school_distance_km(need, offer)
+    if km is not None:
+        return f"école à {_km_of(offer, km)}"
+    if need.school is None:
+        return "école non précisée : compte comme la distance à la famille"
+    return "distance à l'école inconnue : compte comme la distance à la famille"
+
+
+def _placed_detail(need: Need, offer: Offer) -> str:
+    found = nearest_placed_sibling(need, offer)
+    if found is None:
+        if not need.siblings_placed:
+            return "aucun frère ou sœur déjà placé : compte comme la distance à la famille"
+        return (
+            "distance aux frères et sœurs placés inconnue : compte comme la distance à la famille"
+        )
+    d, place = found
+    if place.key == offer.key:
+        return "un frère ou une sœur y est déjà accueilli"
+    if d == 0 and place.structure_id is not None and place.structure_id == offer.structure_id:
+        return "même établissement qu'un frère ou une sœur déjà placé"
+    return f"à {d:.0f} km d'un frère ou d'une sœur déjà placé (commune {place.commune})"
+
+
+def _km_of(offer: Offer, km: float) -> str:
+    """Whole kilometres for a carer or a lieu de vie, as their family distance."""
+    return f"{km:.0f} km" if whole_km(offer) else _km(km)
 
 
 def _family_detail(kids: Sequence[Child], offer: Offer) -> str:
@@ -294,6 +380,15 @@ CRITERIA_DOC: Final = MappingProxyType(
         "distance": (
             "1 / (1 + d / 20 km): 1 at the door, ½ at 20 km, ~0.09 at 200 km; with a minimum"
             " distance ordered, d counts from that minimum"
+        ),
+        "school": (
+            "the same decay on the distance from the school's commune to the offer's public point"
+            " (whole km for carers and lieux de vie); no school given: the family distance's value"
+        ),
+        "siblings_placed": (
+            "1 with the very unit or carer (or structure) of a sibling already placed, else the"
+            " same decay on the whole km to the nearest one; none placed: the family distance's"
+            " value"
         ),
         "family_type": (
             "assistant familial or service de placement familial (236) 1; under 3: "
