@@ -18,7 +18,8 @@ REQUEST_SELECT = """
 SELECT r.id, r.department, r.authority, r.reference, r.children, r.origin_commune,
        ST_Y(r.origin_location::geometry) AS lat, ST_X(r.origin_location::geometry) AS lon,
        r.care_mode, r.urgency, r.measure_kind, r.decided_on, r.status, r.version,
-       r.separation_ordered, r.min_distance_km, r.created_at, r.updated_at,
+       r.separation_ordered, r.min_distance_km, r.school_commune, r.siblings_placed,
+       r.created_at, r.updated_at,
        h.id AS hold_id, h.status AS hold_status, h.target_kind,
        coalesce(h.unit_id, h.carer_id) AS target_id, h.places, h.expires_at
   FROM placement_requests r
@@ -64,9 +65,11 @@ async def insert(
     body: RequestIn,
     authority: str,
     department: str,
+    siblings_placed: list[dict[str, Any]] | None = None,
 ) -> UUID:
     """Insert a waiting request of ``authority`` (resolved by ``origin_place``); the origin is
-    the commune's point or the rounded lat/lon."""
+    the commune's point or the rounded lat/lon. ``siblings_placed``: as resolved and recorded
+    by ``api.search.places`` (kind, id, commune — never a point)."""
     origin = body.origin
     lat, lon = _rounded(origin)
     request_id: UUID = await conn.fetchval(
@@ -74,13 +77,13 @@ async def insert(
         INSERT INTO placement_requests
                (department, reference, children, origin_commune, origin_location,
                 care_mode, urgency, measure_kind, decided_on, created_by, authority,
-                separation_ordered, min_distance_km)
+                separation_ordered, min_distance_km, school_commune, siblings_placed)
         VALUES ($1, $2, $3, $4::text,
                 CASE WHEN $4::text IS NULL
                      THEN ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography
                      ELSE (SELECT location FROM communes WHERE insee = $4::text)
                 END,
-                $7, $8, $9, $10, $11, $12, $13, $14)
+                $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
         RETURNING id
         """,
         department,
@@ -97,6 +100,8 @@ async def insert(
         authority,
         body.separation_ordered,
         body.min_distance_km,
+        None if body.school is None else body.school.commune,
+        siblings_placed or [],
     )
     return request_id
 

@@ -58,6 +58,39 @@ class OriginIn(Strict):
         return self
 
 
+class SchoolIn(Strict):
+    """The child's school, by its commune (a school is public: its commune is enough)."""
+
+    commune: str = Field(pattern=r"^[0-9][0-9AB][0-9]{3}$", description="INSEE code.")
+
+
+class PlacedSiblingIn(Strict):
+    """Where a brother or sister already lives: exactly one of a unit id, a carer id (recorded
+    and shown with the carer's commune only, never their home) or a commune (INSEE)."""
+
+    unit: UUID | None = None
+    carer: UUID | None = None
+    commune: str | None = Field(default=None, pattern=r"^[0-9][0-9AB][0-9]{3}$")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "PlacedSiblingIn":
+        given = [k for k in ("unit", "carer", "commune") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("exactement un de unit, carer ou commune")
+        return self
+
+
+MAX_SIBLINGS_PLACED = 8
+
+
+class PlacedSibling(BaseModel):
+    """A sibling's place as recorded: its kind, its id (unit or carer) and its commune."""
+
+    kind: Literal["unit", "carer", "commune"]
+    id: UUID | None = None
+    commune: str
+
+
 class MeasureIn(Strict):
     kind: MeasureKind
     decided_on: date = Field(description="Date of the judge's or the department's decision.")
@@ -128,6 +161,18 @@ class RequestIn(Strict):
         description="The place must be kept at least this far from the family (art. 375-7): "
         "search leaves nearer places out and scores distance from this minimum.",
     )
+    school: SchoolIn | None = Field(
+        default=None,
+        description="The child's school: its distance to each offer is scored (a secondary "
+        "criterion; the search's geography stays the family's, art. 375-7).",
+    )
+    siblings_placed: list[PlacedSiblingIn] = Field(
+        default_factory=list,
+        max_length=MAX_SIBLINGS_PLACED,
+        description="Where brothers and sisters already live (Code civil art. 371-5): a unit, a "
+        "carer or a commune each; an offer near one of them, or the very unit or carer, scores "
+        "higher. An unknown one is a 422 naming `siblings_placed[i]`.",
+    )
 
 
 class ReasonIn(Strict):
@@ -190,6 +235,8 @@ class RequestOut(BaseModel):
     measure: Measure
     separation_ordered: bool = False
     min_distance_km: float | None = None
+    school: SchoolIn | None = None
+    siblings_placed: list[PlacedSibling] = []
     status: RequestStatus
     days_since_decision: int
     hold: ActiveHold | None

@@ -25,6 +25,7 @@ from api.changes import Idempotency, Written
 from api.errors import Conflict, NotFound, field_error
 from api.requests import repository
 from api.requests.schemas import RequestIn
+from api.search import places
 from geo.bounds import in_france
 
 OBJECT_TYPE = "placement_request"
@@ -70,6 +71,8 @@ def to_out(row: asyncpg.Record, today: date | None = None) -> dict[str, Any]:
         "measure": {"kind": row["measure_kind"], "decided_on": row["decided_on"].isoformat()},
         "separation_ordered": row["separation_ordered"],
         "min_distance_km": row["min_distance_km"],
+        "school": (None if row["school_commune"] is None else {"commune": row["school_commune"]}),
+        "siblings_placed": row["siblings_placed"],
         "status": row["status"],
         "days_since_decision": (today - row["decided_on"]).days,
         "hold": hold,
@@ -129,7 +132,12 @@ async def create(
             conn, body.department
         ):
             raise field_error("department", f"département {body.department} inconnu")
-        request_id = await repository.insert(conn, principal, body, authority, department)
+        if body.school is not None:
+            await places.school_point(conn, body.school, "school.commune")
+        siblings = await places.siblings_placed(conn, body.siblings_placed)
+        request_id = await repository.insert(
+            conn, principal, body, authority, department, [places.stored(p) for p in siblings]
+        )
         await repository.append_event(conn, principal, request_id, "created", None, "waiting")
         row = await repository.get(conn, request_id)
         assert row is not None

@@ -6,6 +6,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.registry.schemas import CareMode, DisabilityProfile
+from api.requests.schemas import MAX_SIBLINGS_PLACED, PlacedSiblingIn, SchoolIn
 
 
 class ChildIn(BaseModel):
@@ -54,7 +55,24 @@ class SearchIn(BaseModel):
         },
     )
     children: list[ChildIn] = Field(min_length=1, max_length=8)
-    origin: OriginIn
+    origin: OriginIn | None = Field(
+        default=None,
+        description="The family's commune or point: the ladder's geography (radius, "
+        "neighbouring departments) is measured from it (Code civil art. 375-7: visits). "
+        "Optional when `school` is given: the school's commune is then the origin.",
+    )
+    school: SchoolIn | None = Field(
+        default=None,
+        description="The child's school (commune): a second origin, whose distance to each "
+        "offer is scored as a secondary criterion (`school`). Default: the request's.",
+    )
+    siblings_placed: list[PlacedSiblingIn] | None = Field(
+        default=None,
+        max_length=MAX_SIBLINGS_PLACED,
+        description="Where brothers and sisters already live (art. 371-5): each a `unit`, a "
+        "`carer` or a `commune`; proximity to the nearest is scored (`siblings_placed`). "
+        "Default: the request's. Unknown: 422 naming `siblings_placed[i]`.",
+    )
     care_mode: CareMode
     urgency: Literal["immediate", "days", "planned"] = Field(
         default="days",
@@ -134,6 +152,16 @@ class ProposalOut(BaseModel):
     )
     siblings_distance_km: float | None = Field(
         description="A part of a split: how far (at most) the other siblings would be."
+    )
+    school_distance_km: float | None = Field(
+        default=None,
+        description="Distance from the school's commune (whole km for a carer or a lieu de "
+        "vie, as `distance_km`); null without a school.",
+    )
+    siblings_placed_distance_km: float | None = Field(
+        default=None,
+        description="Whole km to the nearest sibling already placed (0: with them, or in "
+        "their establishment); null without siblings placed.",
     )
 
 

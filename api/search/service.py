@@ -19,14 +19,27 @@ from api import changes
 from api.auth import Principal, require_authority_scope
 from api.errors import field_error
 from api.requests import repository as requests_repository
-from api.requests.schemas import ORIGIN_DECIMALS
-from api.search import repository
+from api.requests.schemas import ORIGIN_DECIMALS, SchoolIn
+from api.search import places, repository
 from api.search.repository import Origin
-from api.search.schemas import SearchIn
+from api.search.schemas import OriginIn, SearchIn
 from geo.bounds import in_france
 from geo.referential import neighbours as department_neighbours
-from matching import STALE_AFTER_DAYS, Child, Need, Offer, Proposal, SearchResult, Step
+from matching import (
+    STALE_AFTER_DAYS,
+    Child,
+    Need,
+    Offer,
+    PlacedSibling,
+    Point,
+    Proposal,
+    SearchResult,
+    Step,
+    nearest_placed_sibling,
+    school_distance_km,
+)
 from matching import search as match
+from matching.score import whole_km
 
 
 def build_need(
@@ -34,9 +47,12 @@ def build_need(
     origin_department: str,
     separation_ordered: bool = False,
     min_distance_km: float | None = None,
+    school: Point | None = None,
+    siblings_placed: tuple[PlacedSibling, ...] = (),
 ) -> Need:
-    """The library's need. ``separation_ordered`` and ``min_distance_km`` are the effective
-    ones (the body's, else the request's: ``request_options``)."""
+    """The library's need. ``separation_ordered``, ``min_distance_km``, ``school`` and
+    ``siblings_placed`` are the effective ones (the body's, else the request's:
+    ``request_options``), resolved to public points (``api.search.places``)."""
     children = tuple(
         Child(age=c.age, sex=c.sex, disability_profiles=frozenset(c.disability_profiles))
         for c in body.children
@@ -48,6 +64,8 @@ def build_need(
         origin_department=origin_department,
         separation_ordered=separation_ordered,
         min_distance_km=min_distance_km,
+        school=school,
+        siblings_placed=siblings_placed,
     )
 
 
@@ -58,15 +76,24 @@ class RequestOptions:
     separation_ordered: bool = False
     min_distance_km: float | None = None
     refused: tuple[tuple[str, str], ...] = ()
+    school: Point | None = None
+    siblings_placed: tuple[PlacedSibling, ...] = ()
 
 
 async def request_options(
     conn: asyncpg.Connection, principal: Principal, body: SearchIn
 ) -> RequestOptions:
-    """The effective separation and minimum distance (the body's, else the request's) and the
-    offers that refused the request's holds. The request must be of the caller's authority
-    (403), as when it is read; an unknown one is a 422 naming ``request_id``."""
+    """The effective separation, minimum distance, school and siblings placed (the body's, else
+    the request's) and the offers that refused the request's holds. The request must be of the
+    caller's authority (403), as when it is read; an unknown one is a 422 naming
+    ``request_id``, an unknown school or sibling's place one naming ``school.commune`` or
+    ``siblings_placed[i]``. Without the family's origin, the school's commune is the origin
+    (``search_origin``) and is not scored a second time."""
     separation, min_km, refused = body.separation_ordered, body.min_distance_km, []
+    school = body.school if body.origin is not None else None
+    placed: list[PlacedSibling] = []
+    if body.siblings_placed is not None:
+        placed = await places.siblings_placed(conn, body.siblings_placed)
     if body.request_id is not None:
         row = await requests_repository.get(conn, body.request_id)
         if row is None:
@@ -77,13 +104,28 @@ async def request_options(
         if min_km is None:
             min_km = row["min_distance_km"]
         refused = await requests_repository.refused_targets(conn, body.request_id)
+        if school is None and body.school is None and row["school_commune"] is not None:
+            school = SchoolIn(commune=row["school_commune"])
+        if body.siblings_placed is None:
+            placed = await places.recorded_siblings(conn, row["siblings_placed"])
     if min_km is not None and min_km >= body.max_distance_km:
         raise field_error(
             "min_distance_km",
             f"distance minimale ({min_km:g} km) supérieure ou égale au rayon demandé "
             f"({body.max_distance_km:g} km)",
         )
-    return RequestOptions(bool(separation), min_km, tuple(refused))
+    point = None if school is None else await places.school_point(conn, school, "school.commune")
+    return RequestOptions(bool(separation), min_km, tuple(refused), point, tuple(placed))
+
+
+def search_origin(body: SearchIn) -> OriginIn:
+    """The ladder's origin: the family's; without it the school's commune (issue #16: at
+    least one origin). Neither is a 422 naming ``origin``."""
+    if body.origin is not None:
+        return body.origin
+    if body.school is not None:
+        return OriginIn(commune=body.school.commune)
+    raise field_error("origin", "origine requise : commune ou point de la famille, ou école")
 
 
 def rounded_point(lat: float | None, lon: float | None) -> tuple[float | None, float | None]:
@@ -97,19 +139,26 @@ def rounded_point(lat: float | None, lon: float | None) -> tuple[float | None, f
 
 
 async def resolve_origin(conn: asyncpg.Connection, body: SearchIn) -> Origin:
-    """The origin of a search: its commune's point, or the given point rounded to 0.01°."""
-    o = body.origin
+    """The origin of a search (``search_origin``): its commune's point, or the given point
+    rounded to 0.01°."""
+    o = search_origin(body)
     if o.lat is not None and o.lon is not None and not in_france(o.lat, o.lon):
         raise field_error("origin", "coordonnées hors de France (métropole et outre-mer)")
     lat, lon = rounded_point(o.lat, o.lon)
     origin = await repository.resolve_origin(conn, o.commune, lat, lon)
     if origin is None:
-        raise field_error("origin.commune", f"commune INSEE {o.commune} inconnue")
+        field = "origin.commune" if body.origin is not None else "school.commune"
+        raise field_error(field, f"commune INSEE {o.commune} inconnue")
     return origin
 
 
-def proposal_out(p: Proposal, origin: Origin) -> dict[str, Any]:
+def proposal_out(p: Proposal, origin: Origin, need: Need | None = None) -> dict[str, Any]:
+    """A proposal as the API shows it. With ``need``: the distances from its school and to its
+    nearest sibling already placed, as the score used them (whole km for a carer or a lieu de
+    vie: their points are their communes')."""
     o: Offer = p.offer
+    school_km = None if need is None else school_distance_km(need, o)
+    placed = None if need is None else nearest_placed_sibling(need, o)
     structure = (
         {"id": o.structure_id, "name": o.structure_name, "finess": o.finess}
         if o.kind == "unit"
@@ -141,6 +190,10 @@ def proposal_out(p: Proposal, origin: Origin) -> dict[str, Any]:
         "siblings_distance_km": (
             None if p.siblings_distance_km is None else round(p.siblings_distance_km, 0)
         ),
+        "school_distance_km": (
+            None if school_km is None else round(school_km, 0 if whole_km(o) else 1)
+        ),
+        "siblings_placed_distance_km": None if placed is None else round(placed[0]),
     }
 
 
@@ -200,6 +253,8 @@ def audit_detail(body: SearchIn, origin: Origin, result: SearchResult) -> dict[s
         "children": len(body.children),
         "care_mode": body.care_mode,
         "urgency": body.urgency,
+        **({"school_commune": body.school.commune} if body.school is not None else {}),
+        **({"siblings_placed": len(body.siblings_placed)} if body.siblings_placed else {}),
         **({"request_id": str(body.request_id)} if body.request_id is not None else {}),
         **where,
         "origin_department": origin.department,
@@ -227,7 +282,12 @@ async def run_search(
         # Carers closed to other authorities are proposed to their employer's only.
         origin = dataclasses.replace(origin, searcher=principal.authority or origin.authority)
         need = build_need(
-            body, origin.department, options.separation_ordered, options.min_distance_km
+            body,
+            origin.department,
+            options.separation_ordered,
+            options.min_distance_km,
+            options.school,
+            options.siblings_placed,
         )
         neighbours = sorted(department_neighbours(origin.department))
         loop = asyncio.get_running_loop()
@@ -264,7 +324,7 @@ async def run_search(
             authority=authority,
         )
     return {
-        "proposals": [proposal_out(p, origin) for p in result.proposals],
+        "proposals": [proposal_out(p, origin, need) for p in result.proposals],
         "relaxations": result.relaxations,
         "tried": result.tried,
         "rejected": result.rejected,
