@@ -589,6 +589,10 @@ class PlacementRequest(SQLModel, table=True):
             "min_distance_km IS NULL OR (min_distance_km >= 0 AND min_distance_km <= 1200)",
             name="placement_requests_min_distance",
         ),
+        CheckConstraint(
+            "jsonb_typeof(siblings_placed) = 'array' AND jsonb_array_length(siblings_placed) <= 8",
+            name="placement_requests_siblings_placed",
+        ),
         # The waiting list and the measures not executed: per department, by status, oldest first.
         Index("placement_requests_department_status_idx", "department", "status", "decided_on"),
         Index("placement_requests_authority_status_idx", "authority", "status", "decided_on"),
@@ -612,6 +616,14 @@ class PlacementRequest(SQLModel, table=True):
     """The siblings may be placed apart (decision recorded; search splits from its first step)."""
     min_distance_km: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     """The place must be kept at least this far from the family (search, #16)."""
+    school_commune: str | None = Field(default=None, foreign_key="communes.insee")
+    """The child's school: a second origin, scored by search (#16)."""
+    siblings_placed: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    )
+    """Where brothers and sisters already live: ``{kind, id, commune}`` (a carer by id and
+    commune only, never a point), scored by search (Code civil art. 371-5, #16)."""
     status: str = Field(default="waiting", sa_column_kwargs={"server_default": "waiting"})
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     created_by: str

@@ -78,10 +78,7 @@ async def siblings_placed(
 
 def stored(place: PlacedSibling) -> dict[str, Any]:
     """What a request records of a sibling's place: kind, id, commune — never a point."""
-    out: dict[str, Any] = {"kind": place.kind, "commune": place.commune}
-    if place.id is not None:
-        out["id"] = place.id
-    return out
+    return {"kind": place.kind, "id": place.id, "commune": place.commune}
 
 
 def as_input(record: dict[str, Any]) -> PlacedSiblingIn:

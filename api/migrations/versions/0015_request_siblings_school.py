@@ -34,7 +34,15 @@ def upgrade() -> None:
             server_default=sa.text("'[]'::jsonb"),
         ),
     )
-    op.add_column("placement_requests", sa.Column("school_commune", sa.Text(), nullable=True))
+    op.add_column(
+        "placement_requests",
+        sa.Column(
+            "school_commune",
+            sa.String(),
+            sa.ForeignKey("communes.insee", name="placement_requests_school_commune_fkey"),
+            nullable=True,
+        ),
+    )
     op.create_check_constraint(
         "placement_requests_siblings_placed",
         "placement_requests",
