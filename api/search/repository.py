@@ -244,8 +244,10 @@ class _Nearest:
     rows: list[tuple[float, float, Offer]]
     complete: bool
 
-    def step(self, step: Step, neighbours: frozenset[str]) -> list[Offer] | None:
-        """What the step's own query returns — its first ``CANDIDATES_PER_KIND`` rows — when
+    def step(
+        self, step: Step, neighbours: frozenset[str], limit: int = CANDIDATES_PER_KIND
+    ) -> list[Offer] | None:
+        """What the step's own query returns — its first ``limit`` rows — when
         this read decides it, else None. Beyond the last row's distance (ties included) the
         read knows nothing, unless it is complete: a step is decided when it fills its LIMIT
         before that distance, or when its radius lies within it."""
@@ -265,7 +267,7 @@ class _Nearest:
                 ):
                     continue
             found.append(offer)
-            if len(found) == CANDIDATES_PER_KIND:
+            if len(found) == limit:
                 return found
         if self.complete:
             return found
