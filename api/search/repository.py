@@ -65,7 +65,7 @@ WITH origin AS (
            cs.location <-> origin.g AS knn, ST_Distance(cs.location, origin.g) AS metres
       FROM origin, capacity_snapshots cs
       JOIN units u ON u.id = cs.unit_id
-      JOIN structures s ON s.id = u.structure_id
+      {structures}
      WHERE cs.available > 0  -- lets the planner use the partial index of free places
        AND cs.temporality = ANY($2::text[])
        AND cs.available >= $3
@@ -154,6 +154,9 @@ def _sql(template: str, area: str, loc: str, dept: str, first_geo_param: int) ->
     )
     return template.format(
         geo=geo,
+        # The structure's department matters to the neighbours' filter only: elsewhere the
+        # join would read every structure for nothing (it is made on the LIMIT's rows).
+        structures="JOIN structures s ON s.id = u.structure_id" if area == Area.NEIGHBOURS else "",
         point=point_sql("s", "cm"),
         distance_km=distance_km_sql("s", "cm", "origin.g", "n.metres"),
         free=carer_free_sql("c"),
@@ -351,7 +354,8 @@ async def fetch_offers(
     near = frozenset([origin.department, *neighbours])
 
     async def of_kind(kind: str, on: asyncpg.Connection) -> list[Offer]:
-        if memo is not None and not _first_ring(step):
+        # The split step is the last and the only one with its filters: nothing to share.
+        if memo is not None and not _first_ring(step) and not step.split_siblings:
             nearest = await _nearest(on, kind, need, origin, step, memo)
             found = nearest.step(step, near)
             if found is not None:
