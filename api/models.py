@@ -223,6 +223,19 @@ class FosterCarer(SQLModel, table=True):
             postgresql_using="gist",
             postgresql_where=text("available_places > 0"),
         ),
+        # Search's own (0016): the free carers open to every authority, nearest first, and
+        # each employing authority's free closed carers — what a searcher may be shown.
+        Index(
+            "foster_carers_free_open_public_location_gist",
+            "public_location",
+            postgresql_using="gist",
+            postgresql_where=text("available_places > 0 AND open_to_other_authorities"),
+        ),
+        Index(
+            "foster_carers_free_closed_employing_idx",
+            "employing_authority",
+            postgresql_where=text("available_places > 0 AND NOT open_to_other_authorities"),
+        ),
         Index("foster_carers_department_idx", "department"),
         Index("foster_carers_authority_idx", "authority"),
         Index("foster_carers_authority_valid_until_idx", "authority", "valid_until"),

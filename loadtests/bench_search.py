@@ -1,6 +1,10 @@
-"""Benchmark: POST /v1/search over 1,000 random needs on the national dataset.
+"""Benchmark: POST /v1/search over 1,000 random needs, on the national dataset and on the
+same at four times its size, in one run.
 
-Serves the API with one worker on a free port (against ``PLACES_DATABASE_URL``, seeded),
+For each scale (``--scales``, default 1 and 4): scale 1 is ``PLACES_DATABASE_URL`` (seeded);
+any other scale its own database ``places_search_s<scale>`` on the same server, created,
+migrated and seeded with ``places seed --scale`` when missing (migrated when present), so the
+command needs nothing prepared. Serves the API with one worker on a free port against it,
 sends the needs one after the other over HTTP and measures end-to-end latency; then, in the
 same run, replays for each need the SQL layer of its search (``fetch_offers`` for the steps
 it tried: the same queries, memo, row mapping and two connections, without HTTP, auth,
@@ -8,31 +12,49 @@ matching or JSON) straight on asyncpg, and prints the ratio. Needs mix
 single children and sibling groups, with and without disability profiles. Each need is
 searched by the competent authority of its origin's commune, as a department searches for
 the children of its territory (since #15 that matters: carers employed by an authority are
-proposed to other authorities only when their employer opened them). Prints only.
+proposed to other authorities only when their employer opened them). The same needs at
+every scale; the last lines compare each scale's figures with the first's (issue #16: search
+cost must not grow faster than the data — p95 at scale 4 within 1.5× of scale 1's). Prints
+only.
 
     .venv-dev/bin/python -m loadtests.bench_search --needs 1000
 """
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
+import subprocess
+import sys
 import time
 
 import asyncpg
 import httpx
 
 from api.auth import issue_token
-from api.db import init_connection
+from api.db import (
+    _with_database,
+    app_dsn,
+    drop_database,
+    ensure_database,
+    init_connection,
+    migrate,
+)
 from api.search.repository import fetch_offers, resolve_origin
 from api.search.service import PLAN_PER_QUERY
 from api.settings import get_settings
 from geo.referential import neighbours
 from loadtests.common import percentile
-from loadtests.harness import serve
-from matching import LADDER, Child, Need
+from loadtests.harness import ROOT, serve
+from matching import LADDERS, Child, Need
 from matching.vocabulary import DISABILITY_PROFILES
 
+#: Urgencies of the needs (#16: each has its own ladder), and the share of needs with a school
+#: commune beside the family's (the second origin).
+URGENCIES = ("immediate", "days", "planned")
+URGENCY_WEIGHTS = (20, 50, 30)
+SCHOOL_SHARE = 0.4
 CARE_MODES = ["durable"] * 6 + ["urgence"] * 3 + ["sequentiel", "mna", "jeune_majeur"]
 
 
@@ -47,6 +69,9 @@ async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
     codes = [c["insee"] for c in communes]
     authority = {c["insee"]: c["authority"] for c in communes}
+    by_authority: dict[str, list[str]] = {}
+    for c in communes:
+        by_authority.setdefault(c["authority"], []).append(c["insee"])
     weights = [c["population"] for c in communes]
     profiles = sorted(DISABILITY_PROFILES)
     needs = []
@@ -60,16 +85,19 @@ async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
             if rng.random() < 0.25:
                 child["disability_profiles"] = [rng.choice(profiles)]
             children.append(child)
-        needs.append(
-            {
-                "children": children,
-                "origin": {"commune": (commune := rng.choices(codes, weights)[0])},
-                "care_mode": care,
-                "max_distance_km": rng.choice([30, 50, 80]),
-                "limit": 10,
-                "_authority": authority[commune],
-            }
-        )
+        commune = rng.choices(codes, weights)[0]
+        need = {
+            "children": children,
+            "origin": {"commune": commune},
+            "care_mode": care,
+            "urgency": rng.choices(URGENCIES, URGENCY_WEIGHTS)[0],
+            "max_distance_km": rng.choice([30, 50, 80]),
+            "limit": 10,
+            "_authority": authority[commune],
+        }
+        if rng.random() < SCHOOL_SHARE:  # a school in another commune of the territory
+            need["school"] = {"commune": rng.choice(by_authority[authority[commune]])}
+        needs.append(need)
     return needs
 
 
@@ -99,7 +127,7 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
     await init_connection(conn)
     second = await asyncpg.connect(dsn)  # as the service: carers' queries beside the units'
     await init_connection(second)
-    steps = {s.code: s for s in LADDER}
+    ladders = {u: {s.code: s for s in ladder} for u, ladder in LADDERS.items()}
     out = []
     try:
         for body, codes in zip(needs, tried, strict=True):
@@ -109,6 +137,7 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
                     for c in body["children"]
                 ),
                 care_mode=body["care_mode"],
+                urgency=body["urgency"],
             )
             t0 = time.perf_counter()
             async with conn.transaction(readonly=True), second.transaction(readonly=True):
@@ -119,7 +148,7 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
                 near = sorted(neighbours(origin.department))
                 memo: dict = {}  # the service's own per-search memo and decisions
                 for code in codes:
-                    step = steps[code].resolve(body["max_distance_km"])
+                    step = ladders[body["urgency"]][code].resolve(body["max_distance_km"])
                     await fetch_offers(conn, need, origin, step, near, memo, second)
             out.append(time.perf_counter() - t0)
     finally:
@@ -128,34 +157,90 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--needs", type=int, default=1000)
-    args = parser.parse_args()
-    dsn = get_settings().database_url
-    needs = asyncio.run(random_needs(dsn, args.needs))
-    with serve(workers=1) as base:
+async def scale_database(scale: float) -> str:
+    """The service's DSN of the database of ``scale``: ``PLACES_DATABASE_URL`` at 1, else
+    ``places_search_s<scale>`` beside it, created and seeded once (``places seed --scale``),
+    and brought to the latest migration."""
+    settings = get_settings()
+    if scale == 1:
+        return settings.database_url
+    name = f"places_search_s{scale:g}".replace(".", "_")
+    owner = _with_database(settings.owner_dsn, name)
+    if await ensure_database(owner):
+        print(f"database {name}: creating and seeding (scale {scale:g})…", flush=True)
+        try:
+            await asyncio.to_thread(migrate, owner)
+            await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "api.cli", "seed", "--scale", str(scale)],
+                cwd=ROOT,
+                env={
+                    **os.environ,
+                    "PLACES_DATABASE_URL": owner,
+                    "PLACES_OWNER_DATABASE_URL": owner,
+                },
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except BaseException:  # never leave a half-seeded database to be measured next time
+            await drop_database(owner)
+            raise
+    else:
+        await asyncio.to_thread(migrate, owner)
+    return app_dsn(_with_database(settings.database_url, name))
+
+
+def bench_scale(scale: float, needs: list[dict]) -> dict[str, float]:
+    """One scale's run: over HTTP, then the SQL layer of the same searches; its figures."""
+    dsn = asyncio.run(scale_database(scale))
+    with serve(workers=1, PLACES_DATABASE_URL=dsn) as base:
         latencies, tried = asyncio.run(over_http(base, needs))
     raw = asyncio.run(raw_sql(dsn, needs, tried))
     ms = 1000
+    figures = {
+        "p50": percentile(latencies, 0.5) * ms,
+        "p95": percentile(latencies, 0.95) * ms,
+        "p99": percentile(latencies, 0.99) * ms,
+        "sql_p50": percentile(raw, 0.5) * ms,
+        "sql_p95": percentile(raw, 0.95) * ms,
+        "steps": statistics.mean(len(t) for t in tried),
+    }
+    print(
+        f"scale {scale:g}: mean ladder steps tried {figures['steps']:.2f}\n"
+        f"  end to end ms: p50 {figures['p50']:.1f}  p95 {figures['p95']:.1f}"
+        f"  p99 {figures['p99']:.1f}\n"
+        f"  SQL layer ms: p50 {figures['sql_p50']:.1f}  p95 {figures['sql_p95']:.1f}\n"
+        f"  ratio end-to-end / SQL layer: p50 {figures['p50'] / figures['sql_p50']:.2f}"
+        f"  p95 {figures['p95'] / figures['sql_p95']:.2f}",
+        flush=True,
+    )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--needs", type=int, default=1000)
+    parser.add_argument(
+        "--scales", type=float, nargs="+", default=[1.0, 4.0], help="dataset sizes, in order"
+    )
+    args = parser.parse_args()
+    needs = asyncio.run(random_needs(get_settings().database_url, args.needs))
     groups = sum(len(b["children"]) > 1 for b in needs)
-    steps = statistics.mean(len(t) for t in tried)
     print(
-        f"search: {len(needs)} needs ({groups} sibling groups), one worker, sequential; "
-        f"mean ladder steps tried {steps:.2f}"
+        f"search: {len(needs)} needs ({groups} sibling groups), one worker, sequential;"
+        f" scales {', '.join(f'{s:g}' for s in args.scales)}",
+        flush=True,
     )
-    print(
-        f"  end to end ms: p50 {percentile(latencies, 0.5) * ms:.1f}  "
-        f"p95 {percentile(latencies, 0.95) * ms:.1f}  p99 {percentile(latencies, 0.99) * ms:.1f}"
-    )
-    print(
-        f"  SQL layer ms: p50 {percentile(raw, 0.5) * ms:.1f}  p95 {percentile(raw, 0.95) * ms:.1f}"
-    )
-    print(
-        "  ratio end-to-end / SQL layer: p50 "
-        f"{percentile(latencies, 0.5) / percentile(raw, 0.5):.2f}"
-        f"  p95 {percentile(latencies, 0.95) / percentile(raw, 0.95):.2f}"
-    )
+    results = [(scale, bench_scale(scale, needs)) for scale in args.scales]
+    first_scale, first = results[0]
+    for scale, figures in results[1:]:
+        print(
+            f"scale {scale:g} / scale {first_scale:g}: end to end p50 "
+            f"{figures['p50'] / first['p50']:.2f}  p95 {figures['p95'] / first['p95']:.2f};"
+            f" SQL layer p50 {figures['sql_p50'] / first['sql_p50']:.2f}"
+            f"  p95 {figures['sql_p95'] / first['sql_p95']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Search scenarios on the synthetic national dataset (its own database, seeded here)."""
 
 import asyncio
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ import pytest
 
 from api.auth import Principal
 from api.db import create_pool, drop_database, ensure_database, migrate
+from api.search import repository
 from api.search.schemas import SearchIn
 from api.search.service import run_search
 from seed.national import seed_national
@@ -157,3 +159,68 @@ async def test_search_over_http_on_national_dataset(national):
             "reasons",
             "relaxed",
         }
+
+
+class CountingConnection:
+    """A real connection that counts the candidate queries it runs."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.queries = 0
+
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        self.queries += 1
+        return await self.conn.fetch(sql, *args)
+
+
+@pytest.mark.parametrize(
+    ("children", "commune", "care_mode", "radius"),
+    [
+        # Three siblings, one with a motor disability, from Lyon: few such places in the
+        # country, the read is complete.
+        ([(6, "F", ["deficience_motrice"]), (9, "M", []), (12, "F", [])], "69123", "durable", 30),
+        # One teenager from Mende (Lozère): many offers in the country, few near — a prefix.
+        ([(14, "M", [])], "48095", "durable", 10),
+        # A young adult from Brest, far from most of the offer.
+        ([(19, "F", [])], "29019", "jeune_majeur", 15),
+    ],
+)
+async def test_every_step_past_the_first_ring_as_its_own_query(
+    national, children, commune, care_mode, radius
+):
+    """What a search gets at each ladder step from its one national read per kind is what
+    the step's own query returns (the same candidates, in the same order; among candidates
+    at the same distance at a LIMIT's cut the query's choice is arbitrary, so those compare
+    by distance) — and the later steps ran fewer queries than one per kind and step."""
+    from geo.referential import neighbours as department_neighbours
+    from matching import LADDER, Child, Need
+
+    need = Need(
+        children=tuple(Child(a, s, frozenset(p)) for a, s, p in children), care_mode=care_mode
+    )
+    async with national.acquire() as raw:
+        conn = CountingConnection(raw)
+        origin = await repository.resolve_origin(raw, commune, None, None)
+        assert origin is not None
+        origin = dataclasses.replace(origin, searcher=origin.authority)
+        near = sorted(department_neighbours(origin.department))
+        memo: dict = {}
+        later = 0
+        for ladder_step in LADDER:
+            step = ladder_step.resolve(radius)
+            before = conn.queries
+            read = await repository.fetch_offers(conn, need, origin, step, near, memo)  # type: ignore[arg-type]
+            if not step.area == "radius" or step.temporalities != {"current"}:
+                later += 1
+                assert conn.queries - before <= 4  # per kind: at most the read and its own query
+            own = await repository.fetch_offers(raw, need, origin, step, near)
+            assert [(o.kind, o.distance_km) for o in read] == [
+                (o.kind, o.distance_km) for o in own
+            ], step.code
+            for kind in ("unit", "carer"):
+                if sum(o.kind == kind for o in own) < repository.CANDIDATES_PER_KIND:
+                    assert {o.id for o in read if o.kind == kind} == {
+                        o.id for o in own if o.kind == kind
+                    }, step.code
+        # The first ring's queries, then for the later steps fewer than one per kind each.
+        assert conn.queries < 2 * 2 + 2 * later, conn.queries

@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 
-from api.capacity.repository import carer_free_sql, carer_open_to_sql
+from api.capacity.repository import carer_free_sql
 from api.precision import distance_km_sql, point_sql
 from matching import Area, Need, Offer, Step
 
@@ -65,7 +65,7 @@ WITH origin AS (
            cs.location <-> origin.g AS knn, ST_Distance(cs.location, origin.g) AS metres
       FROM origin, capacity_snapshots cs
       JOIN units u ON u.id = cs.unit_id
-      JOIN structures s ON s.id = u.structure_id
+      {structures}
      WHERE cs.available > 0  -- lets the planner use the partial index of free places
        AND cs.temporality = ANY($2::text[])
        AND cs.available >= $3
@@ -85,7 +85,8 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
        n.temporality, n.available AS free_places, n.available_gender,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        {distance_km} AS distance_km,
-       ST_Y(({point})::geometry) AS lat, ST_X(({point})::geometry) AS lon
+       ST_Y(({point})::geometry) AS lat, ST_X(({point})::geometry) AS lon,
+       n.knn, n.metres
   FROM origin, nearest n
   JOIN units u ON u.id = n.unit_id
   JOIN structures s ON s.id = u.structure_id
@@ -93,11 +94,7 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
  ORDER BY n.knn, u.id, n.temporality
 """
 
-CARERS_SQL = """
-WITH origin AS (
-    SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
-), nearest AS (
-    -- The carer's preferences (within the agrément) are what they are matched on.
+_CARER_BRANCH = """
     SELECT c.id, c.department, c.commune, c.preferred_age_min AS age_min,
            c.preferred_age_max AS age_max, c.preferred_care_modes AS care_modes,
            c.disability_profiles, c.available_places, c.declared_at,
@@ -105,17 +102,38 @@ WITH origin AS (
            ST_Distance(c.public_location, origin.g) AS metres,
            ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon
       FROM origin, foster_carers c
-     WHERE c.available_places > 0  -- lets the planner use the partial index of free carers
+     WHERE c.available_places > 0  -- implies the partial indexes' predicates
+       AND {whose}
        AND {free}
-       AND {open_to}
        AND c.available_places >= $2
        AND c.preferred_care_modes @> ARRAY[$3]::text[]
        AND c.preferred_age_min <= $4 AND c.preferred_age_max >= $5
        AND c.disability_profiles @> $6::text[]
        {geo}{min}
-     -- The public point, so the GiST index yields the order; carers of one commune share
-     -- it, so the id breaks ties (an incremental sort) and the LIMIT's cut is deterministic.
      ORDER BY c.public_location <-> origin.g, c.id
+     LIMIT $7
+"""
+
+CARERS_SQL = (
+    """
+WITH origin AS (
+    SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
+), nearest AS (
+    -- The carer's preferences (within the agrément) are what they are matched on. Whom a
+    -- carer may be proposed to (carer_open_to_sql: employed by the searching authority, or
+    -- opened by their employer to others) is read as two disjoint sets, each from its own
+    -- index (0016): the open carers nearest first (KNN walk of their partial GiST index),
+    -- and the searcher's own closed carers (a department's few hundred, by authority).
+    -- Carers of one commune share its public point, so the id breaks ties and the LIMIT's
+    -- cut is deterministic.
+    SELECT * FROM (("""
+    + _CARER_BRANCH.replace("{whose}", "c.open_to_other_authorities")
+    + ") UNION ALL ("
+    + _CARER_BRANCH.replace(
+        "{whose}", "NOT c.open_to_other_authorities AND c.employing_authority = $8"
+    )
+    + """)) AS both_sets
+     ORDER BY knn, id
      LIMIT $7
 )
 -- The public point is the commune's: lat/lon and the distance, rounded to the kilometre.
@@ -123,10 +141,11 @@ SELECT n.id::text AS id, n.department, n.commune, n.age_min, n.age_max, n.care_m
        n.disability_profiles, n.available_places AS free_places,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        round((n.metres / 1000.0)::numeric)::float8 AS distance_km,
-       n.lat, n.lon
+       n.lat, n.lon, n.knn, n.metres
   FROM nearest n
  ORDER BY n.knn, n.id
 """
+)
 
 
 _GEO_PARAMS = {Area.RADIUS: 1, Area.NEIGHBOURS: 2, Area.NATIONAL: 0}
@@ -145,10 +164,12 @@ def _sql(
     return template.format(
         geo=geo,
         min=f"\n       AND NOT ST_DWithin({loc}, origin.g, ${last})" if away else "",
+        # The structure's department matters to the neighbours' filter only: elsewhere the
+        # join would read every structure for nothing (it is made on the LIMIT's rows).
+        structures="JOIN structures s ON s.id = u.structure_id" if area == Area.NEIGHBOURS else "",
         point=point_sql("s", "cm"),
         distance_km=distance_km_sql("s", "cm", "origin.g", "n.metres"),
         free=carer_free_sql("c"),
-        open_to=carer_open_to_sql("c", "$8"),
     )
 
 
@@ -166,7 +187,12 @@ for _area in Area:
 
 
 def query_args(
-    kind: str, need: Need, origin: Origin, step: Step, neighbours: list[str]
+    kind: str,
+    need: Need,
+    origin: Origin,
+    step: Step,
+    neighbours: list[str],
+    limit: int = CANDIDATES_PER_KIND,
 ) -> list[Any]:
     """Parameters of one query, in ``$n`` order. A whole group needs every child accepted by
     one offer; at the split step an offer qualifies if it can take at least one child."""
@@ -192,7 +218,7 @@ def query_args(
             sexes,
             all_sexes,
             profiles,
-            CANDIDATES_PER_KIND,
+            limit,
         ]
     else:  # carers declare "current" only and accept either sex
         args = [
@@ -202,7 +228,7 @@ def query_args(
             age_lo,
             age_hi,
             profiles,
-            CANDIDATES_PER_KIND,
+            limit,
             origin.searcher,
         ]
     if step.area != Area.NATIONAL:
@@ -219,22 +245,113 @@ ALL_TEMPORALITIES = ("current", "d7", "h1", "h24", "h48")
 _ARGS = {"unit": 10, "carer": 8}
 """Parameters of each kind's query before the geographic ones."""
 
+NEAREST_ROWS = 400
+"""Rows of a search's one national read per kind (``_Nearest``): every temporality, nearest
+first. Most needs that get past the first radius steps have fewer matches than this in the
+whole country (a sibling group, a disability profile, a rare care mode: the needs that walk
+the ladder), so the read is complete and every later step is a filter of it; for the others
+it is a prefix long enough for most steps. Measured (BENCHMARKS.md, #16): 400 rows keep the
+mapping to ``Offer`` (Python) under the SQL it spares."""
+
+_MARGIN = 1.01
+"""The KNN order is the sphere's distance and a radius (``ST_DWithin``) the spheroid's; they
+differ by less than 0.5 %: a prefix whose last row is this much beyond a radius holds every
+row within it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Nearest:
+    """The nearest ``NEAREST_ROWS`` candidates of one kind, national, every temporality,
+    in the order of the step queries (KNN distance, id, temporality), with each row's KNN
+    distance and exact distance in metres; ``complete`` when the country holds no more."""
+
+    rows: list[tuple[float, float, Offer]]
+    complete: bool
+
+    def step(
+        self, step: Step, neighbours: frozenset[str], limit: int = CANDIDATES_PER_KIND
+    ) -> list[Offer] | None:
+        """What the step's own query returns — its first ``limit`` rows — when
+        this read decides it, else None. Beyond the last row's distance (ties included) the
+        read knows nothing, unless it is complete: a step is decided when it fills its LIMIT
+        before that distance, or when its radius lies within it."""
+        horizon = float("inf") if self.complete or not self.rows else self.rows[-1][0]
+        radius = None if step.radius_km is None else step.radius_km * 1000.0
+        found: list[Offer] = []
+        for knn, metres, offer in self.rows:
+            if knn >= horizon:
+                break
+            if offer.temporality not in step.temporalities:
+                continue
+            if step.area != Area.NATIONAL:
+                assert radius is not None
+                near = metres <= radius
+                if not near and not (
+                    step.area == Area.NEIGHBOURS and offer.department in neighbours
+                ):
+                    continue
+            found.append(offer)
+            if len(found) == limit:
+                return found
+        if self.complete:
+            return found
+        if step.area == Area.RADIUS and radius is not None and horizon > radius * _MARGIN:
+            return found
+        return None
+
+
+def _first_ring(step: Step) -> bool:
+    """The request's own radius or its widening, places free now: what most searches end
+    at, answered by a query bounded by the radius; the national read starts after it."""
+    return step.area == Area.RADIUS and step.temporalities == {"current"}
+
 
 async def _query(
     conn: asyncpg.Connection,
     kind: str,
     area: str,
     args: list[Any],
-    memo: dict[tuple[Any, ...], list[Offer]] | None,
+    memo: dict[tuple[Any, ...], Any] | None,
 ) -> list[Offer]:
     key = (kind, area, *(tuple(a) if isinstance(a, list) else a for a in args))
     if memo is not None and key in memo:
-        return memo[key]
+        found: list[Offer] = memo[key]
+        return found
     queries = AWAY_QUERIES if len(args) > _ARGS[kind] + _GEO_PARAMS[Area(area)] else QUERIES
     found = [offer_from_row(kind, r) for r in await conn.fetch(queries[(kind, area)], *args)]
     if memo is not None:
         memo[key] = found
     return found
+
+
+async def _nearest(
+    conn: asyncpg.Connection,
+    kind: str,
+    need: Need,
+    origin: Origin,
+    step: Step,
+    memo: dict[tuple[Any, ...], Any],
+) -> _Nearest:
+    """The search's national read of one kind for the step's hard filters (the split step's
+    differ), once per search."""
+    national = Step(
+        step.code,
+        step.label,
+        Area.NATIONAL,
+        None,
+        frozenset(ALL_TEMPORALITIES),
+        split_siblings=step.split_siblings,
+    )
+    args = query_args(kind, need, origin, national, [], NEAREST_ROWS)
+    key = ("nearest", kind, *(tuple(a) if isinstance(a, list) else a for a in args))
+    if key not in memo:
+        rows = await conn.fetch(QUERIES[(kind, Area.NATIONAL)], *args)
+        memo[key] = _Nearest(
+            [(r["knn"], r["metres"], offer_from_row(kind, r)) for r in rows],
+            complete=len(rows) < NEAREST_ROWS,
+        )
+    nearest: _Nearest = memo[key]
+    return nearest
 
 
 async def fetch_offers(
@@ -243,31 +360,32 @@ async def fetch_offers(
     origin: Origin,
     step: Step,
     neighbours: list[str],
-    memo: dict[tuple[Any, ...], list[Offer]] | None = None,
+    memo: dict[tuple[Any, ...], Any] | None = None,
     carers_conn: asyncpg.Connection | None = None,
 ) -> list[Offer]:
-    """Candidates of both kinds for one step. ``memo`` (one per search) spares a query whose
-    answer cannot differ from an earlier step's: carers declare "now" only, so the forecast
-    steps ask exactly what the national step asked about them; and the national forecast
-    steps first ask for every temporality at once — when that answer is complete (under the
-    LIMIT), each forecast step is that answer filtered, exactly what its own query returns.
-    With ``carers_conn``, the carers' query runs on it while the units' runs on ``conn``.
-    """
+    """Candidates of both kinds for one step: what the step's query returns. ``memo`` (one
+    per search) spares queries. The first ring of the ladder (``_first_ring``) runs its own
+    query, bounded by the radius. Past it, a search reads once per kind the nearest
+    ``NEAREST_ROWS`` candidates of the whole country, every temporality (``_nearest``), and
+    answers each later step — wider radius, neighbouring departments, national, forecasts,
+    in whatever order the ladder takes them — from that read when it decides the step
+    (``_Nearest.step``), with the step's own query otherwise. Before (#16, measured), every
+    step scanned the country's free offer again: a search that walked the ladder cost
+    several times the offer, four times more at four times the data. With ``carers_conn``,
+    the carers' query runs on it while the units' runs on ``conn``."""
+    near = frozenset([origin.department, *neighbours])
 
     async def of_kind(kind: str, on: asyncpg.Connection) -> list[Offer]:
+        # The split step is the last and the only one with its filters: nothing to share.
+        # A place away from the family (``min_distance_km``) skips the nearer rows in SQL,
+        # which the national read would spend its rows on: its steps run their own queries.
+        shared = not _first_ring(step) and not step.split_siblings
+        if memo is not None and shared and need.min_distance_km is None:
+            nearest = await _nearest(on, kind, need, origin, step, memo)
+            found = nearest.step(step, near)
+            if found is not None:
+                return found
         args = query_args(kind, need, origin, step, neighbours)
-        forecast = (
-            kind == "unit"
-            and step.area == Area.NATIONAL
-            and not step.split_siblings
-            and set(step.temporalities) != {"current"}
-        )
-        if forecast:
-            every = list(args)
-            every[1] = list(ALL_TEMPORALITIES)
-            complete = await _query(on, kind, step.area, every, memo)
-            if len(complete) < CANDIDATES_PER_KIND:
-                return [o for o in complete if o.temporality in step.temporalities]
         return await _query(on, kind, step.area, args, memo)
 
     if carers_conn is None:
