@@ -205,11 +205,16 @@ async def test_split_only_when_nothing_takes_the_group(client, pool):
     assert all("split_siblings" in p["relaxed"] for p in body["proposals"])
 
 
+NO_UNIT_TAKES_THEM_ALL = ["polyhandicap", "tsa", "deficience_motrice", "deficience_sensorielle"]
+
+
 async def test_nothing_found_still_says_what_was_tried(client):
     r = await search(
         client,
         care_mode="mere_enfant",
-        children=[{"age": 0, "sex": "F", "disability_profiles": ["polyhandicap"]}],
+        # Four profiles at once: no unit of the session's database takes them all (other
+        # modules create mother-and-child units for one or two rare profiles).
+        children=[{"age": 0, "sex": "F", "disability_profiles": NO_UNIT_TAKES_THEM_ALL}],
     )
     body = r.json()
     assert r.status_code == 200
