@@ -107,14 +107,27 @@ def import_agrements(
     idempotently, batch by batch; prints the refused lines."""
     from pathlib import Path
 
-    from interop.agrements_import import run_cli
+    from api.db import connect
+    from interop.agrements_import import FileRefused, import_file
 
     if not Path(file).is_file():
         console.print(f"[red]{file}: fichier introuvable[/red]")
         raise typer.Exit(2)
-    code = run_cli(file, get_settings().database_url, batch_size, rejects)
-    if code:
-        raise typer.Exit(code)
+    dsn = get_settings().database_url
+
+    async def _run() -> None:
+        async with connect(dsn) as conn:
+            report = await import_file(conn, file, batch_size=batch_size, progress=True)
+        console.print(report.summary_table())
+        if rejects:
+            report.write_rejections(rejects)
+            console.print(f"lignes refusées écrites dans {rejects}")
+
+    try:
+        asyncio.run(_run())
+    except FileRefused as exc:
+        console.print(f"[red]{file}: {exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 @app.command()

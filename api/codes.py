@@ -19,7 +19,6 @@ AGREMENT_STATES: tuple[str, ...] = get_args(AgrementState)
 """Stored states of an agrément (CASF L421-3, L421-6). ``expired`` is derived from
 ``valid_until`` when reading (SQL function ``places_agrement_state``), never stored."""
 AgrementReadState = Literal["valid", "suspended", "withdrawn", "expired", "not_yet_valid"]
-AGREMENT_READ_STATES: tuple[str, ...] = get_args(AgrementReadState)
 SuspensionReason = Literal[
     "situation_de_danger",
     "enquete_administrative",
@@ -49,9 +48,9 @@ DerogationReason = Literal[
 DEROGATION_REASONS: tuple[str, ...] = get_args(DerogationReason)
 """Coded reasons of a derogation above three children (CASF L421-5); a migrated carer with
 4–6 children got ``anterieur_enregistrement`` (migration 0012)."""
-HOLD_RELEASE_REASONS = ("agrement_suspendu", "agrement_retire")
-"""Coded reasons of the holds Places releases itself when the issuer suspends or withdraws
-the agrément of the carer they were on."""
+HOLD_RELEASE_REASONS = {"suspend": "agrement_suspendu", "withdraw": "agrement_retire"}
+"""The coded reason of the holds Places releases itself, by the issuer's decision (suspend,
+withdraw) on the agrément of the carer they were on."""
 
 REQUEST_STATUSES = ("waiting", "held", "placed", "exited", "cancelled")
 URGENCIES = ("immediate", "days", "planned")

@@ -48,7 +48,6 @@ Why it is written this way:
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
@@ -885,25 +884,3 @@ async def import_file(
     return await import_agrements(
         conn, path.read_bytes(), source_name=path.name, batch_size=batch_size, progress=progress
     )
-
-
-def run_cli(path: str, dsn: str, batch_size: int, rejects: str | None) -> int:
-    """What ``places import-agrements`` does; returns its exit code (2: file refused)."""
-    from api.db import connect
-
-    console = Console(stderr=True)
-
-    async def _run() -> ImportReport:
-        async with connect(dsn) as conn:
-            return await import_file(conn, path, batch_size=batch_size, progress=True)
-
-    try:
-        report = asyncio.run(_run())
-    except FileRefused as exc:
-        console.print(f"[red]{path}: {exc}[/red]")
-        return 2
-    console.print(report.summary_table())
-    if rejects:
-        report.write_rejections(rejects)
-        console.print(f"lignes refusées écrites dans {rejects}")
-    return 0

@@ -55,6 +55,7 @@ from api.auth import Principal
 from api.authorities import single_department
 from api.capacity import repository as capacity_repository
 from api.changes import Idempotency, Written
+from api.codes import HOLD_RELEASE_REASONS
 from api.errors import Conflict, Forbidden, NotFound, PreconditionRequired, field_error
 from api.holds import service as holds_service
 from api.registry.schemas import FosterCarerOut
@@ -70,8 +71,6 @@ SUSPENSION_MONTHS = 4
 """CASF L421-6: an emergency suspension lasts four months at most."""
 PLACEMENT_SERVICE_CATEGORY = "236"
 """FINESS category of a private placement service (service de placement familial)."""
-RELEASE_REASONS = {"suspend": "agrement_suspendu", "withdraw": "agrement_retire"}
-"""The coded reason of the holds a decision releases (``api.codes.HOLD_RELEASE_REASONS``)."""
 _ATTEMPTS = 3
 
 
@@ -582,19 +581,19 @@ async def _decide_once(
         return replay
     _check_version(current, version)
     released: list[dict[str, Any]] = []
-    if action in RELEASE_REASONS:
+    if action in HOLD_RELEASE_REASONS:
         # hold → request → carer: the pending holds first; each release locks its request
         # and the carer, and gives its places back (the decision then takes them all).
         for hold in await repository.lock_pending_holds(conn, carer_id):
             released.append(
                 await holds_service.apply_locked(
-                    conn, principal, hold, "release", RELEASE_REASONS[action], None
+                    conn, principal, hold, "release", HOLD_RELEASE_REASONS[action], None
                 )
             )
     before = await repository.get(conn, carer_id, lock=True)
     assert before is not None
     _check_version(before, version)
-    if action in RELEASE_REASONS:
+    if action in HOLD_RELEASE_REASONS:
         done = {h["id"] for h in released}
         if any(str(i) not in done for i in await repository.pending_hold_ids(conn, carer_id)):
             raise _HoldAppeared
@@ -604,7 +603,7 @@ async def _decide_once(
     written = await _finish(
         conn, principal, idempotency, before, action, {**detail, "carer_id": carer_id}
     )
-    if action in RELEASE_REASONS:
+    if action in HOLD_RELEASE_REASONS:
         await _tell_to_review(conn, carer_id, action)
     return written
 
