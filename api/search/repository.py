@@ -10,6 +10,16 @@ step), or nothing (national); rows come nearest first through the GiST KNN opera
 ``<->`` with a LIMIT, so a national step never scans the country. matching/ re-checks
 every hard constraint anyway.
 
+The ``origin`` CTE is ``NOT MATERIALIZED``: referenced twice, PostgreSQL would otherwise
+materialise it, and ``location <-> origin.g`` would compare with a column rather than a
+constant — which no index can order by, so every "nearest first" read became a scan of the
+country's free offer and a sort (measured with EXPLAIN at scales 1 and 4, #16: 2,700 buffers
+at scale 1, 5,600 at scale 4 for a national read of a common need). The LIMITs inside are
+``FETCH FIRST … WITH TIES`` on the distance alone, which the index yields: places of one
+structure (or carers of one commune) share a point, and the ties are then cut by the outer
+query's total order (distance, id), so the rows returned never depend on the index's order
+among equals.
+
 A carer's home is never read here: every use of their position — radius filter, nearest
 first order, distance shown, the distance part of the score — works from their public point
 (``foster_carers.public_location``, their commune's point, migration 0010), and the distance
@@ -56,7 +66,7 @@ _GEO_FILTER = {
 }
 
 UNITS_SQL = """
-WITH origin AS (
+WITH origin AS NOT MATERIALIZED (
     SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
 ), nearest AS (
     -- Free places nearest first: a KNN walk of the snapshots' partial GiST index that stops
@@ -75,7 +85,7 @@ WITH origin AS (
        AND u.disability_profiles @> $9::text[]
        {geo}{min}
      ORDER BY cs.location <-> origin.g  -- distance alone, so the index yields the order
-     LIMIT $10
+     FETCH FIRST $10 ROWS WITH TIES  -- units of one structure share its point: no arbitrary cut
 )
 -- A lieu de vie (api.precision) leaves this module at its commune: the commune's point and
 -- the distance to it, rounded to the kilometre (joined on the LIMIT's rows only).
@@ -92,6 +102,7 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
   JOIN structures s ON s.id = u.structure_id
   JOIN communes cm ON cm.insee = s.commune
  ORDER BY n.knn, u.id, n.temporality
+ LIMIT $10
 """
 
 _CARER_BRANCH = """
@@ -110,13 +121,13 @@ _CARER_BRANCH = """
        AND c.preferred_age_min <= $4 AND c.preferred_age_max >= $5
        AND c.disability_profiles @> $6::text[]
        {geo}{min}
-     ORDER BY c.public_location <-> origin.g, c.id
-     LIMIT $7
+     ORDER BY c.public_location <-> origin.g
+     FETCH FIRST $7 ROWS WITH TIES
 """
 
 CARERS_SQL = (
     """
-WITH origin AS (
+WITH origin AS NOT MATERIALIZED (
     SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
 ), nearest AS (
     -- The carer's preferences (within the agrément) are what they are matched on. Whom a
