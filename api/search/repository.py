@@ -121,9 +121,13 @@ _CARER_BRANCH = """
        AND c.preferred_age_min <= $4 AND c.preferred_age_max >= $5
        AND c.disability_profiles @> $6::text[]
        {geo}{min}
-     ORDER BY c.public_location <-> origin.g
-     FETCH FIRST $7 ROWS WITH TIES
+     {order}
 """
+_KNN_ORDER = "ORDER BY c.public_location <-> origin.g FETCH FIRST $7 ROWS WITH TIES"
+"""The open carers: a KNN walk of their GiST index, which orders by the distance alone (the
+ties, carers of one commune, kept whole and cut by the outer order)."""
+_SORT_ORDER = "ORDER BY c.public_location <-> origin.g, c.id LIMIT $7"
+"""The searcher's own closed carers: read by employing authority (a B-tree) and sorted."""
 
 CARERS_SQL = (
     """
@@ -138,11 +142,11 @@ WITH origin AS NOT MATERIALIZED (
     -- Carers of one commune share its public point, so the id breaks ties and the LIMIT's
     -- cut is deterministic.
     SELECT * FROM (("""
-    + _CARER_BRANCH.replace("{whose}", "c.open_to_other_authorities")
+    + _CARER_BRANCH.replace("{whose}", "c.open_to_other_authorities").replace("{order}", _KNN_ORDER)
     + ") UNION ALL ("
     + _CARER_BRANCH.replace(
         "{whose}", "NOT c.open_to_other_authorities AND c.employing_authority = $8"
-    )
+    ).replace("{order}", _SORT_ORDER)
     + """)) AS both_sets
      ORDER BY knn, id
      LIMIT $7
