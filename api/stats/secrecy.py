@@ -59,6 +59,4 @@ def suppress(table: Sequence[Sequence[int]]) -> list[list[bool]]:
 def apply(table: Sequence[Sequence[int]]) -> list[list[int | None]]:
     """The table as published: hidden cells are ``None`` (shown "< 5")."""
     mask = suppress(table)
-    return [
-        [None if mask[r][c] else v for c, v in enumerate(row)] for r, row in enumerate(table)
-    ]
+    return [[None if mask[r][c] else v for c, v in enumerate(row)] for r, row in enumerate(table)]
