@@ -35,18 +35,27 @@ from api.codes import (
     DISABILITY_PROFILES,
     HOLD_STATUSES,
     MEASURE_KINDS,
+    OUTCOME_REASONS,
     PDE_CATEGORIES,
     REQUEST_EVENTS_ALL,
     REQUEST_STATUSES,
     SUSPENSION_REASONS,
     TEMPORALITIES,
     URGENCIES,
+    WAITING_SITUATIONS,
     WITHDRAWAL_REASONS,
 )
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _reason_check(column: str, statuses: tuple[str, ...]) -> str:
+    """``reason_code`` coded on the transitions that take one (``OUTCOME_REASONS``), absent on
+    the others (migration 0019)."""
+    cases = " ".join(f"WHEN '{k}' THEN {_in('reason_code', OUTCOME_REASONS[k])}" for k in statuses)
+    return f"CASE {column} {cases} ELSE reason_code IS NULL END"
 
 
 def _subset(column: str, values: tuple[str, ...]) -> str:
@@ -609,12 +618,18 @@ class PlacementRequest(SQLModel, table=True):
         # The waiting list and the measures not executed: per department, by status, oldest first.
         Index("placement_requests_department_status_idx", "department", "status", "decided_on"),
         Index("placement_requests_authority_status_idx", "authority", "status", "decided_on"),
+        # Children, not requests (#18): one child's requests within its authority.
+        Index("placement_requests_child_idx", "authority", "child_key"),
     )
     id: UUID = Field(sa_column=_uuid_pk())
     department: str = Field(foreign_key="departments.code")
     authority: str = Field(foreign_key="authorities.code")
     """The authority in charge: the origin commune's (or the nearest commune's to the point)."""
     reference: str = Field(max_length=64)
+    child_key: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """The child's pseudonymous key within the authority (``api.requests.children``): HMAC of
+    the authority and the normalised reference; none only on rows written straight to the
+    table (each then counts as its own child)."""
     children: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
     origin_commune: str | None = Field(default=None, foreign_key="communes.insee")
     origin_location: Any = Field(sa_column=Column(_point(), nullable=False))
@@ -651,6 +666,10 @@ class RequestEvent(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint(_in("event", REQUEST_EVENTS_ALL), name="request_events_event"),
         CheckConstraint(_in("to_status", REQUEST_STATUSES), name="request_events_to_status"),
+        CheckConstraint(
+            _reason_check("event", ("refused", "released", "cancelled", "exited")),
+            name="request_events_reason_code",
+        ),
         Index("request_events_request_idx", "request_id", "id"),
     )
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
@@ -667,6 +686,9 @@ class RequestEvent(SQLModel, table=True):
     actor: str
     role: str
     reason: str | None = None
+    """Free text beside the code: the authority's own, never exported nor national."""
+    reason_code: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """The coded reason of a refusal, release, cancellation or exit (``api.codes``)."""
 
 
 class Hold(SQLModel, table=True):
@@ -686,6 +708,9 @@ class Hold(SQLModel, table=True):
             name="holds_target",
         ),
         CheckConstraint("places BETWEEN 1 AND 12", name="holds_places"),
+        CheckConstraint(
+            _reason_check("status", ("refused", "released", "exited")), name="holds_reason_code"
+        ),
         # A request has at most one live hold or placement: the database says so too.
         Index(
             "holds_one_active_per_request",
@@ -716,6 +741,27 @@ class Hold(SQLModel, table=True):
     status: str = Field(default="held", sa_column_kwargs={"server_default": "held"})
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     reason: str | None = None
+    reason_code: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """The coded reason of the refusal, release or exit (``api.codes``)."""
     created_by: str
     created_at: datetime = Field(sa_column=_now())
     updated_at: datetime = Field(sa_column=_now())
+
+
+class RequestSituation(SQLModel, table=True):
+    """Where a child waiting for its placement lives meanwhile, from ``since`` (#18); one row
+    per change, the current one is the latest (``id``)."""
+
+    __tablename__ = "request_situations"
+    __table_args__ = (
+        CheckConstraint(_in("situation", WAITING_SITUATIONS), name="request_situations_situation"),
+        Index("request_situations_request_idx", "request_id", "id"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    request_id: UUID = Field(
+        sa_column=Column(PgUUID(as_uuid=True), ForeignKey("placement_requests.id"), nullable=False)
+    )
+    situation: str
+    since: date
+    recorded_at: datetime = Field(sa_column=_now())
+    recorded_by: str

@@ -587,7 +587,7 @@ async def _decide_once(
         for hold in await repository.lock_pending_holds(conn, carer_id):
             released.append(
                 await holds_service.apply_locked(
-                    conn, principal, hold, "release", HOLD_RELEASE_REASONS[action], None
+                    conn, principal, hold, "release", None, None, HOLD_RELEASE_REASONS[action]
                 )
             )
     before = await repository.get(conn, carer_id, lock=True)

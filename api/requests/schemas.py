@@ -8,13 +8,23 @@ department's file number and refuses spaces and letters outside ASCII, which kee
 """
 
 from datetime import date, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.authorities import AUTHORITY_MAX_LENGTH, DEPARTMENT_PATTERN
-from api.codes import CARE_MODES, DISABILITY_PROFILES, REQUEST_STATUSES
+from api.codes import (
+    CARE_MODES,
+    DISABILITY_PROFILES,
+    OUTCOME_TEXT_MAX,
+    REQUEST_STATUSES,
+    CancellationReason,
+    ExitReason,
+    RefusalReason,
+    WaitingSituation,
+)
+from api.errors import field_error
 from api.registry.schemas import CareMode, DisabilityProfile
 
 RequestStatus = Literal["waiting", "held", "placed", "exited", "cancelled"]
@@ -91,6 +101,21 @@ class PlacedSibling(BaseModel):
     commune: str
 
 
+class SituationIn(Strict):
+    """Where the child lives while waiting (``PUT /v1/requests/{id}/situation``, and at
+    creation), from ``since`` (default: today in the request's department)."""
+
+    code: WaitingSituation
+    since: date | None = Field(
+        default=None, description="The day the child began to live there; not in the future."
+    )
+
+
+class Situation(BaseModel):
+    code: WaitingSituation
+    since: date
+
+
 class MeasureIn(Strict):
     kind: MeasureKind
     decided_on: date = Field(description="Date of the judge's or the department's decision.")
@@ -154,6 +179,11 @@ class RequestIn(Strict):
         "(Code civil art. 371-5): search then allows a split from its first step, not as a "
         "relaxation.",
     )
+    situation: SituationIn | None = Field(
+        default=None,
+        description="Where the child lives while waiting (#18); absent: `inconnu` from the "
+        "creation day.",
+    )
     min_distance_km: float | None = Field(
         default=None,
         ge=0,
@@ -177,6 +207,73 @@ class RequestIn(Strict):
 
 class ReasonIn(Strict):
     reason: str = Field(min_length=1, max_length=500)
+
+
+class Outcome(NamedTuple):
+    """A transition's reason as stored: the code (``api.codes``) and the optional free text."""
+
+    code: str | None
+    text: str | None
+
+
+ClientReleaseReason = Literal[
+    "autre_solution_retenue",
+    "refus_famille_ou_enfant",
+    "delai_admission",
+    "erreur_reservation",
+    "autre",
+]
+"""``RELEASE_REASONS`` but Places's own (``agrement_suspendu``, ``agrement_retire``)."""
+
+_TEXT = Field(
+    default=None,
+    min_length=1,
+    max_length=OUTCOME_TEXT_MAX,
+    description="Optional free text beside the code, at most 200 characters, never a name: "
+    "kept for the authority, never exported nor shown nationally. Alone (old clients), it is "
+    "recorded with the code `autre`.",
+)
+
+
+class _OutcomeIn(Strict):
+    """A coded reason (``reason_code``) and optional short free text (``reason``)."""
+
+    reason_code: str | None = None
+    reason: str | None = _TEXT
+
+    def outcome(self, *, required: bool = True) -> Outcome:
+        """The code to store: the one given, else ``autre`` when only the text was given
+        (clients from before the codes) or when none is required; else 422 naming
+        ``reason_code``."""
+        if self.reason_code is not None:
+            return Outcome(self.reason_code, self.reason)
+        if self.reason is None and required:
+            raise field_error("reason_code", "motif requis (un code, voir la nomenclature)")
+        return Outcome("autre", self.reason)
+
+
+class RefusalIn(_OutcomeIn):
+    reason_code: RefusalReason | None = Field(
+        default=None, description="Why the establishment or the carer refuses (required)."
+    )
+
+
+class ReleaseIn(_OutcomeIn):
+    reason_code: ClientReleaseReason | None = Field(
+        default=None, description="Why the placing authority releases (optional: `autre`)."
+    )
+
+
+class CancellationIn(_OutcomeIn):
+    reason_code: CancellationReason | None = Field(
+        default=None, description="Why the request is cancelled (required)."
+    )
+
+
+class ExitIn(_OutcomeIn):
+    reason_code: ExitReason | None = Field(
+        default=None, description="Why the placement ends (required)."
+    )
 
 
 class Origin(BaseModel):
@@ -240,6 +337,9 @@ class RequestOut(BaseModel):
     status: RequestStatus
     days_since_decision: int
     hold: ActiveHold | None
+    situation: Situation | None = Field(
+        default=None, description="The current waiting situation (the latest recorded)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -263,6 +363,7 @@ class HistoryItem(BaseModel):
     actor: str
     role: str
     reason: str | None
+    reason_code: str | None = None
 
 
 class HistoryOut(BaseModel):
