@@ -58,8 +58,8 @@ from matching.score import (
     nearest_placed_sibling,
     school_distance_km,
     score,
-    service_distance_km,
     score_value,
+    service_distance_km,
     weights_markdown,
 )
 from matching.vocabulary import (

@@ -68,7 +68,12 @@ def child_level(child: Child, offer: Offer) -> str | None:
     """The worst level of the child's profiles on ``offer``; None for a child without one."""
     if not child.disability_profiles:
         return None
-    return max((profile_level(offer, p) for p in child.disability_profiles), key=LEVEL_RANK.get)
+    return worst(profile_level(offer, p) for p in child.disability_profiles)
+
+
+def worst(levels: Iterable[str]) -> str:
+    """The worst of some levels (``LEVEL_RANK``); a non-empty iterable."""
+    return max(levels, key=lambda level: LEVEL_RANK[level])
 
 
 def rank(need: Need, offer: Offer, children: Iterable[int] | None = None) -> int:

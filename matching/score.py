@@ -49,12 +49,12 @@ from matching.vocabulary import (
     CARE_MODE_LABELS,
     DISABILITY_PROFILE_LABELS,
     DISABILITY_SERVICE_LABELS,
-    DisabilityLevel,
     FAMILY_LIKE_CATEGORIES,
     FINESS_CATEGORY_LABELS,
     INFANT_CATEGORIES,
     PLACEMENT_SERVICE_CATEGORY,
     TEMPORALITY_LABELS,
+    DisabilityLevel,
 )
 
 #: The only place weights are defined. They sum to 1, so the score is in [0, 1].
@@ -98,9 +98,7 @@ INFANT_STRUCTURE_UNDER_3: Final = 0.9
 FAMILY_LIKE_UNDER_3: Final = 0.4
 FAMILY_LIKE_FROM_3: Final = 0.7
 
-CONSTRAINTS_DETAIL: Final = (
-    "âge, sexe, mode d'accueil, statut et places conformes"
-)
+CONSTRAINTS_DETAIL: Final = "âge, sexe, mode d'accueil, statut et places conformes"
 
 #: Criteria that fall back to the family's distance value when they do not apply (no school
 #: given, no sibling placed, or an offer without a known point): their weight then goes back

@@ -151,7 +151,9 @@ DISABILITY_LEVEL_LABELS: Final[Mapping[str, str]] = MappingProxyType(
 DISABILITY_SERVICE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
     {
         DisabilityServiceKind.IME: "Institut médico-éducatif (IME)",
-        DisabilityServiceKind.SESSAD: "Service d'éducation spéciale et de soins à domicile (SESSAD)",
+        DisabilityServiceKind.SESSAD: (
+            "Service d'éducation spéciale et de soins à domicile (SESSAD)"
+        ),
         DisabilityServiceKind.DITEP: (
             "Dispositif intégré thérapeutique, éducatif et pédagogique (DITEP)"
         ),
