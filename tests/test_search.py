@@ -99,7 +99,11 @@ async def test_roles(client):
     assert r.status_code == 200
 
 
-async def test_tsa_child_only_gets_units_accompanying_tsa(client, pool):
+async def test_tsa_child_gets_the_unit_with_a_word_on_tsa_first_the_silent_one_as_relaxation(
+    client, pool
+):
+    """Graded (#16): before, the unit silent on TSA was never proposed; now it comes after the
+    one taking TSA (with support), marked ``disability_unstated``."""
     s = await make_structure(
         pool,
         units=[
@@ -130,9 +134,15 @@ async def test_tsa_child_only_gets_units_accompanying_tsa(client, pool):
     assert r.status_code == 200, r.text
     proposals = r.json()["proposals"]
     ids = [p["target"]["id"] for p in proposals]
-    assert str(s["unit_ids"][0]) in ids
-    assert str(s["unit_ids"][1]) not in ids
-    first = next(p for p in proposals if p["target"]["id"] == str(s["unit_ids"][0]))
+    stated, silent = str(s["unit_ids"][0]), str(s["unit_ids"][1])
+    assert stated in ids and silent in ids
+    assert ids.index(stated) < ids.index(silent)
+    first = next(p for p in proposals if p["target"]["id"] == stated)
+    other = next(p for p in proposals if p["target"]["id"] == silent)
+    assert "disability_unstated" not in first["relaxed"]
+    assert first["disability_level"] == "with_support"
+    assert other["relaxed"][-1] == "disability_unstated"
+    assert other["disability_level"] == "unstated"
     assert first["structure"]["finess"] == s["finess"]
     assert {r["criterion"] for r in first["reasons"]} >= {"distance"}
     assert abs(sum(x["contribution"] for x in first["reasons"]) - first["score"]) < 0.01
