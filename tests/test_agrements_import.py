@@ -252,8 +252,8 @@ async def test_optional_columns_ages_modes_and_end_of_suspension(conn):
     header = HEADER + ";" + ";".join(OPTIONAL_COLUMNS)
     until = (TODAY + timedelta(days=30)).isoformat()
     lines = [
-        line()
-        + ";;6;21;durable|jeune_majeur;tsa:specialised|troubles_psychiques_comportement:with_support",
+        line() + ";;6;21;durable|jeune_majeur;"
+        "tsa:specialised|troubles_psychiques_comportement:with_support",
         line(
             number="AF-69-000009",
             state="suspended",

@@ -107,8 +107,9 @@ async def one_place_two_children(client, pool, rare, age):
     """One place in Lyon; Léa decided 60 days ago, planned; Tom 20 days ago, immediate. The
     children have the two ``rare`` profiles, which this unit takes, and are ``age`` (4 or
     more), which only this unit takes: the session's other Rhône mother-and-child places (the
-    optimiser proposes only, so they stay free) take other ages and cannot compete. (Before #16 the profiles alone kept them out; an
-    offer silent on a profile is now admissible, as the relaxation ``disability_unstated``.)"""
+    optimiser proposes only, so they stay free) take other ages and cannot compete. (Before
+    #16 the profiles alone kept them out; an offer silent on a profile is now admissible, as
+    the relaxation ``disability_unstated``.)"""
     unit = {
         "age_min": age,
         "age_max": age,
