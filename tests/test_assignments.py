@@ -173,9 +173,7 @@ async def test_the_report_compares_waiting_and_urgency_with_first_come_first_ser
 async def test_with_both_weights_at_zero_the_objective_is_the_score(app, client, pool):
     """The settings decide the weights: at 0 the optimiser weighs the score alone (as before
     #16), so between two equal scores it gains nothing over first-come-first-served."""
-    lea, tom = await one_place_two_children(
-        client, pool, ["polyhandicap", "soins_techniques"], 5
-    )
+    lea, tom = await one_place_two_children(client, pool, ["polyhandicap", "soins_techniques"], 5)
     zero = {"optimize_waiting_weight": 0.0, "optimize_urgency_weight": 0.0}
     settings = app.state.settings
     app.state.settings = settings.model_copy(update=zero)
