@@ -377,15 +377,15 @@ async def test_a_service_or_notification_without_profile_is_a_422_naming_the_fie
 
 
 async def test_an_unknown_service_commune_is_a_422_naming_it(client):
+    unknown = boy(disability_service={"commune": "99999", "kind": "IME"})
     r = await client.post(
         "/v1/search",
         headers=DEPT,
-        json={
-            "children": [boy(disability_service={"commune": "99999", "kind": "IME"})],
-            "origin": {"commune": "69123"},
-            "care_mode": "durable",
-        },
+        json={"children": [unknown], "origin": {"commune": "69123"}, "care_mode": "durable"},
     )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "children[0].disability_service.commune"
+    r = await client.post("/v1/requests", json=request_body(children=[unknown]), headers=dept())
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "children[0].disability_service.commune"
 

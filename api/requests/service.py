@@ -134,6 +134,7 @@ async def create(
             raise field_error("department", f"département {body.department} inconnu")
         if body.school is not None:
             await places.school_point(conn, body.school, "school.commune")
+        await places.disability_services(conn, body.children)  # known communes only (422)
         siblings = await places.siblings_placed(conn, body.siblings_placed)
         request_id = await repository.insert(
             conn, principal, body, authority, department, [places.stored(p) for p in siblings]

@@ -80,9 +80,6 @@ def upgrade() -> None:
     )
     for table in ("units", "foster_carers"):
         op.execute(_constraints(table))
-        # Statistics for the new columns, which search's filters read (the planner would
-        # otherwise guess their selectivity until the next autovacuum).
-        op.execute(f"ANALYZE {table}")
 
 
 def downgrade() -> None:
