@@ -153,7 +153,13 @@ class RequestIn(Strict):
                 {
                     "authority": "69M",
                     "children": [
-                        {"age": 7, "sex": "F", "disability_profiles": ["tsa"]},
+                        {
+                            "age": 7,
+                            "sex": "F",
+                            "disability_profiles": ["tsa"],
+                            "mdph_notified": True,
+                            "disability_service": {"commune": "69266", "kind": "SESSAD"},
+                        },
                         {"age": 9, "sex": "M", "disability_profiles": []},
                     ],
                     "origin": {"commune": "69123"},

@@ -40,7 +40,13 @@ class SearchIn(BaseModel):
             "examples": [
                 {
                     "children": [
-                        {"age": 7, "sex": "F", "disability_profiles": ["tsa"]},
+                        {
+                            "age": 7,
+                            "sex": "F",
+                            "disability_profiles": ["tsa"],
+                            "mdph_notified": True,
+                            "disability_service": {"commune": "69266", "kind": "SESSAD"},
+                        },
                         {"age": 9, "sex": "M", "disability_profiles": []},
                     ],
                     "origin": {"commune": "69123"},
