@@ -95,6 +95,7 @@ _CARER = frozenset(
         "age_min",
         "age_max",
         "care_modes",
+        "disability",
         "disability_profiles",
         "status",
         "leave_from",

@@ -62,6 +62,24 @@ def _subset(column: str, values: tuple[str, ...]) -> str:
     return f"{column} <@ ARRAY[{', '.join(repr(v) for v in values)}]::text[]"
 
 
+def _disability_checks(table: str) -> tuple[CheckConstraint, ...]:
+    """Each level's profiles are known codes, and a profile has one level (0018)."""
+    return (
+        CheckConstraint(
+            _subset("disability_specialised", DISABILITY_PROFILES),
+            name=f"{table}_disability_specialised",
+        ),
+        CheckConstraint(
+            _subset("disability_supported", DISABILITY_PROFILES),
+            name=f"{table}_disability_supported",
+        ),
+        CheckConstraint(
+            "NOT (disability_specialised && disability_supported)",
+            name=f"{table}_disability_disjoint",
+        ),
+    )
+
+
 def _point() -> Any:
     return Geography(geometry_type="POINT", srid=4326, spatial_index=False)
 
@@ -177,7 +195,7 @@ class Unit(SQLModel, table=True):
             "sexes <@ ARRAY['F','M']::text[] AND cardinality(sexes) > 0", name="units_sexes"
         ),
         CheckConstraint(_subset("care_modes", CARE_MODES), name="units_care_modes"),
-        CheckConstraint(_subset("disability_profiles", DISABILITY_PROFILES), name="units_profiles"),
+        *_disability_checks("units"),
         CheckConstraint("installed >= 0", name="units_installed"),
         Index("units_structure_idx", "structure_id"),
     )
@@ -190,9 +208,14 @@ class Unit(SQLModel, table=True):
     age_max: int = Field(sa_column=Column(SmallInteger, nullable=False))
     sexes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     care_modes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
-    disability_profiles: list[str] = Field(
+    disability_specialised: list[str] = Field(
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     )
+    """Profiles the offer is built for (0018); disjoint from ``disability_supported``."""
+    disability_supported: list[str] = Field(
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
+    """Profiles it takes with an outside service's support; silent on the others."""
     installed: int = Field(sa_column=Column(SmallInteger, nullable=False))
     is_default: bool = Field(
         default=False,
@@ -219,9 +242,7 @@ class FosterCarer(SQLModel, table=True):
         ),
         CheckConstraint(_in("status", CARER_STATUSES), name="foster_carers_status"),
         CheckConstraint(_subset("care_modes", CARE_MODES), name="foster_carers_care_modes"),
-        CheckConstraint(
-            _subset("disability_profiles", DISABILITY_PROFILES), name="foster_carers_profiles"
-        ),
+        *_disability_checks("foster_carers"),
         Index("foster_carers_location_gist", "location", postgresql_using="gist"),
         # Search: nearest carers with a free place (about a tenth of them), KNN-ordered from
         # their public point (their commune's), never their home. Not only ``active``: a
@@ -291,9 +312,14 @@ class FosterCarer(SQLModel, table=True):
     age_min: int = Field(sa_column=Column(SmallInteger, nullable=False))
     age_max: int = Field(sa_column=Column(SmallInteger, nullable=False))
     care_modes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
-    disability_profiles: list[str] = Field(
+    disability_specialised: list[str] = Field(
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     )
+    """Profiles the offer is built for (0018); disjoint from ``disability_supported``."""
+    disability_supported: list[str] = Field(
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
+    """Profiles it takes with an outside service's support; silent on the others."""
     status: str = Field(default="active", sa_column_kwargs={"server_default": "active"})
     """The carer's word: ``active`` or ``leave`` (from ``leave_from``, or now, until
     ``status_until``). Suspension is the agrément's (``agrement_state``), the issuer's."""

@@ -72,12 +72,14 @@ from api.codes import (
     AGREMENT_STATES,
     CARE_MODES,
     DEROGATION_REASONS,
+    DISABILITY_PROFILES,
     SUSPENSION_REASONS,
     WITHDRAWAL_REASONS,
 )
 from api.registry.schemas import FosterCarerOut
 from geo.finess import is_valid_finess
 from interop.finess_import import detect_encoding
+from matching.vocabulary import DISABILITY_LEVELS, DisabilityLevel
 
 #: Columns every file must name in its header (the national file's).
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -95,10 +97,18 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "commune",
     "employer",
 )
-#: Columns a file may add: the suspension's end, and the agrément's ages and care modes
-#: (a new carer gets ``DEFAULT_AGES`` and ``DEFAULT_CARE_MODES`` without them; an existing
-#: one keeps what is recorded).
-OPTIONAL_COLUMNS: tuple[str, ...] = ("state_until", "age_min", "age_max", "care_modes")
+#: Columns a file may add: the suspension's end, and the agrément's ages, care modes and
+#: word on disability profiles (a new carer gets ``DEFAULT_AGES`` and ``DEFAULT_CARE_MODES``
+#: and no word on any profile without them; an existing one keeps what is recorded).
+#: ``disability``: ``profile:level`` pairs separated by ``|`` (``tsa:specialised|
+#: troubles_psychiques_comportement:with_support``, #16 graded).
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "state_until",
+    "age_min",
+    "age_max",
+    "care_modes",
+    "disability",
+)
 COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 DEFAULT_AGES = (0, 18)
@@ -158,6 +168,8 @@ class AgrementRow:
     age_min: int | None
     age_max: int | None
     care_modes: list[str] | None
+    disability_specialised: list[str] | None = None
+    disability_supported: list[str] | None = None
 
     def record(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _STAGE_COLUMNS)
@@ -419,6 +431,7 @@ def parse_line(line: int, values: dict[str, str], ref: Referential) -> AgrementR
         if unknown or not care_modes:
             raise _Bad("care_modes", f"mode(s) d'accueil inconnu(s) : {', '.join(unknown)[:60]}")
         care_modes = sorted(set(care_modes), key=CARE_MODES.index)
+    specialised, supported = _disability(values.get("disability", ""))
 
     return AgrementRow(
         line=line,
@@ -442,6 +455,28 @@ def parse_line(line: int, values: dict[str, str], ref: Referential) -> AgrementR
         age_min=age_min,
         age_max=age_max,
         care_modes=care_modes,
+        disability_specialised=specialised,
+        disability_supported=supported,
+    )
+
+
+def _disability(text: str) -> tuple[list[str] | None, list[str] | None]:
+    """The ``disability`` cell as ``(specialised, supported)``; ``(None, None)`` when empty
+    (the recorded word stays). A profile given twice, an unknown profile or level: refused."""
+    text = text.strip()
+    if not text:
+        return None, None
+    levels: dict[str, str] = {}
+    for pair in (p.strip() for p in text.split("|") if p.strip()):
+        profile, _, level = (x.strip() for x in pair.partition(":"))
+        if profile not in DISABILITY_PROFILES or level not in DISABILITY_LEVELS:
+            raise _Bad("disability", f"profil:niveau invalide : {pair[:60]!r}")
+        if profile in levels:
+            raise _Bad("disability", f"profil {profile} donné deux fois")
+        levels[profile] = level
+    return (
+        sorted(p for p, v in levels.items() if v == DisabilityLevel.SPECIALISED),
+        sorted(p for p, v in levels.items() if v == DisabilityLevel.WITH_SUPPORT),
     )
 
 
@@ -525,6 +560,8 @@ _STAGE_COLUMNS = (
     "age_min",
     "age_max",
     "care_modes",
+    "disability_specialised",
+    "disability_supported",
 )
 _STAGE = """
 CREATE TEMP TABLE agrement_stage (
@@ -533,7 +570,7 @@ CREATE TEMP TABLE agrement_stage (
     derogation_reason text, derogation_until date, state text, suspended_from date,
     suspended_until date, suspension_reason text, withdrawn_on date, withdrawal_reason text,
     employer_authority text, employer_structure uuid, age_min smallint, age_max smallint,
-    care_modes text[]
+    care_modes text[], disability_specialised text[], disability_supported text[]
 ) ON COMMIT DROP
 """
 
@@ -577,6 +614,8 @@ WITH input AS (
            coalesce(st.age_min, c.age_min) AS new_age_min,
            coalesce(st.age_max, c.age_max) AS new_age_max,
            coalesce(st.care_modes, c.care_modes) AS new_care_modes,
+           coalesce(st.disability_specialised, c.disability_specialised) AS new_specialised,
+           coalesce(st.disability_supported, c.disability_supported) AS new_supported,
            CASE WHEN st.employer_authority IS NULL AND st.employer_structure IS NULL
                 THEN c.employer_authority ELSE st.employer_authority END AS new_employer_authority,
            CASE WHEN st.employer_authority IS NULL AND st.employer_structure IS NULL
@@ -601,13 +640,14 @@ WITH input AS (
             c.derogation_children, c.derogation_reason, c.derogation_until, c.agrement_state,
             c.suspended_from, c.suspended_until, c.suspension_reason, c.withdrawn_on,
             c.withdrawal_reason, c.employer_authority, c.employer_structure, c.age_min,
-            c.age_max, c.care_modes)
+            c.age_max, c.care_modes, c.disability_specialised, c.disability_supported)
            IS DISTINCT FROM
            (i.department, i.commune, i.issued_on, i.valid_until, i.capacity,
             i.derogation_children, i.derogation_reason, i.derogation_until, i.state,
             i.suspended_from, i.suspended_until, i.suspension_reason, i.withdrawn_on,
             i.withdrawal_reason, i.new_employer_authority, i.new_employer_structure,
-            i.new_age_min, i.new_age_max, i.new_care_modes)
+            i.new_age_min, i.new_age_max, i.new_care_modes, i.new_specialised,
+            i.new_supported)
 ), final AS (
     SELECT t.*,
            CASE WHEN t.pref_min <= t.pref_max THEN t.pref_min ELSE t.new_age_min END AS p_min,
@@ -646,6 +686,8 @@ WITH input AS (
            age_min = f.new_age_min,
            age_max = f.new_age_max,
            care_modes = f.new_care_modes,
+           disability_specialised = f.new_specialised,
+           disability_supported = f.new_supported,
            available_places = f.new_available,
            preferred_age_min = f.p_min,
            preferred_age_max = f.p_max,
@@ -685,13 +727,15 @@ INSERT INTO foster_carers
         agrement_capacity, age_min, age_max, care_modes, available_places, declared_by,
         issued_on, valid_until, agrement_state, suspended_from, suspended_until,
         suspension_reason, withdrawn_on, withdrawal_reason, derogation_children,
-        derogation_reason, derogation_until, employer_authority, employer_structure)
+        derogation_reason, derogation_until, employer_authority, employer_structure,
+        disability_specialised, disability_supported)
 SELECT st.number, st.department, st.department, st.commune, cm.authority, cm.location,
        st.capacity, coalesce(st.age_min, $2), coalesce(st.age_max, $3),
        coalesce(st.care_modes, $4::text[]), 0, $1,
        st.issued_on, st.valid_until, st.state, st.suspended_from, st.suspended_until,
        st.suspension_reason, st.withdrawn_on, st.withdrawal_reason, st.derogation_children,
-       st.derogation_reason, st.derogation_until, st.employer_authority, st.employer_structure
+       st.derogation_reason, st.derogation_until, st.employer_authority, st.employer_structure,
+       coalesce(st.disability_specialised, '{{}}'), coalesce(st.disability_supported, '{{}}')
   FROM agrement_stage st
   JOIN communes cm ON cm.insee = st.commune
  WHERE NOT EXISTS (SELECT 1 FROM foster_carers c WHERE c.agrement_number = st.number)

@@ -588,9 +588,10 @@ WITH target AS (
       FROM finess_stage st
       JOIN structures s ON s.finess = st.finess
 ), created AS (
-    INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes,
-                       disability_profiles, installed, is_default)
-    SELECT t.id, t.unit_name, t.age_min, t.age_max, t.sexes, t.care_modes, '{}', 0, true
+    -- Silent on every disability profile (0018: neither level) until the establishment says.
+    INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes, installed,
+                       is_default)
+    SELECT t.id, t.unit_name, t.age_min, t.age_max, t.sexes, t.care_modes, 0, true
       FROM target t
      WHERE t.unit_name IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM units u WHERE u.structure_id = t.id)

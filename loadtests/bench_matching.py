@@ -155,7 +155,9 @@ def build_offer(c: Country, i: int, distance: float) -> Offer:
         age_max=int(c.age_max[i]),
         sexes=frozenset(s for b, s in ((1, "F"), (2, "M")) if c.sex_mask[i] & b),
         care_modes=frozenset(m for b, m in enumerate(MODES) if c.mode_mask[i] >> b & 1),
-        disability_profiles=frozenset(
+        # Taken with support (#16, graded); the prefilter reads these offers, as search's
+        # first read does (the silent ones are read only when these are short).
+        disability_supported=frozenset(
             p for b, p in enumerate(PROFILES) if c.profile_mask[i] >> b & 1
         ),
         declared_age_days=float(c.age_days[i]),

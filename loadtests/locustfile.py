@@ -82,9 +82,14 @@ def make_children(rng: random.Random) -> tuple[list[dict[str, Any]], str]:
     children = []
     for _ in range(size):
         profiles = [rng.choice(DISABILITY_PROFILES)] if rng.random() < 0.25 else []
-        children.append(
-            {"age": rng.randint(lo, hi), "sex": rng.choice("FM"), "disability_profiles": profiles}
-        )
+        child = {
+            "age": rng.randint(lo, hi),
+            "sex": rng.choice("FM"),
+            "disability_profiles": profiles,
+        }
+        if profiles:  # graded (#16): most children with a profile are MDPH-notified
+            child["mdph_notified"] = rng.random() < 0.6
+        children.append(child)
     return children, care
 
 

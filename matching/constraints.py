@@ -1,10 +1,11 @@
 """Hard constraints: what an offer must satisfy, whatever the score or the relaxation.
 
-These are the domain's non-negotiable rules (age band, sex, care mode, disability
-profile, carer active — not on leave —, carer's agrément valid, enough free places for the
-group). They are never relaxed: the
-relaxation ladder only widens *where* and *when* we look, and splits a sibling group as
-a last resort. Each failure is reported as a ``Violation`` so that an empty answer can
+These are the domain's non-negotiable rules (age band, sex, care mode, carer active — not
+on leave —, carer's agrément valid, enough free places for the group). They are never
+relaxed: the relaxation ladder only widens *where* and *when* we look, and splits a sibling
+group as a last resort. Disability profiles are graded, not a hard constraint (issue #16):
+an offer silent on a child's profile takes the child only as a stated relaxation
+(``matching.disability``). Each failure is reported as a ``Violation`` so that an empty answer can
 say why, and so tests can assert that no proposal ever breaks one.
 """
 
@@ -14,14 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from matching.models import Child, Need, Offer
-from matching.vocabulary import CARE_MODE_LABELS, DISABILITY_PROFILE_LABELS
+from matching.vocabulary import CARE_MODE_LABELS
 
 # Stable constraint codes (used as keys of SearchResult.rejected).
 AGE = "age"
 SEX = "sex"
 AVAILABLE_GENDER = "available_gender"
 CARE_MODE = "care_mode"
-DISABILITY = "disability"
 STATUS = "status"
 AGREMENT = "agrement"
 FREE_PLACES = "free_places"
@@ -31,7 +31,6 @@ CONSTRAINTS: tuple[str, ...] = (
     SEX,
     AVAILABLE_GENDER,
     CARE_MODE,
-    DISABILITY,
     STATUS,
     AGREMENT,
     FREE_PLACES,
@@ -75,10 +74,6 @@ def child_violations(
     if care_mode not in offer.care_modes:
         label = CARE_MODE_LABELS.get(care_mode, care_mode)
         out.append(Violation(CARE_MODE, index, f"mode non proposé : {label}"))
-    missing = sorted(child.disability_profiles - offer.disability_profiles)
-    if missing:
-        labels = ", ".join(DISABILITY_PROFILE_LABELS.get(p, p) for p in missing)
-        out.append(Violation(DISABILITY, index, f"profil non accompagné : {labels}"))
     if offer.status != "active":
         out.append(Violation(STATUS, index, f"statut {offer.status}, pas en activité"))
     if not offer.agrement_valid:
@@ -93,7 +88,6 @@ def child_accepted(child: Child, offer: Offer, care_mode: str) -> bool:
         and child.sex in offer.sexes
         and (offer.available_gender == "any" or offer.available_gender == child.sex)
         and care_mode in offer.care_modes
-        and child.disability_profiles <= offer.disability_profiles
         and offer.status == "active"
         and offer.agrement_valid
     )

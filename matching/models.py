@@ -21,6 +21,7 @@ from typing import Any, Final
 from matching.vocabulary import (
     CARE_MODES,
     DISABILITY_PROFILES,
+    DISABILITY_SERVICE_KINDS,
     MAX_AGE,
     MIN_AGE,
     TEMPORALITIES,
@@ -43,29 +44,6 @@ def _set(obj: Any, name: str) -> frozenset[str]:
     result = frozenset(str(v) for v in value)
     object.__setattr__(obj, name, result)
     return result
-
-
-@dataclass(frozen=True, slots=True)
-class Child:
-    """One child of a request: only what matching needs, nothing identifying.
-
-    ``age`` is in completed years (0–21: jeunes majeurs are followed up to 21).
-    """
-
-    age: int
-    sex: str
-    disability_profiles: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        if isinstance(self.age, bool) or not isinstance(self.age, int):
-            raise ValueError(f"âge invalide : {self.age!r} (entier attendu)")
-        if not MIN_AGE <= self.age <= MAX_AGE:
-            raise ValueError(f"âge hors bornes : {self.age} (de {MIN_AGE} à {MAX_AGE} ans)")
-        if self.sex not in _SEXES:
-            raise ValueError(f"sexe invalide : {self.sex!r} (attendu « F » ou « M »)")
-        unknown = _set(self, "disability_profiles") - DISABILITY_PROFILES
-        if unknown:
-            raise ValueError(f"profil de handicap inconnu : {', '.join(sorted(unknown))}")
 
 
 _EARTH_RADIUS_KM: Final = 6371.0088
@@ -98,6 +76,61 @@ class Point:
         la, lo = _check_point(self.lat, self.lon, "point")
         object.__setattr__(self, "lat", la)
         object.__setattr__(self, "lon", lo)
+
+
+@dataclass(frozen=True, slots=True)
+class DisabilityService:
+    """The service that follows a child with a disability (IME, SESSAD, DITEP…: codes of
+    ``DisabilityServiceKind``) at its commune's public point: the offer's distance to it is
+    scored (``score.WEIGHTS['disability_service']``) — the child keeps going there."""
+
+    kind: str
+    commune: str
+    lat: float
+    lon: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in DISABILITY_SERVICE_KINDS:
+            raise ValueError(f"type de service inconnu : {self.kind!r}")
+        la, lo = _check_point(self.lat, self.lon, "service du handicap")
+        object.__setattr__(self, "lat", la)
+        object.__setattr__(self, "lon", lo)
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """One child of a request: only what matching needs, nothing identifying.
+
+    ``age`` is in completed years (0–21: jeunes majeurs are followed up to 21).
+    ``mdph_notified``: the CDAPH has notified a decision for the child (MDPH, CASF L241-6);
+    None when not known. ``disability_service``: the service that follows the child. Both
+    say something of a profile: a notification or a service without one is a ``ValueError``.
+    """
+
+    age: int
+    sex: str
+    disability_profiles: frozenset[str] = frozenset()
+    mdph_notified: bool | None = None
+    disability_service: DisabilityService | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.age, bool) or not isinstance(self.age, int):
+            raise ValueError(f"âge invalide : {self.age!r} (entier attendu)")
+        if not MIN_AGE <= self.age <= MAX_AGE:
+            raise ValueError(f"âge hors bornes : {self.age} (de {MIN_AGE} à {MAX_AGE} ans)")
+        if self.sex not in _SEXES:
+            raise ValueError(f"sexe invalide : {self.sex!r} (attendu « F » ou « M »)")
+        profiles = _set(self, "disability_profiles")
+        unknown = profiles - DISABILITY_PROFILES
+        if unknown:
+            raise ValueError(f"profil de handicap inconnu : {', '.join(sorted(unknown))}")
+        if self.disability_service is not None:
+            if not isinstance(self.disability_service, DisabilityService):
+                raise ValueError("disability_service doit être un DisabilityService")
+            if not profiles:
+                raise ValueError("un service du handicap suppose un profil de handicap")
+        if self.mdph_notified and not profiles:
+            raise ValueError("une notification MDPH suppose un profil de handicap")
 
 
 PLACED_KINDS: Final = frozenset({"unit", "carer", "commune"})
@@ -216,7 +249,11 @@ class Offer:
     age_max: int
     sexes: frozenset[str]
     care_modes: frozenset[str]
-    disability_profiles: frozenset[str]
+    disability_specialised: frozenset[str] = frozenset()
+    """Profiles the offer is built for (``DisabilityLevel.SPECIALISED``)."""
+    disability_supported: frozenset[str] = frozenset()
+    """Profiles it takes with an outside service's support (``WITH_SUPPORT``); disjoint from
+    the specialised ones (a profile in both counts as specialised)."""
     status: str = "active"
     """A carer's: ``active`` or ``leave`` (on leave today: never proposed)."""
     agrement_valid: bool = True
@@ -255,7 +292,15 @@ class Offer:
         if not _set(self, "sexes") <= _SEXES:
             raise ValueError(f"sexes invalides : {sorted(self.sexes)}")
         _set(self, "care_modes")
-        _set(self, "disability_profiles")
+        specialised = _set(self, "disability_specialised")
+        object.__setattr__(
+            self, "disability_supported", _set(self, "disability_supported") - specialised
+        )
+
+    @property
+    def disability_profiles(self) -> frozenset[str]:
+        """Every profile the offer has a word on, whatever the level."""
+        return self.disability_specialised | self.disability_supported
 
     @property
     def key(self) -> tuple[str, str]:
@@ -337,6 +382,7 @@ def as_children(items: Iterable[Child | dict[str, Any]]) -> tuple[Child, ...]:
                     age=item["age"],
                     sex=item["sex"],
                     disability_profiles=frozenset(item.get("disability_profiles", ())),
+                    mdph_notified=item.get("mdph_notified"),
                 )
             )
     return tuple(out)

@@ -252,14 +252,15 @@ async def test_optional_columns_ages_modes_and_end_of_suspension(conn):
     header = HEADER + ";" + ";".join(OPTIONAL_COLUMNS)
     until = (TODAY + timedelta(days=30)).isoformat()
     lines = [
-        line() + ";;6;21;durable|jeune_majeur",
+        line() + ";;6;21;durable|jeune_majeur;"
+        "tsa:specialised|troubles_psychiques_comportement:with_support",
         line(
             number="AF-69-000009",
             state="suspended",
             state_from=TODAY.isoformat(),
             state_reason="sante",
         )
-        + f";{until};;;",
+        + f";{until};;;;",
     ]
     report = await import_agrements(conn, csv_file(*lines, header=header))
     assert report.rejected == [] and report.created == 2
@@ -267,6 +268,28 @@ async def test_optional_columns_ages_modes_and_end_of_suspension(conn):
     assert (rows["AF-69-000001"]["age_min"], rows["AF-69-000001"]["age_max"]) == (6, 21)
     assert rows["AF-69-000001"]["care_modes"] == ["durable", "jeune_majeur"]
     assert rows["AF-69-000009"]["suspended_until"] == date.fromisoformat(until)
+    # The agrément's word per disability profile (#16, graded); none given: silent on all.
+    levels = {
+        r["agrement_number"]: (r["disability_specialised"], r["disability_supported"])
+        for r in await conn.fetch(
+            "SELECT agrement_number, disability_specialised, disability_supported"
+            " FROM foster_carers"
+        )
+    }
+    assert levels["AF-69-000001"] == (["tsa"], ["troubles_psychiques_comportement"])
+    assert levels["AF-69-000009"] == ([], [])
+
+
+@pytest.mark.database
+async def test_a_bad_disability_cell_is_refused_naming_the_column(conn):
+    header = HEADER + ";" + ";".join(OPTIONAL_COLUMNS)
+    lines = [
+        line() + ";;;;;tsa:expert",
+        line(number="AF-69-000002") + ";;;;;tsa:specialised|tsa:with_support",
+    ]
+    report = await import_agrements(conn, csv_file(*lines, header=header))
+    assert report.created == 0
+    assert [r.field for r in report.rejected] == ["disability", "disability"]
 
 
 # --------------------------------------------------------------------------- refused lines

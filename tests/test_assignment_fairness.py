@@ -44,7 +44,6 @@ def place(oid: str, free_places: int) -> Offer:
         age_max=21,
         sexes=frozenset("FM"),
         care_modes=frozenset({"durable"}),
-        disability_profiles=frozenset(),
     )
 
 

@@ -32,7 +32,6 @@ def unit(oid: str, km: float, **kw: object) -> Offer:
         "age_max": 21,
         "sexes": BOTH,
         "care_modes": frozenset({"durable"}),
-        "disability_profiles": frozenset(),
         "category": "177",
     }
     fields.update(kw)

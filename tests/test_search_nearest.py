@@ -37,7 +37,6 @@ def offer(i: int, department: str, temporality: str) -> Offer:
         age_max=17,
         sexes=frozenset({"F", "M"}),
         care_modes=frozenset({"durable"}),
-        disability_profiles=frozenset(),
         temporality=temporality,
     )
 

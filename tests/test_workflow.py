@@ -71,7 +71,10 @@ async def test_create_request(client, pool):
     out = r.json()
     assert out["status"] == "waiting" and out["hold"] is None
     assert out["days_since_decision"] == 3
-    assert out["children"] == body["children"]
+    # With a profile, a child may carry an MDPH notification and a disability service
+    # (#16): null when not given.
+    none = {"mdph_notified": None, "disability_service": None}
+    assert out["children"] == [{**c, **none} for c in body["children"]]
     assert out["origin"]["commune"] == "69123"
     assert out["measure"] == body["measure"]
     assert r.headers["location"] == f"/v1/requests/{out['id']}"
@@ -87,7 +90,7 @@ async def test_create_request(client, pool):
         "request_count": {"waiting": 1},
         "child_count": {"waiting": 2},
     }
-    assert events[0]["data"]["children"] == body["children"]
+    assert events[0]["data"]["children"] == out["children"]
 
 
 async def test_point_origin_is_stored_rounded(client):

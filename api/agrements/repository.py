@@ -23,7 +23,8 @@ COLUMNS = f"""
     c.id AS carer_id, c.agrement_number AS number, c.authority AS issuing_authority,
     c.agrement_department, c.department, c.commune, c.issued_on, c.valid_until,
     c.agrement_capacity AS capacity, c.derogation_children, c.derogation_reason,
-    c.derogation_until, c.age_min, c.age_max, c.care_modes, {_STATE} AS state,
+    c.derogation_until, c.age_min, c.age_max, c.care_modes, c.disability_specialised,
+    c.disability_supported, {_STATE} AS state,
     c.agrement_state AS stored_state, c.suspended_from, c.suspended_until,
     c.suspension_reason, c.withdrawn_on, c.withdrawal_reason, c.renewal_requested_on,
     c.employer_authority, c.employer_structure, s.finess AS employer_finess,
@@ -121,10 +122,11 @@ INSERT INTO foster_carers (
     agrement_number, agrement_department, department, commune, location,
     agrement_capacity, age_min, age_max, care_modes, available_places, declared_by,
     issued_on, valid_until, derogation_children, derogation_reason, derogation_until,
-    employer_authority, employer_structure, open_to_other_authorities)
+    employer_authority, employer_structure, open_to_other_authorities,
+    disability_specialised, disability_supported)
 SELECT $1, c.department, c.department, c.insee,
        ST_SetSRID(ST_MakePoint($4, $3), 4326)::geography,
-       $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14, $15, $16, $17
+       $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
   FROM communes c
  WHERE c.insee = $2
 ON CONFLICT (agrement_number) DO NOTHING
@@ -154,6 +156,8 @@ async def insert(conn: asyncpg.Connection, values: dict[str, Any]) -> UUID | Non
         values["employer_authority"],
         values["employer_structure"],
         values["open_to_other_authorities"],
+        values["disability_specialised"],
+        values["disability_supported"],
     )
     return carer_id
 
@@ -186,6 +190,7 @@ UPDATE foster_carers c
    SET issued_on = $2, valid_until = $3, agrement_capacity = $4,
        derogation_children = $5, derogation_reason = $6, derogation_until = $7,
        age_min = $8, age_max = $9, care_modes = $10,
+       disability_specialised = $11, disability_supported = $12,
        preferred_age_min = CASE WHEN n.ages_meet THEN greatest(c.preferred_age_min, $8)
                                 ELSE $8 END,
        preferred_age_max = CASE WHEN n.ages_meet THEN least(c.preferred_age_max, $9)
@@ -212,6 +217,8 @@ async def edit(conn: asyncpg.Connection, carer_id: UUID, terms: dict[str, Any]) 
         terms["age_min"],
         terms["age_max"],
         terms["care_modes"],
+        terms["disability_specialised"],
+        terms["disability_supported"],
     )
 
 

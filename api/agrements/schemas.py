@@ -9,7 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.codes import AgrementReadState, DerogationReason, SuspensionReason, WithdrawalReason
-from api.registry.schemas import CareMode
+from api.disability import DISABILITY_DESCRIPTION, DisabilityLevelCode
+from api.registry.schemas import CareMode, DisabilityProfile
 
 
 class Strict(BaseModel):
@@ -73,6 +74,9 @@ class AgrementIn(Strict):
     age_min: int = Field(default=0, ge=0, le=21)
     age_max: int = Field(default=18, ge=0, le=21)
     care_modes: list[CareMode] = Field(min_length=1)
+    disability: dict[DisabilityProfile, DisabilityLevelCode] = Field(
+        default={}, description=DISABILITY_DESCRIPTION + " The carer's is the agrément's."
+    )
     employer: EmployerIn | None = Field(default=None, description="Default: the issuing authority.")
     open_to_other_authorities: bool | None = Field(
         default=None,
@@ -91,6 +95,9 @@ class AgrementPatch(Strict):
     age_min: int | None = Field(default=None, ge=0, le=21)
     age_max: int | None = Field(default=None, ge=0, le=21)
     care_modes: list[CareMode] | None = Field(default=None, min_length=1)
+    disability: dict[DisabilityProfile, DisabilityLevelCode] | None = Field(
+        default=None, description="The whole map, replacing the former (`{}`: silent on all)."
+    )
 
 
 class SuspendIn(Strict):
@@ -156,6 +163,7 @@ class AgrementOut(BaseModel):
     age_min: int
     age_max: int
     care_modes: list[str]
+    disability: dict[str, DisabilityLevelCode] = Field(description=DISABILITY_DESCRIPTION)
     state: AgrementReadState
     suspension: SuspensionOut | None
     withdrawal: WithdrawalOut | None

@@ -35,14 +35,14 @@ pending holds are counted again, and if one appeared the transaction is rolled b
 again (``_ATTEMPTS``); once the carer is locked, no new hold can be made on them.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from api import changes, events
+from api import changes, disability, events
 from api.agrements import repository
 from api.agrements.schemas import (
     AgrementIn,
@@ -128,6 +128,7 @@ def agrement_out(row: asyncpg.Record) -> dict[str, Any]:
         "age_min": row["age_min"],
         "age_max": row["age_max"],
         "care_modes": list(row["care_modes"]),
+        "disability": disability.as_out(row)["disability"],
         "state": row["state"],
         "suspension": None
         if row["suspended_from"] is None
@@ -410,6 +411,7 @@ async def register(
                 "lat": body.home.lat,
                 "lon": body.home.lon,
                 "care_modes": sorted(set(body.care_modes)),
+                **_levels(body.disability),
                 "declared_by": principal.sub,
                 "employer_authority": employer_authority,
                 "employer_structure": employer_structure,
@@ -624,6 +626,12 @@ async def _tell_to_review(conn: asyncpg.Connection, carer_id: UUID, action: str)
             )
 
 
+def _levels(word: Mapping[Any, str]) -> dict[str, list[str]]:
+    """The agrément's ``disability`` map as its two stored arrays (migration 0018)."""
+    specialised, supported = disability.levels(word, None)
+    return {"disability_specialised": specialised, "disability_supported": supported}
+
+
 async def edit(
     pool: asyncpg.Pool,
     principal: Principal,
@@ -652,6 +660,14 @@ async def edit(
             "age_min": current["age_min"] if body.age_min is None else body.age_min,
             "age_max": current["age_max"] if body.age_max is None else body.age_max,
             "care_modes": sorted(set(body.care_modes or current["care_modes"])),
+            **(
+                _levels(body.disability)
+                if body.disability is not None
+                else {
+                    "disability_specialised": current["disability_specialised"],
+                    "disability_supported": current["disability_supported"],
+                }
+            ),
         }
         if "derogation" in sent:
             terms.update(_derogation(body))

@@ -65,7 +65,8 @@ def carer_open_to_sql(c: str, authority_param: str) -> str:
 
 _CARER_PUBLIC = (
     "id, department, commune, agrement_capacity, age_min, age_max, care_modes,"
-    " disability_profiles, status, leave_from, status_until, available_places, version,"
+    " disability_specialised, disability_supported, status, leave_from, status_until,"
+    " available_places, version,"
     " declared_at, preferred_age_min, preferred_age_max, preferred_care_modes, valid_until,"
     " employing_authority, open_to_other_authorities"
 )

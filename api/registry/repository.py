@@ -75,7 +75,7 @@ async def structures(
     units = await conn.fetch(
         """
         SELECT id, structure_id, name, age_min, age_max, sexes, care_modes,
-               disability_profiles, installed
+               disability_specialised, disability_supported, installed
           FROM units
          WHERE structure_id = ANY($1::uuid[])
          ORDER BY name, id

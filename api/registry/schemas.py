@@ -1,13 +1,16 @@
 """Response bodies of the registry."""
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api import disability as disability_codes
 from api.capacity.schemas import CapacitySnapshot, CareMode
 from api.codes import AgrementReadState
+from api.disability import DisabilityLevelCode
 
 DisabilityProfile = Literal[
     "tsa",
@@ -66,6 +69,18 @@ class Location(BaseModel):
     its door — see domain.md)."""
 
 
+def _graded(data: Any) -> Any:
+    """Rows carry the two levels' arrays (0018): the ``disability`` map and the deprecated
+    ``disability_profiles`` (their union) instead."""
+    if isinstance(data, Mapping) and "disability_specialised" in data:
+        data = {
+            k: v
+            for k, v in data.items()
+            if k not in ("disability_specialised", "disability_supported")
+        } | disability_codes.as_out(data)
+    return data
+
+
 class UnitOut(BaseModel):
     id: UUID
     name: str
@@ -73,11 +88,21 @@ class UnitOut(BaseModel):
     age_max: int
     sexes: list[str]
     care_modes: list[str]
-    disability_profiles: list[str]
+    disability: dict[str, DisabilityLevelCode] = Field(
+        description=disability_codes.DISABILITY_DESCRIPTION
+    )
+    disability_profiles: list[str] = Field(
+        deprecated=True, description=disability_codes.LEGACY_DESCRIPTION
+    )
     installed: int
     capacity: CapacitySnapshot | None
     """The ``current`` snapshot; null until the unit has declared once."""
     forecasts: list[CapacitySnapshot] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        return _graded(data)
 
 
 class StructureOut(BaseModel):
@@ -138,7 +163,13 @@ class FosterCarerOut(BaseModel):
     age_min: int
     age_max: int
     care_modes: list[str]
-    disability_profiles: list[str]
+    disability: dict[str, DisabilityLevelCode] = Field(
+        description="The agrément's word per disability profile (the issuer's): "
+        + disability_codes.DISABILITY_DESCRIPTION
+    )
+    disability_profiles: list[str] = Field(
+        deprecated=True, description=disability_codes.LEGACY_DESCRIPTION
+    )
     status: str
     leave_from: date | None
     status_until: date | None
@@ -154,7 +185,9 @@ class FosterCarerOut(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _nest_preferences(cls, data: Any) -> Any:
-        """Rows carry the preferences flat (``preferred_age_min``…): nest them."""
+        """Rows carry the preferences flat (``preferred_age_min``…): nest them; and the two
+        disability levels' arrays (``_graded``)."""
+        data = _graded(data)
         if isinstance(data, dict) and "preferences" not in data and "preferred_age_min" in data:
             data = dict(data)
             data["preferences"] = {
@@ -183,7 +216,15 @@ class UnitIn(BaseModel):
     age_max: int = Field(ge=0, le=21)
     sexes: list[Literal["F", "M"]] = Field(min_length=1, max_length=2)
     care_modes: list[CareMode] = Field(min_length=1)
-    disability_profiles: list[DisabilityProfile] = []
+    disability: dict[DisabilityProfile, DisabilityLevelCode] | None = Field(
+        default=None, description=disability_codes.DISABILITY_DESCRIPTION
+    )
+    disability_profiles: list[DisabilityProfile] = Field(
+        # Marked in the OpenAPI only: pydantic's ``deprecated`` would warn on every read.
+        default=[],
+        json_schema_extra={"deprecated": True},
+        description=disability_codes.LEGACY_DESCRIPTION,
+    )
     installed: int = Field(ge=0, le=5000)
 
 
@@ -208,7 +249,7 @@ class StructureIn(BaseModel):
                             "age_max": 18,
                             "sexes": ["F", "M"],
                             "care_modes": ["durable"],
-                            "disability_profiles": [],
+                            "disability": {"troubles_psychiques_comportement": "with_support"},
                             "installed": 10,
                         }
                     ],

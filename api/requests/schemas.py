@@ -2,7 +2,9 @@
 
 Privacy is enforced by the schema itself: every model forbids unknown fields, so a child's
 name, birth date or address sent by mistake is a 422 naming that field, never stored. The
-child is described only by age (years), sex and disability profiles; ``reference`` is the
+child is described only by age (years), sex, disability profiles and — with a profile — its
+MDPH notification (yes/no) and the kind and commune of the service that follows it;
+``reference`` is the
 department's file number and refuses spaces and letters outside ASCII, which keeps a name
 ("Léa Martin") out of it.
 """
@@ -11,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Literal, NamedTuple, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from api.authorities import AUTHORITY_MAX_LENGTH, DEPARTMENT_PATTERN
 from api.codes import (
@@ -24,6 +26,7 @@ from api.codes import (
     RefusalReason,
     WaitingSituation,
 )
+from api.disability import DisabilityServiceKind
 from api.errors import field_error
 from api.registry.schemas import CareMode, DisabilityProfile
 
@@ -45,10 +48,48 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DisabilityServiceIn(Strict):
+    """The service that follows a child with a disability: its kind and its commune (a
+    service is public: its commune is enough). Its distance to each offer is scored."""
+
+    commune: str = Field(pattern=r"^[0-9][0-9AB][0-9]{3}$", description="INSEE code.")
+    kind: DisabilityServiceKind = Field(
+        description="IME, SESSAD, DITEP, IEM (entered on a CDAPH orientation, CASF L241-6), "
+        "CAMSP, CMP (entered directly) or `autre`."
+    )
+
+
 class ChildIn(Strict):
     age: int = Field(ge=0, le=21, description="Age in years (0–21); never a birth date.")
     sex: Literal["F", "M"]
     disability_profiles: list[DisabilityProfile] = Field(default_factory=list, max_length=7)
+    mdph_notified: bool | None = Field(
+        default=None,
+        description="The CDAPH notified a decision for the child (MDPH, CASF L241-6); null: "
+        "not known. Only with a profile. Scored: a place taking the child with an outside "
+        "service's support is worth more when the notification secures that support.",
+    )
+    disability_service: DisabilityServiceIn | None = Field(
+        default=None,
+        description="The service that follows the child (IME, SESSAD, DITEP…): its commune's "
+        "distance to each offer is scored (`disability_service`). Only with a profile.",
+    )
+
+    @field_validator("mdph_notified")
+    @classmethod
+    def _notified_has_profile(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value and not info.data.get("disability_profiles"):
+            raise ValueError("une notification MDPH suppose un profil de handicap")
+        return value
+
+    @field_validator("disability_service")
+    @classmethod
+    def _service_has_profile(
+        cls, value: "DisabilityServiceIn | None", info: ValidationInfo
+    ) -> "DisabilityServiceIn | None":
+        if value is not None and not info.data.get("disability_profiles"):
+            raise ValueError("un service du handicap suppose un profil de handicap")
+        return value
 
 
 class OriginIn(Strict):
@@ -137,7 +178,13 @@ class RequestIn(Strict):
                 {
                     "authority": "69M",
                     "children": [
-                        {"age": 7, "sex": "F", "disability_profiles": ["tsa"]},
+                        {
+                            "age": 7,
+                            "sex": "F",
+                            "disability_profiles": ["tsa"],
+                            "mdph_notified": True,
+                            "disability_service": {"commune": "69266", "kind": "SESSAD"},
+                        },
                         {"age": 9, "sex": "M", "disability_profiles": []},
                     ],
                     "origin": {"commune": "69123"},

@@ -153,6 +153,7 @@ async def create(
             raise field_error("department", f"département {body.department} inconnu")
         if body.school is not None:
             await places.school_point(conn, body.school, "school.commune")
+        await places.disability_services(conn, body.children)  # known communes only (422)
         siblings = await places.siblings_placed(conn, body.siblings_placed)
         situation = body.situation or SituationIn(code="inconnu")
         since = _situation_since(situation, department, "situation.since")

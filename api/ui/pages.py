@@ -20,6 +20,7 @@ from geo.referential import (
     load_departments,
     neighbours,
 )
+from matching.disability import DISABILITY_UNSTATED, DISABILITY_UNSTATED_LABEL
 from matching.relaxation import LADDER
 
 router = APIRouter(tags=["pages"])
@@ -163,7 +164,10 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
             "neighbours": sorted(around),
             "partners": _authorities(tuple(partners)),
             "origin": origin.insee if origin else None,
-            "relaxations": {s.code: s.label for s in LADDER},
+            "relaxations": {
+                **{s.code: s.label for s in LADDER},
+                DISABILITY_UNSTATED: DISABILITY_UNSTATED_LABEL,
+            },
         },
     )
 

@@ -60,8 +60,8 @@ async def make_structure(
                 await conn.fetchval(
                     """
                     INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes,
-                                       disability_profiles, installed)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
+                                       disability_specialised, disability_supported, installed)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
                     """,
                     structure_id,
                     u.get("name", "Unité"),
@@ -69,7 +69,9 @@ async def make_structure(
                     u.get("age_max", 12),
                     u.get("sexes", ["F", "M"]),
                     u.get("care_modes", ["durable"]),
-                    u.get("disability_profiles", []),
+                    u.get("disability_specialised", []),
+                    # ``disability_profiles``: as before 0018, each taken with support.
+                    u.get("disability_supported", u.get("disability_profiles", [])),
                     u.get("installed", 10),
                 )
             )

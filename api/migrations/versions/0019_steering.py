@@ -2,7 +2,7 @@
 child, the child's pseudonymous key
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 
 - ``reason_code`` on ``request_events`` and ``holds``: the coded reason of a refusal, a
   release, a cancellation and an exit (``api.codes.OUTCOME_REASONS``), required by a CHECK on
@@ -27,7 +27,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0016"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

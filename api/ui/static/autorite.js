@@ -24,6 +24,7 @@ import {
   newKey,
   ownDashboard,
   pageData,
+  profilsGradues,
   requireSession,
   showAlert,
   svgEl,
@@ -47,6 +48,7 @@ const CRITERES = {
   freshness: "Fraîcheur de la déclaration",
   care_mode: "Mode d'accueil",
   disability: "Handicap",
+  disability_service: "Service du handicap",
   siblings: "Fratrie",
   department: "Département",
 };
@@ -212,9 +214,7 @@ function renderUnits(rows) {
     ...rows.map(({ unit, structure }) => {
       const free = freeAt(unit, "current");
       const modes = unit.care_modes.map((m) => MODES[m] || m).join(", ");
-      const profils = unit.disability_profiles.length
-        ? ` · ${unit.disability_profiles.map((p) => PROFILS[p] || p).join(", ")}`
-        : "";
+      const profils = unit.disability_profiles.length ? ` · ${profilsGradues(unit)}` : "";
       return el(
         "tr",
         { id: `u-${unit.id}`, class: flashClass(`u-${unit.id}`), dataset: { unit: unit.id } },

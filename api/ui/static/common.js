@@ -23,6 +23,14 @@ export const PROFILS = {
   soins_techniques: "Soins techniques (maladie chronique)",
 };
 
+/** A unit's or carer's word per disability profile (#16, graded): "TSA (spécialisé), …". */
+export function profilsGradues(offer) {
+  const niveaux = { specialised: "spécialisé", with_support: "avec soutien" };
+  return Object.entries(offer.disability || {})
+    .map(([p, niveau]) => `${PROFILS[p] || p} (${niveaux[niveau] || niveau})`)
+    .join(", ");
+}
+
 export const CATEGORIES = {
   166: "Centre parental",
   172: "Pouponnière",

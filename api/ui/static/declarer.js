@@ -11,7 +11,6 @@ import {
   MOTIFS_DEROGATION,
   MOTIFS_RETRAIT,
   MOTIFS_SUSPENSION,
-  PROFILS,
   STATUTS_AF,
   ApiError,
   api,
@@ -22,6 +21,7 @@ import {
   may,
   newKey,
   pageData,
+  profilsGradues,
   requireSession,
   session,
   showAlert,
@@ -296,7 +296,7 @@ function unitCard(unit) {
 
   const ages = `${unit.age_min}–${unit.age_max} ans`;
   const modes = unit.care_modes.map((m) => MODES[m] || m).join(", ");
-  const profils = unit.disability_profiles.map((p) => PROFILS[p] || p).join(", ");
+  const profils = profilsGradues(unit);
   card.append(
     el("h2", { id: `titre-${unit.id}` }, unit.name),
     el("p", { class: "aide" }, `${ages} · ${unit.sexes.join("/")} · ${modes}${profils ? ` · ${profils}` : ""}`),
