@@ -184,10 +184,10 @@ function renderOffer() {
 }
 
 function freshness(declaredAt) {
-  if (!declaredAt) return el("span", { class: "badge alerte" }, "jamais déclaré");
+  if (!declaredAt) return el("span", { class: "fr-badge fr-badge--sm fr-badge--error badge alerte" }, "jamais déclaré");
   const text = el("time", { datetime: declaredAt, title: fmt.dateTime(declaredAt) }, fmt.age(declaredAt));
   return isStale(declaredAt)
-    ? el("span", {}, text, " ", el("span", { class: "badge alerte" }, "périmée"))
+    ? el("span", {}, text, " ", el("span", { class: "fr-badge fr-badge--sm fr-badge--error badge alerte" }, "périmée"))
     : text;
 }
 
@@ -519,14 +519,14 @@ function renderWaiting() {
           "td",
           { class: "nombre" },
           fmt.n(r.days_since_decision),
-          late ? el("span", { class: "badge alerte" }, "non exécutée") : null,
+          late ? el("span", { class: "fr-badge fr-badge--sm fr-badge--error badge alerte" }, "non exécutée") : null,
         ),
         el(
           "td",
           {},
           el(
             "button",
-            { type: "button", class: "bouton petit", "aria-label": `Chercher une place pour ${r.reference}`, onclick: () => chooseRequest(r) },
+            { type: "button", class: "fr-btn fr-btn--sm bouton petit", "aria-label": `Chercher une place pour ${r.reference}`, onclick: () => chooseRequest(r) },
             "Chercher",
           ),
         ),
@@ -578,8 +578,8 @@ function renderHolds() {
           el(
             "td",
             { class: "actions" },
-            el("button", { type: "button", class: "bouton petit", onclick: () => holdAction(r, "admit") }, "Admission"),
-            el("button", { type: "button", class: "bouton petit secondaire", onclick: () => holdAction(r, "release") }, "Libérer"),
+            el("button", { type: "button", class: "fr-btn fr-btn--sm bouton petit", onclick: () => holdAction(r, "admit") }, "Admission"),
+            el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: () => holdAction(r, "release") }, "Libérer"),
           ),
         ),
       ),
@@ -628,13 +628,13 @@ function childRow(child = { age: 8, sex: "F", disability_profiles: [] }, index =
     { class: "enfant", role: "group", "aria-label": `Enfant ${index + 1}` },
     el(
       "div",
-      { class: "champ" },
+      { class: "fr-input-group champ" },
       el("label", { for: `${id}-age` }, "Âge (ans)"),
       el("input", { id: `${id}-age`, type: "number", min: 0, max: 21, value: child.age, inputmode: "numeric", class: "age", required: true }),
     ),
     el(
       "div",
-      { class: "champ" },
+      { class: "fr-input-group champ" },
       el("label", { for: `${id}-sexe` }, "Sexe"),
       el(
         "select",
@@ -645,7 +645,7 @@ function childRow(child = { age: 8, sex: "F", disability_profiles: [] }, index =
     ),
     el("details", { class: "profils" }, el("summary", {}, "Profils de handicap (MDPH)"), el("div", { class: "cases" }, profils)),
     index > 0
-      ? el("button", { type: "button", class: "bouton petit secondaire", onclick: () => { row.remove(); } }, "Retirer")
+      ? el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: () => { row.remove(); } }, "Retirer")
       : null,
   );
   return row;
@@ -674,7 +674,7 @@ function chooseRequest(request) {
     "Recherche pour la demande ",
     el("strong", {}, request.reference),
     ` (${fmt.plural(request.days_since_decision, "jour", "jours")} depuis la décision). Le bouton « Réserver » bloque la place pour 24 h. `,
-    el("button", { type: "button", class: "bouton petit secondaire", onclick: clearRequest }, "Ne plus chercher pour cette demande"),
+    el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: clearRequest }, "Ne plus chercher pour cette demande"),
   );
   box.hidden = false;
   renderWaiting();
@@ -757,13 +757,13 @@ function renderResults() {
   const intro = [];
   if (relaxations.length) {
     intro.push(
-      el("p", { class: "note" }, "Rien ne correspondait exactement : critères assouplis, dans l'ordre — ", relaxations.map((r) => labels[r] || r).join(" ; "), "."),
+      el("p", { class: "fr-alert fr-alert--info fr-alert--sm note" }, "Rien ne correspondait exactement : critères assouplis, dans l'ordre — ", relaxations.map((r) => labels[r] || r).join(" ; "), "."),
     );
   }
   if (!proposals.length) {
     box.replaceChildren(
       ...intro,
-      el("p", { class: "alerte" }, "Aucune place trouvée, même en assouplissant. Étapes essayées : ", tried.map((t) => labels[t] || t).join(" ; "), "."),
+      el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte" }, "Aucune place trouvée, même en assouplissant. Étapes essayées : ", tried.map((t) => labels[t] || t).join(" ; "), "."),
     );
     return;
   }
@@ -777,9 +777,9 @@ function renderResults() {
         { scope: "row" },
         proposalName(p),
         // The ladder is cumulative: its last step says how far the search had to go.
-        p.relaxed.length ? el("span", { class: "badge", title: p.relaxed.map((r) => labels[r] || r).join(" ; ") }, `assoupli : ${labels[p.relaxed.at(-1)] || p.relaxed.at(-1)}`) : null,
+        p.relaxed.length ? el("span", { class: "fr-badge fr-badge--sm badge", title: p.relaxed.map((r) => labels[r] || r).join(" ; ") }, `assoupli : ${labels[p.relaxed.at(-1)] || p.relaxed.at(-1)}`) : null,
       ),
-      el("td", {}, communeName(p.commune), " ", p.outside_department ? el("span", { class: "badge" }, `hors département (${p.department})`) : null),
+      el("td", {}, communeName(p.commune), " ", p.outside_department ? el("span", { class: "fr-badge fr-badge--sm badge" }, `hors département (${p.department})`) : null),
       el("td", { class: "nombre" }, `${fmt.n(Math.round(p.distance_km))} km`),
       el("td", { class: "nombre" }, fmt.n(p.free_places), p.temporality !== "current" ? el("span", { class: "aide" }, ` ${ECHEANCES[p.temporality] || p.temporality}`) : null),
       el("td", {}, p.children.length < state.results.children.length ? `enfants ${p.children.map((c) => c + 1).join(", ")}` : "tous"),
@@ -798,7 +798,7 @@ function renderResults() {
         "td",
         {},
         state.selected
-          ? el("button", { type: "button", class: "bouton petit", onclick: () => reserve(p) }, "Réserver")
+          ? el("button", { type: "button", class: "fr-btn fr-btn--sm bouton petit", onclick: () => reserve(p) }, "Réserver")
           : el("span", { class: "aide" }, "—"),
       ),
     ),

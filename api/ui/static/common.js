@@ -252,32 +252,100 @@ export function ownDashboard(current) {
 }
 
 /**
- * Header: who is signed in, a way to change habilitation (several), sign out here or
- * everywhere, and the right authority link.
+ * The menu of a session: each role and function its own, every link one it may follow (the
+ * API decides all the same). Signed out: the sign-in page only.
  */
-export function initHeader(current = session()) {
-  const box = document.getElementById("session");
-  if (!box || !current) return current;
+export function menuOf(current) {
+  const role = current?.role;
+  if (!role) return [{ href: "/ui/connexion", label: "Connexion" }];
+  const items = [];
+  if (AUTHORITY_ROLES.includes(role)) {
+    const home = ownDashboard(current);
+    items.push({ href: home, label: "Tableau de bord" });
+    if (may(current, "capacity.declare")) items.push({ href: "/ui/declarer", label: "Déclarer pour un assistant familial" });
+    if (may(current, "stats.read")) items.push({ href: "/ui/national", label: "Pilotage national" });
+    if (may(current, "audit.read") && current.authority) items.push({ href: `${home}/acces`, label: "Qui a consulté nos données" });
+    if (may(current, "habilitations.manage") && current.authority) items.push({ href: `${home}/habilitations`, label: "Habilitations" });
+  } else if (role === "structure" || role === "carer") {
+    items.push({ href: "/ui/declarer", label: "Déclarer mes places" });
+  } else if (role === "national") {
+    items.push({ href: "/ui/national", label: "Pilotage national" });
+  } else if (role === "operator") {
+    items.push({ href: "/ui/national", label: "Pilotage national" }, { href: "/ui/declarer", label: "Déclarer" });
+  }
+  return items;
+}
+
+function drawMenu(current) {
+  const list = document.getElementById("menu-role");
+  if (!list) return;
+  const here = location.pathname;
+  list.replaceChildren(
+    ...menuOf(current).map(({ href, label }) =>
+      el(
+        "li",
+        { class: "fr-nav__item" },
+        el("a", { class: "fr-nav__link", href, "aria-current": href === here ? "page" : null }, label),
+      ),
+    ),
+  );
+}
+
+/** The DSFR's header menu on a phone (its own script is not loaded): the "Menu" button opens
+ * the navigation as a dialog, "Fermer" or Escape closes it and gives focus back. */
+function setUpMenuButton() {
+  const menu = document.getElementById("menu");
+  const open = document.getElementById("bouton-menu");
+  const close = document.getElementById("fermer-menu");
+  if (!menu || !open || !close) return;
+  const toggle = (opened) => {
+    menu.classList.toggle("fr-modal--opened", opened);
+    open.setAttribute("aria-expanded", String(opened));
+    if (opened) close.focus();
+    else open.focus();
+  };
+  open.addEventListener("click", () => toggle(true));
+  close.addEventListener("click", () => toggle(false));
+  menu.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && menu.classList.contains("fr-modal--opened")) toggle(false);
+  });
+}
+
+function sessionItems(current, inMenu) {
   const several = (current.me?.habilitations || []).length > 1;
+  const id = (name) => (inMenu ? null : name);
   const items = [
     el("span", { class: "qui" }, "Connecté : ", el("strong", {}, describeSession(current))),
-    several && el("a", { href: "/ui/connexion?choisir=1", id: "changer-habilitation" }, "Changer d'habilitation"),
-    el("button", { type: "button", class: "bouton petit", onclick: signOut }, "Se déconnecter"),
+    several &&
+      el("a", { class: "fr-btn", href: "/ui/connexion?choisir=1", id: id("changer-habilitation") }, "Changer d'habilitation"),
+    el("button", { type: "button", class: "fr-btn", id: id("deconnexion"), onclick: signOut }, "Se déconnecter"),
     el(
       "button",
       {
         type: "button",
-        class: "bouton petit",
-        id: "deconnexion-partout",
+        class: "fr-btn",
+        id: id("deconnexion-partout"),
         title: "Ferme aussi vos sessions sur les autres onglets et appareils",
         onclick: signOutEverywhere,
       },
       "Se déconnecter partout",
     ),
   ];
-  box.replaceChildren(...items.filter(Boolean));
-  const link = document.getElementById("lien-autorite");
-  if (link && AUTHORITY_ROLES.includes(current.role)) link.href = ownDashboard(current);
+  return items.filter(Boolean).map((node) => el("li", {}, node));
+}
+
+/**
+ * Header: who is signed in, a way to change habilitation (several), sign out here or
+ * everywhere (in the header's tools on a computer, in the menu on a phone), and the menu of
+ * the session's role.
+ */
+export function initHeader(current = session()) {
+  drawMenu(current);
+  const box = document.getElementById("session");
+  const inMenu = document.getElementById("session-menu");
+  if (!box || !current) return current;
+  box.replaceChildren(...sessionItems(current, false));
+  inMenu?.replaceChildren(...sessionItems(current, true));
   return current;
 }
 
@@ -520,6 +588,8 @@ export function coalesce(fn, ms) {
 
 /** The session as /v1/me says it, the header drawn: every page starts by awaiting it
  * (asked last, once everything above is defined). */
+setUpMenuButton();
+
 export const ready = loadSession()
   .catch(() => session())
   .then((current) => initHeader(current));

@@ -95,7 +95,7 @@ function showChooser(current, back) {
         ),
       ),
     ),
-    el("button", { type: "submit", class: "bouton principal" }, "Continuer"),
+    el("button", { type: "submit", class: "fr-btn bouton principal" }, "Continuer"),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -197,7 +197,7 @@ function showCurrent(current) {
     // What a person gives their authority's administrator to be habilitated.
     ...(current.me ? ["Votre identifiant (", el("code", {}, "sub"), ") : ", el("code", { id: "mon-sub" }, current.me.sub), ". "] : []),
     ...(home === "/ui/connexion" ? ["Vous pouvez "] : [el("a", { href: home }, "Continuer"), " ou "]),
-    el("button", { type: "button", class: "bouton petit secondaire", onclick: signOut }, "se déconnecter"),
+    el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: signOut }, "se déconnecter"),
     ".",
   );
   box.hidden = false;

@@ -152,7 +152,7 @@ function lastDeclaration(snapshot) {
     ", ",
     el("time", { datetime: snapshot.declared_at }, `${fmt.age(snapshot.declared_at)} (${fmt.dateTime(snapshot.declared_at)})`),
     snapshot.declared_by ? ` par ${snapshot.declared_by}` : "",
-    stale ? el("span", { class: "badge alerte" }, `périmée (plus de ${PAGE.stale_after_days} j)`) : null,
+    stale ? el("span", { class: "fr-badge fr-badge--sm fr-badge--error badge alerte" }, `périmée (plus de ${PAGE.stale_after_days} j)`) : null,
   );
 }
 
@@ -232,7 +232,7 @@ function unitCard(unit) {
     }),
   );
 
-  const send = el("button", { type: "submit", class: "bouton principal large" }, "Envoyer la déclaration");
+  const send = el("button", { type: "submit", class: "fr-btn bouton principal large" }, "Envoyer la déclaration");
   const form = el(
     "form",
     { class: "declaration", novalidate: true },
@@ -244,7 +244,7 @@ function unitCard(unit) {
       { class: "autres" },
       el("summary", {}, "Autres compteurs (occupées, réservées, fermées, installées…)"),
       others,
-      el("div", { class: "champ" }, el("label", { for: `genre-${unit.id}` }, COMPTEURS.available_gender), gender),
+      el("div", { class: "fr-input-group champ" }, el("label", { for: `genre-${unit.id}` }, COMPTEURS.available_gender), gender),
     ),
     check,
     send,
@@ -274,7 +274,7 @@ function unitCard(unit) {
       result.replaceChildren(
         el(
           "p",
-          { class: "succes" },
+          { class: "fr-alert fr-alert--success fr-alert--sm succes" },
           el("span", { "aria-hidden": "true" }, "✓ "),
           "Déclaration enregistrée : ",
           el("strong", { class: "version" }, `version ${snapshot.version}`),
@@ -285,9 +285,9 @@ function unitCard(unit) {
       if (!(error instanceof ApiError && error.network)) st.key = null; // answered: next send is new
       const actions = [];
       if (error instanceof ApiError && error.status === 409) {
-        actions.push(el("button", { type: "button", class: "bouton secondaire", onclick: () => reload(unit.id) }, "Recharger les chiffres actuels"));
+        actions.push(el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", onclick: () => reload(unit.id) }, "Recharger les chiffres actuels"));
       }
-      result.replaceChildren(el("div", { class: "alerte", role: "alert" }, el("p", {}, explainSendError(error, st.version)), ...actions));
+      result.replaceChildren(el("div", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, el("p", {}, explainSendError(error, st.version)), ...actions));
     } finally {
       send.disabled = false;
       send.textContent = "Envoyer la déclaration";
@@ -310,7 +310,7 @@ async function reload(unitId) {
   await start();
   const card = document.getElementById(`unite-${unitId}`);
   if (card) {
-    card.querySelector(".resultat").replaceChildren(el("p", { class: "note" }, "Chiffres rechargés : vérifiez-les puis déclarez à nouveau."));
+    card.querySelector(".resultat").replaceChildren(el("p", { class: "fr-alert fr-alert--info fr-alert--sm note" }, "Chiffres rechargés : vérifiez-les puis déclarez à nouveau."));
     card.querySelector("input.valeur")?.focus();
   }
 }
@@ -426,7 +426,7 @@ function agrementCard(agrement, byCarer) {
     "section",
     { class: "carte-unite", id: "agrement", "aria-labelledby": "titre-agrement" },
     el("h2", { id: "titre-agrement" }, byCarer ? "Mon agrément" : "Agrément"),
-    decision ? el("div", { class: "alerte", role: "status", id: "decision-agrement" }, el("p", {}, decision)) : null,
+    decision ? el("div", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "status", id: "decision-agrement" }, el("p", {}, decision)) : null,
     el("dl", { class: "fiche" }, rows.map(([term, value]) => el("div", {}, el("dt", {}, term), el("dd", {}, value)))),
     el(
       "p",
@@ -486,8 +486,8 @@ function preferencesFieldset(carer, limits, onChange) {
     el(
       "div",
       { class: "ligne-champs" },
-      el("div", { class: "champ" }, el("label", { for: "af-pref-age-min" }, "Âge minimum"), ageMin, el("p", { class: "erreur-champ", id: "erreur-preferences.age_min", hidden: true })),
-      el("div", { class: "champ" }, el("label", { for: "af-pref-age-max" }, "Âge maximum"), ageMax, el("p", { class: "erreur-champ", id: "erreur-preferences.age_max", hidden: true })),
+      el("div", { class: "fr-input-group champ" }, el("label", { for: "af-pref-age-min" }, "Âge minimum"), ageMin, el("p", { class: "erreur-champ", id: "erreur-preferences.age_min", hidden: true })),
+      el("div", { class: "fr-input-group champ" }, el("label", { for: "af-pref-age-max" }, "Âge maximum"), ageMax, el("p", { class: "erreur-champ", id: "erreur-preferences.age_max", hidden: true })),
     ),
     el("div", { class: "cases", role: "group", "aria-label": "Modes d'accueil souhaités" }, modes),
     el("p", { class: "erreur-champ", id: "erreur-preferences.care_modes", hidden: true }),
@@ -530,7 +530,7 @@ function renderCarer(data, agrementResult) {
         "section",
         { class: "carte-unite", id: "agrement", "aria-labelledby": "titre-agrement" },
         el("h2", { id: "titre-agrement" }, byCarer ? "Mon agrément" : "Agrément"),
-        el("p", { class: "alerte", role: "status" }, `L'agrément n'a pas pu être lu : ${explain(agrementError)}`),
+        el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "status" }, `L'agrément n'a pas pu être lu : ${explain(agrementError)}`),
         el("p", { class: "aide" }, `Agrément : ${fmt.plural(carer.agrement_capacity, "place", "places")}, ${carer.age_min}–${carer.age_max} ans · ${carer.care_modes.map((m) => MODES[m] || m).join(", ")} · ${data.commune_name || carer.commune}`),
       ),
     );
@@ -541,7 +541,7 @@ function renderCarer(data, agrementResult) {
   const state = agrement ? agrement.state : carer.agrement_state;
   if (state && state !== "valid") {
     if (!agrement) {
-      parts.push(el("p", { class: "alerte", role: "status" }, `Votre agrément est ${(ETATS_AGREMENT[state] || state).toLowerCase()} : vous ne pouvez pas déclarer de place.`));
+      parts.push(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "status" }, `Votre agrément est ${(ETATS_AGREMENT[state] || state).toLowerCase()} : vous ne pouvez pas déclarer de place.`));
     }
     root.replaceChildren(...parts);
     return;
@@ -563,13 +563,13 @@ function renderCarer(data, agrementResult) {
     { class: "ligne-champs", id: "af-conge" },
     el(
       "div",
-      { class: "champ" },
+      { class: "fr-input-group champ" },
       el("label", { for: "af-depuis" }, "Congé à partir du"),
       leaveFrom,
       el("p", { class: "aide" }, "Vide : dès maintenant."),
       el("p", { class: "erreur-champ", id: "erreur-leave_from", hidden: true }),
     ),
-    el("div", { class: "champ" }, el("label", { for: "af-jusqu" }, "Jusqu'au"), until, el("p", { class: "erreur-champ", id: "erreur-until", hidden: true })),
+    el("div", { class: "fr-input-group champ" }, el("label", { for: "af-jusqu" }, "Jusqu'au"), until, el("p", { class: "erreur-champ", id: "erreur-until", hidden: true })),
   );
   const radios = el(
     "fieldset",
@@ -589,7 +589,7 @@ function renderCarer(data, agrementResult) {
   leaveFrom.addEventListener("input", update);
   until.addEventListener("input", update);
   const preferences = preferencesFieldset(carer, limits, update);
-  const send = el("button", { type: "submit", class: "bouton principal large" }, "Envoyer la déclaration");
+  const send = el("button", { type: "submit", class: "fr-btn bouton principal large" }, "Envoyer la déclaration");
   const lastBox = el("div", {}, lastDeclaration(carer));
   const form = el("form", { class: "declaration formulaire", novalidate: true }, lastBox, places, radios, leaveBox, preferences, send, result);
   form.addEventListener("submit", async (event) => {
@@ -619,15 +619,15 @@ function renderCarer(data, agrementResult) {
       Object.assign(carer, out);
       lastBox.replaceChildren(lastDeclaration(out));
       result.replaceChildren(
-        el("p", { class: "succes" }, el("span", { "aria-hidden": "true" }, "✓ "), "Déclaration enregistrée : ", el("strong", { class: "version" }, `version ${out.version}`), `, ${fmt.plural(out.available_places, "place disponible", "places disponibles")}.`),
+        el("p", { class: "fr-alert fr-alert--success fr-alert--sm succes" }, el("span", { "aria-hidden": "true" }, "✓ "), "Déclaration enregistrée : ", el("strong", { class: "version" }, `version ${out.version}`), `, ${fmt.plural(out.available_places, "place disponible", "places disponibles")}.`),
       );
     } catch (error) {
       if (!(error instanceof ApiError && error.network)) st.key = null;
       if (error instanceof ApiError && error.status === 422) showFieldErrors(form, error.problem);
       const actions = error instanceof ApiError && error.status === 409
-        ? [el("button", { type: "button", class: "bouton secondaire", onclick: () => start() }, "Recharger les chiffres actuels")]
+        ? [el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", onclick: () => start() }, "Recharger les chiffres actuels")]
         : [];
-      result.replaceChildren(el("div", { class: "alerte", role: "alert" }, el("p", {}, explainSendError(error, st.version)), ...actions));
+      result.replaceChildren(el("div", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, el("p", {}, explainSendError(error, st.version)), ...actions));
     } finally {
       send.disabled = false;
     }
@@ -640,7 +640,7 @@ function renderCarer(data, agrementResult) {
       el("h2", { id: "titre-af" }, byCarer ? "Mes disponibilités d'assistant familial" : "Disponibilités de l'assistant familial"),
       el("p", { class: "aide" }, `${data.commune_name || carer.commune} · au plus ${fmt.plural(limits.capacity, "place", "places")} (capacité de l'agrément)`),
       manages
-        ? el("p", { class: "note" }, "Les décisions sur l'agrément (suspension, retrait, renouvellement) se prennent depuis le tableau de bord de l'autorité, panneau « Agréments ».")
+        ? el("p", { class: "fr-alert fr-alert--info fr-alert--sm note" }, "Les décisions sur l'agrément (suspension, retrait, renouvellement) se prennent depuis le tableau de bord de l'autorité, panneau « Agréments ».")
         : null,
       form,
     ),
@@ -669,7 +669,7 @@ function tickCountdowns() {
 function holdItem(hold, targetName) {
   const result = el("div", { class: "resultat", role: "status", "aria-live": "polite" });
   const reason = el("textarea", { id: `motif-${hold.id}`, maxlength: 500, rows: 2, required: true });
-  const confirm = el("button", { type: "submit", class: "bouton principal" }, "Confirmer le refus");
+  const confirm = el("button", { type: "submit", class: "fr-btn bouton principal" }, "Confirmer le refus");
   const form = el(
     "form",
     { class: "refus", hidden: true, novalidate: true },
@@ -677,7 +677,7 @@ function holdItem(hold, targetName) {
     reason,
     confirm,
   );
-  const open = el("button", { type: "button", class: "bouton secondaire", "aria-expanded": "false" }, "Refuser…");
+  const open = el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", "aria-expanded": "false" }, "Refuser…");
   open.addEventListener("click", () => {
     form.hidden = !form.hidden;
     open.setAttribute("aria-expanded", String(!form.hidden));
@@ -700,7 +700,7 @@ function holdItem(hold, targetName) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!reason.value.trim()) {
-      result.replaceChildren(el("p", { class: "alerte", role: "alert" }, "Indiquez le motif du refus : le département en a besoin pour orienter l'enfant ailleurs."));
+      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, "Indiquez le motif du refus : le département en a besoin pour orienter l'enfant ailleurs."));
       reason.focus();
       return;
     }
@@ -712,7 +712,7 @@ function holdItem(hold, targetName) {
     } catch (error) {
       const gone = error instanceof ApiError && error.status === 409;
       result.replaceChildren(
-        el("p", { class: "alerte", role: "alert" }, gone ? "Cette orientation n'est plus en attente (admise, libérée ou échue entre-temps)." : explain(error)),
+        el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, gone ? "Cette orientation n'est plus en attente (admise, libérée ou échue entre-temps)." : explain(error)),
       );
       confirm.disabled = false;
     }
@@ -727,14 +727,14 @@ async function renderHolds(names, notice) {
     el("h2", { id: "titre-orientations" }, "Orientations en attente"),
   );
   if (notice) {
-    section.append(el("p", { class: "succes", role: "status" }, el("span", { "aria-hidden": "true" }, "✓ "), notice));
+    section.append(el("p", { class: "fr-alert fr-alert--success fr-alert--sm succes", role: "status" }, el("span", { "aria-hidden": "true" }, "✓ "), notice));
   }
   root.prepend(section);
   let page;
   try {
     page = await api("/v1/holds?status=held");
   } catch (error) {
-    section.append(el("p", { class: "alerte", role: "alert" }, explain(error)));
+    section.append(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, explain(error)));
     return;
   }
   if (!page.items.length) {

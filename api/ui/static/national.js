@@ -444,7 +444,7 @@ async function refreshChart() {
     await loadHistory();
     renderChart();
   } catch (error) {
-    $("graphique").replaceChildren(el("p", { class: "alerte" }, `Historique indisponible. ${explain(error)}`));
+    $("graphique").replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte" }, `Historique indisponible. ${explain(error)}`));
   }
 }
 
