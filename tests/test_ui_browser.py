@@ -161,8 +161,8 @@ async def test_sign_in_then_declare_with_plus_and_minus(
     card = page.locator(f"#unite-{unit}")
     await expect(card.get_by_role("heading", name="Les Cèdres")).to_be_visible()
     await expect(card).to_contain_text("ce sera la première")
-    plus = card.get_by_role("button", name="Places disponibles : ajouter une")
-    minus = card.get_by_role("button", name="Places disponibles : retirer une")
+    plus = card.get_by_role("button", name="+1 libre")
+    minus = card.get_by_role("button", name="−1 libre")
     for _ in range(3):
         await plus.click()
     await minus.click()
@@ -225,7 +225,7 @@ async def test_a_stale_form_gets_the_french_409(
             json={"temporality": "current", "available": 1},
         )
         assert r.status_code == 200 and r.json()["version"] == 2
-    await card.get_by_role("button", name="Places disponibles : ajouter une").click()
+    await card.get_by_role("button", name="+1 libre").click()
     await card.get_by_role("button", name="Envoyer la déclaration").click()
     alert = card.get_by_role("alert")
     await expect(alert).to_contain_text("Conflit de version")
@@ -236,13 +236,81 @@ async def test_a_stale_form_gets_the_french_409(
     await alert.get_by_role("button", name="Recharger les chiffres actuels").click()
     await expect(card.locator(".derniere")).to_contain_text("version 2")
     await expect(card.locator(f"#dispo-{unit}")).to_have_value("1")
-    # A count that breaks the invariants: the 422 in plain French.
-    for _ in range(9):
-        await card.get_by_role("button", name="Places disponibles : ajouter une").click()
-    await card.get_by_role("button", name="Envoyer la déclaration").click()
-    await expect(card.get_by_role("alert")).to_contain_text("Déclaration refusée")
-    await expect(card.get_by_role("alert")).to_contain_text("dépassent")
+    # "+1 libre" takes the places not yet counted, then the occupied ones: with none left it
+    # is disabled and says why, rather than letting the server refuse.
+    plus = card.get_by_role("button", name="+1 libre")
+    for _ in range(12):
+        if await plus.is_disabled():
+            break
+        await plus.click()
+    await expect(plus).to_be_disabled()
+    await expect(card).to_contain_text("Aucune place occupée à libérer")
+    # A count that breaks the invariant by hand ("Autres compteurs"): "Envoyer" is disabled
+    # with the reason, in plain French.
+    await card.get_by_text("Autres compteurs").click()
+    await card.get_by_role("button", name="Places occupées : ajouter une").click()
+    await expect(card.get_by_role("button", name="Envoyer la déclaration")).to_be_disabled()
+    await expect(card.locator(".controle")).to_contain_text("Envoi impossible")
+    assert await axe_violations(tab.page) == []
+    await shot(tab, "declarer-refusee")
     tab.check()
+
+
+async def test_a_child_left_a_full_unit_one_gesture_by_keyboard(
+    server: str, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    """L'Arche, 11 occupied and 1 closed of 12: a child leaves. Keyboard only, on a phone: Tab
+    to "+1 libre", Enter, Tab to "Envoyer", Enter; the place moved from occupied to available
+    (the invariant kept by construction), and focus lands on the outcome."""
+    arche = await make_structure(pool, units=[{"name": "L'Arche", "installed": 12}])
+    unit = arche["unit_ids"][0]
+    token = issue_token("structure", finess=arche["finess"])
+    async with api(server, token) as client:
+        r = await client.put(
+            f"/v1/units/{unit}/capacity",
+            headers=idem(),
+            json={"temporality": "current", "available": 0, "occupied": 11, "closed": 1},
+        )
+        assert r.status_code == 200, r.text
+    tab = await open_tab(browser, server, "/ui/declarer", token, width=390)
+    page = tab.page
+    await page.set_viewport_size({"width": 390, "height": 844})
+    card = page.locator(f"#unite-{unit}")
+    plus = card.get_by_role("button", name="+1 libre")
+    await expect(plus).to_be_enabled()
+    # The first counter is on the first screen.
+    box = await card.locator(f"#dispo-{unit}").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 844, box
+    assert "structure-" not in await card.locator(".derniere").inner_text()
+    await tab_to(page, "+1 libre")
+    await page.keyboard.press("Enter")
+    await expect(card.locator(f"#dispo-{unit}")).to_have_value("1")
+    await tab_to(page, "Envoyer la déclaration")
+    await page.keyboard.press("Enter")
+    await expect(card.locator(".succes")).to_contain_text("1 place disponible")
+    assert await page.evaluate("document.activeElement.classList.contains('succes')")
+    row = await pool.fetchrow(
+        "SELECT available, occupied, closed FROM capacity_snapshots"
+        " WHERE unit_id = $1 AND temporality = 'current'",
+        unit,
+    )
+    assert (row["available"], row["occupied"], row["closed"]) == (1, 10, 1)
+    assert await axe_violations(page) == []
+    await shot(tab, "declarer-clavier-390")
+    tab.check()
+
+
+async def tab_to(page: Page, name: str, limit: int = 60) -> None:
+    """Press Tab until the focused element's accessible text is ``name`` (keyboard only)."""
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        text = await page.evaluate(
+            "(() => { const e = document.activeElement;"
+            " return (e.getAttribute('aria-label') || e.textContent || '').trim(); })()"
+        )
+        if text == name:
+            return
+    raise AssertionError(f"{name!r} not reached in {limit} Tab presses")
 
 
 async def test_national_page_shows_table_map_and_chart(server: str, browser: Browser) -> None:
@@ -338,7 +406,7 @@ async def test_a_declaration_appears_live_on_the_department_and_national_pages(
 
     card = declarer.page.locator(f"#unite-{unit}")
     for _ in range(4):
-        await card.get_by_role("button", name="Places disponibles : ajouter une").click()
+        await card.get_by_role("button", name="+1 libre").click()
     await card.get_by_role("button", name="Envoyer la déclaration").click()
     await expect(card.locator(".succes")).to_contain_text("version 1")
 

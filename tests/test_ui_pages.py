@@ -20,6 +20,7 @@ from api.auth import decode_token
 from api.main import create_app
 from api.settings import Settings, get_settings
 from api.ui import routes as ui
+from geo.finess import is_valid_finess
 from tests.support.factories import bearer, make_carer, make_structure
 
 MAP = Path(ui.__file__).parent / "static" / "france-departments.svg"
@@ -214,6 +215,9 @@ async def test_dev_token_signs_in_every_role_but_the_administrative_ones(
         ({"role": "department", "authority": "69M"}, "authority", "69M"),
         ({"role": "national"}, None, None),
     ]
+    # A carer signs in by their agrément number, what they know (not the service's UUID).
+    number = await pool.fetchval("SELECT agrement_number FROM foster_carers WHERE id = $1", carer)
+    cases.append(({"role": "carer", "agrement": f" {number} "}, "carer_id", str(carer)))
     for body, claim, value in cases:
         r = await client.post("/ui/dev-token", json=body)
         assert r.status_code == 200, r.text
@@ -221,6 +225,14 @@ async def test_dev_token_signs_in_every_role_but_the_administrative_ones(
         assert principal.role == body["role"]
         if claim:
             assert getattr(principal, claim) == value
+
+
+async def test_the_sign_in_hint_s_example_finess_is_a_valid_one(
+    client: httpx.AsyncClient,
+) -> None:
+    page = (await client.get("/ui/connexion")).text
+    example = re.search(r"par exemple ([0-9AB]{9})", page)
+    assert example and is_valid_finess(example.group(1))
 
 
 @pytest.mark.parametrize(
@@ -231,6 +243,7 @@ async def test_dev_token_signs_in_every_role_but_the_administrative_ones(
         ({"role": "department", "authority": "69"}, "authority"),  # a department, not an authority
         ({"role": "department"}, "authority"),
         ({"role": "carer", "carer_id": str(uuid.uuid4())}, "carer_id"),
+        ({"role": "carer", "agrement": "AG-NOBODY"}, "agrement"),
         ({"role": "king"}, "role"),
     ],
 )

@@ -21,6 +21,7 @@ import {
   fmt,
   hideAlert,
   may,
+  restoreDraft,
   newKey,
   ownDashboard,
   pageData,
@@ -1009,6 +1010,7 @@ async function main() {
     list.append(childRow(undefined, list.children.length));
     list.lastElementChild.querySelector("input")?.focus();
   });
+  $("lien-acces").hidden = !may(current, "audit.read");
   agrements = setUpAgrements({ code: CODE, current, communeName, announcer });
   placement = may(current, "placement");
   if (!placement) {
@@ -1041,6 +1043,7 @@ async function main() {
     await setUpMap();
     await Promise.all([loadRequests(), loadFigures(), agrements.load()]);
     renderAll();
+    restoreDraft(); // what was typed before the session expired, if it did
   } catch (error) {
     showAlert(alertBox, `Chargement impossible. ${explain(error)}`);
   } finally {

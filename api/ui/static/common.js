@@ -422,11 +422,72 @@ export async function api(path, { method = "GET", body, headers = {}, raw = fals
     err.network = true;
     throw err;
   }
+  if (response.status === 401 && path.startsWith("/v1/") && path !== "/v1/me") sessionExpired();
   if (raw && response.ok) return response;
   const type = response.headers.get("content-type") || "";
   const data = type.includes("json") ? await response.json().catch(() => null) : null;
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
+}
+
+// --- an expired session in the middle of a form ----------------------------------------------
+//
+// A token expires after its lifetime, possibly while someone is typing. What the page's fields
+// hold is kept in this tab's sessionStorage, the person is asked to sign in again (and brought
+// back here), and the page puts the fields back once it has drawn them (restoreDraft).
+
+const draftKey = () => `places.brouillon:${location.pathname}`;
+
+function fieldsOfPage() {
+  return document.querySelectorAll("main input[id], main select[id], main textarea[id]");
+}
+
+/** Keep what the page's fields hold (by id), to put it back after signing in again. */
+export function saveDraft() {
+  const fields = {};
+  for (const field of fieldsOfPage()) {
+    if (field.type === "radio" || field.type === "checkbox") fields[field.id] = field.checked;
+    else if (field.type !== "hidden") fields[field.id] = field.value;
+  }
+  sessionStorage.setItem(draftKey(), JSON.stringify(fields));
+}
+
+/** Put back the fields kept by saveDraft (once: the draft is then forgotten); true if any. */
+export function restoreDraft() {
+  const raw = sessionStorage.getItem(draftKey());
+  if (!raw) return false;
+  sessionStorage.removeItem(draftKey());
+  for (const [id, value] of Object.entries(JSON.parse(raw))) {
+    const field = document.getElementById(id);
+    if (!field) continue;
+    if (typeof value === "boolean") field.checked = value;
+    else field.value = value;
+    // "input" only: the page recomputes what it shows, and no handler of "change" (a typed
+    // figure moved again, a tab switched) replays a gesture.
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+  return true;
+}
+
+function sessionExpired() {
+  saveDraft();
+  forget();
+  if (document.getElementById("session-expiree")) return;
+  const back = encodeURIComponent(location.pathname + location.search);
+  const box = el(
+    "div",
+    { class: "fr-alert fr-alert--warning", id: "session-expiree", role: "alert", tabindex: "-1" },
+    el("h2", { class: "fr-alert__title" }, "Votre session a expiré"),
+    el(
+      "p",
+      {},
+      "Ce que vous avez saisi sur cette page est gardé dans cet onglet. ",
+      el("a", { href: `/ui/connexion?retour=${back}`, id: "se-reconnecter" }, "Reconnectez-vous"),
+      " : vous reviendrez ici et le retrouverez.",
+    ),
+  );
+  document.querySelector("main")?.prepend(box);
+  box.focus();
 }
 
 /** A plain-French sentence for an API error, whatever its status. */

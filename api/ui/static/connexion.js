@@ -226,16 +226,16 @@ async function signIn(event) {
   const role = form.querySelector("input[name=role]:checked").value;
   const body = { role };
   if (role === "structure") body.finess = $("finess").value.trim().toUpperCase();
-  if (role === "carer") body.carer_id = $("carer_id").value.trim();
+  if (role === "carer") body.agrement = $("agrement").value.trim();
   if (role === "department") body.authority = $("authority").value;
   if (role === "structure" && !body.finess) {
     showAlert(error, "Indiquez le numéro FINESS de l'établissement.");
     $("finess").focus();
     return;
   }
-  if (role === "carer" && !body.carer_id) {
-    showAlert(error, "Indiquez l'identifiant de l'assistant familial.");
-    $("carer_id").focus();
+  if (role === "carer" && !body.agrement) {
+    showAlert(error, "Indiquez votre numéro d'agrément.");
+    $("agrement").focus();
     return;
   }
   const button = form.querySelector("button[type=submit]");
@@ -246,11 +246,9 @@ async function signIn(event) {
     await finishSignIn();
   } catch (err) {
     const first = err.problem?.errors?.[0];
-    const message = first && first.message && !/Input should|valid UUID/.test(first.message)
-      ? `Connexion refusée : ${first.message}.`
-      : err.status === 422 && body.carer_id
-        ? "Connexion refusée : l'identifiant d'assistant familial n'a pas le bon format (UUID)."
-        : `Connexion refusée. ${explain(err)}`;
+    const message = first && first.message && !/Input should/.test(first.message)
+      ? `Connexion refusée : ${first.message.replace(/[.\s]+$/, "")}.`
+      : `Connexion refusée. ${explain(err)}`;
     showAlert(error, message);
   } finally {
     button.disabled = false;

@@ -6,6 +6,7 @@
 // national feed.
 
 import {
+  AUTHORITY_ROLES,
   announce,
   api,
   coalesce,
@@ -15,6 +16,7 @@ import {
   hideAlert,
   pageData,
   requireSession,
+  session,
   showAlert,
   svgEl,
 } from "./common.js";
@@ -246,7 +248,12 @@ function figures(d) {
   );
 }
 
+/** Links to the dashboards the session may open: its own authority's only (a national analyst
+ * or another authority would meet a refusal there), or nothing. */
 function dashboardLinks(codes) {
+  const current = session();
+  codes = codes.filter((c) => AUTHORITY_ROLES.includes(current?.role) && current.authority === c);
+  if (!codes.length) return null;
   const links = codes.map((c) => el("a", { href: `/ui/autorites/${encodeURIComponent(c)}` }, `${AUTHORITIES.get(c).name} (${c})`));
   const parts = links.flatMap((link, i) => (i ? [" · ", link] : [link]));
   return el("p", {}, codes.length > 1 ? "Tableaux de bord : " : "Tableau de bord : ", ...parts);
