@@ -68,6 +68,7 @@ def render(
     page = {
         "stale_after_days": settings.stale_after_days,
         "unexecuted_after_days": settings.unexecuted_after_days,
+        "ws_ping_seconds": settings.ws_ping_seconds,
         **context.pop("page", {}),
     }
     html = _env.get_template(template).render(

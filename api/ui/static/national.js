@@ -438,11 +438,14 @@ function renderChart() {
 
 /** Select a territory ("authority:69M", "department:69"), or unselect it when selected. */
 async function select(key) {
+  // The table is drawn anew: focus goes back to the same row's button, not to the page.
+  const row = document.activeElement?.closest?.("tr[id]")?.id;
   state.selected = state.selected === key ? "" : key;
   $("g-territoire").value = state.selected;
   if (state.selected) showDetail(state.selected);
   renderMap();
   renderTable();
+  if (row) document.getElementById(row)?.querySelector("button")?.focus();
   await refreshChart();
 }
 
@@ -473,18 +476,11 @@ async function exportCsv() {
   }
 }
 
-/** A shape or a marker of the map: focusable in the same Tab order, Enter or Space selects. */
+/** A shape or a marker of the map, for the mouse: clicking selects. The map is out of the Tab
+ * order (101 departments to cross before "Exporter"); the table below is its equivalent, with
+ * a button per authority, for the keyboard and screen readers. */
 function interactive(node, key) {
-  node.setAttribute("tabindex", "0");
-  node.setAttribute("role", "button");
   node.addEventListener("click", () => select(key));
-  node.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      select(key);
-    }
-  });
-  node.addEventListener("focus", () => showDetail(key));
   node.addEventListener("mouseenter", () => showDetail(key));
 }
 
