@@ -57,7 +57,7 @@ async def ensure_waiting(
         page = (await client.get("/v1/requests", params={"status": "waiting", "limit": 200})).json()
         mine = [r["id"] for r in page.get("items", []) if r["reference"].startswith(PREFIX)]
         commune = (await client.get(f"/ui/geo/communes?authority={authority}")).json()
-        communes = commune["communes"] if isinstance(commune, dict) else commune
+        communes = commune["items"]
         origin = max(communes, key=lambda c: c.get("population", 0))["insee"]
         for i in range(len(mine), n):
             body = {

@@ -865,3 +865,126 @@ async def test_an_authority_administrator_grants_and_revokes_on_the_page(
     await expect(tab2.page.locator("#alerte-page")).to_contain_text("réservée")
     await shot(tab, "habilitations")
     tab.check()
+
+
+SIZES = {"ordinateur": (1366, 900), "telephone": (390, 844)}
+
+
+async def audit(tab: Tab, name: str) -> None:
+    """At both sizes: 0 axe-core violations of any impact, no sideways scrolling, and a
+    full-page screenshot ``ui-etat-<name>-<size>.png`` in the artefacts folder."""
+    page = tab.page
+    for size, (width, height) in SIZES.items():
+        await page.set_viewport_size({"width": width, "height": height})
+        await page.wait_for_timeout(150)
+        assert await axe_violations(page) == [], (name, size)
+        assert await horizontal_overflow(page) == 0, (name, size)
+        await page.screenshot(path=str(ARTIFACTS / f"ui-etat-{name}-{size}.png"), full_page=True)
+
+
+async def test_every_page_and_state_is_accessible_at_both_sizes(
+    server: str, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    """The issue's list of pages and states, each at 1366×900 and 390×844: axe-core finds no
+    violation of any impact, nothing overflows, and a screenshot of each is kept."""
+    # Signed out: sign-in (empty, then refused), the footer's pages, a page not found.
+    tab = await open_tab(browser, server, "/ui/connexion")
+    await expect(tab.page.locator("#mode-local")).to_be_visible()
+    await audit(tab, "connexion")
+    await tab.page.get_by_label("Numéro FINESS").fill("690000019")
+    await tab.page.get_by_role("button", name="Se connecter").click()
+    await expect(tab.page.locator("#erreur-connexion")).to_contain_text("Connexion refusée")
+    await audit(tab, "connexion-erreur")
+    for path, name in [
+        ("/ui/accessibilite", "accessibilite"),
+        ("/ui/mentions-legales", "mentions-legales"),
+        ("/ui/donnees-personnelles", "donnees-personnelles"),
+        ("/ui/departements/99", "introuvable"),
+    ]:
+        await tab.page.goto(path)
+        await expect(tab.page.locator("h1")).to_be_visible()
+        await audit(tab, name)
+    tab.check()
+
+    # National: default, then an authority's panel open.
+    national = await open_tab(browser, server, "/ui/national", issue_token("national"))
+    await expect(national.page.locator("#a-69M")).to_be_visible()
+    await audit(national, "national")
+    await national.page.locator("#a-69M").get_by_role("button").click()
+    await expect(national.page.locator("#detail-departement")).to_contain_text("69M")
+    await audit(national, "national-panneau")
+    national.check()
+
+    # Declaration: an establishment, a carer.
+    home = await make_structure(pool, units=[{"name": "Les Saules", "installed": 4}])
+    structure = issue_token("structure", finess=home["finess"])
+    declare = await open_tab(browser, server, "/ui/declarer", structure)
+    await expect(declare.page.get_by_role("button", name="+1 libre")).to_be_visible()
+    await audit(declare, "declarer-etablissement")
+    declare.check()
+    carer = await make_carer(pool)
+    mine = await open_tab(
+        browser, server, "/ui/declarer", issue_token("carer", carer_id=str(carer))
+    )
+    await expect(mine.page.locator("#disponibilites")).to_be_visible()
+    await audit(mine, "declarer-assistant-familial")
+    mine.check()
+
+    # The authority's dashboard: empty of requests of this test, then a waiting list, a
+    # search (keyboard only), a hold, the feed lost.
+    token = issue_token("department", authority=AUTHORITY)
+    async with api(server, structure) as client:
+        r = await client.put(
+            f"/v1/units/{home['unit_ids'][0]}/capacity",
+            json={"temporality": "current", "available": 2},
+            headers=idem(),
+        )
+        assert r.status_code == 200, r.text
+    dashboard = await open_tab(browser, server, DASHBOARD, token)
+    page = dashboard.page
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    await audit(dashboard, "autorite")
+    async with api(server, token) as client:
+        r = await client.post("/v1/requests", json=lyon_request(9, "F", "A11Y"))
+        assert r.status_code == 201, r.text
+        reference = r.json()["reference"]
+    await page.reload()
+    row = page.locator("#table-attente tr", has_text=reference)
+    await expect(row).to_be_visible()
+    await audit(dashboard, "autorite-attente")
+    # Keyboard only: "Chercher" for the request, then the search, then "Réserver".
+    await page.set_viewport_size({"width": 1366, "height": 900})
+    await row.get_by_role("button", name=f"Chercher une place pour {reference}").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#demande-choisie")).to_contain_text(reference)
+    await page.locator("#form-recherche button[type=submit]").focus()
+    await page.keyboard.press("Enter")
+    summary = page.locator("#resume-resultats")
+    await expect(summary).to_be_focused()
+    await audit(dashboard, "autorite-resultats")
+    offer = page.locator(".proposition", has_text="Les Saules")
+    reserve = offer.get_by_role("button", name=re.compile(r"^Réserver — .*Les Saules"))
+    await reserve.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#table-reservations")).to_contain_text(reference)
+    await expect(page.locator("#titre-reservations")).to_be_focused()
+    await audit(dashboard, "autorite-reservation")
+    await page.context.set_offline(True)
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "deconnecte")
+    await audit(dashboard, "autorite-deconnecte")
+    await page.context.set_offline(False)
+    dashboard.check()
+
+    # The establishment's page with that orientation pending, then refused by keyboard.
+    await declare.page.reload()
+    item = declare.page.locator(".orientation", has_text="Les Saules")
+    await expect(item).to_be_visible()
+    await audit(declare, "declarer-orientation")
+    await item.get_by_role("button", name="Refuser…").focus()
+    await declare.page.keyboard.press("Enter")
+    await declare.page.keyboard.type("Pas de place adaptée à son âge")
+    await declare.page.keyboard.press("Tab")
+    await declare.page.keyboard.press("Enter")
+    await expect(declare.page.locator("#orientations")).to_contain_text("Orientation refusée")
+    await audit(declare, "declarer-orientation-refusee")
+    declare.check()

@@ -816,7 +816,10 @@ async function ensureCommunes(codes) {
 }
 
 function proposalName(p) {
-  if (p.structure) return `${p.structure.name}${p.category ? ` (${CATEGORIES[p.category] || p.category})` : ""}`;
+  // The unit's name when this page knows it (its own authority's units): two units of one
+  // establishment are two offers.
+  const unit = p.target.kind === "unit" ? state.units.get(p.target.id)?.unit?.name : null;
+  if (p.structure) return `${p.structure.name}${unit ? ` — ${unit}` : ""}${p.category ? ` (${CATEGORIES[p.category] || p.category})` : ""}`;
   return "Assistant familial";
 }
 
