@@ -347,9 +347,7 @@ def _family_detail(kids: Sequence[Child], offer: Offer) -> str:
     if offer.category == PLACEMENT_SERVICE_CATEGORY:
         return "placement familial (service de placement familial, FINESS 236)"
     label = FINESS_CATEGORY_LABELS.get(offer.category or "", "structure")
-    if offer.category in INFANT_CATEGORIES and any(
-        c.age_months < MONTHS_SHOWN_BELOW for c in kids
-    ):
+    if offer.category in INFANT_CATEGORIES and any(c.age_months < MONTHS_SHOWN_BELOW for c in kids):
         return f"{label}, adaptée aux moins de 3 ans"
     if offer.category in FAMILY_LIKE_CATEGORIES:
         return f"{label}, cadre de type familial"

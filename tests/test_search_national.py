@@ -194,9 +194,14 @@ async def test_every_step_past_the_first_ring_as_its_own_query(
     by distance) — and the later steps ran fewer queries than one per kind and step."""
     from geo.referential import neighbours as department_neighbours
     from matching import LADDER, Child, Need
+    from matching.vocabulary import LEGACY_CARE_MODE
 
+    timing, public, formula = LEGACY_CARE_MODE[care_mode]
     need = Need(
-        children=tuple(Child(a, s, frozenset(p)) for a, s, p in children), care_mode=care_mode
+        children=tuple(Child(a * 12, s, frozenset(p)) for a, s, p in children),
+        timing=timing,
+        public=public,
+        formula=formula,
     )
     async with national.acquire() as raw:
         conn = CountingConnection(raw)
