@@ -71,7 +71,10 @@ async def test_create_request(client, pool):
     out = r.json()
     assert out["status"] == "waiting" and out["hold"] is None
     assert out["days_since_decision"] == 3
-    assert out["children"] == body["children"]
+    # Ages given in years come back in months, and (deprecated) in years.
+    assert out["children"] == [{**c, "age_months": c["age"] * 12} for c in body["children"]]
+    assert (out["timing"], out["public"], out["formula"]) == ("durable", "mineur", "enfant")
+    assert out["care_mode"] == "durable" and out["parent_expecting"] is False
     assert out["origin"]["commune"] == "69123"
     assert out["measure"] == body["measure"]
     assert r.headers["location"] == f"/v1/requests/{out['id']}"
@@ -83,11 +86,11 @@ async def test_create_request(client, pool):
     assert events[0]["national_data"] == {
         "department": DEPT,
         "authority": AUTHORITY,
-        "category": body["care_mode"],
+        "category": "durable",  # the care mode of old, derived (national counts)
         "request_count": {"waiting": 1},
         "child_count": {"waiting": 2},
     }
-    assert events[0]["data"]["children"] == body["children"]
+    assert events[0]["data"]["children"] == out["children"]
 
 
 async def test_point_origin_is_stored_rounded(client):
@@ -157,6 +160,13 @@ async def test_personal_data_is_refused(client, pool, patch, field):
             "children.0.disability_profiles.0",
         ),
         ({"care_mode": "hotel"}, "care_mode"),
+        ({"timing": "hotel"}, "timing"),
+        ({"public": "adulte"}, "public"),
+        ({"care_mode": "mna", "public": "mineur"}, "care_mode"),  # deprecated, contradicted
+        ({"parent_expecting": True}, "parent_expecting"),  # formula enfant
+        ({"children": [{"age": 2, "age_months": 30, "sex": "F"}]}, "children.0.age_months"),
+        ({"children": [{"sex": "F"}]}, "children.0.age_months"),
+        ({"children": [{"age_months": 264, "sex": "F"}]}, "children.0.age_months"),
         ({"urgency": "asap"}, "urgency"),
         ({"department": "99"}, "department"),
         ({"reference": ""}, "reference"),

@@ -58,7 +58,7 @@ from api.changes import Idempotency, Written
 from api.codes import HOLD_RELEASE_REASONS
 from api.errors import Conflict, Forbidden, NotFound, PreconditionRequired, field_error
 from api.holds import service as holds_service
-from api.needs import NEEDS_COLUMNS
+from api.needs import NEEDS_COLUMNS, legacy_offer_fields
 from api.registry.schemas import FosterCarerOut
 from geo.bounds import in_france
 from geo.finess import is_valid_finess
@@ -110,43 +110,45 @@ def agrement_out(row: asyncpg.Record) -> dict[str, Any]:
         }
     else:
         employer = {"kind": "authority", "authority": row["employer_authority"]}
-    return {
-        "carer_id": str(row["carer_id"]),
-        "number": row["number"],
-        "issuing_authority": row["issuing_authority"],
-        "department": row["agrement_department"],
-        "commune": row["commune"],
-        "issued_on": day(row["issued_on"]),
-        "valid_until": day(row["valid_until"]),
-        "capacity": row["capacity"],
-        "derogation": None
-        if row["derogation_children"] is None
-        else {
-            "children": row["derogation_children"],
-            "reason": row["derogation_reason"],
-            "until": day(row["derogation_until"]),
-        },
-        "age_min_months": row["age_min_months"],
-        "age_max_months": row["age_max_months"],
-        "timings": list(row["timings"]),
-        "publics": list(row["publics"]),
-        "formulas": list(row["formulas"]),
-        "state": row["state"],
-        "suspension": None
-        if row["suspended_from"] is None
-        else {
-            "from": day(row["suspended_from"]),
-            "until": day(row["suspended_until"]),
-            "reason": row["suspension_reason"],
-        },
-        "withdrawal": None
-        if row["withdrawn_on"] is None
-        else {"on": day(row["withdrawn_on"]), "reason": row["withdrawal_reason"]},
-        "renewal_requested_on": day(row["renewal_requested_on"]),
-        "employer": employer,
-        "open_to_other_authorities": row["open_to_other_authorities"],
-        "version": row["version"],
-    }
+    return legacy_offer_fields(
+        {
+            "carer_id": str(row["carer_id"]),
+            "number": row["number"],
+            "issuing_authority": row["issuing_authority"],
+            "department": row["agrement_department"],
+            "commune": row["commune"],
+            "issued_on": day(row["issued_on"]),
+            "valid_until": day(row["valid_until"]),
+            "capacity": row["capacity"],
+            "derogation": None
+            if row["derogation_children"] is None
+            else {
+                "children": row["derogation_children"],
+                "reason": row["derogation_reason"],
+                "until": day(row["derogation_until"]),
+            },
+            "age_min_months": row["age_min_months"],
+            "age_max_months": row["age_max_months"],
+            "timings": list(row["timings"]),
+            "publics": list(row["publics"]),
+            "formulas": list(row["formulas"]),
+            "state": row["state"],
+            "suspension": None
+            if row["suspended_from"] is None
+            else {
+                "from": day(row["suspended_from"]),
+                "until": day(row["suspended_until"]),
+                "reason": row["suspension_reason"],
+            },
+            "withdrawal": None
+            if row["withdrawn_on"] is None
+            else {"on": day(row["withdrawn_on"]), "reason": row["withdrawal_reason"]},
+            "renewal_requested_on": day(row["renewal_requested_on"]),
+            "employer": employer,
+            "open_to_other_authorities": row["open_to_other_authorities"],
+            "version": row["version"],
+        }
+    )
 
 
 # --- rules -------------------------------------------------------------------------------
