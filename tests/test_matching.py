@@ -125,7 +125,7 @@ def test_child_rejects_bad_input_with_a_clear_message(kwargs: dict, message: str
 def test_need_and_offer_validation() -> None:
     with pytest.raises(ValueError, match="enfant"):
         Need(children=(), timing="durable")
-    with pytest.raises(ValueError, match="temporalité d.accueil"):
+    with pytest.raises(ValueError, match="temporalité d'accueil"):
         Need(children=(Child(36, "F"),), timing="internat")
     with pytest.raises(ValueError, match="distance"):
         offer("x", distance=math.nan)
