@@ -104,8 +104,10 @@ LON = st.floats(-1, 7)
 SMALL = st.integers(0, 4)
 # Bands in months, on the year boundaries of old and in between (a pouponnière's 0–35).
 AGE_MIN = st.sampled_from((0, 0, 12, 34, 36, 72, 180))
-AGE_MAX = {a: st.sampled_from(sorted({a, 35, 47, 143, 215, 263} - set(range(a)))) for a in
-           (0, 12, 34, 36, 72, 180)}
+AGE_MAX = {
+    a: st.sampled_from(sorted({a, 35, 47, 143, 215, 263} - set(range(a))))
+    for a in (0, 12, 34, 36, 72, 180)
+}
 
 
 @st.composite
