@@ -34,6 +34,10 @@ from tests.support.env import BASE_DSN
 from tests.support.factories import bearer, dept, hold, idem, make_structure, new_request
 
 BOTH = frozenset({"F", "M"})
+STRASBOURG = "67482"
+"""The API scenarios' offers and searches are in Strasbourg, where no other test puts a unit:
+the suite shares one database, and a jeune majeur or parent-enfant unit with free places in
+Lyon would change other tests' answers."""
 
 
 def offer(oid: str, **kw: Any) -> Offer:
@@ -151,7 +155,9 @@ def test_a_requests_care_mode_of_old_round_trips() -> None:
 # ---------------------------------------------------------------------------------- API
 
 
-async def declare(client, structure: dict[str, Any], available: int = 2, index: int = 0) -> None:
+async def declare(client, structure: dict[str, Any], available: int = 1, index: int = 0) -> None:
+    """One free place by default, and 0 at the end of each scenario: the suite shares one
+    database, and the national steps of other tests' searches would find these places."""
     r = await client.put(
         f"/v1/units/{structure['unit_ids'][index]}/capacity",
         headers={**bearer("structure", finess=structure["finess"]), **idem()},
@@ -163,7 +169,7 @@ async def declare(client, structure: dict[str, Any], available: int = 2, index: 
 async def search(client, **body: Any) -> dict[str, Any]:
     r = await client.post(
         "/v1/search",
-        json={"origin": {"commune": "69123"}, "max_distance_km": 30, "limit": 50, **body},
+        json={"origin": {"commune": STRASBOURG}, "max_distance_km": 30, "limit": 50, **body},
         headers=dept(),
     )
     assert r.status_code == 200, r.text
@@ -178,6 +184,8 @@ def unit_ids(answer: dict[str, Any]) -> set[str]:
 async def test_api_a_young_adult_in_emergency(client, pool):
     both = await make_structure(
         pool,
+        department="67",
+        commune=STRASBOURG,
         units=[
             {
                 "name": "Urgence jeunes majeurs",
@@ -190,6 +198,8 @@ async def test_api_a_young_adult_in_emergency(client, pool):
     )
     durable = await make_structure(
         pool,
+        department="67",
+        commune=STRASBOURG,
         units=[
             {
                 "name": "Jeunes majeurs",
@@ -212,6 +222,8 @@ async def test_api_a_young_adult_in_emergency(client, pool):
     # The care mode of old could not ask it: jeune_majeur meant durable.
     legacy = await search(client, children=[{"age": 19, "sex": "F"}], care_mode="jeune_majeur")
     assert str(durable["unit_ids"][0]) in unit_ids(legacy)
+    await declare(client, both, 0)
+    await declare(client, durable, 0)
 
 
 async def test_api_a_pouponniere_under_36_months(client, pool):
@@ -239,6 +251,8 @@ async def test_api_a_pouponniere_under_36_months(client, pool):
         assert r.json()["errors"][0]["field"] == "units.0.age_max_months", r.text
     pouponniere = await make_structure(
         pool,
+        department="67",
+        commune=STRASBOURG,
         category="172",
         units=[
             {"name": "Bébés", "age_min_months": 0, "age_max_months": 35, "timings": ["urgence"]}
@@ -273,11 +287,14 @@ async def test_api_a_pouponniere_under_36_months(client, pool):
         client, children=[{"age_months": 34, "sex": "M", "disability_profiles": []}]
     )
     assert request["children"][0]["age_months"] == 34 and request["children"][0]["age"] == 2
+    await declare(client, pouponniere, 0)
 
 
 async def test_api_a_mother_expecting_no_child_yet(client, pool):
     centre = await make_structure(
         pool,
+        department="67",
+        commune=STRASBOURG,
         category="166",
         units=[
             {
@@ -288,7 +305,7 @@ async def test_api_a_mother_expecting_no_child_yet(client, pool):
             }
         ],
     )
-    mecs = await make_structure(pool)
+    mecs = await make_structure(pool, department="67", commune=STRASBOURG)
     await declare(client, centre)
     await declare(client, mecs)
     request = await new_request(client, children=[], formula="parent_enfant", parent_expecting=True)
@@ -323,6 +340,7 @@ async def test_api_a_mother_expecting_no_child_yet(client, pool):
             headers=dept(),
         )
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+    await declare(client, mecs, 0)  # the centre's one place is held
 
 
 def request_body_of(request: dict[str, Any]) -> dict[str, Any]:
@@ -340,6 +358,8 @@ def request_body_of(request: dict[str, Any]) -> dict[str, Any]:
 async def test_api_a_request_of_old_with_care_mode_mna(client, pool):
     mna = await make_structure(
         pool,
+        department="67",
+        commune=STRASBOURG,
         units=[
             {"name": "MNA", "age_min_months": 144, "age_max_months": 215, "care_modes": ["mna"]}
         ],
@@ -368,7 +388,7 @@ async def test_api_a_request_of_old_with_care_mode_mna(client, pool):
     answer = await search(client, children=[{"age": 15, "sex": "M"}], care_mode="mna")
     assert str(mna["unit_ids"][0]) in unit_ids(answer)
     # A unit's response carries both forms too.
-    r = await client.get("/v1/structures?department=69&limit=500", headers=bearer("national"))
+    r = await client.get("/v1/structures?department=67&limit=500", headers=bearer("national"))
     [unit] = [
         u for s in r.json()["items"] for u in s["units"] if u["id"] == str(mna["unit_ids"][0])
     ]
@@ -390,6 +410,7 @@ async def test_api_a_request_of_old_with_care_mode_mna(client, pool):
         headers=dept(),
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "care_mode", r.text
+    await declare(client, mna, 0)
 
 
 async def test_the_deprecated_fields_are_marked_in_the_openapi(client):
