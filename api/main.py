@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 
 from api import errors
 from api.agrements.routes import router as agrements_router
@@ -152,6 +153,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     # Outermost last: the body's size is bounded before its characters are checked.
+    # Innermost, responses are gzipped (HTML, JSON, CSS, JS: the pages on a slow phone).
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(ControlCharacters)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)

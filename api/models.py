@@ -35,6 +35,7 @@ from api.codes import (
     FORMULAS,
     HOLD_STATUSES,
     MEASURE_KINDS,
+    OUTCOME_REASONS,
     PDE_CATEGORIES,
     PUBLICS,
     REQUEST_EVENTS_ALL,
@@ -43,12 +44,20 @@ from api.codes import (
     TEMPORALITIES,
     TIMINGS,
     URGENCIES,
+    WAITING_SITUATIONS,
     WITHDRAWAL_REASONS,
 )
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _reason_check(column: str, statuses: tuple[str, ...]) -> str:
+    """``reason_code`` coded on the transitions that take one (``OUTCOME_REASONS``), absent on
+    the others (migration 0019)."""
+    cases = " ".join(f"WHEN '{k}' THEN {_in('reason_code', OUTCOME_REASONS[k])}" for k in statuses)
+    return f"CASE {column} {cases} ELSE reason_code IS NULL END"
 
 
 def _subset(column: str, values: tuple[str, ...]) -> str:
@@ -66,6 +75,24 @@ def _needs_checks(table: str) -> tuple[CheckConstraint, ...]:
         CheckConstraint(
             "age_min_months >= 0 AND age_min_months <= age_max_months AND age_max_months <= 263",
             name=f"{table}_ages_months",
+        ),
+    )
+
+
+def _disability_checks(table: str) -> tuple[CheckConstraint, ...]:
+    """Each level's profiles are known codes, and a profile has one level (0018)."""
+    return (
+        CheckConstraint(
+            _subset("disability_specialised", DISABILITY_PROFILES),
+            name=f"{table}_disability_specialised",
+        ),
+        CheckConstraint(
+            _subset("disability_supported", DISABILITY_PROFILES),
+            name=f"{table}_disability_supported",
+        ),
+        CheckConstraint(
+            "NOT (disability_specialised && disability_supported)",
+            name=f"{table}_disability_disjoint",
         ),
     )
 
@@ -184,7 +211,7 @@ class Unit(SQLModel, table=True):
         CheckConstraint(
             "sexes <@ ARRAY['F','M']::text[] AND cardinality(sexes) > 0", name="units_sexes"
         ),
-        CheckConstraint(_subset("disability_profiles", DISABILITY_PROFILES), name="units_profiles"),
+        *_disability_checks("units"),
         CheckConstraint("installed >= 0", name="units_installed"),
         Index("units_structure_idx", "structure_id"),
     )
@@ -200,9 +227,14 @@ class Unit(SQLModel, table=True):
     timings: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     publics: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     formulas: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
-    disability_profiles: list[str] = Field(
+    disability_specialised: list[str] = Field(
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     )
+    """Profiles the offer is built for (0018); disjoint from ``disability_supported``."""
+    disability_supported: list[str] = Field(
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
+    """Profiles it takes with an outside service's support; silent on the others."""
     installed: int = Field(sa_column=Column(SmallInteger, nullable=False))
     is_default: bool = Field(
         default=False,
@@ -226,9 +258,7 @@ class FosterCarer(SQLModel, table=True):
         ),
         *_needs_checks("foster_carers"),
         CheckConstraint(_in("status", CARER_STATUSES), name="foster_carers_status"),
-        CheckConstraint(
-            _subset("disability_profiles", DISABILITY_PROFILES), name="foster_carers_profiles"
-        ),
+        *_disability_checks("foster_carers"),
         Index("foster_carers_location_gist", "location", postgresql_using="gist"),
         # Search: nearest carers with a free place (about a tenth of them), KNN-ordered from
         # their public point (their commune's), never their home. Not only ``active``: a
@@ -300,9 +330,14 @@ class FosterCarer(SQLModel, table=True):
     timings: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     publics: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     formulas: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
-    disability_profiles: list[str] = Field(
+    disability_specialised: list[str] = Field(
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     )
+    """Profiles the offer is built for (0018); disjoint from ``disability_supported``."""
+    disability_supported: list[str] = Field(
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
+    """Profiles it takes with an outside service's support; silent on the others."""
     status: str = Field(default="active", sa_column_kwargs={"server_default": "active"})
     """The carer's word: ``active`` or ``leave`` (from ``leave_from``, or now, until
     ``status_until``). Suspension is the agrément's (``agrement_state``), the issuer's."""
@@ -637,12 +672,18 @@ class PlacementRequest(SQLModel, table=True):
         # The waiting list and the measures not executed: per department, by status, oldest first.
         Index("placement_requests_department_status_idx", "department", "status", "decided_on"),
         Index("placement_requests_authority_status_idx", "authority", "status", "decided_on"),
+        # Children, not requests (#18): one child's requests within its authority.
+        Index("placement_requests_child_idx", "authority", "child_key"),
     )
     id: UUID = Field(sa_column=_uuid_pk())
     department: str = Field(foreign_key="departments.code")
     authority: str = Field(foreign_key="authorities.code")
     """The authority in charge: the origin commune's (or the nearest commune's to the point)."""
     reference: str = Field(max_length=64)
+    child_key: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """The child's pseudonymous key within the authority (``api.requests.children``): HMAC of
+    the authority and the normalised reference; none only on rows written straight to the
+    table (each then counts as its own child)."""
     children: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
     origin_commune: str | None = Field(default=None, foreign_key="communes.insee")
     origin_location: Any = Field(sa_column=Column(_point(), nullable=False))
@@ -686,6 +727,10 @@ class RequestEvent(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint(_in("event", REQUEST_EVENTS_ALL), name="request_events_event"),
         CheckConstraint(_in("to_status", REQUEST_STATUSES), name="request_events_to_status"),
+        CheckConstraint(
+            _reason_check("event", ("refused", "released", "cancelled", "exited")),
+            name="request_events_reason_code",
+        ),
         Index("request_events_request_idx", "request_id", "id"),
     )
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
@@ -702,6 +747,9 @@ class RequestEvent(SQLModel, table=True):
     actor: str
     role: str
     reason: str | None = None
+    """Free text beside the code: the authority's own, never exported nor national."""
+    reason_code: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """The coded reason of a refusal, release, cancellation or exit (``api.codes``)."""
 
 
 class Hold(SQLModel, table=True):
@@ -721,6 +769,9 @@ class Hold(SQLModel, table=True):
             name="holds_target",
         ),
         CheckConstraint("places BETWEEN 1 AND 12", name="holds_places"),
+        CheckConstraint(
+            _reason_check("status", ("refused", "released", "exited")), name="holds_reason_code"
+        ),
         # A request has at most one live hold or placement: the database says so too.
         Index(
             "holds_one_active_per_request",
@@ -751,6 +802,27 @@ class Hold(SQLModel, table=True):
     status: str = Field(default="held", sa_column_kwargs={"server_default": "held"})
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     reason: str | None = None
+    reason_code: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    """The coded reason of the refusal, release or exit (``api.codes``)."""
     created_by: str
     created_at: datetime = Field(sa_column=_now())
     updated_at: datetime = Field(sa_column=_now())
+
+
+class RequestSituation(SQLModel, table=True):
+    """Where a child waiting for its placement lives meanwhile, from ``since`` (#18); one row
+    per change, the current one is the latest (``id``)."""
+
+    __tablename__ = "request_situations"
+    __table_args__ = (
+        CheckConstraint(_in("situation", WAITING_SITUATIONS), name="request_situations_situation"),
+        Index("request_situations_request_idx", "request_id", "id"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    request_id: UUID = Field(
+        sa_column=Column(PgUUID(as_uuid=True), ForeignKey("placement_requests.id"), nullable=False)
+    )
+    situation: str
+    since: date
+    recorded_at: datetime = Field(sa_column=_now())
+    recorded_by: str

@@ -87,12 +87,17 @@ async def _requests(conn: asyncpg.Connection, cutoff: datetime) -> tuple[int, st
     holds = _count(
         await conn.execute("DELETE FROM holds WHERE request_id IN (SELECT id FROM purge_requests)")
     )
+    situations = _count(
+        await conn.execute(
+            "DELETE FROM request_situations WHERE request_id IN (SELECT id FROM purge_requests)"
+        )
+    )
     requests = _count(
         await conn.execute(
             "DELETE FROM placement_requests WHERE id IN (SELECT id FROM purge_requests)"
         )
     )
-    return requests, f"{events} history row(s), {holds} hold(s)"
+    return requests, f"{events} history row(s), {holds} hold(s), {situations} situation(s)"
 
 
 async def _declarations(conn: asyncpg.Connection, cutoff: datetime) -> tuple[int, str]:

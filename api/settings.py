@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         None, description="Production: JWKS URL of the OIDC issuer; unset means the local key."
     )
     keys_dir: Path = PROJECT_ROOT / "var" / "keys"
+    child_key_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key of the children's pseudonymous keys (issue #18; api.requests."
+        "children); unset: a random key generated once in keys_dir (development). Changing it"
+        " changes every child's key, so children start anew in the statistics (docs/domain.md).",
+    )
     token_ttl_minutes: int = 12 * 60
 
     max_body_bytes: int = Field(64 * 1024, description="Requests with a larger body get 413.")

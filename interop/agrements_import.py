@@ -72,6 +72,7 @@ from api.codes import (
     AGREMENT_STATES,
     CARE_MODES,
     DEROGATION_REASONS,
+    DISABILITY_PROFILES,
     FORMULAS,
     PUBLICS,
     SUSPENSION_REASONS,
@@ -81,7 +82,14 @@ from api.codes import (
 from api.registry.schemas import FosterCarerOut
 from geo.finess import is_valid_finess
 from interop.finess_import import detect_encoding
-from matching.vocabulary import MAX_AGE, MAX_AGE_MONTHS, legacy_offer_sets, years_to_months
+from matching.vocabulary import (
+    DISABILITY_LEVELS,
+    MAX_AGE,
+    MAX_AGE_MONTHS,
+    DisabilityLevel,
+    legacy_offer_sets,
+    years_to_months,
+)
 
 #: Columns every file must name in its header (the national file's).
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -99,11 +107,15 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "commune",
     "employer",
 )
-#: Columns a file may add: the suspension's end, and the agrément's ages in months and
+#: Columns a file may add: the suspension's end, the agrément's ages in months and
 #: timings / publics / formulas (``|``-separated codes; a new carer gets ``DEFAULT_MONTHS``
-#: and ``DEFAULT_NEEDS`` without them; an existing one keeps what is recorded). Files of old
-#: may still name ``age_min``/``age_max`` (years) and ``care_modes`` (deprecated, mapped by
-#: ``matching.vocabulary``; beside the new columns for the same thing, the line is refused).
+#: and ``DEFAULT_NEEDS`` without them; an existing one keeps what is recorded), and its word
+#: on disability profiles: ``disability``, ``profile:level`` pairs separated by ``|``
+#: (``tsa:specialised|troubles_psychiques_comportement:with_support``, #16 graded; none: no
+#: word on any profile for a new carer, the recorded word kept for an existing one). Files
+#: of old may still name ``age_min``/``age_max`` (years) and ``care_modes`` (deprecated,
+#: mapped by ``matching.vocabulary``; beside the new columns for the same thing, the line is
+#: refused).
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "state_until",
     "age_min_months",
@@ -114,6 +126,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "age_min",
     "age_max",
     "care_modes",
+    "disability",
 )
 COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
@@ -176,6 +189,8 @@ class AgrementRow:
     timings: list[str] | None
     publics: list[str] | None
     formulas: list[str] | None
+    disability_specialised: list[str] | None = None
+    disability_supported: list[str] | None = None
 
     def record(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _STAGE_COLUMNS)
@@ -426,6 +441,7 @@ def parse_line(line: int, values: dict[str, str], ref: Referential) -> AgrementR
 
     age_min_months, age_max_months = _ages_months(values)
     timings, publics, formulas = _needs(values)
+    specialised, supported = _disability(values.get("disability", ""))
 
     return AgrementRow(
         line=line,
@@ -451,6 +467,28 @@ def parse_line(line: int, values: dict[str, str], ref: Referential) -> AgrementR
         timings=timings,
         publics=publics,
         formulas=formulas,
+        disability_specialised=specialised,
+        disability_supported=supported,
+    )
+
+
+def _disability(text: str) -> tuple[list[str] | None, list[str] | None]:
+    """The ``disability`` cell as ``(specialised, supported)``; ``(None, None)`` when empty
+    (the recorded word stays). A profile given twice, an unknown profile or level: refused."""
+    text = text.strip()
+    if not text:
+        return None, None
+    levels: dict[str, str] = {}
+    for pair in (p.strip() for p in text.split("|") if p.strip()):
+        profile, _, level = (x.strip() for x in pair.partition(":"))
+        if profile not in DISABILITY_PROFILES or level not in DISABILITY_LEVELS:
+            raise _Bad("disability", f"profil:niveau invalide : {pair[:60]!r}")
+        if profile in levels:
+            raise _Bad("disability", f"profil {profile} donné deux fois")
+        levels[profile] = level
+    return (
+        sorted(p for p, v in levels.items() if v == DisabilityLevel.SPECIALISED),
+        sorted(p for p, v in levels.items() if v == DisabilityLevel.WITH_SUPPORT),
     )
 
 
@@ -587,6 +625,8 @@ _STAGE_COLUMNS = (
     "timings",
     "publics",
     "formulas",
+    "disability_specialised",
+    "disability_supported",
 )
 _STAGE = """
 CREATE TEMP TABLE agrement_stage (
@@ -595,7 +635,8 @@ CREATE TEMP TABLE agrement_stage (
     derogation_reason text, derogation_until date, state text, suspended_from date,
     suspended_until date, suspension_reason text, withdrawn_on date, withdrawal_reason text,
     employer_authority text, employer_structure uuid, age_min_months smallint,
-    age_max_months smallint, timings text[], publics text[], formulas text[]
+    age_max_months smallint, timings text[], publics text[], formulas text[],
+    disability_specialised text[], disability_supported text[]
 ) ON COMMIT DROP
 """
 
@@ -641,6 +682,8 @@ WITH input AS (
            coalesce(st.timings, c.timings) AS new_timings,
            coalesce(st.publics, c.publics) AS new_publics,
            coalesce(st.formulas, c.formulas) AS new_formulas,
+           coalesce(st.disability_specialised, c.disability_specialised) AS new_specialised,
+           coalesce(st.disability_supported, c.disability_supported) AS new_supported,
            CASE WHEN st.employer_authority IS NULL AND st.employer_structure IS NULL
                 THEN c.employer_authority ELSE st.employer_authority END AS new_employer_authority,
            CASE WHEN st.employer_authority IS NULL AND st.employer_structure IS NULL
@@ -669,13 +712,15 @@ WITH input AS (
             c.derogation_children, c.derogation_reason, c.derogation_until, c.agrement_state,
             c.suspended_from, c.suspended_until, c.suspension_reason, c.withdrawn_on,
             c.withdrawal_reason, c.employer_authority, c.employer_structure, c.age_min_months,
-            c.age_max_months, c.timings, c.publics, c.formulas)
+            c.age_max_months, c.timings, c.publics, c.formulas, c.disability_specialised,
+            c.disability_supported)
            IS DISTINCT FROM
            (i.department, i.commune, i.issued_on, i.valid_until, i.capacity,
             i.derogation_children, i.derogation_reason, i.derogation_until, i.state,
             i.suspended_from, i.suspended_until, i.suspension_reason, i.withdrawn_on,
             i.withdrawal_reason, i.new_employer_authority, i.new_employer_structure,
-            i.new_age_min, i.new_age_max, i.new_timings, i.new_publics, i.new_formulas)
+            i.new_age_min, i.new_age_max, i.new_timings, i.new_publics, i.new_formulas,
+            i.new_specialised, i.new_supported)
 ), final AS (
     SELECT t.*,
            CASE WHEN t.pref_min <= t.pref_max THEN t.pref_min ELSE t.new_age_min END AS p_min,
@@ -720,6 +765,8 @@ WITH input AS (
            timings = f.new_timings,
            publics = f.new_publics,
            formulas = f.new_formulas,
+           disability_specialised = f.new_specialised,
+           disability_supported = f.new_supported,
            available_places = f.new_available,
            preferred_age_min_months = f.p_min,
            preferred_age_max_months = f.p_max,
@@ -764,14 +811,16 @@ INSERT INTO foster_carers
         available_places, declared_by,
         issued_on, valid_until, agrement_state, suspended_from, suspended_until,
         suspension_reason, withdrawn_on, withdrawal_reason, derogation_children,
-        derogation_reason, derogation_until, employer_authority, employer_structure)
+        derogation_reason, derogation_until, employer_authority, employer_structure,
+        disability_specialised, disability_supported)
 SELECT st.number, st.department, st.department, st.commune, cm.authority, cm.location,
        st.capacity, coalesce(st.age_min_months, $2), coalesce(st.age_max_months, $3),
        coalesce(st.timings, $4::text[]), coalesce(st.publics, $5::text[]),
        coalesce(st.formulas, $6::text[]), 0, $1,
        st.issued_on, st.valid_until, st.state, st.suspended_from, st.suspended_until,
        st.suspension_reason, st.withdrawn_on, st.withdrawal_reason, st.derogation_children,
-       st.derogation_reason, st.derogation_until, st.employer_authority, st.employer_structure
+       st.derogation_reason, st.derogation_until, st.employer_authority, st.employer_structure,
+       coalesce(st.disability_specialised, '{{}}'), coalesce(st.disability_supported, '{{}}')
   FROM agrement_stage st
   JOIN communes cm ON cm.insee = st.commune
  WHERE NOT EXISTS (SELECT 1 FROM foster_carers c WHERE c.agrement_number = st.number)

@@ -592,10 +592,11 @@ WITH target AS (
       FROM finess_stage st
       JOIN structures s ON s.finess = st.finess
 ), created AS (
+    -- Silent on every disability profile (0018: neither level) until the establishment says.
     INSERT INTO units (structure_id, name, age_min_months, age_max_months, sexes, timings,
-                       publics, formulas, disability_profiles, installed, is_default)
+                       publics, formulas, installed, is_default)
     SELECT t.id, t.unit_name, t.age_min_months, t.age_max_months, t.sexes, t.timings,
-           t.publics, t.formulas, '{}', 0, true
+           t.publics, t.formulas, 0, true
       FROM target t
      WHERE t.unit_name IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM units u WHERE u.structure_id = t.id)

@@ -179,7 +179,9 @@ def build_offer(c: Country, i: int, distance: float) -> Offer:
                 strict=True,
             )
         ),
-        disability_profiles=frozenset(
+        # Taken with support (#16, graded); the prefilter reads these offers, as search's
+        # first read does (the silent ones are read only when these are short).
+        disability_supported=frozenset(
             p for b, p in enumerate(PROFILES) if c.profile_mask[i] >> b & 1
         ),
         declared_age_days=float(c.age_days[i]),

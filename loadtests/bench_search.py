@@ -9,7 +9,10 @@ sends the needs one after the other over HTTP and measures end-to-end latency; t
 same run, replays for each need the SQL layer of its search (``fetch_offers`` for the steps
 it tried: the same queries, memo, row mapping and two connections, without HTTP, auth,
 matching or JSON) straight on asyncpg, and prints the ratio. Needs mix
-single children and sibling groups, with and without disability profiles. Each need is
+single children and sibling groups, with and without disability profiles — graded since #16:
+a child with a profile may carry an MDPH notification and the commune of its disability
+service, and offers silent on the profile are read when those with a word are short (drawn
+from a second stream, so the needs are otherwise those of the benchmarks before). Each need is
 searched by the competent authority of its origin's commune, as a department searches for
 the children of its territory (since #15 that matters: carers employed by an authority are
 proposed to other authorities only when their employer opened them). The same needs at
@@ -28,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -55,6 +59,11 @@ from matching.vocabulary import DISABILITY_PROFILES, LEGACY_CARE_MODE
 URGENCIES = ("immediate", "days", "planned")
 URGENCY_WEIGHTS = (20, 50, 30)
 SCHOOL_SHARE = 0.4
+#: Of the children with a profile (#16, graded): the share notified by the MDPH, and the share
+#: followed by a disability service (its commune in the origin's territory).
+MDPH_SHARE = 0.6
+SERVICE_SHARE = 0.5
+SERVICE_KINDS = ("IME", "SESSAD", "DITEP", "IEM", "CAMSP", "CMP")
 #: Needs drawn as care modes of old (the same draws as before the vocabulary split), sent in the
 #: new vocabulary (``LEGACY_CARE_MODE``).
 CARE_MODES = ["durable"] * 6 + ["urgence"] * 3 + ["sequentiel", "mna", "jeune_majeur"]
@@ -69,6 +78,7 @@ async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
     finally:
         await conn.close()
     rng = random.Random(seed)
+    graded = random.Random(seed + 1)  # MDPH and services: the other draws stay as before
     codes = [c["insee"] for c in communes]
     authority = {c["insee"]: c["authority"] for c in communes}
     by_authority: dict[str, list[str]] = {}
@@ -90,6 +100,14 @@ async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
                 child["disability_profiles"] = [rng.choice(profiles)]
             children.append(child)
         commune = rng.choices(codes, weights)[0]
+        for child in children:
+            if child["disability_profiles"]:
+                child["mdph_notified"] = graded.random() < MDPH_SHARE
+                if graded.random() < SERVICE_SHARE:
+                    child["disability_service"] = {
+                        "commune": graded.choice(by_authority[authority[commune]]),
+                        "kind": graded.choice(SERVICE_KINDS),
+                    }
         need = {
             "children": children,
             "origin": {"commune": commune},
@@ -137,7 +155,12 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
         for body, codes in zip(needs, tried, strict=True):
             need = Need(
                 children=tuple(
-                    Child(c["age_months"], c["sex"], frozenset(c["disability_profiles"]))
+                    Child(
+                        c["age_months"],
+                        c["sex"],
+                        frozenset(c["disability_profiles"]),
+                        c.get("mdph_notified"),
+                    )
                     for c in body["children"]
                 ),
                 timing=body["timing"],
@@ -155,7 +178,9 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
                 memo: dict = {}  # the service's own per-search memo and decisions
                 for code in codes:
                     step = ladders[body["urgency"]][code].resolve(body["max_distance_km"])
-                    await fetch_offers(conn, need, origin, step, near, memo, second)
+                    await fetch_offers(
+                        conn, need, origin, step, near, memo, second, want=body["limit"]
+                    )
             out.append(time.perf_counter() - t0)
     finally:
         await conn.close()
@@ -170,7 +195,10 @@ async def scale_database(scale: float) -> str:
     settings = get_settings()
     if scale == 1:
         return settings.database_url
-    name = f"places_search_s{scale:g}".replace(".", "_")
+    # Beside a database of another name (a branch's own), its own: never migrate another's.
+    base = urlsplit(settings.database_url).path.lstrip("/") or "places"
+    prefix = "places_search" if base == "places" else f"{base}_search"
+    name = f"{prefix}_s{scale:g}".replace(".", "_")
     owner = _with_database(settings.owner_dsn, name)
     if await ensure_database(owner):
         print(f"database {name}: creating and seeding (scale {scale:g})…", flush=True)

@@ -84,13 +84,14 @@ def make_children(rng: random.Random) -> tuple[list[dict[str, Any]], str]:
     children = []
     for _ in range(size):
         profiles = [rng.choice(DISABILITY_PROFILES)] if rng.random() < 0.25 else []
-        children.append(
-            {
-                "age_months": rng.randint(lo, hi) * 12,
-                "sex": rng.choice("FM"),
-                "disability_profiles": profiles,
-            }
-        )
+        child = {
+            "age_months": rng.randint(lo, hi) * 12,
+            "sex": rng.choice("FM"),
+            "disability_profiles": profiles,
+        }
+        if profiles:  # graded (#16): most children with a profile are MDPH-notified
+            child["mdph_notified"] = rng.random() < 0.6
+        children.append(child)
     return children, care
 
 

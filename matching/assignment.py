@@ -7,7 +7,11 @@ solves the whole set at once.
 
 Model. Request *r* (a child or an indivisible sibling group of ``size_r`` children) may
 go to offer *o* when ``o`` passes every hard constraint for the whole group; that pair is
-worth ``v_ro`` (the matching score, or a caller's ``score_fn``). With ``x_ro ∈ {0, 1}``:
+worth ``v_ro`` (the matching score, or a caller's ``score_fn``). The admissibility is
+search's (``constraints.accepts``): an offer silent on a child's disability profile is
+admissible, its score's ``disability`` term 0 (``matching.disability``), so it is chosen
+only when no offer with a word on the profile serves the plan better. With
+``x_ro ∈ {0, 1}``:
 
     maximise  Σ v_ro x_ro
     s.t.      Σ_o x_ro ≤ 1                 each request placed at most once, whole

@@ -1,12 +1,13 @@
 """Hard constraints: what an offer must satisfy, whatever the score or the relaxation.
 
 These are the domain's non-negotiable rules (age band in months, sex, timing, public,
-formula, disability
-profile, carer active — not on leave —, carer's agrément valid, enough free places for the
-group). They are never relaxed: the
-relaxation ladder only widens *where* and *when* we look, and splits a sibling group as
-a last resort. Each failure is reported as a ``Violation`` so that an empty answer can
-say why, and so tests can assert that no proposal ever breaks one.
+formula, carer active — not on leave —, carer's agrément valid, enough free places for the
+group). They are never relaxed: the relaxation ladder only widens *where* and *when* we
+look, and splits a sibling group as a last resort. Disability profiles are graded, not a
+hard constraint (issue #16): an offer silent on a child's profile takes the child only as
+a stated relaxation (``matching.disability``). Each failure is reported as a
+``Violation`` so that an empty answer can say why, and so tests can assert that no
+proposal ever breaks one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 
 from matching.models import Child, Need, Offer
 from matching.vocabulary import (
-    DISABILITY_PROFILE_LABELS,
     FORMULA_LABELS,
     PUBLIC_LABELS,
     TIMING_LABELS,
@@ -30,7 +30,6 @@ AVAILABLE_GENDER = "available_gender"
 TIMING = "timing"
 PUBLIC = "public"
 FORMULA = "formula"
-DISABILITY = "disability"
 STATUS = "status"
 AGREMENT = "agrement"
 FREE_PLACES = "free_places"
@@ -42,7 +41,6 @@ CONSTRAINTS: tuple[str, ...] = (
     TIMING,
     PUBLIC,
     FORMULA,
-    DISABILITY,
     STATUS,
     AGREMENT,
     FREE_PLACES,
@@ -115,10 +113,6 @@ def child_violations(child: Child, offer: Offer, index: int | None = None) -> li
                     f"places libres réservées au sexe {offer.available_gender}",
                 )
             )
-    missing = sorted(child.disability_profiles - offer.disability_profiles)
-    if missing:
-        labels = ", ".join(DISABILITY_PROFILE_LABELS.get(p, p) for p in missing)
-        out.append(Violation(DISABILITY, index, f"profil non accompagné : {labels}"))
     if offer.status != "active":
         out.append(Violation(STATUS, index, f"statut {offer.status}, pas en activité"))
     if not offer.agrement_valid:
@@ -139,7 +133,6 @@ def child_accepted(child: Child, offer: Offer, need: Need) -> bool:
             )
         )
         and need_accepted(need, offer)
-        and child.disability_profiles <= offer.disability_profiles
         and offer.status == "active"
         and offer.agrement_valid
     )

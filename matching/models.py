@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from matching.vocabulary import (
     DISABILITY_PROFILES,
+    DISABILITY_SERVICE_KINDS,
     FORMULAS,
     MAX_AGE_MONTHS,
     PUBLICS,
@@ -45,38 +46,6 @@ def _set(obj: Any, name: str) -> frozenset[str]:
     result = frozenset(str(v) for v in value)
     object.__setattr__(obj, name, result)
     return result
-
-
-@dataclass(frozen=True, slots=True)
-class Child:
-    """One child of a request: only what matching needs, nothing identifying.
-
-    ``age_months`` is the age in completed months (0 … 21 years 11 months: jeunes majeurs
-    are followed up to 21): a pouponnière takes a child of 34 months, not one of 37, which
-    whole years could not tell apart. ``expected``: the child a parent is expecting
-    (``Need.parent_expecting``): 0 months, sex unknown (``""``) and not checked.
-    """
-
-    age_months: int
-    sex: str
-    disability_profiles: frozenset[str] = frozenset()
-    expected: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(self.age_months, bool) or not isinstance(self.age_months, int):
-            raise ValueError(f"âge invalide : {self.age_months!r} (entier de mois attendu)")
-        if not 0 <= self.age_months <= MAX_AGE_MONTHS:
-            raise ValueError(
-                f"âge hors bornes : {self.age_months} mois (de 0 à {MAX_AGE_MONTHS} mois)"
-            )
-        if self.expected:
-            if self.age_months != 0:
-                raise ValueError("un enfant attendu a 0 mois")
-        elif self.sex not in _SEXES:
-            raise ValueError(f"sexe invalide : {self.sex!r} (attendu « F » ou « M »)")
-        unknown = _set(self, "disability_profiles") - DISABILITY_PROFILES
-        if unknown:
-            raise ValueError(f"profil de handicap inconnu : {', '.join(sorted(unknown))}")
 
 
 _EARTH_RADIUS_KM: Final = 6371.0088
@@ -109,6 +78,70 @@ class Point:
         la, lo = _check_point(self.lat, self.lon, "point")
         object.__setattr__(self, "lat", la)
         object.__setattr__(self, "lon", lo)
+
+
+@dataclass(frozen=True, slots=True)
+class DisabilityService:
+    """The service that follows a child with a disability (IME, SESSAD, DITEP…: codes of
+    ``DisabilityServiceKind``) at its commune's public point: the offer's distance to it is
+    scored (``score.WEIGHTS['disability_service']``) — the child keeps going there."""
+
+    kind: str
+    commune: str
+    lat: float
+    lon: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in DISABILITY_SERVICE_KINDS:
+            raise ValueError(f"type de service inconnu : {self.kind!r}")
+        la, lo = _check_point(self.lat, self.lon, "service du handicap")
+        object.__setattr__(self, "lat", la)
+        object.__setattr__(self, "lon", lo)
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """One child of a request: only what matching needs, nothing identifying.
+
+    ``age_months`` is the age in completed months (0 … 21 years 11 months: jeunes majeurs
+    are followed up to 21): a pouponnière takes a child of 34 months, not one of 37, which
+    whole years could not tell apart. ``expected``: the child a parent is expecting
+    (``Need.parent_expecting``): 0 months, sex unknown (``""``) and not checked.
+    ``mdph_notified``: the CDAPH has notified a decision for the child (MDPH, CASF L241-6);
+    None when not known. ``disability_service``: the service that follows the child. Both
+    say something of a profile: a notification or a service without one is a ``ValueError``.
+    """
+
+    age_months: int
+    sex: str
+    disability_profiles: frozenset[str] = frozenset()
+    mdph_notified: bool | None = None
+    disability_service: DisabilityService | None = None
+    expected: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.age_months, bool) or not isinstance(self.age_months, int):
+            raise ValueError(f"âge invalide : {self.age_months!r} (entier de mois attendu)")
+        if not 0 <= self.age_months <= MAX_AGE_MONTHS:
+            raise ValueError(
+                f"âge hors bornes : {self.age_months} mois (de 0 à {MAX_AGE_MONTHS} mois)"
+            )
+        if self.expected:
+            if self.age_months != 0:
+                raise ValueError("un enfant attendu a 0 mois")
+        elif self.sex not in _SEXES:
+            raise ValueError(f"sexe invalide : {self.sex!r} (attendu « F » ou « M »)")
+        profiles = _set(self, "disability_profiles")
+        unknown = profiles - DISABILITY_PROFILES
+        if unknown:
+            raise ValueError(f"profil de handicap inconnu : {', '.join(sorted(unknown))}")
+        if self.disability_service is not None:
+            if not isinstance(self.disability_service, DisabilityService):
+                raise ValueError("disability_service doit être un DisabilityService")
+            if not profiles:
+                raise ValueError("un service du handicap suppose un profil de handicap")
+        if self.mdph_notified and not profiles:
+            raise ValueError("une notification MDPH suppose un profil de handicap")
 
 
 PLACED_KINDS: Final = frozenset({"unit", "carer", "commune"})
@@ -250,7 +283,11 @@ class Offer:
     timings: frozenset[str]
     publics: frozenset[str]
     formulas: frozenset[str]
-    disability_profiles: frozenset[str]
+    disability_specialised: frozenset[str] = frozenset()
+    """Profiles the offer is built for (``DisabilityLevel.SPECIALISED``)."""
+    disability_supported: frozenset[str] = frozenset()
+    """Profiles it takes with an outside service's support (``WITH_SUPPORT``); disjoint from
+    the specialised ones (a profile in both counts as specialised)."""
     status: str = "active"
     """A carer's: ``active`` or ``leave`` (on leave today: never proposed)."""
     agrement_valid: bool = True
@@ -291,7 +328,15 @@ class Offer:
         _set(self, "timings")
         _set(self, "publics")
         _set(self, "formulas")
-        _set(self, "disability_profiles")
+        specialised = _set(self, "disability_specialised")
+        object.__setattr__(
+            self, "disability_supported", _set(self, "disability_supported") - specialised
+        )
+
+    @property
+    def disability_profiles(self) -> frozenset[str]:
+        """Every profile the offer has a word on, whatever the level."""
+        return self.disability_specialised | self.disability_supported
 
     @property
     def key(self) -> tuple[str, str]:
@@ -375,6 +420,7 @@ def as_children(items: Iterable[Child | dict[str, Any]]) -> tuple[Child, ...]:
                     age_months=item["age"] * 12 if months is None else months,
                     sex=item["sex"],
                     disability_profiles=frozenset(item.get("disability_profiles", ())),
+                    mdph_notified=item.get("mdph_notified"),
                 )
             )
     return tuple(out)

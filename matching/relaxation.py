@@ -4,7 +4,10 @@ When the request as stated finds too little, the search relaxes *soft* constrain
 fixed, documented order — first where we look (radius, neighbouring departments, the
 whole country), then when (places announced free in 24 h, 48 h, 7 days), and only as a
 last resort whether a sibling group stays together. Hard constraints (age, sex,
-timing, public, formula, disability, carer active, places) are never relaxed.
+timing, public, formula, carer active, places) are never relaxed. An offer silent on a
+child's disability profile is admissible at every step, but only as a stated relaxation
+outside the ladder (``disability_unstated``, ``matching.disability``): it ranks after the
+offers with a word on the profile at the same step.
 
 The ladder is data (``LADDER``, a tuple of ``Step``); ``ladder_markdown()`` renders it
 for the README. Each step is *cumulative*: it keeps every earlier relaxation and adds
@@ -30,7 +33,8 @@ Each proposal's ``relaxed`` lists the relaxations that *this offer* needs, as tr
 (it lies outside the requested radius; it is only free in 48 h; the group is split),
 not just the step at which the search stood. They nest: an offer outside the doubled
 radius also lies outside the requested one, so it lists both — ``len(relaxed)`` is a
-distance from the request, and proposals are ordered by it first.
+distance from the request, and proposals are ordered by it first. ``disability_unstated``,
+when the offer needs it, comes after the ladder's codes.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from itertools import combinations, pairwise
 from types import MappingProxyType
 from typing import Final
 
+from matching import disability
 from matching.constraints import accepts, child_accepted, violations
 from matching.models import Need, Offer, Proposal, Reason, SearchResult, haversine_km
 from matching.score import score, score_value
@@ -397,7 +402,8 @@ def _offer_order(o: Offer) -> tuple[object, ...]:
         tuple(sorted(o.timings)),
         tuple(sorted(o.publics)),
         tuple(sorted(o.formulas)),
-        tuple(sorted(o.disability_profiles)),
+        tuple(sorted(o.disability_specialised)),
+        tuple(sorted(o.disability_supported)),
         o.status,
         o.agrement_valid,
         o.available_gender,
@@ -439,19 +445,27 @@ def _option_key(
     """The documented total order of options (smallest first):
 
     1. the ladder step the option ranks at;
-    2. fresh before stale (any part stale makes the option stale);
-    3. for ``immediate``: emergency units and carers before the others;
-    4. the score, best first (a split plan: its parts' scores weighted by children);
-    5. a stable tie-break on the offers — (kind, id, children, every field of the offer);
-    6. 0 — a near split shown beside the best together offer takes that offer's key with 1
+    2. what the offer says of the children's disability profiles (``matching.disability``):
+       specialised, then with support, then unstated (the worst over the option's children;
+       children without a profile count as specialised). Before freshness and emergency:
+       a place that can care for the child's disability matters more than how recent its
+       declaration is (a stale one is a phone call away) or than its being an emergency
+       unit (a child with autism placed in a foyer that never said it takes them is the
+       rupture de parcours the graded profiles exist to avoid);
+    3. fresh before stale (any part stale makes the option stale);
+    4. for ``immediate``: emergency units and carers before the others;
+    5. the score, best first (a split plan: its parts' scores weighted by children);
+    6. a stable tie-break on the offers — (kind, id, children, every field of the offer);
+    7. 0 — a near split shown beside the best together offer takes that offer's key with 1
        here, so it comes right after it (``_near_split``).
     """
     n = len(need.children)
+    level = max(disability.rank(need, p.offer, p.children) for p in parts)
     total = math.fsum(p.score * len(p.children) for p in parts) / n
     stale = any(p.stale for p in parts)
     late = emergency_first and not all(is_emergency(p.offer) for p in parts)
     tie = tuple(sorted(_tie(p) for p in parts))
-    return (step, stale, late, -total, tie, 0)
+    return (step, level, stale, late, -total, tie, 0)
 
 
 def search(
@@ -514,6 +528,7 @@ def search(
         return max((index_of[c] for c in relaxed if c in index_of), default=0)
 
     def proposal(o: Offer, idx: tuple[int, ...], relaxed: tuple[str, ...]) -> Proposal:
+        relaxed = disability.with_unstated(relaxed, need, o, idx)
         value, reasons = score(need, o, idx)
         stale = o.declared_age_days > stale_after_days
         return Proposal(o, idx, value, reasons, relaxed, steps[rank(relaxed)].code, stale)
@@ -659,7 +674,7 @@ def _near_split(
     if not parts or unmatched:
         return None
     parts = [_with_stale(p, stale_after_days, steps, rank) for p in parts]
-    return _Option((*first.key[:5], 1), tuple(parts))
+    return _Option((*first.key[:-1], 1), tuple(parts))
 
 
 # ---------------------------------------------------------------------------- split
@@ -735,9 +750,11 @@ def split_plan(
         if got is None:
             size = mask.bit_count()
             got = []
+            idx = [i for i in range(n) if mask >> i & 1]
             for acc, places, o in pool:
                 if mask & ~acc == 0 and places >= size:
-                    got.append(_Cand(o, relaxed_of(o), _offer_order(o)))
+                    relaxed = disability.with_unstated(relaxed_of(o), need, o, idx)
+                    got.append(_Cand(o, relaxed, _offer_order(o)))
             got.sort(key=lambda c: (len(c.relaxed), c.offer.distance_km, c.order))
             cand_memo[mask] = got
         return got

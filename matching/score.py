@@ -20,8 +20,12 @@ computed and ``weights_markdown()`` renders both for the README. Why each criter
 - ``freshness`` — a stale declaration or a forecast place is less sure to be there;
 - ``needs`` — a unit dedicated to the need (one timing, public and formula) has the project
   and staff for it (the three axes themselves are hard constraints);
-- ``disability`` — profiles are a hard constraint; the soft part keeps scarce
-  specialised places for the children who need them;
+- ``disability`` — graded (``matching.disability``): a place built for the child's profile
+  beats one taking it with an outside service's support, which beats one that said nothing;
+  for a child without a profile it keeps scarce specialised places for the children who
+  need them;
+- ``disability_service`` — the service that follows the child (IME, SESSAD, DITEP…) keeps
+  following them: its commune's distance to the place matters as the school's does;
 - ``siblings`` — a proposal taking the whole group beats a part of a split;
 - ``department`` — outside the department is possible but costs, and is marked.
 
@@ -39,9 +43,11 @@ from types import MappingProxyType
 from typing import Final
 
 from matching.constraints import violations
+from matching.disability import UNSTATED, profile_level
 from matching.models import Child, Need, Offer, PlacedSibling, Reason, haversine_km
 from matching.vocabulary import (
     DISABILITY_PROFILE_LABELS,
+    DISABILITY_SERVICE_LABELS,
     FAMILY_LIKE_CATEGORIES,
     FINESS_CATEGORY_LABELS,
     FORMULA_LABELS,
@@ -51,18 +57,20 @@ from matching.vocabulary import (
     PUBLIC_LABELS,
     TEMPORALITY_LABELS,
     TIMING_LABELS,
+    DisabilityLevel,
 )
 
 #: The only place weights are defined. They sum to 1, so the score is in [0, 1].
 WEIGHTS: Final = MappingProxyType(
     {
-        "distance": 0.18,
+        "distance": 0.13,
         "school": 0.05,
         "siblings_placed": 0.07,
         "family_type": 0.15,
         "freshness": 0.15,
         "needs": 0.10,
         "disability": 0.10,
+        "disability_service": 0.05,
         "siblings": 0.10,
         "department": 0.10,
     }
@@ -76,8 +84,15 @@ FRESHNESS_SCALE_DAYS: Final = 7.0
 TEMPORALITY_FACTOR: Final = MappingProxyType(
     {"current": 1.0, "h1": 0.95, "h24": 0.8, "h48": 0.65, "d7": 0.4}
 )
-#: Value of a specialised place (profiles supported) for a child without such needs.
+#: Value of a specialised place (a profile stated ``specialised``) for a child without such
+#: needs.
 SPECIALISED_PLACE_FOR_CHILD_WITHOUT_NEEDS: Final = 0.6
+#: Value of each level for one of the child's profiles (``with_support``: secured by an MDPH
+#: notification or not — ``matching.disability``); a child's value is their profiles' mean.
+DISABILITY_LEVEL_VALUE: Final = MappingProxyType(
+    {DisabilityLevel.SPECIALISED.value: 1.0, DisabilityLevel.WITH_SUPPORT.value: 0.5, UNSTATED: 0.0}
+)
+WITH_SUPPORT_MDPH_NOTIFIED: Final = 0.75
 #: Family-type value of a collective structure, by age band (years, upper bound excluded).
 COLLECTIVE_BY_AGE: Final = ((3, 0.0), (6, 0.2), (13, 0.35), (99, 0.5))
 #: Family-type value of an infant structure (pouponnière…) for a child under 3, and of a
@@ -86,9 +101,7 @@ INFANT_STRUCTURE_UNDER_3: Final = 0.9
 FAMILY_LIKE_UNDER_3: Final = 0.4
 FAMILY_LIKE_FROM_3: Final = 0.7
 
-CONSTRAINTS_DETAIL: Final = (
-    "âge, sexe, mode d'accueil, profil de handicap, statut et places conformes"
-)
+CONSTRAINTS_DETAIL: Final = "âge, sexe, mode d'accueil, statut et places conformes"
 
 #: Criteria that fall back to the family's distance value when they do not apply (no school
 #: given, no sibling placed, or an offer without a known point): their weight then goes back
@@ -114,6 +127,16 @@ def school_distance_km(need: Need, offer: Offer) -> float | None:
     if need.school is None or offer.lat is None or offer.lon is None:
         return None
     d = haversine_km(need.school.lat, need.school.lon, offer.lat, offer.lon)
+    return float(round(d)) if whole_km(offer) else d
+
+
+def service_distance_km(child: Child, offer: Offer) -> float | None:
+    """Distance from the child's disability service (its commune's point) to the offer's
+    public point (whole km for a carer or a lieu de vie); None without a service or a point."""
+    service = child.disability_service
+    if service is None or offer.lat is None or offer.lon is None:
+        return None
+    d = haversine_km(service.lat, service.lon, offer.lat, offer.lon)
     return float(round(d)) if whole_km(offer) else d
 
 
@@ -195,10 +218,20 @@ def needs_value(offer: Offer, need: Need) -> float:
 
 
 def disability_value(child: Child, offer: Offer) -> float:
-    """Keep scarce specialised places for the children who need them."""
-    if child.disability_profiles:
-        return 1.0 if child.disability_profiles <= offer.disability_profiles else 0.0
-    return SPECIALISED_PLACE_FOR_CHILD_WITHOUT_NEEDS if offer.disability_profiles else 1.0
+    """Graded: the mean over the child's profiles of the offer's level's value (a place with
+    support is worth more to a child whose MDPH notification secures that support); for a
+    child without a profile, keep scarce specialised places for the children who need them."""
+    profiles = child.disability_profiles
+    if not profiles:
+        return SPECIALISED_PLACE_FOR_CHILD_WITHOUT_NEEDS if offer.disability_specialised else 1.0
+    total = 0.0
+    for p in profiles:
+        level = profile_level(offer, p)
+        if level == DisabilityLevel.WITH_SUPPORT and child.mdph_notified:
+            total += WITH_SUPPORT_MDPH_NOTIFIED
+        else:
+            total += DISABILITY_LEVEL_VALUE[level]
+    return total / len(profiles)
 
 
 def department_value(need: Need, offer: Offer) -> float:
@@ -214,13 +247,15 @@ def _indices(need: Need, children: Sequence[int] | None) -> Sequence[int]:
 def _values(need: Need, offer: Offer, idx: Sequence[int]) -> tuple[float, ...]:
     """Criterion values in ``WEIGHTS`` order (a plain loop: this is the hot path)."""
     children = need.children
-    family = disability = 0.0
+    family = disability = service = 0.0
+    family_value = distance_value(offer.distance_km, need.min_distance_km)
     for i in idx:
         child = children[i]
         family += family_type_value(child, offer)
         disability += disability_value(child, offer)
+        service_km = None if child.disability_service is None else service_distance_km(child, offer)
+        service += family_value if service_km is None else distance_value(service_km)
     n = len(idx)
-    family_value = distance_value(offer.distance_km, need.min_distance_km)
     school_km = school_distance_km(need, offer) if need.school is not None else None
     placed = nearest_placed_sibling(need, offer) if need.siblings_placed else None
     return (
@@ -231,6 +266,7 @@ def _values(need: Need, offer: Offer, idx: Sequence[int]) -> tuple[float, ...]:
         freshness_value(offer.declared_age_days, offer.temporality),
         needs_value(offer, need),
         disability / n,
+        service / n,
         n / len(children),
         department_value(need, offer),
     )
@@ -287,6 +323,7 @@ def score(
         ),
         "needs": _needs_detail(offer, need),
         "disability": _disability_detail(kids, offer),
+        "disability_service": _service_detail(kids, offer),
         "siblings": _siblings_detail(len(kids), len(need.children)),
         "department": _department_detail(need, offer),
     }
@@ -368,14 +405,41 @@ def _needs_detail(offer: Offer, need: Need) -> str:
     return f"{label} (parmi {n} combinaisons)"
 
 
+_LEVEL_DETAIL: Final = {
+    DisabilityLevel.SPECIALISED.value: "accueil spécialisé",
+    DisabilityLevel.WITH_SUPPORT.value: "accueil avec soutien extérieur",
+    UNSTATED: "ne s'est pas prononcé (assouplissement)",
+}
+
+
 def _disability_detail(kids: Sequence[Child], offer: Offer) -> str:
     needed = sorted(set().union(*(c.disability_profiles for c in kids)))
     if needed:
-        labels = ", ".join(DISABILITY_PROFILE_LABELS.get(p, p) for p in needed)
-        return f"accompagne : {labels}"
-    if offer.disability_profiles:
+        parts = [
+            f"{DISABILITY_PROFILE_LABELS.get(p, p)} : {_LEVEL_DETAIL[profile_level(offer, p)]}"
+            for p in needed
+        ]
+        if any(c.mdph_notified for c in kids):
+            parts.append("notification MDPH")
+        return " ; ".join(parts)
+    if offer.disability_specialised:
         return "place spécialisée, à préserver pour les enfants qui en ont besoin"
     return "aucun besoin spécifique"
+
+
+def _service_detail(kids: Sequence[Child], offer: Offer) -> str:
+    parts = []
+    for c in kids:
+        service = c.disability_service
+        if service is None:
+            continue
+        km = service_distance_km(c, offer)
+        kind = DISABILITY_SERVICE_LABELS.get(service.kind, service.kind)
+        where = "distance inconnue" if km is None else f"à {_km_of(offer, km)}"
+        parts.append(f"{kind} (commune {service.commune}) {where}")
+    if not parts:
+        return "aucun service du handicap précisé : compte comme la distance à la famille"
+    return " ; ".join(parts)
 
 
 def _siblings_detail(taken: int, total: int) -> str:
@@ -423,7 +487,16 @@ CRITERIA_DOC: Final = MappingProxyType(
             "1 if dedicated to the requested need (one timing, public and formula), else"
             " ½ + ½ / combinations offered (timings × publics × formulas)"
         ),
-        "disability": "1, or 0.6 when a child without needs would take a specialised place",
+        "disability": (
+            "mean over the child's profiles: specialised 1, with support 0.5 (0.75 with an MDPH"
+            " notification), unstated 0; a child without a profile: 1, or 0.6 on a place"
+            " specialised for some profile"
+        ),
+        "disability_service": (
+            "the same decay on the distance from the commune of the child's disability service"
+            " (IME, SESSAD, DITEP…) to the offer's public point (whole km for carers and lieux"
+            " de vie); no service: the family distance's value"
+        ),
         "siblings": "share of the group's children taken (1 together)",
         "department": "1 in the origin department, 0 outside, ½ if unknown",
     }

@@ -64,6 +64,35 @@ class DisabilityProfile(StrEnum):
     SOINS_TECHNIQUES = "soins_techniques"
 
 
+class DisabilityLevel(StrEnum):
+    """What an offer states about one disability profile (issue #16, deliverable 5).
+
+    ``specialised``: its project and staff are built for the profile (an accueil familial
+    spécialisé, a MECS with a unit for children with autism…); ``with_support``: it takes
+    a child with the profile with the support of an outside service (SESSAD, CMP…). No word
+    on a profile is a third state, never stored: the offer takes such a child only as a
+    stated relaxation (``matching.disability``)."""
+
+    SPECIALISED = "specialised"
+    WITH_SUPPORT = "with_support"
+
+
+class DisabilityServiceKind(StrEnum):
+    """The medico-social or health service that follows a child with a disability.
+
+    IME, SESSAD, DITEP, IEM: établissements et services médico-sociaux (CASF L312-1 I 2°),
+    entered on a CDAPH orientation decision (MDPH notification, CASF L241-6); CAMSP (CSP
+    L2132-4) and CMP (secteur de psychiatrie infanto-juvénile) are entered directly."""
+
+    IME = "IME"
+    SESSAD = "SESSAD"
+    DITEP = "DITEP"
+    IEM = "IEM"
+    CAMSP = "CAMSP"
+    CMP = "CMP"
+    AUTRE = "autre"
+
+
 class Sex(StrEnum):
     """Sex of a child, as accepted by units and agréments."""
 
@@ -162,6 +191,29 @@ DISABILITY_PROFILE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
+DISABILITY_LEVEL_LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        DisabilityLevel.SPECIALISED: "accueil spécialisé",
+        DisabilityLevel.WITH_SUPPORT: "accueil avec soutien extérieur",
+    }
+)
+
+DISABILITY_SERVICE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        DisabilityServiceKind.IME: "Institut médico-éducatif (IME)",
+        DisabilityServiceKind.SESSAD: (
+            "Service d'éducation spéciale et de soins à domicile (SESSAD)"
+        ),
+        DisabilityServiceKind.DITEP: (
+            "Dispositif intégré thérapeutique, éducatif et pédagogique (DITEP)"
+        ),
+        DisabilityServiceKind.IEM: "Institut d'éducation motrice (IEM)",
+        DisabilityServiceKind.CAMSP: "Centre d'action médico-sociale précoce (CAMSP)",
+        DisabilityServiceKind.CMP: "Centre médico-psychologique (CMP)",
+        DisabilityServiceKind.AUTRE: "Autre service",
+    }
+)
+
 TEMPORALITY_LABELS: Final[Mapping[str, str]] = MappingProxyType(
     {
         Temporality.CURRENT: "libre maintenant",
@@ -216,6 +268,8 @@ TIMINGS: Final = frozenset(Timing)
 PUBLICS: Final = frozenset(Public)
 FORMULAS: Final = frozenset(Formula)
 DISABILITY_PROFILES: Final = frozenset(DisabilityProfile)
+DISABILITY_LEVELS: Final = frozenset(DisabilityLevel)
+DISABILITY_SERVICE_KINDS: Final = frozenset(DisabilityServiceKind)
 TEMPORALITIES: Final = frozenset(Temporality)
 URGENCIES: Final = frozenset(Urgency)
 

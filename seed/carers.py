@@ -25,6 +25,7 @@ from seed.draws import (
     draw_profiles,
     draw_uuid,
     jitter,
+    split_levels,
     weighted,
 )
 
@@ -34,6 +35,9 @@ CARER_JITTER_KM = 2.97
 NATIONAL_CARERS = 38_000
 #: Carers have a few more free places than establishments, relative to the department.
 CARER_FREE_FACTOR = 1.25
+#: One profile in ten a carer's agrément states is ``specialised`` (a carer trained for it);
+#: the others ``with_support`` (#16, graded).
+CARER_SPECIALISED_ONE_IN = 10
 #: ``(weight, (age_min, age_max))`` of a carer's agrément.
 _CARER_AGES: tuple[tuple[float, tuple[int, int]], ...] = (
     (40, (0, 18)),
@@ -229,7 +233,7 @@ def generate_carers(
                     [t.value for t in Timing if t in timings],
                     [p.value for p in Public if p in publics],
                     [f.value for f in Formula if f in formulas],
-                    list(profiles),
+                    *split_levels(profiles, carer_id.int, CARER_SPECIALISED_ONE_IN),
                     status,
                     status_until,
                     available,

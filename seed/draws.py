@@ -101,6 +101,20 @@ def draw_profiles(rng: random.Random, probability: float) -> tuple[str, ...]:
     return (first,)
 
 
+def split_levels(
+    profiles: Sequence[str], key: int, specialised_one_in: int
+) -> tuple[list[str], list[str]]:
+    """``(specialised, supported)`` of the profiles a unit or carer states (#16, graded):
+    each profile is ``specialised`` one time in ``specialised_one_in`` (1: all of them — an
+    accueil familial spécialisé), else ``with_support``. Deterministic from ``key`` (the row's
+    id), so the seeded stream draws nothing more and the rest of the dataset is unchanged."""
+    specialised: list[str] = []
+    supported: list[str] = []
+    for i, profile in enumerate(profiles):
+        (specialised if (key + i) % specialised_one_in == 0 else supported).append(profile)
+    return specialised, supported
+
+
 def draw_modes(
     rng: random.Random, base: tuple[str, ...], extra: dict[str, float]
 ) -> tuple[str, ...]:

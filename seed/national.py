@@ -210,7 +210,8 @@ CREATE TEMP TABLE seed_carers_stage (
     department text, commune text, lat double precision, lon double precision,
     agrement_capacity smallint, age_min_months smallint, age_max_months smallint,
     timings text[], publics text[], formulas text[],
-    disability_profiles text[], status text, status_until date, available_places smallint,
+    disability_specialised text[], disability_supported text[], status text,
+    status_until date, available_places smallint,
     version integer, declared_at timestamptz, declared_by text,
     issued_on date, valid_until date, agrement_state text, suspended_from date,
     suspension_reason text, withdrawn_on date, withdrawal_reason text,
@@ -224,7 +225,7 @@ _STRUCTURE_COLUMNS = (
 _CARER_COLUMNS = (
     "id, agrement_number, agrement_department, department, commune,"
     " agrement_capacity, age_min_months, age_max_months, timings, publics, formulas,"
-    " disability_profiles, status,"
+    " disability_specialised, disability_supported, status,"
     " status_until, available_places, version, declared_at, declared_by,"
     " issued_on, valid_until, agrement_state, suspended_from, suspension_reason,"
     " withdrawn_on, withdrawal_reason, renewal_requested_on, derogation_children,"
@@ -250,7 +251,8 @@ _UNIT_COLUMNS = [
     "timings",
     "publics",
     "formulas",
-    "disability_profiles",
+    "disability_specialised",
+    "disability_supported",
     "installed",
 ]
 _CAPACITY_COLUMNS = [

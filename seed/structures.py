@@ -36,11 +36,18 @@ from seed.draws import (
     draw_profiles,
     draw_uuid,
     jitter,
+    split_levels,
 )
 from seed.unit_rules import LAST, NO_UNITS, UNIT_KINDS, UNIT_MIXES, UnitKind, UnitMix
 
 #: Maximal distance between a structure and the centre of its commune.
 STRUCTURE_JITTER_KM = 1.98
+#: How the profiles a unit states are graded (#16): one in ``UNIT_SPECIALISED_ONE_IN`` is
+#: ``specialised`` (a MECS with a unit built for autism…), the others ``with_support``;
+#: every profile of an accueil familial spécialisé (238) is specialised, as migration 0018
+#: maps the existing ones.
+UNIT_SPECIALISED_ONE_IN = 4
+SPECIALISED_ONE_IN: dict[str, int] = {"238": 1}
 FORECASTS = ("h24", "h48", "d7")
 
 
@@ -475,6 +482,9 @@ def _add_units(
 ) -> None:
     for spec in units_for(rng, category):
         unit_id = draw_uuid(rng)
+        specialised, supported = split_levels(
+            spec.profiles, unit_id.int, SPECIALISED_ONE_IN.get(category, UNIT_SPECIALISED_ONE_IN)
+        )
         out.units.append(
             (
                 unit_id,
@@ -486,7 +496,8 @@ def _add_units(
                 list(spec.timings),
                 list(spec.publics),
                 list(spec.formulas),
-                list(spec.profiles),
+                specialised,
+                supported,
                 spec.installed,
             )
         )

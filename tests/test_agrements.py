@@ -485,15 +485,16 @@ async def test_suspension_releases_holds_and_puts_placements_to_review(client, p
     assert row["available_places"] == 0
     # The pending hold: released with the coded reason, its request waiting again.
     r = await client.get(f"/v1/holds/{pending_id}", headers=dept())
-    assert r.json()["status"] == "released" and r.json()["reason"] == "agrement_suspendu"
+    assert r.json()["status"] == "released" and r.json()["reason_code"] == "agrement_suspendu"
+    assert r.json()["reason"] is None
     assert r.json()["request_status"] == "waiting"
     async with pool.acquire() as conn:
         history = await conn.fetchrow(
-            "SELECT event, reason FROM request_events WHERE request_id = $1"
+            "SELECT event, reason_code FROM request_events WHERE request_id = $1"
             " ORDER BY id DESC LIMIT 1",
             uuid.UUID(held_request["id"]),
         )
-    assert (history["event"], history["reason"]) == ("released", "agrement_suspendu")
+    assert (history["event"], history["reason_code"]) == ("released", "agrement_suspendu")
     released = await outbox(pool, "hold.released", "id", pending_id)
     # The holding authority's feed, and a copy on the employer's (another authority).
     assert [e["authority"] for e in released] == ["69M", "69D"]

@@ -256,9 +256,10 @@ async def test_optional_columns_ages_modes_and_end_of_suspension(conn):
     header = HEADER + ";" + ";".join(OPTIONAL_COLUMNS)
     until = (TODAY + timedelta(days=30)).isoformat()
     lines = [
-        line() + ";;72;263;durable;jeune_majeur|mineur;enfant;;;",
+        line() + ";;72;263;durable;jeune_majeur|mineur;enfant;;;;"
+        "tsa:specialised|troubles_psychiques_comportement:with_support",
         # A file of old: ages in years and care modes (deprecated), mapped.
-        line(number="AF-69-000010") + ";;;;;;;6;21;durable|jeune_majeur",
+        line(number="AF-69-000010") + ";;;;;;;6;21;durable|jeune_majeur;",
         line(
             number="AF-69-000009",
             state="suspended",
@@ -266,7 +267,7 @@ async def test_optional_columns_ages_modes_and_end_of_suspension(conn):
             state_reason="sante",
         )
         + f";{until}"
-        + ";" * 8,
+        + ";" * 9,
     ]
     report = await import_agrements(conn, csv_file(*lines, header=header))
     assert report.rejected == [] and report.created == 3
@@ -280,6 +281,28 @@ async def test_optional_columns_ages_modes_and_end_of_suspension(conn):
             ["enfant"],
         )
     assert rows["AF-69-000009"]["suspended_until"] == date.fromisoformat(until)
+    # The agrément's word per disability profile (#16, graded); none given: silent on all.
+    levels = {
+        r["agrement_number"]: (r["disability_specialised"], r["disability_supported"])
+        for r in await conn.fetch(
+            "SELECT agrement_number, disability_specialised, disability_supported"
+            " FROM foster_carers"
+        )
+    }
+    assert levels["AF-69-000001"] == (["tsa"], ["troubles_psychiques_comportement"])
+    assert levels["AF-69-000009"] == ([], [])
+
+
+@pytest.mark.database
+async def test_a_bad_disability_cell_is_refused_naming_the_column(conn):
+    header = HEADER + ";" + ";".join(OPTIONAL_COLUMNS)
+    lines = [
+        line() + ";" * 10 + "tsa:expert",
+        line(number="AF-69-000002") + ";" * 10 + "tsa:specialised|tsa:with_support",
+    ]
+    report = await import_agrements(conn, csv_file(*lines, header=header))
+    assert report.created == 0
+    assert [r.field for r in report.rejected] == ["disability", "disability"]
 
 
 # --------------------------------------------------------------------------- refused lines

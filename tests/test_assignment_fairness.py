@@ -46,7 +46,6 @@ def place(oid: str, free_places: int) -> Offer:
         timings=frozenset({"durable"}),
         publics=frozenset({"mineur"}),
         formulas=frozenset({"enfant"}),
-        disability_profiles=frozenset(),
     )
 
 

@@ -103,13 +103,16 @@ async def test_scope_and_bad_ids(client):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "department"
 
 
-async def one_place_two_children(client, pool, rare):
+async def one_place_two_children(client, pool, rare, age):
     """One place in Lyon; Léa decided 60 days ago, planned; Tom 20 days ago, immediate. The
-    children have the two ``rare`` profiles that only this unit takes: the session's other
-    Rhône places (the optimiser proposes only, so they stay free) cannot compete."""
+    children have the two ``rare`` profiles, which this unit takes, and are ``age`` (4 or
+    more), which only this unit takes: the session's other Rhône mother-and-child places (the
+    optimiser proposes only, so they stay free) take other ages and cannot compete. (Before
+    #16 the profiles alone kept them out; an offer silent on a profile is now admissible, as
+    the relaxation ``disability_unstated``.)"""
     unit = {
-        "age_min": 0,
-        "age_max": 3,
+        "age_min": age,
+        "age_max": age,
         "care_modes": ["mere_enfant"],
         "disability_profiles": rare,
         "installed": 1,
@@ -120,13 +123,13 @@ async def one_place_two_children(client, pool, rare):
         today = await conn.fetchval("SELECT current_date")
     lea = await new_request(
         client,
-        [{"age": 1, "sex": "F", "disability_profiles": rare}],
+        [{"age": age, "sex": "F", "disability_profiles": rare}],
         str(today - timedelta(days=60)),
         urgency="planned",
     )
     tom = await new_request(
         client,
-        [{"age": 1, "sex": "M", "disability_profiles": rare}],
+        [{"age": age, "sex": "M", "disability_profiles": rare}],
         str(today - timedelta(days=20)),
         urgency="immediate",
     )
@@ -139,7 +142,7 @@ async def test_the_report_compares_waiting_and_urgency_with_first_come_first_ser
     # (0.05 per 30 days waited, 0.1 per urgency step) Tom's urgency (+0.2) outweighs Léa's
     # 40 more days (+0.07), and the report says what it cost Léa.
     lea, tom = await one_place_two_children(
-        client, pool, ["polyhandicap", "deficience_sensorielle"]
+        client, pool, ["polyhandicap", "deficience_sensorielle"], 4
     )
     r = await client.post(
         "/v1/assignments/optimize",
@@ -170,7 +173,7 @@ async def test_the_report_compares_waiting_and_urgency_with_first_come_first_ser
 async def test_with_both_weights_at_zero_the_objective_is_the_score(app, client, pool):
     """The settings decide the weights: at 0 the optimiser weighs the score alone (as before
     #16), so between two equal scores it gains nothing over first-come-first-served."""
-    lea, tom = await one_place_two_children(client, pool, ["polyhandicap", "soins_techniques"])
+    lea, tom = await one_place_two_children(client, pool, ["polyhandicap", "soins_techniques"], 5)
     zero = {"optimize_waiting_weight": 0.0, "optimize_urgency_weight": 0.0}
     settings = app.state.settings
     app.state.settings = settings.model_copy(update=zero)

@@ -339,8 +339,8 @@ async def test_purge_applies_each_retention_and_the_audit_by_sealed_segments(fre
             done = await purge(conn, settings, dry_run=False, now=later)
     assert by_kind(done) == by_kind(planned)
     assert [r.detail for r in done if r.kind == "requests"] == [
-        "4 history row(s), 1 hold(s)"
-    ]  # created, held, released, cancelled
+        "4 history row(s), 1 hold(s), 1 situation(s)"
+    ]  # created, held, released, cancelled; its situation (inconnu since creation)
     remaining = await owner.fetch("SELECT id, status FROM placement_requests")
     assert [(str(r["id"]), r["status"]) for r in remaining] == [(waiting["id"], "waiting")]
     assert await owner.fetchval("SELECT count(*) FROM audit_entries") == 2  # the unsealed

@@ -56,7 +56,6 @@ def offer(oid: str, distance: float = 5.0, **kw: object) -> Offer:
         "timings": frozenset({"durable"}),
         "publics": frozenset({"mineur"}),
         "formulas": frozenset({"enfant"}),
-        "disability_profiles": frozenset(),
     }
     fields.update(kw)
     return Offer(**fields)  # type: ignore[arg-type]
@@ -162,7 +161,6 @@ def test_each_hard_constraint_is_reported() -> None:
             "timing",
             "public",
             "formula",
-            "disability",
             "status",
             "agrement",
             "free_places",
@@ -175,8 +173,8 @@ def test_each_hard_constraint_is_reported() -> None:
     ]
     assert not accepts(n, o)
     assert all(v.detail for v in violations(n, o))
-    assert failed_constraints(n, offer("ok", disability_profiles={"tsa"})) == []
-    assert accepts(n, offer("ok", disability_profiles={"tsa", "polyhandicap"}))
+    assert failed_constraints(n, offer("ok", disability_supported={"tsa"})) == []
+    assert accepts(n, offer("ok", disability_supported={"tsa", "polyhandicap"}))
 
 
 def test_a_carer_whose_agrement_is_not_valid_or_on_leave_is_never_accepted() -> None:
@@ -204,12 +202,12 @@ def test_group_needs_a_place_per_child_but_a_subgroup_fewer() -> None:
 def test_weights_sum_to_one_and_reasons_sum_to_the_score() -> None:
     assert math.isclose(sum(WEIGHTS.values()), 1.0)
     n = need(Child(24, "F"), Child(60, "M", frozenset({"tsa"})))
-    value, reasons = score(n, offer("u", 12.3, disability_profiles={"tsa"}))
+    value, reasons = score(n, offer("u", 12.3, disability_supported={"tsa"}))
     assert 0.0 <= value <= 1.0
     assert math.isclose(sum(r.contribution for r in reasons), value)
     assert {r.criterion for r in reasons} >= set(WEIGHTS)
     assert next(r for r in reasons if r.criterion == "distance").detail == "12 km"
-    assert value == score_value(n, offer("u", 12.3, disability_profiles={"tsa"}))
+    assert value == score_value(n, offer("u", 12.3, disability_supported={"tsa"}))
 
 
 def test_forecast_and_stale_declarations_score_less() -> None:
@@ -257,18 +255,22 @@ def test_teenager_is_not_pushed_towards_a_pouponniere_bonus() -> None:
     assert result.proposals[0].offer.id == "mecs"
 
 
-def test_tsa_child_only_gets_offers_supporting_tsa() -> None:
+def test_tsa_child_gets_offers_with_a_word_on_tsa_first_the_silent_ones_as_a_relaxation() -> None:
+    """Graded (#16): before, offers silent on TSA were rejected; now they come after the
+    offers with a word on it, each marked ``disability_unstated``."""
     pool = [
         offer("plain", 1.0),
-        offer("di", 2.0, disability_profiles={"deficience_intellectuelle"}),
-        offer("tsa-far", 15.0, disability_profiles={"tsa", "deficience_intellectuelle"}),
-        offer("tsa-near", 8.0, disability_profiles={"tsa"}),
+        offer("di", 2.0, disability_supported={"deficience_intellectuelle"}),
+        offer("tsa-far", 15.0, disability_supported={"tsa", "deficience_intellectuelle"}),
+        offer("tsa-near", 8.0, disability_supported={"tsa"}),
     ]
     n = need(Child(120, "M", frozenset({"tsa"})))
     result, _ = run(n, pool, prefilter=False)
-    assert [p.offer.id for p in result.proposals] == ["tsa-near", "tsa-far"]
-    assert all("tsa" in p.offer.disability_profiles for p in result.proposals)
-    assert result.rejected == {"disability": 2}
+    ids = [p.offer.id for p in result.proposals]
+    assert ids[:2] == ["tsa-near", "tsa-far"] and set(ids[2:]) == {"plain", "di"}
+    assert [p.relaxed for p in result.proposals[:2]] == [(), ()]
+    assert all(p.relaxed == ("disability_unstated",) for p in result.proposals[2:])
+    assert result.rejected == {}
 
 
 def test_request_as_stated_is_enough_when_it_finds_the_limit() -> None:
@@ -482,7 +484,7 @@ def test_optimize_beats_first_come_first_served_on_a_stolen_place() -> None:
     # r1 comes first and likes the only place r2 can use; r1 has a fine alternative.
     r1 = need(Child(96, "M"))
     r2 = need(Child(96, "M", frozenset({"tsa"})))
-    shared = offer("tsa-unit", 2.0, free_places=1, disability_profiles={"tsa"})
+    shared = offer("tsa-unit", 2.0, free_places=1, disability_supported={"tsa"})
     other = offer("other", 6.0, free_places=1)
     candidates = {"r1": [shared, other], "r2": [shared]}
     needs = [("r1", r1), ("r2", r2)]

@@ -34,7 +34,6 @@ def unit(oid: str, km: float, **kw: object) -> Offer:
         "timings": frozenset({"durable"}),
         "publics": frozenset({"mineur"}),
         "formulas": frozenset({"enfant"}),
-        "disability_profiles": frozenset(),
         "category": "177",
     }
     fields.update(kw)

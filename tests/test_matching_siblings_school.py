@@ -57,7 +57,6 @@ def unit(oid: str, km: float, at: tuple[float, float], **kw: object) -> Offer:
         "timings": frozenset({"durable"}),
         "publics": frozenset({"mineur"}),
         "formulas": frozenset({"enfant"}),
-        "disability_profiles": frozenset(),
         "category": "177",
         "structure_id": f"s-{oid}",
         "lat": at[0],
@@ -172,8 +171,9 @@ def test_a_sibling_placed_far_away_does_not_widen_the_search() -> None:
 
 def test_without_siblings_placed_or_school_the_score_is_the_family_distance_as_before() -> None:
     """No sibling placed, no school: both criteria are worth the family distance's value, so
-    the score is what it was before they existed (weights of distance, school and
-    siblings_placed together: 0.30)."""
+    the score is what it was before they existed (weights of distance, school,
+    siblings_placed and — no disability service either, #16 deliverable 5 — disability_service
+    together: 0.30)."""
     offer = unit("mecs", 12, VENISSIEUX)
     n = need()
     _, reasons = score(n, offer)
@@ -182,7 +182,12 @@ def test_without_siblings_placed_or_school_the_score_is_the_family_distance_as_b
     assert by["school"].contribution == pytest.approx(WEIGHTS["school"] * family)
     assert by["siblings_placed"].contribution == pytest.approx(WEIGHTS["siblings_placed"] * family)
     assert by["school"].detail == "école non précisée : compte comme la distance à la famille"
-    near = WEIGHTS["distance"] + WEIGHTS["school"] + WEIGHTS["siblings_placed"]
+    near = (
+        WEIGHTS["distance"]
+        + WEIGHTS["school"]
+        + WEIGHTS["siblings_placed"]
+        + WEIGHTS["disability_service"]
+    )
     assert near == pytest.approx(0.30)
 
 

@@ -99,7 +99,11 @@ async def test_roles(client):
     assert r.status_code == 200
 
 
-async def test_tsa_child_only_gets_units_accompanying_tsa(client, pool):
+async def test_tsa_child_gets_the_unit_with_a_word_on_tsa_first_the_silent_one_as_relaxation(
+    client, pool
+):
+    """Graded (#16): before, the unit silent on TSA was never proposed; now it comes after the
+    one taking TSA (with support), marked ``disability_unstated``."""
     s = await make_structure(
         pool,
         units=[
@@ -130,9 +134,15 @@ async def test_tsa_child_only_gets_units_accompanying_tsa(client, pool):
     assert r.status_code == 200, r.text
     proposals = r.json()["proposals"]
     ids = [p["target"]["id"] for p in proposals]
-    assert str(s["unit_ids"][0]) in ids
-    assert str(s["unit_ids"][1]) not in ids
-    first = next(p for p in proposals if p["target"]["id"] == str(s["unit_ids"][0]))
+    stated, silent = str(s["unit_ids"][0]), str(s["unit_ids"][1])
+    assert stated in ids and silent in ids
+    assert ids.index(stated) < ids.index(silent)
+    first = next(p for p in proposals if p["target"]["id"] == stated)
+    other = next(p for p in proposals if p["target"]["id"] == silent)
+    assert "disability_unstated" not in first["relaxed"]
+    assert first["disability_level"] == "with_support"
+    assert other["relaxed"][-1] == "disability_unstated"
+    assert other["disability_level"] == "unstated"
     assert first["structure"]["finess"] == s["finess"]
     assert {r["criterion"] for r in first["reasons"]} >= {"distance"}
     assert abs(sum(x["contribution"] for x in first["reasons"]) - first["score"]) < 0.01
@@ -211,9 +221,10 @@ NO_UNIT_TAKES_THEM_ALL = ["polyhandicap", "tsa", "deficience_motrice", "deficien
 async def test_nothing_found_still_says_what_was_tried(client):
     r = await search(
         client,
-        care_mode="mere_enfant",
-        # Four profiles at once: no unit of the session's database takes them all (other
-        # modules create mother-and-child units for one or two rare profiles).
+        # No offer of the session's database takes an unaccompanied minor of 0 (their MNA
+        # units start at 3). Profiles no longer exclude anyone (#16, graded: an offer silent
+        # on them is a stated relaxation), so they cannot make an answer empty any more.
+        care_mode="mna",
         children=[{"age": 0, "sex": "F", "disability_profiles": NO_UNIT_TAKES_THEM_ALL}],
     )
     body = r.json()

@@ -5,6 +5,7 @@ import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator
+from itertools import pairwise
 
 import asyncpg
 import httpx
@@ -62,7 +63,9 @@ async def test_two_year_old_gets_carers_and_pouponnieres_first(national):
     assert all(p["target"]["kind"] == "carer" or p["category"] == "172" for p in top), top
 
 
-async def test_autistic_child_only_gets_places_accompanying_tsa(national):
+async def test_autistic_child_gets_places_with_a_word_on_tsa_first(national):
+    """Graded (#16): the places stating TSA (specialised, then with support) come first at
+    each step; a place silent on it only after them, marked ``disability_unstated``."""
     result = await go(
         national,
         children=[{"age": 10, "sex": "M", "disability_profiles": ["tsa"]}],
@@ -73,14 +76,27 @@ async def test_autistic_child_only_gets_places_accompanying_tsa(national):
     )
     proposals = result["proposals"]
     assert proposals
+    order = {"specialised": 0, "with_support": 1, "unstated": 2}
     async with national.acquire() as conn:
         for p in proposals:
             table = "units" if p["target"]["kind"] == "unit" else "foster_carers"
-            profiles = await conn.fetchval(
-                f"SELECT disability_profiles FROM {table} WHERE id = $1",
+            row = await conn.fetchrow(
+                f"SELECT disability_specialised, disability_supported FROM {table} WHERE id = $1",
                 uuid.UUID(p["target"]["id"]),
             )
-            assert "tsa" in profiles, p
+            level = (
+                "specialised"
+                if "tsa" in row["disability_specialised"]
+                else "with_support"
+                if "tsa" in row["disability_supported"]
+                else "unstated"
+            )
+            assert p["disability_level"] == level, p
+            assert ("disability_unstated" in p["relaxed"]) == (level == "unstated"), p
+    for a, b in pairwise(proposals):
+        if a["step"] == b["step"]:
+            assert order[a["disability_level"]] <= order[b["disability_level"]], (a, b)
+    assert proposals[0]["disability_level"] != "unstated"
 
 
 async def test_four_siblings_in_tense_department_kept_together_further_away(national):
@@ -191,7 +207,9 @@ async def test_every_step_past_the_first_ring_as_its_own_query(
     """What a search gets at each ladder step from its one national read per kind is what
     the step's own query returns (the same candidates, in the same order; among candidates
     at the same distance at a LIMIT's cut the query's choice is arbitrary, so those compare
-    by distance) — and the later steps ran fewer queries than one per kind and step."""
+    by distance) — and the later steps ran fewer queries than one per kind and step. With a
+    disability profile (#16, graded), every read and query is made twice: the offers with a
+    word on it, and those silent on it (no ``want``: every admissible offer)."""
     from geo.referential import neighbours as department_neighbours
     from matching import LADDER, Child, Need
     from matching.vocabulary import LEGACY_CARE_MODE
@@ -203,6 +221,7 @@ async def test_every_step_past_the_first_ring_as_its_own_query(
         public=public,
         formula=formula,
     )
+    filters = 2 if any(p for _, _, p in children) else 1
     async with national.acquire() as raw:
         conn = CountingConnection(raw)
         origin = await repository.resolve_origin(raw, commune, None, None)
@@ -217,7 +236,8 @@ async def test_every_step_past_the_first_ring_as_its_own_query(
             read = await repository.fetch_offers(conn, need, origin, step, near, memo)  # type: ignore[arg-type]
             if not step.area == "radius" or step.temporalities != {"current"}:
                 later += 1
-                assert conn.queries - before <= 4  # per kind: at most the read and its own query
+                # Per kind and filter: at most the read and its own query.
+                assert conn.queries - before <= 4 * filters
             own = await repository.fetch_offers(raw, need, origin, step, near)
             assert [(o.kind, o.distance_km) for o in read] == [
                 (o.kind, o.distance_km) for o in own
@@ -228,4 +248,4 @@ async def test_every_step_past_the_first_ring_as_its_own_query(
                         o.id for o in own if o.kind == kind
                     }, step.code
         # The first ring's queries, then for the later steps fewer than one per kind each.
-        assert conn.queries < 2 * 2 + 2 * later, conn.queries
+        assert conn.queries < (2 * 2 + 2 * later) * filters, conn.queries

@@ -39,7 +39,6 @@ def offer(i: int, department: str, temporality: str) -> Offer:
         timings=frozenset({"durable"}),
         publics=frozenset({"mineur"}),
         formulas=frozenset({"enfant"}),
-        disability_profiles=frozenset(),
         temporality=temporality,
     )
 

@@ -66,7 +66,8 @@ async def _dump(conn: asyncpg.Connection) -> dict[str, list[Any]]:
             "SELECT id, agrement_number, employer_authority, employer_structure, department,"
             " commune, ST_AsText(location), agrement_capacity, age_min_months, age_max_months,"
             " timings, publics, formulas,"
-            " disability_profiles, status, status_until, available_places, declared_at,"
+            " disability_specialised, disability_supported, status, status_until,"
+            " available_places, declared_at,"
             " issued_on, valid_until, agrement_state, suspended_from, suspension_reason,"
             " withdrawn_on, withdrawal_reason, renewal_requested_on, derogation_children,"
             " derogation_reason FROM foster_carers ORDER BY id"
@@ -227,10 +228,31 @@ async def test_data_respects_the_domain_invariants(
         " WHERE s.category IN ('172', '166') AND u.age_max_months > 35"
     )
     profiles = await conn.fetchval(
-        "SELECT array_agg(DISTINCT p) FROM (SELECT unnest(disability_profiles) AS p FROM units"
-        " UNION SELECT unnest(disability_profiles) FROM foster_carers) x"
+        "SELECT array_agg(DISTINCT p) FROM (SELECT unnest(disability_specialised"
+        " || disability_supported) AS p FROM units"
+        " UNION SELECT unnest(disability_specialised || disability_supported)"
+        " FROM foster_carers) x"
     )
     assert set(profiles) <= set(DISABILITY_PROFILES)
+    # Graded (#16): mostly with support, some specialised, every 238 unit specialised;
+    # behavioural disorders the profile most often stated.
+    levels = await conn.fetchrow(
+        "SELECT sum(cardinality(disability_specialised)) AS specialised,"
+        " sum(cardinality(disability_supported)) AS supported,"
+        " count(*) FILTER (WHERE disability_specialised || disability_supported = '{}') AS silent,"
+        " count(*) AS units FROM units"
+    )
+    assert 0 < levels["specialised"] < levels["supported"]
+    assert levels["silent"] > levels["units"] / 2
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM units u JOIN structures s ON s.id = u.structure_id"
+        " WHERE s.category = '238' AND cardinality(u.disability_supported) > 0"
+    )
+    frequent = await conn.fetchval(
+        "SELECT p FROM (SELECT unnest(disability_specialised || disability_supported) AS p"
+        " FROM units) x GROUP BY p ORDER BY count(*) DESC LIMIT 1"
+    )
+    assert frequent == "troubles_psychiques_comportement"
     # Counts fill installed + additional exactly, and forecasts never lose free places.
     assert not await conn.fetchval(
         "SELECT count(*) FROM capacity_snapshots"

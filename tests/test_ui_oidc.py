@@ -271,8 +271,9 @@ async def test_a_person_with_two_habilitations_chooses_one(
     assert since and {h.get("x-places-habilitation") for _, h in since} == {chosen}, since
     assert await horizontal_overflow(page) == 0
     await page.screenshot(path=str(ARTIFACTS / "ui-habilitation-choisie.png"))
-    # From the header: the other habilitation, its dashboard.
-    await page.get_by_role("link", name="Changer d'habilitation").click()
+    # From the header: the other habilitation, its dashboard (on a phone, in the DSFR menu).
+    await page.get_by_role("button", name="Menu").click()
+    await page.locator("#menu").get_by_role("link", name="Changer d'habilitation").click()
     await expect(chooser.get_by_role("heading", name="Choisir une habilitation")).to_be_focused()
     await expect(second).to_be_checked()  # the current one
     await first.check()

@@ -20,6 +20,7 @@ from api.auth import decode_token
 from api.main import create_app
 from api.settings import Settings, get_settings
 from api.ui import routes as ui
+from geo.finess import is_valid_finess
 from tests.support.factories import bearer, make_carer, make_structure
 
 MAP = Path(ui.__file__).parent / "static" / "france-departments.svg"
@@ -52,6 +53,62 @@ async def test_pages_render_in_french_with_a_strict_policy(
     # Nothing from elsewhere: every script and stylesheet is ours.
     for url in re.findall(r'(?:src|href)="([^"]+)"', r.text):
         assert url.startswith(("/", "#", "data:")), url
+
+
+async def test_the_dsfr_and_our_files_are_served_under_immutable_names(
+    client: httpx.AsyncClient,
+) -> None:
+    """The State design system from its npm package and our scripts, each under a content hash
+    in its path, cached for a year; the stylesheet points only at files the app serves (three
+    Marianne weights, the icons it uses); everything text is gzipped."""
+    page = (await client.get("/ui/connexion", headers={"Accept-Encoding": "gzip"})).text
+    dsfr = re.search(r'href="(/ui/dsfr/[0-9a-f]{12}/dsfr\.css)"', page)
+    assert dsfr, "the DSFR stylesheet is linked (npm ci in api/ui/dsfr)"
+    css = await client.get(dsfr.group(1), headers={"Accept-Encoding": "gzip"})
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert css.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert css.headers["content-encoding"] == "gzip"
+    assert ".fr-header" in css.text and ".fr-btn" in css.text and ".fr-pagination" in css.text
+    refs = set(re.findall(r"url\((/ui/dsfr/[^)]+)\)", css.text))
+    fonts = {r.rsplit("/", 1)[1] for r in refs if "/fonts/" in r}
+    assert fonts == {"Marianne-Regular.woff2", "Marianne-Medium.woff2", "Marianne-Bold.woff2"}
+    for ref in refs:
+        r = await client.get(ref)
+        assert r.status_code == 200, ref
+        assert r.headers["cache-control"].endswith("immutable")
+    assert (await client.get(dsfr.group(1).replace("dsfr.css", "package.json"))).status_code == 404
+    script = re.search(r'src="(/ui/v/[0-9a-f]{10}/connexion\.js)"', page)
+    assert script
+    js = await client.get(script.group(1), headers={"Accept-Encoding": "gzip"})
+    assert js.headers["cache-control"].endswith("immutable")
+    assert js.headers["content-encoding"] == "gzip"
+    # Its imports are versioned too, so a change in common.js changes this file's URL.
+    common = re.search(r'from "(/ui/v/[0-9a-f]{10}/common\.js)"', js.text)
+    assert common and (await client.get(common.group(1))).status_code == 200
+    assert (await client.get("/ui/v/0000000000/connexion.js")).status_code == 404
+    communes = await client.get(
+        "/ui/geo/communes?authority=69M", headers={"Accept-Encoding": "gzip"}
+    )
+    assert communes.status_code == 200 and communes.headers["content-encoding"] == "gzip"
+
+
+async def test_root_leads_to_sign_in_and_the_footer_to_the_mandatory_pages(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/ui/connexion"
+    page = (await client.get("/ui/connexion")).text
+    for href, text in [
+        ("/ui/accessibilite", "Accessibilité : non conforme"),
+        ("/ui/mentions-legales", "Mentions légales"),
+        ("/ui/donnees-personnelles", "Données personnelles"),
+    ]:
+        assert f'href="{href}">{text}</a>' in page
+        assert (await client.get(href)).status_code == 200
+    statement = (await client.get("/ui/accessibilite")).text
+    assert "non conforme" in statement and "Défenseur des droits" in statement
+    assert "RGAA" in statement and "Non-conformités connues" in statement
+    assert "République<br>française" in page  # the Marianne block
 
 
 async def test_unknown_department_page_is_a_french_404(client: httpx.AsyncClient) -> None:
@@ -99,7 +156,7 @@ async def test_department_69_asks_which_authority(client: httpx.AsyncClient) -> 
     """Two authorities share the Rhône: the page offers both rather than guess."""
     r = await client.get("/ui/departements/69")
     assert r.status_code == 200
-    links = re.findall(r'<a class="bouton" href="(/ui/autorites/[^"]+)">([^<]+)', r.text)
+    links = re.findall(r'<a class="fr-btn bouton" href="(/ui/autorites/[^"]+)">([^<]+)', r.text)
     assert [(href, name.strip()) for href, name in links] == [
         ("/ui/autorites/69M", "Métropole de Lyon"),
         ("/ui/autorites/69D", "Département du Rhône"),
@@ -158,6 +215,9 @@ async def test_dev_token_signs_in_every_role_but_the_administrative_ones(
         ({"role": "department", "authority": "69M"}, "authority", "69M"),
         ({"role": "national"}, None, None),
     ]
+    # A carer signs in by their agrément number, what they know (not the service's UUID).
+    number = await pool.fetchval("SELECT agrement_number FROM foster_carers WHERE id = $1", carer)
+    cases.append(({"role": "carer", "agrement": f" {number} "}, "carer_id", str(carer)))
     for body, claim, value in cases:
         r = await client.post("/ui/dev-token", json=body)
         assert r.status_code == 200, r.text
@@ -165,6 +225,14 @@ async def test_dev_token_signs_in_every_role_but_the_administrative_ones(
         assert principal.role == body["role"]
         if claim:
             assert getattr(principal, claim) == value
+
+
+async def test_the_sign_in_hint_s_example_finess_is_a_valid_one(
+    client: httpx.AsyncClient,
+) -> None:
+    page = (await client.get("/ui/connexion")).text
+    example = re.search(r"par exemple ([0-9AB]{9})", page)
+    assert example and is_valid_finess(example.group(1))
 
 
 @pytest.mark.parametrize(
@@ -175,6 +243,7 @@ async def test_dev_token_signs_in_every_role_but_the_administrative_ones(
         ({"role": "department", "authority": "69"}, "authority"),  # a department, not an authority
         ({"role": "department"}, "authority"),
         ({"role": "carer", "carer_id": str(uuid.uuid4())}, "carer_id"),
+        ({"role": "carer", "agrement": "AG-NOBODY"}, "agrement"),
         ({"role": "king"}, "role"),
     ],
 )

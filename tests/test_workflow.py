@@ -71,8 +71,10 @@ async def test_create_request(client, pool):
     out = r.json()
     assert out["status"] == "waiting" and out["hold"] is None
     assert out["days_since_decision"] == 3
-    # Ages given in years come back in months, and (deprecated) in years.
-    assert out["children"] == [{**c, "age_months": c["age"] * 12} for c in body["children"]]
+    # Ages given in years come back in months, and (deprecated) in years. With a profile, a
+    # child may carry an MDPH notification and a disability service (#16): null when not given.
+    none = {"mdph_notified": None, "disability_service": None}
+    assert out["children"] == [{**c, "age_months": c["age"] * 12, **none} for c in body["children"]]
     assert (out["timing"], out["public"], out["formula"]) == ("durable", "mineur", "enfant")
     assert out["care_mode"] == "durable" and out["parent_expecting"] is False
     assert out["origin"]["commune"] == "69123"
@@ -513,7 +515,14 @@ async def test_release_and_refuse_give_the_places_back(client, pool):
     r = await client.post(f"/v1/holds/{h['id']}/refuse", json={"reason": "x"}, headers=dept())
     assert r.status_code == 403
     r = await client.post(f"/v1/holds/{h['id']}/refuse", json={}, headers=unit["headers"])
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason"
+    # A refusal needs a coded reason (#18); the free text alone (old clients) is `autre`.
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason_code"
+    r = await client.post(
+        f"/v1/holds/{h['id']}/refuse",
+        json={"reason_code": "pas_une_raison"},
+        headers=unit["headers"],
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason_code"
     r = await client.post(
         f"/v1/holds/{h['id']}/refuse",
         json={"reason": "profil incompatible avec le groupe"},
@@ -522,12 +531,15 @@ async def test_release_and_refuse_give_the_places_back(client, pool):
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "refused"
     assert r.json()["reason"] == "profil incompatible avec le groupe"
+    assert r.json()["reason_code"] == "autre"
     snap = await snapshot(pool, unit["id"])
     assert (snap["available"], snap["reserved"]) == (start["available"], start["reserved"])
     r = await client.get(f"/v1/requests/{request['id']}/history", headers=dept())
     items = r.json()["items"]
     assert [i["event"] for i in items] == ["created", "held", "released", "held", "refused"]
     assert items[-1]["reason"] == "profil incompatible avec le groupe"
+    assert items[-1]["reason_code"] == "autre"
+    assert items[2]["reason_code"] == "autre"  # the release without a body
     assert items[-1]["role"] == "structure" and items[-1]["to_status"] == "waiting"
     # Back on the waiting list: it can be held again.
     assert (await hold(client, request, "unit", unit["id"])).status_code == 201

@@ -24,7 +24,7 @@ COLUMNS = f"""
     c.agrement_department, c.department, c.commune, c.issued_on, c.valid_until,
     c.agrement_capacity AS capacity, c.derogation_children, c.derogation_reason,
     c.derogation_until, c.age_min_months, c.age_max_months, c.timings, c.publics, c.formulas,
-    {_STATE} AS state,
+    c.disability_specialised, c.disability_supported, {_STATE} AS state,
     c.agrement_state AS stored_state, c.suspended_from, c.suspended_until,
     c.suspension_reason, c.withdrawn_on, c.withdrawal_reason, c.renewal_requested_on,
     c.employer_authority, c.employer_structure, s.finess AS employer_finess,
@@ -124,10 +124,10 @@ INSERT INTO foster_carers (
     agrement_capacity, age_min_months, age_max_months, timings, publics, formulas,
     available_places, declared_by, issued_on, valid_until, derogation_children,
     derogation_reason, derogation_until, employer_authority, employer_structure,
-    open_to_other_authorities)
+    open_to_other_authorities, disability_specialised, disability_supported)
 SELECT $1, c.department, c.department, c.insee,
        ST_SetSRID(ST_MakePoint($4, $3), 4326)::geography,
-       $5, $6, $7, $8, $18, $19, 0, $9, $10, $11, $12, $13, $14, $15, $16, $17
+       $5, $6, $7, $8, $18, $19, 0, $9, $10, $11, $12, $13, $14, $15, $16, $17, $20, $21
   FROM communes c
  WHERE c.insee = $2
 ON CONFLICT (agrement_number) DO NOTHING
@@ -159,6 +159,8 @@ async def insert(conn: asyncpg.Connection, values: dict[str, Any]) -> UUID | Non
         values["open_to_other_authorities"],
         values["publics"],
         values["formulas"],
+        values["disability_specialised"],
+        values["disability_supported"],
     )
     return carer_id
 
@@ -198,7 +200,7 @@ UPDATE foster_carers c
    SET issued_on = $2, valid_until = $3, agrement_capacity = $4,
        derogation_children = $5, derogation_reason = $6, derogation_until = $7,
        age_min_months = $8, age_max_months = $9, timings = $10, publics = $11,
-       formulas = $12,
+       formulas = $12, disability_specialised = $13, disability_supported = $14,
        preferred_age_min_months = CASE WHEN n.ages_meet
                                        THEN greatest(c.preferred_age_min_months, $8)
                                        ELSE $8 END,
@@ -233,6 +235,8 @@ async def edit(conn: asyncpg.Connection, carer_id: UUID, terms: dict[str, Any]) 
         terms["timings"],
         terms["publics"],
         terms["formulas"],
+        terms["disability_specialised"],
+        terms["disability_supported"],
     )
 
 

@@ -9,7 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.codes import AgrementReadState, DerogationReason, SuspensionReason, WithdrawalReason
+from api.disability import DISABILITY_DESCRIPTION, DisabilityLevelCode
 from api.needs import OfferNeedsIn, OfferNeedsOut
+from api.registry.schemas import DisabilityProfile
 
 
 class Strict(BaseModel):
@@ -74,6 +76,9 @@ class AgrementIn(OfferNeedsIn, Strict):
     )
     capacity: int = Field(ge=1, le=6)
     derogation: DerogationIn | None = None
+    disability: dict[DisabilityProfile, DisabilityLevelCode] = Field(
+        default={}, description=DISABILITY_DESCRIPTION + " The carer's is the agrément's."
+    )
     employer: EmployerIn | None = Field(default=None, description="Default: the issuing authority.")
     open_to_other_authorities: bool | None = Field(
         default=None,
@@ -91,6 +96,9 @@ class AgrementPatch(OfferNeedsIn, Strict):
     valid_until: date | None = None
     capacity: int | None = Field(default=None, ge=1, le=6)
     derogation: DerogationIn | None = None
+    disability: dict[DisabilityProfile, DisabilityLevelCode] | None = Field(
+        default=None, description="The whole map, replacing the former (`{}`: silent on all)."
+    )
 
 
 class SuspendIn(Strict):
@@ -153,6 +161,7 @@ class AgrementOut(OfferNeedsOut):
     valid_until: date
     capacity: int
     derogation: DerogationOut | None
+    disability: dict[str, DisabilityLevelCode] = Field(description=DISABILITY_DESCRIPTION)
     state: AgrementReadState
     suspension: SuspensionOut | None
     withdrawal: WithdrawalOut | None

@@ -35,14 +35,14 @@ pending holds are counted again, and if one appeared the transaction is rolled b
 again (``_ATTEMPTS``); once the carer is locked, no new hold can be made on them.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from api import changes, events
+from api import changes, disability, events
 from api.agrements import repository
 from api.agrements.schemas import (
     AgrementIn,
@@ -132,6 +132,7 @@ def agrement_out(row: asyncpg.Record) -> dict[str, Any]:
             "timings": list(row["timings"]),
             "publics": list(row["publics"]),
             "formulas": list(row["formulas"]),
+            "disability": disability.as_out(row)["disability"],
             "state": row["state"],
             "suspension": None
             if row["suspended_from"] is None
@@ -415,6 +416,7 @@ async def register(
                 "commune": body.commune,
                 "lat": body.home.lat,
                 "lon": body.home.lon,
+                **_levels(body.disability),
                 "declared_by": principal.sub,
                 "employer_authority": employer_authority,
                 "employer_structure": employer_structure,
@@ -592,7 +594,7 @@ async def _decide_once(
         for hold in await repository.lock_pending_holds(conn, carer_id):
             released.append(
                 await holds_service.apply_locked(
-                    conn, principal, hold, "release", HOLD_RELEASE_REASONS[action], None
+                    conn, principal, hold, "release", None, None, HOLD_RELEASE_REASONS[action]
                 )
             )
     before = await repository.get(conn, carer_id, lock=True)
@@ -629,6 +631,12 @@ async def _tell_to_review(conn: asyncpg.Connection, carer_id: UUID, action: str)
             )
 
 
+def _levels(word: Mapping[Any, str]) -> dict[str, list[str]]:
+    """The agrément's ``disability`` map as its two stored arrays (migration 0018)."""
+    specialised, supported = disability.levels(word, None)
+    return {"disability_specialised": specialised, "disability_supported": supported}
+
+
 async def edit(
     pool: asyncpg.Pool,
     principal: Principal,
@@ -656,6 +664,14 @@ async def edit(
             "capacity": body.capacity or current["capacity"],
             **{n: current[n] for n in NEEDS_COLUMNS},
             **body.offer_values(),
+            **(
+                _levels(body.disability)
+                if body.disability is not None
+                else {
+                    "disability_specialised": current["disability_specialised"],
+                    "disability_supported": current["disability_supported"],
+                }
+            ),
         }
         if "derogation" in sent:
             terms.update(_derogation(body))

@@ -37,8 +37,8 @@ from matching.assignment import Weights, plan_report
 UNITS_SQL = """
 SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
        s.category, s.department, s.commune, u.age_min_months, u.age_max_months, u.sexes,
-       u.timings, u.publics, u.formulas, u.disability_profiles, cs.available AS free_places,
-       cs.available_gender,
+       u.timings, u.publics, u.formulas, u.disability_specialised, u.disability_supported,
+       cs.available AS free_places, cs.available_gender,
        extract(epoch FROM now() - cs.declared_at) / 86400.0 AS declared_age_days,
        ST_Y(({point})::geometry) AS lat, ST_X(({point})::geometry) AS lon
   FROM capacity_snapshots cs
@@ -56,7 +56,7 @@ CARERS_SQL = f"""
 SELECT c.id::text AS id, c.department, c.commune, c.preferred_age_min_months AS age_min_months,
        c.preferred_age_max_months AS age_max_months, c.preferred_timings AS timings,
        c.preferred_publics AS publics, c.preferred_formulas AS formulas,
-       c.disability_profiles, c.available_places AS free_places,
+       c.disability_specialised, c.disability_supported, c.available_places AS free_places,
        extract(epoch FROM now() - c.declared_at) / 86400.0 AS declared_age_days,
        ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon
   FROM foster_carers c
@@ -126,8 +126,17 @@ class _Offers:
 
 
 def _need(row: asyncpg.Record) -> Need:
+    """A waiting request as the library's need. Like its school and siblings placed, a
+    child's disability service is not scored here (its weight counts as the family's
+    distance, ``score.FAMILY_FALLBACK``); the profiles' levels and the MDPH notification are,
+    as in search."""
     children = tuple(
-        Child(c["age_months"], c["sex"], frozenset(c.get("disability_profiles", [])))
+        Child(
+            c["age_months"],
+            c["sex"],
+            frozenset(c.get("disability_profiles", [])),
+            c.get("mdph_notified"),
+        )
         for c in row["children"]
     )
     return Need(

@@ -65,8 +65,8 @@ def carer_open_to_sql(c: str, authority_param: str) -> str:
 
 _CARER_PUBLIC = (
     "id, department, commune, agrement_capacity, age_min_months, age_max_months, timings,"
-    " publics, formulas, disability_profiles, status, leave_from, status_until,"
-    " available_places, version, declared_at, preferred_age_min_months,"
+    " publics, formulas, disability_specialised, disability_supported, status, leave_from,"
+    " status_until, available_places, version, declared_at, preferred_age_min_months,"
     " preferred_age_max_months, preferred_timings, preferred_publics, preferred_formulas,"
     " valid_until,"
     " employing_authority, open_to_other_authorities"

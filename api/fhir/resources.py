@@ -145,8 +145,10 @@ def _description(row: dict[str, Any]) -> str:
         f"accueil : {', '.join(row['timings'])} ; public : {', '.join(row['publics'])} ; "
         f"formule : {', '.join(row['formulas'])}"
     )
-    if row["disability_profiles"]:
-        text += f" ; profils accompagnés : {', '.join(row['disability_profiles'])}"
+    if row["disability_specialised"]:
+        text += f" ; accueil spécialisé : {', '.join(row['disability_specialised'])}"
+    if row["disability_supported"]:
+        text += f" ; accueil avec soutien : {', '.join(row['disability_supported'])}"
     if row["is_default"]:
         text += " (unité par défaut issue de la catégorie FINESS, à préciser par l'établissement)"
     return text

@@ -7,7 +7,8 @@ import asyncpg
 
 HOLD_COLUMNS = """
     id, request_id, target_kind, coalesce(unit_id, carer_id) AS target_id, places, status,
-    expires_at, expires_at <= now() AS overdue, reason, created_by, created_at, updated_at
+    expires_at, expires_at <= now() AS overdue, reason, reason_code, created_by, created_at,
+    updated_at
 """
 
 
@@ -72,18 +73,26 @@ async def lock_one_due(
 
 
 async def set_status(
-    conn: asyncpg.Connection, hold_id: UUID, status: str, reason: str | None
+    conn: asyncpg.Connection,
+    hold_id: UUID,
+    status: str,
+    reason: str | None,
+    reason_code: str | None = None,
 ) -> asyncpg.Record:
+    """``reason_code``: the transition's coded reason (none for admit and expire); the
+    CHECK ``holds_reason_code`` (migration 0019) refuses a refusal, release or exit without
+    one."""
     return await conn.fetchrow(
         f"""
         UPDATE holds
-           SET status = $2, reason = coalesce($3, reason), updated_at = now()
+           SET status = $2, reason = coalesce($3, reason), reason_code = $4, updated_at = now()
          WHERE id = $1
      RETURNING {HOLD_COLUMNS}
         """,
         hold_id,
         status,
         reason,
+        reason_code,
     )
 
 
@@ -103,6 +112,7 @@ async def list_for(
         """
         SELECT h.id, h.request_id, h.target_kind, coalesce(h.unit_id, h.carer_id) AS target_id,
                h.places, h.status, h.expires_at, h.expires_at <= now() AS overdue, h.reason,
+               h.reason_code,
                h.created_by, h.created_at, h.updated_at,
                r.status AS request_status, r.department, r.authority
           FROM holds h

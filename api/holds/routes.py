@@ -14,7 +14,7 @@ from api.auth import Principal, require
 from api.deps import AuthorityFilter, IdempotencyHeader, Pool, idempotency
 from api.holds import service
 from api.holds.schemas import HoldIn, HoldOut, HoldPage
-from api.requests.schemas import ReasonIn
+from api.requests.schemas import ExitIn, RefusalIn, ReleaseIn
 from api.responses import written
 
 router = APIRouter(prefix="/v1", tags=["orientation"])
@@ -120,11 +120,13 @@ async def admit(hold_id: UUID, principal: DepartmentUser, pool: Pool) -> object:
     responses={**_403, **_404, **_conflict("The hold is no longer held.")},
 )
 async def release(
-    hold_id: UUID, principal: DepartmentUser, pool: Pool, body: ReasonIn | None = None
+    hold_id: UUID, principal: DepartmentUser, pool: Pool, body: ReleaseIn | None = None
 ) -> object:
-    reason = body.reason if body is not None else None
+    """`reason_code` optional (absent: `autre`); `agrement_suspendu` / `agrement_retire` are
+    Places's own releases, not a client's."""
+    outcome = (body or ReleaseIn()).outcome(required=False)
     return await service.transition(
-        pool, principal, hold_id, "release", reason, service.department_side
+        pool, principal, hold_id, "release", outcome, service.department_side
     )
 
 
@@ -134,9 +136,10 @@ async def release(
     summary="Refuse an orientation (establishment or carer side), with a reason",
     responses={**_403, **_404, **_conflict("The hold is no longer held.")},
 )
-async def refuse(hold_id: UUID, body: ReasonIn, principal: TargetUser, pool: Pool) -> object:
+async def refuse(hold_id: UUID, body: RefusalIn, principal: TargetUser, pool: Pool) -> object:
+    """`reason_code` required (`reason` alone, as before the codes: recorded as `autre`)."""
     return await service.transition(
-        pool, principal, hold_id, "refuse", body.reason, service.target_side
+        pool, principal, hold_id, "refuse", body.outcome(), service.target_side
     )
 
 
@@ -151,9 +154,10 @@ async def refuse(hold_id: UUID, body: ReasonIn, principal: TargetUser, pool: Poo
     },
 )
 async def exit_placement(
-    placement_id: UUID, body: ReasonIn, principal: DepartmentUser, pool: Pool
+    placement_id: UUID, body: ExitIn, principal: DepartmentUser, pool: Pool
 ) -> object:
-    """`placement_id` is the id of the admitted hold."""
+    """`placement_id` is the id of the admitted hold. `reason_code` required (`reason` alone,
+    as before the codes: recorded as `autre`)."""
     return await service.transition(
-        pool, principal, placement_id, "exit", body.reason, service.department_side
+        pool, principal, placement_id, "exit", body.outcome(), service.department_side
     )

@@ -55,6 +55,7 @@ class HoldOut(BaseModel):
                     "status": "held",
                     "expires_at": "2026-11-26T08:30:00Z",
                     "reason": None,
+                    "reason_code": None,
                     "request_status": "held",
                     "created_at": "2026-11-25T08:30:00Z",
                     "updated_at": "2026-11-25T08:30:00Z",
@@ -68,7 +69,12 @@ class HoldOut(BaseModel):
     places: int = Field(description="One place per child of the request.")
     status: HoldStatus
     expires_at: datetime
-    reason: str | None
+    reason: str | None = Field(
+        description="Free text beside the code (the authority's own; never exported)."
+    )
+    reason_code: str | None = Field(
+        None, description="Coded reason of a refusal, release or exit (docs/domain.md)."
+    )
     request_status: RequestStatus
     created_at: datetime
     updated_at: datetime

@@ -30,6 +30,7 @@ from api.errors import Conflict, Forbidden, NotFound, field_error
 from api.holds import repository
 from api.holds.schemas import HoldIn
 from api.requests import repository as requests_repository
+from api.requests.schemas import Outcome
 
 OBJECT_TYPE = "hold"
 SYSTEM_EXPIRY = Principal(sub="system:expiry", role="system")
@@ -100,6 +101,7 @@ def hold_out(hold: asyncpg.Record, request_status: str) -> dict[str, Any]:
         "status": hold["status"],
         "expires_at": hold["expires_at"].isoformat(),
         "reason": hold["reason"],
+        "reason_code": hold["reason_code"],
         "request_status": request_status,
         "created_at": hold["created_at"].isoformat(),
         "updated_at": hold["updated_at"].isoformat(),
@@ -215,8 +217,11 @@ async def apply_locked(
     name: str,
     reason: str | None,
     check: AccessCheck | None,
+    reason_code: str | None = None,
 ) -> dict[str, Any]:
-    """Run transition ``name`` on a hold already locked by this transaction."""
+    """Run transition ``name`` on a hold already locked by this transaction; ``reason_code``:
+    the coded reason of a refusal, release or exit (``api.codes``), ``reason`` the free text
+    beside it (or the expiry's note)."""
     t = TRANSITIONS[name]
     request = await requests_repository.lock(conn, hold["request_id"])
     assert request is not None  # foreign key
@@ -225,9 +230,9 @@ async def apply_locked(
         check(principal, request, target)
     _refuse_illegal(name, t, hold, request)
     await moves.move(conn, target, t.move, hold["places"], principal.sub)
-    updated = await repository.set_status(conn, hold["id"], t.hold_to, reason)
+    updated = await repository.set_status(conn, hold["id"], t.hold_to, reason, reason_code)
     await requests_repository.set_status(
-        conn, principal, request, t.history_event, t.request_to, hold["id"], reason
+        conn, principal, request, t.history_event, t.request_to, hold["id"], reason, reason_code
     )
     await changes.emit(conn, events.request_updated(request, t.request_to, t.history_event))
     out = hold_out(updated, t.request_to)
@@ -250,14 +255,16 @@ async def transition(
     principal: Principal,
     hold_id: UUID,
     name: str,
-    reason: str | None,
+    outcome: Outcome | None,
     check: AccessCheck,
 ) -> dict[str, Any]:
+    """``outcome``: the coded reason and free text of a refusal, release or exit."""
+    code, text = outcome if outcome is not None else (None, None)
     async with pool.acquire() as conn, conn.transaction():
         hold = await repository.lock(conn, hold_id)
         if hold is None:
             raise NotFound(f"Réservation {hold_id} inconnue.")
-        return await apply_locked(conn, principal, hold, name, reason, check)
+        return await apply_locked(conn, principal, hold, name, text, check, code)
 
 
 async def read(pool: asyncpg.Pool, principal: Principal, hold_id: UUID) -> dict[str, Any]:

@@ -75,7 +75,7 @@ async def structures(
     units = await conn.fetch(
         """
         SELECT id, structure_id, name, age_min_months, age_max_months, sexes, timings, publics,
-               formulas, disability_profiles, installed
+               formulas, disability_specialised, disability_supported, installed
           FROM units
          WHERE structure_id = ANY($1::uuid[])
          ORDER BY name, id

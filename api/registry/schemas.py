@@ -1,13 +1,16 @@
 """Response bodies of the registry."""
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api import disability as disability_codes
 from api.capacity.schemas import CapacitySnapshot
 from api.codes import AgrementReadState
+from api.disability import DisabilityLevelCode
 from api.needs import OfferNeedsIn, OfferNeedsOut, legacy_offer_fields
 
 DisabilityProfile = Literal[
@@ -67,15 +70,37 @@ class Location(BaseModel):
     its door — see domain.md)."""
 
 
+def _graded(data: Any) -> Any:
+    """Rows carry the two levels' arrays (0018): the ``disability`` map and the deprecated
+    ``disability_profiles`` (their union) instead."""
+    if isinstance(data, Mapping) and "disability_specialised" in data:
+        data = {
+            k: v
+            for k, v in data.items()
+            if k not in ("disability_specialised", "disability_supported")
+        } | disability_codes.as_out(data)
+    return data
+
+
 class UnitOut(OfferNeedsOut):
     id: UUID
     name: str
     sexes: list[str]
-    disability_profiles: list[str]
+    disability: dict[str, DisabilityLevelCode] = Field(
+        description=disability_codes.DISABILITY_DESCRIPTION
+    )
+    disability_profiles: list[str] = Field(
+        deprecated=True, description=disability_codes.LEGACY_DESCRIPTION
+    )
     installed: int
     capacity: CapacitySnapshot | None
     """The ``current`` snapshot; null until the unit has declared once."""
     forecasts: list[CapacitySnapshot] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        return _graded(data)
 
 
 class StructureOut(BaseModel):
@@ -132,7 +157,13 @@ class FosterCarerOut(OfferNeedsOut):
     department: str
     commune: str
     agrement_capacity: int
-    disability_profiles: list[str]
+    disability: dict[str, DisabilityLevelCode] = Field(
+        description="The agrément's word per disability profile (the issuer's): "
+        + disability_codes.DISABILITY_DESCRIPTION
+    )
+    disability_profiles: list[str] = Field(
+        deprecated=True, description=disability_codes.LEGACY_DESCRIPTION
+    )
     status: str
     leave_from: date | None
     status_until: date | None
@@ -148,7 +179,9 @@ class FosterCarerOut(OfferNeedsOut):
     @model_validator(mode="before")
     @classmethod
     def _nest_preferences(cls, data: Any) -> Any:
-        """Rows carry the preferences flat (``preferred_age_min_months``…): nest them."""
+        """Rows carry the preferences flat (``preferred_age_min_months``…): nest them; and the
+        two disability levels' arrays (``_graded``)."""
+        data = _graded(data)
         if (
             isinstance(data, dict)
             and "preferences" not in data
@@ -180,7 +213,15 @@ class UnitIn(OfferNeedsIn):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     sexes: list[Literal["F", "M"]] = Field(min_length=1, max_length=2)
-    disability_profiles: list[DisabilityProfile] = Field(default_factory=list)
+    disability: dict[DisabilityProfile, DisabilityLevelCode] | None = Field(
+        default=None, description=disability_codes.DISABILITY_DESCRIPTION
+    )
+    disability_profiles: list[DisabilityProfile] = Field(
+        # Marked in the OpenAPI only: pydantic's ``deprecated`` would warn on every read.
+        default=[],
+        json_schema_extra={"deprecated": True},
+        description=disability_codes.LEGACY_DESCRIPTION,
+    )
     installed: int = Field(ge=0, le=5000)
 
 
@@ -207,7 +248,7 @@ class StructureIn(BaseModel):
                             "timings": ["durable"],
                             "publics": ["mineur"],
                             "formulas": ["enfant"],
-                            "disability_profiles": [],
+                            "disability": {"troubles_psychiques_comportement": "with_support"},
                             "installed": 10,
                         }
                     ],

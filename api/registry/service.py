@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from api import changes, events, precision
+from api import changes, disability, events, precision
 from api.auth import Principal
 from api.authorities import single_department
 from api.changes import Idempotency, Written
@@ -88,7 +88,13 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
             body.location.lat if body.location else None,
             body.location.lon if body.location else None,
         )
-        await conn.executemany(INSERT_UNIT_SQL, [_unit_row(structure_id, u) for u in body.units])
+        await conn.executemany(
+            INSERT_UNIT_SQL,
+            [
+                _unit_row(structure_id, u, f"units[{i}].disability")
+                for i, u in enumerate(body.units)
+            ],
+        )
         created = await repository.structure_by_id(conn, structure_id)
         assert created is not None
         department = commune["department"]
@@ -118,10 +124,10 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
 
 INSERT_UNIT_SQL = """
 INSERT INTO units (structure_id, name, age_min_months, age_max_months, sexes, timings, publics,
-                   formulas, disability_profiles, installed)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                   formulas, disability_specialised, disability_supported, installed)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING id, name, age_min_months, age_max_months, sexes, timings, publics, formulas,
-          disability_profiles, installed
+          disability_specialised, disability_supported, installed
 """
 
 # The unit a FINESS import gave the establishment from its category (0 places installed,
@@ -137,7 +143,9 @@ RETURNING u.id
 """
 
 
-def _unit_row(structure_id: UUID, u: UnitIn) -> tuple[Any, ...]:
+def _unit_row(structure_id: UUID, u: UnitIn, field: str = "disability") -> tuple[Any, ...]:
+    """The unit's insert parameters; ``field`` names its ``disability`` in a 422."""
+    specialised, supported = disability.levels(u.disability, u.disability_profiles, field)
     return (
         structure_id,
         u.name,
@@ -147,7 +155,8 @@ def _unit_row(structure_id: UUID, u: UnitIn) -> tuple[Any, ...]:
         u.timings,
         u.publics,
         u.formulas,
-        sorted(set(u.disability_profiles)),
+        specialised,
+        supported,
         u.installed,
     )
 

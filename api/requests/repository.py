@@ -22,9 +22,14 @@ SELECT r.id, r.department, r.authority, r.reference, r.children, r.origin_commun
        r.separation_ordered, r.min_distance_km, r.school_commune, r.siblings_placed,
        r.created_at, r.updated_at,
        h.id AS hold_id, h.status AS hold_status, h.target_kind,
-       coalesce(h.unit_id, h.carer_id) AS target_id, h.places, h.expires_at
+       coalesce(h.unit_id, h.carer_id) AS target_id, h.places, h.expires_at,
+       sit.situation, sit.since AS situation_since
   FROM placement_requests r
   LEFT JOIN holds h ON h.request_id = r.id AND h.status IN ('held', 'admitted')
+  LEFT JOIN LATERAL (
+        SELECT situation, since FROM request_situations
+         WHERE request_id = r.id ORDER BY id DESC LIMIT 1
+       ) sit ON true
 """
 
 
@@ -67,6 +72,7 @@ async def insert(
     authority: str,
     department: str,
     siblings_placed: list[dict[str, Any]] | None = None,
+    child_key: str | None = None,
 ) -> UUID:
     """Insert a waiting request of ``authority`` (resolved by ``origin_place``); the origin is
     the commune's point or the rounded lat/lon. ``siblings_placed``: as resolved and recorded
@@ -79,13 +85,13 @@ async def insert(
                (department, reference, children, origin_commune, origin_location,
                 timing, public, formula, parent_expecting, urgency, measure_kind, decided_on,
                 created_by, authority, separation_ordered, min_distance_km, school_commune,
-                siblings_placed)
+                siblings_placed, child_key)
         VALUES ($1, $2, $3, $4::text,
                 CASE WHEN $4::text IS NULL
                      THEN ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography
                      ELSE (SELECT location FROM communes WHERE insee = $4::text)
                 END,
-                $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
         RETURNING id
         """,
         department,
@@ -105,8 +111,23 @@ async def insert(
         body.min_distance_km,
         None if body.school is None else body.school.commune,
         siblings_placed or [],
+        child_key,
     )
     return request_id
+
+
+async def insert_situation(
+    conn: asyncpg.Connection, request_id: UUID, code: str, since: date, recorded_by: str
+) -> None:
+    """A new row of the child's waiting situation; the latest row is the current one."""
+    await conn.execute(
+        "INSERT INTO request_situations (request_id, situation, since, recorded_by)"
+        " VALUES ($1, $2, $3, $4)",
+        request_id,
+        code,
+        since,
+        recorded_by,
+    )
 
 
 async def get(conn: asyncpg.Connection, request_id: UUID) -> asyncpg.Record | None:
@@ -129,6 +150,15 @@ async def lock(conn: asyncpg.Connection, request_id: UUID) -> asyncpg.Record | N
     )
 
 
+async def bump_version(conn: asyncpg.Connection, request_id: UUID) -> None:
+    """A write on the request that changes no status (its waiting situation): the version
+    goes up so that If-Match sees it."""
+    await conn.execute(
+        "UPDATE placement_requests SET version = version + 1, updated_at = now() WHERE id = $1",
+        request_id,
+    )
+
+
 async def set_status(
     conn: asyncpg.Connection,
     principal: Principal,
@@ -137,8 +167,10 @@ async def set_status(
     to_status: str,
     hold_id: UUID | None = None,
     reason: str | None = None,
+    reason_code: str | None = None,
 ) -> None:
-    """Move a (locked) request to ``to_status`` and append the transition to its history."""
+    """Move a (locked) request to ``to_status`` and append the transition to its history
+    (``reason_code``: the coded reason of a refusal, release, cancellation or exit)."""
     await conn.execute(
         """
         UPDATE placement_requests
@@ -149,7 +181,15 @@ async def set_status(
         to_status,
     )
     await append_event(
-        conn, principal, request["id"], event, request["status"], to_status, hold_id, reason
+        conn,
+        principal,
+        request["id"],
+        event,
+        request["status"],
+        to_status,
+        hold_id,
+        reason,
+        reason_code,
     )
 
 
@@ -162,12 +202,14 @@ async def append_event(
     to_status: str,
     hold_id: UUID | None = None,
     reason: str | None = None,
+    reason_code: str | None = None,
 ) -> None:
     await conn.execute(
         """
         INSERT INTO request_events
-               (request_id, event, from_status, to_status, hold_id, actor, role, reason)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               (request_id, event, from_status, to_status, hold_id, actor, role, reason,
+                reason_code)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         """,
         request_id,
         event,
@@ -177,6 +219,7 @@ async def append_event(
         principal.sub,
         principal.role,
         reason,
+        reason_code,
     )
 
 
@@ -238,7 +281,8 @@ async def unexecuted(
 async def history(conn: asyncpg.Connection, request_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
         """
-        SELECT occurred_at, event, from_status, to_status, hold_id, actor, role, reason
+        SELECT occurred_at, event, from_status, to_status, hold_id, actor, role, reason,
+               reason_code
           FROM request_events
          WHERE request_id = $1
          ORDER BY id

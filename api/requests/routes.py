@@ -11,16 +11,26 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import Principal, require
-from api.deps import AppSettings, AuthorityFilter, IdempotencyHeader, Pool, idempotency
+from api.deps import (
+    AppSettings,
+    AuthorityFilter,
+    IdempotencyHeader,
+    IfMatchHeader,
+    Pool,
+    idempotency,
+    if_match_version,
+)
+from api.errors import PreconditionRequired
 from api.requests import service
 from api.requests.schemas import (
     AuditPage,
+    CancellationIn,
     HistoryOut,
-    ReasonIn,
     RequestIn,
     RequestOut,
     RequestPage,
     RequestStatus,
+    SituationIn,
     UnexecutedPage,
 )
 from api.responses import written
@@ -146,9 +156,48 @@ async def request_history(request_id: UUID, principal: DepartmentUser, pool: Poo
     },
 )
 async def cancel_request(
-    request_id: UUID, body: ReasonIn, principal: DepartmentUser, pool: Pool
+    request_id: UUID, body: CancellationIn, principal: DepartmentUser, pool: Pool
 ) -> object:
-    return await service.cancel(pool, principal, request_id, body.reason)
+    """`reason_code` required (`reason` alone, as before the codes: recorded as `autre`)."""
+    return await service.cancel(pool, principal, request_id, body.outcome())
+
+
+@router.put(
+    "/requests/{request_id}/situation",
+    response_model=RequestOut,
+    summary="Record where the child lives while waiting (situation d'attente)",
+    responses={
+        **_CHILD_LEVEL,
+        404: {"description": "Unknown request."},
+        409: {
+            "description": "Stale If-Match version, or the request is no longer waiting or "
+            "held (placed, exited, cancelled)."
+        },
+        422: {"description": "Unknown code, or `since` in the future or before the decision."},
+        428: {"description": "If-Match header missing."},
+    },
+)
+async def put_situation(
+    request: Request,
+    request_id: UUID,
+    body: SituationIn,
+    principal: DepartmentUser,
+    pool: Pool,
+    idempotency_key: IdempotencyHeader = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    """A new row of the child's waiting situation from `since` (default today); the request's
+    `version` goes up. If-Match (the request's `version`) is required: the situation is
+    recorded on what was read. Idempotency-Key is optional (recommended)."""
+    key = idempotency(request, idempotency_key, required=False)
+    version = if_match_version(if_match)
+    if version is None:
+        raise PreconditionRequired(
+            "If-Match : en-tête requis (la version de la demande).",
+            errors=[{"field": "If-Match", "message": "required"}],
+        )
+    answer = await service.set_situation(pool, principal, request_id, body, key, version)
+    return written(answer, {"ETag": f'"{answer.body["version"]}"'})
 
 
 @router.get(

@@ -2,19 +2,31 @@
 
 Privacy is enforced by the schema itself: every model forbids unknown fields, so a child's
 name, birth date or address sent by mistake is a 422 naming that field, never stored. The
-child is described only by age (months, or years on input), sex and disability profiles;
-``reference`` is the department's file number and refuses spaces and letters outside ASCII,
-which keeps a name ("Léa Martin") out of it.
+child is described only by age (months, or years on input), sex, disability profiles and —
+with a profile — its MDPH notification (yes/no) and the kind and commune of the service that
+follows it; ``reference`` is the department's file number and refuses spaces and letters
+outside ASCII, which keeps a name ("Léa Martin") out of it.
 """
 
 from datetime import date, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from api.authorities import AUTHORITY_MAX_LENGTH, DEPARTMENT_PATTERN
-from api.codes import CARE_MODES, DISABILITY_PROFILES, REQUEST_STATUSES
+from api.codes import (
+    CARE_MODES,
+    DISABILITY_PROFILES,
+    OUTCOME_TEXT_MAX,
+    REQUEST_STATUSES,
+    CancellationReason,
+    ExitReason,
+    RefusalReason,
+    WaitingSituation,
+)
+from api.disability import DisabilityServiceKind
+from api.errors import field_error
 from api.needs import DEPRECATED, ChildAgeIn, Formula, NeedIn, Public, Timing, legacy_need_fields
 from api.needs import LegacyCareMode as CareMode
 from api.registry.schemas import DisabilityProfile
@@ -37,11 +49,49 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DisabilityServiceIn(Strict):
+    """The service that follows a child with a disability: its kind and its commune (a
+    service is public: its commune is enough). Its distance to each offer is scored."""
+
+    commune: str = Field(pattern=r"^[0-9][0-9AB][0-9]{3}$", description="INSEE code.")
+    kind: DisabilityServiceKind = Field(
+        description="IME, SESSAD, DITEP, IEM (entered on a CDAPH orientation, CASF L241-6), "
+        "CAMSP, CMP (entered directly) or `autre`."
+    )
+
+
 class ChildIn(Strict, ChildAgeIn):
     """Age in months (``age_months``) or years (``age``), never a birth date."""
 
     sex: Literal["F", "M"]
     disability_profiles: list[DisabilityProfile] = Field(default_factory=list, max_length=7)
+    mdph_notified: bool | None = Field(
+        default=None,
+        description="The CDAPH notified a decision for the child (MDPH, CASF L241-6); null: "
+        "not known. Only with a profile. Scored: a place taking the child with an outside "
+        "service's support is worth more when the notification secures that support.",
+    )
+    disability_service: DisabilityServiceIn | None = Field(
+        default=None,
+        description="The service that follows the child (IME, SESSAD, DITEP…): its commune's "
+        "distance to each offer is scored (`disability_service`). Only with a profile.",
+    )
+
+    @field_validator("mdph_notified")
+    @classmethod
+    def _notified_has_profile(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value and not info.data.get("disability_profiles"):
+            raise ValueError("une notification MDPH suppose un profil de handicap")
+        return value
+
+    @field_validator("disability_service")
+    @classmethod
+    def _service_has_profile(
+        cls, value: "DisabilityServiceIn | None", info: ValidationInfo
+    ) -> "DisabilityServiceIn | None":
+        if value is not None and not info.data.get("disability_profiles"):
+            raise ValueError("un service du handicap suppose un profil de handicap")
+        return value
 
 
 class ChildOut(BaseModel):
@@ -51,6 +101,8 @@ class ChildOut(BaseModel):
     )
     sex: Literal["F", "M"]
     disability_profiles: list[DisabilityProfile] = []
+    mdph_notified: bool | None = None
+    disability_service: DisabilityServiceIn | None = None
 
 
 class OriginIn(Strict):
@@ -103,6 +155,21 @@ class PlacedSibling(BaseModel):
     commune: str
 
 
+class SituationIn(Strict):
+    """Where the child lives while waiting (``PUT /v1/requests/{id}/situation``, and at
+    creation), from ``since`` (default: today in the request's department)."""
+
+    code: WaitingSituation
+    since: date | None = Field(
+        default=None, description="The day the child began to live there; not in the future."
+    )
+
+
+class Situation(BaseModel):
+    code: WaitingSituation
+    since: date
+
+
 class MeasureIn(Strict):
     kind: MeasureKind
     decided_on: date = Field(description="Date of the judge's or the department's decision.")
@@ -124,7 +191,13 @@ class RequestIn(NeedIn, Strict):
                 {
                     "authority": "69M",
                     "children": [
-                        {"age": 7, "sex": "F", "disability_profiles": ["tsa"]},
+                        {
+                            "age": 7,
+                            "sex": "F",
+                            "disability_profiles": ["tsa"],
+                            "mdph_notified": True,
+                            "disability_service": {"commune": "69266", "kind": "SESSAD"},
+                        },
                         {"age_months": 34, "sex": "M", "disability_profiles": []},
                     ],
                     "origin": {"commune": "69123"},
@@ -168,6 +241,11 @@ class RequestIn(NeedIn, Strict):
         "(Code civil art. 371-5): search then allows a split from its first step, not as a "
         "relaxation.",
     )
+    situation: SituationIn | None = Field(
+        default=None,
+        description="Where the child lives while waiting (#18); absent: `inconnu` from the "
+        "creation day.",
+    )
     min_distance_km: float | None = Field(
         default=None,
         ge=0,
@@ -191,6 +269,73 @@ class RequestIn(NeedIn, Strict):
 
 class ReasonIn(Strict):
     reason: str = Field(min_length=1, max_length=500)
+
+
+class Outcome(NamedTuple):
+    """A transition's reason as stored: the code (``api.codes``) and the optional free text."""
+
+    code: str | None
+    text: str | None
+
+
+ClientReleaseReason = Literal[
+    "autre_solution_retenue",
+    "refus_famille_ou_enfant",
+    "delai_admission",
+    "erreur_reservation",
+    "autre",
+]
+"""``RELEASE_REASONS`` but Places's own (``agrement_suspendu``, ``agrement_retire``)."""
+
+_TEXT = Field(
+    default=None,
+    min_length=1,
+    max_length=OUTCOME_TEXT_MAX,
+    description="Optional free text beside the code, at most 200 characters, never a name: "
+    "kept for the authority, never exported nor shown nationally. Alone (old clients), it is "
+    "recorded with the code `autre`.",
+)
+
+
+class _OutcomeIn(Strict):
+    """A coded reason (``reason_code``) and optional short free text (``reason``)."""
+
+    reason_code: str | None = None
+    reason: str | None = _TEXT
+
+    def outcome(self, *, required: bool = True) -> Outcome:
+        """The code to store: the one given, else ``autre`` when only the text was given
+        (clients from before the codes) or when none is required; else 422 naming
+        ``reason_code``."""
+        if self.reason_code is not None:
+            return Outcome(self.reason_code, self.reason)
+        if self.reason is None and required:
+            raise field_error("reason_code", "motif requis (un code, voir la nomenclature)")
+        return Outcome("autre", self.reason)
+
+
+class RefusalIn(_OutcomeIn):
+    reason_code: RefusalReason | None = Field(
+        default=None, description="Why the establishment or the carer refuses (required)."
+    )
+
+
+class ReleaseIn(_OutcomeIn):
+    reason_code: ClientReleaseReason | None = Field(
+        default=None, description="Why the placing authority releases (optional: `autre`)."
+    )
+
+
+class CancellationIn(_OutcomeIn):
+    reason_code: CancellationReason | None = Field(
+        default=None, description="Why the request is cancelled (required)."
+    )
+
+
+class ExitIn(_OutcomeIn):
+    reason_code: ExitReason | None = Field(
+        default=None, description="Why the placement ends (required)."
+    )
 
 
 class Origin(BaseModel):
@@ -268,6 +413,9 @@ class RequestOut(BaseModel):
     status: RequestStatus
     days_since_decision: int
     hold: ActiveHold | None
+    situation: Situation | None = Field(
+        default=None, description="The current waiting situation (the latest recorded)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -296,6 +444,7 @@ class HistoryItem(BaseModel):
     actor: str
     role: str
     reason: str | None
+    reason_code: str | None = None
 
 
 class HistoryOut(BaseModel):

@@ -25,7 +25,8 @@ from api.changes import Idempotency, Written
 from api.errors import Conflict, NotFound, field_error
 from api.needs import legacy_need_fields
 from api.requests import repository
-from api.requests.schemas import RequestIn
+from api.requests.children import key_for
+from api.requests.schemas import Outcome, RequestIn, SituationIn
 from api.search import places
 from geo.bounds import in_france
 
@@ -83,6 +84,11 @@ def to_out(row: asyncpg.Record, today: date | None = None) -> dict[str, Any]:
             "status": row["status"],
             "days_since_decision": (today - row["decided_on"]).days,
             "hold": hold,
+            "situation": (
+                None
+                if row["situation"] is None
+                else {"code": row["situation"], "since": row["situation_since"].isoformat()}
+            ),
             "version": row["version"],
             "created_at": row["created_at"].isoformat(),
             "updated_at": row["updated_at"].isoformat(),
@@ -99,6 +105,19 @@ def _check_point(body: RequestIn) -> None:
 def _check_date(body: RequestIn, department: str) -> None:
     if body.measure.decided_on > local_today(department):
         raise field_error("measure.decided_on", "date dans le futur")
+
+
+def _situation_since(situation: SituationIn, department: str, field: str) -> date:
+    """The situation's first day: given, or today in the department's calendar; never in
+    the future (422 naming ``field``)."""
+    today = local_today(department)
+    if situation.since is None:
+        return today
+    if situation.since > today:
+        raise field_error(field, "date dans le futur")
+    if situation.since < date(2000, 1, 1):
+        raise field_error(field, "date avant 2000-01-01")
+    return situation.since
 
 
 async def _origin_scope(
@@ -142,11 +161,21 @@ async def create(
             raise field_error("department", f"département {body.department} inconnu")
         if body.school is not None:
             await places.school_point(conn, body.school, "school.commune")
+        await places.disability_services(conn, body.children)  # known communes only (422)
         siblings = await places.siblings_placed(conn, body.siblings_placed)
+        situation = body.situation or SituationIn(code="inconnu")
+        since = _situation_since(situation, department, "situation.since")
         request_id = await repository.insert(
-            conn, principal, body, authority, department, [places.stored(p) for p in siblings]
+            conn,
+            principal,
+            body,
+            authority,
+            department,
+            [places.stored(p) for p in siblings],
+            key_for(authority, body.reference),
         )
         await repository.append_event(conn, principal, request_id, "created", None, "waiting")
+        await repository.insert_situation(conn, request_id, situation.code, since, principal.sub)
         row = await repository.get(conn, request_id)
         assert row is not None
         out = to_out(row)
@@ -288,10 +317,11 @@ async def list_unexecuted(
 
 
 async def cancel(
-    pool: asyncpg.Pool, principal: Principal, request_id: UUID, reason: str
+    pool: asyncpg.Pool, principal: Principal, request_id: UUID, outcome: Outcome
 ) -> dict[str, Any]:
-    """Cancel a waiting request (measure lifted, child placed by other means). A held or
-    placed request must be released or exited first, so that places are given back."""
+    """Cancel a waiting request (measure lifted, child placed by other means), with its
+    coded reason. A held or placed request must be released or exited first, so that places
+    are given back."""
     async with pool.acquire() as conn, conn.transaction():
         request = await repository.lock(conn, request_id)
         if request is None:
@@ -304,7 +334,13 @@ async def cancel(
                 status_now=request["status"],
             )
         await repository.set_status(
-            conn, principal, request, "cancelled", "cancelled", reason=reason
+            conn,
+            principal,
+            request,
+            "cancelled",
+            "cancelled",
+            reason=outcome.text,
+            reason_code=outcome.code,
         )
         await changes.emit(conn, events.request_updated(request, "cancelled", "cancelled"))
         await changes.audit(
@@ -319,6 +355,60 @@ async def cancel(
         row = await repository.get(conn, request_id)
     assert row is not None
     return to_out(row)
+
+
+SITUATION_STATUSES = ("waiting", "held")
+"""A waiting situation is recorded while the measure is not executed (waiting, or held and
+not yet admitted); once placed, exited or cancelled the child is no longer waiting."""
+
+
+async def set_situation(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    request_id: UUID,
+    body: SituationIn,
+    idempotency: Idempotency | None,
+    if_match: int,
+) -> Written:
+    """``PUT /v1/requests/{id}/situation``: a new situation row from ``since``; the request's
+    version goes up (If-Match required), idempotent, audited (``request.situation``), with
+    ``request.updated`` (``event: situation``, status unchanged: no national count moves)."""
+    async with pool.acquire() as conn, conn.transaction():
+        request = await repository.lock(conn, request_id)
+        if request is None:
+            raise NotFound(f"Demande {request_id} inconnue.")
+        require_authority_scope(principal, request["authority"])
+        replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
+        if replay is not None:
+            return replay
+        if if_match != request["version"]:
+            raise Conflict(
+                f"Version périmée : version courante {request['version']}, If-Match {if_match}.",
+                current_version=request["version"],
+            )
+        if request["status"] not in SITUATION_STATUSES:
+            raise Conflict(
+                f"La situation d'attente ne se renseigne que pour une demande en attente ou "
+                f"réservée ; celle-ci est « {request['status']} ».",
+                status_now=request["status"],
+            )
+        since = _situation_since(body, request["department"], "since")
+        await repository.insert_situation(conn, request_id, body.code, since, principal.sub)
+        await repository.bump_version(conn, request_id)
+        await changes.emit(conn, events.request_updated(request, request["status"], "situation"))
+        await changes.audit(
+            conn,
+            principal,
+            "request.situation",
+            OBJECT_TYPE,
+            str(request_id),
+            request["department"],
+            {"situation": body.code, "since": since.isoformat()},
+            authority=request["authority"],
+        )
+        row = await repository.get(conn, request_id)
+        assert row is not None
+        return await changes.store(conn, principal, idempotency, Written(to_out(row)))
 
 
 async def audit_trail(

@@ -1,5 +1,5 @@
-"""The school and the siblings already placed: from what a request or a search body names to
-the public points the matching library scores (issue #16).
+"""The school, the siblings already placed and the children's disability services: from what
+a request or a search body names to the public points the matching library scores (#16).
 
 A point here is always public: a commune's centroid, a unit's structure (its commune's for a
 lieu de vie, ``api.precision.point_sql``), a carer's ``public_location`` (their commune's, never
@@ -7,14 +7,15 @@ the home). What a request stores for a sibling is its kind, its id and its commu
 carer, nothing finer than the commune ever leaves this module or enters the database.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from api.errors import Invalid, field_error
 from api.precision import point_sql
-from api.requests.schemas import PlacedSiblingIn, SchoolIn
-from matching import PlacedSibling, Point
+from api.requests.schemas import ChildIn, PlacedSiblingIn, SchoolIn
+from matching import DisabilityService, PlacedSibling, Point
 
 _UNIT_SQL = f"""
 SELECT u.id::text AS id, s.id::text AS structure_id, s.commune,
@@ -43,6 +44,25 @@ async def school_point(conn: asyncpg.Connection, school: SchoolIn, field: str) -
     if row is None:
         raise field_error(field, f"commune INSEE {school.commune} inconnue")
     return Point(row["lat"], row["lon"])
+
+
+async def disability_services(
+    conn: asyncpg.Connection, children: Sequence[ChildIn], field: str = "children"
+) -> list[DisabilityService | None]:
+    """Each child's disability service at its commune's point (None without one); an unknown
+    commune is a 422 naming ``children[i].disability_service.commune``."""
+    out: list[DisabilityService | None] = []
+    for i, child in enumerate(children):
+        service = child.disability_service
+        if service is None:
+            out.append(None)
+            continue
+        row = await conn.fetchrow(_COMMUNE_SQL, service.commune)
+        if row is None:
+            where = f"{field}[{i}].disability_service.commune"
+            raise field_error(where, f"commune INSEE {service.commune} inconnue")
+        out.append(DisabilityService(service.kind, service.commune, row["lat"], row["lon"]))
+    return out
 
 
 async def placed_sibling(

@@ -1,8 +1,8 @@
 """Candidate retrieval: one index-assisted query per kind (units, carers) and ladder step.
 
 Hard filters (free places for the temporalities counted, the need's timing, public and
-formula — one ``text[]`` parameter of three codes —, age band in months, sexes,
-disability profiles; for a carer: agrément valid today and not on leave today — the one
+formula — one ``text[]`` parameter of three codes —, age band in months, sexes; for a
+carer: agrément valid today and not on leave today — the one
 predicate ``api.capacity.repository.carer_free_sql`` —, their preferences rather than the
 agrément's bounds, and the employer's openness to the searching authority) are pushed into
 SQL; geography is ``ST_DWithin`` on
@@ -10,6 +10,25 @@ SQL; geography is ``ST_DWithin`` on
 step), or nothing (national); rows come nearest first through the GiST KNN operator
 ``<->`` with a LIMIT, so a national step never scans the country. matching/ re-checks
 every hard constraint anyway.
+
+The ``origin`` CTE is ``NOT MATERIALIZED``: referenced twice, PostgreSQL would otherwise
+materialise it, and ``location <-> origin.g`` would compare with a column rather than a
+constant — which no index can order by, so every "nearest first" read became a scan of the
+country's free offer and a sort (measured with EXPLAIN at scales 1 and 4, #16: 2,700 buffers
+at scale 1, 5,600 at scale 4 for a national read of a common need). The LIMITs inside are
+``FETCH FIRST … WITH TIES`` on the distance alone, which the index yields: places of one
+structure (or carers of one commune) share a point, and the ties are then cut by the outer
+query's total order (distance, id), so the rows returned never depend on the index's order
+among equals.
+
+Disability profiles are graded (#16, ``matching.disability``): an offer with a word on each
+of the children's profiles (specialised or with support) ranks, at its step, before any
+offer silent on one, which is admissible only as a stated relaxation. Each step's query
+therefore reads the offers *with a word* (``DISABILITY_FILTER['stated']``: the profiles are
+a subset of the two levels' union); only when they are fewer than the search's limit does
+it read the *silent* ones too (``'unstated'``, the complement) — so a profile that many
+offers state costs one query per step, as before, and one that few state finds the silent
+offers near the family instead of nothing.
 
 A carer's home is never read here: every use of their position — radius filter, nearest
 first order, distance shown, the distance part of the score — works from their public point
@@ -23,6 +42,7 @@ kilometre — what ranks it, too.
 """
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +50,7 @@ import asyncpg
 
 from api.capacity.repository import carer_free_sql
 from api.precision import distance_km_sql, point_sql
-from matching import Area, Need, Offer, Step
+from matching import Area, Need, Offer, Step, accepts
 
 CANDIDATES_PER_KIND = 120
 """Nearest candidates fetched per kind and step: several times any ``limit`` the API
@@ -57,7 +77,7 @@ _GEO_FILTER = {
 }
 
 UNITS_SQL = """
-WITH origin AS (
+WITH origin AS NOT MATERIALIZED (
     SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
 ), nearest AS (
     -- Free places nearest first: a KNN walk of the snapshots' partial GiST index that stops
@@ -74,17 +94,17 @@ WITH origin AS (
        AND u.formulas @> ARRAY[($4::text[])[3]]
        AND u.age_min_months <= $5 AND u.age_max_months >= $6
        AND u.sexes && $7::text[] AND u.sexes @> $8::text[]
-       AND u.disability_profiles @> $9::text[]
+       AND {disability}
        {geo}{min}
      ORDER BY cs.location <-> origin.g  -- distance alone, so the index yields the order
-     LIMIT $10
+     FETCH FIRST $10 ROWS WITH TIES  -- units of one structure share its point: no arbitrary cut
 )
 -- A lieu de vie (api.precision) leaves this module at its commune: the commune's point and
 -- the distance to it, rounded to the kilometre (joined on the LIMIT's rows only).
 SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
        s.category, s.department, s.commune,
        u.age_min_months, u.age_max_months, u.sexes, u.timings, u.publics, u.formulas,
-       u.disability_profiles,
+       u.disability_specialised, u.disability_supported,
        n.temporality, n.available AS free_places, n.available_gender,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        {distance_km} AS distance_km,
@@ -95,13 +115,14 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
   JOIN structures s ON s.id = u.structure_id
   JOIN communes cm ON cm.insee = s.commune
  ORDER BY n.knn, u.id, n.temporality
+ LIMIT $10
 """
 
 _CARER_BRANCH = """
     SELECT c.id, c.department, c.commune, c.preferred_age_min_months AS age_min_months,
            c.preferred_age_max_months AS age_max_months, c.preferred_timings AS timings,
            c.preferred_publics AS publics, c.preferred_formulas AS formulas,
-           c.disability_profiles, c.available_places, c.declared_at,
+           c.disability_specialised, c.disability_supported, c.available_places, c.declared_at,
            c.public_location <-> origin.g AS knn,
            ST_Distance(c.public_location, origin.g) AS metres,
            ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon
@@ -114,15 +135,19 @@ _CARER_BRANCH = """
        AND c.preferred_publics @> ARRAY[($3::text[])[2]]
        AND c.preferred_formulas @> ARRAY[($3::text[])[3]]
        AND c.preferred_age_min_months <= $4 AND c.preferred_age_max_months >= $5
-       AND c.disability_profiles @> $6::text[]
+       AND {disability}
        {geo}{min}
-     ORDER BY c.public_location <-> origin.g, c.id
-     LIMIT $7
+     {order}
 """
+_KNN_ORDER = "ORDER BY c.public_location <-> origin.g FETCH FIRST $7 ROWS WITH TIES"
+"""The open carers: a KNN walk of their GiST index, which orders by the distance alone (the
+ties, carers of one commune, kept whole and cut by the outer order)."""
+_SORT_ORDER = "ORDER BY c.public_location <-> origin.g, c.id LIMIT $7"
+"""The searcher's own closed carers: read by employing authority (a B-tree) and sorted."""
 
 CARERS_SQL = (
     """
-WITH origin AS (
+WITH origin AS NOT MATERIALIZED (
     SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
 ), nearest AS (
     -- The carer's preferences (within the agrément) are what they are matched on. Whom a
@@ -133,11 +158,11 @@ WITH origin AS (
     -- Carers of one commune share its public point, so the id breaks ties and the LIMIT's
     -- cut is deterministic.
     SELECT * FROM (("""
-    + _CARER_BRANCH.replace("{whose}", "c.open_to_other_authorities")
+    + _CARER_BRANCH.replace("{whose}", "c.open_to_other_authorities").replace("{order}", _KNN_ORDER)
     + ") UNION ALL ("
     + _CARER_BRANCH.replace(
         "{whose}", "NOT c.open_to_other_authorities AND c.employing_authority = $8"
-    )
+    ).replace("{order}", _SORT_ORDER)
     + """)) AS both_sets
      ORDER BY knn, id
      LIMIT $7
@@ -145,7 +170,7 @@ WITH origin AS (
 -- The public point is the commune's: lat/lon and the distance, rounded to the kilometre.
 SELECT n.id::text AS id, n.department, n.commune, n.age_min_months, n.age_max_months,
        n.timings, n.publics, n.formulas,
-       n.disability_profiles, n.available_places AS free_places,
+       n.disability_specialised, n.disability_supported, n.available_places AS free_places,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        round((n.metres / 1000.0)::numeric)::float8 AS distance_km,
        n.lat, n.lon, n.knn, n.metres
@@ -157,9 +182,24 @@ SELECT n.id::text AS id, n.department, n.commune, n.age_min_months, n.age_max_mo
 
 _GEO_PARAMS = {Area.RADIUS: 1, Area.NEIGHBOURS: 2, Area.NATIONAL: 0}
 
+DISABILITY_FILTER = {
+    # Every profile of the children has a word (either level); always true without profiles.
+    "stated": "({t}.disability_specialised || {t}.disability_supported) @> ${p}::text[]",
+    # Silent on at least one of them: the complement, read only when the stated are short.
+    "unstated": "NOT ({t}.disability_specialised || {t}.disability_supported) @> ${p}::text[]",
+}
+_PROFILES_PARAM = {"unit": ("u", 9), "carer": ("c", 6)}
+
 
 def _sql(
-    template: str, area: str, loc: str, dept: str, first_geo_param: int, away: bool = False
+    template: str,
+    area: str,
+    loc: str,
+    dept: str,
+    first_geo_param: int,
+    away: bool = False,
+    kind: str = "unit",
+    disability: str = "stated",
 ) -> str:
     """``away``: a minimum distance from the family (``Need.min_distance_km``, #16), its
     metres the last parameter — the KNN walk skips the nearer rows instead of returning
@@ -177,20 +217,24 @@ def _sql(
         point=point_sql("s", "cm"),
         distance_km=distance_km_sql("s", "cm", "origin.g", "n.metres"),
         free=carer_free_sql("c"),
+        disability=DISABILITY_FILTER[disability].format(
+            t=_PROFILES_PARAM[kind][0], p=_PROFILES_PARAM[kind][1]
+        ),
     )
 
 
-QUERIES: dict[tuple[str, str], str] = {}
-AWAY_QUERIES: dict[tuple[str, str], str] = {}
+QUERIES: dict[tuple[str, str, str], str] = {}
+AWAY_QUERIES: dict[tuple[str, str, str], str] = {}
+"""Keyed by (kind, area, ``DISABILITY_FILTER`` key)."""
 for _area in Area:
-    QUERIES[("unit", _area)] = _sql(UNITS_SQL, _area, "cs.location", "s.department", 11)
-    QUERIES[("carer", _area)] = _sql(CARERS_SQL, _area, "c.public_location", "c.department", 9)
-    AWAY_QUERIES[("unit", _area)] = _sql(
-        UNITS_SQL, _area, "cs.location", "s.department", 11, away=True
-    )
-    AWAY_QUERIES[("carer", _area)] = _sql(
-        CARERS_SQL, _area, "c.public_location", "c.department", 9, away=True
-    )
+    for _which in DISABILITY_FILTER:
+        for _away, _into in ((False, QUERIES), (True, AWAY_QUERIES)):
+            _into[("unit", _area, _which)] = _sql(
+                UNITS_SQL, _area, "cs.location", "s.department", 11, _away, "unit", _which
+            )
+            _into[("carer", _area, _which)] = _sql(
+                CARERS_SQL, _area, "c.public_location", "c.department", 9, _away, "carer", _which
+            )
 
 
 def query_args(
@@ -321,13 +365,15 @@ async def _query(
     area: str,
     args: list[Any],
     memo: dict[tuple[Any, ...], Any] | None,
+    disability: str = "stated",
 ) -> list[Offer]:
-    key = (kind, area, *(tuple(a) if isinstance(a, list) else a for a in args))
+    key = (kind, area, disability, *(tuple(a) if isinstance(a, list) else a for a in args))
     if memo is not None and key in memo:
         found: list[Offer] = memo[key]
         return found
     queries = AWAY_QUERIES if len(args) > _ARGS[kind] + _GEO_PARAMS[Area(area)] else QUERIES
-    found = [offer_from_row(kind, r) for r in await conn.fetch(queries[(kind, area)], *args)]
+    sql = queries[(kind, area, disability)]
+    found = [offer_from_row(kind, r) for r in await conn.fetch(sql, *args)]
     if memo is not None:
         memo[key] = found
     return found
@@ -340,9 +386,10 @@ async def _nearest(
     origin: Origin,
     step: Step,
     memo: dict[tuple[Any, ...], Any],
+    disability: str = "stated",
 ) -> _Nearest:
     """The search's national read of one kind for the step's hard filters (the split step's
-    differ), once per search."""
+    differ), once per search and ``DISABILITY_FILTER``."""
     national = Step(
         step.code,
         step.label,
@@ -352,9 +399,9 @@ async def _nearest(
         split_siblings=step.split_siblings,
     )
     args = query_args(kind, need, origin, national, [], NEAREST_ROWS)
-    key = ("nearest", kind, *(tuple(a) if isinstance(a, list) else a for a in args))
+    key = ("nearest", kind, disability, *(tuple(a) if isinstance(a, list) else a for a in args))
     if key not in memo:
-        rows = await conn.fetch(QUERIES[(kind, Area.NATIONAL)], *args)
+        rows = await conn.fetch(QUERIES[(kind, Area.NATIONAL, disability)], *args)
         memo[key] = _Nearest(
             [(r["knn"], r["metres"], offer_from_row(kind, r)) for r in rows],
             complete=len(rows) < NEAREST_ROWS,
@@ -371,6 +418,8 @@ async def fetch_offers(
     neighbours: list[str],
     memo: dict[tuple[Any, ...], Any] | None = None,
     carers_conn: asyncpg.Connection | None = None,
+    want: int | None = None,
+    exclude: Collection[tuple[str, str]] = (),
 ) -> list[Offer]:
     """Candidates of both kinds for one step: what the step's query returns. ``memo`` (one
     per search) spares queries. The first ring of the ladder (``_first_ring``) runs its own
@@ -381,7 +430,42 @@ async def fetch_offers(
     (``_Nearest.step``), with the step's own query otherwise. Before (#16, measured), every
     step scanned the country's free offer again: a search that walked the ladder cost
     several times the offer, four times more at four times the data. With ``carers_conn``,
-    the carers' query runs on it while the units' runs on ``conn``."""
+    the carers' query runs on it while the units' runs on ``conn``.
+
+    Disability (module docstring): the offers with a word on the children's profiles first;
+    the silent ones too unless ``want`` (the search's limit) of the former — distinct, taking
+    the whole group, not in ``exclude`` — are found: at this step they all rank before any
+    silent one, so the silent ones could not be among the first ``want`` options. Without
+    ``want``, both are always read (every admissible offer of the step)."""
+    stated = await _both_kinds(conn, need, origin, step, neighbours, memo, carers_conn, "stated")
+    if not _profiles(need, step):
+        return stated
+    if want is not None:
+        excluded = frozenset(exclude)
+        found = {o.key for o in stated if o.key not in excluded and accepts(need, o)}
+        if len(found) >= want:
+            return stated
+    silent = await _both_kinds(conn, need, origin, step, neighbours, memo, carers_conn, "unstated")
+    return [*stated, *silent]
+
+
+def _profiles(need: Need, step: Step) -> bool:
+    """Whether the step's queries filter on profiles (never at the split step: an offer
+    qualifies there by taking at least one child, ``query_args``)."""
+    return not step.split_siblings and any(c.disability_profiles for c in need.children)
+
+
+async def _both_kinds(
+    conn: asyncpg.Connection,
+    need: Need,
+    origin: Origin,
+    step: Step,
+    neighbours: list[str],
+    memo: dict[tuple[Any, ...], Any] | None,
+    carers_conn: asyncpg.Connection | None,
+    disability: str,
+) -> list[Offer]:
+    """Units and carers of one step for one ``DISABILITY_FILTER``."""
     near = frozenset([origin.department, *neighbours])
 
     async def of_kind(kind: str, on: asyncpg.Connection) -> list[Offer]:
@@ -390,12 +474,12 @@ async def fetch_offers(
         # which the national read would spend its rows on: its steps run their own queries.
         shared = not _first_ring(step) and not step.split_siblings
         if memo is not None and shared and need.min_distance_km is None:
-            nearest = await _nearest(on, kind, need, origin, step, memo)
+            nearest = await _nearest(on, kind, need, origin, step, memo, disability)
             found = nearest.step(step, near)
             if found is not None:
                 return found
         args = query_args(kind, need, origin, step, neighbours)
-        return await _query(on, kind, step.area, args, memo)
+        return await _query(on, kind, step.area, args, memo, disability)
 
     if carers_conn is None:
         return [*await of_kind("unit", conn), *await of_kind("carer", conn)]
@@ -424,7 +508,8 @@ def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = Non
         "timings": r["timings"],
         "publics": r["publics"],
         "formulas": r["formulas"],
-        "disability_profiles": r["disability_profiles"],
+        "disability_specialised": r["disability_specialised"],
+        "disability_supported": r["disability_supported"],
         "declared_age_days": max(0.0, float(r["declared_age_days"])),
         "lat": r["lat"],
         "lon": r["lon"],

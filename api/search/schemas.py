@@ -5,17 +5,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.needs import ChildAgeIn, NeedIn
-from api.registry.schemas import DisabilityProfile
+from api.needs import NeedIn
 from api.requests.schemas import MAX_SIBLINGS_PLACED, PlacedSiblingIn, SchoolIn
+from api.requests.schemas import ChildIn as RequestChildIn
 
 
-class ChildIn(ChildAgeIn):
-    """A child as matching needs it: age (months, or years), sex, disability profiles."""
-
-    model_config = ConfigDict(extra="forbid")
-    sex: Literal["F", "M"]
-    disability_profiles: list[DisabilityProfile] = Field(default=[], max_length=7)
+class ChildIn(RequestChildIn):
+    """A child as matching needs it: age (months, or years), sex, disability profiles and,
+    with a profile, the MDPH notification and the service that follows the child. Nothing
+    else."""
 
 
 class OriginIn(BaseModel):
@@ -43,7 +41,13 @@ class SearchIn(NeedIn):
             "examples": [
                 {
                     "children": [
-                        {"age": 7, "sex": "F", "disability_profiles": ["tsa"]},
+                        {
+                            "age": 7,
+                            "sex": "F",
+                            "disability_profiles": ["tsa"],
+                            "mdph_notified": True,
+                            "disability_service": {"commune": "69266", "kind": "SESSAD"},
+                        },
                         {"age": 9, "sex": "M", "disability_profiles": []},
                     ],
                     "origin": {"commune": "69123"},
@@ -141,7 +145,17 @@ class ProposalOut(BaseModel):
     children: list[int]
     score: float
     reasons: list[ReasonOut]
-    relaxed: list[str]
+    relaxed: list[str] = Field(
+        description="Every relaxation this proposal needs, as facts: the ladder's codes in "
+        "ladder order, then `disability_unstated` when the offer has said nothing on a "
+        "child's disability profile."
+    )
+    disability_level: Literal["specialised", "with_support", "unstated"] | None = Field(
+        default=None,
+        description="What the offer states of its children's disability profiles, the worst "
+        "over them (it ranks by it within its step: specialised, with support, unstated); null "
+        "when none of them has a profile.",
+    )
     step: str = Field(description="The ladder step the proposal ranks at.")
     stale: bool = Field(
         description="The declaration is older than `PLACES_STALE_AFTER_DAYS`: it ranks after "
@@ -163,6 +177,11 @@ class ProposalOut(BaseModel):
         default=None,
         description="Whole km to the nearest sibling already placed (0: with them, or in "
         "their establishment); null without siblings placed.",
+    )
+    disability_service_distance_km: float | None = Field(
+        default=None,
+        description="Distance from the commune of its children's disability service (the "
+        "farthest, if several; whole km for a carer or a lieu de vie); null without one.",
     )
 
 

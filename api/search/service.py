@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -28,6 +28,7 @@ from geo.referential import neighbours as department_neighbours
 from matching import (
     STALE_AFTER_DAYS,
     Child,
+    DisabilityService,
     Need,
     Offer,
     PlacedSibling,
@@ -35,8 +36,10 @@ from matching import (
     Proposal,
     SearchResult,
     Step,
+    disability,
     nearest_placed_sibling,
     school_distance_km,
+    service_distance_km,
 )
 from matching import search as match
 from matching.score import whole_km
@@ -49,13 +52,21 @@ def build_need(
     min_distance_km: float | None = None,
     school: Point | None = None,
     siblings_placed: tuple[PlacedSibling, ...] = (),
+    services: Sequence[DisabilityService | None] = (),
 ) -> Need:
     """The library's need. ``separation_ordered``, ``min_distance_km``, ``school`` and
     ``siblings_placed`` are the effective ones (the body's, else the request's:
-    ``request_options``), resolved to public points (``api.search.places``)."""
+    ``request_options``), resolved to public points (``api.search.places``), as are the
+    children's disability ``services`` (one per child, in order; default none)."""
     children = tuple(
-        Child(age_months=c.months, sex=c.sex, disability_profiles=frozenset(c.disability_profiles))
-        for c in body.children
+        Child(
+            age_months=c.months,
+            sex=c.sex,
+            disability_profiles=frozenset(c.disability_profiles),
+            mdph_notified=c.mdph_notified,
+            disability_service=services[i] if i < len(services) else None,
+        )
+        for i, c in enumerate(body.children)
     )
     timing, public, formula = body.need_fields()
     return Need(
@@ -162,6 +173,9 @@ def proposal_out(p: Proposal, origin: Origin, need: Need | None = None) -> dict[
     vie: their points are their communes')."""
     o: Offer = p.offer
     school_km = None if need is None else school_distance_km(need, o)
+    kids = [] if need is None else [need.children[i] for i in p.children]
+    service_km = [d for c in kids if (d := service_distance_km(c, o)) is not None]
+    levels = [lv for c in kids if (lv := disability.child_level(c, o)) is not None]
     placed = None if need is None else nearest_placed_sibling(need, o)
     structure = (
         {"id": o.structure_id, "name": o.structure_name, "finess": o.finess}
@@ -188,6 +202,7 @@ def proposal_out(p: Proposal, origin: Origin, need: Need | None = None) -> dict[
             for r in p.reasons
         ],
         "relaxed": list(p.relaxed),
+        "disability_level": disability.worst(levels) if levels else None,
         "step": p.step,
         "stale": p.stale,
         "option": p.option,
@@ -198,6 +213,9 @@ def proposal_out(p: Proposal, origin: Origin, need: Need | None = None) -> dict[
             None if school_km is None else round(school_km, 0 if whole_km(o) else 1)
         ),
         "siblings_placed_distance_km": None if placed is None else round(placed[0]),
+        "disability_service_distance_km": (
+            round(max(service_km), 0 if whole_km(o) else 1) if service_km else None
+        ),
     }
 
 
@@ -286,6 +304,7 @@ async def run_search(
         await conn.execute(PLAN_PER_QUERY)
         options = await request_options(conn, principal, body)
         origin = await resolve_origin(conn, body)
+        services = await places.disability_services(conn, body.children)
         # Carers closed to other authorities are proposed to their employer's only.
         origin = dataclasses.replace(origin, searcher=principal.authority or origin.authority)
         need = build_need(
@@ -295,6 +314,7 @@ async def run_search(
             options.min_distance_km,
             options.school,
             options.siblings_placed,
+            services,
         )
         neighbours = sorted(department_neighbours(origin.department))
         loop = asyncio.get_running_loop()
@@ -303,7 +323,15 @@ async def run_search(
 
             def fetch(step: Step) -> list[Offer]:
                 coro = repository.fetch_offers(
-                    conn, need, origin, step, neighbours, memo, carers_conn
+                    conn,
+                    need,
+                    origin,
+                    step,
+                    neighbours,
+                    memo,
+                    carers_conn,
+                    want=body.limit,
+                    exclude=options.refused,
                 )
                 return asyncio.run_coroutine_threadsafe(coro, loop).result()
 

@@ -13,19 +13,21 @@ import io
 from datetime import UTC, datetime
 from numbers import Number
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from api.auth import Principal, require
+from api.auth import Principal, require, require_authority_scope
 from api.csvcells import safe_cell
 from api.deps import AppSettings, DepartmentCode, Pool
 from api.errors import NotFound
 from api.settings import Settings
-from api.stats import repository, service
+from api.stats import children, repository, service
 from api.stats.schemas import (
     AuthorityStats,
     AuthorityStatsPage,
+    ChildrenStatsPage,
     DepartmentStats,
     StatsHistoryOut,
     StatsPage,
@@ -201,3 +203,62 @@ async def history(
         "timezone": timezone,
         "items": items,
     }
+
+
+Window = Annotated[
+    int,
+    Query(ge=7, le=366, description="Days up to today over which admissions and refusals count."),
+]
+
+
+async def _children(pool: Any, authority: str | None, window_days: int) -> Any:
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        rows, nation = await children.figures(conn, authority, today, window_days)
+    return rows, nation, today
+
+
+def _children_page(
+    items: list[dict[str, Any]], totals: dict[str, Any], window_days: int, today: Any
+) -> dict[str, Any]:
+    return {
+        "items": items,
+        "totals": totals,
+        "window_days": window_days,
+        "extracted_on": today,
+        "generated_at": datetime.now(UTC),
+    }
+
+
+@router.get(
+    "/children",
+    response_model=ChildrenStatsPage,
+    summary="Children waiting, not executed, where they wait, delays, refusals (national)",
+)
+async def children_stats(_: Steering, pool: Pool, window_days: Window = 90) -> dict[str, Any]:
+    """Every authority's figures of children (not requests) with statistical secrecy: a
+    count of 1–4 children is `null` and named in `suppressed` ("< 5"), with secondary
+    suppression so that no hidden cell is its row's or column's total minus the others
+    (docs/domain.md). National totals below 5 are hidden the same way."""
+    rows, nation, today = await _children(pool, None, window_days)
+    totals = children.national_view({"FR": nation})[0]
+    return _children_page(children.national_view(rows), totals, window_days, today)
+
+
+@router.get(
+    "/children/{authority}",
+    response_model=ChildrenStatsPage,
+    summary="The same figures, exact, for the authority's own services",
+    responses={403: {"description": "Not this authority's own services."}},
+)
+async def authority_children_stats(
+    principal: Steering, pool: Pool, authority: str, window_days: Window = 90
+) -> dict[str, Any]:
+    """The authority's own children, exact (no secrecy: they are its own); other roles read
+    the national view."""
+    code = service.check_authority(authority)
+    assert code is not None
+    require_authority_scope(principal, code)
+    rows, _, today = await _children(pool, code, window_days)
+    row = {**rows[code], "suppressed": []}
+    return _children_page([row], row, window_days, today)

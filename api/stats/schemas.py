@@ -203,3 +203,47 @@ class StatsHistoryOut(BaseModel):
     days: int
     timezone: str
     items: list[StatsHistoryPoint]
+
+
+class ExecutionDelay(BaseModel):
+    """Days from the decision (``decided_on``) to the admission, over the admissions of the
+    window (Paris days)."""
+
+    median: float | None
+    p90: float | None
+    admissions: int
+
+
+class ChildrenStats(BaseModel):
+    """Figures of children, not requests (#18; glossary in docs/domain.md). In the national
+    view a count of 1–4 children is ``null`` and named in ``suppressed`` (shown "< 5"), with
+    secondary suppression."""
+
+    authority: str
+    children_waiting: int | None = Field(
+        description="Children with a waiting or held request (one per child key)."
+    )
+    not_executed: dict[str, int | None] = Field(
+        description="Children still waiting 15 / 30 / 90 days or more after the decision."
+    )
+    situations: dict[str, int | None] = Field(
+        description="Children waiting, by current waiting situation."
+    )
+    execution_delay_days: ExecutionDelay
+    refusals_by_reason: dict[str, int] = Field(
+        description="Refusals of holds in the window, by coded reason."
+    )
+    refusals_by_category: dict[str, int] = Field(
+        description="Refusals of holds in the window, by FINESS category of the unit, or `carer`."
+    )
+    suppressed: list[str] = Field(
+        default_factory=list, description='Fields hidden by statistical secrecy ("< 5").'
+    )
+
+
+class ChildrenStatsPage(BaseModel):
+    items: list[ChildrenStats]
+    totals: ChildrenStats
+    window_days: int
+    extracted_on: date = Field(description="The day the figures were extracted (Paris).")
+    generated_at: datetime

@@ -20,6 +20,7 @@ from geo.referential import (
     load_departments,
     neighbours,
 )
+from matching.disability import DISABILITY_UNSTATED, DISABILITY_UNSTATED_LABEL
 from matching.relaxation import LADDER
 
 router = APIRouter(tags=["pages"])
@@ -44,10 +45,30 @@ def _authorities(codes: tuple[str, ...] | None = None) -> list[dict[str, str]]:
     ]
 
 
+@router.get("/", include_in_schema=False)
 @router.get("/ui", include_in_schema=False)
 @router.get("/ui/", include_in_schema=False)
 async def home() -> RedirectResponse:
+    """The sign-in page; a signed-in user is sent on from there to their role's home (the
+    server cannot tell: the token lives in the tab's ``sessionStorage``)."""
     return RedirectResponse("/ui/connexion", status_code=307)
+
+
+LEGAL_PAGES = {
+    "accessibilite": ("accessibilite.html", "Déclaration d'accessibilité"),
+    "mentions-legales": ("mentions-legales.html", "Mentions légales"),
+    "donnees-personnelles": ("donnees-personnelles.html", "Données personnelles"),
+}
+"""The pages every State service links from its footer (RGAA's accessibility statement, the
+legal notices of the LCEN art. 6, the personal data notice of the RGPD art. 13)."""
+
+
+@router.get("/ui/accessibilite", include_in_schema=False)
+@router.get("/ui/mentions-legales", include_in_schema=False)
+@router.get("/ui/donnees-personnelles", include_in_schema=False)
+async def legal_page(request: Request, settings: AppSettings) -> Response:
+    template, title = LEGAL_PAGES[request.url.path.rsplit("/", 1)[1]]
+    return render(request, settings, template, title=title)
 
 
 @router.get(
@@ -163,7 +184,10 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
             "neighbours": sorted(around),
             "partners": _authorities(tuple(partners)),
             "origin": origin.insee if origin else None,
-            "relaxations": {s.code: s.label for s in LADDER},
+            "relaxations": {
+                **{s.code: s.label for s in LADDER},
+                DISABILITY_UNSTATED: DISABILITY_UNSTATED_LABEL,
+            },
         },
     )
 

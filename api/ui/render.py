@@ -5,7 +5,6 @@ identity provider's token endpoint, which the sign-in page calls for PKCE), beca
 pages hold a bearer token in ``sessionStorage`` and must run no one else's script.
 """
 
-import hashlib
 import re
 from functools import cache
 from pathlib import Path
@@ -16,10 +15,10 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.settings import Settings
+from api.ui.assets import STATIC, dsfr_url, static_url
 from api.ui.signin import local_issuer, oidc_page
 
 HERE = Path(__file__).resolve().parent
-STATIC = HERE / "static"
 MAP_FILE = STATIC / "france-departments.svg"
 
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
@@ -30,16 +29,6 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-
-@cache
-def _static_version(name: str) -> str:
-    """Content hash in the URL: browsers may cache static files, and see a new one at once."""
-    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:10]
-
-
-def static_url(name: str) -> str:
-    return f"/ui/static/{name}?v={_static_version(name)}"
 
 
 @cache
@@ -79,10 +68,12 @@ def render(
     page = {
         "stale_after_days": settings.stale_after_days,
         "unexecuted_after_days": settings.unexecuted_after_days,
+        "ws_ping_seconds": settings.ws_ping_seconds,
         **context.pop("page", {}),
     }
     html = _env.get_template(template).render(
         static_url=static_url,
+        dsfr_url=dsfr_url(),
         page=page,
         local_issuer=local_issuer(settings),
         path=request.url.path,

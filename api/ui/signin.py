@@ -137,7 +137,7 @@ def oidc_page(settings: Settings) -> dict[str, Any]:
 class DevTokenIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"role": "structure", "finess": "690000018"}]},
+        json_schema_extra={"examples": [{"role": "structure", "finess": "690000013"}]},
     )
     role: Literal["structure", "carer", "department", "national"]
     authority: str | None = Field(
@@ -145,6 +145,11 @@ class DevTokenIn(BaseModel):
     )
     finess: str | None = Field(default=None, max_length=9)
     carer_id: UUID | None = None
+    agrement: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Role carer: the agrément number (what a carer knows), instead of carer_id.",
+    )
 
 
 class DevTokenOut(BaseModel):
@@ -198,6 +203,15 @@ async def dev_token(body: DevTokenIn, pool: Pool, settings: AppSettings) -> dict
             if not await conn.fetchval("SELECT true FROM structures WHERE finess = $1", finess):
                 raise field_error("finess", f"aucun établissement enregistré sous {finess}")
             scope["finess"] = finess
+        elif body.role == "carer" and body.agrement is not None:
+            # A carer knows their agrément number, not the service's id for them.
+            number = body.agrement.strip()
+            carer = await conn.fetchval(
+                "SELECT id FROM foster_carers WHERE agrement_number = $1", number
+            )
+            if carer is None:
+                raise field_error("agrement", f"aucun assistant familial agréé sous « {number} »")
+            scope["carer_id"] = str(carer)
         elif body.role == "carer":
             if body.carer_id is None or not await conn.fetchval(
                 "SELECT true FROM foster_carers WHERE id = $1", body.carer_id

@@ -58,7 +58,13 @@ def page_stack(name: str) -> Iterator[Stack]:
     redis = RedisServer()
     redis.start()
     service = ServiceProcess(
-        dsn, redis.url, log_path=ARTIFACTS / f"{name}-server.log", PLACES_JWT_JWKS_URL=None
+        dsn,
+        redis.url,
+        log_path=ARTIFACTS / f"{name}-server.log",
+        PLACES_JWT_JWKS_URL=None,
+        # A ping every 2 s: a test of the live badge sees "Hors ligne" after a missed one
+        # without waiting the production period (25 s).
+        PLACES_WS_PING_SECONDS="2",
     )
     service.spawn()
     try:

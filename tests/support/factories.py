@@ -64,13 +64,15 @@ async def make_structure(
                     """
                     INSERT INTO units (structure_id, name, age_min_months, age_max_months,
                                        sexes, timings, publics, formulas,
-                                       disability_profiles, installed)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id
+                                       disability_specialised, disability_supported, installed)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id
                     """,
                     structure_id,
                     u.get("name", "Unité"),
                     *_unit_needs(u),
-                    u.get("disability_profiles", []),
+                    u.get("disability_specialised", []),
+                    # ``disability_profiles``: as before 0018, each taken with support.
+                    u.get("disability_supported", u.get("disability_profiles", [])),
                     u.get("installed", 10),
                 )
             )

@@ -241,7 +241,7 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
   function field(id, label, input, hint) {
     return el(
       "div",
-      { class: "champ", id: `champ-${id}` },
+      { class: "fr-input-group champ", id: `champ-${id}` },
       el("label", { for: id }, label),
       input,
       hint ? el("p", { class: "aide", id: `${id}-aide` }, hint) : null,
@@ -277,8 +277,8 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
       fields.push(field("ag-requested_on", FIELD_LABELS.requested_on, inputs.requested_on));
     }
     const result = el("div", { class: "resultat", role: "status", "aria-live": "polite" });
-    const confirm = el("button", { type: "submit", class: "bouton principal" }, spec.confirm);
-    const cancel = el("button", { type: "button", class: "bouton secondaire" }, "Annuler");
+    const confirm = el("button", { type: "submit", class: "fr-btn bouton principal" }, spec.confirm);
+    const cancel = el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire" }, "Annuler");
     const heading = el("h3", { id: "titre-action-agrement", tabindex: "-1" }, `${spec.title} ${agrement.number}`);
     const form = el(
       "form",
@@ -369,7 +369,7 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
           text = "Cet agrément a changé entre-temps (une autre décision a été enregistrée) : rien n'a été enregistré. La liste est rechargée ; vérifiez l'agrément puis recommencez.";
           reload();
         }
-        result.replaceChildren(el("p", { class: "alerte", role: "alert" }, text));
+        result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, text));
       } finally {
         confirm.disabled = false;
       }

@@ -21,9 +21,11 @@ import {
   fmt,
   hideAlert,
   may,
+  restoreDraft,
   newKey,
   ownDashboard,
   pageData,
+  profilsGradues,
   requireSession,
   showAlert,
   svgEl,
@@ -47,6 +49,7 @@ const CRITERES = {
   freshness: "Fraîcheur de la déclaration",
   care_mode: "Mode d'accueil",
   disability: "Handicap",
+  disability_service: "Service du handicap",
   siblings: "Fratrie",
   department: "Département",
 };
@@ -184,10 +187,10 @@ function renderOffer() {
 }
 
 function freshness(declaredAt) {
-  if (!declaredAt) return el("span", { class: "badge alerte" }, "jamais déclaré");
+  if (!declaredAt) return el("span", { class: "fr-badge fr-badge--sm fr-badge--error badge alerte" }, "jamais déclaré");
   const text = el("time", { datetime: declaredAt, title: fmt.dateTime(declaredAt) }, fmt.age(declaredAt));
   return isStale(declaredAt)
-    ? el("span", {}, text, " ", el("span", { class: "badge alerte" }, "périmée"))
+    ? el("span", {}, text, " ", el("span", { class: "fr-badge fr-badge--sm fr-badge--error badge alerte" }, "périmée"))
     : text;
 }
 
@@ -212,9 +215,7 @@ function renderUnits(rows) {
     ...rows.map(({ unit, structure }) => {
       const free = freeAt(unit, "current");
       const modes = unit.care_modes.map((m) => MODES[m] || m).join(", ");
-      const profils = unit.disability_profiles.length
-        ? ` · ${unit.disability_profiles.map((p) => PROFILS[p] || p).join(", ")}`
-        : "";
+      const profils = unit.disability_profiles.length ? ` · ${profilsGradues(unit)}` : "";
       return el(
         "tr",
         { id: `u-${unit.id}`, class: flashClass(`u-${unit.id}`), dataset: { unit: unit.id } },
@@ -498,38 +499,106 @@ function describeChildren(children) {
   return `${children.length} : ${parts.join(" ; ")}`;
 }
 
+const WAITING_PAGE = 10;
+
+/** The waiting list as read: the longest wait since the decision first, filtered by the
+ * words typed (reference, care mode, urgency, measure), ten rows a page. */
+function waitingRows() {
+  const words = ($("filtre-attente")?.value || "").toLowerCase().split(/\s+/).filter(Boolean);
+  const text = (r) =>
+    [r.reference, MODES[r.care_mode], URGENCES[r.urgency], MESURES[r.measure.kind], describeChildren(r.children)]
+      .join(" ")
+      .toLowerCase();
+  return state.waiting
+    .filter((r) => words.every((w) => text(r).includes(w)))
+    .sort((a, b) => b.days_since_decision - a.days_since_decision || a.reference.localeCompare(b.reference));
+}
+
+function renderPagination(nav, pages, current, go) {
+  nav.hidden = pages <= 1;
+  if (pages <= 1) {
+    nav.replaceChildren();
+    return;
+  }
+  const link = (page, label, attrs = {}) =>
+    el(
+      "li",
+      {},
+      el(
+        "a",
+        {
+          class: `fr-pagination__link ${attrs.class || ""}`.trim(),
+          href: page === null ? null : `#p${page}`,
+          role: "link",
+          "aria-current": page === current && !attrs.class ? "page" : null,
+          "aria-disabled": page === null ? "true" : null,
+          title: attrs.title || null,
+          onclick: page === null ? null : (event) => {
+            event.preventDefault();
+            go(page);
+          },
+        },
+        label,
+      ),
+    );
+  const numbers = [];
+  for (let p = 1; p <= pages; p += 1) numbers.push(link(p, String(p), { title: `Page ${p}` }));
+  nav.replaceChildren(
+    el(
+      "ul",
+      { class: "fr-pagination__list" },
+      link(current > 1 ? current - 1 : null, "Page précédente", { class: "fr-pagination__link--prev fr-pagination__link--lg-label" }),
+      ...numbers,
+      link(current < pages ? current + 1 : null, "Page suivante", { class: "fr-pagination__link--next fr-pagination__link--lg-label" }),
+    ),
+  );
+}
+
 function renderWaiting() {
   const body = $("table-attente").tBodies[0];
-  if (!state.waiting.length) {
-    body.replaceChildren(emptyRow(7, "Aucune demande en attente."));
+  const rows = waitingRows();
+  const pages = Math.max(1, Math.ceil(rows.length / WAITING_PAGE));
+  state.waitingPage = Math.min(Math.max(1, state.waitingPage || 1), pages);
+  const shown = rows.slice((state.waitingPage - 1) * WAITING_PAGE, state.waitingPage * WAITING_PAGE);
+  $("compte-attente").textContent = state.waiting.length
+    ? `${fmt.plural(rows.length, "demande", "demandes")}${rows.length < state.waiting.length ? ` sur ${fmt.n(state.waiting.length)}` : ""}, la plus longue attente d'abord${pages > 1 ? ` — page ${state.waitingPage} sur ${pages}` : ""}.`
+    : "";
+  renderPagination($("pages-attente"), pages, state.waitingPage, (page) => {
+    state.waitingPage = page;
+    renderWaiting();
+    // Focus stays on the pagination, on the page now shown.
+    $("pages-attente").querySelector("[aria-current=page]")?.focus();
+  });
+  if (!shown.length) {
+    body.replaceChildren(emptyRow(7, state.waiting.length ? "Aucune demande ne correspond au filtre." : "Aucune demande en attente."));
     return;
   }
   body.replaceChildren(
-    ...state.waiting.map((r) => {
+    ...shown.map((r) => {
       const late = r.days_since_decision >= UNEXECUTED_DAYS;
       return el(
         "tr",
         { class: [late ? "non-executee" : null, state.selected?.id === r.id ? "choisie" : null].filter(Boolean).join(" ") || null },
         el("th", { scope: "row" }, r.reference),
-        el("td", {}, describeChildren(r.children)),
-        el("td", {}, MODES[r.care_mode] || r.care_mode),
-        el("td", {}, URGENCES[r.urgency] || r.urgency),
-        el("td", {}, `${MESURES[r.measure.kind]}, ${fmt.date(r.measure.decided_on)}`),
-        el(
-          "td",
-          { class: "nombre" },
-          fmt.n(r.days_since_decision),
-          late ? el("span", { class: "badge alerte" }, "non exécutée") : null,
-        ),
         el(
           "td",
           {},
           el(
             "button",
-            { type: "button", class: "bouton petit", "aria-label": `Chercher une place pour ${r.reference}`, onclick: () => chooseRequest(r) },
+            { type: "button", class: "fr-btn fr-btn--sm bouton petit", "aria-label": `Chercher une place pour ${r.reference}`, onclick: () => chooseRequest(r) },
             "Chercher",
           ),
         ),
+        el(
+          "td",
+          { class: "nombre" },
+          fmt.n(r.days_since_decision),
+          late ? el("span", { class: "fr-badge fr-badge--sm fr-badge--error badge alerte" }, "non exécutée") : null,
+        ),
+        el("td", {}, describeChildren(r.children)),
+        el("td", {}, MODES[r.care_mode] || r.care_mode),
+        el("td", {}, URGENCES[r.urgency] || r.urgency),
+        el("td", {}, `${MESURES[r.measure.kind]}, ${fmt.date(r.measure.decided_on)}`),
       );
     }),
   );
@@ -578,8 +647,8 @@ function renderHolds() {
           el(
             "td",
             { class: "actions" },
-            el("button", { type: "button", class: "bouton petit", onclick: () => holdAction(r, "admit") }, "Admission"),
-            el("button", { type: "button", class: "bouton petit secondaire", onclick: () => holdAction(r, "release") }, "Libérer"),
+            el("button", { type: "button", class: "fr-btn fr-btn--sm bouton petit", onclick: () => holdAction(r, "admit") }, "Admission"),
+            el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: () => holdAction(r, "release") }, "Libérer"),
           ),
         ),
       ),
@@ -628,13 +697,13 @@ function childRow(child = { age: 8, sex: "F", disability_profiles: [] }, index =
     { class: "enfant", role: "group", "aria-label": `Enfant ${index + 1}` },
     el(
       "div",
-      { class: "champ" },
+      { class: "fr-input-group champ" },
       el("label", { for: `${id}-age` }, "Âge (ans)"),
       el("input", { id: `${id}-age`, type: "number", min: 0, max: 21, value: child.age, inputmode: "numeric", class: "age", required: true }),
     ),
     el(
       "div",
-      { class: "champ" },
+      { class: "fr-input-group champ" },
       el("label", { for: `${id}-sexe` }, "Sexe"),
       el(
         "select",
@@ -645,7 +714,7 @@ function childRow(child = { age: 8, sex: "F", disability_profiles: [] }, index =
     ),
     el("details", { class: "profils" }, el("summary", {}, "Profils de handicap (MDPH)"), el("div", { class: "cases" }, profils)),
     index > 0
-      ? el("button", { type: "button", class: "bouton petit secondaire", onclick: () => { row.remove(); } }, "Retirer")
+      ? el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: () => { row.remove(); } }, "Retirer")
       : null,
   );
   return row;
@@ -674,7 +743,7 @@ function chooseRequest(request) {
     "Recherche pour la demande ",
     el("strong", {}, request.reference),
     ` (${fmt.plural(request.days_since_decision, "jour", "jours")} depuis la décision). Le bouton « Réserver » bloque la place pour 24 h. `,
-    el("button", { type: "button", class: "bouton petit secondaire", onclick: clearRequest }, "Ne plus chercher pour cette demande"),
+    el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: clearRequest }, "Ne plus chercher pour cette demande"),
   );
   box.hidden = false;
   renderWaiting();
@@ -732,6 +801,7 @@ async function search(event) {
     await ensureCommunes(state.results.proposals.map((p) => p.commune));
     renderResults();
     renderResultsOnMap();
+    $("resume-resultats")?.focus();
   } catch (error) {
     results.replaceChildren();
     showAlert(errorBox, explain(error));
@@ -746,7 +816,10 @@ async function ensureCommunes(codes) {
 }
 
 function proposalName(p) {
-  if (p.structure) return `${p.structure.name}${p.category ? ` (${CATEGORIES[p.category] || p.category})` : ""}`;
+  // The unit's name when this page knows it (its own authority's units): two units of one
+  // establishment are two offers.
+  const unit = p.target.kind === "unit" ? state.units.get(p.target.id)?.unit?.name : null;
+  if (p.structure) return `${p.structure.name}${unit ? ` — ${unit}` : ""}${p.category ? ` (${CATEGORIES[p.category] || p.category})` : ""}`;
   return "Assistant familial";
 }
 
@@ -757,76 +830,82 @@ function renderResults() {
   const intro = [];
   if (relaxations.length) {
     intro.push(
-      el("p", { class: "note" }, "Rien ne correspondait exactement : critères assouplis, dans l'ordre — ", relaxations.map((r) => labels[r] || r).join(" ; "), "."),
+      el("p", { class: "fr-alert fr-alert--info fr-alert--sm note" }, "Rien ne correspondait exactement : critères assouplis, dans l'ordre — ", relaxations.map((r) => labels[r] || r).join(" ; "), "."),
     );
   }
   if (!proposals.length) {
     box.replaceChildren(
       ...intro,
-      el("p", { class: "alerte" }, "Aucune place trouvée, même en assouplissant. Étapes essayées : ", tried.map((t) => labels[t] || t).join(" ; "), "."),
+      el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte" }, "Aucune place trouvée, même en assouplissant. Étapes essayées : ", tried.map((t) => labels[t] || t).join(" ; "), "."),
     );
     return;
   }
-  const rows = proposals.map((p, i) =>
-    el(
-      "tr",
-      {},
-      el("td", { class: "nombre" }, String(i + 1)),
-      el(
-        "th",
-        { scope: "row" },
-        proposalName(p),
-        // The ladder is cumulative: its last step says how far the search had to go.
-        p.relaxed.length ? el("span", { class: "badge", title: p.relaxed.map((r) => labels[r] || r).join(" ; ") }, `assoupli : ${labels[p.relaxed.at(-1)] || p.relaxed.at(-1)}`) : null,
-      ),
-      el("td", {}, communeName(p.commune), " ", p.outside_department ? el("span", { class: "badge" }, `hors département (${p.department})`) : null),
-      el("td", { class: "nombre" }, `${fmt.n(Math.round(p.distance_km))} km`),
-      el("td", { class: "nombre" }, fmt.n(p.free_places), p.temporality !== "current" ? el("span", { class: "aide" }, ` ${ECHEANCES[p.temporality] || p.temporality}`) : null),
-      el("td", {}, p.children.length < state.results.children.length ? `enfants ${p.children.map((c) => c + 1).join(", ")}` : "tous"),
-      el("td", { class: "nombre" }, fmt.dec(p.score)),
-      el(
-        "td",
-        {},
-        el(
-          "details",
-          {},
-          el("summary", {}, "Pourquoi ?"),
-          el("ul", { class: "raisons" }, p.reasons.map((r) => el("li", {}, `${CRITERES[r.criterion] || r.criterion} : ${r.detail} (+${fmt.dec(r.contribution)})`))),
-        ),
-      ),
-      el(
-        "td",
-        {},
-        state.selected
-          ? el("button", { type: "button", class: "bouton petit", onclick: () => reserve(p) }, "Réserver")
-          : el("span", { class: "aide" }, "—"),
-      ),
-    ),
-  );
   box.replaceChildren(
     ...intro,
-    el("p", {}, `${fmt.plural(proposals.length, "proposition", "propositions")}, la meilleure d'abord.`),
+    el("p", { id: "resume-resultats", tabindex: "-1" }, `${fmt.plural(proposals.length, "proposition", "propositions")}, la meilleure d'abord ; les déclarations périmées sont classées après les autres.`),
+    el("ol", { class: "propositions", "aria-labelledby": "resume-resultats" }, proposals.map((p, i) => proposalItem(p, i, labels))),
+  );
+}
+
+/** "moins de 10 km", "10 à 30 km"…: what a placement officer weighs, not the decimals. */
+function distanceBand(km) {
+  for (const [limit, label] of [[10, "moins de 10 km"], [30, "10 à 30 km"], [60, "30 à 60 km"], [150, "60 à 150 km"]]) {
+    if (km < limit) return label;
+  }
+  return "plus de 150 km";
+}
+
+/** The ages an offer takes, when this page knows it (its own authority's units and carers). */
+function agesOf(p) {
+  const offer = p.target.kind === "unit" ? state.units.get(p.target.id)?.unit : state.carers.get(p.target.id);
+  return offer && offer.age_min !== undefined ? `${offer.age_min}–${offer.age_max} ans` : null;
+}
+
+/** One proposal, told apart from the others: place, commune, distance band, ages, free
+ * places and when, how fresh the declaration is; its button named after it. */
+function proposalItem(p, i, labels) {
+  const name = proposalName(p);
+  const where = communeName(p.commune);
+  const days = Math.floor(p.declared_age_days);
+  const freshness = p.stale
+    ? el("span", { class: "fr-badge fr-badge--sm fr-badge--error" }, `périmée (${fmt.plural(days, "jour", "jours")})`)
+    : el("span", { class: "fr-badge fr-badge--sm fr-badge--success" }, days < 1 ? "déclarée aujourd'hui" : `déclarée il y a ${fmt.plural(days, "jour", "jours")}`);
+  const ages = agesOf(p);
+  return el(
+    "li",
+    { class: `proposition${p.stale ? " perimee" : ""}` },
+    el("h3", { class: "titre-proposition" }, `${i + 1}. ${name}`),
     el(
-      "div",
-      { class: "tableau-defilant", tabindex: 0, role: "region", "aria-label": "Propositions de places (tableau défilant)" },
-      el(
-        "table",
-        { class: "tableau" },
-        el("caption", { class: "visuellement-cache" }, "Propositions de places"),
-        el(
-          "thead",
-          {},
-          el(
-            "tr",
-            {},
-            ["N°", "Lieu", "Commune", "Distance", "Places libres", "Enfants", "Score", "Détail", "Action"].map((h) =>
-              el("th", { scope: "col" }, h),
-            ),
-          ),
-        ),
-        el("tbody", {}, rows),
-      ),
+      "p",
+      { class: "faits" },
+      `${where} (${p.department}) · ${distanceBand(p.distance_km)} · `,
+      el("strong", {}, fmt.plural(p.free_places, "place libre", "places libres")),
+      p.temporality !== "current" ? ` ${ECHEANCES[p.temporality] || p.temporality}` : " maintenant",
+      ages ? ` · ${ages}` : "",
+      p.children.length < state.results.children.length ? ` · enfants ${p.children.map((c) => c + 1).join(", ")}` : "",
     ),
+    el(
+      "p",
+      { class: "badges" },
+      freshness,
+      p.outside_department ? el("span", { class: "fr-badge fr-badge--sm fr-badge--info" }, "hors département") : null,
+      // The ladder is cumulative: its last step says how far the search had to go.
+      p.relaxed.length ? el("span", { class: "fr-badge fr-badge--sm fr-badge--warning" }, `assoupli : ${labels[p.relaxed.at(-1)] || p.relaxed.at(-1)}`) : null,
+    ),
+    el(
+      "details",
+      {},
+      el("summary", {}, "Pourquoi ?", el("span", { class: "visuellement-cache" }, ` — ${name}, ${where}`), ` (score ${fmt.dec(p.score)})`),
+      el("ul", { class: "raisons" }, p.reasons.map((r) => el("li", {}, `${CRITERES[r.criterion] || r.criterion} : ${r.detail} (+${fmt.dec(r.contribution)})`))),
+    ),
+    state.selected
+      ? el(
+          "button",
+          { type: "button", class: "fr-btn fr-btn--sm bouton petit", onclick: () => reserve(p) },
+          "Réserver",
+          el("span", { class: "visuellement-cache" }, ` — ${name}, ${where}, n° ${i + 1}`),
+        )
+      : null,
   );
 }
 
@@ -849,7 +928,9 @@ async function reserve(proposal) {
     renderResultsOnMap();
     await loadRequests();
     renderAll();
-    $("titre-reservations").scrollIntoView({ behavior: "smooth" });
+    // Focus to the reservations, where the new hold and its countdown are.
+    $("titre-reservations").setAttribute("tabindex", "-1");
+    $("titre-reservations").focus();
   } catch (error) {
     showAlert(alertBox, `Réservation impossible. ${explain(error)}`);
   }
@@ -1002,6 +1083,10 @@ async function main() {
     return;
   }
   $("filtres").addEventListener("input", renderOffer);
+  $("filtre-attente").addEventListener("input", () => {
+    state.waitingPage = 1;
+    renderWaiting();
+  });
   $("filtres").addEventListener("reset", () => setTimeout(renderOffer, 0));
   $("form-recherche").addEventListener("submit", search);
   $("ajouter-enfant").addEventListener("click", () => {
@@ -1009,6 +1094,7 @@ async function main() {
     list.append(childRow(undefined, list.children.length));
     list.lastElementChild.querySelector("input")?.focus();
   });
+  $("lien-acces").hidden = !may(current, "audit.read");
   agrements = setUpAgrements({ code: CODE, current, communeName, announcer });
   placement = may(current, "placement");
   if (!placement) {
@@ -1041,6 +1127,7 @@ async function main() {
     await setUpMap();
     await Promise.all([loadRequests(), loadFigures(), agrements.load()]);
     renderAll();
+    restoreDraft(); // what was typed before the session expired, if it did
   } catch (error) {
     showAlert(alertBox, `Chargement impossible. ${explain(error)}`);
   } finally {

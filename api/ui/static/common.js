@@ -23,6 +23,14 @@ export const PROFILS = {
   soins_techniques: "Soins techniques (maladie chronique)",
 };
 
+/** A unit's or carer's word per disability profile (#16, graded): "TSA (spécialisé), …". */
+export function profilsGradues(offer) {
+  const niveaux = { specialised: "spécialisé", with_support: "avec soutien" };
+  return Object.entries(offer.disability || {})
+    .map(([p, niveau]) => `${PROFILS[p] || p} (${niveaux[niveau] || niveau})`)
+    .join(", ");
+}
+
 export const CATEGORIES = {
   166: "Centre parental",
   172: "Pouponnière",
@@ -252,32 +260,100 @@ export function ownDashboard(current) {
 }
 
 /**
- * Header: who is signed in, a way to change habilitation (several), sign out here or
- * everywhere, and the right authority link.
+ * The menu of a session: each role and function its own, every link one it may follow (the
+ * API decides all the same). Signed out: the sign-in page only.
  */
-export function initHeader(current = session()) {
-  const box = document.getElementById("session");
-  if (!box || !current) return current;
+export function menuOf(current) {
+  const role = current?.role;
+  if (!role) return [{ href: "/ui/connexion", label: "Connexion" }];
+  const items = [];
+  if (AUTHORITY_ROLES.includes(role)) {
+    const home = ownDashboard(current);
+    items.push({ href: home, label: "Tableau de bord" });
+    if (may(current, "capacity.declare")) items.push({ href: "/ui/declarer", label: "Déclarer pour un assistant familial" });
+    if (may(current, "stats.read")) items.push({ href: "/ui/national", label: "Pilotage national" });
+    if (may(current, "audit.read") && current.authority) items.push({ href: `${home}/acces`, label: "Qui a consulté nos données" });
+    if (may(current, "habilitations.manage") && current.authority) items.push({ href: `${home}/habilitations`, label: "Habilitations" });
+  } else if (role === "structure" || role === "carer") {
+    items.push({ href: "/ui/declarer", label: "Déclarer mes places" });
+  } else if (role === "national") {
+    items.push({ href: "/ui/national", label: "Pilotage national" });
+  } else if (role === "operator") {
+    items.push({ href: "/ui/national", label: "Pilotage national" }, { href: "/ui/declarer", label: "Déclarer" });
+  }
+  return items;
+}
+
+function drawMenu(current) {
+  const list = document.getElementById("menu-role");
+  if (!list) return;
+  const here = location.pathname;
+  list.replaceChildren(
+    ...menuOf(current).map(({ href, label }) =>
+      el(
+        "li",
+        { class: "fr-nav__item" },
+        el("a", { class: "fr-nav__link", href, "aria-current": href === here ? "page" : null }, label),
+      ),
+    ),
+  );
+}
+
+/** The DSFR's header menu on a phone (its own script is not loaded): the "Menu" button opens
+ * the navigation as a dialog, "Fermer" or Escape closes it and gives focus back. */
+function setUpMenuButton() {
+  const menu = document.getElementById("menu");
+  const open = document.getElementById("bouton-menu");
+  const close = document.getElementById("fermer-menu");
+  if (!menu || !open || !close) return;
+  const toggle = (opened) => {
+    menu.classList.toggle("fr-modal--opened", opened);
+    open.setAttribute("aria-expanded", String(opened));
+    if (opened) close.focus();
+    else open.focus();
+  };
+  open.addEventListener("click", () => toggle(true));
+  close.addEventListener("click", () => toggle(false));
+  menu.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && menu.classList.contains("fr-modal--opened")) toggle(false);
+  });
+}
+
+function sessionItems(current, inMenu) {
   const several = (current.me?.habilitations || []).length > 1;
+  const id = (name) => (inMenu ? null : name);
   const items = [
     el("span", { class: "qui" }, "Connecté : ", el("strong", {}, describeSession(current))),
-    several && el("a", { href: "/ui/connexion?choisir=1", id: "changer-habilitation" }, "Changer d'habilitation"),
-    el("button", { type: "button", class: "bouton petit", onclick: signOut }, "Se déconnecter"),
+    several &&
+      el("a", { class: "fr-btn", href: "/ui/connexion?choisir=1", id: id("changer-habilitation") }, "Changer d'habilitation"),
+    el("button", { type: "button", class: "fr-btn", id: id("deconnexion"), onclick: signOut }, "Se déconnecter"),
     el(
       "button",
       {
         type: "button",
-        class: "bouton petit",
-        id: "deconnexion-partout",
+        class: "fr-btn",
+        id: id("deconnexion-partout"),
         title: "Ferme aussi vos sessions sur les autres onglets et appareils",
         onclick: signOutEverywhere,
       },
       "Se déconnecter partout",
     ),
   ];
-  box.replaceChildren(...items.filter(Boolean));
-  const link = document.getElementById("lien-autorite");
-  if (link && AUTHORITY_ROLES.includes(current.role)) link.href = ownDashboard(current);
+  return items.filter(Boolean).map((node) => el("li", {}, node));
+}
+
+/**
+ * Header: who is signed in, a way to change habilitation (several), sign out here or
+ * everywhere (in the header's tools on a computer, in the menu on a phone), and the menu of
+ * the session's role.
+ */
+export function initHeader(current = session()) {
+  drawMenu(current);
+  const box = document.getElementById("session");
+  const inMenu = document.getElementById("session-menu");
+  if (!box || !current) return current;
+  box.replaceChildren(...sessionItems(current, false));
+  inMenu?.replaceChildren(...sessionItems(current, true));
   return current;
 }
 
@@ -354,11 +430,72 @@ export async function api(path, { method = "GET", body, headers = {}, raw = fals
     err.network = true;
     throw err;
   }
+  if (response.status === 401 && path.startsWith("/v1/") && path !== "/v1/me") sessionExpired();
   if (raw && response.ok) return response;
   const type = response.headers.get("content-type") || "";
   const data = type.includes("json") ? await response.json().catch(() => null) : null;
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
+}
+
+// --- an expired session in the middle of a form ----------------------------------------------
+//
+// A token expires after its lifetime, possibly while someone is typing. What the page's fields
+// hold is kept in this tab's sessionStorage, the person is asked to sign in again (and brought
+// back here), and the page puts the fields back once it has drawn them (restoreDraft).
+
+const draftKey = () => `places.brouillon:${location.pathname}`;
+
+function fieldsOfPage() {
+  return document.querySelectorAll("main input[id], main select[id], main textarea[id]");
+}
+
+/** Keep what the page's fields hold (by id), to put it back after signing in again. */
+export function saveDraft() {
+  const fields = {};
+  for (const field of fieldsOfPage()) {
+    if (field.type === "radio" || field.type === "checkbox") fields[field.id] = field.checked;
+    else if (field.type !== "hidden") fields[field.id] = field.value;
+  }
+  sessionStorage.setItem(draftKey(), JSON.stringify(fields));
+}
+
+/** Put back the fields kept by saveDraft (once: the draft is then forgotten); true if any. */
+export function restoreDraft() {
+  const raw = sessionStorage.getItem(draftKey());
+  if (!raw) return false;
+  sessionStorage.removeItem(draftKey());
+  for (const [id, value] of Object.entries(JSON.parse(raw))) {
+    const field = document.getElementById(id);
+    if (!field) continue;
+    if (typeof value === "boolean") field.checked = value;
+    else field.value = value;
+    // "input" only: the page recomputes what it shows, and no handler of "change" (a typed
+    // figure moved again, a tab switched) replays a gesture.
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+  return true;
+}
+
+function sessionExpired() {
+  saveDraft();
+  forget();
+  if (document.getElementById("session-expiree")) return;
+  const back = encodeURIComponent(location.pathname + location.search);
+  const box = el(
+    "div",
+    { class: "fr-alert fr-alert--warning", id: "session-expiree", role: "alert", tabindex: "-1" },
+    el("h2", { class: "fr-alert__title" }, "Votre session a expiré"),
+    el(
+      "p",
+      {},
+      "Ce que vous avez saisi sur cette page est gardé dans cet onglet. ",
+      el("a", { href: `/ui/connexion?retour=${back}`, id: "se-reconnecter" }, "Reconnectez-vous"),
+      " : vous reviendrez ici et le retrouverez.",
+    ),
+  );
+  document.querySelector("main")?.prepend(box);
+  box.focus();
 }
 
 /** A plain-French sentence for an API error, whatever its status. */
@@ -520,6 +657,8 @@ export function coalesce(fn, ms) {
 
 /** The session as /v1/me says it, the header drawn: every page starts by awaiting it
  * (asked last, once everything above is defined). */
+setUpMenuButton();
+
 export const ready = loadSession()
   .catch(() => session())
   .then((current) => initHeader(current));

@@ -95,7 +95,7 @@ function showChooser(current, back) {
         ),
       ),
     ),
-    el("button", { type: "submit", class: "bouton principal" }, "Continuer"),
+    el("button", { type: "submit", class: "fr-btn bouton principal" }, "Continuer"),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -197,7 +197,7 @@ function showCurrent(current) {
     // What a person gives their authority's administrator to be habilitated.
     ...(current.me ? ["Votre identifiant (", el("code", {}, "sub"), ") : ", el("code", { id: "mon-sub" }, current.me.sub), ". "] : []),
     ...(home === "/ui/connexion" ? ["Vous pouvez "] : [el("a", { href: home }, "Continuer"), " ou "]),
-    el("button", { type: "button", class: "bouton petit secondaire", onclick: signOut }, "se déconnecter"),
+    el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: signOut }, "se déconnecter"),
     ".",
   );
   box.hidden = false;
@@ -226,16 +226,16 @@ async function signIn(event) {
   const role = form.querySelector("input[name=role]:checked").value;
   const body = { role };
   if (role === "structure") body.finess = $("finess").value.trim().toUpperCase();
-  if (role === "carer") body.carer_id = $("carer_id").value.trim();
+  if (role === "carer") body.agrement = $("agrement").value.trim();
   if (role === "department") body.authority = $("authority").value;
   if (role === "structure" && !body.finess) {
     showAlert(error, "Indiquez le numéro FINESS de l'établissement.");
     $("finess").focus();
     return;
   }
-  if (role === "carer" && !body.carer_id) {
-    showAlert(error, "Indiquez l'identifiant de l'assistant familial.");
-    $("carer_id").focus();
+  if (role === "carer" && !body.agrement) {
+    showAlert(error, "Indiquez votre numéro d'agrément.");
+    $("agrement").focus();
     return;
   }
   const button = form.querySelector("button[type=submit]");
@@ -246,11 +246,9 @@ async function signIn(event) {
     await finishSignIn();
   } catch (err) {
     const first = err.problem?.errors?.[0];
-    const message = first && first.message && !/Input should|valid UUID/.test(first.message)
-      ? `Connexion refusée : ${first.message}.`
-      : err.status === 422 && body.carer_id
-        ? "Connexion refusée : l'identifiant d'assistant familial n'a pas le bon format (UUID)."
-        : `Connexion refusée. ${explain(err)}`;
+    const message = first && first.message && !/Input should/.test(first.message)
+      ? `Connexion refusée : ${first.message.replace(/[.\s]+$/, "")}.`
+      : `Connexion refusée. ${explain(err)}`;
     showAlert(error, message);
   } finally {
     button.disabled = false;

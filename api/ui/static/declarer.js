@@ -11,7 +11,6 @@ import {
   MOTIFS_DEROGATION,
   MOTIFS_RETRAIT,
   MOTIFS_SUSPENSION,
-  PROFILS,
   STATUTS_AF,
   ApiError,
   api,
@@ -22,7 +21,9 @@ import {
   may,
   newKey,
   pageData,
+  profilsGradues,
   requireSession,
+  restoreDraft,
   session,
   showAlert,
 } from "./common.js";
@@ -108,6 +109,94 @@ function stepper(id, label, value, { big = false, min = 0, max = 5000, onChange 
   );
 }
 
+/**
+ * The counter of free places, one gesture each way: "+1 libre" when a child leaves (a place
+ * goes from occupied, or from the places not yet counted, to available), "−1 libre" when a
+ * child arrives (available to occupied). The other counters follow, so the total never
+ * exceeds the capacity: the invariant holds by construction, not by a refusal afterwards.
+ * A button that cannot act is disabled and says why.
+ */
+function freeCounter(id, value, { onChange, counts }) {
+  const input = el("input", {
+    id,
+    type: "number",
+    inputmode: "numeric",
+    min: 0,
+    max: 5000,
+    value,
+    class: "valeur",
+    "aria-describedby": `${id}-aide`,
+  });
+  const why = el("p", { class: "aide", id: `${id}-aide` });
+  const move = (delta) => {
+    const c = counts();
+    const slack = c.installed + c.additional - (c.occupied + c.reserved + c.available + c.closed);
+    if (delta > 0) {
+      // From the uncounted places first (a first declaration), then from the occupied ones.
+      const fromOccupied = Math.max(0, delta - Math.max(0, slack));
+      if (fromOccupied > c.occupied) return;
+      c.setOccupied(c.occupied - fromOccupied);
+    } else {
+      if (c.available + delta < 0) return;
+      c.setOccupied(c.occupied - delta);
+    }
+    input.value = String(c.available + delta);
+    onChange();
+  };
+  let last = Number(value);
+  input.addEventListener("focus", () => {
+    last = Number(input.value);
+  });
+  input.addEventListener("change", () => {
+    // A typed figure moves places the same way, as far as the counters allow.
+    const typed = Math.max(0, Math.round(Number(input.value) || 0));
+    input.value = String(last);
+    move(typed - last);
+    last = Number(input.value);
+  });
+  const minus = el(
+    "button",
+    { type: "button", class: "moins", "aria-describedby": `${id}-aide`, onclick: () => move(-1) },
+    "−1 libre",
+  );
+  const plus = el(
+    "button",
+    { type: "button", class: "plus", "aria-describedby": `${id}-aide`, onclick: () => move(1) },
+    "+1 libre",
+  );
+  /** Enable each button only when it can act, and say why not. */
+  const refresh = (c) => {
+    const slack = c.installed + c.additional - (c.occupied + c.reserved + c.available + c.closed);
+    plus.disabled = slack <= 0 && c.occupied <= 0;
+    minus.disabled = c.available <= 0;
+    why.textContent = plus.disabled
+      ? "Aucune place occupée à libérer : pour ouvrir une place de plus, changez les places installées ou fermées dans « Autres compteurs »."
+      : minus.disabled
+        ? "Aucune place disponible à occuper."
+        : "+1 libre : un enfant est parti (une place occupée devient disponible). −1 libre : un enfant est arrivé.";
+  };
+  const node = el(
+    "div",
+    { class: "compteur grand" },
+    el("label", { for: id }, "Places disponibles"),
+    el("div", { class: "commandes" }, minus, input, plus),
+    why,
+  );
+  node.refresh = refresh;
+  return node;
+}
+
+/** Who made a declaration, in words: the service's principal ids are not for reading. */
+function declaredBy(who) {
+  if (!who) return "";
+  if (/^structure-/.test(who)) return " par l'établissement";
+  if (/^carer-/.test(who)) return " par l'assistant familial";
+  const authority = /^(?:department|authority_admin)-([0-9A-Z]{2,3})$/.exec(who);
+  if (authority) return ` par ${authorityName(authority[1])}`;
+  if (/^(operator|national)/.test(who) || /^[0-9a-f-]{20,}$/.test(who)) return "";
+  return ` par ${who}`;
+}
+
 function valueOf(root_, name) {
   const input = root_.querySelector(`[data-compteur="${name}"] input.valeur`);
   return input ? Number(input.value) : undefined;
@@ -147,7 +236,8 @@ function explainSendError(error, startedFrom) {
     );
   }
   if (error.status === 422) {
-    return `Déclaration refusée, rien n'a été enregistré. ${explain422(error.problem)}. Corrigez puis renvoyez.`;
+    const why = explain422(error.problem).replace(/[.\s]+$/, "");
+    return `Déclaration refusée, rien n'a été enregistré : ${why}. Corrigez puis renvoyez.`;
   }
   if (error.status === 403) return "Cette déclaration n'est pas permise à votre compte (unité d'un autre établissement ?).";
   return explain(error);
@@ -159,12 +249,12 @@ function lastDeclaration(snapshot) {
   return el(
     "p",
     { class: "derniere" },
-    "Dernière déclaration : ",
-    el("strong", {}, `version ${snapshot.version}`),
-    ", ",
+    "Dernière déclaration ",
     el("time", { datetime: snapshot.declared_at }, `${fmt.age(snapshot.declared_at)} (${fmt.dateTime(snapshot.declared_at)})`),
-    snapshot.declared_by ? ` par ${snapshot.declared_by}` : "",
-    stale ? el("span", { class: "badge alerte" }, `périmée (plus de ${PAGE.stale_after_days} j)`) : null,
+    declaredBy(snapshot.declared_by),
+    // The version (what a 409 compares) for whoever reads it aloud or compares with the API.
+    el("span", { class: "visuellement-cache" }, `, version ${snapshot.version}`),
+    stale ? el("span", { class: "fr-badge fr-badge--sm fr-badge--error badge alerte" }, `périmée (plus de ${PAGE.stale_after_days} j)`) : null,
   );
 }
 
@@ -190,14 +280,35 @@ function unitCard(unit) {
   const check = el("p", { class: "controle", "aria-live": "polite" });
   const lastBox = el("div");
 
+  const send = el(
+    "button",
+    { type: "submit", class: "fr-btn bouton principal large", "aria-describedby": `controle-${unit.id}` },
+    "Envoyer la déclaration",
+  );
+  check.id = `controle-${unit.id}`;
+  const readCounts = () => {
+    const c = Object.fromEntries(["available", ...OTHER_COUNTS].map((n) => [n, valueOf(card, n)]));
+    c.setOccupied = (v) => {
+      card.querySelector(`[data-compteur="occupied"] input.valeur`).value = String(v);
+    };
+    return c;
+  };
   const update = () => {
     st.key = null; // the values changed: a new declaration, a new key
-    const c = Object.fromEntries(["available", ...OTHER_COUNTS].map((n) => [n, valueOf(card, n)]));
+    refreshChecks();
+  };
+  const refreshChecks = () => {
+    const c = readCounts();
     const used = c.occupied + c.reserved + c.available + c.closed;
     const ceiling = c.installed + c.additional;
     check.textContent = `Occupées + réservées + disponibles + fermées = ${used} pour ${ceiling} places (installées + supplémentaires).`;
     check.classList.toggle("alerte", used > ceiling);
-    if (used > ceiling) check.textContent += " Ce total dépasse la capacité : la déclaration sera refusée.";
+    // The page knows the server would refuse: "Envoyer" says so instead of sending.
+    send.disabled = used > ceiling;
+    if (used > ceiling) {
+      check.textContent += ` Envoi impossible : ce total dépasse la capacité de ${used - ceiling}. Baissez les places occupées, réservées ou fermées, ou augmentez les places installées.`;
+    }
+    counters.firstElementChild?.refresh?.(c);
   };
 
   const counters = el("div", { class: "compteurs" });
@@ -214,7 +325,7 @@ function unitCard(unit) {
   const load = () => {
     const counts = startingCounts(unit, st.temporality);
     st.version = counts.version;
-    const big = stepper(`dispo-${unit.id}`, "Places disponibles", counts.available, { big: true, onChange: update });
+    const big = freeCounter(`dispo-${unit.id}`, counts.available, { onChange: update, counts: readCounts });
     big.dataset.compteur = "available";
     counters.replaceChildren(big);
     others.replaceChildren(
@@ -244,7 +355,6 @@ function unitCard(unit) {
     }),
   );
 
-  const send = el("button", { type: "submit", class: "bouton principal large" }, "Envoyer la déclaration");
   const form = el(
     "form",
     { class: "declaration", novalidate: true },
@@ -256,7 +366,7 @@ function unitCard(unit) {
       { class: "autres" },
       el("summary", {}, "Autres compteurs (occupées, réservées, fermées, installées…)"),
       others,
-      el("div", { class: "champ" }, el("label", { for: `genre-${unit.id}` }, COMPTEURS.available_gender), gender),
+      el("div", { class: "fr-input-group champ" }, el("label", { for: `genre-${unit.id}` }, COMPTEURS.available_gender), gender),
     ),
     check,
     send,
@@ -286,29 +396,32 @@ function unitCard(unit) {
       result.replaceChildren(
         el(
           "p",
-          { class: "succes" },
+          { class: "fr-alert fr-alert--success fr-alert--sm succes", tabindex: "-1" },
           el("span", { "aria-hidden": "true" }, "✓ "),
           "Déclaration enregistrée : ",
           el("strong", { class: "version" }, `version ${snapshot.version}`),
           `, ${fmt.plural(snapshot.available, "place disponible", "places disponibles")} (${TEMPORALITES.find(([c]) => c === st.temporality)[1].toLowerCase()}), à ${fmt.time(snapshot.declared_at)}.`,
         ),
       );
+      // Focus goes to the outcome, not lost to the page (the button was disabled meanwhile).
+      result.firstElementChild.focus();
     } catch (error) {
       if (!(error instanceof ApiError && error.network)) st.key = null; // answered: next send is new
       const actions = [];
       if (error instanceof ApiError && error.status === 409) {
-        actions.push(el("button", { type: "button", class: "bouton secondaire", onclick: () => reload(unit.id) }, "Recharger les chiffres actuels"));
+        actions.push(el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", onclick: () => reload(unit.id) }, "Recharger les chiffres actuels"));
       }
-      result.replaceChildren(el("div", { class: "alerte", role: "alert" }, el("p", {}, explainSendError(error, st.version)), ...actions));
+      result.replaceChildren(el("div", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert", tabindex: "-1" }, el("p", {}, explainSendError(error, st.version)), ...actions));
+      result.firstElementChild.focus();
     } finally {
-      send.disabled = false;
       send.textContent = "Envoyer la déclaration";
+      refreshChecks();
     }
   });
 
   const ages = `${unit.age_min}–${unit.age_max} ans`;
   const modes = unit.care_modes.map((m) => MODES[m] || m).join(", ");
-  const profils = unit.disability_profiles.map((p) => PROFILS[p] || p).join(", ");
+  const profils = profilsGradues(unit);
   card.append(
     el("h2", { id: `titre-${unit.id}` }, unit.name),
     el("p", { class: "aide" }, `${ages} · ${unit.sexes.join("/")} · ${modes}${profils ? ` · ${profils}` : ""}`),
@@ -322,7 +435,7 @@ async function reload(unitId) {
   await start();
   const card = document.getElementById(`unite-${unitId}`);
   if (card) {
-    card.querySelector(".resultat").replaceChildren(el("p", { class: "note" }, "Chiffres rechargés : vérifiez-les puis déclarez à nouveau."));
+    card.querySelector(".resultat").replaceChildren(el("p", { class: "fr-alert fr-alert--info fr-alert--sm note" }, "Chiffres rechargés : vérifiez-les puis déclarez à nouveau."));
     card.querySelector("input.valeur")?.focus();
   }
 }
@@ -438,7 +551,7 @@ function agrementCard(agrement, byCarer) {
     "section",
     { class: "carte-unite", id: "agrement", "aria-labelledby": "titre-agrement" },
     el("h2", { id: "titre-agrement" }, byCarer ? "Mon agrément" : "Agrément"),
-    decision ? el("div", { class: "alerte", role: "status", id: "decision-agrement" }, el("p", {}, decision)) : null,
+    decision ? el("div", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "status", id: "decision-agrement" }, el("p", {}, decision)) : null,
     el("dl", { class: "fiche" }, rows.map(([term, value]) => el("div", {}, el("dt", {}, term), el("dd", {}, value)))),
     el(
       "p",
@@ -498,8 +611,8 @@ function preferencesFieldset(carer, limits, onChange) {
     el(
       "div",
       { class: "ligne-champs" },
-      el("div", { class: "champ" }, el("label", { for: "af-pref-age-min" }, "Âge minimum"), ageMin, el("p", { class: "erreur-champ", id: "erreur-preferences.age_min", hidden: true })),
-      el("div", { class: "champ" }, el("label", { for: "af-pref-age-max" }, "Âge maximum"), ageMax, el("p", { class: "erreur-champ", id: "erreur-preferences.age_max", hidden: true })),
+      el("div", { class: "fr-input-group champ" }, el("label", { for: "af-pref-age-min" }, "Âge minimum"), ageMin, el("p", { class: "erreur-champ", id: "erreur-preferences.age_min", hidden: true })),
+      el("div", { class: "fr-input-group champ" }, el("label", { for: "af-pref-age-max" }, "Âge maximum"), ageMax, el("p", { class: "erreur-champ", id: "erreur-preferences.age_max", hidden: true })),
     ),
     el("div", { class: "cases", role: "group", "aria-label": "Modes d'accueil souhaités" }, modes),
     el("p", { class: "erreur-champ", id: "erreur-preferences.care_modes", hidden: true }),
@@ -545,7 +658,7 @@ function renderCarer(data, agrementResult) {
         "section",
         { class: "carte-unite", id: "agrement", "aria-labelledby": "titre-agrement" },
         el("h2", { id: "titre-agrement" }, byCarer ? "Mon agrément" : "Agrément"),
-        el("p", { class: "alerte", role: "status" }, `L'agrément n'a pas pu être lu : ${explain(agrementError)}`),
+        el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "status" }, `L'agrément n'a pas pu être lu : ${explain(agrementError)}`),
         el("p", { class: "aide" }, `Agrément : ${fmt.plural(carer.agrement_capacity, "place", "places")}, ${carer.age_min}–${carer.age_max} ans · ${carer.care_modes.map((m) => MODES[m] || m).join(", ")} · ${data.commune_name || carer.commune}`),
       ),
     );
@@ -556,7 +669,7 @@ function renderCarer(data, agrementResult) {
   const state = agrement ? agrement.state : carer.agrement_state;
   if (state && state !== "valid") {
     if (!agrement) {
-      parts.push(el("p", { class: "alerte", role: "status" }, `Votre agrément est ${(ETATS_AGREMENT[state] || state).toLowerCase()} : vous ne pouvez pas déclarer de place.`));
+      parts.push(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "status" }, `Votre agrément est ${(ETATS_AGREMENT[state] || state).toLowerCase()} : vous ne pouvez pas déclarer de place.`));
     }
     root.replaceChildren(...parts);
     return;
@@ -578,13 +691,13 @@ function renderCarer(data, agrementResult) {
     { class: "ligne-champs", id: "af-conge" },
     el(
       "div",
-      { class: "champ" },
+      { class: "fr-input-group champ" },
       el("label", { for: "af-depuis" }, "Congé à partir du"),
       leaveFrom,
       el("p", { class: "aide" }, "Vide : dès maintenant."),
       el("p", { class: "erreur-champ", id: "erreur-leave_from", hidden: true }),
     ),
-    el("div", { class: "champ" }, el("label", { for: "af-jusqu" }, "Jusqu'au"), until, el("p", { class: "erreur-champ", id: "erreur-until", hidden: true })),
+    el("div", { class: "fr-input-group champ" }, el("label", { for: "af-jusqu" }, "Jusqu'au"), until, el("p", { class: "erreur-champ", id: "erreur-until", hidden: true })),
   );
   const radios = el(
     "fieldset",
@@ -604,7 +717,7 @@ function renderCarer(data, agrementResult) {
   leaveFrom.addEventListener("input", update);
   until.addEventListener("input", update);
   const preferences = preferencesFieldset(carer, limits, update);
-  const send = el("button", { type: "submit", class: "bouton principal large" }, "Envoyer la déclaration");
+  const send = el("button", { type: "submit", class: "fr-btn bouton principal large" }, "Envoyer la déclaration");
   const lastBox = el("div", {}, lastDeclaration(carer));
   const form = el("form", { class: "declaration formulaire", novalidate: true }, lastBox, places, radios, leaveBox, preferences, send, result);
   form.addEventListener("submit", async (event) => {
@@ -634,15 +747,15 @@ function renderCarer(data, agrementResult) {
       Object.assign(carer, out);
       lastBox.replaceChildren(lastDeclaration(out));
       result.replaceChildren(
-        el("p", { class: "succes" }, el("span", { "aria-hidden": "true" }, "✓ "), "Déclaration enregistrée : ", el("strong", { class: "version" }, `version ${out.version}`), `, ${fmt.plural(out.available_places, "place disponible", "places disponibles")}.`),
+        el("p", { class: "fr-alert fr-alert--success fr-alert--sm succes" }, el("span", { "aria-hidden": "true" }, "✓ "), "Déclaration enregistrée : ", el("strong", { class: "version" }, `version ${out.version}`), `, ${fmt.plural(out.available_places, "place disponible", "places disponibles")}.`),
       );
     } catch (error) {
       if (!(error instanceof ApiError && error.network)) st.key = null;
       if (error instanceof ApiError && error.status === 422) showFieldErrors(form, error.problem);
       const actions = error instanceof ApiError && error.status === 409
-        ? [el("button", { type: "button", class: "bouton secondaire", onclick: () => start() }, "Recharger les chiffres actuels")]
+        ? [el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", onclick: () => start() }, "Recharger les chiffres actuels")]
         : [];
-      result.replaceChildren(el("div", { class: "alerte", role: "alert" }, el("p", {}, explainSendError(error, st.version)), ...actions));
+      result.replaceChildren(el("div", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, el("p", {}, explainSendError(error, st.version)), ...actions));
     } finally {
       send.disabled = false;
     }
@@ -655,7 +768,7 @@ function renderCarer(data, agrementResult) {
       el("h2", { id: "titre-af" }, byCarer ? "Mes disponibilités d'assistant familial" : "Disponibilités de l'assistant familial"),
       el("p", { class: "aide" }, `${data.commune_name || carer.commune} · au plus ${fmt.plural(limits.capacity, "place", "places")} (capacité de l'agrément)`),
       manages
-        ? el("p", { class: "note" }, "Les décisions sur l'agrément (suspension, retrait, renouvellement) se prennent depuis le tableau de bord de l'autorité, panneau « Agréments ».")
+        ? el("p", { class: "fr-alert fr-alert--info fr-alert--sm note" }, "Les décisions sur l'agrément (suspension, retrait, renouvellement) se prennent depuis le tableau de bord de l'autorité, panneau « Agréments ».")
         : null,
       form,
     ),
@@ -684,7 +797,7 @@ function tickCountdowns() {
 function holdItem(hold, targetName) {
   const result = el("div", { class: "resultat", role: "status", "aria-live": "polite" });
   const reason = el("textarea", { id: `motif-${hold.id}`, maxlength: 500, rows: 2, required: true });
-  const confirm = el("button", { type: "submit", class: "bouton principal" }, "Confirmer le refus");
+  const confirm = el("button", { type: "submit", class: "fr-btn bouton principal" }, "Confirmer le refus");
   const form = el(
     "form",
     { class: "refus", hidden: true, novalidate: true },
@@ -692,7 +805,7 @@ function holdItem(hold, targetName) {
     reason,
     confirm,
   );
-  const open = el("button", { type: "button", class: "bouton secondaire", "aria-expanded": "false" }, "Refuser…");
+  const open = el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", "aria-expanded": "false" }, "Refuser…");
   open.addEventListener("click", () => {
     form.hidden = !form.hidden;
     open.setAttribute("aria-expanded", String(!form.hidden));
@@ -715,7 +828,7 @@ function holdItem(hold, targetName) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!reason.value.trim()) {
-      result.replaceChildren(el("p", { class: "alerte", role: "alert" }, "Indiquez le motif du refus : le département en a besoin pour orienter l'enfant ailleurs."));
+      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, "Indiquez le motif du refus : le département en a besoin pour orienter l'enfant ailleurs."));
       reason.focus();
       return;
     }
@@ -727,7 +840,7 @@ function holdItem(hold, targetName) {
     } catch (error) {
       const gone = error instanceof ApiError && error.status === 409;
       result.replaceChildren(
-        el("p", { class: "alerte", role: "alert" }, gone ? "Cette orientation n'est plus en attente (admise, libérée ou échue entre-temps)." : explain(error)),
+        el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, gone ? "Cette orientation n'est plus en attente (admise, libérée ou échue entre-temps)." : explain(error)),
       );
       confirm.disabled = false;
     }
@@ -742,16 +855,21 @@ async function renderHolds(names, notice) {
     el("h2", { id: "titre-orientations" }, "Orientations en attente"),
   );
   if (notice) {
-    section.append(el("p", { class: "succes", role: "status" }, el("span", { "aria-hidden": "true" }, "✓ "), notice));
+    section.append(el("p", { class: "fr-alert fr-alert--success fr-alert--sm succes", role: "status", tabindex: "-1" }, el("span", { "aria-hidden": "true" }, "✓ "), notice));
   }
-  root.prepend(section);
   let page;
   try {
     page = await api("/v1/holds?status=held");
   } catch (error) {
-    section.append(el("p", { class: "alerte", role: "alert" }, explain(error)));
+    section.append(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, explain(error)));
+    root.prepend(section);
     return;
   }
+  // Places kept for a child come first; none kept, the section goes after the counters, so
+  // that the first counter is on the first screen of a phone.
+  if (page.items.length || notice) root.prepend(section);
+  else root.append(section);
+  section.querySelector(".succes")?.focus();
   if (!page.items.length) {
     section.append(el("p", { class: "vide" }, "Aucune place n'est gardée pour un enfant en ce moment."));
     return;
@@ -782,6 +900,7 @@ async function start(notice) {
         : { [data.carer.id]: "Mon accueil" };
       await renderHolds(names, notice);
     }
+    restoreDraft(); // what was typed before the session expired, if it did
   } catch (error) {
     root.replaceChildren();
     showAlert(alertBox, explain(error));

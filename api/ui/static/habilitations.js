@@ -30,7 +30,7 @@ async function load() {
         const who = h.person.display_name || h.person.sub;
         const revoke = el(
           "button",
-          { type: "button", class: "bouton petit", "aria-label": `Retirer l'habilitation de ${who} (${LABELS[h.function] || h.function})` },
+          { type: "button", class: "fr-btn fr-btn--sm bouton petit", "aria-label": `Retirer l'habilitation de ${who} (${LABELS[h.function] || h.function})` },
           "Retirer",
         );
         revoke.addEventListener("click", async () => {

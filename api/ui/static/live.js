@@ -9,14 +9,22 @@
 // 4404 unknown authority, 4410 history too old (reload the snapshot), 4400 bad id,
 // 1013 too slow or feed unavailable (resume).
 
-import { session } from "./common.js";
+import { pageData, session } from "./common.js";
 
 const STATES = {
   attente: "Connexion au flux en direct…",
   direct: "En direct",
-  deconnecte: "Déconnecté",
+  deconnecte: "Hors ligne",
   arret: "Flux arrêté",
 };
+
+/**
+ * How long without any message (event or ping) before the feed is taken for lost: the
+ * server pings every `ws_ping_seconds` (realtime.hub), so one missed ping and a margin.
+ * A cut network often closes nothing (no TCP reset reaches the browser): without this the
+ * badge would say "En direct" for minutes.
+ */
+const SILENCE_MS = ((pageData().ws_ping_seconds || 25) * 1.5 + 1) * 1000;
 
 export class LiveFeed {
   /**
@@ -37,8 +45,34 @@ export class LiveFeed {
     this.retryTimer = null;
     this.countdownTimer = null;
     this.stopped = false;
+    this.watchdog = null;
     if (this.button) this.button.addEventListener("click", () => this.reconnectNow());
     window.addEventListener("online", () => this.reconnectNow());
+    // The browser knows the network is gone: say so now, do not wait for a missed ping.
+    window.addEventListener("offline", () => this.lost());
+  }
+
+  /** A message arrived: the feed is alive; the next one must come within SILENCE_MS. */
+  heard(socket) {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      if (this.socket === socket) this.lost();
+    }, SILENCE_MS);
+  }
+
+  /** The feed is silent or the network gone: drop the socket, say "Hors ligne", retry. */
+  lost() {
+    if (this.stopped || !this.socket) return;
+    const socket = this.socket;
+    clearTimeout(this.watchdog);
+    clearTimeout(this.openTimer);
+    this.socket = null;
+    try {
+      socket.close(4000);
+    } catch {
+      // already closing
+    }
+    this.scheduleRetry();
   }
 
   /** Open the socket; events are held until `release()` (snapshot loaded). */
@@ -81,6 +115,7 @@ export class LiveFeed {
       } catch {
         return;
       }
+      this.heard(socket);
       if (message.type === "ping") return;
       // The first real message, or a ping, proves the subscription is accepted.
       if (message.id) this.lastEventId = message.id;
@@ -93,6 +128,7 @@ export class LiveFeed {
         if (this.socket === socket && socket.readyState === WebSocket.OPEN) {
           this.attempt = 0;
           this.setState("direct");
+          this.heard(socket);
         }
       }, 300);
     });
@@ -110,6 +146,7 @@ export class LiveFeed {
   closed(socket, event) {
     if (this.socket !== socket || this.stopped) return;
     clearTimeout(this.openTimer);
+    clearTimeout(this.watchdog);
     this.socket = null;
     switch (event.code) {
       case 4401:
@@ -145,7 +182,7 @@ export class LiveFeed {
     const tick = () => {
       this.setState(
         "deconnecte",
-        "Déconnecté du flux en direct : les événements manqués seront rattrapés à la reconnexion.",
+        "Hors ligne : le flux en direct est coupé ; les événements manqués seront rattrapés à la reconnexion.",
         `Nouvelle tentative dans ${Math.max(left, 0)} s`,
       );
       left -= 1;
@@ -169,6 +206,7 @@ export class LiveFeed {
 
   stop() {
     this.stopped = true;
+    clearTimeout(this.watchdog);
     clearTimeout(this.retryTimer);
     clearInterval(this.countdownTimer);
     if (this.socket) this.socket.close(1000);

@@ -6,6 +6,7 @@
 // national feed.
 
 import {
+  AUTHORITY_ROLES,
   announce,
   api,
   coalesce,
@@ -15,6 +16,7 @@ import {
   hideAlert,
   pageData,
   requireSession,
+  session,
   showAlert,
   svgEl,
 } from "./common.js";
@@ -246,7 +248,12 @@ function figures(d) {
   );
 }
 
+/** Links to the dashboards the session may open: its own authority's only (a national analyst
+ * or another authority would meet a refusal there), or nothing. */
 function dashboardLinks(codes) {
+  const current = session();
+  codes = codes.filter((c) => AUTHORITY_ROLES.includes(current?.role) && current.authority === c);
+  if (!codes.length) return null;
   const links = codes.map((c) => el("a", { href: `/ui/autorites/${encodeURIComponent(c)}` }, `${AUTHORITIES.get(c).name} (${c})`));
   const parts = links.flatMap((link, i) => (i ? [" · ", link] : [link]));
   return el("p", {}, codes.length > 1 ? "Tableaux de bord : " : "Tableau de bord : ", ...parts);
@@ -431,11 +438,14 @@ function renderChart() {
 
 /** Select a territory ("authority:69M", "department:69"), or unselect it when selected. */
 async function select(key) {
+  // The table is drawn anew: focus goes back to the same row's button, not to the page.
+  const row = document.activeElement?.closest?.("tr[id]")?.id;
   state.selected = state.selected === key ? "" : key;
   $("g-territoire").value = state.selected;
   if (state.selected) showDetail(state.selected);
   renderMap();
   renderTable();
+  if (row) document.getElementById(row)?.querySelector("button")?.focus();
   await refreshChart();
 }
 
@@ -444,7 +454,7 @@ async function refreshChart() {
     await loadHistory();
     renderChart();
   } catch (error) {
-    $("graphique").replaceChildren(el("p", { class: "alerte" }, `Historique indisponible. ${explain(error)}`));
+    $("graphique").replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte" }, `Historique indisponible. ${explain(error)}`));
   }
 }
 
@@ -466,18 +476,11 @@ async function exportCsv() {
   }
 }
 
-/** A shape or a marker of the map: focusable in the same Tab order, Enter or Space selects. */
+/** A shape or a marker of the map, for the mouse: clicking selects. The map is out of the Tab
+ * order (101 departments to cross before "Exporter"); the table below is its equivalent, with
+ * a button per authority, for the keyboard and screen readers. */
 function interactive(node, key) {
-  node.setAttribute("tabindex", "0");
-  node.setAttribute("role", "button");
   node.addEventListener("click", () => select(key));
-  node.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      select(key);
-    }
-  });
-  node.addEventListener("focus", () => showDetail(key));
   node.addEventListener("mouseenter", () => showDetail(key));
 }
 
