@@ -55,7 +55,6 @@ def offer(oid: str, **kw: Any) -> Offer:
         "timings": {"durable"},
         "publics": {"mineur"},
         "formulas": {"enfant"},
-        "disability_profiles": frozenset(),
     }
     fields.update(kw)
     return Offer(**fields)
@@ -382,6 +381,8 @@ async def test_api_a_request_of_old_with_care_mode_mna(client, pool):
         "age": 15,
         "sex": "M",
         "disability_profiles": [],
+        "mdph_notified": None,
+        "disability_service": None,
     }
     r = await client.get(f"/v1/requests/{request['id']}", headers=dept())
     assert r.json()["care_mode"] == "mna" and r.json()["public"] == "mna"
