@@ -704,6 +704,9 @@ async def test_the_authority_dashboard_is_accessible_and_fits_a_phone(
     await expect(page.locator("#dep-69")).to_have_class(re.compile(r"\bcourant\b"))
     assert await page.locator("#couche-communes circle").count() == 58
     await expect(page.locator("#territoire")).to_contain_text("Département du Rhône")
+    # The first screen's reads, started by amorce.js before the modules, were all taken by
+    # the page (the same paths on both sides: none was asked twice, none left waiting).
+    assert await page.evaluate("window.placesEarly instanceof Map && window.placesEarly.size") == 0
     assert await horizontal_overflow(page) == 0
     assert await axe_violations(page) == []
     # Filters of the offer: the offer's figures follow what is shown, and say so.

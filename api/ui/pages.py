@@ -5,6 +5,8 @@ names, communes, the map); the figures are fetched by the page itself from the `
 with the user's token, so these routes need no authentication.
 """
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -137,6 +139,20 @@ def unknown_authority(request: Request, settings: AppSettings, code: str) -> Res
     )
 
 
+def first_screen(code: str) -> dict[str, str | None]:
+    """The API reads of the dashboard's first screen (its key figures, waiting list and holds)
+    → the permission each needs: started by ``amorce.js`` while the page's scripts load, read
+    by ``autorite.js`` under the same paths. The offer, the map and the agréments come after
+    the waiting list is usable (loadtests/bench_pages.py)."""
+    scope = f"authority={quote(code, safe='')}"
+    return {
+        "/v1/me": None,
+        f"/v1/stats/authorities?{scope}": None,
+        f"/v1/requests?{scope}&status=waiting&limit=500": "placement",
+        f"/v1/requests?{scope}&status=held&limit=500": "placement",
+    }
+
+
 @router.get(
     "/ui/autorites/{code}",
     response_class=HTMLResponse,
@@ -173,9 +189,9 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
         title=f"{authority.name} ({code})",
         authority=authority,
         communes=sorted(communes, key=lambda c: c.name),
-        france_map=france_map(),
         page={
             "code": code,
+            "first_screen": first_screen(code),
             "name": authority.name,
             "departments": [
                 {"code": d, "name": departments[d].name} for d in authority.departments

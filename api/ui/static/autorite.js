@@ -32,7 +32,7 @@ import {
 } from "./common.js";
 import { setUpAgrements } from "./agrements.js";
 import { LiveFeed } from "./live.js";
-import { franceSvg, layer, localFrame, metroProjection, zoomOn } from "./map.js";
+import { layer, loadFranceSvg, localFrame, metroProjection, zoomOn } from "./map.js";
 
 const PAGE = pageData();
 const CODE = PAGE.code; // the authority's
@@ -91,6 +91,9 @@ async function loadOffer() {
  * (permission ``placement``); an agrément service (PMI) or an inspector reads the offer and
  * the agréments only. Set in main() from GET /v1/me. */
 let placement = true;
+
+// The first screen's reads (key figures, waiting list, holds) are pages.first_screen's paths,
+// character for character: amorce.js started them before this module was fetched.
 
 async function loadRequests() {
   if (!placement) return;
@@ -365,7 +368,7 @@ async function setUpMap() {
     state.map = communes.length ? localFrame(container, communes, `Carte de ${PAGE.name}`) : null;
     return;
   }
-  const svg = franceSvg(container);
+  const svg = await loadFranceSvg(container);
   const own = PAGE.departments.map((d) => d.code);
   const zoom = zoomOn(svg, own);
   for (const code of own) svg.querySelector(`#dep-${CSS.escape(code)}`)?.classList.add("courant");
@@ -1123,10 +1126,18 @@ async function main() {
   });
   feed.start();
   try {
+    // The first screen first (usable: the waiting list drawn, the search ready), then the
+    // offer with its map and the agréments, whose reads would compete for a slow link.
+    await Promise.all([loadRequests(), loadFigures()]);
+    renderWaiting();
+    renderHolds();
+    renderFigures();
+    const rest = agrements.load();
     await loadOffer();
     await setUpMap();
-    await Promise.all([loadRequests(), loadFigures(), agrements.load()]);
-    renderAll();
+    renderOffer();
+    renderHolds(); // the held places' names, now that the offer is known
+    await rest;
     restoreDraft(); // what was typed before the session expired, if it did
   } catch (error) {
     showAlert(alertBox, `Chargement impossible. ${explain(error)}`);

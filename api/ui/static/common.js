@@ -412,6 +412,16 @@ export class ApiError extends Error {
   }
 }
 
+/** The response to `path` that amorce.js started before the modules loaded, once, if it was
+ * asked with the session's current token and habilitation (else null: call again). */
+async function takeEarly(path, current) {
+  const entry = window.placesEarly?.get(path);
+  if (!entry) return null;
+  window.placesEarly.delete(path);
+  if (!current || entry.token !== current.token || entry.habilitation !== current.habilitation) return null;
+  return entry.response;
+}
+
 /** Call the API with the session's bearer token; JSON in, JSON out, problems as ApiError. */
 export async function api(path, { method = "GET", body, headers = {}, raw = false } = {}) {
   const current = session();
@@ -424,7 +434,7 @@ export async function api(path, { method = "GET", body, headers = {}, raw = fals
   }
   let response;
   try {
-    response = await fetch(path, init);
+    response = (method === "GET" && !Object.keys(headers).length && (await takeEarly(path, current))) || (await fetch(path, init));
   } catch (error) {
     const err = new ApiError(0, { detail: "Le service ne répond pas (réseau coupé ?)." });
     err.network = true;
