@@ -624,6 +624,42 @@ export function svgEl(tag, attrs = {}, ...children) {
 }
 
 /** Fill a <select> from a vocabulary, with an optional "all" first option. */
+/**
+ * DSFR tabs (`fr-tabs`) without the DSFR's script (the pages load none of it): the tab list is
+ * one Tab stop (the selected tab); the arrows, Home and End move to another tab and select it
+ * (automatic activation, as the DSFR does); a click selects. The selected tab's panel shows,
+ * the others are hidden. `onSelect(tab, panel)` is called after each selection.
+ */
+export function setUpTabs(root, onSelect) {
+  const tabs = [...root.querySelectorAll('[role="tab"]')];
+  const panelOf = (tab) => document.getElementById(tab.getAttribute("aria-controls"));
+  const select = (chosen, focus) => {
+    for (const tab of tabs) {
+      const on = tab === chosen;
+      tab.setAttribute("aria-selected", String(on));
+      tab.tabIndex = on ? 0 : -1;
+      panelOf(tab).hidden = !on;
+      panelOf(tab).classList.toggle("fr-tabs__panel--selected", on);
+    }
+    if (focus) chosen.focus();
+    onSelect(chosen, panelOf(chosen));
+  };
+  const moves = { ArrowRight: 1, ArrowLeft: -1 };
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => select(tab, false));
+    tab.addEventListener("keydown", (event) => {
+      const i = tabs.indexOf(tab);
+      let next = null;
+      if (event.key in moves) next = (i + moves[event.key] + tabs.length) % tabs.length;
+      else if (event.key === "Home") next = 0;
+      else if (event.key === "End") next = tabs.length - 1;
+      if (next === null) return;
+      event.preventDefault();
+      select(tabs[next], true);
+    });
+  }
+}
+
 export function fillSelect(select, vocabulary, allLabel) {
   const options = Object.entries(vocabulary).map(([code, label]) => el("option", { value: code }, label));
   if (allLabel) options.unshift(el("option", { value: "" }, allLabel));
