@@ -991,3 +991,73 @@ async def test_every_page_and_state_is_accessible_at_both_sizes(
     await expect(declare.page.locator("#orientations")).to_contain_text("Orientation refusée")
     await audit(declare, "declarer-orientation-refusee")
     declare.check()
+
+
+async def test_a_child_s_disability_in_the_search_by_keyboard(
+    server: str, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    """The search form asks a child's MDPH notification and disability service once a profile
+    is chosen (not before: the API refuses them without one), sends them as the API reads them,
+    and each proposal says the offer's word on the profile: « handicap : spécialisé », or the
+    relaxation disability_unstated for an offer silent on it. Keyboard only; axe 0 and no
+    overflow at both sizes with the fields shown and the results."""
+    home = await make_structure(
+        pool,
+        units=[
+            {"name": "Pôle autisme", "installed": 6, "disability_specialised": ["tsa"]},
+            {"name": "Sans mot sur le handicap", "installed": 6},
+        ],
+    )
+    async with api(server, issue_token("structure", finess=home["finess"])) as client:
+        for unit in home["unit_ids"]:
+            r = await client.put(
+                f"/v1/units/{unit}/capacity",
+                json={"temporality": "current", "available": 1},
+                headers=idem(),
+            )
+            assert r.status_code == 200, r.text
+    tab = await open_tab(browser, server, DASHBOARD, issue_token("department", authority=AUTHORITY))
+    page = tab.page
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    child = page.locator("#liste-enfants .enfant").first
+    notified = child.get_by_label("Notification MDPH")
+    await expect(notified).to_be_hidden()
+    # Keyboard: open the profiles, check « Troubles du spectre autistique » with Space.
+    await child.locator("summary").focus()
+    await page.keyboard.press("Enter")
+    await child.get_by_label("Troubles du spectre autistique").focus()
+    await page.keyboard.press("Space")
+    await expect(notified).to_be_visible()
+    await notified.focus()
+    await page.keyboard.type("Oui")  # the select's type-ahead: « Oui, notifiée »
+    await page.keyboard.press("Tab")
+    await expect(child.get_by_label("Service qui suit l'enfant")).to_be_focused()
+    await page.keyboard.type("SESSAD")
+    await page.keyboard.press("Tab")
+    await expect(child.get_by_label("Commune du service")).to_be_focused()
+    await page.keyboard.type("69266")  # Villeurbanne
+    await page.locator("#form-recherche button[type=submit]").focus()
+    async with page.expect_request("**/v1/search") as sent:
+        await page.keyboard.press("Enter")
+    body = (await sent.value).post_data_json
+    assert body["children"][0]["disability_profiles"] == ["tsa"]
+    assert body["children"][0]["mdph_notified"] is True
+    assert body["children"][0]["disability_service"] == {"kind": "SESSAD", "commune": "69266"}
+    await expect(page.locator("#resume-resultats")).to_be_focused()
+    stated = page.locator(".proposition", has_text="Pôle autisme")
+    await expect(stated.locator(".badges")).to_contain_text("handicap : spécialisé")
+    silent = page.locator(".proposition", has_text="Sans mot sur le handicap").locator(".badges")
+    await expect(silent).to_contain_text("ne s'étant pas prononcé sur le profil de handicap")
+    await expect(silent).not_to_contain_text("handicap : ")
+    await audit(tab, "autorite-recherche-handicap")
+    # Without a profile the fields go, and nothing of them is sent.
+    await child.get_by_label("Troubles du spectre autistique").uncheck()
+    await expect(notified).to_be_hidden()
+    async with page.expect_request("**/v1/search") as sent:
+        await page.locator("#form-recherche button[type=submit]").click()
+    assert set((await sent.value).post_data_json["children"][0]) == {
+        "age",
+        "sex",
+        "disability_profiles",
+    }
+    tab.check()

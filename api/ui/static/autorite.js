@@ -9,7 +9,9 @@ import {
   CATEGORIES,
   MESURES,
   MODES,
+  NIVEAUX_HANDICAP,
   PROFILS,
+  SERVICES_HANDICAP,
   URGENCES,
   allPages,
   announce,
@@ -53,6 +55,8 @@ const CRITERES = {
   siblings: "Fratrie",
   department: "Département",
 };
+/** The relaxation of an offer silent on a child's disability profile (matching/disability.py). */
+const DISABILITY_UNSTATED = "disability_unstated";
 const ECHEANCES = { current: "maintenant", h1: "sous 1 h", h24: "sous 24 h", h48: "sous 48 h", d7: "sous 7 jours" };
 
 const state = {
@@ -715,12 +719,59 @@ function childRow(child = { age: 8, sex: "F", disability_profiles: [] }, index =
         el("option", { value: "M", selected: child.sex === "M" }, "Garçon"),
       ),
     ),
-    el("details", { class: "profils" }, el("summary", {}, "Profils de handicap (MDPH)"), el("div", { class: "cases" }, profils)),
+    el("details", { class: "profils", open: child.disability_profiles.length > 0 }, el("summary", {}, "Profils de handicap (MDPH)"), el("div", { class: "cases" }, profils)),
+    disabilityFields(id, child),
     index > 0
       ? el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: () => { row.remove(); } }, "Retirer")
       : null,
   );
+  // The notification and the service mean something only with a profile: shown with one.
+  row.querySelector(".profils").addEventListener("change", () => {
+    row.querySelector(".suite-handicap").hidden = !row.querySelector(".profils input:checked");
+  });
   return row;
+}
+
+/** A child's MDPH notification (the CDAPH's decision, CASF L241-6) and the service that
+ * follows them (IME, SESSAD…: its commune's distance to each offer is scored), shown only
+ * when a profile is chosen: the API refuses them without one. */
+function disabilityFields(id, child) {
+  const service = child.disability_service || {};
+  const notified = child.mdph_notified === true ? "oui" : child.mdph_notified === false ? "non" : "";
+  const hint = (text) => el("span", { class: "fr-hint-text" }, text);
+  return el(
+    "div",
+    { class: "suite-handicap", hidden: !child.disability_profiles.length },
+    el(
+      "div",
+      { class: "fr-select-group champ" },
+      el("label", { class: "fr-label", for: `${id}-mdph` }, "Notification MDPH", hint("décision de la CDAPH")),
+      el(
+        "select",
+        { id: `${id}-mdph`, class: "fr-select mdph" },
+        el("option", { value: "", selected: notified === "" }, "Inconnue"),
+        el("option", { value: "oui", selected: notified === "oui" }, "Oui, notifiée"),
+        el("option", { value: "non", selected: notified === "non" }, "Non"),
+      ),
+    ),
+    el(
+      "div",
+      { class: "fr-select-group champ" },
+      el("label", { class: "fr-label", for: `${id}-service` }, "Service qui suit l'enfant", hint("facultatif")),
+      el(
+        "select",
+        { id: `${id}-service`, class: "fr-select service-type" },
+        el("option", { value: "" }, "Aucun ou inconnu"),
+        Object.entries(SERVICES_HANDICAP).map(([code, label]) => el("option", { value: code, selected: service.kind === code }, label)),
+      ),
+    ),
+    el(
+      "div",
+      { class: "fr-input-group champ" },
+      el("label", { class: "fr-label", for: `${id}-service-commune` }, "Commune du service", hint("code INSEE ou nom")),
+      el("input", { id: `${id}-service-commune`, class: "fr-input service-commune", list: "communes-dep", autocomplete: "off", value: service.commune || "" }),
+    ),
+  );
 }
 
 function setChildren(children) {
@@ -728,11 +779,42 @@ function setChildren(children) {
 }
 
 function readChildren() {
-  return [...document.querySelectorAll("#liste-enfants .enfant")].map((row) => ({
-    age: Number(row.querySelector(".age").value),
-    sex: row.querySelector(".sexe").value,
-    disability_profiles: [...row.querySelectorAll(".profils input:checked")].map((i) => i.value),
-  }));
+  return [...document.querySelectorAll("#liste-enfants .enfant")].map((row) =>
+    withDisability(
+      {
+        age: Number(row.querySelector(".age").value),
+        sex: row.querySelector(".sexe").value,
+        disability_profiles: [...row.querySelectorAll(".profils input:checked")].map((i) => i.value),
+      },
+      row,
+    ),
+  );
+}
+
+/** The child's notification and service as the API reads them, with a profile only. */
+function withDisability(child, row) {
+  if (!child.disability_profiles.length) return child;
+  const notified = row.querySelector(".mdph").value;
+  if (notified) child.mdph_notified = notified === "oui";
+  const kind = row.querySelector(".service-type").value;
+  const commune = row.querySelector(".service-commune").value.trim();
+  if (kind || commune) child.disability_service = { kind, commune: communeCode(commune) || commune };
+  return child;
+}
+
+/** What is wrong with the children's disability services, in French, and the field to fix. */
+function serviceProblem() {
+  const rows = [...document.querySelectorAll("#liste-enfants .enfant")];
+  for (const [i, child] of readChildren().entries()) {
+    const service = child.disability_service;
+    if (!service) continue;
+    const who = rows.length > 1 ? ` de l'enfant ${i + 1}` : "";
+    if (!service.kind) return [`Choisissez le service qui suit l'enfant${who}, ou effacez sa commune.`, rows[i].querySelector(".service-type")];
+    if (!/^[0-9][0-9AB][0-9]{3}$/.test(service.commune)) {
+      return [`Commune du service${who} inconnue : saisissez un code INSEE (par exemple 69123) ou choisissez dans la liste.`, rows[i].querySelector(".service-commune")];
+    }
+  }
+  return null;
 }
 
 function chooseRequest(request) {
@@ -761,16 +843,22 @@ function clearRequest() {
   if (state.results) renderResults();
 }
 
+/** An INSEE code typed, or the code of a commune of the territory named (null: unknown). */
+function communeCode(raw) {
+  if (/^[0-9][0-9AB][0-9]{3}$/.test(raw)) return raw;
+  const wanted = raw.toLocaleLowerCase("fr");
+  for (const c of state.communes.values()) {
+    if (c.name.toLocaleLowerCase("fr") === wanted) return c.insee;
+  }
+  return null;
+}
+
 function origin() {
   const raw = $("r-origine").value.trim();
   const point = raw.match(/^(-?\d+(?:\.\d+)?),\s*(-?\d+(?:\.\d+)?)$/);
   if (point) return { lat: Number(point[1]), lon: Number(point[2]) };
-  if (/^[0-9][0-9AB][0-9]{3}$/.test(raw)) return { commune: raw };
-  const wanted = raw.toLocaleLowerCase("fr");
-  for (const c of state.communes.values()) {
-    if (c.name.toLocaleLowerCase("fr") === wanted) return { commune: c.insee };
-  }
-  return null;
+  const commune = communeCode(raw);
+  return commune ? { commune } : null;
 }
 
 async function search(event) {
@@ -786,6 +874,12 @@ async function search(event) {
   const children = readChildren();
   if (!children.length || children.some((c) => !Number.isInteger(c.age) || c.age < 0 || c.age > 21)) {
     showAlert(errorBox, "Indiquez l'âge de chaque enfant (0 à 21 ans).");
+    return;
+  }
+  const problem = serviceProblem();
+  if (problem) {
+    showAlert(errorBox, problem[0]);
+    problem[1].focus();
     return;
   }
   const body = {
@@ -874,6 +968,8 @@ function proposalItem(p, i, labels) {
     ? el("span", { class: "fr-badge fr-badge--sm fr-badge--error" }, `périmée (${fmt.plural(days, "jour", "jours")})`)
     : el("span", { class: "fr-badge fr-badge--sm fr-badge--success" }, days < 1 ? "déclarée aujourd'hui" : `déclarée il y a ${fmt.plural(days, "jour", "jours")}`);
   const ages = agesOf(p);
+  const ladder = p.relaxed.filter((r) => r !== DISABILITY_UNSTATED);
+  const silent = p.relaxed.includes(DISABILITY_UNSTATED) || p.disability_level === "unstated";
   return el(
     "li",
     { class: `proposition${p.stale ? " perimee" : ""}` },
@@ -892,8 +988,13 @@ function proposalItem(p, i, labels) {
       { class: "badges" },
       freshness,
       p.outside_department ? el("span", { class: "fr-badge fr-badge--sm fr-badge--info" }, "hors département") : null,
-      // The ladder is cumulative: its last step says how far the search had to go.
-      p.relaxed.length ? el("span", { class: "fr-badge fr-badge--sm fr-badge--warning" }, `assoupli : ${labels[p.relaxed.at(-1)] || p.relaxed.at(-1)}`) : null,
+      // The ladder is cumulative: its last step says how far the search had to go. An offer
+      // silent on a child's profile is the relaxation disability_unstated, said apart.
+      ladder.length ? el("span", { class: "fr-badge fr-badge--sm fr-badge--warning" }, `assoupli : ${labels[ladder.at(-1)] || ladder.at(-1)}`) : null,
+      p.disability_level && p.disability_level !== "unstated"
+        ? el("span", { class: "fr-badge fr-badge--sm fr-badge--info" }, `handicap : ${NIVEAUX_HANDICAP[p.disability_level] || p.disability_level}`)
+        : null,
+      silent ? el("span", { class: "fr-badge fr-badge--sm fr-badge--warning" }, labels[DISABILITY_UNSTATED] || NIVEAUX_HANDICAP.unstated) : null,
     ),
     el(
       "details",

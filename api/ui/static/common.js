@@ -31,6 +31,22 @@ export function profilsGradues(offer) {
     .join(", ");
 }
 
+/** The services that follow a child with a disability (api/disability.py, the API's codes):
+ * IME, SESSAD, DITEP, IEM on a CDAPH orientation (CASF L241-6, L312-1 I 2°); CAMSP (CSP
+ * L2132-4) and CMP entered directly. */
+export const SERVICES_HANDICAP = {
+  IME: "IME — institut médico-éducatif",
+  SESSAD: "SESSAD — service d'éducation spéciale et de soins à domicile",
+  DITEP: "DITEP — dispositif intégré thérapeutique, éducatif et pédagogique",
+  IEM: "IEM — institut d'éducation motrice",
+  CAMSP: "CAMSP — centre d'action médico-sociale précoce",
+  CMP: "CMP — centre médico-psychologique",
+  autre: "Autre service",
+};
+
+/** A proposal's `disability_level`: what the offer states of the children's profiles. */
+export const NIVEAUX_HANDICAP = { specialised: "spécialisé", with_support: "avec soutien", unstated: "sans mention" };
+
 export const CATEGORIES = {
   166: "Centre parental",
   172: "Pouponnière",
