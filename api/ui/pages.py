@@ -10,6 +10,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api.codes import (
+    HOLD_RELEASE_REASONS,
+    REFUSAL_LABELS,
+    RELEASE_LABELS,
+    WAITING_SITUATION_LABELS,
+)
 from api.deps import AppSettings
 from api.permissions import FUNCTIONS
 from api.ui.geo import communes_of_authority
@@ -204,6 +210,18 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
                 **{s.code: s.label for s in LADDER},
                 DISABILITY_UNSTATED: DISABILITY_UNSTATED_LABEL,
             },
+            # The coded outcomes' labels (api/codes.py, one list each), as [code, label] pairs
+            # in their order ("autre" last: tojson would sort a mapping's keys): a release's
+            # reasons the service may give (not Places's own, on an agrément's suspension or
+            # withdrawal), a refusal's (to read the one an establishment gave), the waiting
+            # situations.
+            "release_reasons": [
+                [code, label]
+                for code, label in RELEASE_LABELS.items()
+                if code not in HOLD_RELEASE_REASONS.values()
+            ],
+            "refusal_reasons": list(map(list, REFUSAL_LABELS.items())),
+            "situations": list(map(list, WAITING_SITUATION_LABELS.items())),
         },
     )
 
@@ -376,5 +394,8 @@ async def declaration_page(request: Request, settings: AppSettings) -> Response:
         settings,
         "declarer.html",
         title="Déclarer mes places",
-        page={"authorities": {a["code"]: a["name"] for a in _authorities()}},
+        page={
+            "authorities": {a["code"]: a["name"] for a in _authorities()},
+            "refusal_reasons": list(map(list, REFUSAL_LABELS.items())),
+        },
     )

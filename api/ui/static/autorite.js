@@ -6,6 +6,7 @@
 // A placement service (or the authority's administrator) sees its own authority's dashboard.
 
 import {
+  ApiError,
   CATEGORIES,
   MESURES,
   MODES,
@@ -40,6 +41,8 @@ const PAGE = pageData();
 const CODE = PAGE.code; // the authority's
 const SCOPE = `authority=${encodeURIComponent(CODE)}`;
 const STALE_DAYS = PAGE.stale_after_days;
+const REFUSALS = Object.fromEntries(PAGE.refusal_reasons || []); // code → label
+const SITUATIONS = Object.fromEntries(PAGE.situations || []);
 const UNEXECUTED_DAYS = PAGE.unexecuted_after_days;
 const $ = (id) => document.getElementById(id);
 const alertBox = $("alerte-page");
@@ -595,6 +598,7 @@ function renderWaiting() {
             { type: "button", class: "fr-btn fr-btn--sm bouton petit", "aria-label": `Chercher une place pour ${r.reference}`, onclick: () => chooseRequest(r) },
             "Chercher",
           ),
+          situationButton(r),
         ),
         el(
           "td",
@@ -609,6 +613,105 @@ function renderWaiting() {
       );
     }),
   );
+}
+
+// --- the child's waiting situation (#18: where they live while the measure waits) ----------
+
+/** « Situation : au domicile familial » — opens the form that records another one. */
+function situationButton(request) {
+  const code = request.situation?.code || "inconnu";
+  const label = SITUATIONS[code] || code;
+  return el(
+    "button",
+    {
+      type: "button",
+      class: "fr-btn fr-btn--tertiary fr-btn--sm bouton petit secondaire situation",
+      dataset: { request: request.id },
+      onclick: (event) => openSituation(request, event.currentTarget),
+    },
+    `Situation : ${label}`,
+    el("span", { class: "visuellement-cache" }, ` — ${request.reference}, modifier`),
+  );
+}
+
+function today() {
+  const d = new Date();
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** PUT /v1/requests/{id}/situation with If-Match (the version the list showed: a colleague's
+ * change is never overwritten blindly) and an Idempotency-Key (a retry records it once). */
+function openSituation(request, opener) {
+  const box = $("action-attente");
+  const current = request.situation?.code || "inconnu";
+  const code = el(
+    "select",
+    { id: "situation-code", class: "fr-select" },
+    (PAGE.situations || []).map(([value, label]) => el("option", { value, selected: value === current }, label)),
+  );
+  const since = el("input", { id: "situation-depuis", class: "fr-input", type: "date", value: today(), max: today(), required: true });
+  const result = el("div", { role: "status", "aria-live": "polite" });
+  const heading = el("h3", { id: "titre-situation", tabindex: "-1" }, `Situation de l'enfant — ${request.reference}`);
+  const key = { value: null };
+  const back = () => {
+    const again = document.querySelector(`#table-attente button.situation[data-request="${CSS.escape(request.id)}"]`);
+    (again || (opener.isConnected ? opener : $("titre-attente"))).focus();
+  };
+  const close = () => {
+    box.replaceChildren();
+    back();
+  };
+  const form = el(
+    "form",
+    { class: "formulaire", novalidate: true, "aria-labelledby": "titre-situation" },
+    heading,
+    el("p", { class: "aide" }, "Où vit l'enfant en attendant l'exécution de la mesure : compté dans les indicateurs de l'autorité."),
+    el(
+      "div",
+      { class: "ligne-champs" },
+      el("div", { class: "fr-select-group champ" }, el("label", { class: "fr-label", for: code.id }, "Situation"), code),
+      el("div", { class: "fr-input-group champ" }, el("label", { class: "fr-label", for: since.id }, "Depuis le"), since),
+    ),
+    result,
+    el(
+      "div",
+      { class: "boutons" },
+      el("button", { type: "submit", class: "fr-btn bouton principal" }, "Enregistrer la situation"),
+      el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", onclick: close }, "Annuler"),
+    ),
+  );
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!key.value) key.value = newKey();
+    state.lastAction = Date.now();
+    try {
+      await api(`/v1/requests/${request.id}/situation`, {
+        method: "PUT",
+        body: { code: code.value, since: since.value || undefined },
+        headers: { "If-Match": `"${request.version}"`, "Idempotency-Key": key.value },
+      });
+      key.value = null;
+      box.replaceChildren();
+      announce(announcer, `Situation de ${request.reference} enregistrée : ${SITUATIONS[code.value] || code.value}.`);
+      await loadRequests();
+      renderWaiting();
+      back();
+    } catch (error) {
+      if (!(error instanceof ApiError && error.network)) key.value = null;
+      let text = explain(error);
+      if (error instanceof ApiError && (error.status === 409 || error.status === 412)) {
+        text = "Cette demande a changé entre-temps : rien n'a été enregistré. La liste est rechargée ; vérifiez puis recommencez.";
+        reloadRequests();
+      }
+      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, text));
+    }
+  });
+  box.replaceChildren(form);
+  heading.focus();
 }
 
 // Names of places held from this tab's search results (another authority's units and carers
@@ -655,7 +758,12 @@ function renderHolds() {
             "td",
             { class: "actions" },
             el("button", { type: "button", class: "fr-btn fr-btn--sm bouton petit", onclick: () => holdAction(r, "admit") }, "Admission"),
-            el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: () => holdAction(r, "release") }, "Libérer"),
+            el(
+              "button",
+              { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: (event) => openRelease(r, event.currentTarget) },
+              "Libérer…",
+              el("span", { class: "visuellement-cache" }, ` — réservation de ${r.reference}`),
+            ),
           ),
         ),
       ),
@@ -674,17 +782,78 @@ function tickCountdowns() {
   }
 }
 
-async function holdAction(request, action) {
+async function holdAction(request, action, body) {
   hideAlert(alertBox);
   state.lastAction = Date.now();
   try {
-    await api(`/v1/holds/${request.hold.id}/${action}`, { method: "POST", headers: { "Idempotency-Key": newKey() } });
+    await api(`/v1/holds/${request.hold.id}/${action}`, { method: "POST", body, headers: { "Idempotency-Key": newKey() } });
     announce(announcer, action === "admit" ? `Admission enregistrée pour ${request.reference}.` : `Réservation de ${request.reference} libérée.`);
     await loadRequests();
     renderAll();
+    // Focus to the reservations' heading: the row acted on is gone.
+    $("titre-reservations").setAttribute("tabindex", "-1");
+    $("titre-reservations").focus();
   } catch (error) {
     showAlert(alertBox, explain(error));
   }
+}
+
+/** « Libérer… »: a hold's release with its coded reason (api/codes.py, the statistics'
+ * codes: required here) and optional precisions (200 characters at most, the authority's
+ * own, never exported), in a form under the reservations. */
+function openRelease(request, opener) {
+  const box = $("action-reservation");
+  const code = el(
+    "select",
+    { id: "liberation-code", class: "fr-select", required: true, "aria-required": "true" },
+    el("option", { value: "" }, "— Choisir un motif —"),
+    (PAGE.release_reasons || []).map(([value, label]) => el("option", { value }, label)),
+  );
+  const text = el("textarea", { id: "liberation-texte", class: "fr-input", maxlength: 200, rows: 2, "aria-describedby": "liberation-aide" });
+  const result = el("div", { role: "status", "aria-live": "polite" });
+  const heading = el("h3", { id: "titre-liberation", tabindex: "-1" }, `Libérer la réservation de ${request.reference}`);
+  const close = () => {
+    box.replaceChildren();
+    if (opener.isConnected) opener.focus();
+    else $("titre-reservations").focus();
+  };
+  const form = el(
+    "form",
+    { class: "formulaire", novalidate: true, "aria-labelledby": "titre-liberation" },
+    heading,
+    el("div", { class: "fr-select-group champ" }, el("label", { class: "fr-label", for: code.id }, "Motif (obligatoire)"), code),
+    el(
+      "div",
+      { class: "fr-input-group champ" },
+      el("label", { class: "fr-label", for: text.id }, "Précisions (facultatif)"),
+      el("p", { class: "fr-hint-text", id: "liberation-aide" }, "200 caractères au plus ; elles restent à votre autorité."),
+      text,
+    ),
+    result,
+    el(
+      "div",
+      { class: "boutons" },
+      el("button", { type: "submit", class: "fr-btn bouton principal" }, "Libérer"),
+      el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", onclick: close }, "Annuler"),
+    ),
+  );
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!code.value) {
+      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, "Choisissez le motif de la libération dans la liste."));
+      code.focus();
+      return;
+    }
+    const body = { reason_code: code.value };
+    if (text.value.trim()) body.reason = text.value.trim();
+    box.replaceChildren();
+    await holdAction(request, "release", body);
+  });
+  box.replaceChildren(form);
+  heading.focus();
 }
 
 // --- search --------------------------------------------------------------------------------
@@ -1130,9 +1299,13 @@ async function onRefused(data) {
   }
   const request = state.waiting.find((r) => r.id === data.request_id);
   const who = data.target?.kind === "carer" ? "L'assistant familial" : "L'établissement";
+  const labels = REFUSALS;
+  const why = [data.reason_code ? labels[data.reason_code] || data.reason_code : null, data.reason ? `« ${data.reason} »` : null]
+    .filter(Boolean)
+    .join(" — ");
   const text =
     `${who} a refusé l'orientation${request ? ` de ${request.reference}` : ""}` +
-    `${data.reason ? ` : « ${data.reason} »` : ""}. La demande attend de nouveau une place.`;
+    `${why ? ` : ${why}` : ""}. La demande attend de nouveau une place.`;
   showAlert($("avis-refus"), text);
   announce(announcer, text);
 }
