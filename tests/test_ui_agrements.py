@@ -31,6 +31,7 @@ from playwright.async_api import Browser, Page, expect
 from api.auth import issue_token
 from api.db import create_pool
 from tests.support.browser import (
+    ARTIFACTS,
     Stack,
     axe_violations,
     chromium,
@@ -273,8 +274,8 @@ async def test_the_agrement_service_suspends_with_a_required_coded_reason(
     await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
     table = page.locator("#table-agrements")
     await expect(
-        page.get_by_role("radio", name=re.compile("Expirent dans les 6 mois"))
-    ).to_be_checked()
+        page.get_by_role("tab", name=re.compile("Expirent dans les 6 mois"))
+    ).to_have_attribute("aria-selected", "true")
     await expect(table.locator(f"#agrement-{first}")).to_contain_text(first_number)
     await expect(table.locator(f"#agrement-{second}")).to_contain_text(second_number)
     await expect(table).not_to_contain_text(far_number)  # beyond six months: not in this list
@@ -328,8 +329,13 @@ async def test_the_agrement_service_suspends_with_a_required_coded_reason(
     assert after["suspended_from"] == date.today()
     assert after["available_places"] == 0
     assert after["agrement_version"] == before["agrement_version"] + 1
-    # The suspended list has it now; a reinstatement is offered there, not a suspension.
-    await page.get_by_role("radio", name=re.compile("^Suspendus")).check()
+    # The suspended list has it now (its tab, by keyboard: the arrow selects the next tab);
+    # a reinstatement is offered there, not a suspension.
+    await page.get_by_role("tab", name=re.compile("^Expirent")).focus()
+    await page.keyboard.press("ArrowRight")
+    suspended_tab = page.get_by_role("tab", name=re.compile("^Suspendus"))
+    await expect(suspended_tab).to_be_focused()
+    await expect(suspended_tab).to_have_attribute("aria-selected", "true")
     await expect(row).to_contain_text(first_number)
     await expect(row.locator("button[data-action=reinstate]")).to_have_count(1)
     await expect(row.locator("button[data-action=suspend]")).to_have_count(0)
@@ -367,13 +373,28 @@ async def test_the_lists_of_suspended_and_derogations(
     page = tab.page
     table = page.locator("#table-agrements")
     await expect(page.locator("#compte-suspended")).to_have_text(re.compile(r"\(\d+\)"))
-    await page.get_by_role("radio", name=re.compile("^Suspendus")).check()
+    # DSFR tabs: one tab stop, the list in the selected tab's panel, the others hidden.
+    tabs = page.get_by_role("tablist", name="Agréments à afficher").get_by_role("tab")
+    await expect(tabs).to_have_count(3)
+    await page.get_by_role("tab", name=re.compile("^Suspendus")).click()
+    await expect(page.get_by_role("tabpanel", name=re.compile("^Suspendus"))).to_contain_text(
+        suspended_number
+    )
+    await expect(page.locator("#panneau-expiring")).to_be_hidden()
     await expect(table.locator(f"#agrement-{suspended}")).to_contain_text("Raison de santé")
     await expect(table).not_to_contain_text(derogation_number)
-    await page.get_by_role("radio", name=re.compile("^Avec dérogation")).check()
+    await page.keyboard.press("End")
+    derogation_tab = page.get_by_role("tab", name=re.compile("^Avec dérogation"))
+    await expect(derogation_tab).to_be_focused()
+    await expect(derogation_tab).to_have_attribute("aria-selected", "true")
+    assert await tabs.evaluate_all("(all) => all.map((t) => t.tabIndex)") == [-1, -1, 0]
     await expect(table.locator(f"#agrement-{derogation}")).to_contain_text("4 (dérogation : 4)")
     await expect(table).not_to_contain_text(suspended_number)
-    assert await axe_violations(page) == []
+    for width, height in ((1366, 900), (390, 844)):
+        await page.set_viewport_size({"width": width, "height": height})
+        assert await axe_violations(page) == [], width
+        assert await horizontal_overflow(page) == 0, width
+        await page.screenshot(path=str(ARTIFACTS / f"ui-agrements-onglets-{width}.png"))
     tab.check()
 
 

@@ -450,7 +450,7 @@ async def test_a_declaration_appears_live_on_the_department_and_national_pages(
 
 
 async def test_a_hold_countdown_runs(
-    server: str, browser: Browser, establishment: dict[str, Any]
+    server: str, browser: Browser, pool: asyncpg.Pool, establishment: dict[str, Any]
 ) -> None:
     token = issue_token("department", authority=AUTHORITY)
     async with api(server, token) as client:
@@ -497,6 +497,30 @@ async def test_a_hold_countdown_runs(
     await expect(waiting).to_contain_text("non exécutée")
     await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
     await shot(tab, "departement")
+    # Keyboard only: « Libérer… » asks a coded reason (required) and optional precisions.
+    await row.get_by_role(
+        "button", name=f"Libérer… — réservation de {requests[0]['reference']}"
+    ).focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#titre-liberation")).to_be_focused()
+    await page.locator("#action-reservation").get_by_role("button", name="Libérer").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#action-reservation").get_by_role("alert")).to_contain_text("motif")
+    await expect(page.get_by_label("Motif (obligatoire)")).to_be_focused()
+    await audit(tab, "autorite-liberation")
+    await page.keyboard.type("Autre solution")  # type-ahead: « Autre solution retenue… »
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("Accueil chez un tiers digne de confiance")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#titre-reservations")).to_be_focused()
+    await expect(page.locator("#table-reservations")).not_to_contain_text(requests[0]["reference"])
+    released = await pool.fetchrow(
+        "SELECT status, reason, reason_code FROM holds WHERE id = $1", hold["id"]
+    )
+    assert released["status"] == "released"
+    assert released["reason_code"] == "autre_solution_retenue"
+    assert released["reason"] == "Accueil chez un tiers digne de confiance"
     tab.check()
 
 
@@ -545,8 +569,9 @@ async def test_an_establishment_sees_and_refuses_an_orientation(
     await expect(item.get_by_role("timer")).to_have_text(re.compile(r"reste 1 h 59 min"))
     await item.get_by_role("button", name="Refuser…").click()
     await item.get_by_role("button", name="Confirmer le refus").click()
-    await expect(item.get_by_role("alert")).to_contain_text("motif")  # a reason is required
-    await item.get_by_label("Motif du refus").fill("Pas de place adaptée cette semaine")
+    await expect(item.get_by_role("alert")).to_contain_text("motif")  # a coded reason is required
+    await item.get_by_label("Motif du refus").select_option(label="Pas de place réellement libre")
+    await item.get_by_label("Précisions").fill("Pas de place adaptée cette semaine")
     await shot(tab, "orientation")
     await item.get_by_role("button", name="Confirmer le refus").click()
     orientations = page.locator("#orientations")
@@ -556,14 +581,19 @@ async def test_an_establishment_sees_and_refuses_an_orientation(
     after = await snapshot(pool, unit)
     assert after["available"] == 2 and after["version"] > held["version"]
     await expect(page.locator(f"#dispo-{unit}")).to_have_value("2")
-    refused = await pool.fetchrow("SELECT status, reason FROM holds WHERE id = $1", hold["id"])
+    refused = await pool.fetchrow(
+        "SELECT status, reason, reason_code FROM holds WHERE id = $1", hold["id"]
+    )
     assert refused["status"] == "refused"
+    assert refused["reason_code"] == "pas_de_place_reelle"
     assert refused["reason"] == "Pas de place adaptée cette semaine"
     tab.check()
     # The department learns it live, with the reason, and the child is waiting again.
     notice = dashboard.page.locator("#avis-refus")
     await expect(notice).to_contain_text(f"ASE69-REFUS-{os.getpid()}")
-    await expect(notice).to_contain_text("« Pas de place adaptée cette semaine »")
+    await expect(notice).to_contain_text(
+        "Pas de place réellement libre — « Pas de place adaptée cette semaine »"
+    )
     await shot(dashboard, "refus-departement")
     dashboard.check()
 
@@ -704,6 +734,9 @@ async def test_the_authority_dashboard_is_accessible_and_fits_a_phone(
     await expect(page.locator("#dep-69")).to_have_class(re.compile(r"\bcourant\b"))
     assert await page.locator("#couche-communes circle").count() == 58
     await expect(page.locator("#territoire")).to_contain_text("Département du Rhône")
+    # The first screen's reads, started by amorce.js before the modules, were all taken by
+    # the page (the same paths on both sides: none was asked twice, none left waiting).
+    assert await page.evaluate("window.placesEarly instanceof Map && window.placesEarly.size") == 0
     assert await horizontal_overflow(page) == 0
     assert await axe_violations(page) == []
     # Filters of the offer: the offer's figures follow what is shown, and say so.
@@ -982,9 +1015,140 @@ async def test_every_page_and_state_is_accessible_at_both_sizes(
     await audit(declare, "declarer-orientation")
     await item.get_by_role("button", name="Refuser…").focus()
     await declare.page.keyboard.press("Enter")
+    await expect(item.get_by_label("Motif du refus")).to_be_focused()
+    await declare.page.keyboard.press("ArrowDown")  # the first reason of the list
+    await declare.page.keyboard.press("Tab")
     await declare.page.keyboard.type("Pas de place adaptée à son âge")
     await declare.page.keyboard.press("Tab")
     await declare.page.keyboard.press("Enter")
     await expect(declare.page.locator("#orientations")).to_contain_text("Orientation refusée")
     await audit(declare, "declarer-orientation-refusee")
     declare.check()
+
+
+async def test_a_child_s_disability_in_the_search_by_keyboard(
+    server: str, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    """The search form asks a child's MDPH notification and disability service once a profile
+    is chosen (not before: the API refuses them without one), sends them as the API reads them,
+    and each proposal says the offer's word on the profile: « handicap : spécialisé », or the
+    relaxation disability_unstated for an offer silent on it. Keyboard only; axe 0 and no
+    overflow at both sizes with the fields shown and the results."""
+    home = await make_structure(
+        pool,
+        units=[
+            {"name": "Pôle autisme", "installed": 6, "disability_specialised": ["tsa"]},
+            {"name": "Sans mot sur le handicap", "installed": 6},
+        ],
+    )
+    async with api(server, issue_token("structure", finess=home["finess"])) as client:
+        for unit in home["unit_ids"]:
+            r = await client.put(
+                f"/v1/units/{unit}/capacity",
+                json={"temporality": "current", "available": 1},
+                headers=idem(),
+            )
+            assert r.status_code == 200, r.text
+    tab = await open_tab(browser, server, DASHBOARD, issue_token("department", authority=AUTHORITY))
+    page = tab.page
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    child = page.locator("#liste-enfants .enfant").first
+    notified = child.get_by_label("Notification MDPH")
+    await expect(notified).to_be_hidden()
+    # Keyboard: open the profiles, check « Troubles du spectre autistique » with Space.
+    await child.locator("summary").focus()
+    await page.keyboard.press("Enter")
+    await child.get_by_label("Troubles du spectre autistique").focus()
+    await page.keyboard.press("Space")
+    await expect(notified).to_be_visible()
+    await notified.focus()
+    await page.keyboard.type("Oui")  # the select's type-ahead: « Oui, notifiée »
+    await page.keyboard.press("Tab")
+    await expect(child.get_by_label("Service qui suit l'enfant")).to_be_focused()
+    await page.keyboard.type("SESSAD")
+    await page.keyboard.press("Tab")
+    await expect(child.get_by_label("Commune du service")).to_be_focused()
+    await page.keyboard.type("69266")  # Villeurbanne
+    await page.locator("#form-recherche button[type=submit]").focus()
+    async with page.expect_request("**/v1/search") as sent:
+        await page.keyboard.press("Enter")
+    body = (await sent.value).post_data_json
+    assert body["children"][0]["disability_profiles"] == ["tsa"]
+    assert body["children"][0]["mdph_notified"] is True
+    assert body["children"][0]["disability_service"] == {"kind": "SESSAD", "commune": "69266"}
+    await expect(page.locator("#resume-resultats")).to_be_focused()
+    stated = page.locator(".proposition", has_text="Pôle autisme")
+    await expect(stated.locator(".badges")).to_contain_text("handicap : spécialisé")
+    silent = page.locator(".proposition", has_text="Sans mot sur le handicap").locator(".badges")
+    await expect(silent).to_contain_text("ne s'étant pas prononcé sur le profil de handicap")
+    await expect(silent).not_to_contain_text("handicap : ")
+    await audit(tab, "autorite-recherche-handicap")
+    # Without a profile the fields go, and nothing of them is sent.
+    await child.get_by_label("Troubles du spectre autistique").uncheck()
+    await expect(notified).to_be_hidden()
+    async with page.expect_request("**/v1/search") as sent:
+        await page.locator("#form-recherche button[type=submit]").click()
+    assert set((await sent.value).post_data_json["children"][0]) == {
+        "age",
+        "sex",
+        "disability_profiles",
+    }
+    tab.check()
+
+
+async def test_the_waiting_situation_is_edited_from_the_waiting_list(
+    server: str, browser: Browser
+) -> None:
+    """Where a child lives while the measure waits (#18), recorded from the waiting list by
+    keyboard (PUT /v1/requests/{id}/situation, If-Match the version the list showed); a
+    colleague's change in between is not overwritten: the page says so and reloads."""
+    token = issue_token("department", authority=AUTHORITY)
+    async with api(server, token) as client:
+        r = await client.post("/v1/requests", json=lyon_request(7, "F", "SITUATION"))
+        assert r.status_code == 201, r.text
+        request = r.json()
+    tab = await open_tab(browser, server, DASHBOARD, token)
+    page = tab.page
+    await page.locator("#filtre-attente").fill(request["reference"])
+    button = page.get_by_role(
+        "button", name=f"Situation : Non renseigné — {request['reference']}, modifier"
+    )
+    await button.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#titre-situation")).to_be_focused()
+    await audit(tab, "autorite-situation")
+    await page.get_by_label("Situation", exact=True).focus()
+    await page.keyboard.type("En accueil")  # type-ahead: « En accueil d'urgence »
+    await page.get_by_role("button", name="Enregistrer la situation").focus()
+    await page.keyboard.press("Enter")
+    changed = page.get_by_role(
+        "button", name=f"Situation : En accueil d'urgence — {request['reference']}, modifier"
+    )
+    await expect(changed).to_be_focused()
+    async with api(server, token) as client:
+        r = await client.get(f"/v1/requests/{request['id']}")
+        assert r.json()["situation"]["code"] == "accueil_urgence"
+        version = r.json()["version"]
+        # A colleague records another situation meanwhile.
+        r = await client.put(
+            f"/v1/requests/{request['id']}/situation",
+            json={"code": "hopital"},
+            headers={"If-Match": f'"{version}"'},
+        )
+        assert r.status_code == 200, r.text
+    await changed.click()
+    await page.get_by_role("button", name="Enregistrer la situation").click()
+    await expect(page.locator("#action-attente").get_by_role("alert")).to_contain_text(
+        "a changé entre-temps"
+    )
+    await expect(
+        page.get_by_role(
+            "button",
+            name=f"Situation : Maintenu à l'hôpital faute de place — {request['reference']},"
+            " modifier",
+        )
+    ).to_be_visible()
+    async with api(server, token) as client:
+        r = await client.get(f"/v1/requests/{request['id']}")
+        assert r.json()["situation"]["code"] == "hopital"
+    tab.check()

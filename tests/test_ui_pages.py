@@ -191,6 +191,33 @@ async def test_an_authority_dashboard_carries_its_territory(client: httpx.AsyncC
     assert isere["partners"] == [] and isere["departments"] == [{"code": "38", "name": "Isère"}]
 
 
+async def test_the_dashboard_s_first_screen_starts_before_its_scripts(
+    client: httpx.AsyncClient,
+) -> None:
+    """What makes the dashboard usable in < 2 s on a slow phone (loadtests/bench_pages.py):
+    amorce.js, an async classic script in the head, starts the first screen's reads (with
+    the permission each needs), every module the page imports is announced by modulepreload,
+    and the map is not in the HTML but behind an immutable URL the page fetches afterwards."""
+    text = (await client.get("/ui/autorites/69M")).text
+    amorce = re.search(r"<script async [^>]*/amorce\.js\" data-urls='([^']*)'", text)
+    assert amorce is not None
+    assert json.loads(html.unescape(amorce.group(1))) == {
+        "/v1/me": None,
+        "/v1/stats/authorities?authority=69M": None,
+        "/v1/requests?authority=69M&status=waiting&limit=500": "placement",
+        "/v1/requests?authority=69M&status=held&limit=500": "placement",
+    }
+    assert text.index("amorce.js") < text.index('rel="stylesheet"')
+    preloaded = re.findall(r'<link rel="modulepreload" href="/ui/v/[0-9a-f]+/([a-z]+\.js)">', text)
+    assert sorted(preloaded) == ["agrements.js", "common.js", "live.js", "map.js"]
+    assert 'id="dep-69"' not in text
+    carte = re.search(r'data-carte="(/ui/v/[0-9a-f]+/france-departments\.svg)"', text)
+    assert carte is not None
+    r = await client.get(carte.group(1))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
+    assert "immutable" in r.headers["cache-control"] and 'id="dep-69"' in r.text
+
+
 async def test_static_files_and_the_committed_map(client: httpx.AsyncClient) -> None:
     for name in ("common.js", "live.js", "map.js", "places.css", "france-departments.svg"):
         r = await client.get(f"/ui/static/{name}")

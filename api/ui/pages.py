@@ -5,9 +5,17 @@ names, communes, the map); the figures are fetched by the page itself from the `
 with the user's token, so these routes need no authentication.
 """
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api.codes import (
+    HOLD_RELEASE_REASONS,
+    REFUSAL_LABELS,
+    RELEASE_LABELS,
+    WAITING_SITUATION_LABELS,
+)
 from api.deps import AppSettings
 from api.permissions import FUNCTIONS
 from api.ui.geo import communes_of_authority
@@ -137,6 +145,20 @@ def unknown_authority(request: Request, settings: AppSettings, code: str) -> Res
     )
 
 
+def first_screen(code: str) -> dict[str, str | None]:
+    """The API reads of the dashboard's first screen (its key figures, waiting list and holds)
+    → the permission each needs: started by ``amorce.js`` while the page's scripts load, read
+    by ``autorite.js`` under the same paths. The offer, the map and the agréments come after
+    the waiting list is usable (loadtests/bench_pages.py)."""
+    scope = f"authority={quote(code, safe='')}"
+    return {
+        "/v1/me": None,
+        f"/v1/stats/authorities?{scope}": None,
+        f"/v1/requests?{scope}&status=waiting&limit=500": "placement",
+        f"/v1/requests?{scope}&status=held&limit=500": "placement",
+    }
+
+
 @router.get(
     "/ui/autorites/{code}",
     response_class=HTMLResponse,
@@ -173,9 +195,9 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
         title=f"{authority.name} ({code})",
         authority=authority,
         communes=sorted(communes, key=lambda c: c.name),
-        france_map=france_map(),
         page={
             "code": code,
+            "first_screen": first_screen(code),
             "name": authority.name,
             "departments": [
                 {"code": d, "name": departments[d].name} for d in authority.departments
@@ -188,6 +210,18 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
                 **{s.code: s.label for s in LADDER},
                 DISABILITY_UNSTATED: DISABILITY_UNSTATED_LABEL,
             },
+            # The coded outcomes' labels (api/codes.py, one list each), as [code, label] pairs
+            # in their order ("autre" last: tojson would sort a mapping's keys): a release's
+            # reasons the service may give (not Places's own, on an agrément's suspension or
+            # withdrawal), a refusal's (to read the one an establishment gave), the waiting
+            # situations.
+            "release_reasons": [
+                [code, label]
+                for code, label in RELEASE_LABELS.items()
+                if code not in HOLD_RELEASE_REASONS.values()
+            ],
+            "refusal_reasons": list(map(list, REFUSAL_LABELS.items())),
+            "situations": list(map(list, WAITING_SITUATION_LABELS.items())),
         },
     )
 
@@ -360,5 +394,8 @@ async def declaration_page(request: Request, settings: AppSettings) -> Response:
         settings,
         "declarer.html",
         title="Déclarer mes places",
-        page={"authorities": {a["code"]: a["name"] for a in _authorities()}},
+        page={
+            "authorities": {a["code"]: a["name"] for a in _authorities()},
+            "refusal_reasons": list(map(list, REFUSAL_LABELS.items())),
+        },
     )

@@ -13,9 +13,10 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from api.settings import Settings
-from api.ui.assets import STATIC, dsfr_url, static_url
+from api.ui.assets import STATIC, dsfr_url, module_imports, static_url
 from api.ui.signin import local_issuer, oidc_page
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +36,16 @@ _env = Environment(
 def france_map() -> str:
     """The committed SVG (built by ``api.ui.build_assets``), inlined so pages can colour it."""
     return MAP_FILE.read_text(encoding="utf-8")
+
+
+def module_script(name: str) -> Markup:
+    """The page's module ``name`` with a ``modulepreload`` link for each module it imports,
+    so that the whole graph is fetched at once (see ``assets.module_imports``)."""
+    preload = Markup('<link rel="modulepreload" href="{}">')
+    script = Markup('<script type="module" src="{}"></script>')
+    return Markup("").join(
+        [*(preload.format(url) for url in module_imports(name)), script.format(static_url(name))]
+    )
 
 
 def _origin(url: str | None) -> str | None:
@@ -73,6 +84,7 @@ def render(
     }
     html = _env.get_template(template).render(
         static_url=static_url,
+        module_script=module_script,
         dsfr_url=dsfr_url(),
         page=page,
         local_issuer=local_issuer(settings),

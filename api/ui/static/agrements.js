@@ -21,6 +21,7 @@ import {
   fmt,
   may,
   newKey,
+  setUpTabs,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -449,12 +450,12 @@ export function setUpAgrements({ code, current, communeName, announcer }) {
     }
   }, 400);
 
-  for (const input of document.querySelectorAll("input[name=liste-agrements]")) {
-    input.addEventListener("change", () => {
-      st.list = input.value;
-      render();
-    });
-  }
+  // One list a tab; the list's summary and table move into the selected tab's panel.
+  setUpTabs($("choix-agrements"), (tab, panel) => {
+    st.list = tab.dataset.liste;
+    panel.append($("contenu-agrements"));
+    render();
+  });
 
   async function load() {
     try {

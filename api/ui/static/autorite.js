@@ -6,10 +6,13 @@
 // A placement service (or the authority's administrator) sees its own authority's dashboard.
 
 import {
+  ApiError,
   CATEGORIES,
   MESURES,
   MODES,
+  NIVEAUX_HANDICAP,
   PROFILS,
+  SERVICES_HANDICAP,
   URGENCES,
   allPages,
   announce,
@@ -32,12 +35,14 @@ import {
 } from "./common.js";
 import { setUpAgrements } from "./agrements.js";
 import { LiveFeed } from "./live.js";
-import { franceSvg, layer, localFrame, metroProjection, zoomOn } from "./map.js";
+import { layer, loadFranceSvg, localFrame, metroProjection, zoomOn } from "./map.js";
 
 const PAGE = pageData();
 const CODE = PAGE.code; // the authority's
 const SCOPE = `authority=${encodeURIComponent(CODE)}`;
 const STALE_DAYS = PAGE.stale_after_days;
+const REFUSALS = Object.fromEntries(PAGE.refusal_reasons || []); // code → label
+const SITUATIONS = Object.fromEntries(PAGE.situations || []);
 const UNEXECUTED_DAYS = PAGE.unexecuted_after_days;
 const $ = (id) => document.getElementById(id);
 const alertBox = $("alerte-page");
@@ -53,6 +58,8 @@ const CRITERES = {
   siblings: "Fratrie",
   department: "Département",
 };
+/** The relaxation of an offer silent on a child's disability profile (matching/disability.py). */
+const DISABILITY_UNSTATED = "disability_unstated";
 const ECHEANCES = { current: "maintenant", h1: "sous 1 h", h24: "sous 24 h", h48: "sous 48 h", d7: "sous 7 jours" };
 
 const state = {
@@ -91,6 +98,9 @@ async function loadOffer() {
  * (permission ``placement``); an agrément service (PMI) or an inspector reads the offer and
  * the agréments only. Set in main() from GET /v1/me. */
 let placement = true;
+
+// The first screen's reads (key figures, waiting list, holds) are pages.first_screen's paths,
+// character for character: amorce.js started them before this module was fetched.
 
 async function loadRequests() {
   if (!placement) return;
@@ -365,7 +375,7 @@ async function setUpMap() {
     state.map = communes.length ? localFrame(container, communes, `Carte de ${PAGE.name}`) : null;
     return;
   }
-  const svg = franceSvg(container);
+  const svg = await loadFranceSvg(container);
   const own = PAGE.departments.map((d) => d.code);
   const zoom = zoomOn(svg, own);
   for (const code of own) svg.querySelector(`#dep-${CSS.escape(code)}`)?.classList.add("courant");
@@ -588,6 +598,7 @@ function renderWaiting() {
             { type: "button", class: "fr-btn fr-btn--sm bouton petit", "aria-label": `Chercher une place pour ${r.reference}`, onclick: () => chooseRequest(r) },
             "Chercher",
           ),
+          situationButton(r),
         ),
         el(
           "td",
@@ -602,6 +613,105 @@ function renderWaiting() {
       );
     }),
   );
+}
+
+// --- the child's waiting situation (#18: where they live while the measure waits) ----------
+
+/** « Situation : au domicile familial » — opens the form that records another one. */
+function situationButton(request) {
+  const code = request.situation?.code || "inconnu";
+  const label = SITUATIONS[code] || code;
+  return el(
+    "button",
+    {
+      type: "button",
+      class: "fr-btn fr-btn--tertiary fr-btn--sm bouton petit secondaire situation",
+      dataset: { request: request.id },
+      onclick: (event) => openSituation(request, event.currentTarget),
+    },
+    `Situation : ${label}`,
+    el("span", { class: "visuellement-cache" }, ` — ${request.reference}, modifier`),
+  );
+}
+
+function today() {
+  const d = new Date();
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+/** PUT /v1/requests/{id}/situation with If-Match (the version the list showed: a colleague's
+ * change is never overwritten blindly) and an Idempotency-Key (a retry records it once). */
+function openSituation(request, opener) {
+  const box = $("action-attente");
+  const current = request.situation?.code || "inconnu";
+  const code = el(
+    "select",
+    { id: "situation-code", class: "fr-select" },
+    (PAGE.situations || []).map(([value, label]) => el("option", { value, selected: value === current }, label)),
+  );
+  const since = el("input", { id: "situation-depuis", class: "fr-input", type: "date", value: today(), max: today(), required: true });
+  const result = el("div", { role: "status", "aria-live": "polite" });
+  const heading = el("h3", { id: "titre-situation", tabindex: "-1" }, `Situation de l'enfant — ${request.reference}`);
+  const key = { value: null };
+  const back = () => {
+    const again = document.querySelector(`#table-attente button.situation[data-request="${CSS.escape(request.id)}"]`);
+    (again || (opener.isConnected ? opener : $("titre-attente"))).focus();
+  };
+  const close = () => {
+    box.replaceChildren();
+    back();
+  };
+  const form = el(
+    "form",
+    { class: "formulaire", novalidate: true, "aria-labelledby": "titre-situation" },
+    heading,
+    el("p", { class: "aide" }, "Où vit l'enfant en attendant l'exécution de la mesure : compté dans les indicateurs de l'autorité."),
+    el(
+      "div",
+      { class: "ligne-champs" },
+      el("div", { class: "fr-select-group champ" }, el("label", { class: "fr-label", for: code.id }, "Situation"), code),
+      el("div", { class: "fr-input-group champ" }, el("label", { class: "fr-label", for: since.id }, "Depuis le"), since),
+    ),
+    result,
+    el(
+      "div",
+      { class: "boutons" },
+      el("button", { type: "submit", class: "fr-btn bouton principal" }, "Enregistrer la situation"),
+      el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", onclick: close }, "Annuler"),
+    ),
+  );
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!key.value) key.value = newKey();
+    state.lastAction = Date.now();
+    try {
+      await api(`/v1/requests/${request.id}/situation`, {
+        method: "PUT",
+        body: { code: code.value, since: since.value || undefined },
+        headers: { "If-Match": `"${request.version}"`, "Idempotency-Key": key.value },
+      });
+      key.value = null;
+      box.replaceChildren();
+      announce(announcer, `Situation de ${request.reference} enregistrée : ${SITUATIONS[code.value] || code.value}.`);
+      await loadRequests();
+      renderWaiting();
+      back();
+    } catch (error) {
+      if (!(error instanceof ApiError && error.network)) key.value = null;
+      let text = explain(error);
+      if (error instanceof ApiError && (error.status === 409 || error.status === 412)) {
+        text = "Cette demande a changé entre-temps : rien n'a été enregistré. La liste est rechargée ; vérifiez puis recommencez.";
+        reloadRequests();
+      }
+      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, text));
+    }
+  });
+  box.replaceChildren(form);
+  heading.focus();
 }
 
 // Names of places held from this tab's search results (another authority's units and carers
@@ -648,7 +758,12 @@ function renderHolds() {
             "td",
             { class: "actions" },
             el("button", { type: "button", class: "fr-btn fr-btn--sm bouton petit", onclick: () => holdAction(r, "admit") }, "Admission"),
-            el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: () => holdAction(r, "release") }, "Libérer"),
+            el(
+              "button",
+              { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: (event) => openRelease(r, event.currentTarget) },
+              "Libérer…",
+              el("span", { class: "visuellement-cache" }, ` — réservation de ${r.reference}`),
+            ),
           ),
         ),
       ),
@@ -667,17 +782,78 @@ function tickCountdowns() {
   }
 }
 
-async function holdAction(request, action) {
+async function holdAction(request, action, body) {
   hideAlert(alertBox);
   state.lastAction = Date.now();
   try {
-    await api(`/v1/holds/${request.hold.id}/${action}`, { method: "POST", headers: { "Idempotency-Key": newKey() } });
+    await api(`/v1/holds/${request.hold.id}/${action}`, { method: "POST", body, headers: { "Idempotency-Key": newKey() } });
     announce(announcer, action === "admit" ? `Admission enregistrée pour ${request.reference}.` : `Réservation de ${request.reference} libérée.`);
     await loadRequests();
     renderAll();
+    // Focus to the reservations' heading: the row acted on is gone.
+    $("titre-reservations").setAttribute("tabindex", "-1");
+    $("titre-reservations").focus();
   } catch (error) {
     showAlert(alertBox, explain(error));
   }
+}
+
+/** « Libérer… »: a hold's release with its coded reason (api/codes.py, the statistics'
+ * codes: required here) and optional precisions (200 characters at most, the authority's
+ * own, never exported), in a form under the reservations. */
+function openRelease(request, opener) {
+  const box = $("action-reservation");
+  const code = el(
+    "select",
+    { id: "liberation-code", class: "fr-select", required: true, "aria-required": "true" },
+    el("option", { value: "" }, "— Choisir un motif —"),
+    (PAGE.release_reasons || []).map(([value, label]) => el("option", { value }, label)),
+  );
+  const text = el("textarea", { id: "liberation-texte", class: "fr-input", maxlength: 200, rows: 2, "aria-describedby": "liberation-aide" });
+  const result = el("div", { role: "status", "aria-live": "polite" });
+  const heading = el("h3", { id: "titre-liberation", tabindex: "-1" }, `Libérer la réservation de ${request.reference}`);
+  const close = () => {
+    box.replaceChildren();
+    if (opener.isConnected) opener.focus();
+    else $("titre-reservations").focus();
+  };
+  const form = el(
+    "form",
+    { class: "formulaire", novalidate: true, "aria-labelledby": "titre-liberation" },
+    heading,
+    el("div", { class: "fr-select-group champ" }, el("label", { class: "fr-label", for: code.id }, "Motif (obligatoire)"), code),
+    el(
+      "div",
+      { class: "fr-input-group champ" },
+      el("label", { class: "fr-label", for: text.id }, "Précisions (facultatif)"),
+      el("p", { class: "fr-hint-text", id: "liberation-aide" }, "200 caractères au plus ; elles restent à votre autorité."),
+      text,
+    ),
+    result,
+    el(
+      "div",
+      { class: "boutons" },
+      el("button", { type: "submit", class: "fr-btn bouton principal" }, "Libérer"),
+      el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", onclick: close }, "Annuler"),
+    ),
+  );
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!code.value) {
+      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, "Choisissez le motif de la libération dans la liste."));
+      code.focus();
+      return;
+    }
+    const body = { reason_code: code.value };
+    if (text.value.trim()) body.reason = text.value.trim();
+    box.replaceChildren();
+    await holdAction(request, "release", body);
+  });
+  box.replaceChildren(form);
+  heading.focus();
 }
 
 // --- search --------------------------------------------------------------------------------
@@ -712,12 +888,59 @@ function childRow(child = { age: 8, sex: "F", disability_profiles: [] }, index =
         el("option", { value: "M", selected: child.sex === "M" }, "Garçon"),
       ),
     ),
-    el("details", { class: "profils" }, el("summary", {}, "Profils de handicap (MDPH)"), el("div", { class: "cases" }, profils)),
+    el("details", { class: "profils", open: child.disability_profiles.length > 0 }, el("summary", {}, "Profils de handicap (MDPH)"), el("div", { class: "cases" }, profils)),
+    disabilityFields(id, child),
     index > 0
       ? el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: () => { row.remove(); } }, "Retirer")
       : null,
   );
+  // The notification and the service mean something only with a profile: shown with one.
+  row.querySelector(".profils").addEventListener("change", () => {
+    row.querySelector(".suite-handicap").hidden = !row.querySelector(".profils input:checked");
+  });
   return row;
+}
+
+/** A child's MDPH notification (the CDAPH's decision, CASF L241-6) and the service that
+ * follows them (IME, SESSAD…: its commune's distance to each offer is scored), shown only
+ * when a profile is chosen: the API refuses them without one. */
+function disabilityFields(id, child) {
+  const service = child.disability_service || {};
+  const notified = child.mdph_notified === true ? "oui" : child.mdph_notified === false ? "non" : "";
+  const hint = (text) => el("span", { class: "fr-hint-text" }, text);
+  return el(
+    "div",
+    { class: "suite-handicap", hidden: !child.disability_profiles.length },
+    el(
+      "div",
+      { class: "fr-select-group champ" },
+      el("label", { class: "fr-label", for: `${id}-mdph` }, "Notification MDPH", hint("décision de la CDAPH")),
+      el(
+        "select",
+        { id: `${id}-mdph`, class: "fr-select mdph" },
+        el("option", { value: "", selected: notified === "" }, "Inconnue"),
+        el("option", { value: "oui", selected: notified === "oui" }, "Oui, notifiée"),
+        el("option", { value: "non", selected: notified === "non" }, "Non"),
+      ),
+    ),
+    el(
+      "div",
+      { class: "fr-select-group champ" },
+      el("label", { class: "fr-label", for: `${id}-service` }, "Service qui suit l'enfant", hint("facultatif")),
+      el(
+        "select",
+        { id: `${id}-service`, class: "fr-select service-type" },
+        el("option", { value: "" }, "Aucun ou inconnu"),
+        Object.entries(SERVICES_HANDICAP).map(([code, label]) => el("option", { value: code, selected: service.kind === code }, label)),
+      ),
+    ),
+    el(
+      "div",
+      { class: "fr-input-group champ" },
+      el("label", { class: "fr-label", for: `${id}-service-commune` }, "Commune du service", hint("code INSEE ou nom")),
+      el("input", { id: `${id}-service-commune`, class: "fr-input service-commune", list: "communes-dep", autocomplete: "off", value: service.commune || "" }),
+    ),
+  );
 }
 
 function setChildren(children) {
@@ -725,11 +948,42 @@ function setChildren(children) {
 }
 
 function readChildren() {
-  return [...document.querySelectorAll("#liste-enfants .enfant")].map((row) => ({
-    age: Number(row.querySelector(".age").value),
-    sex: row.querySelector(".sexe").value,
-    disability_profiles: [...row.querySelectorAll(".profils input:checked")].map((i) => i.value),
-  }));
+  return [...document.querySelectorAll("#liste-enfants .enfant")].map((row) =>
+    withDisability(
+      {
+        age: Number(row.querySelector(".age").value),
+        sex: row.querySelector(".sexe").value,
+        disability_profiles: [...row.querySelectorAll(".profils input:checked")].map((i) => i.value),
+      },
+      row,
+    ),
+  );
+}
+
+/** The child's notification and service as the API reads them, with a profile only. */
+function withDisability(child, row) {
+  if (!child.disability_profiles.length) return child;
+  const notified = row.querySelector(".mdph").value;
+  if (notified) child.mdph_notified = notified === "oui";
+  const kind = row.querySelector(".service-type").value;
+  const commune = row.querySelector(".service-commune").value.trim();
+  if (kind || commune) child.disability_service = { kind, commune: communeCode(commune) || commune };
+  return child;
+}
+
+/** What is wrong with the children's disability services, in French, and the field to fix. */
+function serviceProblem() {
+  const rows = [...document.querySelectorAll("#liste-enfants .enfant")];
+  for (const [i, child] of readChildren().entries()) {
+    const service = child.disability_service;
+    if (!service) continue;
+    const who = rows.length > 1 ? ` de l'enfant ${i + 1}` : "";
+    if (!service.kind) return [`Choisissez le service qui suit l'enfant${who}, ou effacez sa commune.`, rows[i].querySelector(".service-type")];
+    if (!/^[0-9][0-9AB][0-9]{3}$/.test(service.commune)) {
+      return [`Commune du service${who} inconnue : saisissez un code INSEE (par exemple 69123) ou choisissez dans la liste.`, rows[i].querySelector(".service-commune")];
+    }
+  }
+  return null;
 }
 
 function chooseRequest(request) {
@@ -758,16 +1012,22 @@ function clearRequest() {
   if (state.results) renderResults();
 }
 
+/** An INSEE code typed, or the code of a commune of the territory named (null: unknown). */
+function communeCode(raw) {
+  if (/^[0-9][0-9AB][0-9]{3}$/.test(raw)) return raw;
+  const wanted = raw.toLocaleLowerCase("fr");
+  for (const c of state.communes.values()) {
+    if (c.name.toLocaleLowerCase("fr") === wanted) return c.insee;
+  }
+  return null;
+}
+
 function origin() {
   const raw = $("r-origine").value.trim();
   const point = raw.match(/^(-?\d+(?:\.\d+)?),\s*(-?\d+(?:\.\d+)?)$/);
   if (point) return { lat: Number(point[1]), lon: Number(point[2]) };
-  if (/^[0-9][0-9AB][0-9]{3}$/.test(raw)) return { commune: raw };
-  const wanted = raw.toLocaleLowerCase("fr");
-  for (const c of state.communes.values()) {
-    if (c.name.toLocaleLowerCase("fr") === wanted) return { commune: c.insee };
-  }
-  return null;
+  const commune = communeCode(raw);
+  return commune ? { commune } : null;
 }
 
 async function search(event) {
@@ -783,6 +1043,12 @@ async function search(event) {
   const children = readChildren();
   if (!children.length || children.some((c) => !Number.isInteger(c.age) || c.age < 0 || c.age > 21)) {
     showAlert(errorBox, "Indiquez l'âge de chaque enfant (0 à 21 ans).");
+    return;
+  }
+  const problem = serviceProblem();
+  if (problem) {
+    showAlert(errorBox, problem[0]);
+    problem[1].focus();
     return;
   }
   const body = {
@@ -871,6 +1137,8 @@ function proposalItem(p, i, labels) {
     ? el("span", { class: "fr-badge fr-badge--sm fr-badge--error" }, `périmée (${fmt.plural(days, "jour", "jours")})`)
     : el("span", { class: "fr-badge fr-badge--sm fr-badge--success" }, days < 1 ? "déclarée aujourd'hui" : `déclarée il y a ${fmt.plural(days, "jour", "jours")}`);
   const ages = agesOf(p);
+  const ladder = p.relaxed.filter((r) => r !== DISABILITY_UNSTATED);
+  const silent = p.relaxed.includes(DISABILITY_UNSTATED) || p.disability_level === "unstated";
   return el(
     "li",
     { class: `proposition${p.stale ? " perimee" : ""}` },
@@ -889,8 +1157,13 @@ function proposalItem(p, i, labels) {
       { class: "badges" },
       freshness,
       p.outside_department ? el("span", { class: "fr-badge fr-badge--sm fr-badge--info" }, "hors département") : null,
-      // The ladder is cumulative: its last step says how far the search had to go.
-      p.relaxed.length ? el("span", { class: "fr-badge fr-badge--sm fr-badge--warning" }, `assoupli : ${labels[p.relaxed.at(-1)] || p.relaxed.at(-1)}`) : null,
+      // The ladder is cumulative: its last step says how far the search had to go. An offer
+      // silent on a child's profile is the relaxation disability_unstated, said apart.
+      ladder.length ? el("span", { class: "fr-badge fr-badge--sm fr-badge--warning" }, `assoupli : ${labels[ladder.at(-1)] || ladder.at(-1)}`) : null,
+      p.disability_level && p.disability_level !== "unstated"
+        ? el("span", { class: "fr-badge fr-badge--sm fr-badge--info" }, `handicap : ${NIVEAUX_HANDICAP[p.disability_level] || p.disability_level}`)
+        : null,
+      silent ? el("span", { class: "fr-badge fr-badge--sm fr-badge--warning" }, labels[DISABILITY_UNSTATED] || NIVEAUX_HANDICAP.unstated) : null,
     ),
     el(
       "details",
@@ -1026,9 +1299,13 @@ async function onRefused(data) {
   }
   const request = state.waiting.find((r) => r.id === data.request_id);
   const who = data.target?.kind === "carer" ? "L'assistant familial" : "L'établissement";
+  const labels = REFUSALS;
+  const why = [data.reason_code ? labels[data.reason_code] || data.reason_code : null, data.reason ? `« ${data.reason} »` : null]
+    .filter(Boolean)
+    .join(" — ");
   const text =
     `${who} a refusé l'orientation${request ? ` de ${request.reference}` : ""}` +
-    `${data.reason ? ` : « ${data.reason} »` : ""}. La demande attend de nouveau une place.`;
+    `${why ? ` : ${why}` : ""}. La demande attend de nouveau une place.`;
   showAlert($("avis-refus"), text);
   announce(announcer, text);
 }
@@ -1123,10 +1400,18 @@ async function main() {
   });
   feed.start();
   try {
+    // The first screen first (usable: the waiting list drawn, the search ready), then the
+    // offer with its map and the agréments, whose reads would compete for a slow link.
+    await Promise.all([loadRequests(), loadFigures()]);
+    renderWaiting();
+    renderHolds();
+    renderFigures();
+    const rest = agrements.load();
     await loadOffer();
     await setUpMap();
-    await Promise.all([loadRequests(), loadFigures(), agrements.load()]);
-    renderAll();
+    renderOffer();
+    renderHolds(); // the held places' names, now that the offer is known
+    await rest;
     restoreDraft(); // what was typed before the session expired, if it did
   } catch (error) {
     showAlert(alertBox, `Chargement impossible. ${explain(error)}`);

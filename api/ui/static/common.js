@@ -31,6 +31,22 @@ export function profilsGradues(offer) {
     .join(", ");
 }
 
+/** The services that follow a child with a disability (api/disability.py, the API's codes):
+ * IME, SESSAD, DITEP, IEM on a CDAPH orientation (CASF L241-6, L312-1 I 2°); CAMSP (CSP
+ * L2132-4) and CMP entered directly. */
+export const SERVICES_HANDICAP = {
+  IME: "IME — institut médico-éducatif",
+  SESSAD: "SESSAD — service d'éducation spéciale et de soins à domicile",
+  DITEP: "DITEP — dispositif intégré thérapeutique, éducatif et pédagogique",
+  IEM: "IEM — institut d'éducation motrice",
+  CAMSP: "CAMSP — centre d'action médico-sociale précoce",
+  CMP: "CMP — centre médico-psychologique",
+  autre: "Autre service",
+};
+
+/** A proposal's `disability_level`: what the offer states of the children's profiles. */
+export const NIVEAUX_HANDICAP = { specialised: "spécialisé", with_support: "avec soutien", unstated: "sans mention" };
+
 export const CATEGORIES = {
   166: "Centre parental",
   172: "Pouponnière",
@@ -412,6 +428,16 @@ export class ApiError extends Error {
   }
 }
 
+/** The response to `path` that amorce.js started before the modules loaded, once, if it was
+ * asked with the session's current token and habilitation (else null: call again). */
+async function takeEarly(path, current) {
+  const entry = window.placesEarly?.get(path);
+  if (!entry) return null;
+  window.placesEarly.delete(path);
+  if (!current || entry.token !== current.token || entry.habilitation !== current.habilitation) return null;
+  return entry.response;
+}
+
 /** Call the API with the session's bearer token; JSON in, JSON out, problems as ApiError. */
 export async function api(path, { method = "GET", body, headers = {}, raw = false } = {}) {
   const current = session();
@@ -424,7 +450,7 @@ export async function api(path, { method = "GET", body, headers = {}, raw = fals
   }
   let response;
   try {
-    response = await fetch(path, init);
+    response = (method === "GET" && !Object.keys(headers).length && (await takeEarly(path, current))) || (await fetch(path, init));
   } catch (error) {
     const err = new ApiError(0, { detail: "Le service ne répond pas (réseau coupé ?)." });
     err.network = true;
@@ -614,6 +640,42 @@ export function svgEl(tag, attrs = {}, ...children) {
 }
 
 /** Fill a <select> from a vocabulary, with an optional "all" first option. */
+/**
+ * DSFR tabs (`fr-tabs`) without the DSFR's script (the pages load none of it): the tab list is
+ * one Tab stop (the selected tab); the arrows, Home and End move to another tab and select it
+ * (automatic activation, as the DSFR does); a click selects. The selected tab's panel shows,
+ * the others are hidden. `onSelect(tab, panel)` is called after each selection.
+ */
+export function setUpTabs(root, onSelect) {
+  const tabs = [...root.querySelectorAll('[role="tab"]')];
+  const panelOf = (tab) => document.getElementById(tab.getAttribute("aria-controls"));
+  const select = (chosen, focus) => {
+    for (const tab of tabs) {
+      const on = tab === chosen;
+      tab.setAttribute("aria-selected", String(on));
+      tab.tabIndex = on ? 0 : -1;
+      panelOf(tab).hidden = !on;
+      panelOf(tab).classList.toggle("fr-tabs__panel--selected", on);
+    }
+    if (focus) chosen.focus();
+    onSelect(chosen, panelOf(chosen));
+  };
+  const moves = { ArrowRight: 1, ArrowLeft: -1 };
+  for (const tab of tabs) {
+    tab.addEventListener("click", () => select(tab, false));
+    tab.addEventListener("keydown", (event) => {
+      const i = tabs.indexOf(tab);
+      let next = null;
+      if (event.key in moves) next = (i + moves[event.key] + tabs.length) % tabs.length;
+      else if (event.key === "Home") next = 0;
+      else if (event.key === "End") next = tabs.length - 1;
+      if (next === null) return;
+      event.preventDefault();
+      select(tabs[next], true);
+    });
+  }
+}
+
 export function fillSelect(select, vocabulary, allLabel) {
   const options = Object.entries(vocabulary).map(([code, label]) => el("option", { value: code }, label));
   if (allLabel) options.unshift(el("option", { value: "" }, allLabel));

@@ -796,20 +796,32 @@ function tickCountdowns() {
 
 function holdItem(hold, targetName) {
   const result = el("div", { class: "resultat", role: "status", "aria-live": "polite" });
-  const reason = el("textarea", { id: `motif-${hold.id}`, maxlength: 500, rows: 2, required: true });
+  const code = el(
+    "select",
+    { id: `motif-code-${hold.id}`, class: "fr-select", required: true, "aria-required": "true" },
+    el("option", { value: "" }, "— Choisir un motif —"),
+    (PAGE.refusal_reasons || []).map(([value, label]) => el("option", { value }, label)),
+  );
+  const reason = el("textarea", { id: `motif-${hold.id}`, class: "fr-input", maxlength: 200, rows: 2, "aria-describedby": `motif-${hold.id}-aide` });
   const confirm = el("button", { type: "submit", class: "fr-btn bouton principal" }, "Confirmer le refus");
   const form = el(
     "form",
     { class: "refus", hidden: true, novalidate: true },
-    el("label", { for: `motif-${hold.id}` }, "Motif du refus (lu par le département)"),
-    reason,
+    el("div", { class: "fr-select-group champ" }, el("label", { class: "fr-label", for: code.id }, "Motif du refus (obligatoire, lu par le département)"), code),
+    el(
+      "div",
+      { class: "fr-input-group champ" },
+      el("label", { class: "fr-label", for: reason.id }, "Précisions (facultatif)"),
+      el("p", { class: "fr-hint-text", id: `motif-${hold.id}-aide` }, "200 caractères au plus ; elles restent au département."),
+      reason,
+    ),
     confirm,
   );
   const open = el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", "aria-expanded": "false" }, "Refuser…");
   open.addEventListener("click", () => {
     form.hidden = !form.hidden;
     open.setAttribute("aria-expanded", String(!form.hidden));
-    if (!form.hidden) reason.focus();
+    if (!form.hidden) code.focus();
   });
   const item = el(
     "li",
@@ -827,14 +839,16 @@ function holdItem(hold, targetName) {
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (!reason.value.trim()) {
-      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, "Indiquez le motif du refus : le département en a besoin pour orienter l'enfant ailleurs."));
-      reason.focus();
+    if (!code.value) {
+      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, "Choisissez le motif du refus dans la liste : le département en a besoin pour orienter l'enfant ailleurs."));
+      code.focus();
       return;
     }
     confirm.disabled = true;
+    const body = { reason_code: code.value };
+    if (reason.value.trim()) body.reason = reason.value.trim();
     try {
-      await api(`/v1/holds/${hold.id}/refuse`, { method: "POST", body: { reason: reason.value.trim() } });
+      await api(`/v1/holds/${hold.id}/refuse`, { method: "POST", body });
       // The refusal changed the unit's counts (and version): reload the whole page's figures.
       await start(`Orientation refusée (${targetName}) : ${fmt.plural(hold.places, "la place redevient disponible", "les places redeviennent disponibles")}.`);
     } catch (error) {

@@ -9,6 +9,19 @@ export function franceSvg(container) {
   return container.querySelector("svg");
 }
 
+/** The map in `container`: inlined by the server (national page), or fetched once from its
+ * immutable URL in `data-carte` (the authority's dashboard, whose first screen is sent
+ * without its 28 kB: the map comes after the waiting list). */
+export async function loadFranceSvg(container) {
+  if (!franceSvg(container) && container.dataset.carte) {
+    const response = await fetch(container.dataset.carte);
+    if (!response.ok) throw new Error(`carte : ${response.status}`);
+    const parsed = new DOMParser().parseFromString(await response.text(), "image/svg+xml");
+    container.append(document.importNode(parsed.documentElement, true));
+  }
+  return franceSvg(container);
+}
+
 /** (lon, lat) → SVG (x, y) on the metropolitan map. */
 export function metroProjection(svg) {
   const p = JSON.parse(svg.dataset.projection);
