@@ -23,12 +23,13 @@ from api.csvcells import safe_cell
 from api.deps import AppSettings, DepartmentCode, Pool
 from api.errors import NotFound
 from api.settings import Settings
-from api.stats import children, repository, service
+from api.stats import children, flows, repository, service
 from api.stats.schemas import (
     AuthorityStats,
     AuthorityStatsPage,
     ChildrenStatsPage,
     DepartmentStats,
+    FlowsPage,
     StatsHistoryOut,
     StatsPage,
 )
@@ -262,3 +263,57 @@ async def authority_children_stats(
     rows, _, today = await _children(pool, code, window_days)
     row = {**rows[code], "suppressed": []}
     return _children_page([row], row, window_days, today)
+
+
+FlowWindow = Annotated[
+    int,
+    Query(ge=7, le=366, description="Days up to today over which admissions count."),
+]
+
+
+def _flows_page(
+    view: dict[str, Any], authority: str | None, window_days: int, today: Any
+) -> dict[str, Any]:
+    return {
+        **view,
+        "authority": authority,
+        "window_days": window_days,
+        "extracted_on": today,
+        "generated_at": datetime.now(UTC),
+    }
+
+
+@router.get(
+    "/flows",
+    response_model=FlowsPage,
+    summary="Children placed outside their authority: the origin → host matrix (national)",
+)
+async def flows_stats(_: Steering, pool: Pool, window_days: FlowWindow = 365) -> dict[str, Any]:
+    """Children admitted over the window, by the authority in charge (origin) and the
+    authority of the territory they were placed in (host), with statistical secrecy on the
+    matrix and its margins as one table (docs/domain.md)."""
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        cells = await flows.cells(conn, today, window_days)
+    view = flows.national_view(cells, flows.authority_codes())
+    return _flows_page(view, None, window_days, today)
+
+
+@router.get(
+    "/flows/{authority}",
+    response_model=FlowsPage,
+    summary="The authority's own row and column of the matrix, exact",
+    responses={403: {"description": "Not this authority's own services."}},
+)
+async def authority_flows_stats(
+    principal: Steering, pool: Pool, authority: str, window_days: FlowWindow = 365
+) -> dict[str, Any]:
+    """Its children placed elsewhere (by host) and the other authorities' children placed
+    in its territory (by origin), exact: for the authority's own services only."""
+    code = service.check_authority(authority)
+    assert code is not None
+    require_authority_scope(principal, code)
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        cells = await flows.cells(conn, today, window_days, code)
+    return _flows_page(flows.authority_view(cells, code), code, window_days, today)

@@ -247,3 +247,46 @@ class ChildrenStatsPage(BaseModel):
     window_days: int
     extracted_on: date = Field(description="The day the figures were extracted (Paris).")
     generated_at: datetime
+
+
+class FlowCell(BaseModel):
+    """Children of ``origin`` admitted in ``host``'s territory over the window (#18)."""
+
+    origin: str = Field(description="The authority in charge of the child (the request's).")
+    host: str = Field(
+        description="The authority of the territory the child was placed in: the unit's "
+        "establishment's commune, or the assistant familial's home commune."
+    )
+    children: int | None = Field(description='Children; null when hidden by secrecy ("< 5").')
+
+
+class FlowOrigin(BaseModel):
+    authority: str
+    outside: int | None = Field(description="Its children placed in another authority.")
+    inside: int | None = Field(description="Its children placed in its own territory.")
+
+
+class FlowHost(BaseModel):
+    authority: str
+    from_outside: int | None = Field(description="Children of other authorities it hosts.")
+
+
+class FlowTotal(BaseModel):
+    outside: int | None
+    inside: int | None
+
+
+class FlowsPage(BaseModel):
+    """The origin → host matrix of children placed outside their authority (glossary:
+    docs/domain.md, "Placements outside the authority")."""
+
+    authority: str | None = Field(
+        None, description="The authority whose row and column these are (exact), else null."
+    )
+    cells: list[FlowCell] = Field(description="Non-zero (or hidden) cells, origin ≠ host.")
+    origins: list[FlowOrigin]
+    hosts: list[FlowHost]
+    total: FlowTotal
+    window_days: int
+    extracted_on: date = Field(description="The day the figures were extracted (Paris).")
+    generated_at: datetime
