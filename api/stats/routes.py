@@ -23,13 +23,15 @@ from api.csvcells import safe_cell
 from api.deps import AppSettings, DepartmentCode, Pool
 from api.errors import NotFound
 from api.settings import Settings
-from api.stats import children, flows, repository, service
+from api.stats import children, flows, offer, repository, service
 from api.stats.schemas import (
     AuthorityStats,
     AuthorityStatsPage,
     ChildrenStatsPage,
+    CoveragePage,
     DepartmentStats,
     FlowsPage,
+    OfferSeries,
     StatsHistoryOut,
     StatsPage,
 )
@@ -317,3 +319,78 @@ async def authority_flows_stats(
     async with pool.acquire() as conn:
         cells = await flows.cells(conn, today, window_days, code)
     return _flows_page(flows.authority_view(cells, code), code, window_days, today)
+
+
+@router.get(
+    "/offer",
+    response_model=OfferSeries,
+    summary="Free places and tension by category, month by month (declaration history)",
+)
+async def offer_series(
+    _: Steering,
+    pool: Pool,
+    months: Annotated[int, Query(ge=1, le=24, description="Months, the current included.")] = 12,
+    authority: AuthorityCode = None,
+) -> dict[str, Any]:
+    """Per FINESS category (carers apart, `carer`), at the end of each month (Paris), the
+    free and open places and the category's tension; the last month is the current one, as
+    of now. Of the whole country, or of one authority (its units and carers)."""
+    service.check_authority(authority)
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        items = await offer.series(conn, today, months, authority)
+    return {
+        "authority": authority,
+        "months": months,
+        "items": items,
+        "extracted_on": today,
+        "generated_at": datetime.now(UTC),
+    }
+
+
+@router.get(
+    "/coverage",
+    response_model=CoveragePage,
+    summary="Declaration coverage and freshness per authority; tension only where it holds",
+)
+async def coverage_stats(
+    _: Steering,
+    pool: Pool,
+    settings: AppSettings,
+    days: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=366,
+            description="Recent means declared in the last days (default: "
+            "PLACES_STALE_AFTER_DAYS).",
+        ),
+    ] = None,
+    min_coverage: Annotated[
+        float, Query(ge=0, le=1, description="Below this share, the tension is not given.")
+    ] = 0.5,
+    authority: AuthorityCode = None,
+) -> dict[str, Any]:
+    """Every authority: units and carers (agrément valid today), those declared in the last
+    `days` days, the shares, the latest declaration and its age. No declarations is not the
+    same as no tension: where the coverage is below `min_coverage` the tension is null with
+    `tension_reason` (docs/domain.md)."""
+    service.check_authority(authority)
+    days = days or settings.stale_after_days
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        covered = await offer.coverage(conn, days, authority)
+        stats = await repository.authority_stats(
+            conn, settings.stale_after_days, settings.unexecuted_after_days, authority
+        )
+    items = [
+        offer.with_tension(covered[s["authority"]], s["tension"], s["open_places"], min_coverage)
+        for s in stats
+    ]
+    return {
+        "items": items,
+        "days": days,
+        "min_coverage": min_coverage,
+        "extracted_on": today,
+        "generated_at": datetime.now(UTC),
+    }

@@ -290,3 +290,65 @@ class FlowsPage(BaseModel):
     window_days: int
     extracted_on: date = Field(description="The day the figures were extracted (Paris).")
     generated_at: datetime
+
+
+class OfferFigures(BaseModel):
+    free: int = Field(description="Free places at the end of the month (now for the current).")
+    open: int = Field(
+        description="Open places: installed + additional − closed (units), agrément capacity "
+        "of carers declared active."
+    )
+    tension: float | None = Field(description="1 − free / open; null without open places.")
+
+
+class OfferMonth(BaseModel):
+    month: str = Field(description="YYYY-MM (Paris).")
+    current: bool = Field(description="The current month, as of now (its end is not reached).")
+    categories: dict[str, OfferFigures] = Field(
+        description="Per FINESS category of establishment, and `carer` for assistants familiaux."
+    )
+
+
+class OfferSeries(BaseModel):
+    """Free places and tension by category, month by month, from the declaration history
+    (docs/domain.md, "Offer over time")."""
+
+    authority: str | None
+    months: int
+    items: list[OfferMonth]
+    extracted_on: date
+    generated_at: datetime
+
+
+class Coverage(BaseModel):
+    """How far an authority's figures rest on recent declarations (#18)."""
+
+    authority: str
+    units: int
+    units_declared: int = Field(description="Units with a current declaration (ever).")
+    units_recent: int = Field(description="Units declared in the last `days` days.")
+    carers: int = Field(description="Assistants familiaux whose agrément is valid today.")
+    carers_recent: int = Field(description="Those declared in the last `days` days.")
+    units_coverage: float | None
+    carers_coverage: float | None
+    coverage: float | None = Field(
+        description="(units_recent + carers_recent) / (units + carers); null without offer."
+    )
+    latest_declaration: datetime | None
+    latest_age_days: int | None = Field(description="Days since the latest declaration.")
+    tension: float | None = Field(
+        description="The authority's tension (as in /v1/stats/authorities), null with a reason "
+        "when its declarations cannot carry it."
+    )
+    tension_reason: str | None = Field(
+        description="no_offer, no_declarations, declarations_stale (coverage below "
+        "`min_coverage`); null when the tension is given."
+    )
+
+
+class CoveragePage(BaseModel):
+    items: list[Coverage]
+    days: int
+    min_coverage: float
+    extracted_on: date
+    generated_at: datetime
