@@ -71,6 +71,18 @@ async def _dump(conn: asyncpg.Connection) -> dict[str, list[Any]]:
             " withdrawn_on, withdrawal_reason, renewal_requested_on, derogation_children,"
             " derogation_reason FROM foster_carers ORDER BY id"
         ),
+        "requests": await conn.fetch(
+            "SELECT id, authority, reference, child_key, children, status, decided_on,"
+            " created_at FROM placement_requests ORDER BY id"
+        ),
+        "holds": await conn.fetch(
+            "SELECT id, request_id, unit_id, carer_id, places, status, reason_code, created_at"
+            " FROM holds ORDER BY id"
+        ),
+        "events": await conn.fetch(
+            "SELECT request_id, occurred_at, event, to_status, hold_id, reason_code"
+            " FROM request_events ORDER BY id"
+        ),
     }
 
 
@@ -353,3 +365,60 @@ async def test_placement_services_are_counted_once_through_their_carers(
         summary.places_installed,
         summary.carer_places,
     )
+
+
+async def test_twelve_months_of_history(seeded: tuple[asyncpg.Connection, Summary]) -> None:
+    """The workflow's past (#18): coherent transitions, coded outcomes, a child asked again
+    under one key, placements outside the authority, no carer's places held today."""
+    conn, summary = seeded
+    assert await conn.fetchval("SELECT count(*) FROM placement_requests") == summary.requests > 0
+    assert summary.admissions > 0 and summary.outside_admissions > 0
+    assert summary.re_requested > 0
+    oldest = await conn.fetchval("SELECT min(created_at) FROM placement_requests")
+    assert (NOW - oldest).days <= 365
+    assert await conn.fetchval("SELECT max(occurred_at) FROM request_events") < NOW
+    # Each request's events chain: every one starts where the previous ended.
+    broken = await conn.fetchval(
+        """
+        SELECT count(*) FROM (
+            SELECT from_status, lag(to_status) OVER (PARTITION BY request_id ORDER BY id) AS prev
+              FROM request_events) e
+         WHERE e.prev IS DISTINCT FROM e.from_status
+        """
+    )
+    assert broken == 0
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM placement_requests r WHERE status <> (SELECT to_status"
+            " FROM request_events e WHERE e.request_id = r.id ORDER BY id DESC LIMIT 1)"
+        )
+        == 0
+    )
+    statuses = {r["status"] for r in await conn.fetch("SELECT DISTINCT status FROM holds")}
+    assert "held" not in statuses and {"admitted", "exited", "refused"} <= statuses
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM holds WHERE carer_id IS NOT NULL AND status = 'admitted'"
+        )
+        == 0
+    )
+    # One child, several requests: a reference asked again keeps its key.
+    again = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT child_key FROM placement_requests GROUP BY child_key"
+        " HAVING count(*) > 1 AND count(DISTINCT reference) = 1) k"
+    )
+    assert again == summary.re_requested
+    outside = await conn.fetchval(
+        """
+        SELECT count(*) FROM request_events e
+          JOIN placement_requests r ON r.id = e.request_id
+          JOIN holds h ON h.id = e.hold_id
+          LEFT JOIN units u ON u.id = h.unit_id
+          LEFT JOIN structures s ON s.id = u.structure_id
+          LEFT JOIN foster_carers c ON c.id = h.carer_id
+         WHERE e.event = 'admitted' AND coalesce(s.authority, c.authority) <> r.authority
+        """
+    )
+    assert outside > 0
+    situations = await conn.fetchval("SELECT count(DISTINCT situation) FROM request_situations")
+    assert situations == 6
