@@ -35,12 +35,13 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
 from api.codes import CANCELLATION_REASONS, EXIT_REASONS, REFUSAL_REASONS
 from api.requests.children import child_key
+from seed.dataset import Generated
 from seed.draws import allocate, draw_uuid, weighted
 
 NATIONAL_REQUESTS = 24_000
@@ -454,3 +455,59 @@ async def seed_history(
     history = generate_history(rng, await _territories(conn), scale, now, secret)
     await load_history(conn, history)
     return history
+
+
+UNIT_EVERY_DAYS = 30
+CARER_EVERY_DAYS = 120
+
+
+def offer_history(rng: random.Random, data: Generated, now: datetime) -> int:
+    """Past declarations over the year before each unit's and carer's current one (``data``:
+    the ``seed.dataset.Generated`` being built), so that the offer over time has a past:
+    a unit declared about once a month, a carer every four months, free places wandering
+    around today's figure. The current declaration stays the last (the snapshot's); past
+    ones keep its installed and closed places and version 1 (history rows, never read for
+    concurrency). Returns the rows added."""
+    start = now - timedelta(days=DAYS)
+    added: list[tuple[object, ...]] = []
+    for row in data.declarations:
+        if row[1] != "current":
+            continue
+        fields = cast(tuple[Any, ...], row)
+        unit_id, _, installed, _, _, closed, available, additional, gender = fields[:9]
+        open_places = installed + additional - closed
+        at = fields[10] - timedelta(days=UNIT_EVERY_DAYS * rng.uniform(0.6, 1.4))
+        while at > start:
+            free = max(0, min(open_places, available + rng.randint(-2, 2)))
+            added.append(
+                (
+                    unit_id,
+                    "current",
+                    installed,
+                    open_places - free,
+                    0,
+                    closed,
+                    free,
+                    additional,
+                    gender,
+                    1,
+                    at,
+                    fields[11],
+                    fields[12],
+                )
+            )
+            at -= timedelta(days=UNIT_EVERY_DAYS * rng.uniform(0.6, 1.4))
+    carers: list[tuple[object, ...]] = []
+    capacities = {c[0]: c[8] for c in data.carers}
+    for row in data.carer_declarations:
+        carer_id, available, _, _, _, declared_at, by, source = cast(tuple[Any, ...], row)
+        at = declared_at - timedelta(days=CARER_EVERY_DAYS * rng.uniform(0.5, 1.5))
+        while at > start:
+            leave = rng.random() < 0.08
+            free = 0 if leave else max(0, min(capacities[carer_id], available + rng.randint(-1, 1)))
+            carers.append((carer_id, free, "leave" if leave else "active", None, 1, at, by, source))
+            at -= timedelta(days=CARER_EVERY_DAYS * rng.uniform(0.5, 1.5))
+    # Oldest first, so that ids follow time as they do for real declarations.
+    data.declarations[:0] = sorted(added, key=lambda r: cast(datetime, r[10]))
+    data.carer_declarations[:0] = sorted(carers, key=lambda r: cast(datetime, r[5]))
+    return len(added) + len(carers)

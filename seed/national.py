@@ -49,7 +49,7 @@ from api import precision
 from api.requests.children import service_secret
 from seed.carers import NATIONAL_CARERS, generate_carers
 from seed.dataset import STALE_AFTER_DAYS, Commune, Department, Generated
-from seed.history import seed_history
+from seed.history import offer_history, seed_history
 from seed.reference import load_reference
 from seed.structures import CATEGORIES, Serials, draw_associations, generate_structures
 
@@ -452,6 +452,8 @@ async def seed_national(
             )
             # After the structures: carers name their placement service as employer.
             generate_carers(rng_carers, departments, scale, free_rates, now, data, advance)
+            if history:  # the offer's past: its own stream, the present drawn as before
+                offer_history(random.Random(f"{seed}:offer_history"), data, now)
             await _load(conn, data, advance)
         past = None
         if history:

@@ -8,7 +8,7 @@ seeds it at a small scale: every property checked here must hold at any scale.
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -277,12 +277,22 @@ async def test_data_respects_the_domain_invariants(
         "SELECT bool_and(version = 1 AND source = 'seed' AND declared_by = 'seed')"
         " FROM capacity_declarations"
     )
-    assert await conn.fetchval("SELECT count(*) FROM capacity_declarations") == (
-        await conn.fetchval("SELECT count(*) FROM capacity_snapshots")
-    )
-    # Carers: one history row per carer, equal to the carer row (the snapshot).
+    # Each snapshot is its unit's latest declaration of that temporality; the older ones
+    # are the year of history before it (seed.history.offer_history), all in the past year.
     assert not await conn.fetchval(
-        "SELECT count(*) FROM foster_carers f FULL JOIN carer_declarations d ON d.carer_id = f.id"
+        "SELECT count(*) FROM capacity_snapshots s FULL JOIN (SELECT DISTINCT ON (unit_id,"
+        " temporality) * FROM capacity_declarations ORDER BY unit_id, temporality,"
+        " declared_at DESC) d USING (unit_id, temporality)"
+        " WHERE d.unit_id IS NULL OR s.unit_id IS NULL OR d.available <> s.available"
+        " OR d.declared_at <> s.declared_at OR d.occupied <> s.occupied"
+    )
+    assert await conn.fetchval(
+        "SELECT min(declared_at) FROM capacity_declarations"
+    ) > NOW - timedelta(days=366)
+    # Carers: the latest history row equals the carer row (the snapshot).
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM foster_carers f FULL JOIN (SELECT DISTINCT ON (carer_id) *"
+        " FROM carer_declarations ORDER BY carer_id, declared_at DESC) d ON d.carer_id = f.id"
         " WHERE d.id IS NULL OR f.id IS NULL OR d.available_places <> f.available_places"
         " OR d.status <> f.status OR d.declared_at <> f.declared_at OR d.source <> 'seed'"
         " OR d.status_until IS DISTINCT FROM f.status_until"
