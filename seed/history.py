@@ -64,7 +64,7 @@ URGENCY = {"urgence": "immediate", "durable": "days", "sequentiel": "planned"}
 
 _STAGE = """
 CREATE TEMP TABLE seed_requests_stage (
-    id uuid, department text, reference text, child_key text, children jsonb,
+    id uuid, department text, reference text, child_key text, children text,
     origin_commune text, care_mode text, urgency text, measure_kind text, decided_on date,
     status text, version integer, created_at timestamptz, updated_at timestamptz
 ) ON COMMIT DROP
@@ -73,6 +73,12 @@ _REQUEST_COLUMNS = (
     "id, department, reference, child_key, children, origin_commune, care_mode, urgency,"
     " measure_kind, decided_on, status, version, created_at, updated_at"
 )
+_STAGE_SELECT = [
+    # ``children`` staged as text: a connection with a text codec for jsonb (the CLI's) has
+    # no binary encoder for COPY
+    "s.children::jsonb" if c.strip() == "children" else "s." + c.strip()
+    for c in _REQUEST_COLUMNS.split(",")
+]
 _HOLD_COLUMNS = [
     "id",
     "request_id",
@@ -434,7 +440,7 @@ async def load_history(conn: asyncpg.Connection, history: History) -> None:
     await conn.execute(
         f"INSERT INTO placement_requests ({_REQUEST_COLUMNS}, authority, origin_location,"
         " created_by)"
-        f" SELECT {', '.join('s.' + c.strip() for c in _REQUEST_COLUMNS.split(','))},"
+        f" SELECT {', '.join(_STAGE_SELECT)},"
         " c.authority, c.location, 'seed'"
         " FROM seed_requests_stage s JOIN communes c ON c.insee = s.origin_commune"
     )

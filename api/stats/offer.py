@@ -36,16 +36,17 @@ CARER = "carer"
 
 _HISTORY = """
 WITH unit_scope AS (
-    SELECT u.id, s.category FROM units u JOIN structures s ON s.id = u.structure_id
+    SELECT u.id, s.authority, s.category FROM units u JOIN structures s ON s.id = u.structure_id
      WHERE ($3::text IS NULL OR s.authority = $3)
 ),
 carer_scope AS (
-    SELECT id, agrement_capacity FROM foster_carers
+    SELECT id, authority, agrement_capacity FROM foster_carers
      WHERE ($3::text IS NULL OR authority = $3)
 ),
 points AS (
     -- each unit's last declaration before the series, then every one inside it
-    SELECT sc.id AS key, sc.category, $1::timestamptz - interval '1 microsecond' AS at,
+    SELECT sc.id AS key, sc.authority, sc.category,
+           $1::timestamptz - interval '1 microsecond' AS at,
            0::bigint AS seq, last.available AS free, last.open
       FROM unit_scope sc
      CROSS JOIN LATERAL (
@@ -54,12 +55,12 @@ points AS (
             WHERE cd.unit_id = sc.id AND cd.temporality = 'current' AND cd.declared_at < $1
             ORDER BY cd.declared_at DESC, cd.id DESC LIMIT 1) last
     UNION ALL
-    SELECT cd.unit_id, sc.category, cd.declared_at, cd.id, cd.available,
+    SELECT cd.unit_id, sc.authority, sc.category, cd.declared_at, cd.id, cd.available,
            cd.installed + cd.additional - cd.closed
       FROM capacity_declarations cd JOIN unit_scope sc ON sc.id = cd.unit_id
      WHERE cd.temporality = 'current' AND cd.declared_at >= $1 AND cd.declared_at < $4
     UNION ALL
-    SELECT sc.id, 'carer', $1::timestamptz - interval '1 microsecond', 0::bigint,
+    SELECT sc.id, sc.authority, 'carer', $1::timestamptz - interval '1 microsecond', 0::bigint,
            last.free, last.open
       FROM carer_scope sc
      CROSS JOIN LATERAL (
@@ -69,14 +70,14 @@ points AS (
             WHERE cd.carer_id = sc.id AND cd.declared_at < $1
             ORDER BY cd.declared_at DESC, cd.id DESC LIMIT 1) last
     UNION ALL
-    SELECT cd.carer_id, 'carer', cd.declared_at, cd.id,
+    SELECT cd.carer_id, sc.authority, 'carer', cd.declared_at, cd.id,
            CASE WHEN cd.status = 'active' THEN cd.available_places ELSE 0 END,
            CASE WHEN cd.status = 'active' THEN sc.agrement_capacity ELSE 0 END
       FROM carer_declarations cd JOIN carer_scope sc ON sc.id = cd.carer_id
      WHERE cd.declared_at >= $1 AND cd.declared_at < $4
 ),
 deltas AS (
-    SELECT category, at,
+    SELECT authority, category, at,
            free - coalesce(lag(free) OVER w, 0) AS d_free,
            open - coalesce(lag(open) OVER w, 0) AS d_open
       FROM points
@@ -84,16 +85,17 @@ deltas AS (
 ),
 sums AS (
     -- bucket i: the declarations before the i-th month end and not before the previous one
-    SELECT category, width_bucket(at, $2::timestamptz[]) + 1 AS i,
+    SELECT authority, category, width_bucket(at, $2::timestamptz[]) + 1 AS i,
            sum(d_free) AS d_free, sum(d_open) AS d_open
-      FROM deltas GROUP BY 1, 2
+      FROM deltas GROUP BY 1, 2, 3
 )
-SELECT c.category, g.i,
-       sum(coalesce(s.d_free, 0)) OVER (PARTITION BY c.category ORDER BY g.i) AS free,
-       sum(coalesce(s.d_open, 0)) OVER (PARTITION BY c.category ORDER BY g.i) AS open
-  FROM (SELECT DISTINCT category FROM sums) c
+SELECT c.authority, c.category, g.i,
+       sum(coalesce(s.d_free, 0)) OVER w AS free,
+       sum(coalesce(s.d_open, 0)) OVER w AS open
+  FROM (SELECT DISTINCT authority, category FROM sums) c
  CROSS JOIN generate_series(1, cardinality($2::timestamptz[])) AS g(i)
-  LEFT JOIN sums s ON s.category = c.category AND s.i = g.i
+  LEFT JOIN sums s ON s.authority = c.authority AND s.category = c.category AND s.i = g.i
+WINDOW w AS (PARTITION BY c.authority, c.category ORDER BY g.i)
 """
 
 _NOW = """
@@ -113,7 +115,9 @@ SELECT 'carer',
 HAVING count(*) > 0
 """
 
-_CACHE: dict[tuple[str | None, tuple[datetime, ...]], dict[tuple[str, int], tuple[int, int]]] = {}
+Closed = dict[tuple[str, str, int], tuple[int, int]]
+"""(authority, category, month index) → (free, open) at the end of that closed month."""
+_CACHE: dict[tuple[str | None, tuple[datetime, ...]], Closed] = {}
 _CACHE_SIZE = 512
 
 
@@ -134,9 +138,11 @@ def occupancy(free: int, open_places: int) -> float | None:
     return None if open_places <= 0 else round(1 - free / open_places, 3)
 
 
-async def _closed_months(
+async def closed_months(
     conn: asyncpg.Connection, authority: str | None, ends: list[datetime]
-) -> dict[tuple[str, int], tuple[int, int]]:
+) -> Closed:
+    """Free and open places per authority and category at each of ``ends`` (month ends in
+    the past), cached (see the module's docstring)."""
     key = (authority, tuple(ends))
     cached = _CACHE.get(key)
     if cached is not None:
@@ -144,7 +150,9 @@ async def _closed_months(
     if not ends:
         return {}
     rows = await conn.fetch(_HISTORY, _month_start_before(ends[0]), ends, authority, ends[-1])
-    result = {(r["category"], r["i"] - 1): (int(r["free"]), int(r["open"])) for r in rows}
+    result = {
+        (r["authority"], r["category"], r["i"] - 1): (int(r["free"]), int(r["open"])) for r in rows
+    }
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.clear()
     _CACHE[key] = result
@@ -164,7 +172,11 @@ async def series(
     ``free`` and ``open`` places and ``tension`` (``occupancy``)."""
     closed = month_ends(today, months)
     ends = [end for _, end in closed]
-    history = await _closed_months(conn, authority, ends)
+    closed_figures = await closed_months(conn, authority, ends)
+    history: dict[tuple[str, int], tuple[int, int]] = {}
+    for (_, category, i), (free, open_places) in closed_figures.items():
+        was = history.get((category, i), (0, 0))
+        history[(category, i)] = (was[0] + free, was[1] + open_places)
     now = {
         r["category"]: (int(r["free"]), int(r["open"])) for r in await conn.fetch(_NOW, authority)
     }
