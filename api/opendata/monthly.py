@@ -24,14 +24,13 @@ not linked by any published flow (entries and exits are not published), so a hid
 cannot be recomputed from the previous month either.
 """
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import asyncpg
 
 from api.stats import offer, secrecy
 from api.stats.children import CHILD
-from api.stats.flows import PARIS
 from matching.vocabulary import FINESS_CATEGORY_LABELS
 
 SUPPRESSED = "< 5"
@@ -103,18 +102,13 @@ SELECT a.i, a.origin AS authority,
 """
 
 
-def _month_start(end: datetime) -> datetime:
-    year, month = divmod(end.year * 12 + end.month - 2, 12)
-    return datetime(year, month + 1, 1, tzinfo=PARIS)
-
-
 async def rows(conn: asyncpg.Connection, today: date, months: int) -> list[dict[str, Any]]:
     """The published lines, month by month (oldest first), authorities in code order then
     ``FR``; counts of children as int or ``None`` (hidden)."""
     closed = offer.month_ends(today, months + 1)  # the months before the current one
     labels = [label for label, _ in closed]
     ends = [end for _, end in closed]
-    bounds = [_month_start(ends[0]), *ends]
+    bounds = [offer.month_start(ends[0]), *ends]
     names = dict(await conn.fetch("SELECT code, name FROM authorities ORDER BY code"))
     codes = sorted(names)
     exact: dict[tuple[int, str], dict[str, Any]] = {

@@ -92,8 +92,11 @@ def national_view(flows: dict[tuple[str, str], int], codes: list[str]) -> dict[s
     column's margin); ``total``: every child placed outside its authority.
 
     One extended table — off-diagonal cells, row margins, column margins, grand total — goes
-    through secrecy, the diagonal being structural (known zeros of "outside", never a
-    complement); ``inside`` is a column of its own with its national total."""
+    through secrecy, with the cells known without it as structural (never hidden, never a
+    complement): the diagonal (nobody places "outside" in itself) and the cells of a line
+    whose total is 0 — a zero hidden there would be known anyway, and would give away the
+    cells it was meant to protect. ``inside`` is a column of its own with its national
+    total."""
     index = {code: i for i, code in enumerate(codes)}
     n = len(codes)
     table = [[0] * (n + 1) for _ in range(n + 1)]
@@ -107,7 +110,14 @@ def national_view(flows: dict[tuple[str, str], int], codes: list[str]) -> dict[s
         table[i][n] = sum(table[i][:n])
     for j in range(n + 1):
         table[n][j] = sum(table[i][j] for i in range(n))
-    structural = [[i == j and i < n for j in range(n + 1)] for i in range(n + 1)]
+    # Known without the table, so never hidden nor a complement: the diagonal, and every
+    # cell of a line whose total is 0 (all its cells are 0: counts are never negative).
+    empty_rows = {i for i in range(n + 1) if table[i][n] == 0}
+    empty_cols = {j for j in range(n + 1) if table[n][j] == 0}
+    structural = [
+        [(i == j and i < n) or i in empty_rows or j in empty_cols for j in range(n + 1)]
+        for i in range(n + 1)
+    ]
     published = secrecy.apply(table, structural)
     inside_published = [row[0] for row in secrecy.apply([[v] for v in inside])]
     return {

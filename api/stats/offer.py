@@ -13,7 +13,8 @@ what the history's last declarations say.
 Why a cache: the history is append-only and ``declared_at`` is the time of the write, so
 the state at the end of a month that is over never changes. The closed months of a series
 are computed once per process and scope (authority or nation) and kept; only the current
-month is read on each call.
+month is read on each call. (Rows written with a past ``declared_at`` by hand are not seen
+until the process restarts; the seed's, which truncates first, are.)
 
 **Coverage and freshness per authority.** Share of the units and of the carers whose agrément
 is valid today that declared in the last ``days`` days; the latest declaration and its age.
@@ -117,7 +118,14 @@ HAVING count(*) > 0
 
 Closed = dict[tuple[str, str, int], tuple[int, int]]
 """(authority, category, month index) → (free, open) at the end of that closed month."""
-_CACHE: dict[tuple[str | None, tuple[datetime, ...]], Closed] = {}
+_CACHE: dict[tuple[str | None, tuple[datetime, ...], tuple[int, ...]], Closed] = {}
+_GENERATION = """
+SELECT ARRAY[(SELECT relfilenode FROM pg_class WHERE oid = 'capacity_declarations'::regclass),
+             (SELECT relfilenode FROM pg_class WHERE oid = 'carer_declarations'::regclass)]
+"""
+"""Part of the cache's key: the history tables' storage, which a TRUNCATE renews (``places
+seed --replace`` while the service runs, or another database) — a past never rewritten
+otherwise."""
 _CACHE_SIZE = 512
 
 
@@ -143,13 +151,14 @@ async def closed_months(
 ) -> Closed:
     """Free and open places per authority and category at each of ``ends`` (month ends in
     the past), cached (see the module's docstring)."""
-    key = (authority, tuple(ends))
+    if not ends:
+        return {}
+    tables = tuple(await conn.fetchval(_GENERATION))
+    key = (authority, tuple(ends), tables)
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    if not ends:
-        return {}
-    rows = await conn.fetch(_HISTORY, _month_start_before(ends[0]), ends, authority, ends[-1])
+    rows = await conn.fetch(_HISTORY, month_start(ends[0]), ends, authority, ends[-1])
     result = {
         (r["authority"], r["category"], r["i"] - 1): (int(r["free"]), int(r["open"])) for r in rows
     }
@@ -159,7 +168,7 @@ async def closed_months(
     return result
 
 
-def _month_start_before(end: datetime) -> datetime:
+def month_start(end: datetime) -> datetime:
     """The first instant of the month that ``end`` closes."""
     year, month = divmod(end.year * 12 + end.month - 2, 12)
     return datetime.combine(date(year, month + 1, 1), time(), PARIS)
