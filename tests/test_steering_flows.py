@@ -68,14 +68,16 @@ async def test_flows_between_authorities_with_secrecy(client: httpx.AsyncClient,
     r = await client.get("/v1/stats/flows?window_days=3", headers=bearer("national"))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "window_days"
 
-    # Nationally: 3 children in Alsace is "< 5"; 6 in Corse is published; the row of 974
-    # then hides a second cell (secondary suppression), so 3 is not 9 − 6.
+    # Nationally: 3 children in Alsace is "< 5"; the row of 974 then hides a second cell
+    # (secondary suppression: 6 in Corse, unless another test left a column whose cell in
+    # this row is a smaller, unknown zero), so 3 is not 9 − 6.
     r = await client.get("/v1/stats/flows", headers=bearer("national"))
     assert r.status_code == 200, r.text
     page = r.json()
     cells = {(c["origin"], c["host"]): c["children"] for c in page["cells"]}
     assert cells[(ORIGIN, "6AE")] is None
-    assert cells[(ORIGIN, "20R")] == 6
+    assert cells[(ORIGIN, "20R")] in (None, 6)
+    assert sum(v is None for (o, _), v in cells.items() if o == ORIGIN) >= 2
     origins = {o["authority"]: o for o in page["origins"]}
     hosts = {h["authority"]: h for h in page["hosts"]}
     assert origins[ORIGIN]["outside"] == 9
