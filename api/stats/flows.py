@@ -34,28 +34,32 @@ from geo.referential import load_authorities
 
 PARIS = ZoneInfo("Europe/Paris")
 
-_FLOWS = f"""
-WITH placed AS (
-    SELECT r.authority AS origin,
-           coalesce(s.authority, c.authority) AS host,
-           {CHILD} AS child,
-           max(h.places) AS children
-      FROM request_events e
-      JOIN placement_requests r ON r.id = e.request_id
-      JOIN holds h ON h.id = e.hold_id
-      LEFT JOIN units u ON u.id = h.unit_id
-      LEFT JOIN structures s ON s.id = u.structure_id
-      LEFT JOIN foster_carers c ON c.id = h.carer_id
-     WHERE e.event = 'admitted'
-       AND e.occurred_at >= $1
-       AND e.occurred_at < $2
-       AND ($3::text IS NULL OR r.authority = $3 OR coalesce(s.authority, c.authority) = $3)
-     GROUP BY 1, 2, 3
-)
-SELECT origin, host, sum(children)::int AS children
-  FROM placed
- GROUP BY 1, 2
+_PLACED = f"""
+SELECT r.authority AS origin,
+       coalesce(s.authority, c.authority) AS host,
+       {CHILD} AS child,
+       max(h.places)::int AS children
+  FROM request_events e
+  JOIN placement_requests r ON r.id = e.request_id
+  JOIN holds h ON h.id = e.hold_id
+  LEFT JOIN units u ON u.id = h.unit_id
+  LEFT JOIN structures s ON s.id = u.structure_id
+  LEFT JOIN foster_carers c ON c.id = h.carer_id
+ WHERE e.event = 'admitted'
+   AND e.occurred_at >= $1
+   AND e.occurred_at < $2
+   AND ($3::text IS NULL OR r.authority = $3 OR coalesce(s.authority, c.authority) = $3)
+ GROUP BY 1, 2, 3
 """
+"""Each child admitted in [$1, $2) by origin and host, with the most places it took."""
+
+_GENERATION = """
+SELECT ARRAY[(SELECT relfilenode FROM pg_class WHERE oid = 'request_events'::regclass),
+             (SELECT relfilenode FROM pg_class WHERE oid = 'placement_requests'::regclass)]
+"""
+Placed = dict[tuple[str, str, str], int]
+_CACHE: dict[tuple[date, int, tuple[int, ...]], Placed] = {}
+_CACHE_SIZE = 64
 
 
 def window_bounds(today: date, window_days: int) -> tuple[datetime, datetime]:
@@ -69,14 +73,42 @@ def window_bounds(today: date, window_days: int) -> tuple[datetime, datetime]:
     )
 
 
+async def _placed(
+    conn: asyncpg.Connection, start: datetime, end: datetime, authority: str | None
+) -> Placed:
+    rows = await conn.fetch(_PLACED, start, end, authority)
+    return {(r["origin"], r["host"], r["child"]): r["children"] for r in rows}
+
+
 async def cells(
     conn: asyncpg.Connection, today: date, window_days: int, authority: str | None = None
 ) -> dict[tuple[str, str], int]:
     """Children admitted in the window per (origin, host); with ``authority``, only its row
-    and its column."""
+    and its column.
+
+    The national matrix reads the days before today once per day and process (admissions
+    are append-only and dated when written, so those days do not change; the key also holds
+    the tables' storage, renewed by a reseed) and today's admissions on each call; the two
+    are merged child by child, so a child admitted on both sides counts once."""
     start, end = window_bounds(today, window_days)
-    rows = await conn.fetch(_FLOWS, start, end, authority)
-    return {(r["origin"], r["host"]): r["children"] for r in rows}
+    if authority is not None:
+        placed = await _placed(conn, start, end, authority)
+    else:
+        midnight = datetime.combine(today, time(), PARIS)
+        key = (today, window_days, tuple(await conn.fetchval(_GENERATION)))
+        past = _CACHE.get(key)
+        if past is None:
+            past = await _placed(conn, start, midnight, None)
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.clear()
+            _CACHE[key] = past
+        placed = dict(past)
+        for child, n in (await _placed(conn, midnight, end, None)).items():
+            placed[child] = max(n, placed.get(child, 0))
+    out: dict[tuple[str, str], int] = {}
+    for (origin, host, _), n in placed.items():
+        out[(origin, host)] = out.get((origin, host), 0) + n
+    return out
 
 
 def authority_codes() -> list[str]:
