@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from api.capacity.repository import agrement_valid_sql
+from api.capacity.repository import agrement_valid_sql, carer_free_sql
+from api.stats.repository import tension as tension_of
 
 PARIS = ZoneInfo("Europe/Paris")
 CARER = "carer"
@@ -216,7 +217,11 @@ WITH units_agg AS (
            count(c.unit_id) AS units_declared,
            count(*) FILTER (WHERE c.declared_at >= now() - make_interval(days => $1))
                AS units_recent,
-           max(c.declared_at) AS units_latest
+           max(c.declared_at) AS units_latest,
+           -- the tension's terms, as in repository (one formula: repository.tension)
+           coalesce(sum(c.available), 0) AS available,
+           sum(CASE WHEN c.unit_id IS NULL THEN u.installed
+                    ELSE c.installed + c.additional - c.closed END) AS open_places
       FROM units u
       JOIN structures s ON s.id = u.structure_id
       LEFT JOIN capacity_snapshots c ON c.unit_id = u.id AND c.temporality = 'current'
@@ -227,20 +232,35 @@ carers_agg AS (
            count(*) AS carers,
            count(*) FILTER (WHERE c.declared_at >= now() - make_interval(days => $1))
                AS carers_recent,
-           max(c.declared_at) AS carers_latest
+           max(c.declared_at) AS carers_latest,
+           coalesce(sum(c.available_places) FILTER (WHERE {carer_free_sql("c")}), 0)
+               AS carer_places_available,
+           coalesce(sum(c.agrement_capacity) FILTER (WHERE {carer_free_sql("c")}), 0)
+               AS open_places
       FROM foster_carers c
      WHERE {agrement_valid_sql("c")}
      GROUP BY c.authority
+),
+requests_agg AS (
+    SELECT authority, sum(jsonb_array_length(children)) AS children_waiting
+      FROM placement_requests WHERE status = 'waiting'
+     GROUP BY authority
 )
 SELECT a.code AS authority,
        coalesce(u.units, 0) AS units, coalesce(u.units_declared, 0) AS units_declared,
        coalesce(u.units_recent, 0) AS units_recent,
        coalesce(f.carers, 0) AS carers, coalesce(f.carers_recent, 0) AS carers_recent,
-       greatest(u.units_latest, f.carers_latest) AS latest_declaration
+       greatest(u.units_latest, f.carers_latest) AS latest_declaration,
+       coalesce(u.available, 0)::int AS available,
+       coalesce(f.carer_places_available, 0)::int AS carer_places_available,
+       (coalesce(u.open_places, 0) + coalesce(f.open_places, 0))::int AS open_places,
+       coalesce(r.children_waiting, 0)::int AS children_waiting
   FROM authorities a
   LEFT JOIN units_agg u ON u.authority = a.code
   LEFT JOIN carers_agg f ON f.authority = a.code
+  LEFT JOIN requests_agg r ON r.authority = a.code
  WHERE $2::text IS NULL OR a.code = $2
+ ORDER BY a.code
 """
 
 
@@ -269,21 +289,23 @@ async def coverage(
             "coverage": _share(r["units_recent"] + r["carers_recent"], r["units"] + r["carers"]),
             "latest_declaration": latest,
             "latest_age_days": None if latest is None else (now - latest).days,
+            "open_places": r["open_places"],
+            "tension": tension_of(dict(r)),
         }
     return out
 
 
-def with_tension(
-    item: dict[str, Any], tension: float | None, open_places: int, min_coverage: float
-) -> dict[str, Any]:
-    """The authority's tension (``repository.tension``) unless its declarations cannot carry
-    it: null with ``tension_reason`` ``no_declarations`` (nothing ever declared, though it
-    has an offer), ``declarations_stale`` (coverage below ``min_coverage``) or ``no_offer``."""
+def with_tension(item: dict[str, Any], min_coverage: float) -> dict[str, Any]:
+    """The authority's tension (``repository.tension``, as in ``/v1/stats/authorities``)
+    unless its declarations cannot carry it: null with ``tension_reason`` ``no_offer``
+    (no unit nor valid carer, or no open place), ``no_declarations`` (an offer that never
+    declared) or ``declarations_stale`` (coverage below ``min_coverage``)."""
     reason = None
-    if item["units"] + item["carers"] == 0 or open_places <= 0:
+    if item["units"] + item["carers"] == 0 or item["open_places"] <= 0:
         reason = "no_offer"
     elif item["latest_declaration"] is None:
         reason = "no_declarations"
     elif item["coverage"] is not None and item["coverage"] < min_coverage:
         reason = "declarations_stale"
-    return {**item, "tension": None if reason else tension, "tension_reason": reason}
+    figures = {k: v for k, v in item.items() if k != "open_places"}
+    return {**figures, "tension": None if reason else item["tension"], "tension_reason": reason}

@@ -8,7 +8,6 @@ Two views of the same figures: per department (geography, the map) and per compe
 authority (issue 13: the Métropole de Lyon apart from the Rhône, Corse and Alsace as one).
 """
 
-import asyncio
 import csv
 import io
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from api.stats.schemas import (
     StatsHistoryOut,
     StatsPage,
 )
+from geo.referential import load_authorities
 
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
 
@@ -379,22 +379,12 @@ async def coverage_stats(
     service.check_authority(authority)
     days = days or settings.stale_after_days
     today = datetime.now(ZoneInfo("Europe/Paris")).date()
-
-    async def covering() -> dict[str, dict[str, Any]]:
-        async with pool.acquire() as conn:
-            return await offer.coverage(conn, days, authority)
-
-    async def figures() -> list[dict[str, Any]]:
-        async with pool.acquire() as conn:
-            return await repository.authority_stats(
-                conn, settings.stale_after_days, settings.unexecuted_after_days, authority
-            )
-
-    # Two independent reads: side by side on two connections, not one after the other.
-    covered, stats = await asyncio.gather(covering(), figures())
+    async with pool.acquire() as conn:
+        covered = await offer.coverage(conn, days, authority)
+    order = {code: i for i, code in enumerate(load_authorities())}
     items = [
-        offer.with_tension(covered[s["authority"]], s["tension"], s["open_places"], min_coverage)
-        for s in stats
+        offer.with_tension(item, min_coverage)
+        for item in sorted(covered.values(), key=lambda i: order.get(i["authority"], len(order)))
     ]
     return {
         "items": items,
