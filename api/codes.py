@@ -4,10 +4,22 @@ imports no SQLAlchemy, so the routes that validate codes do not load the ORM at 
 
 from typing import Literal, get_args
 
-from matching.vocabulary import FINESS_CATEGORY_LABELS, CareMode, DisabilityProfile, Temporality
+from matching.vocabulary import (
+    FINESS_CATEGORY_LABELS,
+    CareMode,
+    DisabilityProfile,
+    Formula,
+    Public,
+    Temporality,
+    Timing,
+)
 
 PDE_CATEGORIES = tuple(FINESS_CATEGORY_LABELS)
 CARE_MODES = tuple(c.value for c in CareMode)
+"""Deprecated (one version): the legacy care modes, accepted by the API and mapped."""
+TIMINGS = tuple(t.value for t in Timing)
+PUBLICS = tuple(p.value for p in Public)
+FORMULAS = tuple(f.value for f in Formula)
 DISABILITY_PROFILES = tuple(p.value for p in DisabilityProfile)
 TEMPORALITIES = tuple(t.value for t in Temporality)
 CARER_STATUSES = ("active", "leave")

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from matching.vocabulary import legacy_care_mode
+
 CAPACITY_UPDATED: Final = "capacity.updated"
 CARER_AVAILABILITY_UPDATED: Final = "carer.availability_updated"
 STRUCTURE_CREATED: Final = "structure.created"
@@ -92,6 +94,11 @@ _CARER = frozenset(
         "department",
         "commune",
         "agrement_capacity",
+        "age_min_months",
+        "age_max_months",
+        "timings",
+        "publics",
+        "formulas",
         "age_min",
         "age_max",
         "care_modes",
@@ -122,6 +129,10 @@ _REQUEST = frozenset(
         "reference",
         "children",
         "origin",
+        "timing",
+        "public",
+        "formula",
+        "parent_expecting",
         "care_mode",
         "urgency",
         "measure",
@@ -144,6 +155,10 @@ _REQUEST_UPDATED = frozenset(
         "department",
         "authority",
         "status",
+        "timing",
+        "public",
+        "formula",
+        "parent_expecting",
         "care_mode",
         "urgency",
         "measure_kind",
@@ -153,7 +168,8 @@ _REQUEST_UPDATED = frozenset(
         "reference",
     }
 )
-#: National view of a request's event: per authority and category (its care mode), how many
+#: National view of a request's event: per authority and category (its care mode of old,
+#: derived from its timing, public and formula: ``vocabulary.legacy_care_mode``), how many
 #: requests and children moved between statuses (``request_count``:
 #: ``{"waiting": -1, "held": 1}``).
 _REQUEST_NATIONAL = frozenset(
@@ -381,7 +397,7 @@ def request_national_view(
     return {
         "department": request["department"],
         "authority": request["authority"],
-        "category": request["care_mode"],
+        "category": legacy_care_mode(request["timing"], request["public"], request["formula"]),
         "request_count": moved(before, after),
         "child_count": moved(before, after, children_count),
     }
@@ -405,7 +421,12 @@ def request_updated(request: Mapping[str, Any], to_status: str, history_event: s
         "department": request["department"],
         "authority": request["authority"],
         "status": to_status,
-        "care_mode": request["care_mode"],
+        "timing": request["timing"],
+        "public": request["public"],
+        "formula": request["formula"],
+        "parent_expecting": request["parent_expecting"],
+        # Deprecated (one version), derived.
+        "care_mode": legacy_care_mode(request["timing"], request["public"], request["formula"]),
         "urgency": request["urgency"],
         "measure_kind": request.get("measure_kind") or request["measure"]["kind"],
         "children_count": children_count,

@@ -29,18 +29,20 @@ from sqlmodel import Field, SQLModel
 
 from api.codes import (
     AGREMENT_STATES,
-    CARE_MODES,
     CARER_STATUSES,
     DEROGATION_REASONS,
     DISABILITY_PROFILES,
+    FORMULAS,
     HOLD_STATUSES,
     MEASURE_KINDS,
     OUTCOME_REASONS,
     PDE_CATEGORIES,
+    PUBLICS,
     REQUEST_EVENTS_ALL,
     REQUEST_STATUSES,
     SUSPENSION_REASONS,
     TEMPORALITIES,
+    TIMINGS,
     URGENCIES,
     WAITING_SITUATIONS,
     WITHDRAWAL_REASONS,
@@ -60,6 +62,21 @@ def _reason_check(column: str, statuses: tuple[str, ...]) -> str:
 
 def _subset(column: str, values: tuple[str, ...]) -> str:
     return f"{column} <@ ARRAY[{', '.join(repr(v) for v in values)}]::text[]"
+
+
+def _needs_checks(table: str) -> tuple[CheckConstraint, ...]:
+    """An offer's needs columns (migration 0017): known codes, none empty, months 0…263."""
+    needs = " AND ".join(
+        f"{_subset(c, v)} AND cardinality({c}) > 0"
+        for c, v in (("timings", TIMINGS), ("publics", PUBLICS), ("formulas", FORMULAS))
+    )
+    return (
+        CheckConstraint(needs, name=f"{table}_needs"),
+        CheckConstraint(
+            "age_min_months >= 0 AND age_min_months <= age_max_months AND age_max_months <= 263",
+            name=f"{table}_ages_months",
+        ),
+    )
 
 
 def _disability_checks(table: str) -> tuple[CheckConstraint, ...]:
@@ -190,11 +207,10 @@ class Unit(SQLModel, table=True):
 
     __tablename__ = "units"
     __table_args__ = (
-        CheckConstraint("age_min >= 0 AND age_min <= age_max AND age_max <= 21", name="units_ages"),
+        *_needs_checks("units"),
         CheckConstraint(
             "sexes <@ ARRAY['F','M']::text[] AND cardinality(sexes) > 0", name="units_sexes"
         ),
-        CheckConstraint(_subset("care_modes", CARE_MODES), name="units_care_modes"),
         *_disability_checks("units"),
         CheckConstraint("installed >= 0", name="units_installed"),
         Index("units_structure_idx", "structure_id"),
@@ -204,10 +220,13 @@ class Unit(SQLModel, table=True):
         sa_column=Column(PgUUID(as_uuid=True), ForeignKey("structures.id"), nullable=False)
     )
     name: str
-    age_min: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    age_max: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    age_min_months: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    age_max_months: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    """Ages in months (0017); a pouponnière's or centre parental's at most 35 (API rule)."""
     sexes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
-    care_modes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    timings: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    publics: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    formulas: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     disability_specialised: list[str] = Field(
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     )
@@ -237,11 +256,8 @@ class FosterCarer(SQLModel, table=True):
             "available_places >= 0 AND available_places <= agrement_capacity",
             name="foster_carers_available",
         ),
-        CheckConstraint(
-            "age_min >= 0 AND age_min <= age_max AND age_max <= 21", name="foster_carers_ages"
-        ),
+        *_needs_checks("foster_carers"),
         CheckConstraint(_in("status", CARER_STATUSES), name="foster_carers_status"),
-        CheckConstraint(_subset("care_modes", CARE_MODES), name="foster_carers_care_modes"),
         *_disability_checks("foster_carers"),
         Index("foster_carers_location_gist", "location", postgresql_using="gist"),
         # Search: nearest carers with a free place (about a tenth of them), KNN-ordered from
@@ -309,9 +325,11 @@ class FosterCarer(SQLModel, table=True):
     """Where search places the carer: their commune's point, kept so by a trigger (0010);
     reveals no more than the commune (docs/domain.md, "Privacy: carers' homes")."""
     agrement_capacity: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    age_min: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    age_max: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    care_modes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    age_min_months: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    age_max_months: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    timings: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    publics: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    formulas: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     disability_specialised: list[str] = Field(
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
     )
@@ -330,10 +348,12 @@ class FosterCarer(SQLModel, table=True):
     """The carer's part (free places, leave, preferences); the agrément has its own."""
     declared_at: datetime = Field(sa_column=_now())
     declared_by: str
-    preferred_age_min: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    preferred_age_max: int = Field(sa_column=Column(SmallInteger, nullable=False))
-    preferred_care_modes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
-    """The carer's preferences, within the agrément (``age_min``…``care_modes``, which are
+    preferred_age_min_months: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    preferred_age_max_months: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    preferred_timings: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    preferred_publics: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    preferred_formulas: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    """The carer's preferences, within the agrément (``age_min_months``…``formulas``, which are
     the agrément's): what search matches (CHECK foster_carers_preferences)."""
     # The agrément, the issuing authority's (``authority``) — migration 0012, CASF L421-3…6.
     issued_on: date
@@ -617,19 +637,27 @@ class AuditSeal(SQLModel, table=True):
 class PlacementRequest(SQLModel, table=True):
     """A department's demande d'orientation: pseudonymous by construction.
 
-    ``children`` holds age (years), sex and disability profiles only: the API refuses any other
-    field, so no name, birth date or address can reach this table. ``reference`` is the
-    department's own file number. ``origin_location`` is a commune centroid, or the given point
-    rounded to 0.01° (about 1 km) so that a family's home is never stored.
+    ``children`` holds age in months (``age_months``), sex and disability profiles only: the
+    API refuses any other field, so no name, birth date or address can reach this table.
+    ``reference`` is the department's own file number. ``origin_location`` is a commune
+    centroid, or the given point rounded to 0.01° (about 1 km) so that a family's home is never
+    stored.
     """
 
     __tablename__ = "placement_requests"
     __table_args__ = (
         CheckConstraint(
-            "jsonb_typeof(children) = 'array' AND jsonb_array_length(children) BETWEEN 1 AND 12",
+            "jsonb_typeof(children) = 'array' AND jsonb_array_length(children) <= 12"
+            " AND (jsonb_array_length(children) >= 1 OR parent_expecting)",
             name="placement_requests_children",
         ),
-        CheckConstraint(_in("care_mode", CARE_MODES), name="placement_requests_care_mode"),
+        CheckConstraint(_in("timing", TIMINGS), name="placement_requests_timing"),
+        CheckConstraint(_in("public", PUBLICS), name="placement_requests_public"),
+        CheckConstraint(_in("formula", FORMULAS), name="placement_requests_formula"),
+        CheckConstraint(
+            "NOT parent_expecting OR formula = 'parent_enfant'",
+            name="placement_requests_parent_expecting",
+        ),
         CheckConstraint(_in("urgency", URGENCIES), name="placement_requests_urgency"),
         CheckConstraint(_in("measure_kind", MEASURE_KINDS), name="placement_requests_measure"),
         CheckConstraint(_in("status", REQUEST_STATUSES), name="placement_requests_status"),
@@ -659,7 +687,14 @@ class PlacementRequest(SQLModel, table=True):
     children: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
     origin_commune: str | None = Field(default=None, foreign_key="communes.insee")
     origin_location: Any = Field(sa_column=Column(_point(), nullable=False))
-    care_mode: str
+    timing: str
+    public: str
+    formula: str
+    parent_expecting: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=text("false")),
+    )
+    """A future parent (formula parent_enfant only, CASF L222-5-3): no child needed yet."""
     urgency: str
     measure_kind: str
     decided_on: date

@@ -73,13 +73,23 @@ from api.codes import (
     CARE_MODES,
     DEROGATION_REASONS,
     DISABILITY_PROFILES,
+    FORMULAS,
+    PUBLICS,
     SUSPENSION_REASONS,
+    TIMINGS,
     WITHDRAWAL_REASONS,
 )
 from api.registry.schemas import FosterCarerOut
 from geo.finess import is_valid_finess
 from interop.finess_import import detect_encoding
-from matching.vocabulary import DISABILITY_LEVELS, DisabilityLevel
+from matching.vocabulary import (
+    DISABILITY_LEVELS,
+    MAX_AGE,
+    MAX_AGE_MONTHS,
+    DisabilityLevel,
+    legacy_offer_sets,
+    years_to_months,
+)
 
 #: Columns every file must name in its header (the national file's).
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -97,13 +107,22 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "commune",
     "employer",
 )
-#: Columns a file may add: the suspension's end, and the agrément's ages, care modes and
-#: word on disability profiles (a new carer gets ``DEFAULT_AGES`` and ``DEFAULT_CARE_MODES``
-#: and no word on any profile without them; an existing one keeps what is recorded).
-#: ``disability``: ``profile:level`` pairs separated by ``|`` (``tsa:specialised|
-#: troubles_psychiques_comportement:with_support``, #16 graded).
+#: Columns a file may add: the suspension's end, the agrément's ages in months and
+#: timings / publics / formulas (``|``-separated codes; a new carer gets ``DEFAULT_MONTHS``
+#: and ``DEFAULT_NEEDS`` without them; an existing one keeps what is recorded), and its word
+#: on disability profiles: ``disability``, ``profile:level`` pairs separated by ``|``
+#: (``tsa:specialised|troubles_psychiques_comportement:with_support``, #16 graded; none: no
+#: word on any profile for a new carer, the recorded word kept for an existing one). Files
+#: of old may still name ``age_min``/``age_max`` (years) and ``care_modes`` (deprecated,
+#: mapped by ``matching.vocabulary``; beside the new columns for the same thing, the line is
+#: refused).
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "state_until",
+    "age_min_months",
+    "age_max_months",
+    "timings",
+    "publics",
+    "formulas",
     "age_min",
     "age_max",
     "care_modes",
@@ -111,8 +130,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
 )
 COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
-DEFAULT_AGES = (0, 18)
-DEFAULT_CARE_MODES = ("durable",)
+DEFAULT_MONTHS = (0, 18 * 12 + 11)
+DEFAULT_NEEDS = (["durable"], ["mineur"], ["enfant"])
 #: CASF L421-5: up to three children; up to six with a derogation.
 MAX_CAPACITY = 3
 MAX_DEROGATION = 6
@@ -165,9 +184,11 @@ class AgrementRow:
     withdrawal_reason: str | None
     employer_authority: str | None
     employer_structure: UUID | None
-    age_min: int | None
-    age_max: int | None
-    care_modes: list[str] | None
+    age_min_months: int | None
+    age_max_months: int | None
+    timings: list[str] | None
+    publics: list[str] | None
+    formulas: list[str] | None
     disability_specialised: list[str] | None = None
     disability_supported: list[str] | None = None
 
@@ -418,19 +439,8 @@ def parse_line(line: int, values: dict[str, str], ref: Referential) -> AgrementR
                 " familial (FINESS catégorie 236) du référentiel",
             )
 
-    age_min, age_max = _int(values, "age_min"), _int(values, "age_max")
-    if (age_min is None) != (age_max is None):
-        raise _Bad("age_min" if age_min is None else "age_max", "âges minimal et maximal ensemble")
-    if age_min is not None and age_max is not None and not 0 <= age_min <= age_max <= 21:
-        raise _Bad("age_max", f"âges {age_min}–{age_max} hors de 0–21")
-    modes_text = values.get("care_modes", "").strip()
-    care_modes: list[str] | None = None
-    if modes_text:
-        care_modes = [m.strip() for m in modes_text.split("|") if m.strip()]
-        unknown = [m for m in care_modes if m not in CARE_MODES]
-        if unknown or not care_modes:
-            raise _Bad("care_modes", f"mode(s) d'accueil inconnu(s) : {', '.join(unknown)[:60]}")
-        care_modes = sorted(set(care_modes), key=CARE_MODES.index)
+    age_min_months, age_max_months = _ages_months(values)
+    timings, publics, formulas = _needs(values)
     specialised, supported = _disability(values.get("disability", ""))
 
     return AgrementRow(
@@ -452,9 +462,11 @@ def parse_line(line: int, values: dict[str, str], ref: Referential) -> AgrementR
         withdrawal_reason=withdrawal_reason,
         employer_authority=employer_authority,
         employer_structure=employer_structure,
-        age_min=age_min,
-        age_max=age_max,
-        care_modes=care_modes,
+        age_min_months=age_min_months,
+        age_max_months=age_max_months,
+        timings=timings,
+        publics=publics,
+        formulas=formulas,
         disability_specialised=specialised,
         disability_supported=supported,
     )
@@ -478,6 +490,57 @@ def _disability(text: str) -> tuple[list[str] | None, list[str] | None]:
         sorted(p for p, v in levels.items() if v == DisabilityLevel.SPECIALISED),
         sorted(p for p, v in levels.items() if v == DisabilityLevel.WITH_SUPPORT),
     )
+
+
+def _ages_months(values: dict[str, str]) -> tuple[int | None, int | None]:
+    """The agrément's band in months, from ``age_min_months``/``age_max_months`` or the
+    deprecated years (``age_max`` y is y×12+11 months); both bounds or neither."""
+    months = _int(values, "age_min_months"), _int(values, "age_max_months")
+    years = _int(values, "age_min"), _int(values, "age_max")
+    if any(m is not None for m in months) and any(y is not None for y in years):
+        raise _Bad("age_min", "déprécié : âges en mois ou en années, pas les deux")
+    if any(y is not None for y in years):
+        low, high = years
+        if low is None or high is None:
+            raise _Bad("age_min" if low is None else "age_max", "âges minimal et maximal ensemble")
+        if not 0 <= low <= high <= MAX_AGE:
+            raise _Bad("age_max", f"âges {low}–{high} hors de 0–{MAX_AGE}")
+        return years_to_months(low, high)
+    low, high = months
+    if (low is None) != (high is None):
+        raise _Bad(
+            "age_min_months" if low is None else "age_max_months",
+            "âges minimal et maximal ensemble",
+        )
+    if low is not None and high is not None and not 0 <= low <= high <= MAX_AGE_MONTHS:
+        raise _Bad("age_max_months", f"âges {low}–{high} mois hors de 0–{MAX_AGE_MONTHS}")
+    return low, high
+
+
+def _codes(values: dict[str, str], column: str, known: tuple[str, ...]) -> list[str] | None:
+    text = values.get(column, "").strip()
+    if not text:
+        return None
+    codes = [m.strip() for m in text.split("|") if m.strip()]
+    unknown = [m for m in codes if m not in known]
+    if unknown or not codes:
+        raise _Bad(column, f"code(s) inconnu(s) : {', '.join(unknown)[:60]}")
+    return sorted(set(codes))
+
+
+def _needs(values: dict[str, str]) -> tuple[list[str] | None, ...]:
+    """(timings, publics, formulas), each None when absent; the deprecated ``care_modes``
+    mapped (``vocabulary.legacy_offer_sets``)."""
+    new = tuple(
+        _codes(values, column, known)
+        for column, known in (("timings", TIMINGS), ("publics", PUBLICS), ("formulas", FORMULAS))
+    )
+    legacy = _codes(values, "care_modes", CARE_MODES)
+    if legacy is None:
+        return new
+    if any(n is not None for n in new):
+        raise _Bad("care_modes", "déprécié : donner timings, publics et formulas seuls")
+    return tuple(sorted(s) for s in legacy_offer_sets(legacy))
 
 
 def read_file(
@@ -557,9 +620,11 @@ _STAGE_COLUMNS = (
     "withdrawal_reason",
     "employer_authority",
     "employer_structure",
-    "age_min",
-    "age_max",
-    "care_modes",
+    "age_min_months",
+    "age_max_months",
+    "timings",
+    "publics",
+    "formulas",
     "disability_specialised",
     "disability_supported",
 )
@@ -569,8 +634,9 @@ CREATE TEMP TABLE agrement_stage (
     issued_on date, valid_until date, capacity smallint, derogation_children smallint,
     derogation_reason text, derogation_until date, state text, suspended_from date,
     suspended_until date, suspension_reason text, withdrawn_on date, withdrawal_reason text,
-    employer_authority text, employer_structure uuid, age_min smallint, age_max smallint,
-    care_modes text[], disability_specialised text[], disability_supported text[]
+    employer_authority text, employer_structure uuid, age_min_months smallint,
+    age_max_months smallint, timings text[], publics text[], formulas text[],
+    disability_specialised text[], disability_supported text[]
 ) ON COMMIT DROP
 """
 
@@ -604,16 +670,18 @@ SELECT st.line, st.number
 """
 
 # Existing carers whose agrément differs from the line. Values absent from the file (ages,
-# care modes, employer) keep what is recorded. Free places follow the agrément in the same
-# write (zero when not valid today, at most the capacity); preferences are narrowed to the
-# agrément (back to the agrément's own when nothing of them is left); the carer's version
-# is bumped only when that part changed.
+# timings, publics, formulas, employer) keep what is recorded. Free places follow the
+# agrément in the same write (zero when not valid today, at most the capacity); preferences
+# are narrowed to the agrément (back to the agrément's own when nothing of them is left); the
+# carer's version is bumped only when that part changed.
 _UPDATE = f"""
 WITH input AS (
     SELECT st.*, c.id AS carer_id, cm.location AS commune_point,
-           coalesce(st.age_min, c.age_min) AS new_age_min,
-           coalesce(st.age_max, c.age_max) AS new_age_max,
-           coalesce(st.care_modes, c.care_modes) AS new_care_modes,
+           coalesce(st.age_min_months, c.age_min_months) AS new_age_min,
+           coalesce(st.age_max_months, c.age_max_months) AS new_age_max,
+           coalesce(st.timings, c.timings) AS new_timings,
+           coalesce(st.publics, c.publics) AS new_publics,
+           coalesce(st.formulas, c.formulas) AS new_formulas,
            coalesce(st.disability_specialised, c.disability_specialised) AS new_specialised,
            coalesce(st.disability_supported, c.disability_supported) AS new_supported,
            CASE WHEN st.employer_authority IS NULL AND st.employer_structure IS NULL
@@ -629,31 +697,40 @@ WITH input AS (
     SELECT i.*,
            CASE WHEN i.new_valid_today THEN least(c.available_places, i.capacity) ELSE 0 END
                AS new_available,
-           greatest(c.preferred_age_min, i.new_age_min) AS pref_min,
-           least(c.preferred_age_max, i.new_age_max) AS pref_max,
-           ARRAY(SELECT m FROM unnest(c.preferred_care_modes) m
-                  WHERE m = ANY(i.new_care_modes)) AS pref_modes,
+           greatest(c.preferred_age_min_months, i.new_age_min) AS pref_min,
+           least(c.preferred_age_max_months, i.new_age_max) AS pref_max,
+           ARRAY(SELECT m FROM unnest(c.preferred_timings) m
+                  WHERE m = ANY(i.new_timings)) AS pref_timings,
+           ARRAY(SELECT m FROM unnest(c.preferred_publics) m
+                  WHERE m = ANY(i.new_publics)) AS pref_publics,
+           ARRAY(SELECT m FROM unnest(c.preferred_formulas) m
+                  WHERE m = ANY(i.new_formulas)) AS pref_formulas,
            c.available_places AS old_available
       FROM input i
       JOIN foster_carers c ON c.id = i.carer_id
      WHERE (c.agrement_department, c.commune, c.issued_on, c.valid_until, c.agrement_capacity,
             c.derogation_children, c.derogation_reason, c.derogation_until, c.agrement_state,
             c.suspended_from, c.suspended_until, c.suspension_reason, c.withdrawn_on,
-            c.withdrawal_reason, c.employer_authority, c.employer_structure, c.age_min,
-            c.age_max, c.care_modes, c.disability_specialised, c.disability_supported)
+            c.withdrawal_reason, c.employer_authority, c.employer_structure, c.age_min_months,
+            c.age_max_months, c.timings, c.publics, c.formulas, c.disability_specialised,
+            c.disability_supported)
            IS DISTINCT FROM
            (i.department, i.commune, i.issued_on, i.valid_until, i.capacity,
             i.derogation_children, i.derogation_reason, i.derogation_until, i.state,
             i.suspended_from, i.suspended_until, i.suspension_reason, i.withdrawn_on,
             i.withdrawal_reason, i.new_employer_authority, i.new_employer_structure,
-            i.new_age_min, i.new_age_max, i.new_care_modes, i.new_specialised,
-            i.new_supported)
+            i.new_age_min, i.new_age_max, i.new_timings, i.new_publics, i.new_formulas,
+            i.new_specialised, i.new_supported)
 ), final AS (
     SELECT t.*,
            CASE WHEN t.pref_min <= t.pref_max THEN t.pref_min ELSE t.new_age_min END AS p_min,
            CASE WHEN t.pref_min <= t.pref_max THEN t.pref_max ELSE t.new_age_max END AS p_max,
-           CASE WHEN cardinality(t.pref_modes) > 0 THEN t.pref_modes
-                ELSE t.new_care_modes END AS p_modes
+           CASE WHEN cardinality(t.pref_timings) > 0 THEN t.pref_timings
+                ELSE t.new_timings END AS p_timings,
+           CASE WHEN cardinality(t.pref_publics) > 0 THEN t.pref_publics
+                ELSE t.new_publics END AS p_publics,
+           CASE WHEN cardinality(t.pref_formulas) > 0 THEN t.pref_formulas
+                ELSE t.new_formulas END AS p_formulas
       FROM target t
 ), updated AS (
     UPDATE foster_carers c
@@ -683,20 +760,26 @@ WITH input AS (
                WHEN (c.employer_authority, c.employer_structure)
                     IS NOT DISTINCT FROM (f.new_employer_authority, f.new_employer_structure)
                THEN c.open_to_other_authorities END,
-           age_min = f.new_age_min,
-           age_max = f.new_age_max,
-           care_modes = f.new_care_modes,
+           age_min_months = f.new_age_min,
+           age_max_months = f.new_age_max,
+           timings = f.new_timings,
+           publics = f.new_publics,
+           formulas = f.new_formulas,
            disability_specialised = f.new_specialised,
            disability_supported = f.new_supported,
            available_places = f.new_available,
-           preferred_age_min = f.p_min,
-           preferred_age_max = f.p_max,
-           preferred_care_modes = f.p_modes,
+           preferred_age_min_months = f.p_min,
+           preferred_age_max_months = f.p_max,
+           preferred_timings = f.p_timings,
+           preferred_publics = f.p_publics,
+           preferred_formulas = f.p_formulas,
            agrement_version = c.agrement_version + 1,
            version = c.version + CASE
-               WHEN (c.available_places, c.preferred_age_min, c.preferred_age_max,
-                     c.preferred_care_modes)
-                    IS DISTINCT FROM (f.new_available, f.p_min, f.p_max, f.p_modes)
+               WHEN (c.available_places, c.preferred_age_min_months,
+                     c.preferred_age_max_months, c.preferred_timings, c.preferred_publics,
+                     c.preferred_formulas)
+                    IS DISTINCT FROM (f.new_available, f.p_min, f.p_max, f.p_timings,
+                                      f.p_publics, f.p_formulas)
                THEN 1 ELSE 0 END,
            declared_at = CASE WHEN c.available_places <> f.new_available THEN now()
                               ELSE c.declared_at END,
@@ -724,14 +807,16 @@ SELECT * FROM updated
 _INSERT = f"""
 INSERT INTO foster_carers
        (agrement_number, agrement_department, department, commune, authority, location,
-        agrement_capacity, age_min, age_max, care_modes, available_places, declared_by,
+        agrement_capacity, age_min_months, age_max_months, timings, publics, formulas,
+        available_places, declared_by,
         issued_on, valid_until, agrement_state, suspended_from, suspended_until,
         suspension_reason, withdrawn_on, withdrawal_reason, derogation_children,
         derogation_reason, derogation_until, employer_authority, employer_structure,
         disability_specialised, disability_supported)
 SELECT st.number, st.department, st.department, st.commune, cm.authority, cm.location,
-       st.capacity, coalesce(st.age_min, $2), coalesce(st.age_max, $3),
-       coalesce(st.care_modes, $4::text[]), 0, $1,
+       st.capacity, coalesce(st.age_min_months, $2), coalesce(st.age_max_months, $3),
+       coalesce(st.timings, $4::text[]), coalesce(st.publics, $5::text[]),
+       coalesce(st.formulas, $6::text[]), 0, $1,
        st.issued_on, st.valid_until, st.state, st.suspended_from, st.suspended_until,
        st.suspension_reason, st.withdrawn_on, st.withdrawal_reason, st.derogation_children,
        st.derogation_reason, st.derogation_until, st.employer_authority, st.employer_structure,
@@ -774,9 +859,7 @@ async def _merge(
                 [r["number"] for r in pending],
             )
         updated = await conn.fetch(_UPDATE, IMPORTER.sub, IMPORT_SOURCE)
-        created = await conn.fetch(
-            _INSERT, IMPORTER.sub, DEFAULT_AGES[0], DEFAULT_AGES[1], list(DEFAULT_CARE_MODES)
-        )
+        created = await conn.fetch(_INSERT, IMPORTER.sub, *DEFAULT_MONTHS, *DEFAULT_NEEDS)
         result.created, result.updated = len(created), len(updated)
         result.places_withdrawn = sum(
             1 for r in updated if r["available_places"] < r["old_available"]

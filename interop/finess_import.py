@@ -506,7 +506,8 @@ CREATE TEMP TABLE finess_stage (
     finess text PRIMARY KEY, finess_ej text, name text, category text, department text,
     commune text, address text, postal_code text, tarif_authority text,
     lat double precision, lon double precision,
-    unit_name text, age_min smallint, age_max smallint, sexes text[], care_modes text[]
+    unit_name text, age_min_months smallint, age_max_months smallint, sexes text[],
+    timings text[], publics text[], formulas text[]
 ) ON COMMIT DROP
 """
 _STAGE_COLUMNS = (
@@ -522,10 +523,12 @@ _STAGE_COLUMNS = (
     "lat",
     "lon",
     "unit_name",
-    "age_min",
-    "age_max",
+    "age_min_months",
+    "age_max_months",
     "sexes",
-    "care_modes",
+    "timings",
+    "publics",
+    "formulas",
 )
 
 # The point: the extract's when it has one; else the point already known for an
@@ -584,26 +587,31 @@ SELECT id, finess, inserted FROM merged
 # establishment describes its own units, api/registry/service.py).
 _DEFAULT_UNITS = """
 WITH target AS (
-    SELECT s.id, st.unit_name, st.age_min, st.age_max, st.sexes, st.care_modes
+    SELECT s.id, st.unit_name, st.age_min_months, st.age_max_months, st.sexes, st.timings,
+           st.publics, st.formulas
       FROM finess_stage st
       JOIN structures s ON s.finess = st.finess
 ), created AS (
     -- Silent on every disability profile (0018: neither level) until the establishment says.
-    INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes, installed,
-                       is_default)
-    SELECT t.id, t.unit_name, t.age_min, t.age_max, t.sexes, t.care_modes, 0, true
+    INSERT INTO units (structure_id, name, age_min_months, age_max_months, sexes, timings,
+                       publics, formulas, installed, is_default)
+    SELECT t.id, t.unit_name, t.age_min_months, t.age_max_months, t.sexes, t.timings,
+           t.publics, t.formulas, 0, true
       FROM target t
      WHERE t.unit_name IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM units u WHERE u.structure_id = t.id)
     RETURNING 1
 ), refreshed AS (
     UPDATE units u
-       SET name = t.unit_name, age_min = t.age_min, age_max = t.age_max,
-           sexes = t.sexes, care_modes = t.care_modes
+       SET name = t.unit_name, age_min_months = t.age_min_months,
+           age_max_months = t.age_max_months, sexes = t.sexes, timings = t.timings,
+           publics = t.publics, formulas = t.formulas
       FROM target t
      WHERE u.structure_id = t.id AND u.is_default AND t.unit_name IS NOT NULL
-       AND (u.name, u.age_min, u.age_max, u.sexes, u.care_modes)
-           IS DISTINCT FROM (t.unit_name, t.age_min, t.age_max, t.sexes, t.care_modes)
+       AND (u.name, u.age_min_months, u.age_max_months, u.sexes, u.timings, u.publics,
+            u.formulas)
+           IS DISTINCT FROM (t.unit_name, t.age_min_months, t.age_max_months, t.sexes,
+                             t.timings, t.publics, t.formulas)
     RETURNING 1
 ), retired AS (
     DELETE FROM units u
@@ -622,14 +630,16 @@ SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM refreshe
 def _record(row: StructureRow) -> tuple[Any, ...]:
     unit = DEFAULT_UNITS.get(row.category)
     if unit is None:  # a placement service (236): no unit, its places are its carers'
-        unit_fields: tuple[Any, ...] = (None, None, None, None, None)
+        unit_fields: tuple[Any, ...] = (None,) * 7
     else:
         unit_fields = (
             unit.name,
-            unit.age_min,
-            unit.age_max,
+            unit.age_min_months,
+            unit.age_max_months,
             list(unit.sexes),
-            list(unit.care_modes),
+            sorted(unit.timings),
+            sorted(unit.publics),
+            sorted(unit.formulas),
         )
     return (
         row.finess,

@@ -10,18 +10,24 @@ only for a structure that has no unit at all, and keeps it in step with the cate
 later extract may recategorise the establishment) without ever touching its declared
 capacity.
 
-| category | default unit | ages | care modes |
-| --- | --- | --- | --- |
-| 166 centre parental | Accueil parent-enfant | 0–3 | mere_enfant |
-| 172 pouponnière | Pouponnière | 0–3 | durable, urgence |
-| 175 foyer de l'enfance | Accueil d'urgence | 0–18 | urgence |
-| 176 village d'enfants | Maisons (fratries) | 0–18 | durable |
-| 177 MECS | Hébergement | 6–18 | durable |
-| 236 placement familial | *none* (its places are its carers') | | |
-| 238 accueil familial spécialisé | Accueil familial spécialisé | 0–18 | durable |
-| 241 établissement de placement PJJ | Hébergement éducatif | 13–18 | durable |
-| 378 expérimental | Dispositif expérimental | 12–21 | durable |
-| 462 lieu de vie et d'accueil | Lieu de vie | 6–18 | durable |
+Ages in months (a band "6–18 ans" is 72–227 months: until the eve of the 19th birthday);
+timing / public / formula in the needs vocabulary (docs/domain.md).
+
+| category | default unit | ages (months) | timings | publics | formula |
+| --- | --- | --- | --- | --- | --- |
+| 166 centre parental | Accueil parent-enfant | 0–35 | durable | mineur | parent_enfant |
+| 172 pouponnière | Pouponnière | 0–35 | durable, urgence | mineur | enfant |
+| 175 foyer de l'enfance | Accueil d'urgence | 0–227 | urgence | mineur | enfant |
+| 176 village d'enfants | Maisons (fratries) | 0–227 | durable | mineur | enfant |
+| 177 MECS | Hébergement | 72–227 | durable | mineur | enfant |
+| 236 placement familial | *none* (its places are its carers') | | | | |
+| 238 accueil fam. spécialisé | Accueil familial spécialisé | 0–227 | durable | mineur | enfant |
+| 241 établissement de placement PJJ | Hébergement éducatif | 156–227 | durable | mineur | enfant |
+| 378 expérimental | Dispositif expérimental | 144–263 | durable | mineur | enfant |
+| 462 lieu de vie et d'accueil | Lieu de vie | 72–227 | durable | mineur | enfant |
+
+The pouponnière and the centre parental take children under 3 only (décret n° 74-58 of
+15 January 1974; CASF L222-5 4° and L222-5-3): 0–35 months.
 
 A service de placement familial (236) gets no default unit: it places children with the
 assistants familiaux it employs, so its capacity is the sum of its carers' agréments, never
@@ -46,22 +52,24 @@ class DefaultUnit:
     """What an imported establishment's single unit accepts until it says otherwise."""
 
     name: str
-    age_min: int
-    age_max: int
-    care_modes: tuple[str, ...]
+    age_min_months: int
+    age_max_months: int
+    timings: tuple[str, ...]
+    publics: tuple[str, ...] = ("mineur",)
+    formulas: tuple[str, ...] = ("enfant",)
     sexes: tuple[str, ...] = ("F", "M")
 
 
 DEFAULT_UNITS: dict[str, DefaultUnit] = {
-    "166": DefaultUnit("Accueil parent-enfant", 0, 3, ("mere_enfant",)),
-    "172": DefaultUnit("Pouponnière", 0, 3, ("durable", "urgence")),
-    "175": DefaultUnit("Accueil d'urgence", 0, 18, ("urgence",)),
-    "176": DefaultUnit("Maisons (fratries)", 0, 18, ("durable",)),
-    "177": DefaultUnit("Hébergement", 6, 18, ("durable",)),
-    "238": DefaultUnit("Accueil familial spécialisé", 0, 18, ("durable",)),
-    "241": DefaultUnit("Hébergement éducatif", 13, 18, ("durable",)),
-    "378": DefaultUnit("Dispositif expérimental", 12, 21, ("durable",)),
-    "462": DefaultUnit("Lieu de vie", 6, 18, ("durable",)),
+    "166": DefaultUnit("Accueil parent-enfant", 0, 35, ("durable",), formulas=("parent_enfant",)),
+    "172": DefaultUnit("Pouponnière", 0, 35, ("durable", "urgence")),
+    "175": DefaultUnit("Accueil d'urgence", 0, 227, ("urgence",)),
+    "176": DefaultUnit("Maisons (fratries)", 0, 227, ("durable",)),
+    "177": DefaultUnit("Hébergement", 72, 227, ("durable",)),
+    "238": DefaultUnit("Accueil familial spécialisé", 0, 227, ("durable",)),
+    "241": DefaultUnit("Hébergement éducatif", 156, 227, ("durable",)),
+    "378": DefaultUnit("Dispositif expérimental", 144, 263, ("durable",)),
+    "462": DefaultUnit("Lieu de vie", 72, 227, ("durable",)),
 }
 
 #: Categories whose establishments get no default unit (see the module docstring).

@@ -35,6 +35,7 @@ from matching import (
     optimize,
     search,
 )
+from matching.vocabulary import legacy_offer_sets
 
 MODES = [m.value for m in CareMode]
 PROFILES = [p.value for p in DisabilityProfile]
@@ -119,25 +120,42 @@ def random_need(rng: np.random.Generator, lat: float, lon: float) -> Need:
     children = []
     for _ in range(size):
         profiles = frozenset({str(rng.choice(PROFILES))}) if rng.random() < 0.25 else frozenset()
-        children.append(Child(int(rng.integers(0, 18)), str(rng.choice(["F", "M"])), profiles))
-    mode = str(rng.choice(["durable", "durable", "urgence", "sequentiel"]))
-    return Need(tuple(children), mode, origin_department=str(int(dept_of(lat, lon))))
+        months = int(rng.integers(0, 18)) * 12
+        children.append(Child(months, str(rng.choice(["F", "M"])), profiles))
+    timing = str(rng.choice(["durable", "durable", "urgence", "sequentiel"]))
+    return Need(tuple(children), timing, origin_department=str(int(dept_of(lat, lon))))
+
+
+def _legacy_bits(*modes: str) -> int:
+    return sum(1 << MODES.index(m) for m in modes)
+
+
+#: An offer's mask of care modes of old takes a (timing, mineur, enfant) need when it offers
+#: that timing (or durable through mna / jeune_majeur / mere_enfant), a mode for minors and a
+#: mode for a child alone — ``vocabulary.legacy_offer_sets`` as bit tests.
+_DURABLE_TOO = _legacy_bits("mna", "jeune_majeur", "mere_enfant")
+_MINEUR = _legacy_bits("urgence", "durable", "sequentiel", "mere_enfant")
+_ENFANT = _legacy_bits("urgence", "durable", "sequentiel", "mna", "jeune_majeur")
 
 
 def feasible_mask(c: Country, need: Need, per_child: bool) -> np.ndarray:
     """What the SQL WHERE clause does: hard constraints (whole group or any child)."""
-    mode_bit = 1 << MODES.index(need.care_mode)
+    mode_bit = 1 << MODES.index(need.timing)
     ok_child = []
     for child in need.children:
         prof = sum(1 << PROFILES.index(p) for p in child.disability_profiles)
         sex_bit = 1 if child.sex == "F" else 2
         ok_child.append(
-            (c.age_min <= child.age)
-            & (child.age <= c.age_max)
+            (c.age_min * 12 <= child.age_months)
+            & (child.age_months <= c.age_max * 12 + 11)
             & ((c.sex_mask & sex_bit) != 0)
             & ((c.profile_mask & prof) == prof)
         )
-    base = ((c.mode_mask & mode_bit) != 0) & (c.free >= (1 if per_child else need.size))
+    timing = (c.mode_mask & mode_bit) != 0
+    if need.timing == "durable":
+        timing |= (c.mode_mask & _DURABLE_TOO) != 0
+    needs_ok = timing & ((c.mode_mask & _MINEUR) != 0) & ((c.mode_mask & _ENFANT) != 0)
+    base = needs_ok & (c.free >= (1 if per_child else need.size))
     combined = np.logical_or.reduce(ok_child) if per_child else np.logical_and.reduce(ok_child)
     return base & combined
 
@@ -151,10 +169,16 @@ def build_offer(c: Country, i: int, distance: float) -> Offer:
         commune=f"{c.lat[i]:.1f}/{c.lon[i]:.1f}",
         distance_km=float(distance),
         free_places=int(c.free[i]),
-        age_min=int(c.age_min[i]),
-        age_max=int(c.age_max[i]),
+        age_min_months=int(c.age_min[i]) * 12,
+        age_max_months=int(c.age_max[i]) * 12 + 11,
         sexes=frozenset(s for b, s in ((1, "F"), (2, "M")) if c.sex_mask[i] & b),
-        care_modes=frozenset(m for b, m in enumerate(MODES) if c.mode_mask[i] >> b & 1),
+        **dict(
+            zip(
+                ("timings", "publics", "formulas"),
+                legacy_offer_sets(m for b, m in enumerate(MODES) if c.mode_mask[i] >> b & 1),
+                strict=True,
+            )
+        ),
         # Taken with support (#16, graded); the prefilter reads these offers, as search's
         # first read does (the silent ones are read only when these are short).
         disability_supported=frozenset(

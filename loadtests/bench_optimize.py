@@ -35,8 +35,9 @@ from matching.assignment import Weights, plan_report
 
 INSERT_SQL = """
 INSERT INTO placement_requests (department, reference, children, origin_commune,
-       origin_location, care_mode, urgency, measure_kind, decided_on, created_by)
-SELECT $1, $2, $3, $4::text, c.location, $5, $7, 'judicial', $6, 'bench'
+       origin_location, timing, public, formula, urgency, measure_kind, decided_on,
+       created_by)
+SELECT $1, $2, $3, $4::text, c.location, $5, $8, $9, $7, 'judicial', $6, 'bench'
   FROM communes c WHERE c.insee = $4::text
 """
 
@@ -58,9 +59,11 @@ async def insert_requests(conn: asyncpg.Connection, department: str, n: int) -> 
             f"BENCH-{i}",
             body["children"],
             rng.choice(communes),
-            body["care_mode"],
+            body["timing"],
             today - timedelta(days=rng.randint(0, 240)),
             rng.choices(["immediate", "days", "planned"], weights=[20, 50, 30])[0],
+            body["public"],
+            body["formula"],
         )
         for i, body in enumerate(needs[:n])
     ]

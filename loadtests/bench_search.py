@@ -52,7 +52,7 @@ from geo.referential import neighbours
 from loadtests.common import percentile
 from loadtests.harness import ROOT, serve
 from matching import LADDERS, Child, Need
-from matching.vocabulary import DISABILITY_PROFILES
+from matching.vocabulary import DISABILITY_PROFILES, LEGACY_CARE_MODE
 
 #: Urgencies of the needs (#16: each has its own ladder), and the share of needs with a school
 #: commune beside the family's (the second origin).
@@ -64,6 +64,8 @@ SCHOOL_SHARE = 0.4
 MDPH_SHARE = 0.6
 SERVICE_SHARE = 0.5
 SERVICE_KINDS = ("IME", "SESSAD", "DITEP", "IEM", "CAMSP", "CMP")
+#: Needs drawn as care modes of old (the same draws as before the vocabulary split), sent in the
+#: new vocabulary (``LEGACY_CARE_MODE``).
 CARE_MODES = ["durable"] * 6 + ["urgence"] * 3 + ["sequentiel", "mna", "jeune_majeur"]
 
 
@@ -91,7 +93,9 @@ async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
         lo, hi = (16, 21) if care == "jeune_majeur" else (13, 17) if care == "mna" else (0, 17)
         children = []
         for _ in range(size):
-            child = {"age": rng.randint(lo, hi), "sex": rng.choice("FM"), "disability_profiles": []}
+            # Drawn in years (the same stream as before the needs vocabulary), sent in months.
+            months = rng.randint(lo, hi) * 12
+            child = {"age_months": months, "sex": rng.choice("FM"), "disability_profiles": []}
             if rng.random() < 0.25:
                 child["disability_profiles"] = [rng.choice(profiles)]
             children.append(child)
@@ -107,7 +111,7 @@ async def random_needs(dsn: str, n: int, seed: int = 7) -> list[dict]:
         need = {
             "children": children,
             "origin": {"commune": commune},
-            "care_mode": care,
+            **dict(zip(("timing", "public", "formula"), LEGACY_CARE_MODE[care], strict=True)),
             "urgency": rng.choices(URGENCIES, URGENCY_WEIGHTS)[0],
             "max_distance_km": rng.choice([30, 50, 80]),
             "limit": 10,
@@ -152,14 +156,16 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
             need = Need(
                 children=tuple(
                     Child(
-                        c["age"],
+                        c["age_months"],
                         c["sex"],
                         frozenset(c["disability_profiles"]),
                         c.get("mdph_notified"),
                     )
                     for c in body["children"]
                 ),
-                care_mode=body["care_mode"],
+                timing=body["timing"],
+                public=body["public"],
+                formula=body["formula"],
                 urgency=body["urgency"],
             )
             t0 = time.perf_counter()

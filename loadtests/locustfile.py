@@ -57,6 +57,7 @@ from api.auth import issue_token
 from api.codes import DISABILITY_PROFILES
 from geo.referential import authority_of_commune
 from loadtests.bench_search import CARE_MODES
+from matching.vocabulary import LEGACY_CARE_MODE
 
 INVALID_SHARE = 0.05
 """Share of declarations and searches sent deliberately invalid."""
@@ -74,8 +75,9 @@ SEARCH = "/v1/search"
 
 
 def make_children(rng: random.Random) -> tuple[list[dict[str, Any]], str]:
-    """A child or a sibling group and a care mode, in the proportions of ``bench_search``:
-    70 % single children, a quarter of them with a disability profile."""
+    """A child or a sibling group and a care mode of old (drawn as ``bench_search`` draws it,
+    sent as timing / public / formula), in the proportions of ``bench_search``: 70 % single
+    children, a quarter of them with a disability profile; ages in months."""
     size = rng.choices([1, 2, 3, 4], weights=[70, 18, 8, 4])[0]
     care = rng.choice(CARE_MODES)
     lo, hi = (16, 21) if care == "jeune_majeur" else (13, 17) if care == "mna" else (0, 17)
@@ -83,7 +85,7 @@ def make_children(rng: random.Random) -> tuple[list[dict[str, Any]], str]:
     for _ in range(size):
         profiles = [rng.choice(DISABILITY_PROFILES)] if rng.random() < 0.25 else []
         child = {
-            "age": rng.randint(lo, hi),
+            "age_months": rng.randint(lo, hi) * 12,
             "sex": rng.choice("FM"),
             "disability_profiles": profiles,
         }
@@ -98,7 +100,7 @@ def make_search(rng: random.Random, commune: str) -> dict[str, Any]:
     return {
         "children": children,
         "origin": {"commune": commune},
-        "care_mode": care,
+        **dict(zip(("timing", "public", "formula"), LEGACY_CARE_MODE[care], strict=True)),
         "max_distance_km": rng.choice([30, 50, 80]),
         "limit": 10,
     }
@@ -109,9 +111,9 @@ def invalid_search(rng: random.Random, commune: str) -> dict[str, Any]:
     body = make_search(rng, commune)
     kind = rng.randrange(5)
     if kind == 0:
-        body["children"][0]["age"] = 30  # 0–21 only
+        body["children"][0]["age_months"] = 300  # 0–263 only
     elif kind == 1:
-        body["care_mode"] = "pension_complete"  # unknown care mode
+        body["timing"] = "pension_complete"  # unknown timing
     elif kind == 2:
         body["origin"] = {"commune": commune, "lat": 45.0, "lon": 4.0}  # both forms
     elif kind == 3:
@@ -518,7 +520,9 @@ class PlacementOfficer(FastHttpUser):
                 "department": self.department,
                 "children": need["children"],
                 "origin": need["origin"],
-                "care_mode": need["care_mode"],
+                "timing": need["timing"],
+                "public": need["public"],
+                "formula": need["formula"],
                 "urgency": self.rng.choice(["immediate", "days", "planned"]),
                 "measure": {
                     "kind": self.rng.choice(["judicial", "judicial", "judicial", "administrative"]),

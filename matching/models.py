@@ -19,14 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from matching.vocabulary import (
-    CARE_MODES,
     DISABILITY_PROFILES,
     DISABILITY_SERVICE_KINDS,
-    MAX_AGE,
-    MIN_AGE,
+    FORMULAS,
+    MAX_AGE_MONTHS,
+    PUBLICS,
     TEMPORALITIES,
+    TIMINGS,
     URGENCIES,
     AvailableGender,
+    Formula,
     OfferKind,
     Sex,
 )
@@ -101,24 +103,33 @@ class DisabilityService:
 class Child:
     """One child of a request: only what matching needs, nothing identifying.
 
-    ``age`` is in completed years (0–21: jeunes majeurs are followed up to 21).
+    ``age_months`` is the age in completed months (0 … 21 years 11 months: jeunes majeurs
+    are followed up to 21): a pouponnière takes a child of 34 months, not one of 37, which
+    whole years could not tell apart. ``expected``: the child a parent is expecting
+    (``Need.parent_expecting``): 0 months, sex unknown (``""``) and not checked.
     ``mdph_notified``: the CDAPH has notified a decision for the child (MDPH, CASF L241-6);
     None when not known. ``disability_service``: the service that follows the child. Both
     say something of a profile: a notification or a service without one is a ``ValueError``.
     """
 
-    age: int
+    age_months: int
     sex: str
     disability_profiles: frozenset[str] = frozenset()
     mdph_notified: bool | None = None
     disability_service: DisabilityService | None = None
+    expected: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.age, bool) or not isinstance(self.age, int):
-            raise ValueError(f"âge invalide : {self.age!r} (entier attendu)")
-        if not MIN_AGE <= self.age <= MAX_AGE:
-            raise ValueError(f"âge hors bornes : {self.age} (de {MIN_AGE} à {MAX_AGE} ans)")
-        if self.sex not in _SEXES:
+        if isinstance(self.age_months, bool) or not isinstance(self.age_months, int):
+            raise ValueError(f"âge invalide : {self.age_months!r} (entier de mois attendu)")
+        if not 0 <= self.age_months <= MAX_AGE_MONTHS:
+            raise ValueError(
+                f"âge hors bornes : {self.age_months} mois (de 0 à {MAX_AGE_MONTHS} mois)"
+            )
+        if self.expected:
+            if self.age_months != 0:
+                raise ValueError("un enfant attendu a 0 mois")
+        elif self.sex not in _SEXES:
             raise ValueError(f"sexe invalide : {self.sex!r} (attendu « F » ou « M »)")
         profiles = _set(self, "disability_profiles")
         unknown = profiles - DISABILITY_PROFILES
@@ -188,10 +199,20 @@ class Need:
     art. 375-7, visits); the school's distance is a secondary score criterion only.
     ``siblings_placed``: where brothers and sisters already live (art. 371-5); an offer near
     one of them — or the very unit or carer — scores higher (``score.WEIGHTS``).
+
+    ``timing``, ``public``, ``formula``: the three axes of the need (``vocabulary``), each a
+    hard constraint. ``parent_expecting`` (formula ``parent_enfant`` only): a future parent
+    (CASF L222-5 4° and L222-5-3: centres parentaux take them in); the need may then have no
+    child yet. The expected child is one more child of the group, last, built here
+    (``Child(0, "", expected=True)``): it takes one place, must be accepted at 0 months, its
+    sex is not checked, and splits and ``unmatched_children`` treat it like any child.
     """
 
     children: tuple[Child, ...]
-    care_mode: str
+    timing: str
+    public: str = "mineur"
+    formula: str = "enfant"
+    parent_expecting: bool = False
     urgency: str = "days"
     origin_department: str | None = None
     separation_ordered: bool = False
@@ -207,13 +228,24 @@ class Need:
         if self.school is not None and not isinstance(self.school, Point):
             raise ValueError("school doit être un Point")
         children = tuple(self.children)
+        if not all(isinstance(c, Child) for c in children):
+            raise ValueError("children doit contenir des Child")
+        if self.timing not in TIMINGS:
+            raise ValueError(f"temporalité d'accueil inconnue : {self.timing!r}")
+        if self.public not in PUBLICS:
+            raise ValueError(f"public inconnu : {self.public!r}")
+        if self.formula not in FORMULAS:
+            raise ValueError(f"formule inconnue : {self.formula!r}")
+        if self.parent_expecting:
+            if self.formula != Formula.PARENT_ENFANT:
+                raise ValueError("parent_expecting n'est possible qu'en formule parent_enfant")
+            if not any(c.expected for c in children):
+                children = (*children, Child(0, "", expected=True))
+        elif any(c.expected for c in children):
+            raise ValueError("un enfant attendu suppose parent_expecting")
         object.__setattr__(self, "children", children)
         if not children:
             raise ValueError("au moins un enfant est requis")
-        if not all(isinstance(c, Child) for c in children):
-            raise ValueError("children doit contenir des Child")
-        if self.care_mode not in CARE_MODES:
-            raise ValueError(f"mode d'accueil inconnu : {self.care_mode!r}")
         if self.urgency not in URGENCIES:
             raise ValueError(f"urgence inconnue : {self.urgency!r}")
         if self.min_distance_km is not None:
@@ -224,7 +256,7 @@ class Need:
 
     @property
     def size(self) -> int:
-        """Number of places the whole group takes."""
+        """Number of places the whole group takes (the expected child's included)."""
         return len(self.children)
 
 
@@ -245,10 +277,12 @@ class Offer:
     commune: str
     distance_km: float
     free_places: int
-    age_min: int
-    age_max: int
+    age_min_months: int
+    age_max_months: int
     sexes: frozenset[str]
-    care_modes: frozenset[str]
+    timings: frozenset[str]
+    publics: frozenset[str]
+    formulas: frozenset[str]
     disability_specialised: frozenset[str] = frozenset()
     """Profiles the offer is built for (``DisabilityLevel.SPECIALISED``)."""
     disability_supported: frozenset[str] = frozenset()
@@ -283,15 +317,17 @@ class Offer:
         object.__setattr__(self, "declared_age_days", age_days)
         if self.free_places < 0:
             raise ValueError("free_places doit être ≥ 0")
-        if self.age_min > self.age_max:
-            raise ValueError("age_min doit être ≤ age_max")
+        if self.age_min_months > self.age_max_months:
+            raise ValueError("age_min_months doit être ≤ age_max_months")
         if self.temporality not in TEMPORALITIES:
             raise ValueError(f"temporalité inconnue : {self.temporality!r}")
         if self.available_gender not in _GENDERS:
             raise ValueError(f"genre de capacité inconnu : {self.available_gender!r}")
         if not _set(self, "sexes") <= _SEXES:
             raise ValueError(f"sexes invalides : {sorted(self.sexes)}")
-        _set(self, "care_modes")
+        _set(self, "timings")
+        _set(self, "publics")
+        _set(self, "formulas")
         specialised = _set(self, "disability_specialised")
         object.__setattr__(
             self, "disability_supported", _set(self, "disability_supported") - specialised
@@ -371,15 +407,17 @@ class SearchResult:
 
 
 def as_children(items: Iterable[Child | dict[str, Any]]) -> tuple[Child, ...]:
-    """Build children from dicts shaped like the API payload (convenience for callers)."""
+    """Build children from dicts shaped like the API payload (convenience for callers):
+    ``age_months``, or ``age`` in years (the youngest of that year: ``age * 12``)."""
     out: list[Child] = []
     for item in items:
         if isinstance(item, Child):
             out.append(item)
         else:
+            months = item.get("age_months")
             out.append(
                 Child(
-                    age=item["age"],
+                    age_months=item["age"] * 12 if months is None else months,
                     sex=item["sex"],
                     disability_profiles=frozenset(item.get("disability_profiles", ())),
                     mdph_notified=item.get("mdph_notified"),

@@ -3,11 +3,11 @@
 When the request as stated finds too little, the search relaxes *soft* constraints in a
 fixed, documented order — first where we look (radius, neighbouring departments, the
 whole country), then when (places announced free in 24 h, 48 h, 7 days), and only as a
-last resort whether a sibling group stays together. Hard constraints (age, sex, care
-mode, carer active, places) are never relaxed. An offer silent on a child's disability
-profile is admissible at every step, but only as a stated relaxation outside the ladder
-(``disability_unstated``, ``matching.disability``): it ranks after the offers with a word
-on the profile at the same step.
+last resort whether a sibling group stays together. Hard constraints (age, sex,
+timing, public, formula, carer active, places) are never relaxed. An offer silent on a
+child's disability profile is admissible at every step, but only as a stated relaxation
+outside the ladder (``disability_unstated``, ``matching.disability``): it ranks after the
+offers with a word on the profile at the same step.
 
 The ladder is data (``LADDER``, a tuple of ``Step``); ``ladder_markdown()`` renders it
 for the README. Each step is *cumulative*: it keeps every earlier relaxation and adds
@@ -52,7 +52,7 @@ from matching import disability
 from matching.constraints import accepts, child_accepted, violations
 from matching.models import Need, Offer, Proposal, Reason, SearchResult, haversine_km
 from matching.score import score, score_value
-from matching.vocabulary import CareMode, Temporality, Urgency
+from matching.vocabulary import Temporality, Timing, Urgency
 
 
 class Area(StrEnum):
@@ -396,10 +396,12 @@ def _offer_order(o: Offer) -> tuple[object, ...]:
         o.declared_age_days,
         o.department,
         o.commune,
-        o.age_min,
-        o.age_max,
+        o.age_min_months,
+        o.age_max_months,
         tuple(sorted(o.sexes)),
-        tuple(sorted(o.care_modes)),
+        tuple(sorted(o.timings)),
+        tuple(sorted(o.publics)),
+        tuple(sorted(o.formulas)),
         tuple(sorted(o.disability_specialised)),
         tuple(sorted(o.disability_supported)),
         o.status,
@@ -417,11 +419,11 @@ def _proposal_order(p: Proposal) -> tuple[object, ...]:
 
 def is_emergency(offer: Offer) -> bool:
     """An offer an ``immediate`` search shows first in its step: a carer, or an emergency
-    unit (foyer de l'enfance, or a unit offering the ``urgence`` mode)."""
+    unit (foyer de l'enfance, or a unit offering the ``urgence`` timing)."""
     return (
         offer.kind == "carer"
         or offer.category in EMERGENCY_CATEGORIES
-        or CareMode.URGENCE in offer.care_modes
+        or Timing.URGENCE in offer.timings
     )
 
 
@@ -736,7 +738,7 @@ def split_plan(
     for o in sorted(offers, key=_offer_order):
         mask = 0
         for i, child in enumerate(need.children):
-            if child_accepted(child, o, need.care_mode):
+            if child_accepted(child, o, need):
                 mask |= 1 << i
         if mask and o.free_places > 0:
             pool.append((mask, o.free_places, o))

@@ -18,8 +18,8 @@ computed and ``weights_markdown()`` renders both for the README. Why each criter
   familiaux), above all for the youngest; for babies the pouponnière is the specialised
   alternative, and teenagers may do well in collective settings;
 - ``freshness`` — a stale declaration or a forecast place is less sure to be there;
-- ``care_mode`` — a unit dedicated to the mode has the project and staff for it (the
-  mode itself is a hard constraint);
+- ``needs`` — a unit dedicated to the need (one timing, public and formula) has the project
+  and staff for it (the three axes themselves are hard constraints);
 - ``disability`` — graded (``matching.disability``): a place built for the child's profile
   beats one taking it with an outside service's support, which beats one that said nothing;
   for a child without a profile it keeps scarce specialised places for the children who
@@ -46,14 +46,17 @@ from matching.constraints import violations
 from matching.disability import UNSTATED, profile_level
 from matching.models import Child, Need, Offer, PlacedSibling, Reason, haversine_km
 from matching.vocabulary import (
-    CARE_MODE_LABELS,
     DISABILITY_PROFILE_LABELS,
     DISABILITY_SERVICE_LABELS,
     FAMILY_LIKE_CATEGORIES,
     FINESS_CATEGORY_LABELS,
+    FORMULA_LABELS,
     INFANT_CATEGORIES,
+    MONTHS_SHOWN_BELOW,
     PLACEMENT_SERVICE_CATEGORY,
+    PUBLIC_LABELS,
     TEMPORALITY_LABELS,
+    TIMING_LABELS,
     DisabilityLevel,
 )
 
@@ -65,7 +68,7 @@ WEIGHTS: Final = MappingProxyType(
         "siblings_placed": 0.07,
         "family_type": 0.15,
         "freshness": 0.15,
-        "care_mode": 0.10,
+        "needs": 0.10,
         "disability": 0.10,
         "disability_service": 0.05,
         "siblings": 0.10,
@@ -183,7 +186,7 @@ def family_type_value(child: Child, offer: Offer) -> float:
     as an offer it is family placement, valued as a carer (issue #16)."""
     if offer.kind == "carer" or offer.category == PLACEMENT_SERVICE_CATEGORY:
         return 1.0
-    if child.age < 3:
+    if child.age_months < MONTHS_SHOWN_BELOW:
         if offer.category in INFANT_CATEGORIES:
             return INFANT_STRUCTURE_UNDER_3
         if offer.category in FAMILY_LIKE_CATEGORIES:
@@ -191,17 +194,27 @@ def family_type_value(child: Child, offer: Offer) -> float:
     elif offer.category in FAMILY_LIKE_CATEGORIES:
         return FAMILY_LIKE_FROM_3
     for upper, value in COLLECTIVE_BY_AGE:
-        if child.age < upper:
+        if child.age_months < upper * 12:
             return value
     return COLLECTIVE_BY_AGE[-1][1]
 
 
-def care_mode_value(offer: Offer, care_mode: str) -> float:
-    """A unit or carer dedicated to the requested mode has the project and staff for it."""
-    modes = offer.care_modes
-    if care_mode not in modes:
+def _combinations(offer: Offer) -> int:
+    """How many (timing, public, formula) combinations an offer takes."""
+    return len(offer.timings) * len(offer.publics) * len(offer.formulas)
+
+
+def needs_value(offer: Offer, need: Need) -> float:
+    """A unit or carer dedicated to the requested need (one timing, public and formula) has
+    the project and staff for it; one taking many combinations is less specialised."""
+    if not (
+        need.timing in offer.timings
+        and need.public in offer.publics
+        and need.formula in offer.formulas
+    ):
         return 0.0
-    return 1.0 if len(modes) == 1 else 0.5 + 0.5 / len(modes)
+    n = _combinations(offer)
+    return 1.0 if n == 1 else 0.5 + 0.5 / n
 
 
 def disability_value(child: Child, offer: Offer) -> float:
@@ -251,7 +264,7 @@ def _values(need: Need, offer: Offer, idx: Sequence[int]) -> tuple[float, ...]:
         family_value if placed is None else distance_value(placed[0]),
         family / n,
         freshness_value(offer.declared_age_days, offer.temporality),
-        care_mode_value(offer, need.care_mode),
+        needs_value(offer, need),
         disability / n,
         service / n,
         n / len(children),
@@ -308,7 +321,7 @@ def score(
             f"{TEMPORALITY_LABELS.get(offer.temporality, offer.temporality)}, "
             f"déclaré {_days(offer.declared_age_days)}"
         ),
-        "care_mode": _care_mode_detail(offer, need.care_mode),
+        "needs": _needs_detail(offer, need),
         "disability": _disability_detail(kids, offer),
         "disability_service": _service_detail(kids, offer),
         "siblings": _siblings_detail(len(kids), len(need.children)),
@@ -371,18 +384,25 @@ def _family_detail(kids: Sequence[Child], offer: Offer) -> str:
     if offer.category == PLACEMENT_SERVICE_CATEGORY:
         return "placement familial (service de placement familial, FINESS 236)"
     label = FINESS_CATEGORY_LABELS.get(offer.category or "", "structure")
-    if offer.category in INFANT_CATEGORIES and any(c.age < 3 for c in kids):
+    if offer.category in INFANT_CATEGORIES and any(c.age_months < MONTHS_SHOWN_BELOW for c in kids):
         return f"{label}, adaptée aux moins de 3 ans"
     if offer.category in FAMILY_LIKE_CATEGORIES:
         return f"{label}, cadre de type familial"
     return f"{label}, accueil collectif"
 
 
-def _care_mode_detail(offer: Offer, care_mode: str) -> str:
-    label = CARE_MODE_LABELS.get(care_mode, care_mode)
-    if len(offer.care_modes) == 1:
+def _needs_detail(offer: Offer, need: Need) -> str:
+    label = ", ".join(
+        (
+            TIMING_LABELS.get(need.timing, need.timing),
+            PUBLIC_LABELS.get(need.public, need.public).lower(),
+            FORMULA_LABELS.get(need.formula, need.formula).lower(),
+        )
+    )
+    n = _combinations(offer)
+    if n == 1:
         return f"{label} (dédié)"
-    return f"{label} (parmi {len(offer.care_modes)} modes)"
+    return f"{label} (parmi {n} combinaisons)"
 
 
 _LEVEL_DETAIL: Final = {
@@ -463,7 +483,10 @@ CRITERIA_DOC: Final = MappingProxyType(
         "freshness": (
             "now 1, 1 h 0.95, 24 h 0.8, 48 h 0.65, 7 days 0.4 — × 1 / (1 + age / 7 days)"
         ),
-        "care_mode": "1 if dedicated to the requested mode, else ½ + ½ / modes offered",
+        "needs": (
+            "1 if dedicated to the requested need (one timing, public and formula), else"
+            " ½ + ½ / combinations offered (timings × publics × formulas)"
+        ),
         "disability": (
             "mean over the child's profiles: specialised 1, with support 0.5 (0.75 with an MDPH"
             " notification), unstated 0; a child without a profile: 1, or 0.6 on a place"

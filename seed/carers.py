@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from matching.vocabulary import Formula, Public, Timing, legacy_offer_sets, years_to_months
 from seed.dataset import DECLARED_BY, SOURCE, Advance, Department, Generated
 from seed.draws import (
     allocate,
@@ -181,6 +182,10 @@ def generate_carers(
             if age_min == 0 and rng.random() < 0.01:
                 modes = (*modes, "mere_enfant")
             profiles = draw_profiles(rng, 0.2)
+            # Drawn as an agrément of old reads (years, care modes), stored in the needs
+            # vocabulary: ages in months, timings / publics / formulas (vocabulary's mapping).
+            age_min_months, age_max_months = years_to_months(age_min, age_max)
+            timings, publics, formulas = legacy_offer_sets(modes)
             agrement = draw_agrement(rng, today, capacity)
             y = rng.random()
             status_until: date | None = None
@@ -223,9 +228,11 @@ def generate_carers(
                     lat,
                     lon,
                     capacity,
-                    age_min,
-                    age_max,
-                    list(modes),
+                    age_min_months,
+                    age_max_months,
+                    [t.value for t in Timing if t in timings],
+                    [p.value for p in Public if p in publics],
+                    [f.value for f in Formula if f in formulas],
                     *split_levels(profiles, carer_id.int, CARER_SPECIALISED_ONE_IN),
                     status,
                     status_until,

@@ -59,19 +59,26 @@ SITUATION_WEIGHTS = [
     (12, "autre_placement"),
     (13, "inconnu"),
 ]
-CARE_MODE_WEIGHTS = [(70, "durable"), (22, "urgence"), (5, "sequentiel"), (3, "jeune_majeur")]
+NEEDS_WEIGHTS = [
+    (70, ("durable", "mineur")),
+    (22, ("urgence", "mineur")),
+    (5, ("sequentiel", "mineur")),
+    (3, ("durable", "jeune_majeur")),
+]
+"""(timing, public) of the requests; every formula is ``enfant`` (no parent with child)."""
 URGENCY = {"urgence": "immediate", "durable": "days", "sequentiel": "planned"}
 
 _STAGE = """
 CREATE TEMP TABLE seed_requests_stage (
     id uuid, department text, reference text, child_key text, children text,
-    origin_commune text, care_mode text, urgency text, measure_kind text, decided_on date,
+    origin_commune text, timing text, public text, formula text, urgency text,
+    measure_kind text, decided_on date,
     status text, version integer, created_at timestamptz, updated_at timestamptz
 ) ON COMMIT DROP
 """
 _REQUEST_COLUMNS = (
-    "id, department, reference, child_key, children, origin_commune, care_mode, urgency,"
-    " measure_kind, decided_on, status, version, created_at, updated_at"
+    "id, department, reference, child_key, children, origin_commune, timing, public,"
+    " formula, urgency, measure_kind, decided_on, status, version, created_at, updated_at"
 )
 _STAGE_SELECT = [
     # ``children`` staged as text: a connection with a text codec for jsonb (the CLI's) has
@@ -173,8 +180,9 @@ async def _territories(conn: asyncpg.Connection) -> list[Territory]:
 
 
 def _child(rng: random.Random, age: int) -> dict[str, Any]:
+    """A child as the API stores it: age in months, sex, no disability."""
     return {
-        "age": age,
+        "age_months": age * 12 + rng.randint(0, 11),
         "sex": rng.choice("FM"),
         "disability_profiles": [],
         "mdph_notified": None,
@@ -280,9 +288,12 @@ def _request(
     request_id = draw_uuid(rng)
     insee, department, _ = home.pick_commune(rng)
     n = weighted(rng, [(80, 1), (13, 2), (7, 3)])
-    first_age = rng.randint(0, 17)
-    children = [_child(rng, min(17, first_age + i * 2)) for i in range(n)]
-    care_mode = weighted(rng, CARE_MODE_WEIGHTS)
+    timing, public = weighted(rng, NEEDS_WEIGHTS)
+    if public == "jeune_majeur":
+        n, first_age, oldest = 1, rng.randint(18, 20), 20
+    else:
+        first_age, oldest = rng.randint(0, 17), 17
+    children = [_child(rng, min(oldest, first_age + i * 2)) for i in range(n)]
     decided_on: date = (created - timedelta(days=rng.randint(0, 10))).date()
     w = _Writer(out, request_id, now)
     w.event(created, "created", "waiting")
@@ -320,8 +331,10 @@ def _request(
             child_key(secret, home.code, reference),
             json.dumps(children),
             insee,
-            care_mode,
-            URGENCY.get(care_mode, "days"),
+            timing,
+            public,
+            "enfant",
+            URGENCY[timing],
             "judicial" if rng.random() < 0.8 else "administrative",
             decided_on,
             w.status,

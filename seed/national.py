@@ -226,7 +226,8 @@ _CARERS_STAGE = """
 CREATE TEMP TABLE seed_carers_stage (
     id uuid, agrement_number text, agrement_department text, employer_finess text,
     department text, commune text, lat double precision, lon double precision,
-    agrement_capacity smallint, age_min smallint, age_max smallint, care_modes text[],
+    agrement_capacity smallint, age_min_months smallint, age_max_months smallint,
+    timings text[], publics text[], formulas text[],
     disability_specialised text[], disability_supported text[], status text,
     status_until date, available_places smallint,
     version integer, declared_at timestamptz, declared_by text,
@@ -241,8 +242,8 @@ _STRUCTURE_COLUMNS = (
 )
 _CARER_COLUMNS = (
     "id, agrement_number, agrement_department, department, commune,"
-    " agrement_capacity, age_min, age_max, care_modes, disability_specialised,"
-    " disability_supported, status,"
+    " agrement_capacity, age_min_months, age_max_months, timings, publics, formulas,"
+    " disability_specialised, disability_supported, status,"
     " status_until, available_places, version, declared_at, declared_by,"
     " issued_on, valid_until, agrement_state, suspended_from, suspension_reason,"
     " withdrawn_on, withdrawal_reason, renewal_requested_on, derogation_children,"
@@ -262,10 +263,12 @@ _UNIT_COLUMNS = [
     "id",
     "structure_id",
     "name",
-    "age_min",
-    "age_max",
+    "age_min_months",
+    "age_max_months",
     "sexes",
-    "care_modes",
+    "timings",
+    "publics",
+    "formulas",
     "disability_specialised",
     "disability_supported",
     "installed",

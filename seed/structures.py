@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from geo.finess import OVERSEAS_FINESS_PREFIX, finess_check_key, make_finess
+from matching.vocabulary import (
+    UNDER_3_CATEGORIES,
+    UNDER_3_MAX_AGE_MONTHS,
+    Formula,
+    Public,
+    Timing,
+    legacy_offer_sets,
+    years_to_months,
+)
 from seed.dataset import DECLARED_BY, SOURCE, Advance, Commune, Counts, Department, Generated
 from seed.draws import (
     allocate,
@@ -145,13 +154,18 @@ _STREETS = (
 
 @dataclass(frozen=True, slots=True)
 class UnitSpec:
-    """One unit of a structure as drawn, before its id and capacity."""
+    """One unit of a structure as drawn, before its id and capacity: ages in months and the
+    needs vocabulary (``seed.unit_rules`` reads as a placement officer says it — bands in
+    years, care modes of old —; ``units_for`` maps it: ``vocabulary.years_to_months``,
+    ``legacy_offer_sets``, and a pouponnière's or centre parental's band ends at 35 months)."""
 
     name: str
-    age_min: int
-    age_max: int
+    age_min_months: int
+    age_max_months: int
     sexes: tuple[str, ...]
-    care_modes: tuple[str, ...]
+    timings: tuple[str, ...]
+    publics: tuple[str, ...]
+    formulas: tuple[str, ...]
     profiles: tuple[str, ...]
     installed: int
 
@@ -230,7 +244,12 @@ def _unit_kinds(rng: random.Random, mix: UnitMix) -> list[str]:
 
 
 def _unit(
-    rng: random.Random, kind: UnitKind, label: str, unit_names: Sequence[str], position: int
+    rng: random.Random,
+    category: str,
+    kind: UnitKind,
+    label: str,
+    unit_names: Sequence[str],
+    position: int,
 ) -> UnitSpec:
     """One unit of ``kind``, its values drawn in the kind's order (see ``seed.unit_rules``)."""
     sexes: tuple[str, ...] = ("F", "M")
@@ -253,7 +272,21 @@ def _unit(
             profiles = draw_profiles(rng, kind.profiles)
         elif step == "places":
             places = rng.randint(*kind.places)
-    return UnitSpec(name, ages[0], ages[1], sexes, modes, profiles, places)
+    low, high = years_to_months(ages[0], ages[1])
+    if category in UNDER_3_CATEGORIES:
+        high = min(high, UNDER_3_MAX_AGE_MONTHS)
+    timings, publics, formulas = legacy_offer_sets(modes)
+    return UnitSpec(
+        name,
+        low,
+        high,
+        sexes,
+        tuple(t.value for t in Timing if t in timings),
+        tuple(p.value for p in Public if p in publics),
+        tuple(f.value for f in Formula if f in formulas),
+        profiles,
+        places,
+    )
 
 
 def units_for(rng: random.Random, category: str) -> list[UnitSpec]:
@@ -270,6 +303,7 @@ def units_for(rng: random.Random, category: str) -> list[UnitSpec]:
     return [
         _unit(
             rng,
+            category,
             UNIT_KINDS[key],
             mix.first_name if position == 0 and mix.first_name else UNIT_KINDS[key].name,
             unit_names,
@@ -456,10 +490,12 @@ def _add_units(
                 unit_id,
                 structure_id,
                 spec.name,
-                spec.age_min,
-                spec.age_max,
+                spec.age_min_months,
+                spec.age_max_months,
                 list(spec.sexes),
-                list(spec.care_modes),
+                list(spec.timings),
+                list(spec.publics),
+                list(spec.formulas),
                 specialised,
                 supported,
                 spec.installed,

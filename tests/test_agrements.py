@@ -58,9 +58,11 @@ def body(**over: Any) -> dict[str, Any]:
         "home": {"lat": 45.7731, "lon": 4.8921},
         "issued_on": (date.today() - timedelta(days=100)).isoformat(),
         "capacity": 3,
-        "age_min": 0,
-        "age_max": 18,
-        "care_modes": ["durable", "urgence"],
+        "age_min_months": 0,
+        "age_max_months": 227,
+        "timings": ["durable", "urgence"],
+        "publics": ["mineur"],
+        "formulas": ["enfant"],
     }
     b.update(over)
     return b
@@ -120,7 +122,9 @@ async def test_the_issuer_registers_a_carer(client, pool, pmi):
     assert "home" not in out and "location" not in r.text
     row = await carer_row(pool, out["carer_id"])
     assert row["available_places"] == 0 and row["declared_by"].startswith("agent-")
-    assert row["preferred_care_modes"] == ["durable", "urgence"]
+    assert row["preferred_timings"] == ["durable", "urgence"]
+    assert (out["age_min_months"], out["age_max_months"], out["age_max"]) == (0, 227, 18)
+    assert out["care_modes"] == ["durable", "urgence"]  # deprecated, derived
     async with pool.acquire() as conn:
         audit = await conn.fetchrow(
             "SELECT function, authority FROM audit_entries"
@@ -178,12 +182,17 @@ async def test_a_placement_service_employs_and_both_feeds_hear(client, pool, pmi
             },
             "derogation.until",
         ),
-        ({"age_min": 12, "age_max": 6}, "age_min"),
+        ({"age_min_months": 144, "age_max_months": 72}, "age_min_months"),
+        (
+            {"age_min": 12, "age_max": 6, "age_min_months": None, "age_max_months": None},
+            "age_min",
+        ),
         ({"employer": {"authority": "69M", "finess": "690000018"}}, "employer"),
         ({"employer": {"authority": "ZZ"}}, "employer"),
         ({"commune": "99999"}, "commune"),
         ({"home": {"lat": 10.0, "lon": -40.0}}, "home"),
-        ({"care_modes": []}, "care_modes"),
+        ({"timings": []}, "timings"),
+        ({"care_modes": ["durable"]}, "care_modes"),  # deprecated, beside timings
     ],
 )
 async def test_bad_registrations_name_the_field_and_write_nothing(client, pool, pmi, over, field):
@@ -315,25 +324,26 @@ async def test_edit_requires_the_current_version(client, pool, pmi):
 
 
 async def test_a_narrower_agrement_clips_the_carers_part(client, pool, pmi):
-    out = await register(client, pmi, capacity=3, care_modes=["durable", "urgence"])
+    out = await register(client, pmi, capacity=3, timings=["durable", "urgence"])
     carer_id = out["carer_id"]
     await declare(client, carer_id, 3)
     async with pool.acquire() as conn:
         await conn.execute(
-            "UPDATE foster_carers SET preferred_age_min = 10, preferred_age_max = 16 WHERE id = $1",
+            "UPDATE foster_carers SET preferred_age_min_months = 120,"
+            " preferred_age_max_months = 203 WHERE id = $1",
             uuid.UUID(carer_id),
         )
     before = await carer_row(pool, carer_id)
     r = await client.patch(
         f"/v1/agrements/{carer_id}",
-        json={"capacity": 2, "age_max": 12, "care_modes": ["durable"]},
+        json={"capacity": 2, "age_max_months": 155, "timings": ["durable"]},
         headers={**pmi, **at(1)},
     )
     assert r.status_code == 200, r.text
     row = await carer_row(pool, carer_id)
     assert (row["agrement_capacity"], row["available_places"]) == (2, 2)
-    assert (row["preferred_age_min"], row["preferred_age_max"]) == (10, 12)
-    assert row["preferred_care_modes"] == ["durable"]
+    assert (row["preferred_age_min_months"], row["preferred_age_max_months"]) == (120, 155)
+    assert row["preferred_timings"] == ["durable"]
     assert row["version"] == before["version"] + 1  # the carer's part moved
     async with pool.acquire() as conn:
         source = await conn.fetchval(
@@ -343,11 +353,13 @@ async def test_a_narrower_agrement_clips_the_carers_part(client, pool, pmi):
     assert source == "agrement.edit"
     # Preferred ages outside the new range: the agrément's whole range.
     r = await client.patch(
-        f"/v1/agrements/{carer_id}", json={"age_min": 0, "age_max": 6}, headers={**pmi, **at(2)}
+        f"/v1/agrements/{carer_id}",
+        json={"age_min": 0, "age_max": 6},  # deprecated years: 0–83 months
+        headers={**pmi, **at(2)},
     )
     assert r.status_code == 200, r.text
     row = await carer_row(pool, carer_id)
-    assert (row["preferred_age_min"], row["preferred_age_max"]) == (0, 6)
+    assert (row["preferred_age_min_months"], row["preferred_age_max_months"]) == (0, 83)
 
 
 @pytest.mark.parametrize(

@@ -214,8 +214,12 @@ async def test_new_carers_at_their_commune_point_with_their_agrement(conn):
     assert villeurbanne["employer_authority"] == "69M"
     assert villeurbanne["employer_structure"] is None
     assert villeurbanne["open_to_other_authorities"] is False
-    assert (villeurbanne["age_min"], villeurbanne["age_max"]) == (0, 18)
-    assert villeurbanne["care_modes"] == ["durable"]
+    assert (villeurbanne["age_min_months"], villeurbanne["age_max_months"]) == (0, 227)
+    assert (villeurbanne["timings"], villeurbanne["publics"], villeurbanne["formulas"]) == (
+        ["durable"],
+        ["mineur"],
+        ["enfant"],
+    )
     assert villeurbanne["available_places"] == 0 and villeurbanne["agrement_version"] == 1
     service = rows["AF-69-000002"]
     assert service["employer_structure"] is not None and service["employer_authority"] is None
@@ -252,21 +256,30 @@ async def test_optional_columns_ages_modes_and_end_of_suspension(conn):
     header = HEADER + ";" + ";".join(OPTIONAL_COLUMNS)
     until = (TODAY + timedelta(days=30)).isoformat()
     lines = [
-        line() + ";;6;21;durable|jeune_majeur;"
+        line() + ";;72;263;durable;jeune_majeur|mineur;enfant;;;;"
         "tsa:specialised|troubles_psychiques_comportement:with_support",
+        # A file of old: ages in years and care modes (deprecated), mapped.
+        line(number="AF-69-000010") + ";;;;;;;6;21;durable|jeune_majeur;",
         line(
             number="AF-69-000009",
             state="suspended",
             state_from=TODAY.isoformat(),
             state_reason="sante",
         )
-        + f";{until};;;;",
+        + f";{until}"
+        + ";" * 9,
     ]
     report = await import_agrements(conn, csv_file(*lines, header=header))
-    assert report.rejected == [] and report.created == 2
+    assert report.rejected == [] and report.created == 3
     rows = await carers(conn)
-    assert (rows["AF-69-000001"]["age_min"], rows["AF-69-000001"]["age_max"]) == (6, 21)
-    assert rows["AF-69-000001"]["care_modes"] == ["durable", "jeune_majeur"]
+    for number in ("AF-69-000001", "AF-69-000010"):
+        row = rows[number]
+        assert (row["age_min_months"], row["age_max_months"]) == (72, 263)
+        assert (row["timings"], row["publics"], row["formulas"]) == (
+            ["durable"],
+            ["jeune_majeur", "mineur"],
+            ["enfant"],
+        )
     assert rows["AF-69-000009"]["suspended_until"] == date.fromisoformat(until)
     # The agrément's word per disability profile (#16, graded); none given: silent on all.
     levels = {
@@ -284,8 +297,8 @@ async def test_optional_columns_ages_modes_and_end_of_suspension(conn):
 async def test_a_bad_disability_cell_is_refused_naming_the_column(conn):
     header = HEADER + ";" + ";".join(OPTIONAL_COLUMNS)
     lines = [
-        line() + ";;;;;tsa:expert",
-        line(number="AF-69-000002") + ";;;;;tsa:specialised|tsa:with_support",
+        line() + ";" * 10 + "tsa:expert",
+        line(number="AF-69-000002") + ";" * 10 + "tsa:specialised|tsa:with_support",
     ]
     report = await import_agrements(conn, csv_file(*lines, header=header))
     assert report.created == 0
@@ -379,7 +392,7 @@ async def test_second_run_of_the_same_file_writes_nothing(conn):
 async def test_changed_line_updates_the_carer_once_and_follows_on_free_places(conn):
     await import_agrements(conn, csv_file(*GOOD))
     await conn.execute(
-        "UPDATE foster_carers SET available_places = 3, preferred_age_min = 2"
+        "UPDATE foster_carers SET available_places = 3, preferred_age_min_months = 24"
         " WHERE agrement_number = 'AF-69-000001'"
     )
     renewed = (TODAY + timedelta(days=1500)).isoformat()
@@ -398,7 +411,7 @@ async def test_changed_line_updates_the_carer_once_and_follows_on_free_places(co
     assert carer["agrement_capacity"] == 2 and carer["valid_until"] == date.fromisoformat(renewed)
     assert carer["agrement_version"] == 2 and carer["version"] == 2
     assert carer["available_places"] == 2  # at most the new capacity
-    assert carer["preferred_age_min"] == 2  # the carer's preferences kept, still within
+    assert carer["preferred_age_min_months"] == 24  # the carer's preferences kept, still within
     assert all(rows[n]["agrement_version"] == 1 for n in rows if n != "AF-69-000001")
     [event] = await conn.fetch(
         "SELECT data, national_data FROM outbox_events ORDER BY id OFFSET $1", events_before

@@ -29,7 +29,7 @@ WAITED = st.integers(0, 400).map(float)
 
 
 def child_need(urgency: str, size: int = 1) -> Need:
-    return Need(children=(Child(8, "F"),) * size, care_mode="durable", urgency=urgency)
+    return Need(children=(Child(96, "F"),) * size, timing="durable", urgency=urgency)
 
 
 def place(oid: str, free_places: int) -> Offer:
@@ -40,10 +40,12 @@ def place(oid: str, free_places: int) -> Offer:
         commune="69123",
         distance_km=5.0,
         free_places=free_places,
-        age_min=0,
-        age_max=21,
+        age_min_months=0,
+        age_max_months=263,
         sexes=frozenset("FM"),
-        care_modes=frozenset({"durable"}),
+        timings=frozenset({"durable"}),
+        publics=frozenset({"mineur"}),
+        formulas=frozenset({"enfant"}),
     )
 
 

@@ -62,7 +62,9 @@ async def test_search_is_audited_with_a_summary_of_the_need(client, pool):
     )
     assert row["detail"] == {
         "children": 2,
-        "care_mode": "durable",
+        "timing": "durable",
+        "public": "mineur",
+        "formula": "enfant",
         "urgency": "days",
         "origin_commune": "69123",
         "origin_department": "69",

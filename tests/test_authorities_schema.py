@@ -48,11 +48,11 @@ async def test_rows_inherit_their_communes_authority(pool):
         authority = await conn.fetchval(
             """
             INSERT INTO placement_requests
-                   (department, reference, children, origin_location, care_mode, urgency,
-                    measure_kind, decided_on, created_by)
-            VALUES ('38', $1, '[{"age": 8, "sex": "F"}]',
+                   (department, reference, children, origin_location, timing, public,
+                    formula, urgency, measure_kind, decided_on, created_by)
+            VALUES ('38', $1, '[{"age_months": 96, "sex": "F"}]',
                     ST_SetSRID(ST_MakePoint(5.72, 45.19), 4326)::geography,
-                    'durable', 'days', 'judicial', current_date, 'test')
+                    'durable', 'mineur', 'enfant', 'days', 'judicial', current_date, 'test')
             RETURNING authority
             """,
             f"T-{uuid.uuid4().hex[:8]}",

@@ -46,11 +46,13 @@ async def test_bisection_learns_the_commune_never_the_home(database: str) -> Non
             """
             INSERT INTO foster_carers (agrement_number, agrement_department,
                                        department, commune, location, agrement_capacity,
-                                       age_min, age_max, care_modes, available_places,
+                                       age_min_months, age_max_months, timings, publics,
+                                       formulas, available_places,
                                        declared_by, issued_on, open_to_other_authorities)
             SELECT 'AF-HOME-' || h.name, '2B', '2B', cm.insee,
                    ST_Project(cm.location, h.metres, radians(h.azimuth))::geography,
-                   2, 0, 18, ARRAY['durable'], 1, 'test', current_date - 30, true
+                   2, 0, 227, ARRAY['durable'], ARRAY['mineur'], ARRAY['enfant'], 1, 'test',
+                   current_date - 30, true
               FROM communes cm,
                    unnest($2::text[], $3::float8[], $4::float8[]) AS h(name, metres, azimuth)
              WHERE cm.insee = $1

@@ -33,6 +33,18 @@ def availability(carer_id: Any) -> str:
     return f"/v1/foster-carers/{carer_id}/availability"
 
 
+def _prefs(low: int, high: int, **over: Any) -> dict[str, Any]:
+    """Preferences in the needs vocabulary: ages in months, durable / mineur / enfant."""
+    return {
+        "age_min_months": low,
+        "age_max_months": high,
+        "timings": ["durable"],
+        "publics": ["mineur"],
+        "formulas": ["enfant"],
+        **over,
+    }
+
+
 async def declare(client, carer_id: Any, headers: dict[str, str], **body: Any):
     return await client.put(availability(carer_id), headers=headers, json=body)
 
@@ -61,18 +73,21 @@ async def test_the_carers_part_within_the_agrement(client, pool):
     carer_id = await make_carer(pool, capacity=3)
     carer = bearer("carer", carer_id=str(carer_id))
     await pool.execute(
-        "UPDATE foster_carers SET age_min = 3, age_max = 12, care_modes = '{durable,urgence}',"
-        " preferred_age_min = 3, preferred_age_max = 12,"
-        " preferred_care_modes = '{durable,urgence}' WHERE id = $1",
+        "UPDATE foster_carers SET age_min_months = 36, age_max_months = 155,"
+        " timings = '{durable,urgence}', preferred_age_min_months = 36,"
+        " preferred_age_max_months = 155, preferred_timings = '{durable,urgence}' WHERE id = $1",
         carer_id,
     )
     bad = [
-        ({"age_min": 2, "age_max": 10, "care_modes": ["durable"]}, "preferences.age_min"),
-        ({"age_min": 4, "age_max": 13, "care_modes": ["durable"]}, "preferences.age_max"),
-        ({"age_min": 9, "age_max": 5, "care_modes": ["durable"]}, "preferences.age_min"),
-        ({"age_min": 4, "age_max": 10, "care_modes": ["mna"]}, "preferences.care_modes"),
-        ({"age_min": 4, "age_max": 10, "care_modes": []}, "preferences.care_modes"),
-        ({"age_min": 4, "age_max": 10, "care_modes": ["pension"]}, "preferences.care_modes.0"),
+        (_prefs(24, 131), "preferences.age_min_months"),
+        (_prefs(48, 167), "preferences.age_max_months"),
+        (_prefs(108, 60), "preferences.age_min_months"),
+        (_prefs(48, 131, publics=["mna"]), "preferences.publics"),
+        (_prefs(48, 131, timings=[]), "preferences.timings"),
+        (_prefs(48, 131, timings=["pension"]), "preferences.timings.0"),
+        # The deprecated years and care modes, still accepted, are checked once mapped.
+        ({"age_min": 2, "age_max": 10, "care_modes": ["durable"]}, "preferences.age_min_months"),
+        ({"age_min": 4, "age_max": 10, "care_modes": ["mna"]}, "preferences.publics"),
     ]
     for prefs, field in bad:
         r = await declare(
@@ -95,21 +110,28 @@ async def test_the_carers_part_within_the_agrement(client, pool):
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
     assert await pool.fetchval("SELECT version FROM foster_carers WHERE id = $1", carer_id) == 1
 
-    prefs = {"age_min": 4, "age_max": 10, "care_modes": ["urgence"]}
+    prefs = _prefs(48, 131, timings=["urgence"])
     r = await declare(
         client, carer_id, carer, available_places=2, status="active", preferences=prefs
     )
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["preferences"] == prefs
-    assert (out["age_min"], out["age_max"]) == (3, 12)  # the agrément's, untouched
+    # The new fields as sent, and the deprecated ones derived (years: completed).
+    assert out["preferences"] == {
+        **prefs,
+        "age_min": 4,
+        "age_max": 10,
+        "care_modes": ["urgence"],
+    }
+    assert (out["age_min_months"], out["age_max_months"]) == (36, 155)  # the agrément's
+    assert (out["age_min"], out["age_max"]) == (3, 12)
     assert out["agrement_state"] == "valid" and out["valid_until"]
     assert out["employing_authority"] == AUTHORITY
     assert out["open_to_other_authorities"] is False  # an authority's employee: closed
     leave = {"leave_from": (TODAY + timedelta(days=3)).isoformat(), "until": None}
     r = await declare(client, carer_id, carer, available_places=1, status="leave", **leave)
     assert r.status_code == 200, r.text
-    assert r.json()["preferences"] == prefs, "omitted preferences are kept"
+    assert r.json()["preferences"]["timings"] == ["urgence"], "omitted preferences are kept"
     assert r.json()["leave_from"] == leave["leave_from"] and r.json()["status"] == "leave"
     # The history keeps what it kept: places, status, until.
     history = await pool.fetch(
@@ -125,7 +147,7 @@ async def test_preferences_narrow_search(client, pool):
     r = await declare(client, carer_id, carer, available_places=1, status="active")
     assert r.status_code == 200, r.text
     assert str(carer_id) in await search(client, age=10)
-    prefs = {"age_min": 0, "age_max": 6, "care_modes": ["durable"]}
+    prefs = _prefs(0, 83)  # up to 6 years 11 months
     r = await declare(
         client, carer_id, carer, available_places=1, status="active", preferences=prefs
     )

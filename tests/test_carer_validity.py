@@ -251,9 +251,9 @@ async def test_the_free_carers_indexes_serve_search(pool):
             "EXPLAIN " + sql,
             [45.76, 4.84],
             1,
-            "durable",
-            10,
-            10,
+            ["durable", "mineur", "enfant"],  # timing, public, formula
+            120,  # ages in months
+            120,
             [],
             50,
             AUTHORITY,

@@ -45,10 +45,12 @@ def mecs(oid: str, km: float, where: tuple[float, float], **kw: Any) -> Offer:
         "commune": f"c-{oid}",
         "distance_km": km,
         "free_places": 2,
-        "age_min": 6,
-        "age_max": 14,
+        "age_min_months": 6 * 12,
+        "age_max_months": 14 * 12 + 11,
         "sexes": frozenset("FM"),
-        "care_modes": frozenset({"durable"}),
+        "timings": frozenset({"durable"}),
+        "publics": frozenset({"mineur"}),
+        "formulas": frozenset({"enfant"}),
         "category": "177",
         "lat": where[0],
         "lon": where[1],
@@ -60,7 +62,7 @@ def mecs(oid: str, km: float, where: tuple[float, float], **kw: Any) -> Offer:
 def boy_of_nine(notified: bool | None = True, service: bool = True) -> Child:
     """A boy of 9 with behavioural disorders, followed by a DITEP in Roubaix."""
     return Child(
-        9,
+        9 * 12,
         "M",
         frozenset({BEHAVIOUR}),
         mdph_notified=notified,
@@ -128,7 +130,7 @@ def test_graded_score_specialised_with_support_silent_and_the_mdph_notification(
     assert value(need_notified) == 0.0
     # A child without a profile: a specialised place is kept for those who need it; a place
     # with support is not a specialised one.
-    plain = Need((Child(9, "M"),), "durable")
+    plain = Need((Child(9 * 12, "M"),), "durable")
     assert value(plain, disability_specialised={"tsa"}) == pytest.approx(0.6 * w)
     assert value(plain, disability_supported={"tsa"}) == pytest.approx(w)
 
@@ -168,7 +170,7 @@ def test_a_carer_s_service_distance_is_whole_kilometres():
 )
 def test_a_service_or_a_notification_needs_a_profile(kwargs: dict[str, Any], message: str):
     with pytest.raises(ValueError, match=message):
-        Child(9, "M", **kwargs)
+        Child(9 * 12, "M", **kwargs)
     with pytest.raises(ValueError, match="type de service"):
         DisabilityService("hôpital", "59350", *LILLE)
 
@@ -191,7 +193,10 @@ def test_a_split_part_on_a_silent_offer_is_marked():
     """Two brothers, one with behavioural disorders: a split (separation ordered) puts him
     on the offer with a word, his brother anywhere; a part silent on his profile is marked."""
     group = Need(
-        (boy_of_nine(), Child(11, "M")), "durable", separation_ordered=True, origin_department="59"
+        (boy_of_nine(), Child(11 * 12, "M")),
+        "durable",
+        separation_ordered=True,
+        origin_department="59",
     )
     pool = [
         mecs("silent", 1.0, LILLE, free_places=1),
@@ -237,7 +242,7 @@ def test_no_silent_offer_ranks_before_one_with_a_word_at_the_same_step(
 ):
     """Within a step the level orders first: specialised, with support, silent; and every
     silent one — only those — says so in ``relaxed``."""
-    need = Need((Child(9, "M", profiles),), "durable", urgency=urgency, origin_department="59")
+    need = Need((Child(9 * 12, "M", profiles),), "durable", urgency=urgency, origin_department="59")
     proposals = run(need, list(offers), limit=20)
     for p in proposals:
         assert ("disability_unstated" in p.relaxed) == (
@@ -341,7 +346,9 @@ async def test_a_request_keeps_the_notification_and_the_service_and_its_search_r
         "/v1/search",
         headers=DEPT,
         json={
-            "children": request["children"],
+            # As the request returns them, without the deprecated years (`age_months` is
+            # the age: one of the two is sent).
+            "children": [{k: v for k, v in c.items() if k != "age"} for c in request["children"]],
             "origin": {"commune": "69123"},
             "care_mode": "sequentiel",
             "max_distance_km": 40,
@@ -470,7 +477,7 @@ async def test_search_reads_the_silent_offers_only_when_those_with_a_word_are_sh
     from matching import LADDER
 
     ids = await three_mecs(client, pool)
-    need = Need((Child(9, "M", frozenset({BEHAVIOUR})),), "sequentiel")
+    need = Need((Child(9 * 12, "M", frozenset({BEHAVIOUR})),), "sequentiel")
     async with pool.acquire() as conn:
         origin = await repository.resolve_origin(conn, "69123", None, None)
         assert origin is not None

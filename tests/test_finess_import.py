@@ -273,8 +273,8 @@ async def test_import_real_extract_lines(conn):
 
     units = await conn.fetch(
         """
-        SELECT s.finess, s.category, u.name, u.age_min, u.age_max, u.sexes, u.care_modes,
-               u.installed, u.is_default
+        SELECT s.finess, s.category, u.name, u.age_min_months, u.age_max_months, u.sexes,
+               u.timings, u.publics, u.formulas, u.installed, u.is_default
           FROM units u JOIN structures s ON s.id = u.structure_id
         """
     )
@@ -282,12 +282,18 @@ async def test_import_real_extract_lines(conn):
     for unit in units:
         expected = DEFAULT_UNITS[unit["category"]]
         assert unit["is_default"] and unit["installed"] == 0
-        assert (unit["name"], unit["age_min"], unit["age_max"]) == (
+        assert (unit["name"], unit["age_min_months"], unit["age_max_months"]) == (
             expected.name,
-            expected.age_min,
-            expected.age_max,
+            expected.age_min_months,
+            expected.age_max_months,
         )
-        assert unit["care_modes"] == list(expected.care_modes)
+        assert (unit["timings"], unit["publics"], unit["formulas"]) == (
+            sorted(expected.timings),
+            sorted(expected.publics),
+            sorted(expected.formulas),
+        )
+        if unit["category"] in ("172", "166"):  # under 3 only
+            assert unit["age_max_months"] == 35
         assert unit["sexes"] == ["F", "M"]
     assert await conn.fetchval("SELECT count(*) FROM capacity_snapshots") == 0
 
@@ -377,12 +383,12 @@ async def test_later_extract_updates_but_keeps_declared_capacity(conn):
     assert row["name"] == "MAISON D'ENFANTS LES TILLEULS II"
     assert row["address"] == "14 AV JEAN JAURES" and row["category"] == "176"
     units = await conn.fetch(
-        "SELECT id, name, installed, age_min, age_max FROM units"
+        "SELECT id, name, installed, age_min_months FROM units"
         " WHERE structure_id = (SELECT id FROM structures WHERE finess = '690000013')"
     )
     assert len(units) == 1 and units[0]["id"] == unit_id
     assert units[0]["installed"] == 8  # declared capacity kept
-    assert (units[0]["name"], units[0]["age_min"]) == (DEFAULT_UNITS["176"].name, 0)
+    assert (units[0]["name"], units[0]["age_min_months"]) == (DEFAULT_UNITS["176"].name, 0)
     snapshot = await conn.fetchrow(
         "SELECT version, installed, available, ST_Y(location::geometry) AS lat"
         " FROM capacity_snapshots WHERE unit_id = $1",
@@ -409,8 +415,9 @@ async def test_structure_with_its_own_units_gets_no_default_unit(conn):
         """
     )
     await conn.execute(
-        "INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes, installed)"
-        " VALUES ($1, 'Les Grands', 12, 18, ARRAY['F','M'], ARRAY['durable'], 10)",
+        "INSERT INTO units (structure_id, name, age_min_months, age_max_months, sexes, timings,"
+        " publics, formulas, installed) VALUES ($1, 'Les Grands', 144, 227, ARRAY['F','M'],"
+        " ARRAY['durable'], ARRAY['mineur'], ARRAY['enfant'], 10)",
         structure_id,
     )
     report = await import_extract(conn, extract([HEADER, MECS_LYON]))  # no geolocation line

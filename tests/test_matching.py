@@ -50,10 +50,12 @@ def offer(oid: str, distance: float = 5.0, **kw: object) -> Offer:
         "commune": f"c-{oid}",
         "distance_km": distance,
         "free_places": 3,
-        "age_min": 0,
-        "age_max": 21,
+        "age_min_months": 0,
+        "age_max_months": 263,
         "sexes": BOTH,
-        "care_modes": frozenset({"durable"}),
+        "timings": frozenset({"durable"}),
+        "publics": frozenset({"mineur"}),
+        "formulas": frozenset({"enfant"}),
     }
     fields.update(kw)
     return Offer(**fields)  # type: ignore[arg-type]
@@ -61,13 +63,13 @@ def offer(oid: str, distance: float = 5.0, **kw: object) -> Offer:
 
 def need(
     *children: Child,
-    care_mode: str = "durable",
+    timing: str = "durable",
     origin: str | None = "69",
     urgency: str = "days",
 ) -> Need:
     """A ``days`` need by default (the API's default); the tests of the geography-first
     ladder ask for ``immediate`` (every ladder: tests/test_matching_scenarios.py)."""
-    return Need(children=children, care_mode=care_mode, origin_department=origin, urgency=urgency)
+    return Need(children=children, timing=timing, origin_department=origin, urgency=urgency)
 
 
 def run(n: Need, pool: list[Offer], limit: int = 10, radius: float = 20.0, **kw: object):
@@ -108,10 +110,10 @@ def test_vocabulary_codes_are_stable_and_labelled_in_french() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"age": 22, "sex": "F"}, "âge"),
-        ({"age": -1, "sex": "F"}, "âge"),
-        ({"age": 3, "sex": "X"}, "sexe"),
-        ({"age": 3, "sex": "F", "disability_profiles": {"autisme"}}, "handicap"),
+        ({"age_months": 264, "sex": "F"}, "âge"),
+        ({"age_months": -1, "sex": "F"}, "âge"),
+        ({"age_months": 3, "sex": "X"}, "sexe"),
+        ({"age_months": 3, "sex": "F", "disability_profiles": {"autisme"}}, "handicap"),
     ],
 )
 def test_child_rejects_bad_input_with_a_clear_message(kwargs: dict, message: str) -> None:
@@ -121,29 +123,31 @@ def test_child_rejects_bad_input_with_a_clear_message(kwargs: dict, message: str
 
 def test_need_and_offer_validation() -> None:
     with pytest.raises(ValueError, match="enfant"):
-        Need(children=(), care_mode="durable")
-    with pytest.raises(ValueError, match="mode"):
-        Need(children=(Child(3, "F"),), care_mode="internat")
+        Need(children=(), timing="durable")
+    with pytest.raises(ValueError, match="temporalité d'accueil"):
+        Need(children=(Child(36, "F"),), timing="internat")
     with pytest.raises(ValueError, match="distance"):
         offer("x", distance=math.nan)
     with pytest.raises(ValueError, match="temporalité"):
         offer("x", temporality="h12")
-    o = offer("x", sexes=["F"], care_modes=["urgence", "durable"])
-    assert o.sexes == frozenset({"F"}) and isinstance(o.care_modes, frozenset)
-    assert Child(3, "F", ["tsa"]).disability_profiles == frozenset({"tsa"})  # type: ignore[arg-type]
+    o = offer("x", sexes=["F"], timings=["urgence", "durable"])
+    assert o.sexes == frozenset({"F"}) and isinstance(o.timings, frozenset)
+    assert Child(36, "F", ["tsa"]).disability_profiles == frozenset({"tsa"})  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------- constraints
 
 
 def test_each_hard_constraint_is_reported() -> None:
-    n = need(Child(7, "F", frozenset({"tsa"})), Child(9, "M"))
+    n = need(Child(84, "F", frozenset({"tsa"})), Child(108, "M"))
     o = offer(
         "u",
-        age_min=8,
-        age_max=12,
+        age_min_months=96,
+        age_max_months=155,
         sexes={"M"},
-        care_modes={"urgence"},
+        timings={"urgence"},
+        publics={"mna"},
+        formulas={"parent_enfant"},
         free_places=1,
         status="leave",
         agrement_valid=False,
@@ -154,7 +158,9 @@ def test_each_hard_constraint_is_reported() -> None:
             "age",
             "sex",
             "available_gender",
-            "care_mode",
+            "timing",
+            "public",
+            "formula",
             "status",
             "agrement",
             "free_places",
@@ -174,7 +180,7 @@ def test_each_hard_constraint_is_reported() -> None:
 def test_a_carer_whose_agrement_is_not_valid_or_on_leave_is_never_accepted() -> None:
     """#15: an otherwise perfect carer is refused when their agrément is not valid on the
     day (suspended, withdrawn, expired) or when they are on leave — each alone."""
-    n = need(Child(7, "F"))
+    n = need(Child(84, "F"))
     ok = offer("c", kind="carer")
     assert accepts(n, ok)
     assert failed_constraints(n, replace(ok, agrement_valid=False)) == ["agrement"]
@@ -184,7 +190,7 @@ def test_a_carer_whose_agrement_is_not_valid_or_on_leave_is_never_accepted() -> 
 
 
 def test_group_needs_a_place_per_child_but_a_subgroup_fewer() -> None:
-    n = need(Child(7, "F"), Child(9, "M"), Child(11, "M"))
+    n = need(Child(84, "F"), Child(108, "M"), Child(132, "M"))
     o = offer("u", free_places=2)
     assert failed_constraints(n, o) == ["free_places"]
     assert accepts(n, o, children=[0, 2])
@@ -195,7 +201,7 @@ def test_group_needs_a_place_per_child_but_a_subgroup_fewer() -> None:
 
 def test_weights_sum_to_one_and_reasons_sum_to_the_score() -> None:
     assert math.isclose(sum(WEIGHTS.values()), 1.0)
-    n = need(Child(2, "F"), Child(5, "M", frozenset({"tsa"})))
+    n = need(Child(24, "F"), Child(60, "M", frozenset({"tsa"})))
     value, reasons = score(n, offer("u", 12.3, disability_supported={"tsa"}))
     assert 0.0 <= value <= 1.0
     assert math.isclose(sum(r.contribution for r in reasons), value)
@@ -205,7 +211,7 @@ def test_weights_sum_to_one_and_reasons_sum_to_the_score() -> None:
 
 
 def test_forecast_and_stale_declarations_score_less() -> None:
-    n = need(Child(8, "M"))
+    n = need(Child(96, "M"))
     now = score_value(n, offer("u"))
     assert score_value(n, offer("u", temporality="h24")) < now
     assert score_value(n, offer("u", temporality="d7")) < score_value(
@@ -215,7 +221,7 @@ def test_forecast_and_stale_declarations_score_less() -> None:
 
 
 def test_outside_department_costs_and_is_marked() -> None:
-    n = need(Child(8, "M"))
+    n = need(Child(96, "M"))
     inside, _ = score(n, offer("u"))
     outside, out_reasons = score(n, offer("u", department="38"))
     assert outside < inside
@@ -230,10 +236,10 @@ def test_two_year_old_ranks_carers_and_pouponniere_first() -> None:
         offer("mecs", 3.0, category="177"),
         offer("foyer", 4.0, category="175"),
         offer("af", 9.0, kind="carer", free_places=1),
-        offer("poup", 11.0, category="172", age_max=3),
+        offer("poup", 11.0, category="172", age_max_months=47),
         offer("lva", 6.0, category="462"),
     ]
-    result, _ = run(need(Child(2, "F")), pool)
+    result, _ = run(need(Child(24, "F")), pool)
     ids = [p.offer.id for p in result.proposals]
     assert set(ids[:2]) == {"af", "poup"}, ids
     assert ids[-2:] == ["mecs", "foyer"]
@@ -245,7 +251,7 @@ def test_two_year_old_ranks_carers_and_pouponniere_first() -> None:
 
 def test_teenager_is_not_pushed_towards_a_pouponniere_bonus() -> None:
     pool = [offer("mecs", 3.0, category="177"), offer("af", 40.0, kind="carer")]
-    result, _ = run(need(Child(15, "M")), pool, radius=50)
+    result, _ = run(need(Child(180, "M")), pool, radius=50)
     assert result.proposals[0].offer.id == "mecs"
 
 
@@ -258,7 +264,7 @@ def test_tsa_child_gets_offers_with_a_word_on_tsa_first_the_silent_ones_as_a_rel
         offer("tsa-far", 15.0, disability_supported={"tsa", "deficience_intellectuelle"}),
         offer("tsa-near", 8.0, disability_supported={"tsa"}),
     ]
-    n = need(Child(10, "M", frozenset({"tsa"})))
+    n = need(Child(120, "M", frozenset({"tsa"})))
     result, _ = run(n, pool, prefilter=False)
     ids = [p.offer.id for p in result.proposals]
     assert ids[:2] == ["tsa-near", "tsa-far"] and set(ids[2:]) == {"plain", "di"}
@@ -269,7 +275,7 @@ def test_tsa_child_gets_offers_with_a_word_on_tsa_first_the_silent_ones_as_a_rel
 
 def test_request_as_stated_is_enough_when_it_finds_the_limit() -> None:
     pool = [offer(f"u{i}", float(i)) for i in range(1, 6)] + [offer("far", 35.0)]
-    result, fetch = run(need(Child(8, "M")), pool, limit=3)
+    result, fetch = run(need(Child(96, "M")), pool, limit=3)
     assert fetch.calls == ["none"]
     assert result.tried == ["none"] and result.relaxations == []
     assert [p.offer.id for p in result.proposals] == ["u1", "u2", "u3"]
@@ -283,7 +289,7 @@ def test_radius_is_widened_then_departments_then_country_and_said_so() -> None:
         offer("neighbour", 120.0, department="01"),
         offer("far", 600.0, department="13"),
     ]
-    n = need(Child(8, "M"), urgency="immediate")
+    n = need(Child(96, "M"), urgency="immediate")
     result, fetch = run(n, pool, limit=4, radius=20.0, neighbours={"01", "38"})
     assert fetch.calls == ["none", "widen_radius", "neighbour_departments", "national"]
     assert result.relaxations == ["widen_radius", "neighbour_departments", "national"]
@@ -299,7 +305,7 @@ def test_radius_is_widened_then_departments_then_country_and_said_so() -> None:
 
 def test_neighbour_label_comes_from_the_fetch_when_adjacency_is_not_given() -> None:
     pool = [offer("neighbour", 120.0, department="01")]
-    n = need(Child(8, "M"))
+    n = need(Child(96, "M"))
     fetch = InMemoryFetch(pool, n, neighbours={"01"})
     result = search(n, fetch, limit=1, max_distance_km=20.0)  # no neighbours passed
     assert result.proposals[0].relaxed == ("widen_radius", "neighbour_departments")
@@ -309,7 +315,7 @@ def test_a_nearby_place_free_tomorrow_only_needs_the_forecast_relaxation() -> No
     """#16: for a ``days`` request the nearby place free tomorrow comes before the place free
     now 450 km away (before, "national" came first whatever the urgency)."""
     pool = [offer("tomorrow", 4.0, temporality="h24"), offer("paris", 450.0, department="75")]
-    result, fetch = run(need(Child(8, "M")), pool, limit=2)
+    result, fetch = run(need(Child(96, "M")), pool, limit=2)
     assert fetch.calls[:2] == ["none", "forecast_h24"] and fetch.calls[-1] == "national"
     by_id = {p.offer.id: p for p in result.proposals}
     assert by_id["tomorrow"].relaxed == ("forecast_h24",)
@@ -319,14 +325,14 @@ def test_a_nearby_place_free_tomorrow_only_needs_the_forecast_relaxation() -> No
 def test_same_unit_declared_now_and_tomorrow_is_proposed_once_least_relaxed() -> None:
     now = offer("u", 4.0, free_places=1)
     later = replace(now, temporality="h24", free_places=3)
-    result, _ = run(need(Child(8, "M")), [later, now], limit=5)
+    result, _ = run(need(Child(96, "M")), [later, now], limit=5)
     assert [(p.offer.id, p.offer.temporality) for p in result.proposals] == [("u", "current")]
 
 
 def test_group_takes_the_later_declaration_when_only_it_has_room() -> None:
     now = offer("u", 4.0, free_places=1)
     later = replace(now, temporality="h24", free_places=3)
-    n = need(Child(8, "M"), Child(10, "F"))
+    n = need(Child(96, "M"), Child(120, "F"))
     result, _ = run(n, [now, later], limit=1)
     (p,) = result.proposals
     assert p.offer.temporality == "h24" and p.children == (0, 1)
@@ -341,7 +347,7 @@ def test_siblings_together_far_come_first_and_the_split_nearby_is_shown_after() 
         offer("small-b", 3.0, free_places=1),
         offer("together", 300.0, department="07", free_places=2),
     ]
-    n = need(Child(6, "F"), Child(8, "M"))
+    n = need(Child(72, "F"), Child(96, "M"))
     result, fetch = run(n, pool, limit=10)
     assert fetch.calls[-1] == "split_siblings"
     ids = [(p.offer.id, p.children, p.option) for p in result.proposals]
@@ -356,15 +362,15 @@ def test_siblings_together_far_come_first_and_the_split_nearby_is_shown_after() 
 
 
 def test_split_is_explicit_and_keeps_siblings_as_close_as_possible() -> None:
-    young = {"age_min": 0, "age_max": 10, "free_places": 1}
-    teen = {"age_min": 11, "age_max": 18, "free_places": 2}
+    young = {"age_min_months": 0, "age_max_months": 131, "free_places": 1}
+    teen = {"age_min_months": 132, "age_max_months": 227, "free_places": 2}
     pool = [
         offer("young-1", 3.0, structure_id="S1", **young),
         offer("teen-elsewhere", 2.0, **teen),
         offer("teen-same-structure", 9.0, structure_id="S1", **teen),
         offer("young-2", 5.0, **young),
     ]
-    n = need(Child(4, "F"), Child(14, "M"), Child(15, "M"))
+    n = need(Child(48, "F"), Child(168, "M"), Child(180, "M"))
     result, fetch = run(n, pool)
     assert fetch.calls[-1] == "split_siblings"
     assert result.relaxations[-1] == "split_siblings"
@@ -384,7 +390,7 @@ def test_split_prefers_two_places_to_three() -> None:
         offer("c", 3.0, free_places=1),
         offer("pair", 40.0, free_places=2),
     ]
-    n = need(Child(5, "F"), Child(7, "F"), Child(9, "M"))
+    n = need(Child(60, "F"), Child(84, "F"), Child(108, "M"))
     result, _ = run(n, pool)
     assert len(result.proposals) == 2
     assert sorted(len(p.children) for p in result.proposals) == [1, 2]
@@ -400,8 +406,8 @@ def test_uses_coordinates_to_measure_separation_when_given() -> None:
 
 
 def test_nothing_found_still_says_what_was_tried_and_why() -> None:
-    pool = [offer("babies", 2.0, age_max=3), offer("girls", 3.0, sexes={"F"})]
-    n = need(Child(12, "M"), Child(13, "M"), urgency="immediate")
+    pool = [offer("babies", 2.0, age_max_months=47), offer("girls", 3.0, sexes={"F"})]
+    n = need(Child(144, "M"), Child(156, "M"), urgency="immediate")
     result, _ = run(n, pool, prefilter=False)
     assert result.proposals == []
     assert result.tried == list(STEP_CODES)
@@ -411,19 +417,19 @@ def test_nothing_found_still_says_what_was_tried_and_why() -> None:
 
 
 def test_single_child_never_tries_the_split_step() -> None:
-    result, _ = run(need(Child(12, "M")), [])
+    result, _ = run(need(Child(144, "M")), [])
     assert result.tried == [s.code for s in LADDERS["days"] if not s.split_siblings]
 
 
 def test_partial_split_reports_the_child_nobody_can_take() -> None:
-    pool = [offer("ok", 2.0, age_max=10, free_places=1)]
-    result, _ = run(need(Child(4, "F"), Child(17, "M")), pool)
+    pool = [offer("ok", 2.0, age_max_months=131, free_places=1)]
+    result, _ = run(need(Child(48, "F"), Child(204, "M")), pool)
     assert [(p.offer.id, p.children) for p in result.proposals] == [("ok", (0,))]
     assert result.unmatched_children == [1]
 
 
 def test_search_rejects_nonsense_parameters() -> None:
-    n = need(Child(8, "M"))
+    n = need(Child(96, "M"))
     with pytest.raises(ValueError):
         search(n, lambda s: [], limit=0)
     with pytest.raises(ValueError):
@@ -465,7 +471,7 @@ def test_invalid_ladders_are_refused() -> None:
 def test_custom_ladder_time_before_geography() -> None:
     ladder = [LADDER[0], replace(LADDER[4], area="radius", radius_factor=1.0)]
     pool = [offer("tomorrow", 4.0, temporality="h24")]
-    n = need(Child(8, "M"))
+    n = need(Child(96, "M"))
     result = search(n, InMemoryFetch(pool, n), limit=1, max_distance_km=20, ladder=ladder)
     assert result.tried == ["none", "forecast_h24"]
     assert result.proposals[0].relaxed == ("forecast_h24",)
@@ -476,8 +482,8 @@ def test_custom_ladder_time_before_geography() -> None:
 
 def test_optimize_beats_first_come_first_served_on_a_stolen_place() -> None:
     # r1 comes first and likes the only place r2 can use; r1 has a fine alternative.
-    r1 = need(Child(8, "M"))
-    r2 = need(Child(8, "M", frozenset({"tsa"})))
+    r1 = need(Child(96, "M"))
+    r2 = need(Child(96, "M", frozenset({"tsa"})))
     shared = offer("tsa-unit", 2.0, free_places=1, disability_supported={"tsa"})
     other = offer("other", 6.0, free_places=1)
     candidates = {"r1": [shared, other], "r2": [shared]}
@@ -491,8 +497,8 @@ def test_optimize_beats_first_come_first_served_on_a_stolen_place() -> None:
 
 
 def test_sibling_group_takes_places_of_one_offer_and_is_never_split() -> None:
-    group = need(Child(6, "F"), Child(8, "M"), Child(9, "M"))
-    single = need(Child(7, "F"))
+    group = need(Child(72, "F"), Child(96, "M"), Child(108, "M"))
+    single = need(Child(84, "F"))
     big = offer("big", 10.0, free_places=3)
     small = offer("small", 1.0, free_places=2)
     candidates = {"g": [big, small], "s": [big, small]}
@@ -505,16 +511,16 @@ def test_sibling_group_takes_places_of_one_offer_and_is_never_split() -> None:
 
 
 def test_score_priority_may_leave_a_request_waiting_placements_priority_does_not() -> None:
-    a = need(Child(8, "M"))
-    b = need(Child(8, "M"))
-    x = offer("x", 0.0, free_places=1, care_modes={"durable"}, category="462")
+    a = need(Child(96, "M"))
+    b = need(Child(96, "M"))
+    x = offer("x", 0.0, free_places=1, category="462")
     y = offer(
         "y",
         400.0,
         free_places=1,
         department="13",
         declared_age_days=90,
-        care_modes={"durable", "urgence", "sequentiel"},
+        timings={"durable", "urgence", "sequentiel"},
     )
     candidates = {"a": [x, y], "b": [x]}
 
@@ -533,16 +539,16 @@ def test_score_priority_may_leave_a_request_waiting_placements_priority_does_not
 
 
 def test_capacity_is_the_smallest_snapshot_and_lsa_refuses_groups() -> None:
-    n1, n2 = need(Child(8, "M")), need(Child(9, "M"))
+    n1, n2 = need(Child(96, "M")), need(Child(108, "M"))
     candidates = {"a": [offer("u", 1.0, free_places=2)], "b": [offer("u", 3.0, free_places=1)]}
     plan = optimize([("a", n1), ("b", n2)], candidates)
     assert len(plan.assignments) == 1 and plan.method == "lsa"
     with pytest.raises(ValueError):
-        optimize([("g", need(Child(1, "F"), Child(2, "F")))], {}, method="lsa")
+        optimize([("g", need(Child(12, "F"), Child(24, "F")))], {}, method="lsa")
     with pytest.raises(ValueError):
         optimize([("a", n1), ("a", n2)], {})
 
 
 def test_empty_problem_gives_an_empty_plan() -> None:
-    plan = optimize([("a", need(Child(8, "M")))], {"a": []})
+    plan = optimize([("a", need(Child(96, "M")))], {"a": []})
     assert plan.assignments == [] and plan.unassigned == ["a"] and plan.total == 0.0

@@ -42,7 +42,8 @@ from tests.support.fakes import InMemoryFetch
 pytestmark = pytest.mark.pure
 
 DEPTS = ("69", "01", "38", "13", "974")
-MODES = ("durable", "urgence", "mna")
+TIMINGS = ("durable", "urgence")
+PUBLICS = ("mineur", "mna")
 PROFILES = ("tsa", "deficience_motrice", "soins_techniques")
 TEMPORALITIES = ("current", "h1", "h24", "h48", "d7")
 NON_SPLIT = {u: [s.code for s in ladder if not s.split_siblings] for u, ladder in LADDERS.items()}
@@ -56,7 +57,7 @@ SETTINGS = settings(
 
 children_st = st.builds(
     Child,
-    age=st.integers(0, 21),
+    age_months=st.integers(0, 263),
     sex=st.sampled_from(("F", "M")),
     disability_profiles=st.frozensets(st.sampled_from(PROFILES), max_size=1),
 )
@@ -67,7 +68,8 @@ def needs_st(max_children: int = 4, *, options: bool = False) -> st.SearchStrate
     return st.builds(
         Need,
         children=st.lists(children_st, min_size=1, max_size=max_children).map(tuple),
-        care_mode=st.sampled_from(MODES),
+        timing=st.sampled_from(TIMINGS),
+        public=st.sampled_from(PUBLICS),
         urgency=st.sampled_from(("immediate", "days", "planned")),
         origin_department=st.none() | st.sampled_from(DEPTS),
         separation_ordered=st.booleans() if options else st.just(False),
@@ -87,7 +89,8 @@ KIND = st.sampled_from(("unit", "carer"))
 DEPT = st.sampled_from(DEPTS)
 COMMUNE = st.sampled_from(("c1", "c2", "c3", "c4", "c5"))
 SEXES = st.sampled_from((frozenset("FM"), frozenset("FM"), frozenset("F"), frozenset("M")))
-CARE_MODES = st.frozensets(st.sampled_from(MODES), min_size=1)
+OFFER_TIMINGS = st.frozensets(st.sampled_from(TIMINGS), min_size=1)
+OFFER_PUBLICS = st.frozensets(st.sampled_from(PUBLICS), min_size=1)
 OFFER_PROFILES = st.frozensets(st.sampled_from(PROFILES))
 STATUS = st.sampled_from(("active", "active", "active", "leave"))
 AGREMENT_VALID = st.sampled_from((True, True, True, False))
@@ -99,8 +102,12 @@ CATEGORY = st.none() | st.sampled_from(("172", "177", "462", "175"))
 LAT = st.floats(43, 49)
 LON = st.floats(-1, 7)
 SMALL = st.integers(0, 4)
-AGE_MIN = st.integers(0, 15)
-AGE_MAX = {a: st.integers(a, 21) for a in range(16)}
+# Bands in months, on the year boundaries of old and in between (a pouponnière's 0–35).
+AGE_MIN = st.sampled_from((0, 0, 12, 34, 36, 72, 180))
+AGE_MAX = {
+    a: st.sampled_from(sorted({a, 35, 47, 143, 215, 263} - set(range(a))))
+    for a in (0, 12, 34, 36, 72, 180)
+}
 
 
 @st.composite
@@ -114,10 +121,12 @@ def offer_st(draw: st.DrawFn, oid: str) -> Offer:
         commune=draw(COMMUNE),
         distance_km=draw(distances_st),
         free_places=draw(SMALL),
-        age_min=age_min,
-        age_max=draw(AGE_MAX[age_min]),
+        age_min_months=age_min,
+        age_max_months=draw(AGE_MAX[age_min]),
         sexes=draw(SEXES),
-        care_modes=draw(CARE_MODES),
+        timings=draw(OFFER_TIMINGS),
+        publics=draw(OFFER_PUBLICS),
+        formulas=frozenset({"enfant"}),
         disability_specialised=draw(OFFER_PROFILES),
         disability_supported=draw(OFFER_PROFILES),
         status=draw(STATUS),

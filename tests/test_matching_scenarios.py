@@ -28,10 +28,12 @@ def unit(oid: str, km: float, **kw: object) -> Offer:
         "commune": f"c-{oid}",
         "distance_km": km,
         "free_places": 1,
-        "age_min": 0,
-        "age_max": 21,
+        "age_min_months": 0,
+        "age_max_months": 263,
         "sexes": BOTH,
-        "care_modes": frozenset({"durable"}),
+        "timings": frozenset({"durable"}),
+        "publics": frozenset({"mineur"}),
+        "formulas": frozenset({"enfant"}),
         "category": "177",
     }
     fields.update(kw)
@@ -43,7 +45,8 @@ def carer(oid: str, km: float, **kw: object) -> Offer:
 
 
 def child(age: int = 8, sex: str = "M") -> Child:
-    return Child(age, sex)
+    """A child of ``age`` whole years (the youngest of that year)."""
+    return Child(age * 12, sex)
 
 
 def ask(
@@ -56,7 +59,7 @@ def ask(
 ):
     n = Need(
         children=children or (child(),),
-        care_mode="durable",
+        timing="durable",
         urgency=urgency,
         origin_department="69",
         **need,  # type: ignore[arg-type]
@@ -242,7 +245,7 @@ def test_a_separation_ordered_still_takes_a_together_place_of_the_same_step_firs
 def test_a_placement_familial_service_scores_as_family_placement() -> None:
     """A child of 2: an offer of a service de placement familial (FINESS 236) is valued as an
     assistant familial, not as collective care."""
-    n = Need(children=(Child(2, "F"),), care_mode="durable", origin_department="69")
+    n = Need(children=(Child(24, "F"),), timing="durable", origin_department="69")
     spf = unit("spf", 10, category="236")
     mecs = unit("mecs", 10, category="177")
     af = carer("af", 10)

@@ -51,10 +51,12 @@ def unit(oid: str, km: float, at: tuple[float, float], **kw: object) -> Offer:
         "commune": f"c-{oid}",
         "distance_km": km,
         "free_places": 2,
-        "age_min": 0,
-        "age_max": 21,
+        "age_min_months": 0,
+        "age_max_months": 263,
         "sexes": BOTH,
-        "care_modes": frozenset({"durable"}),
+        "timings": frozenset({"durable"}),
+        "publics": frozenset({"mineur"}),
+        "formulas": frozenset({"enfant"}),
         "category": "177",
         "structure_id": f"s-{oid}",
         "lat": at[0],
@@ -70,8 +72,8 @@ def carer(oid: str, km: float, at: tuple[float, float], **kw: object) -> Offer:
 
 def need(*placed: PlacedSibling, school: tuple[float, float] | None = None, **kw: object) -> Need:
     return Need(
-        children=(Child(9, "M"),),
-        care_mode="durable",
+        children=(Child(108, "M"),),
+        timing="durable",
         origin_department="69",
         school=None if school is None else Point(*school),
         siblings_placed=placed,
@@ -245,7 +247,7 @@ def test_placed_sibling_is_validated() -> None:
     with pytest.raises(ValueError, match="coordonnées"):
         PlacedSibling("commune", "69123", math.nan, 4.0)
     with pytest.raises(ValueError, match="PlacedSibling"):
-        Need(children=(Child(9, "M"),), care_mode="durable", siblings_placed=("69123",))  # type: ignore[arg-type]
+        Need(children=(Child(108, "M"),), timing="durable", siblings_placed=("69123",))  # type: ignore[arg-type]
 
 
 # -------------------------------------------------------------------------- property

@@ -399,7 +399,8 @@ async def test_a_unit_that_refused_the_child_is_left_out_of_its_request_search(c
         f"/v1/holds/{hold_id}/refuse", json={"reason": "complet"}, headers=unit["headers"]
     )
     assert r.status_code == 200, r.text
-    child = request["children"]
+    # The request's children without their deprecated ``age`` (exactly one age form per child).
+    child = [{k: v for k, v in c.items() if k != "age"} for c in request["children"]]
     plain = await search(client, children=child, limit=50)
     assert unit["id"] in [p["target"]["id"] for p in plain.json()["proposals"]]
     r = await search(client, children=child, limit=50, request_id=request["id"])
@@ -434,7 +435,7 @@ async def test_a_request_kept_away_from_the_family_gets_no_place_nearer(client, 
     r = await search(
         client,
         care_mode="mna",
-        children=request["children"],
+        children=[{k: v for k, v in c.items() if k != "age"} for c in request["children"]],
         request_id=request["id"],
         max_distance_km=120,
         limit=50,

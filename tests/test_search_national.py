@@ -212,9 +212,14 @@ async def test_every_step_past_the_first_ring_as_its_own_query(
     word on it, and those silent on it (no ``want``: every admissible offer)."""
     from geo.referential import neighbours as department_neighbours
     from matching import LADDER, Child, Need
+    from matching.vocabulary import LEGACY_CARE_MODE
 
+    timing, public, formula = LEGACY_CARE_MODE[care_mode]
     need = Need(
-        children=tuple(Child(a, s, frozenset(p)) for a, s, p in children), care_mode=care_mode
+        children=tuple(Child(a * 12, s, frozenset(p)) for a, s, p in children),
+        timing=timing,
+        public=public,
+        formula=formula,
     )
     filters = 2 if any(p for _, _, p in children) else 1
     async with national.acquire() as raw:

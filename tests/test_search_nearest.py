@@ -33,10 +33,12 @@ def offer(i: int, department: str, temporality: str) -> Offer:
         commune="69123",
         distance_km=0.0,
         free_places=1,
-        age_min=0,
-        age_max=17,
+        age_min_months=0,
+        age_max_months=215,
         sexes=frozenset({"F", "M"}),
-        care_modes=frozenset({"durable"}),
+        timings=frozenset({"durable"}),
+        publics=frozenset({"mineur"}),
+        formulas=frozenset({"enfant"}),
         temporality=temporality,
     )
 

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from rich.console import Console
 
-from api.codes import CARE_MODES, DISABILITY_PROFILES, PDE_CATEGORIES
+from api.codes import DISABILITY_PROFILES, FORMULAS, PDE_CATEGORIES, PUBLICS, TIMINGS
 from api.db import drop_database, ensure_database, migrate
 from geo.finess import is_valid_finess
 from geo.referential import load_communes, load_departments
@@ -64,7 +64,8 @@ async def _dump(conn: asyncpg.Connection) -> dict[str, list[Any]]:
         "carer_declarations": await conn.fetch("SELECT * FROM carer_declarations ORDER BY id"),
         "carers": await conn.fetch(
             "SELECT id, agrement_number, employer_authority, employer_structure, department,"
-            " commune, ST_AsText(location), agrement_capacity, age_min, age_max, care_modes,"
+            " commune, ST_AsText(location), agrement_capacity, age_min_months, age_max_months,"
+            " timings, publics, formulas,"
             " disability_specialised, disability_supported, status, status_until,"
             " available_places, declared_at,"
             " issued_on, valid_until, agrement_state, suspended_from, suspension_reason,"
@@ -227,11 +228,17 @@ async def test_data_respects_the_domain_invariants(
     conn, _ = seeded
     categories = {r[0] for r in await conn.fetch("SELECT DISTINCT category FROM structures")}
     assert categories <= set(PDE_CATEGORIES)
-    modes = await conn.fetchval(
-        "SELECT array_agg(DISTINCT m) FROM (SELECT unnest(care_modes) AS m FROM units"
-        " UNION SELECT unnest(care_modes) FROM foster_carers) x"
+    for column, codes in (("timings", TIMINGS), ("publics", PUBLICS), ("formulas", FORMULAS)):
+        used = await conn.fetchval(
+            f"SELECT array_agg(DISTINCT m) FROM (SELECT unnest({column}) AS m FROM units"
+            f" UNION SELECT unnest({column}) FROM foster_carers) x"
+        )
+        assert set(used) <= set(codes), column
+    # A pouponnière or a centre parental takes children under 3 only (0–35 months).
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM units u JOIN structures s ON s.id = u.structure_id"
+        " WHERE s.category IN ('172', '166') AND u.age_max_months > 35"
     )
-    assert set(modes) <= set(CARE_MODES)
     profiles = await conn.fetchval(
         "SELECT array_agg(DISTINCT p) FROM (SELECT unnest(disability_specialised"
         " || disability_supported) AS p FROM units"

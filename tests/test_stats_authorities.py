@@ -102,14 +102,18 @@ async def waiting_request(
             """
             INSERT INTO placement_requests
                    (department, reference, children, origin_commune, origin_location,
-                    care_mode, urgency, measure_kind, decided_on, created_by)
-            SELECT $1, $2, $3, insee, location, 'durable', 'days', 'judicial', $5, 'test'
+                    timing, public, formula, urgency, measure_kind, decided_on, created_by)
+            SELECT $1, $2, $3, insee, location, 'durable', 'mineur', 'enfant', 'days',
+                   'judicial', $5, 'test'
               FROM communes WHERE insee = $4
             RETURNING authority
             """,
             department,
             f"T-{uuid.uuid4().hex[:10]}",
-            [{"age": 6 + i, "sex": "F", "disability_profiles": []} for i in range(children)],
+            [
+                {"age_months": (6 + i) * 12, "sex": "F", "disability_profiles": []}
+                for i in range(children)
+            ],
             commune,
             decided,
         )

@@ -44,13 +44,16 @@ async def _lozere(owner_pool) -> None:
 
 async def _request(conn, n: int, decided: date, created: datetime) -> uuid.UUID:
     request_id = uuid.uuid4()
-    children = json.dumps([{"age": 8 + i, "sex": "F", "disability_profiles": []} for i in range(n)])
+    children = json.dumps(
+        [{"age_months": 100 + i, "sex": "F", "disability_profiles": []} for i in range(n)]
+    )
     await conn.execute(
         "INSERT INTO placement_requests (id, department, authority, reference, children,"
-        " origin_commune, origin_location, care_mode, urgency, measure_kind, decided_on,"
+        " origin_commune, origin_location, timing, public, formula, urgency, measure_kind,"
+        " decided_on,"
         " created_by, created_at, updated_at)"
-        " SELECT $1, '48', '48', $2, $3::text::jsonb, insee, location, 'durable', 'days',"
-        " 'judicial', $4, 'test', $5, $5 FROM communes WHERE insee = '48095'",
+        " SELECT $1, '48', '48', $2, $3::text::jsonb, insee, location, 'durable', 'mineur',"
+        " 'enfant', 'days', 'judicial', $4, 'test', $5, $5 FROM communes WHERE insee = '48095'",
         request_id,
         f"OD-{request_id.hex[:8]}",
         children,

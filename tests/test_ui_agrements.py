@@ -154,8 +154,8 @@ async def test_a_carer_reads_their_agrement_and_cannot_edit_it(
         derogation_reason="fratrie",
         derogation_until=until,
         renewal_requested_on=renewal,
-        care_modes=["durable", "urgence"],
-        preferred_care_modes=["durable"],
+        timings=["durable", "urgence"],
+        preferred_timings=["durable"],
     )
     token = issue_token("carer", carer_id=str(carer))
     tab = await open_tab(browser, server, "/ui/declarer", token, width=PHONE)

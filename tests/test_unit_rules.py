@@ -10,7 +10,7 @@ import string
 
 import pytest
 
-from api.codes import CARE_MODES, PDE_CATEGORIES
+from api.codes import CARE_MODES, FORMULAS, PDE_CATEGORIES, PUBLICS, TIMINGS
 from seed.structures import CATEGORIES, units_for
 from seed.unit_rules import DRAW_ORDER, NO_UNITS, UNIT_KINDS, UNIT_MIXES, UnitMix
 
@@ -59,9 +59,13 @@ def test_generated_units_follow_the_table() -> None:
             units = units_for(random.Random(f"{code}:{i}"), code)
             assert 1 <= len(units) <= 6
             for unit in units:
-                assert 0 <= unit.age_min < unit.age_max <= 21
+                assert 0 <= unit.age_min_months < unit.age_max_months <= 263
+                if code in ("172", "166"):  # children under 3 only
+                    assert unit.age_max_months <= 35
                 assert unit.installed > 0
-                assert set(unit.care_modes) <= set(CARE_MODES)
+                assert set(unit.timings) <= set(TIMINGS) and unit.timings
+                assert set(unit.publics) <= set(PUBLICS) and unit.publics
+                assert set(unit.formulas) <= set(FORMULAS) and unit.formulas
                 assert unit.sexes in (("F",), ("M",), ("F", "M"))
 
 

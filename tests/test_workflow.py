@@ -71,10 +71,12 @@ async def test_create_request(client, pool):
     out = r.json()
     assert out["status"] == "waiting" and out["hold"] is None
     assert out["days_since_decision"] == 3
-    # With a profile, a child may carry an MDPH notification and a disability service
-    # (#16): null when not given.
+    # Ages given in years come back in months, and (deprecated) in years. With a profile, a
+    # child may carry an MDPH notification and a disability service (#16): null when not given.
     none = {"mdph_notified": None, "disability_service": None}
-    assert out["children"] == [{**c, **none} for c in body["children"]]
+    assert out["children"] == [{**c, "age_months": c["age"] * 12, **none} for c in body["children"]]
+    assert (out["timing"], out["public"], out["formula"]) == ("durable", "mineur", "enfant")
+    assert out["care_mode"] == "durable" and out["parent_expecting"] is False
     assert out["origin"]["commune"] == "69123"
     assert out["measure"] == body["measure"]
     assert r.headers["location"] == f"/v1/requests/{out['id']}"
@@ -86,7 +88,7 @@ async def test_create_request(client, pool):
     assert events[0]["national_data"] == {
         "department": DEPT,
         "authority": AUTHORITY,
-        "category": body["care_mode"],
+        "category": "durable",  # the care mode of old, derived (national counts)
         "request_count": {"waiting": 1},
         "child_count": {"waiting": 2},
     }
@@ -160,6 +162,13 @@ async def test_personal_data_is_refused(client, pool, patch, field):
             "children.0.disability_profiles.0",
         ),
         ({"care_mode": "hotel"}, "care_mode"),
+        ({"timing": "hotel"}, "timing"),
+        ({"public": "adulte"}, "public"),
+        ({"care_mode": "mna", "public": "mineur"}, "care_mode"),  # deprecated, contradicted
+        ({"parent_expecting": True}, "parent_expecting"),  # formula enfant
+        ({"children": [{"age": 2, "age_months": 30, "sex": "F"}]}, "children.0.age_months"),
+        ({"children": [{"sex": "F"}]}, "children.0.age_months"),
+        ({"children": [{"age_months": 264, "sex": "F"}]}, "children.0.age_months"),
         ({"urgency": "asap"}, "urgency"),
         ({"department": "99"}, "department"),
         ({"reference": ""}, "reference"),

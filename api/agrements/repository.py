@@ -23,14 +23,15 @@ COLUMNS = f"""
     c.id AS carer_id, c.agrement_number AS number, c.authority AS issuing_authority,
     c.agrement_department, c.department, c.commune, c.issued_on, c.valid_until,
     c.agrement_capacity AS capacity, c.derogation_children, c.derogation_reason,
-    c.derogation_until, c.age_min, c.age_max, c.care_modes, c.disability_specialised,
-    c.disability_supported, {_STATE} AS state,
+    c.derogation_until, c.age_min_months, c.age_max_months, c.timings, c.publics, c.formulas,
+    c.disability_specialised, c.disability_supported, {_STATE} AS state,
     c.agrement_state AS stored_state, c.suspended_from, c.suspended_until,
     c.suspension_reason, c.withdrawn_on, c.withdrawal_reason, c.renewal_requested_on,
     c.employer_authority, c.employer_structure, s.finess AS employer_finess,
     s.name AS employer_name, c.employing_authority, c.open_to_other_authorities,
     c.agrement_version AS version, c.available_places, c.status, c.status_until,
-    c.preferred_age_min, c.preferred_age_max, c.preferred_care_modes, current_date AS today
+    c.preferred_age_min_months, c.preferred_age_max_months, c.preferred_timings,
+    c.preferred_publics, c.preferred_formulas, current_date AS today
 """
 _FROM = "FROM foster_carers c LEFT JOIN structures s ON s.id = c.employer_structure"
 
@@ -120,13 +121,13 @@ async def authority_exists(conn: asyncpg.Connection, code: str) -> bool:
 _INSERT_SQL = """
 INSERT INTO foster_carers (
     agrement_number, agrement_department, department, commune, location,
-    agrement_capacity, age_min, age_max, care_modes, available_places, declared_by,
-    issued_on, valid_until, derogation_children, derogation_reason, derogation_until,
-    employer_authority, employer_structure, open_to_other_authorities,
-    disability_specialised, disability_supported)
+    agrement_capacity, age_min_months, age_max_months, timings, publics, formulas,
+    available_places, declared_by, issued_on, valid_until, derogation_children,
+    derogation_reason, derogation_until, employer_authority, employer_structure,
+    open_to_other_authorities, disability_specialised, disability_supported)
 SELECT $1, c.department, c.department, c.insee,
        ST_SetSRID(ST_MakePoint($4, $3), 4326)::geography,
-       $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
+       $5, $6, $7, $8, $18, $19, 0, $9, $10, $11, $12, $13, $14, $15, $16, $17, $20, $21
   FROM communes c
  WHERE c.insee = $2
 ON CONFLICT (agrement_number) DO NOTHING
@@ -144,9 +145,9 @@ async def insert(conn: asyncpg.Connection, values: dict[str, Any]) -> UUID | Non
         values["lat"],
         values["lon"],
         values["capacity"],
-        values["age_min"],
-        values["age_max"],
-        values["care_modes"],
+        values["age_min_months"],
+        values["age_max_months"],
+        values["timings"],
         values["declared_by"],
         values["issued_on"],
         values["valid_until"],
@@ -156,6 +157,8 @@ async def insert(conn: asyncpg.Connection, values: dict[str, Any]) -> UUID | Non
         values["employer_authority"],
         values["employer_structure"],
         values["open_to_other_authorities"],
+        values["publics"],
+        values["formulas"],
         values["disability_specialised"],
         values["disability_supported"],
     )
@@ -164,12 +167,14 @@ async def insert(conn: asyncpg.Connection, values: dict[str, Any]) -> UUID | Non
 
 # The edit, in one statement: the agrément's new terms, and the carer's part clipped within
 # them (CHECK foster_carers_preferences, foster_carers_available): preferred ages cut to the
-# new range (the agrément's whole range when they no longer meet it), preferred care modes
-# intersected (all the agrément's when nothing is left), free places at most the capacity
-# minus the places held or occupied through Places, and none on an agrément not valid today.
+# new range (the agrément's whole range when they no longer meet it), preferred timings,
+# publics and formulas each intersected (all the agrément's when nothing is left), free places
+# at most the capacity minus the places held or occupied through Places, and none on an
+# agrément not valid today.
 _EDIT_SQL = """
 WITH old AS (
-    SELECT c.id, c.preferred_age_min, c.preferred_age_max, c.preferred_care_modes,
+    SELECT c.id, c.preferred_age_min_months, c.preferred_age_max_months, c.preferred_timings,
+           c.preferred_publics, c.preferred_formulas,
            c.available_places, c.agrement_state, c.suspended_from, c.suspended_until,
            (SELECT coalesce(sum(h.places), 0) FROM holds h
              WHERE h.carer_id = c.id AND h.status IN ('held', 'admitted')) AS taken
@@ -177,9 +182,14 @@ WITH old AS (
      WHERE c.id = $1
 ), next AS (
     SELECT o.id,
-           greatest(o.preferred_age_min, $8) <= least(o.preferred_age_max, $9) AS ages_meet,
-           ARRAY(SELECT m FROM unnest(o.preferred_care_modes) m
-                  WHERE m = ANY($10::text[]) ORDER BY m) AS modes,
+           greatest(o.preferred_age_min_months, $8)
+               <= least(o.preferred_age_max_months, $9) AS ages_meet,
+           ARRAY(SELECT m FROM unnest(o.preferred_timings) m
+                  WHERE m = ANY($10::text[]) ORDER BY m) AS timings,
+           ARRAY(SELECT m FROM unnest(o.preferred_publics) m
+                  WHERE m = ANY($11::text[]) ORDER BY m) AS publics,
+           ARRAY(SELECT m FROM unnest(o.preferred_formulas) m
+                  WHERE m = ANY($12::text[]) ORDER BY m) AS formulas,
            CASE WHEN places_agrement_valid(o.agrement_state, $2, $3, o.suspended_from,
                                            o.suspended_until, current_date)
                 THEN least(o.available_places, greatest($4 - o.taken, 0))
@@ -189,14 +199,20 @@ WITH old AS (
 UPDATE foster_carers c
    SET issued_on = $2, valid_until = $3, agrement_capacity = $4,
        derogation_children = $5, derogation_reason = $6, derogation_until = $7,
-       age_min = $8, age_max = $9, care_modes = $10,
-       disability_specialised = $11, disability_supported = $12,
-       preferred_age_min = CASE WHEN n.ages_meet THEN greatest(c.preferred_age_min, $8)
-                                ELSE $8 END,
-       preferred_age_max = CASE WHEN n.ages_meet THEN least(c.preferred_age_max, $9)
-                                ELSE $9 END,
-       preferred_care_modes = CASE WHEN cardinality(n.modes) > 0 THEN n.modes
-                                   ELSE $10::text[] END,
+       age_min_months = $8, age_max_months = $9, timings = $10, publics = $11,
+       formulas = $12, disability_specialised = $13, disability_supported = $14,
+       preferred_age_min_months = CASE WHEN n.ages_meet
+                                       THEN greatest(c.preferred_age_min_months, $8)
+                                       ELSE $8 END,
+       preferred_age_max_months = CASE WHEN n.ages_meet
+                                       THEN least(c.preferred_age_max_months, $9)
+                                       ELSE $9 END,
+       preferred_timings = CASE WHEN cardinality(n.timings) > 0 THEN n.timings
+                                ELSE $10::text[] END,
+       preferred_publics = CASE WHEN cardinality(n.publics) > 0 THEN n.publics
+                                ELSE $11::text[] END,
+       preferred_formulas = CASE WHEN cardinality(n.formulas) > 0 THEN n.formulas
+                                 ELSE $12::text[] END,
        available_places = n.places,
        agrement_version = c.agrement_version + 1
   FROM next n
@@ -214,9 +230,11 @@ async def edit(conn: asyncpg.Connection, carer_id: UUID, terms: dict[str, Any]) 
         terms["derogation_children"],
         terms["derogation_reason"],
         terms["derogation_until"],
-        terms["age_min"],
-        terms["age_max"],
-        terms["care_modes"],
+        terms["age_min_months"],
+        terms["age_max_months"],
+        terms["timings"],
+        terms["publics"],
+        terms["formulas"],
         terms["disability_specialised"],
         terms["disability_supported"],
     )

@@ -3,14 +3,15 @@ suspension, withdrawal), what the carer may send (renewal request), and ``Agreme
 one representation every reader gets (never the home's location)."""
 
 from datetime import date
-from typing import Literal
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.codes import AgrementReadState, DerogationReason, SuspensionReason, WithdrawalReason
 from api.disability import DISABILITY_DESCRIPTION, DisabilityLevelCode
-from api.registry.schemas import CareMode, DisabilityProfile
+from api.needs import OfferNeedsIn, OfferNeedsOut
+from api.registry.schemas import DisabilityProfile
 
 
 class Strict(BaseModel):
@@ -40,9 +41,11 @@ class EmployerIn(Strict):
     finess: str | None = Field(default=None, min_length=9, max_length=9)
 
 
-class AgrementIn(Strict):
+class AgrementIn(OfferNeedsIn, Strict):
     """Registering a carer: the agrément as the issuing authority (the home commune's)
-    granted it."""
+    granted it. Ages default to 0–18 years (0–227 months)."""
+
+    _default_months: ClassVar[tuple[int, int] | None] = (0, 18 * 12 + 11)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -54,9 +57,11 @@ class AgrementIn(Strict):
                     "home": {"lat": 45.77, "lon": 4.88},
                     "issued_on": "2024-03-01",
                     "capacity": 3,
-                    "age_min": 0,
-                    "age_max": 18,
-                    "care_modes": ["durable"],
+                    "age_min_months": 0,
+                    "age_max_months": 227,
+                    "timings": ["durable", "urgence"],
+                    "publics": ["mineur"],
+                    "formulas": ["enfant"],
                     "employer": {"authority": "69M"},
                 }
             ]
@@ -71,9 +76,6 @@ class AgrementIn(Strict):
     )
     capacity: int = Field(ge=1, le=6)
     derogation: DerogationIn | None = None
-    age_min: int = Field(default=0, ge=0, le=21)
-    age_max: int = Field(default=18, ge=0, le=21)
-    care_modes: list[CareMode] = Field(min_length=1)
     disability: dict[DisabilityProfile, DisabilityLevelCode] = Field(
         default={}, description=DISABILITY_DESCRIPTION + " The carer's is the agrément's."
     )
@@ -85,16 +87,15 @@ class AgrementIn(Strict):
     )
 
 
-class AgrementPatch(Strict):
+class AgrementPatch(OfferNeedsIn, Strict):
     """An edit of the agrément: only the fields sent change; `derogation: null` removes it."""
+
+    _required: ClassVar[bool] = False
 
     issued_on: date | None = None
     valid_until: date | None = None
     capacity: int | None = Field(default=None, ge=1, le=6)
     derogation: DerogationIn | None = None
-    age_min: int | None = Field(default=None, ge=0, le=21)
-    age_max: int | None = Field(default=None, ge=0, le=21)
-    care_modes: list[CareMode] | None = Field(default=None, min_length=1)
     disability: dict[DisabilityProfile, DisabilityLevelCode] | None = Field(
         default=None, description="The whole map, replacing the former (`{}`: silent on all)."
     )
@@ -147,7 +148,7 @@ class EmployerOut(BaseModel):
     name: str | None = None
 
 
-class AgrementOut(BaseModel):
+class AgrementOut(OfferNeedsOut):
     """The agrément as its readers see it (issuer, carer, employer); `state` is as of today
     (`places_agrement_state`): `expired` is derived from `valid_until`, never stored."""
 
@@ -160,9 +161,6 @@ class AgrementOut(BaseModel):
     valid_until: date
     capacity: int
     derogation: DerogationOut | None
-    age_min: int
-    age_max: int
-    care_modes: list[str]
     disability: dict[str, DisabilityLevelCode] = Field(description=DISABILITY_DESCRIPTION)
     state: AgrementReadState
     suspension: SuspensionOut | None

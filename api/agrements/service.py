@@ -58,6 +58,7 @@ from api.changes import Idempotency, Written
 from api.codes import HOLD_RELEASE_REASONS
 from api.errors import Conflict, Forbidden, NotFound, PreconditionRequired, field_error
 from api.holds import service as holds_service
+from api.needs import NEEDS_COLUMNS, legacy_offer_fields
 from api.registry.schemas import FosterCarerOut
 from geo.bounds import in_france
 from geo.finess import is_valid_finess
@@ -109,42 +110,46 @@ def agrement_out(row: asyncpg.Record) -> dict[str, Any]:
         }
     else:
         employer = {"kind": "authority", "authority": row["employer_authority"]}
-    return {
-        "carer_id": str(row["carer_id"]),
-        "number": row["number"],
-        "issuing_authority": row["issuing_authority"],
-        "department": row["agrement_department"],
-        "commune": row["commune"],
-        "issued_on": day(row["issued_on"]),
-        "valid_until": day(row["valid_until"]),
-        "capacity": row["capacity"],
-        "derogation": None
-        if row["derogation_children"] is None
-        else {
-            "children": row["derogation_children"],
-            "reason": row["derogation_reason"],
-            "until": day(row["derogation_until"]),
-        },
-        "age_min": row["age_min"],
-        "age_max": row["age_max"],
-        "care_modes": list(row["care_modes"]),
-        "disability": disability.as_out(row)["disability"],
-        "state": row["state"],
-        "suspension": None
-        if row["suspended_from"] is None
-        else {
-            "from": day(row["suspended_from"]),
-            "until": day(row["suspended_until"]),
-            "reason": row["suspension_reason"],
-        },
-        "withdrawal": None
-        if row["withdrawn_on"] is None
-        else {"on": day(row["withdrawn_on"]), "reason": row["withdrawal_reason"]},
-        "renewal_requested_on": day(row["renewal_requested_on"]),
-        "employer": employer,
-        "open_to_other_authorities": row["open_to_other_authorities"],
-        "version": row["version"],
-    }
+    return legacy_offer_fields(
+        {
+            "carer_id": str(row["carer_id"]),
+            "number": row["number"],
+            "issuing_authority": row["issuing_authority"],
+            "department": row["agrement_department"],
+            "commune": row["commune"],
+            "issued_on": day(row["issued_on"]),
+            "valid_until": day(row["valid_until"]),
+            "capacity": row["capacity"],
+            "derogation": None
+            if row["derogation_children"] is None
+            else {
+                "children": row["derogation_children"],
+                "reason": row["derogation_reason"],
+                "until": day(row["derogation_until"]),
+            },
+            "age_min_months": row["age_min_months"],
+            "age_max_months": row["age_max_months"],
+            "timings": list(row["timings"]),
+            "publics": list(row["publics"]),
+            "formulas": list(row["formulas"]),
+            "disability": disability.as_out(row)["disability"],
+            "state": row["state"],
+            "suspension": None
+            if row["suspended_from"] is None
+            else {
+                "from": day(row["suspended_from"]),
+                "until": day(row["suspended_until"]),
+                "reason": row["suspension_reason"],
+            },
+            "withdrawal": None
+            if row["withdrawn_on"] is None
+            else {"on": day(row["withdrawn_on"]), "reason": row["withdrawal_reason"]},
+            "renewal_requested_on": day(row["renewal_requested_on"]),
+            "employer": employer,
+            "open_to_other_authorities": row["open_to_other_authorities"],
+            "version": row["version"],
+        }
+    )
 
 
 # --- rules -------------------------------------------------------------------------------
@@ -174,8 +179,8 @@ def check_terms(terms: dict[str, Any]) -> None:
         raise field_error("derogation.until", "au-delà de la fin de validité de l'agrément")
     if until is not None and until < terms["issued_on"]:
         raise field_error("derogation.until", "antérieure à la délivrance de l'agrément")
-    if terms["age_min"] > terms["age_max"]:
-        raise field_error("age_min", "âge minimum supérieur à l'âge maximum")
+    if terms["age_min_months"] > terms["age_max_months"]:
+        raise field_error("age_min_months", "âge minimum supérieur à l'âge maximum")
 
 
 def _derogation(body: AgrementIn | AgrementPatch) -> dict[str, Any]:
@@ -278,9 +283,11 @@ async def _carer_part_moved(
         before[k] != after[k]
         for k in (
             "available_places",
-            "preferred_age_min",
-            "preferred_age_max",
-            "preferred_care_modes",
+            "preferred_age_min_months",
+            "preferred_age_max_months",
+            "preferred_timings",
+            "preferred_publics",
+            "preferred_formulas",
         )
     )
     if not changed:
@@ -358,8 +365,7 @@ async def register(
         "issued_on": body.issued_on,
         "valid_until": valid_until,
         "capacity": body.capacity,
-        "age_min": body.age_min,
-        "age_max": body.age_max,
+        **body.offer_values(),
         **_derogation(body),
     }
     check_terms(terms)
@@ -410,7 +416,6 @@ async def register(
                 "commune": body.commune,
                 "lat": body.home.lat,
                 "lon": body.home.lon,
-                "care_modes": sorted(set(body.care_modes)),
                 **_levels(body.disability),
                 "declared_by": principal.sub,
                 "employer_authority": employer_authority,
@@ -644,7 +649,7 @@ async def edit(
     same statement. A field sent as null keeps its value, but ``derogation: null`` removes
     the derogation (then the capacity must be 3 or less)."""
     sent = body.model_fields_set
-    for name in ("issued_on", "valid_until", "capacity", "age_min", "age_max", "care_modes"):
+    for name in ("issued_on", "valid_until", "capacity", *NEEDS_COLUMNS):
         if name in sent and getattr(body, name) is None:
             raise field_error(name, "ne peut pas être vide")
 
@@ -657,9 +662,8 @@ async def edit(
             "issued_on": body.issued_on or current["issued_on"],
             "valid_until": body.valid_until or current["valid_until"],
             "capacity": body.capacity or current["capacity"],
-            "age_min": current["age_min"] if body.age_min is None else body.age_min,
-            "age_max": current["age_max"] if body.age_max is None else body.age_max,
-            "care_modes": sorted(set(body.care_modes or current["care_modes"])),
+            **{n: current[n] for n in NEEDS_COLUMNS},
+            **body.offer_values(),
             **(
                 _levels(body.disability)
                 if body.disability is not None

@@ -36,9 +36,9 @@ from matching.assignment import Weights, plan_report
 
 UNITS_SQL = """
 SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
-       s.category, s.department, s.commune, u.age_min, u.age_max, u.sexes, u.care_modes,
-       u.disability_specialised, u.disability_supported, cs.available AS free_places,
-       cs.available_gender,
+       s.category, s.department, s.commune, u.age_min_months, u.age_max_months, u.sexes,
+       u.timings, u.publics, u.formulas, u.disability_specialised, u.disability_supported,
+       cs.available AS free_places, cs.available_gender,
        extract(epoch FROM now() - cs.declared_at) / 86400.0 AS declared_age_days,
        ST_Y(({point})::geometry) AS lat, ST_X(({point})::geometry) AS lon
   FROM capacity_snapshots cs
@@ -53,8 +53,9 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
 to the commune, and shown rounded to the kilometre like a carer's."""
 
 CARERS_SQL = f"""
-SELECT c.id::text AS id, c.department, c.commune, c.preferred_age_min AS age_min,
-       c.preferred_age_max AS age_max, c.preferred_care_modes AS care_modes,
+SELECT c.id::text AS id, c.department, c.commune, c.preferred_age_min_months AS age_min_months,
+       c.preferred_age_max_months AS age_max_months, c.preferred_timings AS timings,
+       c.preferred_publics AS publics, c.preferred_formulas AS formulas,
        c.disability_specialised, c.disability_supported, c.available_places AS free_places,
        extract(epoch FROM now() - c.declared_at) / 86400.0 AS declared_age_days,
        ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon
@@ -68,7 +69,7 @@ SELECT c.id::text AS id, c.department, c.commune, c.preferred_age_min AS age_min
 valid and not on leave today, matched on their preferences, open to it (#15)."""
 
 REQUESTS_SQL = """
-SELECT id, children, care_mode, urgency, department,
+SELECT id, children, timing, public, formula, parent_expecting, urgency, department,
        GREATEST(0, current_date - decided_on) AS waited_days,
        ST_Y(origin_location::geometry) AS lat, ST_X(origin_location::geometry) AS lon
   FROM placement_requests
@@ -94,18 +95,24 @@ class _Offers:
         self.rows = rows
         self.lat = np.array([r["lat"] for _, r in rows], dtype=float)
         self.lon = np.array([r["lon"] for _, r in rows], dtype=float)
-        self.age_min = np.array([r["age_min"] for _, r in rows], dtype=int)
-        self.age_max = np.array([r["age_max"] for _, r in rows], dtype=int)
+        self.age_min = np.array([r["age_min_months"] for _, r in rows], dtype=int)
+        self.age_max = np.array([r["age_max_months"] for _, r in rows], dtype=int)
         self.places = np.array([r["free_places"] for _, r in rows], dtype=int)
-        self.modes = [frozenset(r["care_modes"]) for _, r in rows]
+        self.needs = [
+            (frozenset(r["timings"]), frozenset(r["publics"]), frozenset(r["formulas"]))
+            for _, r in rows
+        ]
 
     def candidates(self, need: Need, lat: float, lon: float, k: int) -> list[Offer]:
         if not self.rows:
             return []
-        ages = [c.age for c in need.children]
+        ages = [c.age_months for c in need.children]
         mask = (self.age_min <= min(ages)) & (self.age_max >= max(ages))
         mask &= self.places >= need.size
-        mask &= np.array([need.care_mode in m for m in self.modes], dtype=bool)
+        mask &= np.array(
+            [need.timing in t and need.public in p and need.formula in f for t, p, f in self.needs],
+            dtype=bool,
+        )
         idx = np.flatnonzero(mask)
         if idx.size == 0:
             return []
@@ -125,7 +132,7 @@ def _need(row: asyncpg.Record) -> Need:
     as in search."""
     children = tuple(
         Child(
-            c["age"],
+            c["age_months"],
             c["sex"],
             frozenset(c.get("disability_profiles", [])),
             c.get("mdph_notified"),
@@ -134,7 +141,10 @@ def _need(row: asyncpg.Record) -> Need:
     )
     return Need(
         children=children,
-        care_mode=row["care_mode"],
+        timing=row["timing"],
+        public=row["public"],
+        formula=row["formula"],
+        parent_expecting=row["parent_expecting"],
         urgency=row["urgency"],
         origin_department=row["department"],
     )

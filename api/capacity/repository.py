@@ -64,10 +64,11 @@ def carer_open_to_sql(c: str, authority_param: str) -> str:
 
 
 _CARER_PUBLIC = (
-    "id, department, commune, agrement_capacity, age_min, age_max, care_modes,"
-    " disability_specialised, disability_supported, status, leave_from, status_until,"
-    " available_places, version,"
-    " declared_at, preferred_age_min, preferred_age_max, preferred_care_modes, valid_until,"
+    "id, department, commune, agrement_capacity, age_min_months, age_max_months, timings,"
+    " publics, formulas, disability_specialised, disability_supported, status, leave_from,"
+    " status_until, available_places, version, declared_at, preferred_age_min_months,"
+    " preferred_age_max_months, preferred_timings, preferred_publics, preferred_formulas,"
+    " valid_until,"
     " employing_authority, open_to_other_authorities"
 )
 
@@ -251,8 +252,10 @@ async def lock_carer(conn: asyncpg.Connection, carer_id: UUID) -> asyncpg.Record
     their agrément's validity and state today, and their employer."""
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT id, department, authority, status, status_until, leave_from, available_places,"
-        " agrement_capacity, age_min, age_max, care_modes, preferred_age_min, preferred_age_max,"
-        " preferred_care_modes, version, employer_authority, employing_authority,"
+        " agrement_capacity, age_min_months, age_max_months, timings, publics, formulas,"
+        " preferred_age_min_months, preferred_age_max_months, preferred_timings,"
+        " preferred_publics, preferred_formulas, version, employer_authority,"
+        " employing_authority,"
         " open_to_other_authorities, (SELECT s.finess FROM structures s"
         "  WHERE s.id = c.employer_structure) AS employer_finess, "
         + agrement_valid_sql("c")
@@ -280,9 +283,11 @@ _CARER_WRITE_SQL = f"""
 WITH carer AS (
     UPDATE foster_carers
        SET available_places = $2, status = $3, status_until = $4, leave_from = $7,
-           preferred_age_min = coalesce($8, preferred_age_min),
-           preferred_age_max = coalesce($9, preferred_age_max),
-           preferred_care_modes = coalesce($10::text[], preferred_care_modes),
+           preferred_age_min_months = coalesce($8, preferred_age_min_months),
+           preferred_age_max_months = coalesce($9, preferred_age_max_months),
+           preferred_timings = coalesce($10::text[], preferred_timings),
+           preferred_publics = coalesce($11::text[], preferred_publics),
+           preferred_formulas = coalesce($12::text[], preferred_formulas),
            version = version + 1, declared_at = now(), declared_by = $5
      WHERE id = $1
  RETURNING {CARER_PUBLIC_COLUMNS}
@@ -306,12 +311,14 @@ async def write_carer(
     actor: str,
     source: str,
     leave_from: Any = None,
-    preferences: tuple[int, int, list[str]] | None = None,
+    preferences: dict[str, Any] | None = None,
 ) -> asyncpg.Record:
     """A declaration or a move on a locked carer: the carer row and its history row (which
     keeps what it kept: places, status, until — the leave's start and the preferences live
-    on the carer row only). ``preferences`` None: unchanged."""
-    age_min, age_max, modes = preferences if preferences is not None else (None, None, None)
+    on the carer row only). ``preferences`` (``api.needs.OfferNeedsIn.offer_values``) None:
+    unchanged."""
+    prefs = preferences or {}
+    names = ("age_min_months", "age_max_months", "timings", "publics", "formulas")
     row: asyncpg.Record = await conn.fetchrow(
         _CARER_WRITE_SQL,
         carer_id,
@@ -321,9 +328,7 @@ async def write_carer(
         actor,
         source,
         leave_from,
-        age_min,
-        age_max,
-        modes,
+        *(prefs.get(n) for n in names),
     )
     return row
 

@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.needs import OfferNeedsIn
+
 Temporality = Literal["current", "h1", "h24", "h48", "d7"]
 Gender = Literal["any", "F", "M"]
 CareMode = Literal["urgence", "durable", "sequentiel", "mere_enfant", "mna", "jeune_majeur"]
@@ -77,15 +79,13 @@ class CapacitySnapshot(BaseModel):
     available_gender: Gender
 
 
-class PreferencesIn(BaseModel):
-    """The carer's preferences, within their agrément (its ages and care modes): what search
-    matches them on. Checked against the agrément by the service (422 naming
-    ``preferences.age_min``…)."""
+class PreferencesIn(OfferNeedsIn):
+    """The carer's preferences, within their agrément (its ages in months, timings, publics
+    and formulas): what search matches them on. Checked against the agrément by the service
+    (422 naming ``preferences.age_min_months``…). The deprecated years and ``care_modes``
+    are still accepted and mapped."""
 
     model_config = ConfigDict(extra="forbid")
-    age_min: int = Field(ge=0, le=21)
-    age_max: int = Field(ge=0, le=21)
-    care_modes: list[CareMode] = Field(min_length=1)
 
 
 class AvailabilityIn(BaseModel):
@@ -105,7 +105,13 @@ class AvailabilityIn(BaseModel):
                     "status": "leave",
                     "leave_from": "2026-12-20",
                     "until": "2027-01-03",
-                    "preferences": {"age_min": 3, "age_max": 12, "care_modes": ["durable"]},
+                    "preferences": {
+                        "age_min_months": 36,
+                        "age_max_months": 155,
+                        "timings": ["durable"],
+                        "publics": ["mineur"],
+                        "formulas": ["enfant"],
+                    },
                 },
             ]
         },

@@ -234,24 +234,22 @@ def check_carer_body(
     prefs = body.preferences
     if prefs is None:
         return
-    if prefs.age_min < carer["age_min"]:
+    assert prefs.age_min_months is not None and prefs.age_max_months is not None
+    if prefs.age_min_months < carer["age_min_months"]:
         raise field_error(
-            "preferences.age_min",
-            f"{prefs.age_min} ans : en dessous de l'agrément ({carer['age_min']} ans)",
+            "preferences.age_min_months",
+            f"{prefs.age_min_months} mois : en dessous de l'agrément"
+            f" ({carer['age_min_months']} mois)",
         )
-    if prefs.age_max > carer["age_max"]:
+    if prefs.age_max_months > carer["age_max_months"]:
         raise field_error(
-            "preferences.age_max",
-            f"{prefs.age_max} ans : au-delà de l'agrément ({carer['age_max']} ans)",
+            "preferences.age_max_months",
+            f"{prefs.age_max_months} mois : au-delà de l'agrément ({carer['age_max_months']} mois)",
         )
-    if prefs.age_min > prefs.age_max:
-        raise field_error("preferences.age_min", "âge minimum supérieur à l'âge maximum")
-    outside = sorted(set(prefs.care_modes) - set(carer["care_modes"]))
-    if outside:
-        raise field_error(
-            "preferences.care_modes",
-            f"hors de l'agrément : {', '.join(outside)}",
-        )
+    for name in ("timings", "publics", "formulas"):
+        outside = sorted(set(getattr(prefs, name) or ()) - set(carer[name]))
+        if outside:
+            raise field_error(f"preferences.{name}", f"hors de l'agrément : {', '.join(outside)}")
 
 
 def check_agrement_allows_places(carer: asyncpg.Record, available_places: int) -> None:
@@ -343,9 +341,7 @@ async def _declare_carer(
             principal.sub,
             "api",
             leave_from=body.leave_from if body.status == "leave" else None,
-            preferences=None
-            if prefs is None
-            else (prefs.age_min, prefs.age_max, sorted(set(prefs.care_modes))),
+            preferences=None if prefs is None else prefs.offer_values(),
         )
         out = FosterCarerOut.model_validate(dict(row)).model_dump(mode="json")
         event = events.carer_availability_updated(

@@ -13,8 +13,8 @@ import asyncpg
 from api.capacity.repository import SNAPSHOT_COLUMNS
 
 _UNIT_COLUMNS = """
-       u.id, u.name, u.age_min, u.age_max, u.sexes, u.care_modes, u.disability_specialised,
-       u.disability_supported,
+       u.id, u.name, u.age_min_months, u.age_max_months, u.sexes, u.timings, u.publics,
+       u.formulas, u.disability_specialised, u.disability_supported,
        u.installed, u.is_default,
        s.id AS structure_id, s.finess, s.finess_ej, s.name AS structure_name, s.category,
        s.department, s.commune, c.name AS commune_name, s.address, s.postal_code,

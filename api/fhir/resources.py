@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from api.capacity.ror import STATUS_CODES, TEMPORALITY_CODES
+from matching.constraints import band_label
 from matching.vocabulary import FINESS_CATEGORY_LABELS
 
 ROR = "https://interop.esante.gouv.fr/ig/fhir/ror/StructureDefinition"
@@ -139,9 +140,10 @@ def capacity_extensions(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
 def _description(row: dict[str, Any]) -> str:
     sexes = {("F", "M"): "filles et garçons", ("F",): "filles", ("M",): "garçons"}
     text = (
-        f"{row['age_min']}–{row['age_max']} ans, "
+        f"{band_label(row['age_min_months'], row['age_max_months'])}, "
         f"{sexes.get(tuple(sorted(row['sexes'])), '/'.join(row['sexes']))} ; "
-        f"modes d'accueil : {', '.join(row['care_modes'])}"
+        f"accueil : {', '.join(row['timings'])} ; public : {', '.join(row['publics'])} ; "
+        f"formule : {', '.join(row['formulas'])}"
     )
     if row["disability_specialised"]:
         text += f" ; accueil spécialisé : {', '.join(row['disability_specialised'])}"

@@ -74,8 +74,8 @@ async def structures(
     ids = [r["id"] for r in rows]
     units = await conn.fetch(
         """
-        SELECT id, structure_id, name, age_min, age_max, sexes, care_modes,
-               disability_specialised, disability_supported, installed
+        SELECT id, structure_id, name, age_min_months, age_max_months, sexes, timings, publics,
+               formulas, disability_specialised, disability_supported, installed
           FROM units
          WHERE structure_id = ANY($1::uuid[])
          ORDER BY name, id

@@ -8,9 +8,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api import disability as disability_codes
-from api.capacity.schemas import CapacitySnapshot, CareMode
+from api.capacity.schemas import CapacitySnapshot
 from api.codes import AgrementReadState
 from api.disability import DisabilityLevelCode
+from api.needs import OfferNeedsIn, OfferNeedsOut, legacy_offer_fields
 
 DisabilityProfile = Literal[
     "tsa",
@@ -81,13 +82,10 @@ def _graded(data: Any) -> Any:
     return data
 
 
-class UnitOut(BaseModel):
+class UnitOut(OfferNeedsOut):
     id: UUID
     name: str
-    age_min: int
-    age_max: int
     sexes: list[str]
-    care_modes: list[str]
     disability: dict[str, DisabilityLevelCode] = Field(
         description=disability_codes.DISABILITY_DESCRIPTION
     )
@@ -97,7 +95,7 @@ class UnitOut(BaseModel):
     installed: int
     capacity: CapacitySnapshot | None
     """The ``current`` snapshot; null until the unit has declared once."""
-    forecasts: list[CapacitySnapshot] = []
+    forecasts: list[CapacitySnapshot] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -142,27 +140,23 @@ class StructurePage(BaseModel):
     total: int
 
 
-class Preferences(BaseModel):
-    age_min: int
-    age_max: int
-    care_modes: list[str]
+class Preferences(OfferNeedsOut):
+    """The carer's preferences, within their agrément's."""
 
 
-class FosterCarerOut(BaseModel):
+class FosterCarerOut(OfferNeedsOut):
     """A carer as others may see them: commune level, never their home's location. Their
     own part (free places, status, leave, preferences, ``version``) and what of their
     agrément and employer decides whether they are proposed: ``agrement_state`` as of today
     (SQL ``places_agrement_state``), ``valid_until``, ``employing_authority``,
-    ``open_to_other_authorities``. ``age_min``/``age_max``/``care_modes`` are the
-    agrément's; ``preferences`` the carer's, within them."""
+    ``open_to_other_authorities``. The ages in months and ``timings``/``publics``/``formulas``
+    (and, deprecated, ``age_min``/``age_max``/``care_modes``) are the agrément's;
+    ``preferences`` the carer's, within them."""
 
     id: UUID
     department: str
     commune: str
     agrement_capacity: int
-    age_min: int
-    age_max: int
-    care_modes: list[str]
     disability: dict[str, DisabilityLevelCode] = Field(
         description="The agrément's word per disability profile (the issuer's): "
         + disability_codes.DISABILITY_DESCRIPTION
@@ -185,17 +179,20 @@ class FosterCarerOut(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _nest_preferences(cls, data: Any) -> Any:
-        """Rows carry the preferences flat (``preferred_age_min``…): nest them; and the two
-        disability levels' arrays (``_graded``)."""
+        """Rows carry the preferences flat (``preferred_age_min_months``…): nest them; and the
+        two disability levels' arrays (``_graded``)."""
         data = _graded(data)
-        if isinstance(data, dict) and "preferences" not in data and "preferred_age_min" in data:
+        if (
+            isinstance(data, dict)
+            and "preferences" not in data
+            and "preferred_age_min_months" in data
+        ):
             data = dict(data)
             data["preferences"] = {
-                "age_min": data.pop("preferred_age_min"),
-                "age_max": data.pop("preferred_age_max"),
-                "care_modes": data.pop("preferred_care_modes"),
+                name: data.pop(f"preferred_{name}")
+                for name in ("age_min_months", "age_max_months", "timings", "publics", "formulas")
             }
-        return data
+        return legacy_offer_fields(data) if isinstance(data, dict) else data
 
 
 class FosterCarerPage(BaseModel):
@@ -209,13 +206,13 @@ class LocationIn(BaseModel):
     lon: float = Field(ge=-180, le=180)
 
 
-class UnitIn(BaseModel):
+class UnitIn(OfferNeedsIn):
+    """A unit: ``timings``/``publics``/``formulas`` and ages in months (the deprecated
+    ``care_modes`` and years ``age_min``/``age_max`` are still accepted and mapped)."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    age_min: int = Field(ge=0, le=21)
-    age_max: int = Field(ge=0, le=21)
     sexes: list[Literal["F", "M"]] = Field(min_length=1, max_length=2)
-    care_modes: list[CareMode] = Field(min_length=1)
     disability: dict[DisabilityProfile, DisabilityLevelCode] | None = Field(
         default=None, description=disability_codes.DISABILITY_DESCRIPTION
     )
@@ -245,10 +242,12 @@ class StructureIn(BaseModel):
                     "units": [
                         {
                             "name": "Les Grands",
-                            "age_min": 12,
-                            "age_max": 18,
+                            "age_min_months": 144,
+                            "age_max_months": 227,
                             "sexes": ["F", "M"],
-                            "care_modes": ["durable"],
+                            "timings": ["durable"],
+                            "publics": ["mineur"],
+                            "formulas": ["enfant"],
                             "disability": {"troubles_psychiques_comportement": "with_support"},
                             "installed": 10,
                         }

@@ -16,7 +16,12 @@ from api.registry import repository
 from api.registry.schemas import StructureIn, UnitIn, UnitOut
 from geo.bounds import in_france
 from geo.finess import is_valid_finess
-from matching.vocabulary import PLACEMENT_SERVICE_CATEGORY
+from matching.vocabulary import (
+    FINESS_CATEGORY_LABELS,
+    PLACEMENT_SERVICE_CATEGORY,
+    UNDER_3_CATEGORIES,
+    UNDER_3_MAX_AGE_MONTHS,
+)
 
 NO_UNITS_MESSAGE = (
     "un service de placement familial (FINESS 236) n'a pas d'unité : ses places sont celles"
@@ -37,8 +42,20 @@ def check_body(body: StructureIn) -> None:
     if body.category == PLACEMENT_SERVICE_CATEGORY and body.units:
         raise field_error("units", NO_UNITS_MESSAGE)
     for i, unit in enumerate(body.units):
-        if unit.age_min > unit.age_max:
-            raise field_error(f"units.{i}.age_min", "âge minimum supérieur à l'âge maximum")
+        check_under_3(body.category, unit, f"units.{i}.")
+
+
+def check_under_3(category: str, unit: UnitIn, prefix: str = "") -> None:
+    """A pouponnière (172) or a centre parental (166) takes children under 3 only (décret
+    n° 74-58 of 15 January 1974; CASF L222-5 4° and L222-5-3): its units end at 35 months."""
+    assert unit.age_max_months is not None
+    if category in UNDER_3_CATEGORIES and unit.age_max_months > UNDER_3_MAX_AGE_MONTHS:
+        label = FINESS_CATEGORY_LABELS.get(category, category)
+        raise field_error(
+            f"{prefix}age_max_months",
+            f"{label} (FINESS {category}) : enfants de moins de 3 ans seulement, âge maximum"
+            f" {UNDER_3_MAX_AGE_MONTHS} mois (donné : {unit.age_max_months})",
+        )
 
 
 async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) -> dict[str, Any]:
@@ -106,11 +123,11 @@ async def register(pool: asyncpg.Pool, principal: Principal, body: StructureIn) 
 
 
 INSERT_UNIT_SQL = """
-INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes,
-                   disability_specialised, disability_supported, installed)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING id, name, age_min, age_max, sexes, care_modes, disability_specialised,
-          disability_supported, installed
+INSERT INTO units (structure_id, name, age_min_months, age_max_months, sexes, timings, publics,
+                   formulas, disability_specialised, disability_supported, installed)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+RETURNING id, name, age_min_months, age_max_months, sexes, timings, publics, formulas,
+          disability_specialised, disability_supported, installed
 """
 
 # The unit a FINESS import gave the establishment from its category (0 places installed,
@@ -132,10 +149,12 @@ def _unit_row(structure_id: UUID, u: UnitIn, field: str = "disability") -> tuple
     return (
         structure_id,
         u.name,
-        u.age_min,
-        u.age_max,
+        u.age_min_months,
+        u.age_max_months,
         sorted(set(u.sexes)),
-        sorted(set(u.care_modes)),
+        u.timings,
+        u.publics,
+        u.formulas,
         specialised,
         supported,
         u.installed,
@@ -151,8 +170,6 @@ async def add_unit(
 ) -> Written:
     """A unit the establishment describes itself (its own, or any for the platform operator).
     The first one retires the default unit of a FINESS import; the unit starts undeclared."""
-    if body.age_min > body.age_max:
-        raise field_error("age_min", "âge minimum supérieur à l'âge maximum")
     async with pool.acquire() as conn, conn.transaction():
         replay = await changes.claim(conn, principal, idempotency, body.model_dump(mode="json"))
         if replay is not None:
@@ -169,6 +186,7 @@ async def add_unit(
             raise Forbidden("Un établissement ne décrit que ses propres unités.")
         if structure["category"] == PLACEMENT_SERVICE_CATEGORY:
             raise field_error("category", NO_UNITS_MESSAGE)
+        check_under_3(structure["category"], body)
         unit = await conn.fetchrow(INSERT_UNIT_SQL, *_unit_row(structure_id, body))
         unit_id = unit["id"]
         retired = [

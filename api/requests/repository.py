@@ -17,7 +17,8 @@ from api.requests.schemas import ORIGIN_DECIMALS, OriginIn, RequestIn
 REQUEST_SELECT = """
 SELECT r.id, r.department, r.authority, r.reference, r.children, r.origin_commune,
        ST_Y(r.origin_location::geometry) AS lat, ST_X(r.origin_location::geometry) AS lon,
-       r.care_mode, r.urgency, r.measure_kind, r.decided_on, r.status, r.version,
+       r.timing, r.public, r.formula, r.parent_expecting, r.urgency, r.measure_kind,
+       r.decided_on, r.status, r.version,
        r.separation_ordered, r.min_distance_km, r.school_commune, r.siblings_placed,
        r.created_at, r.updated_at,
        h.id AS hold_id, h.status AS hold_status, h.target_kind,
@@ -82,24 +83,25 @@ async def insert(
         """
         INSERT INTO placement_requests
                (department, reference, children, origin_commune, origin_location,
-                care_mode, urgency, measure_kind, decided_on, created_by, authority,
-                separation_ordered, min_distance_km, school_commune, siblings_placed,
-                child_key)
+                timing, public, formula, parent_expecting, urgency, measure_kind, decided_on,
+                created_by, authority, separation_ordered, min_distance_km, school_commune,
+                siblings_placed, child_key)
         VALUES ($1, $2, $3, $4::text,
                 CASE WHEN $4::text IS NULL
                      THEN ST_SetSRID(ST_MakePoint($6, $5), 4326)::geography
                      ELSE (SELECT location FROM communes WHERE insee = $4::text)
                 END,
-                $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
         RETURNING id
         """,
         department,
         body.reference,
-        [child.model_dump(mode="json") for child in body.children],
+        [child.model_dump(mode="json", exclude={"age"}) for child in body.children],
         origin.commune,
         lat,
         lon,
-        body.care_mode,
+        *body.need_fields(),
+        body.parent_expecting,
         body.urgency,
         body.measure.kind,
         body.measure.decided_on,
@@ -137,8 +139,9 @@ async def lock(conn: asyncpg.Connection, request_id: UUID) -> asyncpg.Record | N
     return await conn.fetchrow(
         """
         SELECT id, department, authority, reference, status, version,
-               jsonb_array_length(children) AS children_count,
-               care_mode, urgency, measure_kind
+               -- The places the request takes: its children, plus the one a parent expects.
+               jsonb_array_length(children) + parent_expecting::int AS children_count,
+               timing, public, formula, parent_expecting, urgency, measure_kind
           FROM placement_requests
          WHERE id = $1
            FOR UPDATE

@@ -2,11 +2,10 @@
 
 Privacy is enforced by the schema itself: every model forbids unknown fields, so a child's
 name, birth date or address sent by mistake is a 422 naming that field, never stored. The
-child is described only by age (years), sex, disability profiles and — with a profile — its
-MDPH notification (yes/no) and the kind and commune of the service that follows it;
-``reference`` is the
-department's file number and refuses spaces and letters outside ASCII, which keeps a name
-("Léa Martin") out of it.
+child is described only by age (months, or years on input), sex, disability profiles and —
+with a profile — its MDPH notification (yes/no) and the kind and commune of the service that
+follows it; ``reference`` is the department's file number and refuses spaces and letters
+outside ASCII, which keeps a name ("Léa Martin") out of it.
 """
 
 from datetime import date, datetime
@@ -28,7 +27,9 @@ from api.codes import (
 )
 from api.disability import DisabilityServiceKind
 from api.errors import field_error
-from api.registry.schemas import CareMode, DisabilityProfile
+from api.needs import DEPRECATED, ChildAgeIn, Formula, NeedIn, Public, Timing, legacy_need_fields
+from api.needs import LegacyCareMode as CareMode
+from api.registry.schemas import DisabilityProfile
 
 RequestStatus = Literal["waiting", "held", "placed", "exited", "cancelled"]
 Urgency = Literal["immediate", "days", "planned"]
@@ -59,8 +60,9 @@ class DisabilityServiceIn(Strict):
     )
 
 
-class ChildIn(Strict):
-    age: int = Field(ge=0, le=21, description="Age in years (0–21); never a birth date.")
+class ChildIn(Strict, ChildAgeIn):
+    """Age in months (``age_months``) or years (``age``), never a birth date."""
+
     sex: Literal["F", "M"]
     disability_profiles: list[DisabilityProfile] = Field(default_factory=list, max_length=7)
     mdph_notified: bool | None = Field(
@@ -90,6 +92,17 @@ class ChildIn(Strict):
         if value is not None and not info.data.get("disability_profiles"):
             raise ValueError("un service du handicap suppose un profil de handicap")
         return value
+
+
+class ChildOut(BaseModel):
+    age_months: int
+    age: int = Field(
+        json_schema_extra=DEPRECATED, description="Deprecated (one version): completed years."
+    )
+    sex: Literal["F", "M"]
+    disability_profiles: list[DisabilityProfile] = []
+    mdph_notified: bool | None = None
+    disability_service: DisabilityServiceIn | None = None
 
 
 class OriginIn(Strict):
@@ -170,7 +183,7 @@ class MeasureIn(Strict):
         return value
 
 
-class RequestIn(Strict):
+class RequestIn(NeedIn, Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -185,10 +198,12 @@ class RequestIn(Strict):
                             "mdph_notified": True,
                             "disability_service": {"commune": "69266", "kind": "SESSAD"},
                         },
-                        {"age": 9, "sex": "M", "disability_profiles": []},
+                        {"age_months": 34, "sex": "M", "disability_profiles": []},
                     ],
                     "origin": {"commune": "69123"},
-                    "care_mode": "durable",
+                    "timing": "urgence",
+                    "public": "mineur",
+                    "formula": "enfant",
                     "urgency": "days",
                     "measure": {"kind": "judicial", "decided_on": "2026-11-20"},
                     "reference": "ASE69-2026-00123",
@@ -210,10 +225,10 @@ class RequestIn(Strict):
         "the nearest commune) when absent.",
     )
     children: list[ChildIn] = Field(
-        min_length=1, max_length=12, description="More than one child is a sibling group."
+        max_length=12,
+        description="More than one child is a sibling group; none only for a parent expecting.",
     )
     origin: OriginIn
-    care_mode: CareMode
     urgency: Urgency
     measure: MeasureIn
     reference: str = Field(
@@ -353,9 +368,15 @@ class RequestOut(BaseModel):
                     "authority": "69M",
                     "department": "69",
                     "reference": "ASE69-2026-00123",
-                    "children": [{"age": 7, "sex": "F", "disability_profiles": ["tsa"]}],
+                    "children": [
+                        {"age_months": 34, "age": 2, "sex": "F", "disability_profiles": []}
+                    ],
                     "origin": {"commune": "69123", "lat": 45.764, "lon": 4.8357},
-                    "care_mode": "durable",
+                    "timing": "urgence",
+                    "public": "mineur",
+                    "formula": "enfant",
+                    "parent_expecting": False,
+                    "care_mode": "urgence",
                     "urgency": "days",
                     "measure": {"kind": "judicial", "decided_on": "2026-11-20"},
                     "status": "waiting",
@@ -372,9 +393,17 @@ class RequestOut(BaseModel):
     authority: str = Field(description="The competent authority the request belongs to.")
     department: str = Field(description="Geography of the origin.")
     reference: str
-    children: list[ChildIn]
+    children: list[ChildOut]
     origin: Origin
-    care_mode: CareMode
+    timing: Timing
+    public: Public
+    formula: Formula
+    parent_expecting: bool = False
+    care_mode: CareMode = Field(
+        json_schema_extra=DEPRECATED,
+        description="Deprecated (one version), derived: parent_enfant → mere_enfant, else mna "
+        "or jeune_majeur, else the timing.",
+    )
     urgency: Urgency
     measure: Measure
     separation_ordered: bool = False
@@ -390,6 +419,11 @@ class RequestOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_legacy(cls, data: Any) -> Any:
+        return legacy_need_fields(data) if isinstance(data, dict) else data
 
 
 class RequestPage(BaseModel):

@@ -23,6 +23,7 @@ from api.auth import Principal, require_authority_scope, scoped_authority
 from api.authorities import check_authority, describe, single_department
 from api.changes import Idempotency, Written
 from api.errors import Conflict, NotFound, field_error
+from api.needs import legacy_need_fields
 from api.requests import repository
 from api.requests.children import key_for
 from api.requests.schemas import Outcome, RequestIn, SituationIn
@@ -60,32 +61,39 @@ def to_out(row: asyncpg.Record, today: date | None = None) -> dict[str, Any]:
             "places": row["places"],
             "expires_at": row["expires_at"].isoformat(),
         }
-    return {
-        "id": str(row["id"]),
-        "authority": row["authority"],
-        "department": row["department"],
-        "reference": row["reference"],
-        "children": row["children"],
-        "origin": {"commune": row["origin_commune"], "lat": row["lat"], "lon": row["lon"]},
-        "care_mode": row["care_mode"],
-        "urgency": row["urgency"],
-        "measure": {"kind": row["measure_kind"], "decided_on": row["decided_on"].isoformat()},
-        "separation_ordered": row["separation_ordered"],
-        "min_distance_km": row["min_distance_km"],
-        "school": (None if row["school_commune"] is None else {"commune": row["school_commune"]}),
-        "siblings_placed": row["siblings_placed"],
-        "status": row["status"],
-        "days_since_decision": (today - row["decided_on"]).days,
-        "hold": hold,
-        "situation": (
-            None
-            if row["situation"] is None
-            else {"code": row["situation"], "since": row["situation_since"].isoformat()}
-        ),
-        "version": row["version"],
-        "created_at": row["created_at"].isoformat(),
-        "updated_at": row["updated_at"].isoformat(),
-    }
+    return legacy_need_fields(
+        {
+            "id": str(row["id"]),
+            "authority": row["authority"],
+            "department": row["department"],
+            "reference": row["reference"],
+            "children": row["children"],
+            "origin": {"commune": row["origin_commune"], "lat": row["lat"], "lon": row["lon"]},
+            "timing": row["timing"],
+            "public": row["public"],
+            "formula": row["formula"],
+            "parent_expecting": row["parent_expecting"],
+            "urgency": row["urgency"],
+            "measure": {"kind": row["measure_kind"], "decided_on": row["decided_on"].isoformat()},
+            "separation_ordered": row["separation_ordered"],
+            "min_distance_km": row["min_distance_km"],
+            "school": (
+                None if row["school_commune"] is None else {"commune": row["school_commune"]}
+            ),
+            "siblings_placed": row["siblings_placed"],
+            "status": row["status"],
+            "days_since_decision": (today - row["decided_on"]).days,
+            "hold": hold,
+            "situation": (
+                None
+                if row["situation"] is None
+                else {"code": row["situation"], "since": row["situation_since"].isoformat()}
+            ),
+            "version": row["version"],
+            "created_at": row["created_at"].isoformat(),
+            "updated_at": row["updated_at"].isoformat(),
+        }
+    )
 
 
 def _check_point(body: RequestIn) -> None:

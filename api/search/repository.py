@@ -1,6 +1,7 @@
 """Candidate retrieval: one index-assisted query per kind (units, carers) and ladder step.
 
-Hard filters (free places for the temporalities counted, care mode, age band, sexes; for a
+Hard filters (free places for the temporalities counted, the need's timing, public and
+formula — one ``text[]`` parameter of three codes —, age band in months, sexes; for a
 carer: agrément valid today and not on leave today — the one
 predicate ``api.capacity.repository.carer_free_sql`` —, their preferences rather than the
 agrément's bounds, and the employer's openness to the searching authority) are pushed into
@@ -89,8 +90,9 @@ WITH origin AS NOT MATERIALIZED (
      WHERE cs.available > 0  -- lets the planner use the partial index of free places
        AND cs.temporality = ANY($2::text[])
        AND cs.available >= $3
-       AND u.care_modes @> ARRAY[$4]::text[]
-       AND u.age_min <= $5 AND u.age_max >= $6
+       AND u.timings @> ARRAY[($4::text[])[1]] AND u.publics @> ARRAY[($4::text[])[2]]
+       AND u.formulas @> ARRAY[($4::text[])[3]]
+       AND u.age_min_months <= $5 AND u.age_max_months >= $6
        AND u.sexes && $7::text[] AND u.sexes @> $8::text[]
        AND {disability}
        {geo}{min}
@@ -101,8 +103,9 @@ WITH origin AS NOT MATERIALIZED (
 -- the distance to it, rounded to the kilometre (joined on the LIMIT's rows only).
 SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
        s.category, s.department, s.commune,
-       u.age_min, u.age_max, u.sexes, u.care_modes, u.disability_specialised,
-       u.disability_supported, n.temporality, n.available AS free_places, n.available_gender,
+       u.age_min_months, u.age_max_months, u.sexes, u.timings, u.publics, u.formulas,
+       u.disability_specialised, u.disability_supported,
+       n.temporality, n.available AS free_places, n.available_gender,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        {distance_km} AS distance_km,
        ST_Y(({point})::geometry) AS lat, ST_X(({point})::geometry) AS lon,
@@ -116,8 +119,9 @@ SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s
 """
 
 _CARER_BRANCH = """
-    SELECT c.id, c.department, c.commune, c.preferred_age_min AS age_min,
-           c.preferred_age_max AS age_max, c.preferred_care_modes AS care_modes,
+    SELECT c.id, c.department, c.commune, c.preferred_age_min_months AS age_min_months,
+           c.preferred_age_max_months AS age_max_months, c.preferred_timings AS timings,
+           c.preferred_publics AS publics, c.preferred_formulas AS formulas,
            c.disability_specialised, c.disability_supported, c.available_places, c.declared_at,
            c.public_location <-> origin.g AS knn,
            ST_Distance(c.public_location, origin.g) AS metres,
@@ -127,8 +131,10 @@ _CARER_BRANCH = """
        AND {whose}
        AND {free}
        AND c.available_places >= $2
-       AND c.preferred_care_modes @> ARRAY[$3]::text[]
-       AND c.preferred_age_min <= $4 AND c.preferred_age_max >= $5
+       AND c.preferred_timings @> ARRAY[($3::text[])[1]]
+       AND c.preferred_publics @> ARRAY[($3::text[])[2]]
+       AND c.preferred_formulas @> ARRAY[($3::text[])[3]]
+       AND c.preferred_age_min_months <= $4 AND c.preferred_age_max_months >= $5
        AND {disability}
        {geo}{min}
      {order}
@@ -162,7 +168,8 @@ WITH origin AS NOT MATERIALIZED (
      LIMIT $7
 )
 -- The public point is the commune's: lat/lon and the distance, rounded to the kilometre.
-SELECT n.id::text AS id, n.department, n.commune, n.age_min, n.age_max, n.care_modes,
+SELECT n.id::text AS id, n.department, n.commune, n.age_min_months, n.age_max_months,
+       n.timings, n.publics, n.formulas,
        n.disability_specialised, n.disability_supported, n.available_places AS free_places,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        round((n.metres / 1000.0)::numeric)::float8 AS distance_km,
@@ -240,15 +247,17 @@ def query_args(
 ) -> list[Any]:
     """Parameters of one query, in ``$n`` order. A whole group needs every child accepted by
     one offer; at the split step an offer qualifies if it can take at least one child."""
-    ages = [c.age for c in need.children]
-    sexes = sorted({c.sex for c in need.children})
+    ages = [c.age_months for c in need.children]
+    # An expected child (Need.parent_expecting) has no sex yet: either will do.
+    sexes = sorted({c.sex for c in need.children if not c.expected}) or ["F", "M"]
+    needs = [need.timing, need.public, need.formula]
     if step.split_siblings:
         places, age_lo, age_hi = 1, max(ages), min(ages)  # band overlaps the group's span
         all_sexes: list[str] = []
         profiles: list[str] = []
     else:
         places, age_lo, age_hi = need.size, min(ages), max(ages)
-        all_sexes = sexes
+        all_sexes = sorted({c.sex for c in need.children if not c.expected})
         profiles = sorted({p for c in need.children for p in c.disability_profiles})
     point = [origin.lat, origin.lon]
     if kind == "unit":
@@ -256,7 +265,7 @@ def query_args(
             point,
             sorted(step.temporalities),
             places,
-            need.care_mode,
+            needs,
             age_lo,
             age_hi,
             sexes,
@@ -268,7 +277,7 @@ def query_args(
         args = [
             point,
             places,
-            need.care_mode,
+            needs,
             age_lo,
             age_hi,
             profiles,
@@ -494,9 +503,11 @@ def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = Non
         "commune": r["commune"],
         "distance_km": km,
         "free_places": r["free_places"],
-        "age_min": r["age_min"],
-        "age_max": r["age_max"],
-        "care_modes": r["care_modes"],
+        "age_min_months": r["age_min_months"],
+        "age_max_months": r["age_max_months"],
+        "timings": r["timings"],
+        "publics": r["publics"],
+        "formulas": r["formulas"],
         "disability_specialised": r["disability_specialised"],
         "disability_supported": r["disability_supported"],
         "declared_age_days": max(0.0, float(r["declared_age_days"])),

@@ -5,14 +5,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.registry.schemas import CareMode
+from api.needs import NeedIn
 from api.requests.schemas import MAX_SIBLINGS_PLACED, PlacedSiblingIn, SchoolIn
 from api.requests.schemas import ChildIn as RequestChildIn
 
 
 class ChildIn(RequestChildIn):
-    """A child as matching needs it: age in years, sex, disability profiles and, with a
-    profile, the MDPH notification and the service that follows the child. Nothing else."""
+    """A child as matching needs it: age (months, or years), sex, disability profiles and,
+    with a profile, the MDPH notification and the service that follows the child. Nothing
+    else."""
 
 
 class OriginIn(BaseModel):
@@ -33,7 +34,7 @@ class OriginIn(BaseModel):
         return self
 
 
-class SearchIn(BaseModel):
+class SearchIn(NeedIn):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -50,14 +51,16 @@ class SearchIn(BaseModel):
                         {"age": 9, "sex": "M", "disability_profiles": []},
                     ],
                     "origin": {"commune": "69123"},
-                    "care_mode": "durable",
+                    "timing": "durable",
                     "max_distance_km": 60,
                     "limit": 10,
                 }
             ]
         },
     )
-    children: list[ChildIn] = Field(min_length=1, max_length=8)
+    children: list[ChildIn] = Field(
+        max_length=8, description="None only for a parent expecting (`parent_expecting`)."
+    )
     origin: OriginIn | None = Field(
         default=None,
         description="The family's commune or point: the ladder's geography (radius, "
@@ -76,7 +79,6 @@ class SearchIn(BaseModel):
         "`carer` or a `commune`; proximity to the nearest is scored (`siblings_placed`). "
         "Default: the request's. Unknown: 422 naming `siblings_placed[i]`.",
     )
-    care_mode: CareMode
     urgency: Literal["immediate", "days", "planned"] = Field(
         default="days",
         description="Chooses the relaxation ladder (docs/domain.md, Matching): `immediate` "

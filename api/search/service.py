@@ -60,7 +60,7 @@ def build_need(
     children's disability ``services`` (one per child, in order; default none)."""
     children = tuple(
         Child(
-            age=c.age,
+            age_months=c.months,
             sex=c.sex,
             disability_profiles=frozenset(c.disability_profiles),
             mdph_notified=c.mdph_notified,
@@ -68,9 +68,13 @@ def build_need(
         )
         for i, c in enumerate(body.children)
     )
+    timing, public, formula = body.need_fields()
     return Need(
         children=children,
-        care_mode=body.care_mode,
+        timing=timing,
+        public=public,
+        formula=formula,
+        parent_expecting=body.parent_expecting,
         urgency=body.urgency,
         origin_department=origin_department,
         separation_ordered=separation_ordered,
@@ -269,7 +273,10 @@ def audit_detail(body: SearchIn, origin: Origin, result: SearchResult) -> dict[s
     )
     return {
         "children": len(body.children),
-        "care_mode": body.care_mode,
+        "timing": body.timing,
+        "public": body.public,
+        "formula": body.formula,
+        **({"parent_expecting": True} if body.parent_expecting else {}),
         "urgency": body.urgency,
         **({"school_commune": body.school.commune} if body.school is not None else {}),
         **({"siblings_placed": len(body.siblings_placed)} if body.siblings_placed else {}),

@@ -41,12 +41,13 @@ COMMUNES = [
 ]
 
 
-async def create_fixture_database(dsn: str) -> None:
-    """A fresh database at ``dsn``: PostGIS, migrations, and the small set of real places
-    above. The suite's own database, and those of tests that run servers of their own."""
+async def create_fixture_database(dsn: str, revision: str = "head") -> None:
+    """A fresh database at ``dsn``: PostGIS, migrations (up to ``revision``: a migration's
+    test starts from the one before), and the small set of real places above. The suite's
+    own database, and those of tests that run servers of their own."""
     await drop_database(dsn)
     await ensure_database(dsn)
-    await asyncio.to_thread(migrate, dsn)
+    await asyncio.to_thread(migrate, dsn, revision)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.executemany(

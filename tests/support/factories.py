@@ -17,6 +17,7 @@ import httpx
 from api.auth import issue_token
 from api.requests.service import local_today
 from geo.finess import make_finess
+from matching.vocabulary import legacy_offer_sets, years_to_months
 
 _serial = itertools.count(1)
 
@@ -38,7 +39,9 @@ async def make_structure(
     category: str = "177",
     units: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A structure with its units (default: one unit of 10 places, 6–12 years, no snapshot)."""
+    """A structure with its units (default: one unit of 10 places, 6–12 years, no snapshot).
+    A unit may say its ages in months and its timings / publics / formulas, or as of old in
+    years and ``care_modes`` (mapped as migration 0017 maps existing units)."""
     finess = make_finess(department, 900_000 + next(_serial))
     units = units or [{"name": "Unité A", "installed": 10}]
     async with pool.acquire() as conn, conn.transaction():
@@ -59,16 +62,14 @@ async def make_structure(
             unit_ids.append(
                 await conn.fetchval(
                     """
-                    INSERT INTO units (structure_id, name, age_min, age_max, sexes, care_modes,
+                    INSERT INTO units (structure_id, name, age_min_months, age_max_months,
+                                       sexes, timings, publics, formulas,
                                        disability_specialised, disability_supported, installed)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id
                     """,
                     structure_id,
                     u.get("name", "Unité"),
-                    u.get("age_min", 6),
-                    u.get("age_max", 12),
-                    u.get("sexes", ["F", "M"]),
-                    u.get("care_modes", ["durable"]),
+                    *_unit_needs(u),
                     u.get("disability_specialised", []),
                     # ``disability_profiles``: as before 0018, each taken with support.
                     u.get("disability_supported", u.get("disability_profiles", [])),
@@ -76,6 +77,20 @@ async def make_structure(
                 )
             )
     return {"id": structure_id, "finess": finess, "unit_ids": unit_ids}
+
+
+def _unit_needs(u: dict[str, Any]) -> tuple[Any, ...]:
+    """(age_min_months, age_max_months, sexes, timings, publics, formulas) of a unit dict."""
+    low, high = years_to_months(u.get("age_min", 6), u.get("age_max", 12))
+    timings, publics, formulas = legacy_offer_sets(u.get("care_modes", ["durable"]))
+    return (
+        u.get("age_min_months", low),
+        u.get("age_max_months", high),
+        u.get("sexes", ["F", "M"]),
+        u.get("timings", sorted(timings)),
+        u.get("publics", sorted(publics)),
+        u.get("formulas", sorted(formulas)),
+    )
 
 
 async def make_carer(
@@ -88,11 +103,13 @@ async def make_carer(
         return await conn.fetchval(
             """
             INSERT INTO foster_carers (agrement_number, agrement_department, department,
-                                       commune, location, agrement_capacity, age_min, age_max,
-                                       care_modes, available_places, declared_by, issued_on)
+                                       commune, location, agrement_capacity, age_min_months,
+                                       age_max_months, timings, publics, formulas,
+                                       available_places, declared_by, issued_on)
             SELECT $1, $2::text, $2::text, insee,
-                   ST_Project(location, 1200, radians(45))::geography, $4, 0, 18,
-                   ARRAY['durable'], 0, 'test', current_date - 30
+                   ST_Project(location, 1200, radians(45))::geography, $4, 0, 227,
+                   ARRAY['durable'], ARRAY['mineur'], ARRAY['enfant'], 0, 'test',
+                   current_date - 30
               FROM communes WHERE insee = $3
             RETURNING id
             """,
@@ -125,7 +142,7 @@ def request_body(n_children: int = 1, **override: Any) -> dict[str, Any]:
             for i in range(n_children)
         ],
         "origin": {"commune": "69123"},
-        "care_mode": "durable",
+        "timing": "durable",
         "urgency": "days",
         "measure": {
             "kind": "judicial",
@@ -133,6 +150,8 @@ def request_body(n_children: int = 1, **override: Any) -> dict[str, Any]:
         },
         "reference": f"ASE69-{uuid.uuid4().hex[:10]}",
     }
+    if "care_mode" in override:  # the deprecated form, tested as such: no new field beside
+        del body["timing"]
     body.update(override)
     return body
 

@@ -52,7 +52,7 @@ class InMemoryFetch:
             return True
         if step.split_siblings:
             return offer.free_places >= 1 and any(
-                child_accepted(c, offer, self.need.care_mode) for c in self.need.children
+                child_accepted(c, offer, self.need) for c in self.need.children
             )
         return accepts(self.need, offer)
 

@@ -1,7 +1,7 @@
 """disability, graded: per profile, specialised or with support (#16, deliverable 5)
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 
 A unit and an agrément (the carer's is the agrément's: the issuer's word) stated a set of
 disability profiles they "accepted", all or nothing. They now state per profile a level, in
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -53,7 +53,19 @@ const COMPTEURS = {
   "preferences.age_min": "Âge minimum souhaité",
   "preferences.age_max": "Âge maximum souhaité",
   "preferences.care_modes": "Modes d'accueil souhaités",
+  "preferences.age_min_months": "Âge minimum souhaité",
+  "preferences.age_max_months": "Âge maximum souhaité",
+  "preferences.timings": "Modes d'accueil souhaités",
+  "preferences.publics": "Modes d'accueil souhaités",
+  "preferences.formulas": "Modes d'accueil souhaités",
   available_gender: "Public des places disponibles",
+};
+const ERROR_AT = {
+  "preferences.age_min_months": "preferences.age_min",
+  "preferences.age_max_months": "preferences.age_max",
+  "preferences.timings": "preferences.care_modes",
+  "preferences.publics": "preferences.care_modes",
+  "preferences.formulas": "preferences.care_modes",
 };
 const OTHER_COUNTS = ["occupied", "reserved", "closed", "installed", "additional"];
 
@@ -622,7 +634,10 @@ function showFieldErrors(form, problem) {
   }
   let shown = 0;
   for (const e of problem.errors || []) {
-    const node = form.querySelector(`[id="erreur-${CSS.escape(e.field)}"]`);
+    // The form still sends the deprecated years and care modes; the API names the fields of
+    // the needs vocabulary (ages in months, timings/publics/formulas): shown at the old ones.
+    const at = ERROR_AT[e.field] || e.field;
+    const node = form.querySelector(`[id="erreur-${CSS.escape(at)}"]`);
     if (!node) continue;
     node.textContent = `${COMPTEURS[e.field] || e.field} : ${e.message}`;
     node.hidden = false;
