@@ -732,6 +732,16 @@ class RequestEvent(SQLModel, table=True):
             name="request_events_reason_code",
         ),
         Index("request_events_request_idx", "request_id", "id"),
+        # The windows of the indicators (#18): admissions and refusals by instant (0020).
+        *(
+            Index(
+                f"request_events_{event}_idx",
+                "occurred_at",
+                postgresql_include=["request_id", "hold_id"],
+                postgresql_where=text(f"event = '{event}'"),
+            )
+            for event in ("admitted", "refused")
+        ),
     )
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
     request_id: UUID = Field(

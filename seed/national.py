@@ -46,8 +46,10 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from api import precision
+from api.requests.children import service_secret
 from seed.carers import NATIONAL_CARERS, generate_carers
 from seed.dataset import STALE_AFTER_DAYS, Commune, Department, Generated
+from seed.history import offer_history, seed_history
 from seed.reference import load_reference
 from seed.structures import CATEGORIES, Serials, draw_associations, generate_structures
 
@@ -60,6 +62,9 @@ OFFER_TABLES = (
     "capacity_declarations",
     "capacity_snapshots",
 )
+#: The workflow's history (``seed.history``): emptied with the offer by ``replace=True`` (its
+#: holds point at the offer), analysed after the load.
+HISTORY_TABLES = ("placement_requests", "holds", "request_events", "request_situations")
 
 
 class SeedError(RuntimeError):
@@ -96,6 +101,11 @@ class Summary:
     #: active ones: that is the services' whole capacity (they have no unit).
     service_carers: int = 0
     service_carer_places: int = 0
+    #: The 12 months of workflow history (``seed.history``).
+    requests: int = 0
+    admissions: int = 0
+    outside_admissions: int = 0
+    re_requested: int = 0
     elapsed_seconds: float = 0.0
 
     @property
@@ -165,6 +175,14 @@ class Summary:
         for code, name, rate in self.lowest_tension:
             table.add_row(f"tension faible — {code} {name}", f"{rate:.1%} dispo")
         table.rows[-1].end_section = bool(self.lowest_tension)
+        table.add_row(
+            "demandes sur 12 mois (dont redemandées)", f"{self.requests:,} ({self.re_requested:,})"
+        )
+        table.add_row(
+            "admissions (dont hors de l'autorité)",
+            f"{self.admissions:,} ({self.outside_admissions:,})",
+            end_section=True,
+        )
         table.add_row("durée", f"{self.elapsed_seconds:.1f} s")
         return table
 
@@ -367,13 +385,15 @@ async def seed_national(
     scale: float = 1.0,
     replace: bool = False,
     now: datetime | None = None,
+    history: bool = True,
 ) -> Summary:
     """Generate and load the synthetic national offer in one transaction.
 
     ``scale`` multiplies every national count (0.02 gives a small dataset for tests; the
     per-department minimum of one foyer de l'enfance and one carer always holds). Raises
     SeedError when the offer tables are not empty and ``replace`` is false, or when the
-    reference data (departments, communes) has not been loaded.
+    reference data (departments, communes) has not been loaded. ``history``: also draw 12
+    months of workflow history over the offer (``seed.history``).
     """
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
@@ -389,7 +409,8 @@ async def seed_national(
                 "pass replace=True (--replace) to truncate and reseed"
             )
         if present or replace:
-            await conn.execute(f"TRUNCATE {', '.join(OFFER_TABLES)} RESTART IDENTITY CASCADE")
+            tables = ", ".join(OFFER_TABLES + HISTORY_TABLES)
+            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         departments = await _read_referential(conn)
 
         # Independent streams: changing how carers are drawn leaves structures unchanged.
@@ -434,7 +455,14 @@ async def seed_national(
             )
             # After the structures: carers name their placement service as employer.
             generate_carers(rng_carers, departments, scale, free_rates, now, data, advance)
+            if history:  # the offer's past: its own stream, the present drawn as before
+                offer_history(random.Random(f"{seed}:offer_history"), data, now)
             await _load(conn, data, advance)
+        past = None
+        if history:
+            past = await seed_history(conn, seed, scale, now, service_secret())
+            for table in HISTORY_TABLES:
+                await conn.execute(f"ANALYZE {table}")
 
     names = {d.code: d.name for d in departments}
     rates = sorted(
@@ -471,6 +499,10 @@ async def seed_national(
         lowest_tension=[(code, names[code], rate) for rate, code in reversed(rates[-5:])],
         service_carers=data.service_carers,
         service_carer_places=data.service_carer_places,
+        requests=len(past.requests) if past else 0,
+        admissions=past.admissions if past else 0,
+        outside_admissions=past.outside if past else 0,
+        re_requested=past.re_requested if past else 0,
         elapsed_seconds=time.perf_counter() - started,
     )
 

@@ -8,7 +8,7 @@ seeds it at a small scale: every property checked here must hold at any scale.
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -71,6 +71,18 @@ async def _dump(conn: asyncpg.Connection) -> dict[str, list[Any]]:
             " issued_on, valid_until, agrement_state, suspended_from, suspension_reason,"
             " withdrawn_on, withdrawal_reason, renewal_requested_on, derogation_children,"
             " derogation_reason FROM foster_carers ORDER BY id"
+        ),
+        "requests": await conn.fetch(
+            "SELECT id, authority, reference, child_key, children, status, decided_on,"
+            " created_at FROM placement_requests ORDER BY id"
+        ),
+        "holds": await conn.fetch(
+            "SELECT id, request_id, unit_id, carer_id, places, status, reason_code, created_at"
+            " FROM holds ORDER BY id"
+        ),
+        "events": await conn.fetch(
+            "SELECT request_id, occurred_at, event, to_status, hold_id, reason_code"
+            " FROM request_events ORDER BY id"
         ),
     }
 
@@ -272,12 +284,22 @@ async def test_data_respects_the_domain_invariants(
         "SELECT bool_and(version = 1 AND source = 'seed' AND declared_by = 'seed')"
         " FROM capacity_declarations"
     )
-    assert await conn.fetchval("SELECT count(*) FROM capacity_declarations") == (
-        await conn.fetchval("SELECT count(*) FROM capacity_snapshots")
-    )
-    # Carers: one history row per carer, equal to the carer row (the snapshot).
+    # Each snapshot is its unit's latest declaration of that temporality; the older ones
+    # are the year of history before it (seed.history.offer_history), all in the past year.
     assert not await conn.fetchval(
-        "SELECT count(*) FROM foster_carers f FULL JOIN carer_declarations d ON d.carer_id = f.id"
+        "SELECT count(*) FROM capacity_snapshots s FULL JOIN (SELECT DISTINCT ON (unit_id,"
+        " temporality) * FROM capacity_declarations ORDER BY unit_id, temporality,"
+        " declared_at DESC) d USING (unit_id, temporality)"
+        " WHERE d.unit_id IS NULL OR s.unit_id IS NULL OR d.available <> s.available"
+        " OR d.declared_at <> s.declared_at OR d.occupied <> s.occupied"
+    )
+    assert await conn.fetchval(
+        "SELECT min(declared_at) FROM capacity_declarations"
+    ) > NOW - timedelta(days=366)
+    # Carers: the latest history row equals the carer row (the snapshot).
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM foster_carers f FULL JOIN (SELECT DISTINCT ON (carer_id) *"
+        " FROM carer_declarations ORDER BY carer_id, declared_at DESC) d ON d.carer_id = f.id"
         " WHERE d.id IS NULL OR f.id IS NULL OR d.available_places <> f.available_places"
         " OR d.status <> f.status OR d.declared_at <> f.declared_at OR d.source <> 'seed'"
         " OR d.status_until IS DISTINCT FROM f.status_until"
@@ -360,3 +382,60 @@ async def test_placement_services_are_counted_once_through_their_carers(
         summary.places_installed,
         summary.carer_places,
     )
+
+
+async def test_twelve_months_of_history(seeded: tuple[asyncpg.Connection, Summary]) -> None:
+    """The workflow's past (#18): coherent transitions, coded outcomes, a child asked again
+    under one key, placements outside the authority, no carer's places held today."""
+    conn, summary = seeded
+    assert await conn.fetchval("SELECT count(*) FROM placement_requests") == summary.requests > 0
+    assert summary.admissions > 0 and summary.outside_admissions > 0
+    assert summary.re_requested > 0
+    oldest = await conn.fetchval("SELECT min(created_at) FROM placement_requests")
+    assert (NOW - oldest).days <= 365
+    assert await conn.fetchval("SELECT max(occurred_at) FROM request_events") < NOW
+    # Each request's events chain: every one starts where the previous ended.
+    broken = await conn.fetchval(
+        """
+        SELECT count(*) FROM (
+            SELECT from_status, lag(to_status) OVER (PARTITION BY request_id ORDER BY id) AS prev
+              FROM request_events) e
+         WHERE e.prev IS DISTINCT FROM e.from_status
+        """
+    )
+    assert broken == 0
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM placement_requests r WHERE status <> (SELECT to_status"
+            " FROM request_events e WHERE e.request_id = r.id ORDER BY id DESC LIMIT 1)"
+        )
+        == 0
+    )
+    statuses = {r["status"] for r in await conn.fetch("SELECT DISTINCT status FROM holds")}
+    assert "held" not in statuses and {"admitted", "exited", "refused"} <= statuses
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM holds WHERE carer_id IS NOT NULL AND status = 'admitted'"
+        )
+        == 0
+    )
+    # One child, several requests: a reference asked again keeps its key.
+    again = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT child_key FROM placement_requests GROUP BY child_key"
+        " HAVING count(*) > 1 AND count(DISTINCT reference) = 1) k"
+    )
+    assert again == summary.re_requested
+    outside = await conn.fetchval(
+        """
+        SELECT count(*) FROM request_events e
+          JOIN placement_requests r ON r.id = e.request_id
+          JOIN holds h ON h.id = e.hold_id
+          LEFT JOIN units u ON u.id = h.unit_id
+          LEFT JOIN structures s ON s.id = u.structure_id
+          LEFT JOIN foster_carers c ON c.id = h.carer_id
+         WHERE e.event = 'admitted' AND coalesce(s.authority, c.authority) <> r.authority
+        """
+    )
+    assert outside > 0
+    situations = await conn.fetchval("SELECT count(DISTINCT situation) FROM request_situations")
+    assert situations == 6

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.stats.flows import national_view
 from api.stats.secrecy import apply, primary, suppress
 
 pytestmark = pytest.mark.pure
@@ -62,3 +63,19 @@ def test_deterministic_and_stable(table: list[list[int]]) -> None:
     # Publishing what was published hides nothing more: the hidden cells stay hidden and
     # the visible ones (all ≥ 5 or 0, no line with one hidden) need no further suppression.
     assert sum(map(sum, once)) >= sum(primary(v) for row in table for v in row)
+
+
+def test_a_flow_matrix_with_margins_and_known_zeros() -> None:
+    # A placed 3 children in B and 6 in C; nobody else placed anyone outside. The extended
+    # table (margins as cells): 3 is "< 5", and so is B's column margin (3). Row A would then
+    # hide only 3: its complement is 6 (the diagonal and the empty rows' and column's cells
+    # are known zeros, never complements — a hidden zero in a line of total 0 is no
+    # secret and would give the others away). Column C then hides only 6: its margin goes.
+    view = national_view({("A", "B"): 3, ("A", "C"): 6}, ["A", "B", "C"])
+    assert view["cells"] == [
+        {"origin": "A", "host": "B", "children": None},
+        {"origin": "A", "host": "C", "children": None},
+    ]
+    assert view["origins"][0] == {"authority": "A", "outside": 9, "inside": 0}
+    assert [h["from_outside"] for h in view["hosts"]] == [0, None, None]
+    assert view["total"] == {"outside": 9, "inside": 0}

@@ -20,16 +20,16 @@ recommendations (the spreadsheet-friendly ``;`` export is ``/v1/stats/department
 import csv
 import io
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.auth import AnyPrincipal
 from api.csvcells import safe_cell
 from api.deps import Pool
-from api.opendata import repository
+from api.opendata import monthly, repository
 from matching.vocabulary import FINESS_CATEGORY_LABELS
 
 router = APIRouter(prefix="/v1/opendata", tags=["open data"])
@@ -96,3 +96,60 @@ async def availability_csv(_: AnyPrincipal, pool: Pool) -> Response:
             "Content-Disposition": f'attachment; filename="places-disponibilites-{stamp}.csv"'
         },
     )
+
+
+@router.get(
+    "/monthly.csv",
+    summary="Open data: monthly indicators per authority, with statistical secrecy",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/csv": {}},
+            "description": "One line per closed month and competent authority (and FR); "
+            "counts of children below 5 as `< 5`. Data dictionary: "
+            "`/v1/opendata/monthly.schema.json`.",
+        }
+    },
+)
+async def monthly_csv(
+    _: AnyPrincipal,
+    pool: Pool,
+    months: Annotated[int, Query(ge=1, le=24, description="Closed months published.")] = 12,
+) -> Response:
+    """RFC 4180, comma-separated, UTF-8 without byte-order mark, decimal point; every line
+    carries the extraction date (``extracted_on``), as does the file name."""
+    today = datetime.now(UTC).astimezone(PARIS).date()
+    async with pool.acquire() as conn:
+        lines = await monthly.rows(conn, today, months)
+    names = [f["name"] for f in monthly.fields()]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(names)
+    for line in lines:
+        line["extracted_on"] = today.isoformat()
+        writer.writerow([_monthly_cell(name, line[name]) for name in names])
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="places-mensuel-{today.isoformat()}.csv"'
+        },
+    )
+
+
+def _monthly_cell(name: str, value: Any) -> Any:
+    if value is None:
+        return monthly.SUPPRESSED if name in monthly.COUNTS else ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return safe_cell(value) if isinstance(value, str) else value
+
+
+@router.get(
+    "/monthly.schema.json",
+    summary="The data dictionary of monthly.csv (Frictionless Table Schema)",
+)
+async def monthly_schema(_: AnyPrincipal) -> dict[str, Any]:
+    """Fields in column order with their types and French descriptions; `< 5` and the empty
+    cell are missing values."""
+    return monthly.table_schema()

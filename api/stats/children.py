@@ -51,7 +51,7 @@ SELECT r.authority,
        SELECT ((e.occurred_at AT TIME ZONE 'Europe/Paris')::date - r.decided_on) AS days
        ) d
  WHERE e.event = 'admitted'
-   AND (e.occurred_at AT TIME ZONE 'Europe/Paris')::date > $2::date - $3::int
+   AND e.occurred_at >= (($2::date - $3::int + 1)::timestamp AT TIME ZONE 'Europe/Paris')
    AND ($1::text IS NULL OR r.authority = $1)
  GROUP BY ROLLUP (r.authority)
 """
@@ -64,7 +64,7 @@ SELECT r.authority, e.reason_code, coalesce(s.category, 'carer') AS category, co
   LEFT JOIN units u ON u.id = h.unit_id
   LEFT JOIN structures s ON s.id = u.structure_id
  WHERE e.event = 'refused'
-   AND (e.occurred_at AT TIME ZONE 'Europe/Paris')::date > $2::date - $3::int
+   AND e.occurred_at >= (($2::date - $3::int + 1)::timestamp AT TIME ZONE 'Europe/Paris')
    AND ($1::text IS NULL OR r.authority = $1)
  GROUP BY 1, 2, 3
 """

@@ -23,15 +23,19 @@ from api.csvcells import safe_cell
 from api.deps import AppSettings, DepartmentCode, Pool
 from api.errors import NotFound
 from api.settings import Settings
-from api.stats import children, repository, service
+from api.stats import children, flows, offer, repository, service
 from api.stats.schemas import (
     AuthorityStats,
     AuthorityStatsPage,
     ChildrenStatsPage,
+    CoveragePage,
     DepartmentStats,
+    FlowsPage,
+    OfferSeries,
     StatsHistoryOut,
     StatsPage,
 )
+from geo.referential import load_authorities
 
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
 
@@ -262,3 +266,130 @@ async def authority_children_stats(
     rows, _, today = await _children(pool, code, window_days)
     row = {**rows[code], "suppressed": []}
     return _children_page([row], row, window_days, today)
+
+
+FlowWindow = Annotated[
+    int,
+    Query(ge=7, le=366, description="Days up to today over which admissions count."),
+]
+
+
+def _flows_page(
+    view: dict[str, Any], authority: str | None, window_days: int, today: Any
+) -> dict[str, Any]:
+    return {
+        **view,
+        "authority": authority,
+        "window_days": window_days,
+        "extracted_on": today,
+        "generated_at": datetime.now(UTC),
+    }
+
+
+@router.get(
+    "/flows",
+    response_model=FlowsPage,
+    summary="Children placed outside their authority: the origin → host matrix (national)",
+)
+async def flows_stats(_: Steering, pool: Pool, window_days: FlowWindow = 365) -> dict[str, Any]:
+    """Children admitted over the window, by the authority in charge (origin) and the
+    authority of the territory they were placed in (host), with statistical secrecy on the
+    matrix and its margins as one table (docs/domain.md)."""
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        cells = await flows.cells(conn, today, window_days)
+    view = flows.national_view(cells, flows.authority_codes())
+    return _flows_page(view, None, window_days, today)
+
+
+@router.get(
+    "/flows/{authority}",
+    response_model=FlowsPage,
+    summary="The authority's own row and column of the matrix, exact",
+    responses={403: {"description": "Not this authority's own services."}},
+)
+async def authority_flows_stats(
+    principal: Steering, pool: Pool, authority: str, window_days: FlowWindow = 365
+) -> dict[str, Any]:
+    """Its children placed elsewhere (by host) and the other authorities' children placed
+    in its territory (by origin), exact: for the authority's own services only."""
+    code = service.check_authority(authority)
+    assert code is not None
+    require_authority_scope(principal, code)
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        cells = await flows.cells(conn, today, window_days, code)
+    return _flows_page(flows.authority_view(cells, code), code, window_days, today)
+
+
+@router.get(
+    "/offer",
+    response_model=OfferSeries,
+    summary="Free places and tension by category, month by month (declaration history)",
+)
+async def offer_series(
+    _: Steering,
+    pool: Pool,
+    months: Annotated[int, Query(ge=1, le=24, description="Months, the current included.")] = 12,
+    authority: AuthorityCode = None,
+) -> dict[str, Any]:
+    """Per FINESS category (carers apart, `carer`), at the end of each month (Paris), the
+    free and open places and the category's tension; the last month is the current one, as
+    of now. Of the whole country, or of one authority (its units and carers)."""
+    service.check_authority(authority)
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        items = await offer.series(conn, today, months, authority)
+    return {
+        "authority": authority,
+        "months": months,
+        "items": items,
+        "extracted_on": today,
+        "generated_at": datetime.now(UTC),
+    }
+
+
+@router.get(
+    "/coverage",
+    response_model=CoveragePage,
+    summary="Declaration coverage and freshness per authority; tension only where it holds",
+)
+async def coverage_stats(
+    _: Steering,
+    pool: Pool,
+    settings: AppSettings,
+    days: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=366,
+            description="Recent means declared in the last days (default: "
+            "PLACES_STALE_AFTER_DAYS).",
+        ),
+    ] = None,
+    min_coverage: Annotated[
+        float, Query(ge=0, le=1, description="Below this share, the tension is not given.")
+    ] = 0.5,
+    authority: AuthorityCode = None,
+) -> dict[str, Any]:
+    """Every authority: units and carers (agrément valid today), those declared in the last
+    `days` days, the shares, the latest declaration and its age. No declarations is not the
+    same as no tension: where the coverage is below `min_coverage` the tension is null with
+    `tension_reason` (docs/domain.md)."""
+    service.check_authority(authority)
+    days = days or settings.stale_after_days
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        covered = await offer.coverage(conn, days, authority)
+    order = {code: i for i, code in enumerate(load_authorities())}
+    items = [
+        offer.with_tension(item, min_coverage)
+        for item in sorted(covered.values(), key=lambda i: order.get(i["authority"], len(order)))
+    ]
+    return {
+        "items": items,
+        "days": days,
+        "min_coverage": min_coverage,
+        "extracted_on": today,
+        "generated_at": datetime.now(UTC),
+    }

@@ -247,3 +247,108 @@ class ChildrenStatsPage(BaseModel):
     window_days: int
     extracted_on: date = Field(description="The day the figures were extracted (Paris).")
     generated_at: datetime
+
+
+class FlowCell(BaseModel):
+    """Children of ``origin`` admitted in ``host``'s territory over the window (#18)."""
+
+    origin: str = Field(description="The authority in charge of the child (the request's).")
+    host: str = Field(
+        description="The authority of the territory the child was placed in: the unit's "
+        "establishment's commune, or the assistant familial's home commune."
+    )
+    children: int | None = Field(description='Children; null when hidden by secrecy ("< 5").')
+
+
+class FlowOrigin(BaseModel):
+    authority: str
+    outside: int | None = Field(description="Its children placed in another authority.")
+    inside: int | None = Field(description="Its children placed in its own territory.")
+
+
+class FlowHost(BaseModel):
+    authority: str
+    from_outside: int | None = Field(description="Children of other authorities it hosts.")
+
+
+class FlowTotal(BaseModel):
+    outside: int | None
+    inside: int | None
+
+
+class FlowsPage(BaseModel):
+    """The origin → host matrix of children placed outside their authority (glossary:
+    docs/domain.md, "Placements outside the authority")."""
+
+    authority: str | None = Field(
+        None, description="The authority whose row and column these are (exact), else null."
+    )
+    cells: list[FlowCell] = Field(description="Non-zero (or hidden) cells, origin ≠ host.")
+    origins: list[FlowOrigin]
+    hosts: list[FlowHost]
+    total: FlowTotal
+    window_days: int
+    extracted_on: date = Field(description="The day the figures were extracted (Paris).")
+    generated_at: datetime
+
+
+class OfferFigures(BaseModel):
+    free: int = Field(description="Free places at the end of the month (now for the current).")
+    open: int = Field(
+        description="Open places: installed + additional − closed (units), agrément capacity "
+        "of carers declared active."
+    )
+    tension: float | None = Field(description="1 − free / open; null without open places.")
+
+
+class OfferMonth(BaseModel):
+    month: str = Field(description="YYYY-MM (Paris).")
+    current: bool = Field(description="The current month, as of now (its end is not reached).")
+    categories: dict[str, OfferFigures] = Field(
+        description="Per FINESS category of establishment, and `carer` for assistants familiaux."
+    )
+
+
+class OfferSeries(BaseModel):
+    """Free places and tension by category, month by month, from the declaration history
+    (docs/domain.md, "Offer over time")."""
+
+    authority: str | None
+    months: int
+    items: list[OfferMonth]
+    extracted_on: date
+    generated_at: datetime
+
+
+class Coverage(BaseModel):
+    """How far an authority's figures rest on recent declarations (#18)."""
+
+    authority: str
+    units: int
+    units_declared: int = Field(description="Units with a current declaration (ever).")
+    units_recent: int = Field(description="Units declared in the last `days` days.")
+    carers: int = Field(description="Assistants familiaux whose agrément is valid today.")
+    carers_recent: int = Field(description="Those declared in the last `days` days.")
+    units_coverage: float | None
+    carers_coverage: float | None
+    coverage: float | None = Field(
+        description="(units_recent + carers_recent) / (units + carers); null without offer."
+    )
+    latest_declaration: datetime | None
+    latest_age_days: int | None = Field(description="Days since the latest declaration.")
+    tension: float | None = Field(
+        description="The authority's tension (as in /v1/stats/authorities), null with a reason "
+        "when its declarations cannot carry it."
+    )
+    tension_reason: str | None = Field(
+        description="no_offer, no_declarations, declarations_stale (coverage below "
+        "`min_coverage`); null when the tension is given."
+    )
+
+
+class CoveragePage(BaseModel):
+    items: list[Coverage]
+    days: int
+    min_coverage: float
+    extracted_on: date
+    generated_at: datetime

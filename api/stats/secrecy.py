@@ -25,10 +25,16 @@ def primary(value: int) -> bool:
     return 0 < value < THRESHOLD
 
 
-def suppress(table: Sequence[Sequence[int]]) -> list[list[bool]]:
+def suppress(
+    table: Sequence[Sequence[int]], structural: Sequence[Sequence[bool]] | None = None
+) -> list[list[bool]]:
     """The cells to hide in a table of counts (rows × columns, every row as long): primary
     cells, then secondary ones until no row or column hides exactly one cell (when it has
-    another cell to hide). Deterministic: the same table always hides the same cells."""
+    another cell to hide). Deterministic: the same table always hides the same cells.
+
+    ``structural``: cells everybody knows without the table (the diagonal of a flow matrix:
+    no authority places "outside" in itself). They are never hidden nor chosen as a
+    complement — hiding a cell known to be zero protects nothing."""
     rows = len(table)
     cols = len(table[0]) if rows else 0
     if any(len(row) != cols for row in table):
@@ -47,7 +53,12 @@ def suppress(table: Sequence[Sequence[int]]) -> list[list[bool]]:
             if sum(hidden[r][c] for r, c in line) != 1:
                 continue
             visible = [(table[r][c], i, (r, c)) for i, (r, c) in enumerate(line)]
-            candidates = [v for v in visible if not hidden[v[2][0]][v[2][1]]]
+            candidates = [
+                v
+                for v in visible
+                if not hidden[v[2][0]][v[2][1]]
+                and not (structural and structural[v[2][0]][v[2][1]])
+            ]
             if not candidates:
                 continue
             _, _, (r, c) = min(candidates)
@@ -56,7 +67,9 @@ def suppress(table: Sequence[Sequence[int]]) -> list[list[bool]]:
     return hidden
 
 
-def apply(table: Sequence[Sequence[int]]) -> list[list[int | None]]:
+def apply(
+    table: Sequence[Sequence[int]], structural: Sequence[Sequence[bool]] | None = None
+) -> list[list[int | None]]:
     """The table as published: hidden cells are ``None`` (shown "< 5")."""
-    mask = suppress(table)
+    mask = suppress(table, structural)
     return [[None if mask[r][c] else v for c, v in enumerate(row)] for r, row in enumerate(table)]
