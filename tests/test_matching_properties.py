@@ -26,6 +26,7 @@ from matching import (
     Need,
     Offer,
     accepts,
+    disability,
     greedy,
     is_emergency,
     optimize,
@@ -289,7 +290,17 @@ def test_relaxations_are_true_facts_and_order_is_the_documented_total_order(args
     urgent = need.urgency == "immediate"
 
     def key(p) -> tuple:
-        return (codes.index(p.step), p.stale, urgent and not is_emergency(p.offer), -p.score)
+        # The documented order (relaxation._option_key): step, what the offer says of the
+        # children's disability profiles (specialised, with support, unstated), fresh before
+        # stale, emergency first when immediate, score.
+        level = disability.rank(need, p.offer, p.children)
+        return (
+            codes.index(p.step),
+            level,
+            p.stale,
+            urgent and not is_emergency(p.offer),
+            -p.score,
+        )
 
     keys = [key(p) for p in single]
     assert keys == sorted(keys)
