@@ -267,10 +267,6 @@ class RequestIn(NeedIn, Strict):
     )
 
 
-class ReasonIn(Strict):
-    reason: str = Field(min_length=1, max_length=500)
-
-
 class Outcome(NamedTuple):
     """A transition's reason as stored: the code (``api.codes``) and the optional free text."""
 
