@@ -486,3 +486,32 @@ async def test_a_separation_ordered_splits_near_rather_than_together_far(client,
     assert all(p["relaxed"] == [] and p["step"] == "none" for p in first)
     assert all("séparation ordonnée" in p["reasons"][-1]["detail"] for p in first)
     assert str(far["unit_ids"][0]) in [p["target"]["id"] for p in body["proposals"]]
+
+
+async def test_each_proposal_says_the_ages_its_offer_takes(client, pool):
+    """#17: two units of one establishment in one commune are told apart by their age bands,
+    which the proposal carries (the page knows only its own authority's units)."""
+    s = await make_structure(
+        pool,
+        units=[
+            {"name": "Petits", "age_min": 0, "age_max": 2, "installed": 4},
+            {"name": "Grands", "age_min": 6, "age_max": 17, "installed": 4},
+        ],
+    )
+    await declare(client, s, 0, 1)
+    await declare(client, s, 1, 2)
+    small = await search(client, children=[{"age_months": 30, "sex": "F"}])
+    big = await search(client, children=[{"age": 10, "sex": "M"}])
+    assert small.status_code == big.status_code == 200, small.text + big.text
+    by_id = {p["target"]["id"]: p for p in small.json()["proposals"] + big.json()["proposals"]}
+    petits, grands = by_id[str(s["unit_ids"][0])], by_id[str(s["unit_ids"][1])]
+    assert (petits["age_min_months"], petits["age_max_months"], petits["ages"]) == (
+        0,
+        35,
+        "0–35 mois",
+    )
+    assert (grands["age_min_months"], grands["age_max_months"], grands["ages"]) == (
+        72,
+        215,
+        "6–17 ans",
+    )

@@ -996,6 +996,8 @@ async def test_every_page_and_state_is_accessible_at_both_sizes(
     await expect(summary).to_be_focused()
     await audit(dashboard, "autorite-resultats")
     offer = page.locator(".proposition", has_text="Les Saules")
+    # Told apart by its ages too (the factory's unit takes 6 to 12 years), as the API says.
+    await expect(offer.locator(".faits")).to_contain_text("6–12 ans")
     reserve = offer.get_by_role("button", name=re.compile(r"^Réserver — .*Les Saules"))
     await reserve.focus()
     await page.keyboard.press("Enter")

@@ -140,6 +140,12 @@ class ProposalOut(BaseModel):
     outside_department: bool
     distance_km: float
     free_places: int
+    age_min_months: int = Field(description="Youngest age the offer takes, in months.")
+    age_max_months: int = Field(
+        description="Oldest age the offer takes, in months (a carer: the agrément's preferred"
+        " ages); with `age_min_months`, what tells two offers of one commune apart."
+    )
+    ages: str = Field(description='The age band said aloud: "0–35 mois", "3–17 ans".')
     temporality: str
     declared_age_days: float
     children: list[int]
@@ -203,6 +209,9 @@ class SearchOut(BaseModel):
                             "outside_department": False,
                             "distance_km": 12.0,
                             "free_places": 2,
+                            "age_min_months": 36,
+                            "age_max_months": 131,
+                            "ages": "3–10 ans",
                             "temporality": "current",
                             "declared_age_days": 0.4,
                             "children": [0, 1],

@@ -42,6 +42,7 @@ from matching import (
     service_distance_km,
 )
 from matching import search as match
+from matching.constraints import band_label
 from matching.score import whole_km
 
 
@@ -193,6 +194,9 @@ def proposal_out(p: Proposal, origin: Origin, need: Need | None = None) -> dict[
         # lieu de vie's; say so with no decimal that could suggest more.
         "distance_km": round(o.distance_km, 0 if o.kind == "carer" else 1),
         "free_places": o.free_places,
+        "age_min_months": o.age_min_months,
+        "age_max_months": o.age_max_months,
+        "ages": band_label(o.age_min_months, o.age_max_months),
         "temporality": o.temporality,
         "declared_age_days": round(o.declared_age_days, 2),
         "children": list(p.children),

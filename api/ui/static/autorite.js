@@ -1121,12 +1121,6 @@ function distanceBand(km) {
   return "plus de 150 km";
 }
 
-/** The ages an offer takes, when this page knows it (its own authority's units and carers). */
-function agesOf(p) {
-  const offer = p.target.kind === "unit" ? state.units.get(p.target.id)?.unit : state.carers.get(p.target.id);
-  return offer && offer.age_min !== undefined ? `${offer.age_min}–${offer.age_max} ans` : null;
-}
-
 /** One proposal, told apart from the others: place, commune, distance band, ages, free
  * places and when, how fresh the declaration is; its button named after it. */
 function proposalItem(p, i, labels) {
@@ -1136,7 +1130,6 @@ function proposalItem(p, i, labels) {
   const freshness = p.stale
     ? el("span", { class: "fr-badge fr-badge--sm fr-badge--error" }, `périmée (${fmt.plural(days, "jour", "jours")})`)
     : el("span", { class: "fr-badge fr-badge--sm fr-badge--success" }, days < 1 ? "déclarée aujourd'hui" : `déclarée il y a ${fmt.plural(days, "jour", "jours")}`);
-  const ages = agesOf(p);
   const ladder = p.relaxed.filter((r) => r !== DISABILITY_UNSTATED);
   const silent = p.relaxed.includes(DISABILITY_UNSTATED) || p.disability_level === "unstated";
   return el(
@@ -1149,7 +1142,7 @@ function proposalItem(p, i, labels) {
       `${where} (${p.department}) · ${distanceBand(p.distance_km)} · `,
       el("strong", {}, fmt.plural(p.free_places, "place libre", "places libres")),
       p.temporality !== "current" ? ` ${ECHEANCES[p.temporality] || p.temporality}` : " maintenant",
-      ages ? ` · ${ages}` : "",
+      ` · ${p.ages}`,
       p.children.length < state.results.children.length ? ` · enfants ${p.children.map((c) => c + 1).join(", ")}` : "",
     ),
     el(
