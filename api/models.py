@@ -474,6 +474,7 @@ class CapacitySnapshot(_CapacityCounts, table=True):
             postgresql_using="gist",
             postgresql_where=text("available > 0"),
         ),
+        Index("capacity_snapshots_structure_idx", "structure_id"),  # the structures' trigger
     )
     unit_id: UUID = Field(
         sa_column=Column(PgUUID(as_uuid=True), ForeignKey("units.id"), primary_key=True)
@@ -481,7 +482,24 @@ class CapacitySnapshot(_CapacityCounts, table=True):
     temporality: str = Field(primary_key=True)
     location: Any = Field(default=None, sa_column=Column(_point(), nullable=True))
     """The unit's structure's location, copied here so that a search walks free places
-    nearest first through one GiST index (structures do not move; set on insert)."""
+    nearest first through one GiST index (a lieu de vie's: its commune's, 0011)."""
+    # Copies of the unit's and its structure's columns that a search filters on and shows
+    # (0021): kept by triggers, so that a search reads one row per offer. Never written by
+    # the service.
+    structure_id: UUID = Field(sa_column=Column(PgUUID(as_uuid=True), nullable=False))
+    structure_name: str = Field(sa_column=Column(Text, nullable=False))
+    finess: str = Field(sa_column=Column(Text, nullable=False))
+    category: str = Field(sa_column=Column(Text, nullable=False))
+    department: str = Field(sa_column=Column(Text, nullable=False))
+    commune: str = Field(sa_column=Column(Text, nullable=False))
+    age_min_months: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    age_max_months: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    sexes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    timings: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    publics: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    formulas: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    disability_specialised: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    disability_supported: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
 
 
 class IdempotencyKey(SQLModel, table=True):

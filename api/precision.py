@@ -14,7 +14,7 @@ foster carers.
 The rule is here once; the registry (``/v1/structures``), FHIR (``Location``,
 ``Organization``) and search (``/v1/search``, ``/v1/assignments/optimize``) apply it. Search
 answers every caller at commune precision for LVAs: its distances are compared across
-callers and never need the door. The SQL side is ``point_sql`` / ``distance_km_sql``.
+callers and never need the door. The SQL side is ``point_sql`` / ``rounded_km_sql``.
 """
 
 from collections.abc import Mapping
@@ -59,13 +59,13 @@ def point_sql(structure: str, commune: str) -> str:
     )
 
 
-def distance_km_sql(structure: str, commune: str, origin: str, exact_metres: str) -> str:
-    """SQL of the distance a search may show, in km: to the commune's point and rounded to
-    the kilometre for an LVA, else ``exact_metres`` / 1000."""
+def rounded_km_sql(category: str, metres: str) -> str:
+    """SQL of the distance a search may show, in km, from the metres to the searchable point
+    (a snapshot's ``location``: an LVA's commune's, migration 0011): rounded to the
+    kilometre for an LVA, else ``metres`` / 1000."""
     return (
-        f"CASE WHEN {structure}.category = ANY({_CATEGORIES_SQL}) "
-        f"THEN round((ST_Distance({commune}.location, {origin}) / 1000.0)::numeric)::float8 "
-        f"ELSE {exact_metres} / 1000.0 END"
+        f"CASE WHEN {category} = ANY({_CATEGORIES_SQL}) "
+        f"THEN round(({metres} / 1000.0)::numeric)::float8 ELSE {metres} / 1000.0 END"
     )
 
 

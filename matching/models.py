@@ -41,6 +41,8 @@ _KINDS = frozenset(OfferKind)
 def _set(obj: Any, name: str) -> frozenset[str]:
     """Normalise a collection attribute to a frozenset of str (strings stay whole)."""
     value = getattr(obj, name)
+    if type(value) is frozenset and all(type(v) is str for v in value):
+        return value  # already normal (a shared one, from the database layer): keep it
     if isinstance(value, str):
         value = (value,)
     result = frozenset(str(v) for v in value)
@@ -329,9 +331,9 @@ class Offer:
         _set(self, "publics")
         _set(self, "formulas")
         specialised = _set(self, "disability_specialised")
-        object.__setattr__(
-            self, "disability_supported", _set(self, "disability_supported") - specialised
-        )
+        supported = _set(self, "disability_supported")
+        if not supported.isdisjoint(specialised):
+            object.__setattr__(self, "disability_supported", supported - specialised)
 
     @property
     def disability_profiles(self) -> frozenset[str]:

@@ -515,3 +515,36 @@ async def test_each_proposal_says_the_ages_its_offer_takes(client, pool):
         215,
         "6–17 ans",
     )
+
+
+async def test_a_unit_or_structure_changed_after_its_declaration_is_searched_as_it_is_now(
+    client, pool
+):
+    """Migration 0021: a free place carries its unit's and structure's columns that search
+    filters on and shows, kept by triggers — whoever changes the unit or the structure (a
+    FINESS import, SQL by hand), the next search sees the change."""
+    s = await make_structure(pool, units=[{"name": "Ados", "age_min": 6, "age_max": 12}])
+    await declare(client, s, 0, 2)
+    unit = str(s["unit_ids"][0])
+
+    async def found(age: int) -> dict | None:
+        r = await search(client, children=[{"age": age, "sex": "M"}])
+        assert r.status_code == 200, r.text
+        return next((p for p in r.json()["proposals"] if p["target"]["id"] == unit), None)
+
+    assert await found(10) is not None and await found(15) is None
+    await pool.execute(
+        "UPDATE units SET age_min_months = 156, age_max_months = 215 WHERE id = $1",
+        s["unit_ids"][0],
+    )
+    assert await found(10) is None
+    now = await found(15)
+    assert now is not None and now["ages"] == "13–17 ans"
+    await pool.execute(
+        "UPDATE structures SET name = 'MECS Les Iris', category = '462' WHERE id = $1", s["id"]
+    )
+    renamed = await found(15)
+    assert renamed is not None
+    assert (renamed["structure"]["name"], renamed["category"]) == ("MECS Les Iris", "462")
+    # Now a lieu de vie: at its commune's point, its distance rounded to the kilometre.
+    assert renamed["distance_km"] == round(renamed["distance_km"])

@@ -95,6 +95,26 @@ def own_query(rows: list[tuple[float, float, Offer]], step: Step, limit: int) ->
     return found[:limit]
 
 
+def read_of(rows: list[tuple[float, float, Offer]], complete: bool) -> _Nearest:
+    """The read as the repository builds it from the query's rows (here the offers are
+    already made: ``to_offer`` hands them over)."""
+    return _Nearest(
+        "unit",
+        [
+            {
+                "knn": knn,
+                "metres": metres,
+                "temporality": o.temporality,
+                "department": o.department,
+                "offer": o,
+            }
+            for knn, metres, o in rows
+        ],
+        complete=complete,
+        to_offer=lambda row: row["offer"],
+    )
+
+
 def sql_prefix(rows, read: int, rnd) -> list[tuple[float, float, Offer]]:
     """The read's rows: the LIMIT of a query ordered by KNN distance alone cuts among rows
     at the same distance as it likes; the read's own order is then the queries'."""
@@ -109,7 +129,7 @@ def test_the_national_read_answers_a_step_as_its_own_query_or_declines(
 ):
     rows = country(candidates)
     read = data.draw(st.integers(1, len(rows) + 1))
-    nearest = _Nearest(sql_prefix(rows, read, rnd), complete=read > len(rows))
+    nearest = read_of(sql_prefix(rows, read, rnd), complete=read > len(rows))
     answer = nearest.step(step, NEIGHBOURS, limit)
     if answer is not None:
         assert answer == own_query(rows, step, limit)
@@ -120,7 +140,7 @@ def test_a_complete_read_always_answers(candidates, step, limit):
     """Every step of a need with fewer candidates in the country than the read holds — the
     needs that walk the whole ladder — is answered without a query."""
     rows = country(candidates)
-    assert _Nearest(rows, complete=True).step(step, NEIGHBOURS, limit) == own_query(
+    assert read_of(rows, complete=True).step(step, NEIGHBOURS, limit) == own_query(
         rows, step, limit
     )
 
@@ -130,7 +150,7 @@ def test_a_prefix_answers_a_radius_it_reaches_and_a_step_it_fills():
     margin) is answered, one beyond it is not; a national step is answered once the read
     holds its LIMIT of rows before the last distance (ties at it excluded)."""
     rows = country([(k * 1000.0, 1.0, "42", "current") for k in range(10)])
-    read = _Nearest(rows, complete=False)  # the last row, at 9 km, is the horizon
+    read = read_of(rows, complete=False)  # the last row, at 9 km, is the horizon
     near = Step("r", "r", Area.RADIUS, 1.0, frozenset({"current"}), radius_km=5.0)
     far = Step("r", "r", Area.RADIUS, 1.0, frozenset({"current"}), radius_km=9.0)
     national = Step("n", "n", Area.NATIONAL, None, frozenset({"current"}))

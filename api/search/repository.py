@@ -42,14 +42,15 @@ kilometre — what ranks it, too.
 """
 
 import asyncio
-from collections.abc import Collection
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from api.capacity.repository import carer_free_sql
-from api.precision import distance_km_sql, point_sql
+from api.precision import rounded_km_sql
 from matching import Area, Need, Offer, Step, accepts
 
 CANDIDATES_PER_KIND = 120
@@ -81,40 +82,35 @@ WITH origin AS NOT MATERIALIZED (
     SELECT ST_SetSRID(ST_MakePoint(($1::float8[])[2], ($1::float8[])[1]), 4326)::geography AS g
 ), nearest AS (
     -- Free places nearest first: a KNN walk of the snapshots' partial GiST index that stops
-    -- at the LIMIT, each row checked against its unit (primary-key lookups).
-    SELECT cs.unit_id, cs.temporality, cs.available, cs.available_gender, cs.declared_at,
-           cs.location <-> origin.g AS knn, ST_Distance(cs.location, origin.g) AS metres
+    -- at the LIMIT. Each snapshot carries its unit's and structure's columns (0021): the
+    -- need is checked on the row itself, and nothing is joined.
+    SELECT cs.*, cs.location <-> origin.g AS knn, ST_Distance(cs.location, origin.g) AS metres
       FROM origin, capacity_snapshots cs
-      JOIN units u ON u.id = cs.unit_id
-      {structures}
      WHERE cs.available > 0  -- lets the planner use the partial index of free places
        AND cs.temporality = ANY($2::text[])
        AND cs.available >= $3
-       AND u.timings @> ARRAY[($4::text[])[1]] AND u.publics @> ARRAY[($4::text[])[2]]
-       AND u.formulas @> ARRAY[($4::text[])[3]]
-       AND u.age_min_months <= $5 AND u.age_max_months >= $6
-       AND u.sexes && $7::text[] AND u.sexes @> $8::text[]
+       AND cs.timings @> ARRAY[($4::text[])[1]] AND cs.publics @> ARRAY[($4::text[])[2]]
+       AND cs.formulas @> ARRAY[($4::text[])[3]]
+       AND cs.age_min_months <= $5 AND cs.age_max_months >= $6
+       AND cs.sexes && $7::text[] AND cs.sexes @> $8::text[]
        AND {disability}
        {geo}{min}
      ORDER BY cs.location <-> origin.g  -- distance alone, so the index yields the order
      FETCH FIRST $10 ROWS WITH TIES  -- units of one structure share its point: no arbitrary cut
 )
--- A lieu de vie (api.precision) leaves this module at its commune: the commune's point and
--- the distance to it, rounded to the kilometre (joined on the LIMIT's rows only).
-SELECT u.id::text AS id, s.id::text AS structure_id, s.name AS structure_name, s.finess,
-       s.category, s.department, s.commune,
-       u.age_min_months, u.age_max_months, u.sexes, u.timings, u.publics, u.formulas,
-       u.disability_specialised, u.disability_supported,
+-- A lieu de vie (api.precision) leaves this module at its commune: its snapshot's point is
+-- the commune's (0011), and the distance to it is rounded to the kilometre.
+SELECT n.unit_id::text AS id, n.structure_id::text AS structure_id,
+       n.structure_name, n.finess, n.category, n.department, n.commune,
+       n.age_min_months, n.age_max_months, n.sexes, n.timings, n.publics, n.formulas,
+       n.disability_specialised, n.disability_supported,
        n.temporality, n.available AS free_places, n.available_gender,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        {distance_km} AS distance_km,
-       ST_Y(({point})::geometry) AS lat, ST_X(({point})::geometry) AS lon,
+       ST_Y(n.location::geometry) AS lat, ST_X(n.location::geometry) AS lon,
        n.knn, n.metres
-  FROM origin, nearest n
-  JOIN units u ON u.id = n.unit_id
-  JOIN structures s ON s.id = u.structure_id
-  JOIN communes cm ON cm.insee = s.commune
- ORDER BY n.knn, u.id, n.temporality
+  FROM nearest n
+ ORDER BY n.knn, n.unit_id, n.temporality
  LIMIT $10
 """
 
@@ -188,7 +184,7 @@ DISABILITY_FILTER = {
     # Silent on at least one of them: the complement, read only when the stated are short.
     "unstated": "NOT ({t}.disability_specialised || {t}.disability_supported) @> ${p}::text[]",
 }
-_PROFILES_PARAM = {"unit": ("u", 9), "carer": ("c", 6)}
+_PROFILES_PARAM = {"unit": ("cs", 9), "carer": ("c", 6)}
 
 
 def _sql(
@@ -211,11 +207,7 @@ def _sql(
     return template.format(
         geo=geo,
         min=f"\n       AND NOT ST_DWithin({loc}, origin.g, ${last})" if away else "",
-        # The structure's department matters to the neighbours' filter only: elsewhere the
-        # join would read every structure for nothing (it is made on the LIMIT's rows).
-        structures="JOIN structures s ON s.id = u.structure_id" if area == Area.NEIGHBOURS else "",
-        point=point_sql("s", "cm"),
-        distance_km=distance_km_sql("s", "cm", "origin.g", "n.metres"),
+        distance_km=rounded_km_sql("n.category", "n.metres"),
         free=carer_free_sql("c"),
         disability=DISABILITY_FILTER[disability].format(
             t=_PROFILES_PARAM[kind][0], p=_PROFILES_PARAM[kind][1]
@@ -230,7 +222,7 @@ for _area in Area:
     for _which in DISABILITY_FILTER:
         for _away, _into in ((False, QUERIES), (True, AWAY_QUERIES)):
             _into[("unit", _area, _which)] = _sql(
-                UNITS_SQL, _area, "cs.location", "s.department", 11, _away, "unit", _which
+                UNITS_SQL, _area, "cs.location", "cs.department", 11, _away, "unit", _which
             )
             _into[("carer", _area, _which)] = _sql(
                 CARERS_SQL, _area, "c.public_location", "c.department", 9, _away, "carer", _which
@@ -316,10 +308,22 @@ row within it."""
 class _Nearest:
     """The nearest ``NEAREST_ROWS`` candidates of one kind, national, every temporality,
     in the order of the step queries (KNN distance, id, temporality), with each row's KNN
-    distance and exact distance in metres; ``complete`` when the country holds no more."""
+    distance and exact distance in metres; ``complete`` when the country holds no more.
+    Rows become ``Offer`` only when a step returns them (most steps return a few of the
+    400: mapping them all cost more than the query, #16)."""
 
-    rows: list[tuple[float, float, Offer]]
+    kind: str
+    rows: Sequence[Mapping[str, Any]]
+    """The query's rows (``knn``, ``metres``, ``temporality`` for units, ``department``…)."""
     complete: bool
+    to_offer: Callable[[Mapping[str, Any]], Offer]
+    offers: dict[int, Offer] = field(default_factory=dict)
+
+    def _offer(self, i: int) -> Offer:
+        found = self.offers.get(i)
+        if found is None:
+            found = self.offers[i] = self.to_offer(self.rows[i])
+        return found
 
     def step(
         self, step: Step, neighbours: frozenset[str], limit: int = CANDIDATES_PER_KIND
@@ -328,28 +332,29 @@ class _Nearest:
         this read decides it, else None. Beyond the last row's distance (ties included) the
         read knows nothing, unless it is complete: a step is decided when it fills its LIMIT
         before that distance, or when its radius lies within it."""
-        horizon = float("inf") if self.complete or not self.rows else self.rows[-1][0]
+        horizon = float("inf") if self.complete or not self.rows else self.rows[-1]["knn"]
         radius = None if step.radius_km is None else step.radius_km * 1000.0
-        found: list[Offer] = []
-        for knn, metres, offer in self.rows:
-            if knn >= horizon:
+        units = self.kind == "unit"
+        found: list[int] = []
+        for i, r in enumerate(self.rows):
+            if r["knn"] >= horizon:
                 break
-            if offer.temporality not in step.temporalities:
-                continue
+            if (r["temporality"] if units else "current") not in step.temporalities:
+                continue  # a carer declares places free now only
             if step.area != Area.NATIONAL:
                 assert radius is not None
-                near = metres <= radius
+                near = r["metres"] <= radius
                 if not near and not (
-                    step.area == Area.NEIGHBOURS and offer.department in neighbours
+                    step.area == Area.NEIGHBOURS and r["department"] in neighbours
                 ):
                     continue
-            found.append(offer)
+            found.append(i)
             if len(found) == limit:
-                return found
-        if self.complete:
-            return found
-        if step.area == Area.RADIUS and radius is not None and horizon > radius * _MARGIN:
-            return found
+                return [self._offer(j) for j in found]
+        if self.complete or (
+            step.area == Area.RADIUS and radius is not None and horizon > radius * _MARGIN
+        ):
+            return [self._offer(j) for j in found]
         return None
 
 
@@ -403,8 +408,10 @@ async def _nearest(
     if key not in memo:
         rows = await conn.fetch(QUERIES[(kind, Area.NATIONAL, disability)], *args)
         memo[key] = _Nearest(
-            [(r["knn"], r["metres"], offer_from_row(kind, r)) for r in rows],
+            kind,
+            rows,
             complete=len(rows) < NEAREST_ROWS,
+            to_offer=functools.partial(offer_from_row, kind),
         )
     nearest: _Nearest = memo[key]
     return nearest
@@ -487,6 +494,24 @@ async def _both_kinds(
     return [*units, *carers]
 
 
+_FROZEN: dict[tuple[str, ...], frozenset[str]] = {}
+_FROZEN_MAX = 4096
+_EITHER_SEX = frozenset({"F", "M"})
+
+
+def _frozen(values: list[str]) -> frozenset[str]:
+    """One shared frozenset per distinct array: offers' vocabularies (timings, sexes,
+    profiles…) are a few hundred combinations, and a search maps up to a thousand rows —
+    building a set per row and column was most of the mapping's cost (#16, cProfile)."""
+    key = tuple(values)
+    found = _FROZEN.get(key)
+    if found is None:
+        found = frozenset(values)
+        if len(_FROZEN) < _FROZEN_MAX:
+            _FROZEN[key] = found
+    return found
+
+
 def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = None) -> Offer:
     """The one mapping from a candidate row to a matching ``Offer`` (search and assignment
     select the same columns); ``distance_km`` overrides the row's when computed elsewhere.
@@ -505,11 +530,11 @@ def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = Non
         "free_places": r["free_places"],
         "age_min_months": r["age_min_months"],
         "age_max_months": r["age_max_months"],
-        "timings": r["timings"],
-        "publics": r["publics"],
-        "formulas": r["formulas"],
-        "disability_specialised": r["disability_specialised"],
-        "disability_supported": r["disability_supported"],
+        "timings": _frozen(r["timings"]),
+        "publics": _frozen(r["publics"]),
+        "formulas": _frozen(r["formulas"]),
+        "disability_specialised": _frozen(r["disability_specialised"]),
+        "disability_supported": _frozen(r["disability_supported"]),
         "declared_age_days": max(0.0, float(r["declared_age_days"])),
         "lat": r["lat"],
         "lon": r["lon"],
@@ -517,7 +542,7 @@ def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = Non
     if kind == "unit":
         return Offer(
             **common,
-            sexes=r["sexes"],
+            sexes=_frozen(r["sexes"]),
             temporality=r.get("temporality", "current"),
             available_gender=r["available_gender"],
             structure_id=r["structure_id"],
@@ -529,7 +554,7 @@ def offer_from_row(kind: str, r: asyncpg.Record, distance_km: float | None = Non
     # library, whose hard constraints check it again; the optimiser's rows say it too.
     return Offer(
         **common,
-        sexes=frozenset({"F", "M"}),
+        sexes=_EITHER_SEX,
         status=r.get("status", "active"),
         agrement_valid=r.get("agrement_valid", True),
     )
