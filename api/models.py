@@ -475,6 +475,18 @@ class CapacitySnapshot(_CapacityCounts, table=True):
             postgresql_where=text("available > 0"),
         ),
         Index("capacity_snapshots_structure_idx", "structure_id"),  # the structures' trigger
+        # Search's neighbours step (its departments' side) and first ring (free now), 0021.
+        Index(
+            "capacity_snapshots_free_department_idx",
+            "department",
+            postgresql_where=text("available > 0"),
+        ),
+        Index(
+            "capacity_snapshots_free_now_gist",
+            "location",
+            postgresql_using="gist",
+            postgresql_where=text("available > 0 AND temporality = 'current'"),
+        ),
     )
     unit_id: UUID = Field(
         sa_column=Column(PgUUID(as_uuid=True), ForeignKey("units.id"), primary_key=True)
@@ -500,6 +512,25 @@ class CapacitySnapshot(_CapacityCounts, table=True):
     formulas: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     disability_specialised: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     disability_supported: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+
+
+SNAPSHOT_OFFER_COLUMNS = (
+    "structure_id",
+    "structure_name",
+    "finess",
+    "category",
+    "department",
+    "commune",
+    "age_min_months",
+    "age_max_months",
+    "sexes",
+    "timings",
+    "publics",
+    "formulas",
+    "disability_specialised",
+    "disability_supported",
+)
+"""The copies a snapshot carries for search (0021): not part of what a declaration records."""
 
 
 class IdempotencyKey(SQLModel, table=True):

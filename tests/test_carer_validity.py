@@ -243,7 +243,7 @@ async def test_the_free_carers_indexes_serve_search(pool):
     every free carer."""
     from api.search.repository import QUERIES
 
-    sql = QUERIES[("carer", "radius", "stated")]
+    sql = QUERIES[("carer", "radius", "stated", False)]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")

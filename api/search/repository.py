@@ -72,8 +72,10 @@ class Origin:
 
 
 _GEO_FILTER = {
-    Area.RADIUS: "AND ST_DWithin({loc}, origin.g, ${r})",
-    Area.NEIGHBOURS: "AND (ST_DWithin({loc}, origin.g, ${r}) OR {dept} = ANY(${d}::text[]))",
+    Area.RADIUS: "AND ST_DWithin({loc}, origin.g, ${r}, false)",
+    # Either side from its own index (BitmapOr): the radius from the GiST, the departments
+    # from their B-tree (0021) — an OR no single index serves read every free place before.
+    Area.NEIGHBOURS: "AND (ST_DWithin({loc}, origin.g, ${r}, false) OR {dept} = ANY(${d}::text[]))",
     Area.NATIONAL: "",
 }
 
@@ -84,10 +86,10 @@ WITH origin AS NOT MATERIALIZED (
     -- Free places nearest first: a KNN walk of the snapshots' partial GiST index that stops
     -- at the LIMIT. Each snapshot carries its unit's and structure's columns (0021): the
     -- need is checked on the row itself, and nothing is joined.
-    SELECT cs.*, cs.location <-> origin.g AS knn, ST_Distance(cs.location, origin.g) AS metres
+    SELECT cs.*, cs.location <-> origin.g AS knn
       FROM origin, capacity_snapshots cs
-     WHERE cs.available > 0  -- lets the planner use the partial index of free places
-       AND cs.temporality = ANY($2::text[])
+     WHERE cs.available > 0  -- lets the planner use the partial indexes of free places
+       AND {temporality}
        AND cs.available >= $3
        AND cs.timings @> ARRAY[($4::text[])[1]] AND cs.publics @> ARRAY[($4::text[])[2]]
        AND cs.formulas @> ARRAY[($4::text[])[3]]
@@ -108,7 +110,7 @@ SELECT n.unit_id::text AS id, n.structure_id::text AS structure_id,
        extract(epoch FROM now() - n.declared_at) / 86400.0 AS declared_age_days,
        {distance_km} AS distance_km,
        ST_Y(n.location::geometry) AS lat, ST_X(n.location::geometry) AS lon,
-       n.knn, n.metres
+       n.knn, n.knn AS metres
   FROM nearest n
  ORDER BY n.knn, n.unit_id, n.temporality
  LIMIT $10
@@ -119,8 +121,7 @@ _CARER_BRANCH = """
            c.preferred_age_max_months AS age_max_months, c.preferred_timings AS timings,
            c.preferred_publics AS publics, c.preferred_formulas AS formulas,
            c.disability_specialised, c.disability_supported, c.available_places, c.declared_at,
-           c.public_location <-> origin.g AS knn,
-           ST_Distance(c.public_location, origin.g) AS metres,
+           c.public_location <-> origin.g AS knn, c.public_location <-> origin.g AS metres,
            ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon
       FROM origin, foster_carers c
      WHERE c.available_places > 0  -- implies the partial indexes' predicates
@@ -196,18 +197,21 @@ def _sql(
     away: bool = False,
     kind: str = "unit",
     disability: str = "stated",
+    now: bool = False,
 ) -> str:
-    """``away``: a minimum distance from the family (``Need.min_distance_km``, #16), its
-    metres the last parameter — the KNN walk skips the nearer rows instead of returning
-    them to be dropped, so the LIMIT is spent on places the order allows."""
+    """``now``: the units' query of places free now only (``_TEMPORALITY``). ``away``: a
+    minimum distance from the family (``Need.min_distance_km``, #16), its metres the last
+    parameter — the KNN walk skips the nearer rows instead of returning them to be dropped,
+    so the LIMIT is spent on places the order allows."""
     geo = _GEO_FILTER[Area(area)].format(
         loc=loc, dept=dept, r=first_geo_param, d=first_geo_param + 1
     )
     last = first_geo_param + _GEO_PARAMS[Area(area)]
     return template.format(
         geo=geo,
-        min=f"\n       AND NOT ST_DWithin({loc}, origin.g, ${last})" if away else "",
-        distance_km=rounded_km_sql("n.category", "n.metres"),
+        min=f"\n       AND NOT ST_DWithin({loc}, origin.g, ${last}, false)" if away else "",
+        temporality=_TEMPORALITY[now],
+        distance_km=rounded_km_sql("n.category", "n.knn"),
         free=carer_free_sql("c"),
         disability=DISABILITY_FILTER[disability].format(
             t=_PROFILES_PARAM[kind][0], p=_PROFILES_PARAM[kind][1]
@@ -215,16 +219,34 @@ def _sql(
     )
 
 
-QUERIES: dict[tuple[str, str, str], str] = {}
-AWAY_QUERIES: dict[tuple[str, str, str], str] = {}
-"""Keyed by (kind, area, ``DISABILITY_FILTER`` key)."""
+_TEMPORALITY = {
+    False: "cs.temporality = ANY($2::text[])",
+    # Places free now: the literal lets the planner use the partial GiST index of places
+    # free now (0021), which holds a third of the free snapshots; with ``= ANY($2)`` it
+    # intersected the GiST with a scan of the primary key's every "current" entry instead
+    # (EXPLAIN at scale 4: 1,119 → 494 buffers for a Paris radius).
+    True: "cs.temporality = 'current' AND $2::text[] = ARRAY['current']",
+}
+
+QUERIES: dict[tuple[str, str, str, bool], str] = {}
+AWAY_QUERIES: dict[tuple[str, str, str, bool], str] = {}
+"""Keyed by (kind, area, ``DISABILITY_FILTER`` key, places free now only)."""
 for _area in Area:
     for _which in DISABILITY_FILTER:
         for _away, _into in ((False, QUERIES), (True, AWAY_QUERIES)):
-            _into[("unit", _area, _which)] = _sql(
-                UNITS_SQL, _area, "cs.location", "cs.department", 11, _away, "unit", _which
-            )
-            _into[("carer", _area, _which)] = _sql(
+            for _now in (False, True):
+                _into[("unit", _area, _which, _now)] = _sql(
+                    UNITS_SQL,
+                    _area,
+                    "cs.location",
+                    "cs.department",
+                    11,
+                    _away,
+                    "unit",
+                    _which,
+                    _now,
+                )
+            _into[("carer", _area, _which, False)] = _sql(
                 CARERS_SQL, _area, "c.public_location", "c.department", 9, _away, "carer", _which
             )
 
@@ -299,9 +321,10 @@ it is a prefix long enough for most steps. Measured (BENCHMARKS.md, #16): 400 ro
 mapping to ``Offer`` (Python) under the SQL it spares."""
 
 _MARGIN = 1.01
-"""The KNN order is the sphere's distance and a radius (``ST_DWithin``) the spheroid's; they
-differ by less than 0.5 %: a prefix whose last row is this much beyond a radius holds every
-row within it."""
+"""The KNN order, the distance and a radius (``ST_DWithin(…, false)``) are all the sphere's
+(#16: the spheroid's, computed per row, was most of a national read's time; the two differ
+by less than 0.5 %), but computed by different functions: a prefix whose last row is this
+much beyond a radius holds every row within it, whatever their rounding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +400,8 @@ async def _query(
         found: list[Offer] = memo[key]
         return found
     queries = AWAY_QUERIES if len(args) > _ARGS[kind] + _GEO_PARAMS[Area(area)] else QUERIES
-    sql = queries[(kind, area, disability)]
+    now = kind == "unit" and args[1] == ["current"]
+    sql = queries[(kind, area, disability, now)]
     found = [offer_from_row(kind, r) for r in await conn.fetch(sql, *args)]
     if memo is not None:
         memo[key] = found
@@ -406,7 +430,7 @@ async def _nearest(
     args = query_args(kind, need, origin, national, [], NEAREST_ROWS)
     key = ("nearest", kind, disability, *(tuple(a) if isinstance(a, list) else a for a in args))
     if key not in memo:
-        rows = await conn.fetch(QUERIES[(kind, Area.NATIONAL, disability)], *args)
+        rows = await conn.fetch(QUERIES[(kind, Area.NATIONAL, disability, False)], *args)
         memo[key] = _Nearest(
             kind,
             rows,

@@ -6,6 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from api.models import SNAPSHOT_OFFER_COLUMNS
+
 
 async def snapshot(pool: asyncpg.Pool, unit_id: str) -> dict[str, Any]:
     """A unit's current snapshot row, as the history would record it."""
@@ -15,7 +17,9 @@ async def snapshot(pool: asyncpg.Pool, unit_id: str) -> dict[str, Any]:
             uuid.UUID(unit_id),
         )
     snap = dict(row)
-    snap.pop("location")  # the structure's point, copied for search; not in the history
+    # The structure's point and the offer's columns, copied for search; not in the history.
+    for column in ("location", *SNAPSHOT_OFFER_COLUMNS):
+        snap.pop(column)
     return snap
 
 
@@ -130,7 +134,8 @@ async def assert_one_truth(pool: asyncpg.Pool, unit_id: str, own_reserved: int =
             """,
             uid,
         )
-    snap.pop("location")  # a search copy of the structure's point, not part of the history
+    for column in ("location", *SNAPSHOT_OFFER_COLUMNS):  # search's copies, not history
+        snap.pop(column)
     assert {k: last[k] for k in snap} == snap
     assert snap["version"] == rows
     assert snap["reserved"] == held + own_reserved, (snap, held)
