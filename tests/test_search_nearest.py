@@ -95,7 +95,9 @@ def own_query(rows: list[tuple[float, float, Offer]], step: Step, limit: int) ->
     return found[:limit]
 
 
-def read_of(rows: list[tuple[float, float, Offer]], complete: bool) -> _Nearest:
+def read_of(
+    rows: list[tuple[float, float, Offer]], complete: bool, bound_m: float | None = None
+) -> _Nearest:
     """The read as the repository builds it from the query's rows (here the offers are
     already made: ``to_offer`` hands them over)."""
     return _Nearest(
@@ -112,6 +114,7 @@ def read_of(rows: list[tuple[float, float, Offer]], complete: bool) -> _Nearest:
         ],
         complete=complete,
         to_offer=lambda row: row["offer"],
+        bound_m=bound_m,
     )
 
 
@@ -158,3 +161,25 @@ def test_a_prefix_answers_a_radius_it_reaches_and_a_step_it_fills():
     assert read.step(far, NEIGHBOURS, 50) is None
     assert read.step(national, NEIGHBOURS, 9) == [o for _, _, o in rows[:9]]
     assert read.step(national, NEIGHBOURS, 10) is None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(candidates_st, steps_st, st.data(), st.integers(1, 12), st.randoms())
+def test_the_ring_read_answers_a_step_within_it_as_its_own_query_or_declines(
+    candidates, step, data, limit, rnd
+):
+    """The ring read (``_ring``): the national read's rows within a radius, a prefix of them,
+    complete when the ring holds fewer. It answers a radius step within its radius exactly as
+    the step's own query over the whole country would, and declines any other step."""
+    rows = country(candidates)
+    bound = data.draw(st.integers(0, 13)) * 1000.0
+    ring = [r for r in rows if r[1] <= bound]
+    read = data.draw(st.integers(1, len(ring) + 1))
+    nearest = read_of(sql_prefix(ring, read, rnd), complete=read > len(ring), bound_m=bound)
+    answer = nearest.step(step, NEIGHBOURS, limit)
+    if step.area != Area.RADIUS or step.radius_km * 1000.0 > bound:
+        assert answer is None
+    elif read > len(ring):
+        assert answer == own_query(rows, step, limit)
+    elif answer is not None:
+        assert answer == own_query(rows, step, limit)

@@ -51,7 +51,7 @@ import asyncpg
 
 from api.capacity.repository import carer_free_sql
 from api.precision import rounded_km_sql
-from matching import Area, Need, Offer, Step, accepts
+from matching import LADDERS, Area, Need, Offer, Step, accepts
 
 CANDIDATES_PER_KIND = 120
 """Nearest candidates fetched per kind and step: several times any ``limit`` the API
@@ -340,6 +340,9 @@ class _Nearest:
     """The query's rows (``knn``, ``metres``, ``temporality`` for units, ``department``…)."""
     complete: bool
     to_offer: Callable[[Mapping[str, Any]], Offer]
+    bound_m: float | None = None
+    """A ring read's radius (``_ring``): it knows nothing beyond, and answers only the radius
+    steps within it; None for the national read."""
     offers: dict[int, Offer] = field(default_factory=dict)
 
     def _offer(self, i: int) -> Offer:
@@ -355,8 +358,12 @@ class _Nearest:
         this read decides it, else None. Beyond the last row's distance (ties included) the
         read knows nothing, unless it is complete: a step is decided when it fills its LIMIT
         before that distance, or when its radius lies within it."""
-        horizon = float("inf") if self.complete or not self.rows else self.rows[-1]["knn"]
         radius = None if step.radius_km is None else step.radius_km * 1000.0
+        if self.bound_m is not None and (
+            step.area != Area.RADIUS or radius is None or radius > self.bound_m
+        ):
+            return None
+        horizon = float("inf") if self.complete or not self.rows else self.rows[-1]["knn"]
         units = self.kind == "unit"
         found: list[int] = []
         for i, r in enumerate(self.rows):
@@ -408,6 +415,16 @@ async def _query(
     return found
 
 
+RING_FACTOR = max(
+    step.radius_factor or 0.0
+    for ladder in LADDERS.values()
+    for step in ladder
+    if step.area == Area.RADIUS
+)
+"""The widest radius of the ladders' radius steps, in requested radii (widen_radius: 2): a
+search's ring read (``_ring``) covers every radius step of its ladder."""
+
+
 async def _nearest(
     conn: asyncpg.Connection,
     kind: str,
@@ -419,26 +436,61 @@ async def _nearest(
 ) -> _Nearest:
     """The search's national read of one kind for the step's hard filters (the split step's
     differ), once per search and ``DISABILITY_FILTER``."""
-    national = Step(
+    return await _read(conn, kind, need, origin, step, memo, disability, None)
+
+
+async def _ring(
+    conn: asyncpg.Connection,
+    kind: str,
+    need: Need,
+    origin: Origin,
+    step: Step,
+    memo: dict[tuple[Any, ...], Any],
+    disability: str = "stated",
+) -> _Nearest:
+    """The search's ring read of one kind: as the national read, within ``RING_FACTOR`` times
+    the requested radius. It answers the ladder's radius steps past the first ring (places
+    free later, the doubled radius) from the rows near the family only: the national read
+    they used before scanned, for a need few offers meet, every free place of the country
+    (#16: what made search cost grow with the data)."""
+    assert step.radius_km is not None and step.radius_factor
+    bound_km = step.radius_km / step.radius_factor * RING_FACTOR
+    return await _read(conn, kind, need, origin, step, memo, disability, bound_km)
+
+
+async def _read(
+    conn: asyncpg.Connection,
+    kind: str,
+    need: Need,
+    origin: Origin,
+    step: Step,
+    memo: dict[tuple[Any, ...], Any],
+    disability: str,
+    bound_km: float | None,
+) -> _Nearest:
+    area = Area.NATIONAL if bound_km is None else Area.RADIUS
+    read = Step(
         step.code,
         step.label,
-        Area.NATIONAL,
-        None,
+        area,
+        None if bound_km is None else RING_FACTOR,
         frozenset(ALL_TEMPORALITIES),
+        radius_km=bound_km,
         split_siblings=step.split_siblings,
     )
-    args = query_args(kind, need, origin, national, [], NEAREST_ROWS)
-    key = ("nearest", kind, disability, *(tuple(a) if isinstance(a, list) else a for a in args))
+    args = query_args(kind, need, origin, read, [], NEAREST_ROWS)
+    key = ("read", kind, disability, *(tuple(a) if isinstance(a, list) else a for a in args))
     if key not in memo:
-        rows = await conn.fetch(QUERIES[(kind, Area.NATIONAL, disability, False)], *args)
+        rows = await conn.fetch(QUERIES[(kind, area, disability, False)], *args)
         memo[key] = _Nearest(
             kind,
             rows,
             complete=len(rows) < NEAREST_ROWS,
             to_offer=functools.partial(offer_from_row, kind),
+            bound_m=None if bound_km is None else bound_km * 1000.0,
         )
-    nearest: _Nearest = memo[key]
-    return nearest
+    found: _Nearest = memo[key]
+    return found
 
 
 async def fetch_offers(
@@ -455,10 +507,12 @@ async def fetch_offers(
     """Candidates of both kinds for one step: what the step's query returns. ``memo`` (one
     per search) spares queries. The first ring of the ladder (``_first_ring``) runs its own
     query, bounded by the radius. Past it, a search reads once per kind the nearest
-    ``NEAREST_ROWS`` candidates of the whole country, every temporality (``_nearest``), and
-    answers each later step — wider radius, neighbouring departments, national, forecasts,
-    in whatever order the ladder takes them — from that read when it decides the step
-    (``_Nearest.step``), with the step's own query otherwise. Before (#16, measured), every
+    ``NEAREST_ROWS`` candidates of every temporality within ``RING_FACTOR`` times the
+    requested radius (``_ring``), and answers the later radius steps — places free later,
+    the doubled radius — from it; and for the steps beyond (neighbouring departments,
+    national, and the forecasts after them) it reads the nearest of the whole country once
+    (``_nearest``). Each read answers a step when it decides it (``_Nearest.step``), the
+    step's own query otherwise. Before (#16, measured), every
     step scanned the country's free offer again: a search that walked the ladder cost
     several times the offer, four times more at four times the data. With ``carers_conn``,
     the carers' query runs on it while the units' runs on ``conn``.
@@ -505,8 +559,8 @@ async def _both_kinds(
         # which the national read would spend its rows on: its steps run their own queries.
         shared = not _first_ring(step) and not step.split_siblings
         if memo is not None and shared and need.min_distance_km is None:
-            nearest = await _nearest(on, kind, need, origin, step, memo, disability)
-            found = nearest.step(step, near)
+            read = _ring if step.area == Area.RADIUS else _nearest
+            found = (await read(on, kind, need, origin, step, memo, disability)).step(step, near)
             if found is not None:
                 return found
         args = query_args(kind, need, origin, step, neighbours)
