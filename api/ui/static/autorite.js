@@ -102,6 +102,8 @@ async function loadOffer() {
  * (permission ``placement``); an agrément service (PMI) or an inspector reads the offer and
  * the agréments only. Set in main() from GET /v1/me. */
 let placement = true;
+/** And the indicators of children need ``stats.read`` too (GET /v1/stats/children/{code}). */
+let steering = true;
 
 // The first screen's reads (key figures, waiting list, holds) are pages.first_screen's paths,
 // character for character: amorce.js started them before this module was fetched.
@@ -124,7 +126,7 @@ async function loadPlaced() {
 
 /** The authority's own indicators of children, exact (GET /v1/stats/children/{code}). */
 async function loadIndicators() {
-  if (!placement) return;
+  if (!placement || !steering) return;
   const page = await api(`/v1/stats/children/${encodeURIComponent(CODE)}?window_days=90`);
   state.children = { ...page.items[0], extracted_on: page.extracted_on };
 }
@@ -1657,6 +1659,9 @@ async function main() {
   $("lien-acces").hidden = !may(current, "audit.read");
   agrements = setUpAgrements({ code: CODE, current, communeName, announcer });
   placement = may(current, "placement");
+  steering = may(current, "stats.read");
+  $("indicateurs").hidden = !placement || !steering;
+  $("lien-indicateurs").hidden = $("indicateurs").hidden;
   if (!placement) {
     // No children's data for this function: its sections are hidden rather than failing,
     // and the live feed (the placement service's) is not opened.
@@ -1691,7 +1696,7 @@ async function main() {
     renderFigures();
     const rest = agrements.load();
     // The indicators and the children placed after the first screen (not among its reads).
-    const steering = Promise.all([
+    const later = Promise.all([
       loadPlaced().then(renderPlaced),
       loadIndicators()
         .then(renderIndicators)
@@ -1701,7 +1706,7 @@ async function main() {
     await setUpMap();
     renderOffer();
     renderHolds(); // the held places' names, now that the offer is known
-    await Promise.all([rest, steering]);
+    await Promise.all([rest, later]);
     renderPlaced(); // the places' names, now that the offer is known
     restoreDraft(); // what was typed before the session expired, if it did
   } catch (error) {
