@@ -114,3 +114,19 @@ def test_every_category_refused_somewhere_is_a_column_of_every_authority() -> No
     items = {i["authority"]: i for i in children.national_view(rows)}
     assert items["A"]["refusals_by_category"] == {"177": 9, "carer": 0}
     assert items["B"]["refusals_by_category"] == {"177": 0, "carer": 6}
+
+
+def test_execution_delays_over_too_few_admissions_are_not_shown_nationally() -> None:
+    def row(code: str, admissions: int, median: float, p90: float) -> dict:
+        r = children._empty(code)
+        r["execution_delay_days"] = {"median": median, "p90": p90, "admissions": admissions}
+        return r
+
+    rows = {"A": row("A", 3, 10, 12), "B": row("B", 6, 20, 30), "C": row("C", 12, 15, 25)}
+    items = {i["authority"]: i for i in children.national_view(rows)}
+    # Admissions: A's 3 is "< 5", its column's complement B's 6. A median over 3 admissions
+    # would be one child's delay; a p90 over 6 lies between the two longest.
+    assert items["A"]["execution_delay_days"] == {"median": None, "p90": None, "admissions": None}
+    assert items["B"]["execution_delay_days"] == {"median": 20, "p90": None, "admissions": None}
+    assert items["C"]["execution_delay_days"] == {"median": 15, "p90": 25, "admissions": 12}
+    assert "execution_delay_days.admissions" in items["B"]["suppressed"]

@@ -209,9 +209,15 @@ class ExecutionDelay(BaseModel):
     """Days from the decision (``decided_on``) to the admission, over the admissions of the
     window (Paris days)."""
 
-    median: float | None
-    p90: float | None
-    admissions: int
+    median: float | None = Field(
+        description="Null without admissions; in the national view, below 5 admissions too."
+    )
+    p90: float | None = Field(
+        description="Null without admissions; in the national view, below 10 admissions too."
+    )
+    admissions: int | None = Field(
+        description='Admissions of the window; in the national view null when hidden ("< 5").'
+    )
 
 
 class ChildrenStats(BaseModel):

@@ -458,7 +458,8 @@ function renderChildren(page) {
   $("e-non-executees-detail").textContent = `à 30 jours ; à 15 jours : ${secret(t.not_executed["15"])}, à 90 jours : ${secret(t.not_executed["90"])}`;
   const delay = t.execution_delay_days;
   $("e-delai").textContent = delay.median === null ? "—" : `${days(delay.median)} j`;
-  $("e-delai-detail").textContent = `90e centile : ${delay.p90 === null ? "—" : `${days(delay.p90)} j`} ; ${fmt.plural(delay.admissions, "admission", "admissions")}`;
+  const admissions = delay.admissions === null ? "< 5 admissions" : fmt.plural(delay.admissions, "admission", "admissions");
+  $("e-delai-detail").textContent = `90e centile : ${delay.p90 === null ? "—" : `${days(delay.p90)} j`} ; ${admissions}`;
   rowsOf(
     $("table-situations").tBodies[0],
     [...SITUATIONS].map(([code, label]) => el("tr", {}, el("th", { scope: "row" }, label), el("td", { class: "nombre" }, secret(t.situations[code])))),
