@@ -5,8 +5,9 @@ Serves the API (one worker) on a private copy (``places_bench_stats_<pid>``, dro
 end) of a template seeded once by this code's seed (``places_stats_template``; ``--fresh``
 reseeds it after a change of the seed), then asks each endpoint ``--runs`` times in turn,
 sequentially, as the national role, after ``--warmup`` calls each, and prints p50 / p95 / max
-in milliseconds. The offer series' closed months are cached by the server after its first
-call (``api.stats.offer``): its first (cold) call is printed apart.
+in milliseconds. The offer series' and the trends' closed months are cached by the server
+after their first call (``api.stats.offer``, ``api.stats.trends``): each first (cold) call
+is printed apart.
 
     .venv-dev/bin/python -m loadtests.bench_stats [--runs 60] [--fresh] [--redis-url …]
 """
@@ -33,6 +34,7 @@ ENDPOINTS = (
     "/v1/stats/offer?months=12",
     "/v1/stats/coverage",
     "/v1/stats/authorities",
+    "/v1/stats/trends?months=12",
 )
 
 

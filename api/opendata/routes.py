@@ -139,7 +139,9 @@ async def monthly_csv(
 
 def _monthly_cell(name: str, value: Any) -> Any:
     if value is None:
-        return monthly.SUPPRESSED if name in monthly.COUNTS else ""
+        if name in monthly.COUNTS:
+            return monthly.SUPPRESSED
+        return monthly.SUPPRESSED_CHANGE if name in monthly.CHANGE_FIELDS else ""
     if isinstance(value, float):
         return f"{value:g}"
     return safe_cell(value) if isinstance(value, str) else value

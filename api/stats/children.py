@@ -118,11 +118,64 @@ async def figures(
     return rows, nation
 
 
+def refusal_categories(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """The categories refused anywhere in ``rows``, FINESS codes in order, ``carer`` last."""
+    seen = {k for row in rows.values() for k in row["refusals_by_category"]}
+    return sorted(seen, key=lambda c: (c == "carer", c))
+
+
+def _refusals(
+    rows: dict[str, dict[str, Any]], codes: list[str], items: list[dict[str, Any]]
+) -> None:
+    """Refusals with secrecy: the tables authorities × reasons and authorities × categories,
+    each suppressed as one (every row, column and the row totals — equal in both tables,
+    an authority's refusals — taken as known). Every category refused somewhere is a column
+    of every authority (0, a count, or hidden), so that a hidden zero looks like any other."""
+    categories = refusal_categories(rows)
+    for field, keys in (
+        ("refusals_by_reason", list(REFUSAL_REASONS)),
+        ("refusals_by_category", categories),
+    ):
+        published = secrecy.apply([[rows[c][field].get(k, 0) for k in keys] for c in codes])
+        for item, values in zip(items, published, strict=True):
+            item[field] = dict(zip(keys, values, strict=True))
+            item["suppressed"].extend(
+                f"{field}.{k}" for k, v in zip(keys, values, strict=True) if v is None
+            )
+
+
+MIN_ADMISSIONS_MEDIAN = 5
+"""A median over fewer admissions tells one child's delay: not shown nationally."""
+MIN_ADMISSIONS_P90 = 10
+"""A 90th percentile over fewer lies between the two longest delays: not shown nationally."""
+
+
+def _delays(rows: dict[str, dict[str, Any]], codes: list[str], items: list[dict[str, Any]]) -> None:
+    """Execution delays as the national view shows them: the admissions (children admitted)
+    as a column with secrecy, the median only over 5 admissions or more and the 90th
+    percentile over 10 or more (as the open data, ``api.opendata.monthly``)."""
+    admissions = secrecy.apply_column(
+        [rows[c]["execution_delay_days"]["admissions"] for c in codes]
+    )
+    for code, item, published in zip(codes, items, admissions, strict=True):
+        exact = rows[code]["execution_delay_days"]
+        n = exact["admissions"]
+        item["execution_delay_days"] = {
+            "median": exact["median"] if n >= MIN_ADMISSIONS_MEDIAN else None,
+            "p90": exact["p90"] if n >= MIN_ADMISSIONS_P90 else None,
+            "admissions": published,
+        }
+        if published is None:
+            item["suppressed"].append("execution_delay_days.admissions")
+
+
 def national_view(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Every authority's counts of children with secrecy: the table authorities × waiting
     situations is suppressed as one (its row totals, the children waiting, published), and
     each count column (children waiting, not executed at 15/30/90 days) on its own as a
-    column whose national total is published. ``suppressed`` names the hidden fields."""
+    column whose national total is published. Refusals by reason and by category likewise,
+    each table as one (``_refusals``); the execution delays over too few admissions are
+    not shown (``_delays``). ``suppressed`` names the hidden fields."""
     codes = list(rows)
     items = [
         {
@@ -141,6 +194,8 @@ def national_view(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             item["situations"][s] = value
             if value is None:
                 item["suppressed"].append(f"situations.{s}")
+    _refusals(rows, codes, items)
+    _delays(rows, codes, items)
     waiting = secrecy.apply([[rows[c]["children_waiting"]] for c in codes])
     for item, (value,) in zip(items, waiting, strict=True):
         item["children_waiting"] = value

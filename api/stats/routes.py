@@ -23,7 +23,7 @@ from api.csvcells import safe_cell
 from api.deps import AppSettings, DepartmentCode, Pool
 from api.errors import NotFound
 from api.settings import Settings
-from api.stats import children, flows, offer, repository, service
+from api.stats import children, flows, offer, repository, service, trends
 from api.stats.schemas import (
     AuthorityStats,
     AuthorityStatsPage,
@@ -34,6 +34,7 @@ from api.stats.schemas import (
     OfferSeries,
     StatsHistoryOut,
     StatsPage,
+    TrendsPage,
 )
 from geo.referential import load_authorities
 
@@ -344,6 +345,35 @@ async def offer_series(
         "authority": authority,
         "months": months,
         "items": items,
+        "extracted_on": today,
+        "generated_at": datetime.now(UTC),
+    }
+
+
+@router.get(
+    "/trends",
+    response_model=TrendsPage,
+    summary="The monthly indicators over the closed months, with secrecy (national trends)",
+)
+async def trends_series(
+    _: Steering,
+    pool: Pool,
+    months: Annotated[int, Query(ge=1, le=24, description="Closed months.")] = 12,
+    authority: AuthorityCode = None,
+) -> dict[str, Any]:
+    """The lines of `/v1/opendata/monthly.csv` as JSON: France's (`FR`) per closed month,
+    and with `authority=` that authority's too — its published values, secrecy applied
+    across every authority as in the open data (a hidden value null, a change null beside a
+    hidden value: docs/domain.md, "Secrecy over time")."""
+    service.check_authority(authority)
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    async with pool.acquire() as conn:
+        lines = await trends.lines(conn, today, months)
+    wanted = {"FR", authority}
+    return {
+        "authority": authority,
+        "months": months,
+        "items": [trends.as_trend(line) for line in lines if line["authority"] in wanted],
         "extracted_on": today,
         "generated_at": datetime.now(UTC),
     }

@@ -209,9 +209,15 @@ class ExecutionDelay(BaseModel):
     """Days from the decision (``decided_on``) to the admission, over the admissions of the
     window (Paris days)."""
 
-    median: float | None
-    p90: float | None
-    admissions: int
+    median: float | None = Field(
+        description="Null without admissions; in the national view, below 5 admissions too."
+    )
+    p90: float | None = Field(
+        description="Null without admissions; in the national view, below 10 admissions too."
+    )
+    admissions: int | None = Field(
+        description='Admissions of the window; in the national view null when hidden ("< 5").'
+    )
 
 
 class ChildrenStats(BaseModel):
@@ -230,11 +236,13 @@ class ChildrenStats(BaseModel):
         description="Children waiting, by current waiting situation."
     )
     execution_delay_days: ExecutionDelay
-    refusals_by_reason: dict[str, int] = Field(
-        description="Refusals of holds in the window, by coded reason."
+    refusals_by_reason: dict[str, int | None] = Field(
+        description="Refusals of holds in the window, by coded reason; in the national view "
+        'null when hidden by secrecy ("< 5").'
     )
-    refusals_by_category: dict[str, int] = Field(
-        description="Refusals of holds in the window, by FINESS category of the unit, or `carer`."
+    refusals_by_category: dict[str, int | None] = Field(
+        description="Refusals of holds in the window, by FINESS category of the unit, or "
+        "`carer`; in the national view every category refused somewhere, null when hidden."
     )
     suppressed: list[str] = Field(
         default_factory=list, description='Fields hidden by statistical secrecy ("< 5").'
@@ -350,5 +358,42 @@ class CoveragePage(BaseModel):
     items: list[Coverage]
     days: int
     min_coverage: float
+    extracted_on: date
+    generated_at: datetime
+
+
+class TrendLine(BaseModel):
+    """One closed month of one authority (or ``FR``), as the monthly open data publishes it
+    (docs/domain.md, "Open data of steering"): counts of children null when hidden by
+    secrecy ("< 5"), changes null when either month's value is hidden."""
+
+    month: str = Field(description="YYYY-MM (Paris), a closed month.")
+    authority: str = Field(description="Authority code, or FR for the whole country.")
+    authority_name: str
+    children_waiting: int | None
+    not_executed_30: int | None
+    children_waiting_change: int | None = Field(
+        description="Change from the month before; null when either value is hidden."
+    )
+    not_executed_30_change: int | None
+    placements_outside: int | None
+    execution_delay_median: float | None = Field(
+        description="Days from decision to admission, median of the month's admissions (5 or "
+        "more); for FR, of every admission of the month."
+    )
+    execution_delay_p90: float | None = Field(
+        description="90th percentile of the same delays (10 admissions or more)."
+    )
+    free_places: dict[str, int] = Field(
+        description="Establishments' free places at the end of the month per FINESS category."
+    )
+
+
+class TrendsPage(BaseModel):
+    authority: str | None = Field(
+        description="The authority whose lines are given beside FR's, else null (FR only)."
+    )
+    months: int
+    items: list[TrendLine] = Field(description="Oldest month first; FR after the authority.")
     extracted_on: date
     generated_at: datetime

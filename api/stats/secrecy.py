@@ -12,7 +12,19 @@ zero from a hidden count. The method is the classic one of the statistical offic
 line that has only one cell (its total is then the cell), which callers avoid by never
 publishing such a line's total separately.
 
-Pure functions, property-tested (``tests/test_steering_secrecy.py``).
+**Over time** (a series published month by month: the open data, the dashboards' trends),
+each month's table is suppressed on its own, and a month's published value could be joined
+to the previous month's by a published change. So a change (``changes``) is published only
+between two published values; a change with a hidden end is hidden too. Then the changes
+carry nothing the levels do not: each published one is the difference of two published
+values, and the sum of a column's hidden changes is its margin's change minus the published
+ones — the difference of the two months' sums of hidden cells, each already known from its
+own month's column. Nor may a flow that links two months (entries, exits of a waiting list
+per authority) be published beside the levels: level(m) = level(m − 1) + entries − exits
+would give a hidden level away; none is published (docs/domain.md, "Secrecy over time").
+
+Pure functions, property-tested (``tests/test_steering_secrecy.py``, and the scenarios of
+``tests/test_stats_secrecy_time.py``).
 """
 
 from collections.abc import Sequence
@@ -73,3 +85,17 @@ def apply(
     """The table as published: hidden cells are ``None`` (shown "< 5")."""
     mask = suppress(table, structural)
     return [[None if mask[r][c] else v for c, v in enumerate(row)] for r, row in enumerate(table)]
+
+
+def changes(previous: Sequence[int | None], current: Sequence[int | None]) -> list[int | None]:
+    """Month-over-month changes of published values, line by line (``None``: hidden): a
+    change is published only when both months' values are — never beside a hidden one, whose
+    neighbour month's value would give it away (current = previous + change)."""
+    return [
+        None if p is None or c is None else c - p for p, c in zip(previous, current, strict=True)
+    ]
+
+
+def apply_column(values: Sequence[int]) -> list[int | None]:
+    """A column of counts whose total is published: ``apply`` on it as a one-column table."""
+    return [v for (v,) in apply([[v] for v in values])]

@@ -11,6 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.codes import (
+    CANCELLATION_LABELS,
+    EXIT_LABELS,
     HOLD_RELEASE_REASONS,
     REFUSAL_LABELS,
     RELEASE_LABELS,
@@ -222,6 +224,8 @@ async def authority_page(request: Request, settings: AppSettings, code: str) -> 
             ],
             "refusal_reasons": list(map(list, REFUSAL_LABELS.items())),
             "situations": list(map(list, WAITING_SITUATION_LABELS.items())),
+            "cancellation_reasons": list(map(list, CANCELLATION_LABELS.items())),
+            "exit_reasons": list(map(list, EXIT_LABELS.items())),
         },
     )
 
@@ -379,6 +383,8 @@ async def national_page(request: Request, settings: AppSettings) -> Response:
                 for a in load_authorities().values()
             ],
             "markers": _markers(),
+            "refusal_reasons": list(map(list, REFUSAL_LABELS.items())),
+            "situations": list(map(list, WAITING_SITUATION_LABELS.items())),
         },
     )
 

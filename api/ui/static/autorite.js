@@ -43,6 +43,7 @@ const SCOPE = `authority=${encodeURIComponent(CODE)}`;
 const STALE_DAYS = PAGE.stale_after_days;
 const REFUSALS = Object.fromEntries(PAGE.refusal_reasons || []); // code → label
 const SITUATIONS = Object.fromEntries(PAGE.situations || []);
+const NOT_EXECUTED_DAYS = [15, 30, 90]; // the indicators' thresholds (api/stats/children.py)
 const UNEXECUTED_DAYS = PAGE.unexecuted_after_days;
 const $ = (id) => document.getElementById(id);
 const alertBox = $("alerte-page");
@@ -70,6 +71,9 @@ const state = {
   figures: null, // this authority's row of /v1/stats/authorities
   waiting: [],
   held: [],
+  placed: [], // requests placed through Places, whose exit may be recorded
+  children: null, // this authority's row of /v1/stats/children/{code} (exact)
+  drill: null, // the indicator whose requests are listed: {kind: "days" | "situation", value}
   selected: null, // the waiting request the search is for
   results: null,
   flashed: new Map(), // row id → until (ms)
@@ -98,6 +102,8 @@ async function loadOffer() {
  * (permission ``placement``); an agrément service (PMI) or an inspector reads the offer and
  * the agréments only. Set in main() from GET /v1/me. */
 let placement = true;
+/** And the indicators of children need ``stats.read`` too (GET /v1/stats/children/{code}). */
+let steering = true;
 
 // The first screen's reads (key figures, waiting list, holds) are pages.first_screen's paths,
 // character for character: amorce.js started them before this module was fetched.
@@ -112,6 +118,19 @@ async function loadRequests() {
   state.held = held.items;
 }
 
+/** The children placed through Places (after the first screen: not one of its reads). */
+async function loadPlaced() {
+  if (!placement) return;
+  state.placed = (await api(`/v1/requests?${SCOPE}&status=placed&limit=500`)).items;
+}
+
+/** The authority's own indicators of children, exact (GET /v1/stats/children/{code}). */
+async function loadIndicators() {
+  if (!placement || !steering) return;
+  const page = await api(`/v1/stats/children/${encodeURIComponent(CODE)}?window_days=90`);
+  state.children = { ...page.items[0], extracted_on: page.extracted_on };
+}
+
 /** The key figures as national steering counts them (the same definitions, the same query). */
 async function loadFigures() {
   const stats = await api(`/v1/stats/authorities?${SCOPE}`);
@@ -119,7 +138,7 @@ async function loadFigures() {
 }
 
 async function loadAll() {
-  await Promise.all([loadOffer(), loadRequests(), loadFigures()]);
+  await Promise.all([loadOffer(), loadRequests(), loadFigures(), loadPlaced(), loadIndicators().catch(() => null)]);
   renderAll();
 }
 
@@ -183,6 +202,9 @@ function renderAll() {
   renderOffer();
   renderWaiting();
   renderHolds();
+  renderPlaced();
+  renderIndicators();
+  renderDrill();
   renderFigures();
 }
 
@@ -599,6 +621,17 @@ function renderWaiting() {
             "Chercher",
           ),
           situationButton(r),
+          el(
+            "button",
+            {
+              type: "button",
+              class: "fr-btn fr-btn--tertiary fr-btn--sm bouton petit secondaire annuler",
+              dataset: { request: r.id },
+              onclick: (event) => openCancel(r, event.currentTarget),
+            },
+            "Annuler…",
+            el("span", { class: "visuellement-cache" }, ` — la demande ${r.reference}`),
+          ),
         ),
         el(
           "td",
@@ -712,6 +745,255 @@ function openSituation(request, opener) {
   });
   box.replaceChildren(form);
   heading.focus();
+}
+
+// --- coded outcomes: cancelling a request, a child's exit (#18) -----------------------------
+
+/**
+ * A form asking a coded reason (required: the statistics count codes) and optional short
+ * precisions (200 characters at most, the authority's own: never exported nor national),
+ * in ``box``; ``send({reason_code, reason?})`` does the call. Escape or the second button
+ * closes it, the focus going back to the button that opened it.
+ */
+function outcomeForm({ box, id, title, options, submit, close: closeLabel, opener, fallback, send }) {
+  const code = el(
+    "select",
+    { id: `${id}-code`, class: "fr-select", required: true, "aria-required": "true" },
+    el("option", { value: "" }, "— Choisir un motif —"),
+    options.map(([value, label]) => el("option", { value }, label)),
+  );
+  const text = el("textarea", { id: `${id}-texte`, class: "fr-input", maxlength: 200, rows: 2, "aria-describedby": `${id}-aide` });
+  const result = el("div", { role: "status", "aria-live": "polite" });
+  const heading = el("h3", { id: `titre-${id}`, tabindex: "-1" }, title);
+  const close = () => {
+    box.replaceChildren();
+    (opener.isConnected ? opener : fallback()).focus();
+  };
+  const form = el(
+    "form",
+    { class: "formulaire", novalidate: true, "aria-labelledby": heading.id },
+    heading,
+    el("div", { class: "fr-select-group champ" }, el("label", { class: "fr-label", for: code.id }, "Motif (obligatoire)"), code),
+    el(
+      "div",
+      { class: "fr-input-group champ" },
+      el("label", { class: "fr-label", for: text.id }, "Précisions (facultatif)"),
+      el("p", { class: "fr-hint-text", id: `${id}-aide` }, "200 caractères au plus, sans nom ; elles restent à votre autorité."),
+      text,
+    ),
+    result,
+    el(
+      "div",
+      { class: "boutons" },
+      el("button", { type: "submit", class: "fr-btn bouton principal" }, submit),
+      el("button", { type: "button", class: "fr-btn fr-btn--secondary bouton secondaire", onclick: close }, closeLabel),
+    ),
+  );
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
+  const key = { value: null };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!code.value) {
+      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, "Choisissez le motif dans la liste."));
+      code.focus();
+      return;
+    }
+    const body = { reason_code: code.value };
+    if (text.value.trim()) body.reason = text.value.trim();
+    if (!key.value) key.value = newKey(); // a retry of the same form is recorded once
+    state.lastAction = Date.now();
+    try {
+      await send(body, key.value);
+      box.replaceChildren();
+    } catch (error) {
+      if (!(error instanceof ApiError && error.network)) key.value = null;
+      result.replaceChildren(el("p", { class: "fr-alert fr-alert--error fr-alert--sm alerte", role: "alert" }, explain(error)));
+    }
+  });
+  box.replaceChildren(form);
+  heading.focus();
+}
+
+/** « Annuler… » on the waiting list: POST /v1/requests/{id}/cancel with a cancellation code. */
+function openCancel(request, opener) {
+  outcomeForm({
+    box: $("action-attente"),
+    id: "annulation",
+    title: `Annuler la demande ${request.reference}`,
+    options: PAGE.cancellation_reasons || [],
+    submit: "Annuler la demande",
+    close: "Ne pas annuler",
+    opener,
+    fallback: () => $("titre-attente"),
+    send: async (body, key) => {
+      await api(`/v1/requests/${request.id}/cancel`, { method: "POST", body, headers: { "Idempotency-Key": key } });
+      announce(announcer, `Demande ${request.reference} annulée.`);
+      await Promise.all([loadRequests(), loadIndicators().catch(() => null)]);
+      renderAll();
+      $("titre-attente").setAttribute("tabindex", "-1");
+      $("titre-attente").focus();
+    },
+  });
+}
+
+/** « Sortie… » on the children placed: POST /v1/placements/{hold}/exit with an exit code. */
+function openExit(request, opener) {
+  outcomeForm({
+    box: $("action-accueil"),
+    id: "sortie",
+    title: `Enregistrer la sortie — ${request.reference}`,
+    options: PAGE.exit_reasons || [],
+    submit: "Enregistrer la sortie",
+    close: "Annuler",
+    opener,
+    fallback: () => $("titre-accueillis"),
+    send: async (body, key) => {
+      await api(`/v1/placements/${request.hold.id}/exit`, { method: "POST", body, headers: { "Idempotency-Key": key } });
+      announce(announcer, `Sortie de ${request.reference} enregistrée : la place est de nouveau libre.`);
+      await loadPlaced();
+      renderPlaced();
+      $("titre-accueillis").setAttribute("tabindex", "-1");
+      $("titre-accueillis").focus();
+    },
+  });
+}
+
+function renderPlaced() {
+  const body = $("table-accueillis").tBodies[0];
+  const rows = state.placed.filter((r) => r.hold);
+  if (!rows.length) {
+    body.replaceChildren(emptyRow(4, "Aucun enfant accueilli par Places en ce moment."));
+    return;
+  }
+  body.replaceChildren(
+    ...rows.map((r) =>
+      el(
+        "tr",
+        { id: `p-${r.id}` },
+        el("th", { scope: "row" }, r.reference),
+        el("td", {}, targetName(r.hold.target)),
+        el("td", { class: "nombre" }, fmt.n(r.hold.places)),
+        el(
+          "td",
+          {},
+          el(
+            "button",
+            { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: (event) => openExit(r, event.currentTarget) },
+            "Sortie…",
+            el("span", { class: "visuellement-cache" }, ` — ${r.reference}`),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+// --- indicators of children and their drill-down to the requests (#18) ---------------------
+
+function renderIndicators() {
+  const c = state.children;
+  if (!c) return;
+  $("i-extraction").textContent = `Extraction du ${fmt.day(c.extracted_on)}.`;
+  $("i-attente").textContent = fmt.n(c.children_waiting);
+  const delay = c.execution_delay_days;
+  $("i-delai").textContent = delay.median === null ? "—" : `${fmt.dec(delay.median)} j`;
+  $("i-delai-detail").textContent = `90e centile : ${delay.p90 === null ? "—" : `${fmt.dec(delay.p90)} j`} ; ${fmt.plural(delay.admissions, "admission", "admissions")}`;
+  const drill = (kind, value, text, n) =>
+    el(
+      "li",
+      {},
+      el(
+        "button",
+        {
+          type: "button",
+          class: "fr-btn fr-btn--tertiary fr-btn--sm bouton petit secondaire",
+          "aria-pressed": state.drill?.kind === kind && state.drill?.value === value ? "true" : "false",
+          dataset: { indicateur: `${kind}:${value}` },
+          onclick: () => openDrill(kind, value),
+        },
+        `${text} : ${fmt.plural(n, "enfant", "enfants")}`,
+      ),
+    );
+  $("i-non-executees").replaceChildren(...NOT_EXECUTED_DAYS.map((d) => drill("days", d, `À ${d} jours ou plus`, c.not_executed[String(d)])));
+  $("i-situations").replaceChildren(...(PAGE.situations || []).map(([code, label]) => drill("situation", code, label, c.situations[code] ?? 0)));
+  const body = $("table-i-refus").tBodies[0];
+  body.replaceChildren(
+    ...Object.entries(REFUSALS).map(([code, label]) => el("tr", {}, el("th", { scope: "row" }, label), el("td", { class: "nombre" }, fmt.n(c.refusals_by_reason[code] ?? 0)))),
+  );
+}
+
+/** The requests behind an indicator: waiting or held, decided ``value`` days ago or more, or
+ * in the waiting situation ``value``. Requests, not children: a sibling group is one row. */
+function drillRows({ kind, value }) {
+  const all = [...state.waiting, ...state.held];
+  const rows = kind === "days" ? all.filter((r) => r.days_since_decision >= value) : all.filter((r) => (r.situation?.code || "inconnu") === value);
+  return rows.sort((a, b) => b.days_since_decision - a.days_since_decision || a.reference.localeCompare(b.reference));
+}
+
+function drillTitle({ kind, value }) {
+  return kind === "days" ? `Mesures non exécutées à ${value} jours ou plus` : `Enfants en attente : ${(SITUATIONS[value] || value).toLowerCase()}`;
+}
+
+function openDrill(kind, value) {
+  state.drill = state.drill?.kind === kind && state.drill?.value === value ? null : { kind, value };
+  renderIndicators();
+  renderDrill();
+  if (state.drill) $("titre-detail-indicateur").focus();
+}
+
+function renderDrill() {
+  const box = $("detail-indicateur");
+  if (!state.drill) {
+    box.replaceChildren();
+    return;
+  }
+  const rows = drillRows(state.drill);
+  const children = rows.reduce((acc, r) => acc + r.children.length, 0);
+  const close = () => {
+    const was = state.drill;
+    state.drill = null;
+    renderIndicators();
+    renderDrill();
+    document.querySelector(`[data-indicateur="${was.kind}:${was.value}"]`)?.focus();
+  };
+  box.replaceChildren(
+    el("h3", { id: "titre-detail-indicateur", tabindex: "-1" }, `${drillTitle(state.drill)} — ${fmt.plural(rows.length, "demande", "demandes")}`),
+    el("p", { class: "aide" }, `${fmt.plural(children, "enfant", "enfants")} dans ces demandes, en attente ou avec une place réservée ; la plus longue attente d'abord.`),
+    el(
+      "div",
+      { class: "fr-table tableau-defilant", tabindex: "0", role: "region", "aria-labelledby": "titre-detail-indicateur" },
+      el(
+        "table",
+        { class: "tableau", id: "table-detail-indicateur" },
+        el("caption", { class: "visuellement-cache" }, drillTitle(state.drill)),
+        el(
+          "thead",
+          {},
+          el("tr", {}, ["Référence", "État", "Jours depuis la décision", "Situation", "Enfants"].map((h, i) => el("th", { scope: "col", class: i === 2 ? "nombre" : null }, h))),
+        ),
+        el(
+          "tbody",
+          {},
+          rows.length
+            ? rows.map((r) =>
+                el(
+                  "tr",
+                  {},
+                  el("th", { scope: "row" }, r.reference),
+                  el("td", {}, r.status === "held" ? "Place réservée" : "En attente"),
+                  el("td", { class: "nombre" }, fmt.n(r.days_since_decision)),
+                  el("td", {}, SITUATIONS[r.situation?.code || "inconnu"] || r.situation?.code),
+                  el("td", {}, describeChildren(r.children)),
+                ),
+              )
+            : emptyRow(5, "Aucune demande."),
+        ),
+      ),
+    ),
+    el("button", { type: "button", class: "fr-btn fr-btn--secondary fr-btn--sm bouton petit secondaire", onclick: close }, "Fermer la liste"),
+  );
 }
 
 // Names of places held from this tab's search results (another authority's units and carers
@@ -1206,9 +1488,12 @@ async function reserve(proposal) {
 
 const reloadRequests = coalesce(async () => {
   try {
-    await loadRequests();
+    await Promise.all([loadRequests(), loadPlaced(), loadIndicators().catch(() => null)]);
     renderWaiting();
     renderHolds();
+    renderPlaced();
+    renderIndicators();
+    renderDrill();
     renderFigures();
   } catch (error) {
     showAlert(alertBox, explain(error));
@@ -1367,10 +1652,13 @@ async function main() {
   $("lien-acces").hidden = !may(current, "audit.read");
   agrements = setUpAgrements({ code: CODE, current, communeName, announcer });
   placement = may(current, "placement");
+  steering = may(current, "stats.read");
+  $("indicateurs").hidden = !placement || !steering;
+  $("lien-indicateurs").hidden = $("indicateurs").hidden;
   if (!placement) {
     // No children's data for this function: its sections are hidden rather than failing,
     // and the live feed (the placement service's) is not opened.
-    for (const id of ["attente", "reservations", "recherche"]) $(id).hidden = true;
+    for (const id of ["indicateurs", "attente", "reservations", "accueillis", "recherche"]) $(id).hidden = true;
     $("liens-placement").hidden = true;
     const status = $("etat-direct");
     status.dataset.etat = "arret";
@@ -1400,11 +1688,19 @@ async function main() {
     renderHolds();
     renderFigures();
     const rest = agrements.load();
+    // The indicators and the children placed after the first screen (not among its reads).
+    const later = Promise.all([
+      loadPlaced().then(renderPlaced),
+      loadIndicators()
+        .then(renderIndicators)
+        .catch((error) => showAlert($("alerte-indicateurs"), `Indicateurs indisponibles. ${explain(error)}`)),
+    ]);
     await loadOffer();
     await setUpMap();
     renderOffer();
     renderHolds(); // the held places' names, now that the offer is known
-    await rest;
+    await Promise.all([rest, later]);
+    renderPlaced(); // the places' names, now that the offer is known
     restoreDraft(); // what was typed before the session expired, if it did
   } catch (error) {
     showAlert(alertBox, `Chargement impossible. ${explain(error)}`);

@@ -7,6 +7,7 @@
 
 import {
   AUTHORITY_ROLES,
+  CATEGORIES,
   announce,
   api,
   coalesce,
@@ -434,6 +435,231 @@ function renderChart() {
   );
 }
 
+// --- children, trends, flows (#18) ---------------------------------------------------------
+
+const SITUATIONS = new Map(PAGE.situations || []); // code → label
+const REFUSALS = new Map(PAGE.refusal_reasons || []);
+/** A count of children as published: null is hidden by statistical secrecy (« < 5 »). */
+const secret = (v) => (v === null || v === undefined ? "< 5" : fmt.n(v));
+/** A change from the month before: null is hidden (one of its months is), or unknown. */
+const change = (v) => (v === null || v === undefined ? "secret" : v > 0 ? `+${fmt.n(v)}` : fmt.n(v));
+const days = (v) => (v === null || v === undefined ? "—" : fmt.dec(v));
+
+function rowsOf(body, rows, span, empty) {
+  body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: span, class: "vide" }, empty))]));
+}
+
+function renderChildren(page) {
+  const t = page.totals;
+  $("enfants-fenetre").textContent = String(page.window_days);
+  $("enfants-extraction").textContent = `Extraction du ${fmt.day(page.extracted_on)}.`;
+  $("e-attente").textContent = secret(t.children_waiting);
+  $("e-non-executees-30").textContent = secret(t.not_executed["30"]);
+  $("e-non-executees-detail").textContent = `à 30 jours ; à 15 jours : ${secret(t.not_executed["15"])}, à 90 jours : ${secret(t.not_executed["90"])}`;
+  const delay = t.execution_delay_days;
+  $("e-delai").textContent = delay.median === null ? "—" : `${days(delay.median)} j`;
+  const admissions = delay.admissions === null ? "< 5 admissions" : fmt.plural(delay.admissions, "admission", "admissions");
+  $("e-delai-detail").textContent = `90e centile : ${delay.p90 === null ? "—" : `${days(delay.p90)} j`} ; ${admissions}`;
+  rowsOf(
+    $("table-situations").tBodies[0],
+    [...SITUATIONS].map(([code, label]) => el("tr", {}, el("th", { scope: "row" }, label), el("td", { class: "nombre" }, secret(t.situations[code])))),
+    2,
+    "",
+  );
+  rowsOf(
+    $("table-refus").tBodies[0],
+    [...REFUSALS].map(([code, label]) => el("tr", {}, el("th", { scope: "row" }, label), el("td", { class: "nombre" }, secret(t.refusals_by_reason[code])))),
+    2,
+    "",
+  );
+  const categories = Object.entries(t.refusals_by_category).sort(([a], [b]) => (a === "carer") - (b === "carer") || a.localeCompare(b));
+  rowsOf(
+    $("table-refus-categories").tBodies[0],
+    categories.map(([code, n]) =>
+      el("tr", {}, el("th", { scope: "row" }, code === "carer" ? "Assistants familiaux" : `${CATEGORIES[code] || code} (${code})`), el("td", { class: "nombre" }, secret(n))),
+    ),
+    2,
+    "Aucun refus sur la période.",
+  );
+  rowsOf(
+    $("table-enfants").tBodies[0],
+    page.items.map((i) =>
+      el(
+        "tr",
+        { id: `e-${i.authority}` },
+        el("th", { scope: "row" }, `${i.authority} — ${AUTHORITIES.get(i.authority)?.name || ""}`),
+        ...[i.children_waiting, i.not_executed["15"], i.not_executed["30"], i.not_executed["90"], i.situations.hopital, i.situations.hotel_derogation].map((v) =>
+          el("td", { class: `nombre${v === null ? " secret" : ""}` }, secret(v)),
+        ),
+        el("td", { class: "nombre" }, days(i.execution_delay_days.median)),
+      ),
+    ),
+    8,
+    "Aucune autorité.",
+  );
+}
+
+function monthLabel(month) {
+  const [y, m] = month.split("-").map(Number);
+  return new Date(y, m - 1, 15).toLocaleDateString("fr-FR", { month: "short", year: "numeric" });
+}
+
+const TREND_SERIES = [
+  ["children_waiting", "Enfants en attente", "serie-total"],
+  ["not_executed_30", "Mesures non exécutées à 30 jours", "serie-etab"],
+];
+
+function renderTrendChart(items) {
+  const box = $("graphique-tendances");
+  if (!items.length) {
+    box.replaceChildren(el("p", { class: "vide" }, "Pas encore de mois révolu."));
+    return;
+  }
+  const W = 640;
+  const H = 240;
+  const m = { l: 56, r: 12, t: 12, b: 28 };
+  const values = items.flatMap((p) => TREND_SERIES.map(([k]) => p[k])).filter((v) => v !== null);
+  const max = Math.max(1, ...values);
+  const step = niceStep(max);
+  const top = Math.ceil(max / step) * step;
+  const x = (i) => m.l + (items.length === 1 ? (W - m.l - m.r) / 2 : (i * (W - m.l - m.r)) / (items.length - 1));
+  const y = (v) => H - m.b - (v / top) * (H - m.t - m.b);
+  const first = items[0];
+  const last = items.at(-1);
+  const svg = svgEl("svg", {
+    viewBox: `0 0 ${W} ${H}`,
+    class: "graphique-svg",
+    role: "img",
+    "aria-label": `Enfants en attente à la fin de chaque mois, de ${monthLabel(first.month)} à ${monthLabel(last.month)} : de ${secret(first.children_waiting)} à ${secret(last.children_waiting)}. Le tableau qui suit donne les valeurs.`,
+  });
+  for (let v = 0; v <= top; v += step) {
+    svg.append(
+      svgEl("line", { x1: m.l, x2: W - m.r, y1: y(v), y2: y(v), class: "grille" }),
+      svgEl("text", { x: m.l - 6, y: y(v) + 4, "text-anchor": "end", class: "axe" }, fmt.n(v)),
+    );
+  }
+  const every = Math.max(1, Math.ceil(items.length / 6));
+  items.forEach((p, i) => {
+    // Counted from the last month (always labelled), so that no two labels touch.
+    if ((items.length - 1 - i) % every === 0) {
+      const anchor = i === 0 ? "start" : i === items.length - 1 ? "end" : "middle";
+      svg.append(svgEl("text", { x: x(i), y: H - 8, "text-anchor": anchor, class: "axe" }, monthLabel(p.month)));
+    }
+  });
+  for (const [key, , cls] of TREND_SERIES) {
+    // A hidden month (« < 5 ») breaks the line: nothing is drawn where nothing is published.
+    let d = "";
+    let open = false;
+    items.forEach((p, i) => {
+      if (p[key] === null) {
+        open = false;
+        return;
+      }
+      d += `${open ? "L" : "M"}${x(i).toFixed(1)} ${y(p[key]).toFixed(1)} `;
+      open = true;
+      svg.append(svgEl("circle", { cx: x(i), cy: y(p[key]), r: 3, class: `serie-point ${cls}` }));
+    });
+    svg.append(svgEl("path", { d: d.trim() || "M0 0", class: `serie ${cls}` }));
+  }
+  box.replaceChildren(
+    svg,
+    el("ul", { class: "legende legende-graphique" }, TREND_SERIES.map(([key, label, cls]) => el("li", {}, el("span", { class: `symbole trait ${cls}` }), ` ${label} : ${secret(last[key])} fin ${monthLabel(last.month)}`))),
+  );
+}
+
+function renderTrends(page) {
+  const items = page.items.filter((i) => i.authority === "FR");
+  renderTrendChart(items);
+  rowsOf(
+    $("table-tendances").tBodies[0],
+    items.map((p) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row" }, monthLabel(p.month)),
+        el("td", { class: "nombre" }, secret(p.children_waiting)),
+        el("td", { class: "nombre" }, change(p.children_waiting_change)),
+        el("td", { class: "nombre" }, secret(p.not_executed_30)),
+        el("td", { class: "nombre" }, change(p.not_executed_30_change)),
+        el("td", { class: "nombre" }, secret(p.placements_outside)),
+        el("td", { class: "nombre" }, days(p.execution_delay_median)),
+        el("td", { class: "nombre" }, days(p.execution_delay_p90)),
+      ),
+    ),
+    8,
+    "Pas encore de mois révolu.",
+  );
+}
+
+/** The origin → host matrix: the authorities that placed or hosted a child outside its own
+ * territory (a line or column all zeros says nothing), margins and the grand total. */
+function renderFlows(page) {
+  const nonZero = (v) => v === null || v > 0;
+  const origins = page.origins.filter((o) => nonZero(o.outside));
+  const hosts = page.hosts.filter((h) => nonZero(h.from_outside));
+  const cells = new Map(page.cells.map((c) => [`${c.origin}>${c.host}`, c.children]));
+  $("flux-total").textContent = `Au total : ${secret(page.total.outside)} enfants placés hors de leur autorité, ${secret(page.total.inside)} dans la leur. Extraction du ${fmt.day(page.extracted_on)}.`;
+  const table = $("table-flux");
+  const name = (code) => AUTHORITIES.get(code)?.name || code;
+  table.tHead.replaceChildren(
+    el(
+      "tr",
+      {},
+      el("th", { scope: "col" }, "Origine / accueil"),
+      hosts.map((h) => el("th", { scope: "col", class: "nombre" }, el("abbr", { title: name(h.authority) }, h.authority))),
+      el("th", { scope: "col", class: "nombre" }, "Total hors autorité"),
+    ),
+  );
+  if (!origins.length) {
+    table.tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: hosts.length + 2, class: "vide" }, "Aucun enfant placé hors de son autorité sur la période.")));
+    table.tFoot?.remove();
+    return;
+  }
+  table.tBodies[0].replaceChildren(
+    ...origins.map((o) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row" }, `${o.authority} — ${name(o.authority)}`),
+        hosts.map((h) => {
+          const key = `${o.authority}>${h.authority}`;
+          const v = cells.has(key) ? cells.get(key) : 0;
+          return el("td", { class: `nombre${v === 0 ? " zero" : ""}` }, secret(v));
+        }),
+        el("td", { class: "nombre fort" }, secret(o.outside)),
+      ),
+    ),
+  );
+  const foot = table.tFoot || table.createTFoot();
+  foot.replaceChildren(
+    el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, "Total accueilli d'autres autorités"),
+      hosts.map((h) => el("td", { class: "nombre fort" }, secret(h.from_outside))),
+      el("td", { class: "nombre fort" }, secret(page.total.outside)),
+    ),
+  );
+}
+
+async function loadSteering() {
+  const parts = [
+    ["/v1/stats/children", renderChildren, "alerte-enfants", "Indicateurs des enfants indisponibles."],
+    ["/v1/stats/trends?months=12", renderTrends, "alerte-tendances", "Tendances indisponibles."],
+    ["/v1/stats/flows", renderFlows, "alerte-flux", "Placements hors de l'autorité indisponibles."],
+  ];
+  await Promise.all(
+    parts.map(async ([path, render, box, text]) => {
+      try {
+        render(await api(path));
+        hideAlert($(box));
+      } catch (error) {
+        showAlert($(box), `${text} ${explain(error)}`);
+      }
+    }),
+  );
+}
+
 // --- interactions --------------------------------------------------------------------------
 
 /** Select a territory ("authority:69M", "department:69"), or unselect it when selected. */
@@ -458,19 +684,22 @@ async function refreshChart() {
   }
 }
 
-async function exportCsv() {
+/** A file of the API downloaded with the session's token (a plain link would carry none):
+ * the name the server gives it (with its extraction date), else ``fallback``. */
+async function exportCsv(path = "/v1/stats/authorities.csv", fallback = "places-autorites.csv") {
   hideAlert(alertBox);
   try {
-    const response = await api("/v1/stats/authorities.csv", { raw: true, headers: { Accept: "text/csv" } });
+    const response = await api(path, { raw: true, headers: { Accept: path.endsWith(".json") ? "application/json" : "text/csv" } });
     const blob = await response.blob();
-    const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || "places-autorites.csv";
+    const stamp = new Date().toISOString().slice(0, 10);
+    const name = /filename="([^"]+)"/.exec(response.headers.get("content-disposition") || "")?.[1] || fallback.replace(/\.(csv|schema\.json)$/, `-${stamp}.$1`);
     const url = URL.createObjectURL(blob);
     const link = el("a", { href: url, download: name });
     document.body.append(link);
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
-    announce(announcer, `Export CSV téléchargé (${name}).`);
+    announce(announcer, `Fichier téléchargé (${name}).`);
   } catch (error) {
     showAlert(alertBox, `Export impossible. ${explain(error)}`);
   }
@@ -563,7 +792,10 @@ async function main() {
   }
   $("g-jours").addEventListener("change", refreshChart);
   $("g-territoire").addEventListener("change", (e) => select(e.target.value || state.selected));
-  $("export-csv").addEventListener("click", exportCsv);
+  $("export-csv").addEventListener("click", () => exportCsv());
+  for (const button of document.querySelectorAll("[data-export]")) {
+    button.addEventListener("click", () => exportCsv(button.dataset.export, button.dataset.nom));
+  }
   wireMap();
   wireTable();
   let feed = null;
@@ -587,7 +819,7 @@ async function main() {
   try {
     await loadStats();
     renderAll();
-    await refreshChart();
+    await Promise.all([refreshChart(), loadSteering()]);
   } catch (error) {
     showAlert(alertBox, `Chargement impossible. ${explain(error)}`);
   } finally {
