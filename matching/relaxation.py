@@ -528,10 +528,13 @@ def search(
         return max((index_of[c] for c in relaxed if c in index_of), default=0)
 
     def proposal(o: Offer, idx: tuple[int, ...], relaxed: tuple[str, ...]) -> Proposal:
+        # The score alone: every candidate of a step is ranked, but only the ``limit`` kept
+        # are explained (``explained`` below) — building the reasons' texts of them all was
+        # most of the library's time in a search (#16, profiled).
         relaxed = disability.with_unstated(relaxed, need, o, idx)
-        value, reasons = score(need, o, idx)
+        value = score_value(need, o, idx)
         stale = o.declared_age_days > stale_after_days
-        return Proposal(o, idx, value, reasons, relaxed, steps[rank(relaxed)].code, stale)
+        return Proposal(o, idx, value, (), relaxed, steps[rank(relaxed)].code, stale)
 
     def keep(p: Proposal) -> None:
         old = best.get(p.key)
@@ -608,7 +611,11 @@ def search(
         if near is not None:
             options.insert(1, near)
     options = options[:limit]
-    proposals = [replace(p, option=i) for i, option in enumerate(options) for p in option.parts]
+    proposals = [
+        replace(p, option=i, reasons=p.reasons or score(need, p.offer, p.children)[1])
+        for i, option in enumerate(options)
+        for p in option.parts
+    ]
     covered = {i for p in proposals for i in p.children}
     unmatched = [i for i in range(n) if i not in covered]
     return SearchResult(
