@@ -184,6 +184,24 @@ def token(
         raise typer.Exit(2) from exc
 
 
+def _metrics_folder() -> None:
+    """Where the workers write their metrics for ``/metrics`` to add up (``api.metrics``):
+    ``PROMETHEUS_MULTIPROC_DIR`` if given (a container's emptyDir), else a new temporary
+    folder; emptied of a previous run's files. Named here, before any worker imports
+    prometheus_client, which reads it at import."""
+    import glob
+    import os
+    import tempfile
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="places-metrics-"
+    )
+    os.makedirs(folder, exist_ok=True)
+    for stale in glob.glob(os.path.join(folder, "*.db")):
+        os.remove(stale)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
 @app.command()
 def run(
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
@@ -221,6 +239,7 @@ def run(
     log.info(
         "serving on http://%s:%s with %d worker(s)", host or settings.host, port or settings.port, n
     )
+    _metrics_folder()
     uvicorn.run(
         "api.main:app_factory",
         factory=True,

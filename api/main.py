@@ -34,6 +34,10 @@ from api.holds import expiry as hold_expiry
 from api.holds.routes import router as holds_router
 from api.hostile import ControlCharacters
 from api.limits import BodySizeLimit, HeaderSizeLimit
+from api.logging import RequestId
+from api.metrics import HttpMetrics
+from api.metrics import router as metrics_router
+from api.metrics import run as refresh_metrics
 from api.opendata.routes import router as opendata_router
 from api.persons.directory import Directory
 from api.persons.routes import router as persons_router
@@ -127,6 +131,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         expiry_task = asyncio.create_task(hold_expiry.run(app.state.pool, stop))
         persons_task = asyncio.create_task(app.state.directory.run(stop))
         tasks = [relay_task, expiry_task, persons_task]
+        tasks.append(asyncio.create_task(refresh_metrics(app, stop)))  # this worker's gauges
         if settings.audit_seal_interval_seconds > 0:
             tasks.append(
                 asyncio.create_task(
@@ -159,12 +164,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
     # The response headers wrap everything, Starlette's own error middleware included (it is
-    # outside the added middlewares), so that every refusal and every 500 carries them.
+    # outside the added middlewares), so that every refusal and every 500 carries them; the
+    # request's id (api.logging) and its timing (api.metrics) wrap those in turn.
     build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: SecurityHeaders(  # type: ignore[method-assign]
-        build_stack(), hsts_seconds=settings.hsts_seconds
+    app.build_middleware_stack = lambda: RequestId(  # type: ignore[method-assign]
+        HttpMetrics(SecurityHeaders(build_stack(), hsts_seconds=settings.hsts_seconds))
     )
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(registry_router)
     app.include_router(capacity_router)
     app.include_router(requests_router)
