@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.tracing import tag_request
+
 REQUEST_ID_HEADER = "X-Request-Id"
 _HEADER = REQUEST_ID_HEADER.lower().encode("latin-1")
 _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,127}")
@@ -62,6 +64,7 @@ class RequestId:
         scope.setdefault("state", {})["request_id"] = rid
         header = (_HEADER, rid.encode("latin-1"))
         token = request_id.set(rid)
+        tag_request(rid)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] in ("http.response.start", "websocket.accept"):

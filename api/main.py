@@ -46,6 +46,7 @@ from api.requests.routes import router as requests_router
 from api.search.routes import router as search_router
 from api.settings import Settings, get_settings
 from api.throttle import Limiter, guard
+from api.tracing import instrumented, telemetry, tracer_provider
 from api.ui.routes import install as install_ui
 from api.ui.signin import check_dev_signin
 from geo.referential import load_communes
@@ -107,6 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
         resources.push_async_callback(app.state.pool.close)
+        resources.enter_context(instrumented(app))  # asyncpg's spans, when tracing is on
         # Who each token's person is and what they may do (revocations via LISTEN/NOTIFY).
         app.state.directory = Directory(app.state.pool, settings.database_url)
         app.state.redis, bus = await _open_bus(settings)
@@ -145,6 +147,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> FastAPI:
     check_dev_signin(settings)  # a production configuration never serves the dev sign-in
+    provider = tracer_provider(settings)  # None unless PLACES_OTEL_ENABLED
     app = FastAPI(
         title="Places",
         version="1.0.0",
@@ -154,8 +157,10 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         # Per-subject concurrency and rate limits on /v1 (api.throttle), before the route.
         dependencies=[Depends(guard)],
+        telemetry=telemetry(provider),
     )
     app.state.settings = settings
+    app.state.tracer_provider = provider
     errors.install(app)
     # Outermost last: the body's size is bounded before its characters are checked.
     # Innermost, responses are gzipped (HTML, JSON, CSS, JS: the pages on a slow phone).
