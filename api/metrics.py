@@ -386,7 +386,11 @@ router = APIRouter(tags=["operations"])
     "/metrics",
     summary="Prometheus metrics (platform operator: `metrics.read`)",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format 0.0.4."},
+        401: {"description": "Missing, expired or invalid bearer token."},
+        403: {"description": "Only the platform operator (`metrics.read`) reads the metrics."},
+    },
     dependencies=[Depends(require("metrics.read"))],
 )
 async def metrics(request: Request) -> Response:
