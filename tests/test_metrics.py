@@ -4,17 +4,22 @@ counters; the deployment's figures read at scrape time (outbox, relay, standby);
 
 import asyncio
 import math
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.logging import REQUEST_ID_HEADER
 from api.main import create_app
-from api.metrics import outbox_figures
+from api.metrics import _forget_dead_workers, outbox_figures
 from api.settings import Settings, get_settings
 from loadtests.harness import ServiceProcess
 from tests.support.env import TEST_DSN
@@ -233,3 +238,32 @@ async def test_two_workers_add_up_whichever_answers(database, tmp_path):
     log = server.output()
     # uvicorn's own lines go through the service's JSON formatter too.
     assert re.search(r'\{"ts": "[^"]+", "level": "info", "logger": "uvicorn\.error"', log), log
+
+
+WORKER = """
+from api.metrics import DECLARATIONS, FEED_CLIENTS
+DECLARATIONS.labels(kind="unit").inc(3)
+FEED_CLIENTS.set(7)
+"""
+
+
+@pytest.mark.pure
+def test_a_dead_worker_s_gauges_go_but_its_counts_stay(tmp_path):
+    """Two "workers" write their files and die without stopping (kill -9): the scrape adds
+    up their counters, and drops their live gauges once it sees the processes gone."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", WORKER], env=env, check=True, timeout=60)
+
+    def exposition() -> str:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(tmp_path))
+        return generate_latest(registry).decode()
+
+    before = exposition()
+    assert value(before, "places_declarations_total", kind="unit") == 6
+    assert value(before, "places_feed_clients") == 14  # stale: both processes are gone
+    _forget_dead_workers(str(tmp_path))
+    after = exposition()
+    assert value(after, "places_declarations_total", kind="unit") == 6
+    assert ("places_feed_clients", frozenset()) not in samples(after)
