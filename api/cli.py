@@ -184,6 +184,25 @@ def token(
         raise typer.Exit(2) from exc
 
 
+def _metrics_folder() -> str | None:
+    """Where the workers write their metrics for ``/metrics`` to add up (``api.metrics``):
+    ``PROMETHEUS_MULTIPROC_DIR`` if given (a container's emptyDir), else a new temporary
+    folder (returned, for the caller to remove after the run); emptied of a previous run's
+    files. Named here, before any worker imports prometheus_client, which reads it at
+    import."""
+    import glob
+    import os
+    import tempfile
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = given or tempfile.mkdtemp(prefix="places-metrics-")
+    os.makedirs(folder, exist_ok=True)
+    for stale in glob.glob(os.path.join(folder, "*.db")):
+        os.remove(stale)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return None if given else folder
+
+
 @app.command()
 def run(
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
@@ -191,6 +210,8 @@ def run(
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Serve the API. Without a reachable Redis, one worker with the in-process bus."""
+    import shutil
+
     import uvicorn
 
     from api.auth import ensure_local_keys
@@ -221,27 +242,32 @@ def run(
     log.info(
         "serving on http://%s:%s with %d worker(s)", host or settings.host, port or settings.port, n
     )
-    uvicorn.run(
-        "api.main:app_factory",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=n,
-        log_level="info",
-        access_log=False,
-        # X-Forwarded-For/-Proto from PLACES_TRUSTED_PROXIES only (uvicorn would trust
-        # 127.0.0.1 by default: any local client, a proxy's own neighbour, could name itself).
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies or "",
-        # Events are small JSON: compressing each one for each of a thousand sockets costs
-        # more CPU than the bandwidth it saves.
-        ws_per_message_deflate=False,
-        # The header block is bounded by the server, before the app: h11 refuses a request
-        # whose incomplete head exceeds the limit (400) and closes that connection. uvicorn's
-        # httptools protocol has no such limit (it would buffer any header), hence h11.
-        http="h11",
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-    )
+    made = _metrics_folder()
+    try:
+        uvicorn.run(
+            "api.main:app_factory",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=n,
+            log_level="info",
+            access_log=False,
+            # X-Forwarded-For/-Proto from PLACES_TRUSTED_PROXIES only (uvicorn would trust
+            # 127.0.0.1 by default: any local client, a proxy's own neighbour, could name itself).
+            proxy_headers=True,
+            forwarded_allow_ips=settings.trusted_proxies or "",
+            # Events are small JSON: compressing each one for each of a thousand sockets costs
+            # more CPU than the bandwidth it saves.
+            ws_per_message_deflate=False,
+            # The header block is bounded by the server, before the app: h11 refuses a request
+            # whose incomplete head exceeds the limit (400) and closes that connection. uvicorn's
+            # httptools protocol has no such limit (it would buffer any header), hence h11.
+            http="h11",
+            h11_max_incomplete_event_size=settings.max_header_bytes,
+        )
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 @app.command()

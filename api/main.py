@@ -34,6 +34,10 @@ from api.holds import expiry as hold_expiry
 from api.holds.routes import router as holds_router
 from api.hostile import ControlCharacters
 from api.limits import BodySizeLimit, HeaderSizeLimit
+from api.logging import RequestId
+from api.metrics import HttpMetrics
+from api.metrics import router as metrics_router
+from api.metrics import run as refresh_metrics
 from api.opendata.routes import router as opendata_router
 from api.persons.directory import Directory
 from api.persons.routes import router as persons_router
@@ -42,6 +46,7 @@ from api.requests.routes import router as requests_router
 from api.search.routes import router as search_router
 from api.settings import Settings, get_settings
 from api.throttle import Limiter, guard
+from api.tracing import instrumented, telemetry, tracer_provider
 from api.ui.routes import install as install_ui
 from api.ui.signin import check_dev_signin
 from geo.referential import load_communes
@@ -103,6 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
         resources.push_async_callback(app.state.pool.close)
+        resources.enter_context(instrumented(app))  # asyncpg's spans, when tracing is on
         # Who each token's person is and what they may do (revocations via LISTEN/NOTIFY).
         app.state.directory = Directory(app.state.pool, settings.database_url)
         app.state.redis, bus = await _open_bus(settings)
@@ -127,6 +133,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         expiry_task = asyncio.create_task(hold_expiry.run(app.state.pool, stop))
         persons_task = asyncio.create_task(app.state.directory.run(stop))
         tasks = [relay_task, expiry_task, persons_task]
+        tasks.append(asyncio.create_task(refresh_metrics(app, stop)))  # this worker's gauges
         if settings.audit_seal_interval_seconds > 0:
             tasks.append(
                 asyncio.create_task(
@@ -140,6 +147,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> FastAPI:
     check_dev_signin(settings)  # a production configuration never serves the dev sign-in
+    provider = tracer_provider(settings)  # None unless PLACES_OTEL_ENABLED
     app = FastAPI(
         title="Places",
         version="1.0.0",
@@ -149,8 +157,10 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         # Per-subject concurrency and rate limits on /v1 (api.throttle), before the route.
         dependencies=[Depends(guard)],
+        telemetry=telemetry(provider),
     )
     app.state.settings = settings
+    app.state.tracer_provider = provider
     errors.install(app)
     # Outermost last: the body's size is bounded before its characters are checked.
     # Innermost, responses are gzipped (HTML, JSON, CSS, JS: the pages on a slow phone).
@@ -159,12 +169,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeaderSizeLimit, max_bytes=settings.max_header_bytes)
     # The response headers wrap everything, Starlette's own error middleware included (it is
-    # outside the added middlewares), so that every refusal and every 500 carries them.
+    # outside the added middlewares), so that every refusal and every 500 carries them; the
+    # request's id (api.logging) and its timing (api.metrics) wrap those in turn.
     build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: SecurityHeaders(  # type: ignore[method-assign]
-        build_stack(), hsts_seconds=settings.hsts_seconds
+    app.build_middleware_stack = lambda: RequestId(  # type: ignore[method-assign]
+        HttpMetrics(SecurityHeaders(build_stack(), hsts_seconds=settings.hsts_seconds))
     )
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(registry_router)
     app.include_router(capacity_router)
     app.include_router(requests_router)

@@ -53,6 +53,8 @@ PERMISSIONS: dict[str, str] = {
     "habilitations.manage": "Grant and revoke habilitations: an authority administrator on"
     " their authority (any function but operator and authority administrator); the platform"
     " operator grants authority administrators.",
+    "metrics.read": "The service's operational metrics (GET /metrics: latencies, backlogs,"
+    " pools; no personal data).",
 }
 
 
@@ -112,6 +114,7 @@ FUNCTIONS: dict[str, Function] = {
         "stats.read",
         "feed.national",
         "habilitations.manage",
+        "metrics.read",
     ),
 }
 

@@ -5,6 +5,7 @@ One object, read once, so that every worker of a deployment agrees on its config
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
@@ -179,6 +180,19 @@ class Settings(BaseSettings):
         " refused (403); clients that send no Origin (not browsers) are not concerned.",
     )
     log_json: bool = Field(False, description="JSON log lines (production).")
+    # OpenTelemetry tracing (api.tracing), off by default.
+    otel_enabled: bool = Field(
+        False, description="Trace requests and their SQL statements (OpenTelemetry)."
+    )
+    otel_exporter: Literal["otlp", "console"] = Field(
+        "otlp", description="Where spans go: OTLP over HTTP, or standard output (debugging)."
+    )
+    otel_exporter_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL (http://collector:4318/v1/traces); unset: the"
+        " standard OTEL_EXPORTER_OTLP_* variables, else localhost:4318.",
+    )
+    otel_service_name: str = Field("places", description="The spans' service.name.")
     seed: int = Field(20261125, description="Seed of the synthetic national dataset.")
 
     # Safe by default (issue #14).

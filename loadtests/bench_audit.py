@@ -17,6 +17,7 @@ import asyncpg
 from api.audit.service import seal, verify
 from api.changes import _AUDIT_SQL
 from api.db import app_dsn, create_pool, drop_database, ensure_database, migrate
+from loadtests.common import server_database
 
 ARGS = ("bench", "department", "request.read", "placement_request", "x", "69", {"i": 1}, "69M")
 
@@ -47,7 +48,7 @@ async def insert_rate(pool: asyncpg.Pool, writers: int, seconds: float, sealer: 
 
 
 async def main(args: argparse.Namespace) -> None:
-    owner = f"postgresql://postgres@127.0.0.1:5432/places_bench_audit_{os.getpid()}"
+    owner = server_database(f"places_bench_audit_{os.getpid()}")
     await ensure_database(owner)
     try:
         await asyncio.to_thread(migrate, owner)

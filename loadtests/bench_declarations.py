@@ -28,8 +28,7 @@ from api.auth import issue_token
 from api.capacity.repository import DECLARE_SQL, LOCK_SQL
 from api.changes import CHANNEL
 from api.db import init_connection
-from api.settings import get_settings
-from loadtests.common import percentile
+from loadtests.common import ensure_settings_database, percentile
 from loadtests.harness import serve
 
 LUA = """
@@ -179,7 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: scripts/setup installs it (Debian package wrk)")
-    dsn = get_settings().database_url
+    dsn = ensure_settings_database()
     units = asyncio.run(load_units(dsn, args.units))
     if not units:
         raise SystemExit("no units: seed the database first (places seed)")

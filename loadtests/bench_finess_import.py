@@ -31,6 +31,7 @@ from api.db import drop_database, ensure_database, init_connection, migrate
 from geo.finess import OVERSEAS_FINESS_PREFIX, finess_check_key
 from geo.referential import load_communes
 from interop.finess_import import import_file, read_extract
+from loadtests.common import server_database
 from seed.reference import load_reference
 
 OTHER_CATEGORIES = ("355", "500", "620", "183", "255", "446", "209", "223", "189", "354")
@@ -132,8 +133,7 @@ def synthesize(path: Path, lines: int, pde_share: float, seed: int) -> dict[str,
 
 
 async def run(args: argparse.Namespace) -> None:
-    base = os.environ.get("PLACES_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432")
-    dsn = f"{base}/places_bench_finess_{os.getpid()}"
+    dsn = server_database(f"places_bench_finess_{os.getpid()}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "etalab-cs1100507-stock-20261125-0336.csv"
         start = time.perf_counter()

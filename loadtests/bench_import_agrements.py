@@ -33,6 +33,7 @@ from api.db import drop_database, ensure_database, init_connection, migrate
 from geo.finess import make_finess
 from geo.referential import load_communes
 from interop.agrements_import import COLUMNS, ImportReport, import_file, plus_years
+from loadtests.common import server_database
 from seed.reference import load_reference
 
 TARGET_SECONDS = 30
@@ -166,8 +167,7 @@ def _line(label: str, report: ImportReport, elapsed: float, lines: int) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
-    base = os.environ.get("PLACES_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432")
-    dsn = f"{base}/places_bench_agrements_{os.getpid()}"
+    dsn = server_database(f"places_bench_agrements_{os.getpid()}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "agrements-national.csv"
         changed_path = Path(tmp) / "agrements-national-changed.csv"

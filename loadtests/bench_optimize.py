@@ -29,6 +29,7 @@ from api.authorities import of_department
 from api.db import init_connection
 from api.settings import get_settings
 from loadtests.bench_search import random_needs
+from loadtests.common import ensure_settings_database
 from loadtests.harness import serve
 from matching import Need, Plan, greedy, optimize
 from matching.assignment import Weights, plan_report
@@ -198,6 +199,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="Timed calls of the endpoint.")
     parser.add_argument("--exact", action="store_true", help="Also prove the optimum.")
     args = parser.parse_args()
+    ensure_settings_database()
     try:
         asyncio.run(prepare(args.requests, args.department, args.k, args.exact))
         with serve(workers=1) as base:

@@ -29,6 +29,7 @@ from playwright.async_api import Browser, async_playwright
 
 from api.auth import issue_token
 from api.requests.service import local_today
+from loadtests.common import ensure_settings_database
 from loadtests.harness import serve
 
 CHROMIUM = "/usr/bin/chromium"
@@ -142,6 +143,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=34, help="waiting requests to show")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    ensure_settings_database()
     department = args.authority[:2]
     token = issue_token("department", authority=args.authority, ttl_minutes=60)
     with serve() as base:

@@ -49,7 +49,7 @@ from api.search.repository import fetch_offers, resolve_origin
 from api.search.service import PLAN_PER_QUERY
 from api.settings import get_settings
 from geo.referential import neighbours
-from loadtests.common import percentile
+from loadtests.common import ensure_settings_database, percentile
 from loadtests.harness import ROOT, serve
 from matching import LADDERS, Child, Need
 from matching.vocabulary import DISABILITY_PROFILES, LEGACY_CARE_MODE
@@ -259,7 +259,7 @@ def main() -> None:
         "--scales", type=float, nargs="+", default=[1.0, 4.0], help="dataset sizes, in order"
     )
     args = parser.parse_args()
-    needs = asyncio.run(random_needs(get_settings().database_url, args.needs))
+    needs = asyncio.run(random_needs(ensure_settings_database(), args.needs))
     groups = sum(len(b["children"]) > 1 for b in needs)
     print(
         f"search: {len(needs)} needs ({groups} sibling groups), one worker, sequential;"

@@ -25,10 +25,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from api.settings import get_settings
 from loadtests.bench_declarations import load_units, lua_script, run_wrk
 from loadtests.bench_search import over_http, random_needs
-from loadtests.common import percentile
+from loadtests.common import ensure_settings_database, percentile
 from loadtests.harness import BENCH_LIMITS, serve
 
 HIGH = str(10**9)
@@ -100,7 +99,7 @@ def main() -> None:
     unknown = set(features) - set(FEATURES)
     if unknown:
         raise SystemExit(f"unknown feature(s): {', '.join(sorted(unknown))}")
-    dsn = get_settings().database_url
+    dsn = ensure_settings_database()
     units = asyncio.run(load_units(dsn, args.units))
     if not units:
         raise SystemExit("no units: seed the database first (places seed)")

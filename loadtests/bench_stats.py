@@ -112,7 +112,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--fresh", action="store_true", help="reseed the template first")
     parser.add_argument(
-        "--redis-url", default=os.environ.get("PLACES_REDIS_URL", "redis://127.0.0.1:6379/0")
+        "--redis-url", default=None, help="default: the settings' (PLACES_REDIS_URL)"
     )
     return parser.parse_args(argv)
 

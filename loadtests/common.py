@@ -9,6 +9,7 @@ import sys
 import asyncpg
 
 from api.db import _with_database, drop_database, ensure_database, migrate
+from api.settings import get_settings
 from loadtests.harness import ROOT
 
 LOAD_TEMPLATE = "places_load_template"
@@ -74,3 +75,23 @@ async def prepare_database(
     await asyncio.to_thread(migrate, dsn)
     print(f"database {database}: fresh copy of {template}", flush=True)
     return dsn
+
+
+def ensure_settings_database() -> str:
+    """``PLACES_DATABASE_URL`` made ready as ``scripts/run`` makes it — created with PostGIS
+    and migrated by ``places migrate``, seeded by ``places seed --if-empty`` — so that a
+    benchmark reading the service's database runs on a fresh machine with its documented
+    command; an already seeded database is only brought to the latest migration. Returns
+    the service's DSN."""
+    for step in (["migrate"], ["seed", "--if-empty"]):
+        subprocess.run([sys.executable, "-m", "api.cli", *step], cwd=ROOT, check=True)
+    return get_settings().database_url
+
+
+def server_database(name: str) -> str:
+    """The owner's DSN of a scratch database ``name`` on the server of the settings (or of
+    ``PLACES_BENCH_ADMIN_DSN``, a server URL without database, when set)."""
+    base = os.environ.get("PLACES_BENCH_ADMIN_DSN")
+    if base:
+        return f"{base.rstrip('/')}/{name}"
+    return _with_database(get_settings().owner_dsn, name)

@@ -21,6 +21,7 @@ import asyncpg
 import numpy as np
 
 from api.settings import get_settings
+from loadtests.common import ensure_settings_database
 
 ERRORS_SQL = """
 WITH sample AS (
@@ -84,6 +85,7 @@ def referential_proxy() -> None:
 
 
 async def main() -> None:
+    await asyncio.to_thread(ensure_settings_database)
     conn = await asyncpg.connect(get_settings().owner_dsn)
     try:
         rows = await conn.fetch(ERRORS_SQL)

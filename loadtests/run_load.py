@@ -9,7 +9,8 @@ Steps, all in one command:
    missing — nobody else connects to it, so the copy never waits for other sessions), then
    migrated. ``--reuse`` keeps an existing ``--database`` as it is. Nothing shared is written.
 2. ``places run`` with ``--workers`` on a free port, that database and ``--redis-url``
-   (default Redis database 3), its log in the run directory.
+   (default: a ``redis-server`` of its own, stopped after the run), its log in the run
+   directory.
 3. One declaration per active department (operator, counts unchanged) so that every feed has
    a position; once the relay published them, those positions are where the run starts.
 4. ``locust`` headless (``loadtests/locustfile.py``) for ``--seconds`` plus ``--drain``
@@ -54,10 +55,9 @@ from api.auth import ensure_local_keys, issue_token
 from api.settings import get_settings
 from loadtests.bench_search import random_needs, searcher
 from loadtests.common import LOAD_TEMPLATE, prepare_database
-from loadtests.harness import BENCH_LIMITS, ROOT, ServiceProcess
+from loadtests.harness import BENCH_LIMITS, ROOT, RedisServer, ServiceProcess
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/3"
 GRACE = 2.0
 """Seconds: an entry published this long before a dashboard stopped must have reached it."""
 MB = 1024 * 1024
@@ -487,10 +487,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--template", default=LOAD_TEMPLATE)
     parser.add_argument("--scale", type=float, default=1.0, help="seed scale of a new template")
     parser.add_argument("--reuse", action="store_true", help="keep an existing --database")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument(
+        "--redis-url", default="", help="default: a redis-server of its own, for this run only"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "loadtest")
     args = parser.parse_args(argv)
+    redis_server: RedisServer | None = None
+    if not args.redis_url:
+        redis_server = RedisServer()
+        redis_server.start()
+        args.redis_url = redis_server.url
+    try:
+        return _run(args)
+    finally:
+        if redis_server is not None:
+            redis_server.stop()
 
+
+def _run(args: argparse.Namespace) -> int:
     out = args.out / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     settings = get_settings()

@@ -47,6 +47,7 @@ from rich.table import Table
 
 from api import precision
 from api.requests.children import service_secret
+from api.settings import get_settings
 from seed.carers import NATIONAL_CARERS, generate_carers
 from seed.dataset import STALE_AFTER_DAYS, Commune, Department, Generated
 from seed.history import offer_history, seed_history
@@ -511,7 +512,12 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m seed.national", description="Load the synthetic national dataset."
     )
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/places_dev")
+    parser.add_argument(
+        "--dsn",
+        default=None,
+        help="the database to load, as its owner; default: the settings' owner DSN"
+        " (PLACES_OWNER_DATABASE_URL, else PLACES_DATABASE_URL as postgres)",
+    )
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--replace", action="store_true", help="truncate the offer first")
@@ -523,7 +529,7 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 async def _main(args: argparse.Namespace) -> Summary:
-    conn = await asyncpg.connect(args.dsn)
+    conn = await asyncpg.connect(args.dsn or get_settings().owner_dsn)
     try:
         if not args.no_reference:
             await load_reference(conn)
