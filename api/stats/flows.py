@@ -62,11 +62,12 @@ _CACHE: dict[tuple[date, int, tuple[int, ...]], Placed] = {}
 _CACHE_SIZE = 64
 
 
-def window_bounds(today: date, window_days: int) -> tuple[datetime, datetime]:
+def window_bounds(last_day: date, window_days: int) -> tuple[datetime, datetime]:
     """The window as instants: from the start of the Paris day ``window_days − 1`` days
-    before ``today`` to the end of ``today`` — sargable on ``occurred_at`` (its index)."""
-    start = date.fromordinal(today.toordinal() - window_days + 1)
-    end = date.fromordinal(today.toordinal() + 1)
+    before ``last_day`` to the end of ``last_day`` — sargable on ``occurred_at`` (its
+    index)."""
+    start = date.fromordinal(last_day.toordinal() - window_days + 1)
+    end = date.fromordinal(last_day.toordinal() + 1)
     return (
         datetime.combine(start, time(), PARIS),
         datetime.combine(end, time(), PARIS),
@@ -81,34 +82,37 @@ async def _placed(
 
 
 async def cells(
-    conn: asyncpg.Connection, today: date, window_days: int, authority: str | None = None
+    conn: asyncpg.Connection, last_day: date, window_days: int, authority: str | None = None
 ) -> dict[tuple[str, str], int]:
-    """Children admitted in the window per (origin, host); with ``authority``, only its row
-    and its column.
+    """Children admitted in the window (the ``window_days`` Paris days up to ``last_day``
+    included) per (origin, host); with ``authority``, only its row and its column.
 
-    The national matrix reads the days before today once per day and process (admissions
-    are append-only and dated when written, so those days do not change; the key also holds
-    the tables' storage, renewed by a reseed) and today's admissions on each call; the two
-    are merged child by child, so a child admitted on both sides counts once."""
-    start, end = window_bounds(today, window_days)
+    The national matrix (its window ends yesterday: ``service.national_last_day``) is read
+    once per window and process: admissions are append-only and dated when written, so
+    closed days do not change; the key also holds the tables' storage, renewed by a
+    reseed. An authority's own window may end today: read on each call."""
+    start, end = window_bounds(last_day, window_days)
     if authority is not None:
         placed = await _placed(conn, start, end, authority)
     else:
-        midnight = datetime.combine(today, time(), PARIS)
-        key = (today, window_days, tuple(await conn.fetchval(_GENERATION)))
-        past = _CACHE.get(key)
-        if past is None:
-            past = await _placed(conn, start, midnight, None)
+        key = (last_day, window_days, tuple(await conn.fetchval(_GENERATION)))
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = await _placed(conn, start, end, None)
             if len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.clear()
-            _CACHE[key] = past
-        placed = dict(past)
-        for child, n in (await _placed(conn, midnight, end, None)).items():
-            placed[child] = max(n, placed.get(child, 0))
+            _CACHE[key] = cached
+        placed = cached
     out: dict[tuple[str, str], int] = {}
     for (origin, host, _), n in placed.items():
         out[(origin, host)] = out.get((origin, host), 0) + n
     return out
+
+
+def clear_cache() -> None:
+    """Forget the national matrices read: only for a caller that rewrites the dates of past
+    admissions (tests dating today's admissions back a day), which the service never does."""
+    _CACHE.clear()
 
 
 def authority_codes() -> list[str]:
