@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from api.requests.service import local_today
-from api.stats import flows
 from tests.support.factories import bearer, hold, new_unit, request_body
 
 pytestmark = pytest.mark.usefixtures("pool")
@@ -73,15 +72,13 @@ async def test_flows_between_authorities_with_secrecy(client: httpx.AsyncClient,
     assert r.status_code == 200, r.text
     assert r.json()["window_last_day"] == (local_today(None) - timedelta(days=1)).isoformat()
     assert not [c for c in r.json()["cells"] if c["origin"] == ORIGIN]
-    # The day closes: the same admissions, dated yesterday (and the matrices read forgotten:
-    # the service never rewrites a closed day, so it keeps them for the day).
+    # The day closes: the same admissions, dated yesterday.
     async with pool.acquire() as conn:
         await conn.execute(
             "UPDATE request_events SET occurred_at = occurred_at - interval '1 day'"
             " WHERE request_id = ANY($1::uuid[])",
             placed,
         )
-    flows.clear_cache()
 
     # Nationally: 3 children in Alsace is "< 5"; the row of 974 then hides a second cell
     # (secondary suppression: 6 in Corse, unless another test left a column whose cell in

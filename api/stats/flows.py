@@ -87,32 +87,31 @@ async def cells(
     """Children admitted in the window (the ``window_days`` Paris days up to ``last_day``
     included) per (origin, host); with ``authority``, only its row and its column.
 
-    The national matrix (its window ends yesterday: ``service.national_last_day``) is read
-    once per window and process: admissions are append-only and dated when written, so
-    closed days do not change; the key also holds the tables' storage, renewed by a
-    reseed. An authority's own window may end today: read on each call."""
+    The national matrix (its window ends yesterday: ``service.national_last_day``) reads
+    the days before ``last_day`` once per day and process (admissions are append-only and
+    dated when written, so those days do not change; the key also holds the tables'
+    storage, renewed by a reseed) and ``last_day``'s admissions on each call — one day,
+    cheap, and what a test dating an admission back to yesterday sees at once; the two are
+    merged child by child, so a child admitted on both sides counts once."""
     start, end = window_bounds(last_day, window_days)
     if authority is not None:
         placed = await _placed(conn, start, end, authority)
     else:
+        midnight = datetime.combine(last_day, time(), PARIS)
         key = (last_day, window_days, tuple(await conn.fetchval(_GENERATION)))
-        cached = _CACHE.get(key)
-        if cached is None:
-            cached = await _placed(conn, start, end, None)
+        past = _CACHE.get(key)
+        if past is None:
+            past = await _placed(conn, start, midnight, None)
             if len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.clear()
-            _CACHE[key] = cached
-        placed = cached
+            _CACHE[key] = past
+        placed = dict(past)
+        for child, n in (await _placed(conn, midnight, end, None)).items():
+            placed[child] = max(n, placed.get(child, 0))
     out: dict[tuple[str, str], int] = {}
     for (origin, host, _), n in placed.items():
         out[(origin, host)] = out.get((origin, host), 0) + n
     return out
-
-
-def clear_cache() -> None:
-    """Forget the national matrices read: only for a caller that rewrites the dates of past
-    admissions (tests dating today's admissions back a day), which the service never does."""
-    _CACHE.clear()
 
 
 def authority_codes() -> list[str]:
