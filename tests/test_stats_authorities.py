@@ -52,16 +52,40 @@ async def both_views(client: httpx.AsyncClient) -> tuple[dict[str, Any], dict[st
     return departments, authorities
 
 
+PUBLISHED = tuple(f for f in repository.COUNT_FIELDS if f not in repository.WAITING_FIELDS)
+"""The counts a national view publishes (no figure of requests or children: secrecy)."""
+WAITING = tuple(f for f in repository.COUNT_FIELDS if f in repository.WAITING_FIELDS)
+
+
 def by(items: list[dict[str, Any]], key: str) -> dict[str, dict[str, int]]:
-    return {i[key]: {f: i[f] for f in repository.COUNT_FIELDS} for i in items}
+    return {i[key]: {f: i[f] for f in PUBLISHED} for i in items}
 
 
 def minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    return {f: after[f] - before[f] for f in repository.COUNT_FIELDS}
+    return {f: after[f] - before[f] for f in after}
 
 
 def plus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    return {f: a[f] + b[f] for f in repository.COUNT_FIELDS}
+    return {f: a[f] + b[f] for f in a}
+
+
+async def own(client: httpx.AsyncClient, authority: str) -> dict[str, Any]:
+    """The authority's own row, exact, as its services read it."""
+    r = await client.get(
+        f"/v1/stats/authorities?authority={authority}",
+        headers=bearer("department", authority=authority),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["exact"] is True
+    row: dict[str, Any] = r.json()["items"][0]
+    return row
+
+
+def occupancy(row: dict[str, Any]) -> float | None:
+    if row["open_places"] <= 0:
+        return None
+    free = row["available"] + row["carer_places_available"]
+    return round((row["open_places"] - free) / row["open_places"], 3)
 
 
 async def declare(client: httpx.AsyncClient, unit_id: Any, finess: str, available: int) -> None:
@@ -158,8 +182,13 @@ async def test_every_authority_in_the_referentials_order(client: httpx.AsyncClie
         assert list(item) == list(AuthorityStats.model_fields)  # key first, then the figures
     totals = body["totals"]
     assert (totals["authority"], totals["kind"], totals["departments"]) == ("FR", "", [])
-    for name in repository.COUNT_FIELDS:
+    for name in PUBLISHED:
         assert totals[name] == sum(i[name] for i in body["items"]), name
+    # A national view: no figure of requests or children, the tension without the waiting list.
+    assert body["exact"] is False
+    for item in (*body["items"], totals):
+        assert all(item[name] is None for name in repository.WAITING_FIELDS), item
+        assert item["tension"] == occupancy(item), item
     for child_level in ("reference", 'children"', "decided_on", "origin", "sex", 'age"'):
         assert child_level not in str(body)
 
@@ -170,6 +199,8 @@ async def test_each_row_is_counted_once_in_each_view(
     departments_before, authorities_before = await both_views(client)
     d_before = by(departments_before["items"], "department")
     a_before = by(authorities_before["items"], "authority")
+    mine = sorted({authority for _, _, authority in PLACES})
+    own_before = {code: await own(client, code) for code in mine}
 
     old = get_settings().unexecuted_after_days + 5
     for n, (department, commune, authority) in enumerate(PLACES, start=1):
@@ -189,9 +220,15 @@ async def test_each_row_is_counted_once_in_each_view(
     departments_after, authorities_after = await both_views(client)
     d = {k: minus(v, d_before[k]) for k, v in by(departments_after["items"], "department").items()}
     a = {k: minus(v, a_before[k]) for k, v in by(authorities_after["items"], "authority").items()}
+    # The figures of requests and children: exact for each authority's own services only.
+    own_after = {code: await own(client, code) for code in mine}
+    for code in mine:
+        a[code].update(
+            {f: own_after[code][f] - own_before[code][f] for f in WAITING},
+        )
 
     # Each place's own rows, in its authority.
-    def own(n: int) -> dict[str, int]:
+    def own_rows(n: int) -> dict[str, int]:
         return {
             **dict.fromkeys(repository.COUNT_FIELDS, 0),
             "units": 2,
@@ -215,24 +252,32 @@ async def test_each_row_is_counted_once_in_each_view(
     expected: dict[str, dict[str, int]] = {}
     for n, (_department, _commune, authority) in enumerate(PLACES, start=1):
         expected[authority] = plus(
-            expected.get(authority, dict.fromkeys(repository.COUNT_FIELDS, 0)), own(n)
+            expected.get(authority, dict.fromkeys(repository.COUNT_FIELDS, 0)), own_rows(n)
         )
     expected["69D"]["requests_waiting"] += 1  # the Rhône's recent request
     expected["69D"]["children_waiting"] += 1
     for authority, figures in expected.items():
         assert a[authority] == figures, authority
 
-    # The splits: 69 = 69M + 69D, 20R = 2A + 2B, 6AE = 67 + 68, in this module's rows.
-    assert d["69"] == plus(a["69M"], a["69D"])
-    assert a["20R"] == plus(d["2A"], d["2B"]) and d["2A"] != d["2B"]
-    assert a["6AE"] == plus(d["67"], d["68"]) and d["67"] != d["68"]
+    # The splits: 69 = 69M + 69D, 20R = 2A + 2B, 6AE = 67 + 68, in this module's rows (the
+    # published counts: the departments' table is a national view).
+    def published(row: dict[str, int]) -> dict[str, int]:
+        return {f: row[f] for f in PUBLISHED}
+
+    assert d["69"] == plus(published(a["69M"]), published(a["69D"]))
+    assert published(a["20R"]) == plus(d["2A"], d["2B"]) and d["2A"] != d["2B"]
+    assert published(a["6AE"]) == plus(d["67"], d["68"]) and d["67"] != d["68"]
     assert a["69M"] != a["69D"]
 
     # Over the whole database: the same national totals, nothing counted twice or lost.
-    for name in (*repository.COUNT_FIELDS, "oldest_waiting_days", "tension"):
+    for name in (*PUBLISHED, "tension"):
         assert departments_after["totals"][name] == authorities_after["totals"][name], name
-    corse = next(i for i in authorities_after["items"] if i["authority"] == "20R")
-    assert corse["oldest_waiting_days"] >= old + 4  # Bastia's, the older of the two
+    assert own_after["20R"]["oldest_waiting_days"] >= old + 4  # Bastia's, the older of the two
+    # Its own services' tension counts the waiting list; the national view's does not.
+    corse = own_after["20R"]
+    assert corse["tension"] == repository.tension(corse) != occupancy(corse)
+    national_corse = next(i for i in authorities_after["items"] if i["authority"] == "20R")
+    assert national_corse["tension"] == occupancy(corse)
 
 
 async def test_one_authority_and_the_csv(client: httpx.AsyncClient) -> None:
@@ -262,6 +307,49 @@ async def test_one_authority_and_the_csv(client: httpx.AsyncClient) -> None:
         assert int(row["available"]) == item["available"]
         if item["tension"] is not None:
             assert row["tension"] == f"{item['tension']:.3f}".replace(".", ",")
+        assert all(row[f] == "" for f in repository.WAITING_FIELDS), row  # not published
+
+
+async def test_exact_figures_for_the_authoritys_own_services_only(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    """Lyon's services read Lyon's waiting figures exact (JSON and CSV); the Rhône's
+    services, a national analyst, or Lyon's services without naming Lyon read the national
+    view of the same row."""
+    await waiting_request(pool, "69", "69123", 2, 3)
+    lyon = bearer("department", authority="69M")
+    exact = await own(client, "69M")
+    assert exact["children_waiting"] >= 2 and exact["requests_waiting"] >= 1
+    assert exact["tension"] == repository.tension(exact)
+    for headers, path in (
+        (NATIONAL, "/v1/stats/authorities?authority=69M"),
+        (bearer("department", authority="69D"), "/v1/stats/authorities?authority=69M"),
+        (lyon, "/v1/stats/authorities"),
+    ):
+        r = await client.get(path, headers=headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["exact"] is False
+        row = next(i for i in body["items"] if i["authority"] == "69M")
+        assert {f: row[f] for f in repository.WAITING_FIELDS} == dict.fromkeys(
+            repository.WAITING_FIELDS
+        )
+        assert row["tension"] == occupancy(exact)
+        assert {f: row[f] for f in PUBLISHED} == {f: exact[f] for f in PUBLISHED}
+
+    r = await client.get("/v1/stats/authorities.csv?authority=69M", headers=lyon)
+    header, line = list(csv.reader(io.StringIO(r.content.decode("utf-8")[1:]), delimiter=";"))
+    cells = dict(zip(header, line, strict=True))
+    assert int(cells["children_waiting"]) == exact["children_waiting"]
+    assert int(cells["measures_not_executed"]) == exact["measures_not_executed"]
+    r = await client.get("/v1/stats/authorities.csv?authority=69M", headers=NATIONAL)
+    header, line = list(csv.reader(io.StringIO(r.content.decode("utf-8")[1:]), delimiter=";"))
+    assert dict(zip(header, line, strict=True))["children_waiting"] == ""
+
+    # The departments' table is a national view for everybody, Lyon's services included.
+    r = await client.get("/v1/stats/departments?department=69", headers=lyon)
+    assert r.status_code == 200 and r.json()["exact"] is False
+    assert r.json()["items"][0]["children_waiting"] is None
 
 
 @pytest.mark.parametrize(

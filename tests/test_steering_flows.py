@@ -22,7 +22,7 @@ def reunion() -> dict[str, str]:
     return bearer("department", authority=ORIGIN)
 
 
-async def place(client: httpx.AsyncClient, unit: dict[str, Any], n_children: int = 1) -> None:
+async def place(client: httpx.AsyncClient, unit: dict[str, Any], n_children: int = 1) -> str:
     body = request_body(
         n_children,
         department=ORIGIN,
@@ -39,18 +39,17 @@ async def place(client: httpx.AsyncClient, unit: dict[str, Any], n_children: int
     assert h.status_code == 201, h.text
     r = await client.post(f"/v1/holds/{h.json()['id']}/admit", headers=reunion())
     assert r.status_code == 200, r.text
+    return str(h.json()["request_id"])
 
 
 async def test_flows_between_authorities_with_secrecy(client: httpx.AsyncClient, pool) -> None:
     alsace = await new_unit(client, pool, available=3, department="67", commune="67482")
     corse = await new_unit(client, pool, available=8, department="2A", commune="2A004")
     home = await new_unit(client, pool, available=2, department="974", commune="97411")
-    for _ in range(3):
-        await place(client, alsace)
-    await place(client, corse, n_children=2)  # a sibling group: two children
-    for _ in range(4):
-        await place(client, corse)
-    await place(client, home)
+    placed = [await place(client, alsace) for _ in range(3)]
+    placed.append(await place(client, corse, n_children=2))  # a sibling group: two children
+    placed += [await place(client, corse) for _ in range(4)]
+    placed.append(await place(client, home))
 
     # The authority's own row and column, exact (hand-computed: 3 + 6 outside, 1 inside).
     r = await client.get(f"/v1/stats/flows/{ORIGIN}", headers=reunion())
@@ -67,6 +66,19 @@ async def test_flows_between_authorities_with_secrecy(client: httpx.AsyncClient,
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "authority"
     r = await client.get("/v1/stats/flows?window_days=3", headers=bearer("national"))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "window_days"
+
+    # The national window ends yesterday: today's admissions are not in it yet.
+    r = await client.get("/v1/stats/flows", headers=bearer("national"))
+    assert r.status_code == 200, r.text
+    assert r.json()["window_last_day"] == (local_today(None) - timedelta(days=1)).isoformat()
+    assert not [c for c in r.json()["cells"] if c["origin"] == ORIGIN]
+    # The day closes: the same admissions, dated yesterday.
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE request_events SET occurred_at = occurred_at - interval '1 day'"
+            " WHERE request_id = ANY($1::uuid[])",
+            placed,
+        )
 
     # Nationally: 3 children in Alsace is "< 5"; the row of 974 then hides a second cell
     # (secondary suppression: 6 in Corse, unless another test left a column whose cell in

@@ -62,6 +62,16 @@ async def stats_of(client: httpx.AsyncClient, code: str = DEPT) -> dict[str, Any
     return item
 
 
+async def own_stats(client: httpx.AsyncClient) -> dict[str, Any]:
+    """Isère's row as Isère's own services read it: exact (38 is one authority)."""
+    r = await client.get(
+        f"/v1/stats/authorities?authority={DEPT}", headers=bearer("department", authority=DEPT)
+    )
+    assert r.status_code == 200, r.text
+    (item,) = r.json()["items"]
+    return item
+
+
 async def declare(
     client: httpx.AsyncClient, unit_id: Any, finess: str, **counts: int
 ) -> dict[str, Any]:
@@ -107,14 +117,19 @@ async def test_every_department_and_no_child_level_field(client: httpx.AsyncClie
     for child_level in ("reference", 'children"', "decided_on", "origin", "sex", 'age"'):
         assert child_level not in text
     totals = body["totals"]
-    for name in ("installed", "available", "carer_places_available", "requests_waiting"):
+    for name in ("installed", "available", "carer_places_available"):
         assert totals[name] == sum(i[name] for i in body["items"])
+    # A national view (statistical secrecy, #18): no figure of requests or children.
+    assert body["exact"] is False
+    for item in [*body["items"], totals]:
+        assert all(item[name] is None for name in repository.WAITING_FIELDS), item
 
 
 async def test_figures_follow_the_offer_and_the_waiting_list(
     client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     before = await stats_of(client)
+    own_before = await own_stats(client)
     s = await make_structure(
         pool,
         department=DEPT,
@@ -150,7 +165,15 @@ async def test_figures_follow_the_offer_and_the_waiting_list(
     assert r.status_code == 201, r.text
 
     after = await stats_of(client)
-    delta = {k: after[k] - before[k] for k in repository.COUNT_FIELDS}
+    own_after = await own_stats(client)
+    # The national view publishes the offer; the waiting list only Isère's services read.
+    delta = {
+        k: (
+            own_after[k] - own_before[k] if k in repository.WAITING_FIELDS else after[k] - before[k]
+        )
+        for k in repository.COUNT_FIELDS
+    }
+    assert all(after[k] is None for k in repository.WAITING_FIELDS)
     assert delta == {
         **dict.fromkeys(repository.COUNT_FIELDS, 0),
         "units": 2,
@@ -170,12 +193,15 @@ async def test_figures_follow_the_offer_and_the_waiting_list(
         "declarations": 2,
         "open_places": 10 + 5 + 2,
     }
-    assert after["oldest_waiting_days"] >= get_settings().unexecuted_after_days + 10
+    assert own_after["oldest_waiting_days"] >= get_settings().unexecuted_after_days + 10
     free = after["available"] + after["carer_places_available"]
     expected = round(
-        (after["open_places"] - free + after["children_waiting"]) / after["open_places"], 3
+        (after["open_places"] - free + own_after["children_waiting"]) / after["open_places"], 3
     )
-    assert after["tension"] == expected
+    assert own_after["tension"] == expected
+    # Nationally the occupancy alone: with the places published, the full tension would
+    # give the children waiting back.
+    assert after["tension"] == round((after["open_places"] - free) / after["open_places"], 3)
 
     # A declaration older than the setting becomes stale.
     async with pool.acquire() as conn:

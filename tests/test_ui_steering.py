@@ -168,7 +168,15 @@ async def test_the_national_dashboard_shows_children_trends_flows_and_downloads(
     await past_waiting(pool, 6, 3)  # 6 children waiting at the end of the last 3 months
     await ask(server, "NAT-HOPITAL", 40, situation={"code": "hopital"})
     # A child of the Métropole placed in Bourg-en-Bresse (Ain): one flow 69M → 01, "< 5".
-    await place(server, pool, await ask(server, "NAT-AIN", 12), department="01", commune="01053")
+    placement = await place(
+        server, pool, await ask(server, "NAT-AIN", 12), department="01", commune="01053"
+    )
+    # Dated yesterday: the national windows end with the last closed day (secrecy, #18).
+    await pool.execute(
+        "UPDATE request_events SET occurred_at = occurred_at - interval '1 day'"
+        " WHERE hold_id = $1 AND event = 'admitted'",
+        uuid.UUID(placement),
+    )
     national = issue_token("national")
     async with api(server, national) as client:
         children = (await client.get("/v1/stats/children")).json()

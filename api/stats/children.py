@@ -6,7 +6,8 @@ A **child** is a ``child_key`` within its authority (``api.requests.children``):
 whose request was cancelled and asked again, or reoriented, is one child. A sibling group
 filed under one reference is one key counting its children (the most its requests had).
 Days are Paris days (the national calendar); ``window_days`` bounds the flows (admissions,
-refusals) to the last days up to today.
+refusals) to the last days up to today — up to yesterday in the national view, whose window
+is one of ``api.stats.service.NATIONAL_WINDOWS``.
 """
 
 from datetime import date
@@ -52,6 +53,7 @@ SELECT r.authority,
        ) d
  WHERE e.event = 'admitted'
    AND e.occurred_at >= (($2::date - $3::int + 1)::timestamp AT TIME ZONE 'Europe/Paris')
+   AND e.occurred_at < (($2::date + 1)::timestamp AT TIME ZONE 'Europe/Paris')
    AND ($1::text IS NULL OR r.authority = $1)
  GROUP BY ROLLUP (r.authority)
 """
@@ -65,6 +67,7 @@ SELECT r.authority, e.reason_code, coalesce(s.category, 'carer') AS category, co
   LEFT JOIN structures s ON s.id = u.structure_id
  WHERE e.event = 'refused'
    AND e.occurred_at >= (($2::date - $3::int + 1)::timestamp AT TIME ZONE 'Europe/Paris')
+   AND e.occurred_at < (($2::date + 1)::timestamp AT TIME ZONE 'Europe/Paris')
    AND ($1::text IS NULL OR r.authority = $1)
  GROUP BY 1, 2, 3
 """
@@ -83,10 +86,17 @@ def _empty(authority: str) -> dict[str, Any]:
 
 
 async def figures(
-    conn: asyncpg.Connection, authority: str | None, today: date, window_days: int
+    conn: asyncpg.Connection,
+    authority: str | None,
+    today: date,
+    window_days: int,
+    last_day: date | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Exact figures per authority (every authority, zeros included) and the national
-    totals. ``today``: the day the windows and the 15/30/90 days are counted to."""
+    totals. ``today``: the day the 15/30/90 days are counted to; the window (admissions,
+    refusals) is the ``window_days`` Paris days up to ``last_day`` included (by default
+    ``today``: up to now; the national view's ends yesterday, ``service.national_last_day``)."""
+    last = today if last_day is None else last_day
     codes = [
         r["code"]
         for r in await conn.fetch(
@@ -103,14 +113,14 @@ async def figures(
             for d in NOT_EXECUTED_DAYS:
                 if (today - w["decided_on"]).days >= d:
                     target["not_executed"][str(d)] += w["children"]
-    for d in await conn.fetch(_DELAYS, authority, today, window_days):
+    for d in await conn.fetch(_DELAYS, authority, last, window_days):
         target = nation if d["authority"] is None else rows[d["authority"]]
         target["execution_delay_days"] = {
             "median": d["median"],
             "p90": d["p90"],
             "admissions": d["admissions"],
         }
-    for f in await conn.fetch(_REFUSALS, authority, today, window_days):
+    for f in await conn.fetch(_REFUSALS, authority, last, window_days):
         for target in (rows[f["authority"]], nation):
             target["refusals_by_reason"][f["reason_code"]] += f["n"]
             by_category = target["refusals_by_category"]

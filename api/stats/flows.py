@@ -62,11 +62,12 @@ _CACHE: dict[tuple[date, int, tuple[int, ...]], Placed] = {}
 _CACHE_SIZE = 64
 
 
-def window_bounds(today: date, window_days: int) -> tuple[datetime, datetime]:
+def window_bounds(last_day: date, window_days: int) -> tuple[datetime, datetime]:
     """The window as instants: from the start of the Paris day ``window_days − 1`` days
-    before ``today`` to the end of ``today`` — sargable on ``occurred_at`` (its index)."""
-    start = date.fromordinal(today.toordinal() - window_days + 1)
-    end = date.fromordinal(today.toordinal() + 1)
+    before ``last_day`` to the end of ``last_day`` — sargable on ``occurred_at`` (its
+    index)."""
+    start = date.fromordinal(last_day.toordinal() - window_days + 1)
+    end = date.fromordinal(last_day.toordinal() + 1)
     return (
         datetime.combine(start, time(), PARIS),
         datetime.combine(end, time(), PARIS),
@@ -81,21 +82,23 @@ async def _placed(
 
 
 async def cells(
-    conn: asyncpg.Connection, today: date, window_days: int, authority: str | None = None
+    conn: asyncpg.Connection, last_day: date, window_days: int, authority: str | None = None
 ) -> dict[tuple[str, str], int]:
-    """Children admitted in the window per (origin, host); with ``authority``, only its row
-    and its column.
+    """Children admitted in the window (the ``window_days`` Paris days up to ``last_day``
+    included) per (origin, host); with ``authority``, only its row and its column.
 
-    The national matrix reads the days before today once per day and process (admissions
-    are append-only and dated when written, so those days do not change; the key also holds
-    the tables' storage, renewed by a reseed) and today's admissions on each call; the two
-    are merged child by child, so a child admitted on both sides counts once."""
-    start, end = window_bounds(today, window_days)
+    The national matrix (its window ends yesterday: ``service.national_last_day``) reads
+    the days before ``last_day`` once per day and process (admissions are append-only and
+    dated when written, so those days do not change; the key also holds the tables'
+    storage, renewed by a reseed) and ``last_day``'s admissions on each call — one day,
+    cheap, and what a test dating an admission back to yesterday sees at once; the two are
+    merged child by child, so a child admitted on both sides counts once."""
+    start, end = window_bounds(last_day, window_days)
     if authority is not None:
         placed = await _placed(conn, start, end, authority)
     else:
-        midnight = datetime.combine(today, time(), PARIS)
-        key = (today, window_days, tuple(await conn.fetchval(_GENERATION)))
+        midnight = datetime.combine(last_day, time(), PARIS)
+        key = (last_day, window_days, tuple(await conn.fetchval(_GENERATION)))
         past = _CACHE.get(key)
         if past is None:
             past = await _placed(conn, start, midnight, None)

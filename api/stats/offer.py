@@ -269,10 +269,13 @@ def _share(part: int, whole: int) -> float | None:
 
 
 async def coverage(
-    conn: asyncpg.Connection, days: int, authority: str | None = None
+    conn: asyncpg.Connection, days: int, authority: str | None = None, exact: bool = False
 ) -> dict[str, dict[str, Any]]:
     """Per authority: units and valid carers, how many declared in the last ``days`` days,
-    the shares, the latest declaration and its age in days."""
+    the shares, the latest declaration and its age in days; the tension as
+    ``/v1/stats/authorities`` gives it — with the waiting list only when ``exact`` (the
+    authority's own services), else its occupancy part (statistical secrecy: with the
+    authorities' published places, the full tension would give the children waiting back)."""
     now = datetime.now(PARIS)
     out = {}
     for r in await conn.fetch(_COVERAGE, days, authority):
@@ -290,7 +293,7 @@ async def coverage(
             "latest_declaration": latest,
             "latest_age_days": None if latest is None else (now - latest).days,
             "open_places": r["open_places"],
-            "tension": tension_of(dict(r)),
+            "tension": tension_of(dict(r), with_waiting=exact),
         }
     return out
 

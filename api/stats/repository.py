@@ -178,13 +178,40 @@ async def has_requests_table(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass('placement_requests') IS NOT NULL"))
 
 
-def tension(row: dict[str, Any]) -> float | None:
-    """See ``api.stats.schemas``: occupancy plus the waiting list, relative to open places."""
+WAITING_FIELDS = (
+    "requests_waiting",
+    "children_waiting",
+    "oldest_waiting_days",
+    "measures_not_executed",
+)
+"""Figures of requests and children: exact only for the authority's own services; the
+national views leave them null (``national_view``)."""
+
+
+def tension(row: dict[str, Any], with_waiting: bool = True) -> float | None:
+    """See ``api.stats.schemas``: occupancy plus the waiting list, relative to open places.
+    Without the waiting list (``with_waiting=False``, the national views): the occupancy
+    alone, which tells nothing of ``children_waiting``."""
     open_places = row["open_places"]
     if open_places <= 0:
         return None
     free = row["available"] + row["carer_places_available"]
-    return round((open_places - free + row["children_waiting"]) / open_places, 3)
+    waiting = row["children_waiting"] if with_waiting else 0
+    return round((open_places - free + waiting) / open_places, 3)
+
+
+def national_view(item: dict[str, Any]) -> dict[str, Any]:
+    """A row (or the totals) as a national view publishes it (issue #18, statistical
+    secrecy): the figures of requests and children (``WAITING_FIELDS``) null — counted by
+    child and published with secrecy by ``GET /v1/stats/children`` only, so that no exact
+    count here can give away a cell hidden there — and the tension without the waiting list
+    (its occupancy part), since with ``open_places`` and the free places published the full
+    tension would give ``children_waiting`` back (docs/domain.md, "Statistics")."""
+    return {
+        **item,
+        **dict.fromkeys(WAITING_FIELDS),
+        "tension": tension(item, with_waiting=False),
+    }
 
 
 async def _stats(

@@ -54,11 +54,21 @@ AUTHORITY_CSV_FIELDS = tuple(AuthorityStats.model_fields)
 NATIONAL_AUTHORITY = {"authority": "FR", "name": "France entière", "kind": "", "departments": []}
 
 
-def _page(settings: Settings, items: list[dict[str, Any]], **identity: Any) -> dict[str, Any]:
+def _page(
+    settings: Settings, items: list[dict[str, Any]], exact: bool, **identity: Any
+) -> dict[str, Any]:
+    """The page of a table: its totals summed over the exact rows, then — unless ``exact``
+    (an authority reading its own figures) — rows and totals as a national view publishes
+    them (``repository.national_view``: no figure of requests or children)."""
+    totals = repository.national_totals(items, **identity)
+    if not exact:
+        items = [repository.national_view(item) for item in items]
+        totals = repository.national_view(totals)
     return {
         "items": items,
         "total": len(items),
-        "totals": repository.national_totals(items, **identity),
+        "totals": totals,
+        "exact": exact,
         "generated_at": datetime.now(UTC),
         "stale_after_days": settings.stale_after_days,
         "unexecuted_after_days": settings.unexecuted_after_days,
@@ -66,22 +76,33 @@ def _page(settings: Settings, items: list[dict[str, Any]], **identity: Any) -> d
 
 
 async def _stats(pool: Any, settings: Settings, department: str | None) -> dict[str, Any]:
+    """The departments' table: always a national view (a department is not an authority:
+    69 is two, 2A and 2B are one; an authority's exact figures are its own table's)."""
     async with pool.acquire() as conn:
         items = await repository.department_stats(
             conn, settings.stale_after_days, settings.unexecuted_after_days, department
         )
     if department is not None and not items:
         raise NotFound(f"Département {department} inconnu.")
-    return _page(settings, items)
+    return _page(settings, items, exact=False)
 
 
-async def _authority_stats(pool: Any, settings: Settings, authority: str | None) -> dict[str, Any]:
+def own_figures(principal: Principal, authority: str | None) -> bool:
+    """An authority's services reading their own authority (``authority=`` naming it) get
+    exact figures; everybody else — national roles, another authority — the national view."""
+    return authority is not None and principal.for_authority and principal.authority == authority
+
+
+async def _authority_stats(
+    principal: Principal, pool: Any, settings: Settings, authority: str | None
+) -> dict[str, Any]:
     service.check_authority(authority)
     async with pool.acquire() as conn:
         items = await repository.authority_stats(
             conn, settings.stale_after_days, settings.unexecuted_after_days, authority
         )
-    return _page(settings, items, **NATIONAL_AUTHORITY)
+    exact = own_figures(principal, authority)
+    return _page(settings, items, exact, **NATIONAL_AUTHORITY)
 
 
 def _csv(fields: tuple[str, ...], items: list[dict[str, Any]], filename: str) -> Response:
@@ -108,7 +129,11 @@ async def department_stats(
     _: Steering, pool: Pool, settings: AppSettings, department: DepartmentCode = None
 ) -> dict[str, Any]:
     """Every department (zeros where there is no offer), with national totals. Definitions,
-    tension included, are in the schema's description and the README."""
+    tension included, are in the schema's description and the README. A national view for
+    every caller (#18, statistical secrecy): the figures of requests and children are null
+    and the tension is the occupancy alone; children are counted, with secrecy, by
+    ``/v1/stats/children``, and an authority's exact figures are
+    ``/v1/stats/authorities?authority=`` for its own services."""
     return await _stats(pool, settings, department)
 
 
@@ -137,14 +162,19 @@ async def department_stats_csv(
     summary="The same figures per competent authority (69M and 69D apart, 20R, 6AE…)",
 )
 async def authority_stats(
-    _: Steering, pool: Pool, settings: AppSettings, authority: AuthorityCode = None
+    principal: Steering, pool: Pool, settings: AppSettings, authority: AuthorityCode = None
 ) -> dict[str, Any]:
     """Every competent authority for child protection (100; zeros where there is no offer),
     with national totals, which equal the departments' totals: units are counted by their
     establishment's authority, carers by the authority of their home's commune, requests by
     the authority of their origin. The definitions are those of the department table. An
-    unknown ``authority`` is refused (422) with the valid codes."""
-    return await _authority_stats(pool, settings, authority)
+    unknown ``authority`` is refused (422) with the valid codes.
+
+    Statistical secrecy (#18): the figures of requests and children are null and the
+    tension is the occupancy alone (``exact`` false) — the children's counts are published
+    with secrecy by ``/v1/stats/children`` — except for an authority's own services naming
+    their authority (``authority=``), who get their figures exact (``exact`` true)."""
+    return await _authority_stats(principal, pool, settings, authority)
 
 
 @router.get(
@@ -154,11 +184,12 @@ async def authority_stats(
     responses={200: {"content": {"text/csv": {}}, "description": "One line per authority."}},
 )
 async def authority_stats_csv(
-    _: Steering, pool: Pool, settings: AppSettings, authority: AuthorityCode = None
+    principal: Steering, pool: Pool, settings: AppSettings, authority: AuthorityCode = None
 ) -> Response:
     """As ``/v1/stats/departments.csv``: ``;``-separated, decimal comma, UTF-8 with a
-    byte-order mark, the JSON field names as columns; ``departments`` is ``,``-joined."""
-    page = await _authority_stats(pool, settings, authority)
+    byte-order mark, the JSON field names as columns; ``departments`` is ``,``-joined. The
+    same secrecy as the JSON (a null is an empty cell)."""
+    page = await _authority_stats(principal, pool, settings, authority)
     stamp = page["generated_at"].strftime("%Y-%m-%d")
     return _csv(AUTHORITY_CSV_FIELDS, page["items"], f"places-autorites-{stamp}.csv")
 
@@ -212,24 +243,37 @@ async def history(
 
 Window = Annotated[
     int,
-    Query(ge=7, le=366, description="Days up to today over which admissions and refusals count."),
+    Query(
+        ge=7,
+        le=366,
+        description="Days over which admissions and refusals count: in the national view "
+        "30, 90 or 365, up to yesterday (statistical secrecy: any other is a 422); for the "
+        "authority's own services any from 7 to 366, up to today.",
+    ),
 ]
 
 
 async def _children(pool: Any, authority: str | None, window_days: int) -> Any:
+    """Exact figures; the national view's window (``authority`` None) ends yesterday."""
     today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    last_day = today if authority is not None else service.national_last_day(today)
     async with pool.acquire() as conn:
-        rows, nation = await children.figures(conn, authority, today, window_days)
-    return rows, nation, today
+        rows, nation = await children.figures(conn, authority, today, window_days, last_day)
+    return rows, nation, today, last_day
 
 
 def _children_page(
-    items: list[dict[str, Any]], totals: dict[str, Any], window_days: int, today: Any
+    items: list[dict[str, Any]],
+    totals: dict[str, Any],
+    window_days: int,
+    today: Any,
+    last_day: Any,
 ) -> dict[str, Any]:
     return {
         "items": items,
         "totals": totals,
         "window_days": window_days,
+        "window_last_day": last_day,
         "extracted_on": today,
         "generated_at": datetime.now(UTC),
     }
@@ -244,10 +288,13 @@ async def children_stats(_: Steering, pool: Pool, window_days: Window = 90) -> d
     """Every authority's figures of children (not requests) with statistical secrecy: a
     count of 1–4 children is `null` and named in `suppressed` ("< 5"), with secondary
     suppression so that no hidden cell is its row's or column's total minus the others
-    (docs/domain.md). National totals below 5 are hidden the same way."""
-    rows, nation, today = await _children(pool, None, window_days)
+    (docs/domain.md). National totals below 5 are hidden the same way. The window is one of
+    30, 90 or 365 days ending yesterday (`window_last_day`): two other windows could be
+    differenced into a day's hidden count (any other value is a 422 naming `window_days`)."""
+    service.check_national_window(window_days)
+    rows, nation, today, last_day = await _children(pool, None, window_days)
     totals = children.national_view({"FR": nation})[0]
-    return _children_page(children.national_view(rows), totals, window_days, today)
+    return _children_page(children.national_view(rows), totals, window_days, today, last_day)
 
 
 @router.get(
@@ -264,24 +311,31 @@ async def authority_children_stats(
     code = service.check_authority(authority)
     assert code is not None
     require_authority_scope(principal, code)
-    rows, _, today = await _children(pool, code, window_days)
+    rows, _, today, last_day = await _children(pool, code, window_days)
     row = {**rows[code], "suppressed": []}
-    return _children_page([row], row, window_days, today)
+    return _children_page([row], row, window_days, today, last_day)
 
 
 FlowWindow = Annotated[
     int,
-    Query(ge=7, le=366, description="Days up to today over which admissions count."),
+    Query(
+        ge=7,
+        le=366,
+        description="Days over which admissions count: in the national view 30, 90 or 365, "
+        "up to yesterday (statistical secrecy: any other is a 422); for the authority's own "
+        "services any from 7 to 366, up to today.",
+    ),
 ]
 
 
 def _flows_page(
-    view: dict[str, Any], authority: str | None, window_days: int, today: Any
+    view: dict[str, Any], authority: str | None, window_days: int, today: Any, last_day: Any
 ) -> dict[str, Any]:
     return {
         **view,
         "authority": authority,
         "window_days": window_days,
+        "window_last_day": last_day,
         "extracted_on": today,
         "generated_at": datetime.now(UTC),
     }
@@ -295,12 +349,16 @@ def _flows_page(
 async def flows_stats(_: Steering, pool: Pool, window_days: FlowWindow = 365) -> dict[str, Any]:
     """Children admitted over the window, by the authority in charge (origin) and the
     authority of the territory they were placed in (host), with statistical secrecy on the
-    matrix and its margins as one table (docs/domain.md)."""
+    matrix and its margins as one table (docs/domain.md). The window is one of 30, 90 or
+    365 days ending yesterday (`window_last_day`); any other is a 422 naming
+    `window_days`."""
+    service.check_national_window(window_days)
     today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    last_day = service.national_last_day(today)
     async with pool.acquire() as conn:
-        cells = await flows.cells(conn, today, window_days)
+        cells = await flows.cells(conn, last_day, window_days)
     view = flows.national_view(cells, flows.authority_codes())
-    return _flows_page(view, None, window_days, today)
+    return _flows_page(view, None, window_days, today, last_day)
 
 
 @router.get(
@@ -320,7 +378,7 @@ async def authority_flows_stats(
     today = datetime.now(ZoneInfo("Europe/Paris")).date()
     async with pool.acquire() as conn:
         cells = await flows.cells(conn, today, window_days, code)
-    return _flows_page(flows.authority_view(cells, code), code, window_days, today)
+    return _flows_page(flows.authority_view(cells, code), code, window_days, today, today)
 
 
 @router.get(
@@ -385,7 +443,7 @@ async def trends_series(
     summary="Declaration coverage and freshness per authority; tension only where it holds",
 )
 async def coverage_stats(
-    _: Steering,
+    principal: Steering,
     pool: Pool,
     settings: AppSettings,
     days: Annotated[
@@ -405,12 +463,15 @@ async def coverage_stats(
     """Every authority: units and carers (agrément valid today), those declared in the last
     `days` days, the shares, the latest declaration and its age. No declarations is not the
     same as no tension: where the coverage is below `min_coverage` the tension is null with
-    `tension_reason` (docs/domain.md)."""
+    `tension_reason` (docs/domain.md). The tension is that of `/v1/stats/authorities`:
+    without the waiting list in a national view, with it for an authority's own services
+    naming their authority (statistical secrecy)."""
     service.check_authority(authority)
     days = days or settings.stale_after_days
     today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    exact = own_figures(principal, authority)
     async with pool.acquire() as conn:
-        covered = await offer.coverage(conn, days, authority)
+        covered = await offer.coverage(conn, days, authority, exact)
     order = {code: i for i, code in enumerate(load_authorities())}
     items = [
         offer.with_tension(item, min_coverage)

@@ -35,6 +35,14 @@ Definitions (also on the national dashboard and in the report of issue 6):
   ten is free and nobody waits; 1 means every place is taken (or as many children wait as
   places are free); above 1, children wait with no free place for them. Null when the
   department has no open place.
+
+Statistical secrecy (#18): the tables are **national views** — the figures of requests and
+children (``requests_waiting``, ``children_waiting``, ``oldest_waiting_days``,
+``measures_not_executed``) null, ``tension`` without the waiting list (its occupancy part:
+with ``open_places`` and the free places published, the full tension would give
+``children_waiting`` back) — except the authorities' table read by an authority's own
+services for their authority (``authority=``, ``exact`` true). Children are counted, with
+secrecy, by ``/v1/stats/children``.
 """
 
 from datetime import date, datetime
@@ -96,15 +104,25 @@ class StatsFigures(BaseModel):
     carers: int
     carers_active: int
     carer_places_available: int
-    requests_waiting: int
-    children_waiting: int
-    oldest_waiting_days: int | None
-    measures_not_executed: int
+    requests_waiting: int | None = Field(
+        description="Null in a national view (exact for the authority's own services)."
+    )
+    children_waiting: int | None = Field(
+        description="Null in a national view: children are counted, with statistical "
+        "secrecy, by /v1/stats/children."
+    )
+    oldest_waiting_days: int | None = Field(
+        description="Null when nobody waits, and in a national view."
+    )
+    measures_not_executed: int | None = Field(
+        description="Null in a national view (see not_executed in /v1/stats/children)."
+    )
     declarations: int
     stale_declarations: int
     open_places: int
     tension: float | None = Field(
-        description="(open_places − free places + children_waiting) / open_places; "
+        description="(open_places − free places + children_waiting) / open_places; in a "
+        "national view without the waiting list: (open_places − free places) / open_places; "
         "null without open places."
     )
 
@@ -145,6 +163,12 @@ class StatsPage(BaseModel):
     items: list[DepartmentStats]
     total: int
     totals: DepartmentStats = Field(description="The same figures for the whole country.")
+    exact: bool = Field(
+        description="True for an authority's own services reading their authority "
+        "(`authority=`): every figure exact. False for a national view (statistical "
+        "secrecy, docs/domain.md): the figures of requests and children null, the tension "
+        "without the waiting list."
+    )
     generated_at: datetime
     stale_after_days: int
     unexecuted_after_days: int
@@ -156,6 +180,12 @@ class AuthorityStatsPage(BaseModel):
     totals: AuthorityStats = Field(
         description="The same figures for the whole country (authority FR, kind and "
         "departments empty); equal to the departments' totals."
+    )
+    exact: bool = Field(
+        description="True for an authority's own services reading their authority "
+        "(`authority=`): every figure exact. False for a national view (statistical "
+        "secrecy, docs/domain.md): the figures of requests and children null, the tension "
+        "without the waiting list."
     )
     generated_at: datetime
     stale_after_days: int
@@ -253,6 +283,10 @@ class ChildrenStatsPage(BaseModel):
     items: list[ChildrenStats]
     totals: ChildrenStats
     window_days: int
+    window_last_day: date = Field(
+        description="The window's last day (Paris), included: yesterday in the national "
+        "view, today in the authority's own."
+    )
     extracted_on: date = Field(description="The day the figures were extracted (Paris).")
     generated_at: datetime
 
@@ -296,6 +330,10 @@ class FlowsPage(BaseModel):
     hosts: list[FlowHost]
     total: FlowTotal
     window_days: int
+    window_last_day: date = Field(
+        description="The window's last day (Paris), included: yesterday in the national "
+        "view, today in the authority's own."
+    )
     extracted_on: date = Field(description="The day the figures were extracted (Paris).")
     generated_at: datetime
 

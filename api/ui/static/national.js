@@ -42,7 +42,7 @@ const staleShare = (d) => (d.declarations ? d.stale_declarations / d.declaration
 // Sequential palettes (ColorBrewer), light = low; each with the text colour readable on it.
 const MODES = {
   tension: {
-    title: "Tension (occupation + liste d'attente, rapportées aux places ouvertes)",
+    title: "Tension (occupation des places ouvertes ; la liste d'attente est comptée par enfant, avec le secret statistique, plus bas)",
     value: (d) => d.tension,
     thresholds: [0.9, 0.94, 0.97, 1.0],
     colors: ["#ffffb2", "#fecc5c", "#fd8d3c", "#e31a1c", "#800026"],
@@ -113,7 +113,7 @@ function changedRows(before, after, until) {
   const changed = [];
   for (const [code, d] of after) {
     const old = before.get(code);
-    if (old && (free(old) !== free(d) || old.tension !== d.tension || old.stale_declarations !== d.stale_declarations || old.requests_waiting !== d.requests_waiting)) {
+    if (old && (free(old) !== free(d) || old.tension !== d.tension || old.stale_declarations !== d.stale_declarations)) {
       changed.push(d);
       until.set(code, Date.now() + 4000);
     }
@@ -244,7 +244,6 @@ function figures(d) {
     el("li", {}, `Tension : ${fmt.dec(d.tension)}`),
     el("li", {}, `Places libres : ${fmt.n(d.available)} en établissement, ${fmt.n(d.carer_places_available)} chez les assistants familiaux`),
     el("li", {}, `Prévision établissements : 24 h ${fmt.n(d.available_h24)} · 48 h ${fmt.n(d.available_h48)} · 7 j ${fmt.n(d.available_d7)}`),
-    el("li", {}, `Demandes en attente : ${fmt.n(d.requests_waiting)} (${fmt.plural(d.children_waiting, "enfant", "enfants")}), mesures non exécutées : ${fmt.n(d.measures_not_executed)}`),
     el("li", {}, `Déclarations périmées : ${fmt.n(d.stale_declarations)} sur ${fmt.n(d.declarations)}`),
   );
 }
@@ -301,9 +300,6 @@ const COLUMNS = [
   ["carer_places_available", (d) => fmt.n(d.carer_places_available)],
   ["installed", (d) => fmt.n(d.installed)],
   ["tension", (d) => fmt.dec(d.tension)],
-  ["requests_waiting", (d) => fmt.n(d.requests_waiting)],
-  ["oldest_waiting_days", (d) => fmt.n(d.oldest_waiting_days)],
-  ["measures_not_executed", (d) => fmt.n(d.measures_not_executed)],
   ["stale_declarations", (d) => fmt.n(d.stale_declarations)],
 ];
 
@@ -354,12 +350,10 @@ function renderTotals() {
   $("t-libres").textContent = fmt.n(t.available);
   $("t-af").textContent = fmt.n(t.carer_places_available);
   $("t-tension").textContent = fmt.dec(t.tension);
-  $("t-attente").textContent = fmt.n(t.requests_waiting);
   $("t-perimees").textContent = fmt.n(t.stale_declarations);
   $("t-perimees-detail").textContent = t.declarations
     ? `sur ${fmt.n(t.declarations)} déclarations (${pct(t.stale_declarations / t.declarations)})`
     : "";
-  $("t-attente-detail").textContent = `${fmt.plural(t.measures_not_executed, "mesure non exécutée", "mesures non exécutées")}`;
 }
 
 // --- chart ---------------------------------------------------------------------------------
@@ -454,6 +448,9 @@ function renderChildren(page) {
   $("enfants-fenetre").textContent = String(page.window_days);
   $("enfants-extraction").textContent = `Extraction du ${fmt.day(page.extracted_on)}.`;
   $("e-attente").textContent = secret(t.children_waiting);
+  // The summary's tile too: the tables of offer publish no count of requests or children.
+  $("t-attente").textContent = secret(t.children_waiting);
+  $("t-attente-detail").textContent = `dont ${secret(t.not_executed["30"])} sans place 30 jours ou plus après la décision`;
   $("e-non-executees-30").textContent = secret(t.not_executed["30"]);
   $("e-non-executees-detail").textContent = `à 30 jours ; à 15 jours : ${secret(t.not_executed["15"])}, à 90 jours : ${secret(t.not_executed["90"])}`;
   const delay = t.execution_delay_days;
