@@ -15,7 +15,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: PostgreSQL (and Redis when configured) answer")
+@router.get(
+    "/readyz",
+    summary="Readiness: PostgreSQL (and Redis when configured) answer; the standby's lag",
+)
 async def readyz(request: Request, settings: AppSettings) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
@@ -26,7 +29,7 @@ async def readyz(request: Request, settings: AppSettings) -> JSONResponse:
     except Exception:  # readiness reports, it never raises
         checks["postgres"] = "down"
     redis = getattr(request.app.state, "redis", None)
-    if redis is None and settings.redis_url:
+    if redis is None and (settings.redis_url or settings.redis_sentinels):
         # Configured but unreachable at start: serving on the in-process bus (one worker),
         # not the configured deployment — the contract says not ready.
         checks["redis"] = "down (in-process bus in use)"
@@ -38,6 +41,10 @@ async def readyz(request: Request, settings: AppSettings) -> JSONResponse:
         except Exception:
             checks["redis"] = "down"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
-    )
+    body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    # The standby is reported, never a reason to be unready: beyond its lag (or down), the
+    # lag-tolerant reads go to the primary (api.reads).
+    reads = getattr(request.app.state, "reads", None)
+    if reads is not None:
+        body["standby"] = reads.state()
+    return JSONResponse(body, status_code=200 if ok else 503)

@@ -69,7 +69,7 @@ class Ports:
         """Ports nobody listens on now (a test's cluster beside a running one)."""
         socks = []
         try:
-            for _ in range(7 + instances):
+            for _ in range(8 + instances):
                 s = socket.socket()
                 s.bind((HOST, 0))
                 socks.append(s)

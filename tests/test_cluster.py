@@ -8,21 +8,30 @@ the write lands, and the last one stops it all and checks nothing of it is left 
 """
 
 import asyncio
+import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from deploy.cluster import Cluster, Ports, _alive, _cmdline
+from realtime.relay import APPLICATION_NAME, LOCK_ID
 from tests.support.factories import bearer
 
 pytestmark = [pytest.mark.server, pytest.mark.database, pytest.mark.timeout(300)]
+
+MAX_LAG = 3.0
+NATIONAL = bearer("national")
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +47,7 @@ def cluster() -> Iterator[Cluster]:
         env={
             "PLACES_KEYS_DIR": os.environ["PLACES_KEYS_DIR"],  # tokens of this session
             "PLACES_WS_PING_SECONDS": "1",
+            "PLACES_READ_MAX_LAG_SECONDS": str(MAX_LAG),
         },
     )
     try:
@@ -125,6 +135,235 @@ async def test_a_declaration_through_haproxy_reaches_the_standby(cluster: Cluste
             break
         await asyncio.sleep(0.1)
     assert found == version
+
+
+async def declare(
+    client: httpx.AsyncClient, unit_id: str, headers: dict[str, str], installed: int, free: int
+) -> int:
+    """One declaration through the load balancer, retried with its Idempotency-Key while an
+    instance is down (a connection cut, a 502/503 of the proxy): the version it made."""
+    key = str(uuid.uuid4())
+    body = {
+        "temporality": "current",
+        "installed": installed,
+        "occupied": installed - free,
+        "reserved": 0,
+        "closed": 0,
+        "available": free,
+    }
+    for _ in range(100):
+        try:
+            r = await client.put(
+                f"/v1/units/{unit_id}/capacity",
+                headers={**headers, "Idempotency-Key": key},
+                json=body,
+            )
+        except httpx.TransportError:
+            await asyncio.sleep(0.2)
+            continue
+        if r.status_code in (502, 503, 504):
+            await asyncio.sleep(0.2)
+            continue
+        assert r.status_code == 200, r.text
+        return int(r.json()["version"])
+    raise AssertionError("no instance took the declaration")
+
+
+async def ready(port: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=5) as c:
+        return (await c.get(f"http://127.0.0.1:{port}/readyz")).json()  # type: ignore[no-any-return]
+
+
+async def until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out: {what}")
+
+
+async def standby_serves(cluster: Cluster) -> bool:
+    states = [await ready(p) for p in cluster.ports.apis]
+    return all(s["standby"]["reads"] == "standby" for s in states)
+
+
+async def test_reads_go_to_the_standby_within_its_lag_and_yours_to_the_primary(
+    cluster: Cluster,
+) -> None:
+    """Replay paused on the standby: another subject's read comes from the standby (the
+    declaration is not there yet), the writer's own from the primary; beyond the lag, every
+    read from the primary; replay resumed, the standby serves again."""
+    unit_id, finess, installed = _unit(cluster)
+    writer = bearer("structure", finess=finess)
+    path = f"/fhir/Location/{unit_id}"
+    async with httpx.AsyncClient(base_url=cluster.lb_url, timeout=10) as client:
+        await until(lambda: standby_serves(cluster), 30, "the standby serves reads")
+        await declare(client, unit_id, writer, installed, 1)
+        await until(lambda: standby_serves(cluster), 30, "the standby caught up")
+        await asyncio.sleep(MAX_LAG + 1.5)  # the writer's window is over
+        before = (await client.get(path, headers=NATIONAL)).json()
+        cluster.psql("standby", "SELECT pg_wal_replay_pause()", "places")
+        try:
+            await declare(client, unit_id, writer, installed, 2)
+            mine = (await client.get(path, headers=writer)).json()
+            theirs = (await client.get(path, headers=NATIONAL)).json()
+            assert theirs == before  # the standby, lagging but within bounds
+            assert mine != before  # read-your-writes: the primary
+            # Beyond the bound every read is the primary's, and /readyz says why.
+            await until(lambda: _all_lagging(cluster), MAX_LAG + 5, "the standby reported lagging")
+            assert (await client.get(path, headers=NATIONAL)).json() == mine
+            state = (await ready(cluster.ports.apis[0]))["standby"]
+            assert state["state"] == "lagging" and state["lag_seconds"] > MAX_LAG
+        finally:
+            cluster.psql("standby", "SELECT pg_wal_replay_resume()", "places")
+        await until(lambda: standby_serves(cluster), 30, "the standby serves again")
+        assert (await client.get(path, headers=NATIONAL)).json() == mine
+
+
+async def _all_lagging(cluster: Cluster) -> bool:
+    states = [await ready(p) for p in cluster.ports.apis]
+    return all(s["standby"]["state"] == "lagging" for s in states)
+
+
+async def test_standby_down_reads_on_the_primary(cluster: Cluster) -> None:
+    unit_id, finess, installed = _unit(cluster)
+    writer = bearer("structure", finess=finess)
+    path = f"/fhir/Location/{unit_id}"
+    cluster.stop("standby")
+    try:
+        async with httpx.AsyncClient(base_url=cluster.lb_url, timeout=10) as client:
+
+            async def down() -> bool:
+                states = [await ready(p) for p in cluster.ports.apis]
+                return all(s["status"] == "ok" and s["standby"]["state"] == "down" for s in states)
+
+            await until(down, 10, "the standby reported down, instances still ready")
+            await declare(client, unit_id, writer, installed, 3)
+            await asyncio.sleep(MAX_LAG + 1.5)  # not the writer's window: the routing
+            for _ in range(4):  # every instance
+                r = await client.get(path, headers=NATIONAL)
+                assert r.status_code == 200
+                assert r.json() == (await client.get(path, headers=writer)).json()
+    finally:
+        cluster.up_standby()
+    await until(lambda: standby_serves(cluster), 30, "the standby back in service")
+
+
+def relay_holder(cluster: Cluster) -> int | None:
+    """The pid of the process whose relay holds the advisory lock (its connection's
+    application_name, realtime.relay)."""
+    name = cluster.psql(
+        "primary",
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        f" WHERE l.locktype = 'advisory' AND l.objid = {LOCK_ID} AND l.granted",
+        "places",
+    )
+    return int(name.split()[-1]) if name.startswith(APPLICATION_NAME) else None
+
+
+async def next_event(ws: ClientConnection, timeout: float) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            message = json.loads(await ws.recv())
+            if message.get("type") != "ping":
+                return message  # type: ignore[no-any-return]
+
+
+async def event_of(
+    ws: ClientConnection, unit_id: str, version: int, timeout: float
+) -> dict[str, Any]:
+    """The event of ``unit_id``'s ``version`` on ``ws`` (with ``waited``: seconds it took)."""
+    start = time.monotonic()
+    while True:
+        event = await next_event(ws, timeout - (time.monotonic() - start))
+        data = event["data"]
+        if data.get("unit_id") == unit_id and data.get("version") == version:
+            return {**event, "waited": time.monotonic() - start}
+
+
+async def test_another_instance_relays_when_the_holder_is_killed(cluster: Cluster) -> None:
+    """kill -9 the instance whose relay holds the lock: its session dies with it, the lock
+    with the session, and the other instance's relay publishes the next declaration."""
+    await until(lambda: _async(relay_holder(cluster) is not None), 10, "a relay holds the lock")
+    holder = relay_holder(cluster)
+    ports = {cluster.pid(f"api-{p}"): p for p in cluster.ports.apis}
+    assert holder in ports, (holder, ports)
+    victim = ports[holder]
+    survivor = next(p for p in cluster.ports.apis if p != victim)
+    unit_id, finess, installed = _unit(cluster)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=cluster.lb_url, timeout=10) as client,
+            connect(
+                f"ws://127.0.0.1:{survivor}/ws/national",
+                additional_headers=NATIONAL,
+                proxy=None,
+                open_timeout=10,
+            ) as ws,
+        ):
+            os.kill(holder, signal.SIGKILL)
+            version = await declare(
+                client, unit_id, bearer("structure", finess=finess), installed, 1
+            )
+            waited = (await event_of(ws, unit_id, version, 20))["waited"]
+            assert relay_holder(cluster) == cluster.pid(f"api-{survivor}")
+            print(f"relay taken over: event delivered {waited:.2f} s after the declaration")
+    finally:
+        cluster.up_api(victim)
+        cluster.wait_api(victim)
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_redis_master_stopped_sentinel_fails_over_and_feeds_resume(
+    cluster: Cluster,
+) -> None:
+    """The Redis master is killed: the Sentinels promote the replica, the instances follow
+    them, the relay publishes there, and a client that reconnects with its position gets the
+    declarations made meanwhile, once, in order."""
+    master = cluster.ports.redis_master
+    unit_id, finess, installed = _unit(cluster)
+    writer = bearer("structure", finess=finess)
+    port = cluster.ports.apis[0]
+    url = f"ws://127.0.0.1:{port}/ws/national"
+    async with httpx.AsyncClient(base_url=cluster.lb_url, timeout=10) as client:
+        async with connect(url, additional_headers=NATIONAL, proxy=None) as ws:
+            first = await declare(client, unit_id, writer, installed, 0)
+            position = (await event_of(ws, unit_id, first, 10))["id"]
+        started = time.monotonic()
+        cluster.stop(f"redis-{master}", signal.SIGKILL)
+        declared = [await declare(client, unit_id, writer, installed, i % 3) for i in range(5)]
+
+        async def promoted() -> bool:
+            return cluster.redis(cluster.ports.redis_replica, "ROLE").startswith("master")
+
+        await until(promoted, 30, "the replica promoted")
+        failover = time.monotonic() - started
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while len(got) < len(declared) and time.monotonic() < deadline:
+            try:
+                async with connect(
+                    f"{url}?last_event_id={position}", additional_headers=NATIONAL, proxy=None
+                ) as ws:
+                    while len(got) < len(declared):
+                        e = await next_event(ws, 5)
+                        if e["data"].get("unit_id") == unit_id:
+                            got.append(e)
+            except (OSError, TimeoutError, ConnectionClosed):
+                got.clear()
+                await asyncio.sleep(0.5)
+        assert [e["data"]["version"] for e in got] == declared
+        print(f"Redis failover: replica promoted {failover:.1f} s after the kill")
+    # The former master comes back as a replica of the new one (cluster.up_redis asks the
+    # Sentinels), and the status says so.
+    cluster.up_redis(master)
+    roles = {p["part"]: p for p in cluster.status()["parts"]}
+    assert roles[f"redis-{master}"]["role"] == "replica"
+    assert roles[f"redis-{cluster.ports.redis_replica}"]["role"] == "master"
 
 
 def test_down_stops_everything_it_started(cluster: Cluster) -> None:
