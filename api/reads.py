@@ -21,15 +21,17 @@ import time
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends
+from fastapi import Depends, Response
 from starlette.requests import HTTPConnection, Request
 
 from api.auth import Principal, bearer_token, current_principal
 from api.db import ReadRouting
 from api.settings import Settings
+from realtime.bus import NATIONAL
 
 log = logging.getLogger("places.reads")
 
+FEED_POSITION_HEADER = "Places-Feed-Position"
 KEY_PREFIX = "places:rw:"
 REDIS_TIMEOUT_SECONDS = 0.3
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -90,10 +92,24 @@ async def track_writes(connection: HTTPConnection) -> None:
 
 
 async def get_read_pool(
-    request: Request, principal: Annotated[Principal, Depends(current_principal)]
+    request: Request,
+    response: Response,
+    principal: Annotated[Principal, Depends(current_principal)],
 ) -> asyncpg.Pool:
     """The standby for this read when it is close enough and the subject did not just
-    write; else the primary. Async: a sync dependency would take a thread per request."""
+    write; else the primary. Async: a sync dependency would take a thread per request.
+
+    A GET (a snapshot: statistics, FHIR, open data) also gets ``Places-Feed-Position``, read
+    from the same server before the route reads: see ``feed_position``."""
+    pool = await _choose(request, principal)
+    if request.method == "GET":
+        position = await feed_position(pool, principal)
+        if position:
+            response.headers[FEED_POSITION_HEADER] = position
+    return pool
+
+
+async def _choose(request: Request, principal: Principal) -> asyncpg.Pool:
     routing: ReadRouting | None = getattr(request.app.state, "reads", None)
     if routing is None or not routing.usable:
         return request.app.state.pool
@@ -101,6 +117,27 @@ async def get_read_pool(
     if await writers.recent(getattr(request.app.state, "redis", None), principal.key):
         return routing.primary
     return routing.pool()
+
+
+async def feed_position(pool: asyncpg.Pool, principal: Principal) -> str | None:
+    """``national=<id>, <authority>=<id>``: the positions of the national feed and of the
+    principal's authority's feed that a snapshot read next on ``pool`` is consistent with.
+
+    The relay records each feed's head in ``feed_positions`` in the transaction that marks
+    the events published, so a server that shows the row holds every event up to it; read
+    before the route's own queries, the snapshot holds at least that much (the server only
+    moves forward). A client subscribes with ``last_event_id=<id>`` and is replayed what the
+    snapshot lacks — after a lagging standby's snapshot too; an event it replays that the
+    snapshot already had is recognised by its version."""
+    feeds = [NATIONAL, *([principal.authority] if principal.authority else [])]
+    try:
+        rows = await pool.fetch(
+            "SELECT feed, entry_id FROM feed_positions WHERE feed = ANY($1::text[])", feeds
+        )
+    except asyncpg.UndefinedTableError:  # not migrated to 0021 yet
+        return None
+    found = {r["feed"]: r["entry_id"] for r in rows}
+    return ", ".join(f"{f}={found[f]}" for f in feeds if f in found) or None
 
 
 ReadPool = Annotated[asyncpg.Pool, Depends(get_read_pool)]

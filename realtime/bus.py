@@ -71,7 +71,9 @@ class OutboxEvent:
 
 
 class Bus(Protocol):
-    async def publish(self, events: list[OutboxEvent]) -> None: ...
+    async def publish(self, events: list[OutboxEvent]) -> dict[str, str]:
+        """Publish (skipping ids already published); each feed appended to → its new head."""
+        ...
 
     async def read(
         self, feed: str, after: str | None, block_ms: int, count: int = 500
@@ -215,7 +217,7 @@ class RedisBus:
         # given ``connection_pool=`` leaves its pool open on ``aclose``).
         return RedisBus(aioredis.Redis.from_pool(readers))
 
-    async def publish(self, events: list[OutboxEvent]) -> None:
+    async def publish(self, events: list[OutboxEvent]) -> dict[str, str]:
         feeds = {ev.feed for ev in events} | {NATIONAL}
         hints = [(f, self.heads[f]) for f in sorted(feeds) if f in self.heads]
         args: list[Any] = [RETENTION, len(hints)]
@@ -229,8 +231,9 @@ class RedisBus:
                 json.dumps(ev.message(national=True), separators=(",", ":")),
             ]
         reply = await self._publish(keys=[self.done_key, self.done_key + ":since"], args=args)
-        for i in range(0, len(reply or ()) - 1, 2):
-            self.heads[_text(reply[i])] = _text(reply[i + 1])
+        heads = {_text(reply[i]): _text(reply[i + 1]) for i in range(0, len(reply or ()) - 1, 2)}
+        self.heads.update(heads)
+        return heads
 
     async def missing(self, outbox_ids: list[int]) -> list[int]:
         """Those of ``outbox_ids`` this Redis does not hold as published: after a failover,
@@ -325,15 +328,18 @@ class InProcessBus:
         """Nothing is lost while this process lives."""
         return []
 
-    async def publish(self, events: list[OutboxEvent]) -> None:
+    async def publish(self, events: list[OutboxEvent]) -> dict[str, str]:
+        heads: dict[str, str] = {}
         for ev in events:
             if ev.outbox_id in self.published:
                 continue
             self.published.add(ev.outbox_id)
-            self._append(ev.feed, ev.message(national=False))
-            self._append(NATIONAL, ev.message(national=True))
+            for feed, national in ((ev.feed, False), (NATIONAL, True)):
+                self._append(feed, ev.message(national=national))
+                heads[feed] = f"{self.counters[feed]}-0"
         async with self.changed:
             self.changed.notify_all()
+        return heads
 
     def _after(self, feed: str, after: str | None, count: int) -> list[tuple[str, dict[str, Any]]]:
         entries = self.feeds.get(feed, ())

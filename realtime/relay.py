@@ -61,12 +61,37 @@ async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
     if not rows:
         return 0
     events = [_event(r) for r in rows]
-    await bus.publish(events)
-    await conn.execute(
-        "UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::bigint[])",
-        [e.outbox_id for e in events],
-    )
+    heads = await bus.publish(events)
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::bigint[])",
+            [e.outbox_id for e in events],
+        )
+        await record_positions(conn, heads)
     return len(events)
+
+
+async def record_positions(conn: asyncpg.Connection, heads: dict[str, str]) -> None:
+    """Each feed's new head into ``feed_positions``, in the transaction marking the events
+    published: a snapshot that sees the row holds every event up to that entry (their
+    transactions committed before the relay read them), on the primary as on a standby."""
+    if not heads:
+        return
+    feeds = sorted(heads)
+    try:
+        async with conn.transaction():  # a savepoint: its failure keeps the events marked
+            await conn.execute(
+                """
+                INSERT INTO feed_positions AS p (feed, entry_id)
+                SELECT * FROM unnest($1::text[], $2::text[])
+                ON CONFLICT (feed) DO UPDATE SET entry_id = excluded.entry_id, updated_at = now()
+                """,
+                feeds,
+                [heads[f] for f in feeds],
+            )
+    except asyncpg.UndefinedTableError:
+        # A database not yet migrated to 0021 (a rolling upgrade: new code, old schema).
+        log.debug("feed_positions missing: positions not recorded")
 
 
 async def republish_missing(conn: asyncpg.Connection, bus: Bus, window_seconds: float) -> int:
@@ -102,7 +127,8 @@ async def republish_missing(conn: asyncpg.Connection, bus: Bus, window_seconds: 
         """,
         lost,
     )
-    await bus.publish([_event(r) for r in rows])
+    async with conn.transaction():
+        await record_positions(conn, await bus.publish([_event(r) for r in rows]))
     log.warning("outbox relay: %d events missing from Redis re-published", len(rows))
     return len(rows)
 

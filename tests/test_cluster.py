@@ -205,11 +205,22 @@ async def test_reads_go_to_the_standby_within_its_lag_and_yours_to_the_primary(
         before = (await client.get(path, headers=NATIONAL)).json()
         cluster.psql("standby", "SELECT pg_wal_replay_pause()", "places")
         try:
-            await declare(client, unit_id, writer, installed, 2)
+            version = await declare(client, unit_id, writer, installed, 2)
             mine = (await client.get(path, headers=writer)).json()
-            theirs = (await client.get(path, headers=NATIONAL)).json()
-            assert theirs == before  # the standby, lagging but within bounds
+            lagging = await client.get(path, headers=NATIONAL)
+            assert lagging.json() == before  # the standby, lagging but within bounds
             assert mine != before  # read-your-writes: the primary
+            # The lagging snapshot says which feed position it is consistent with: resuming
+            # there replays the declaration it lacks.
+            position = dict(
+                p.split("=") for p in lagging.headers["places-feed-position"].split(", ")
+            )["national"]
+            async with connect(
+                f"ws://127.0.0.1:{cluster.ports.apis[0]}/ws/national?last_event_id={position}",
+                additional_headers=NATIONAL,
+                proxy=None,
+            ) as ws:
+                await event_of(ws, unit_id, version, 10)
             # Beyond the bound every read is the primary's, and /readyz says why.
             await until(lambda: _all_lagging(cluster), MAX_LAG + 5, "the standby reported lagging")
             assert (await client.get(path, headers=NATIONAL)).json() == mine
@@ -270,6 +281,13 @@ async def next_event(ws: ClientConnection, timeout: float) -> dict[str, Any]:
                 return message  # type: ignore[no-any-return]
 
 
+async def subscribed(ws: ClientConnection) -> None:
+    """The first ping: the server sends it once the subscription is live."""
+    async with asyncio.timeout(10):
+        while json.loads(await ws.recv()).get("type") != "ping":
+            pass
+
+
 async def event_of(
     ws: ClientConnection, unit_id: str, version: int, timeout: float
 ) -> dict[str, Any]:
@@ -302,6 +320,7 @@ async def test_another_instance_relays_when_the_holder_is_killed(cluster: Cluste
                 open_timeout=10,
             ) as ws,
         ):
+            await subscribed(ws)
             os.kill(holder, signal.SIGKILL)
             version = await declare(
                 client, unit_id, bearer("structure", finess=finess), installed, 1
@@ -331,6 +350,7 @@ async def test_redis_master_stopped_sentinel_fails_over_and_feeds_resume(
     url = f"ws://127.0.0.1:{port}/ws/national"
     async with httpx.AsyncClient(base_url=cluster.lb_url, timeout=10) as client:
         async with connect(url, additional_headers=NATIONAL, proxy=None) as ws:
+            await subscribed(ws)
             first = await declare(client, unit_id, writer, installed, 0)
             position = (await event_of(ws, unit_id, first, 10))["id"]
         started = time.monotonic()
