@@ -537,6 +537,12 @@ logging_collector = off
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, os.WNOHANG)
 
+    def restart_pg(self, name: str) -> None:
+        """``pg_ctl stop -m fast`` then start (its output to its log file: a postmaster
+        started with our pipe as its output would hold the pipe, and us, forever)."""
+        self.stop(name)
+        self._start_pg(name)
+
     def down(self) -> None:
         self.stop("lb")
         for port in self.ports.apis:

@@ -64,6 +64,8 @@ class Load:
     """When a write attempt failed (connection cut, 5xx), to be retried with its key."""
     refused: list[str] = field(default_factory=list)
     """Declarations given up (a 4xx, or no instance for 60 s): never acknowledged."""
+    failures: dict[str, int] = field(default_factory=dict)
+    """Failed write attempts by status code or exception."""
     reads_failed: list[float] = field(default_factory=list)
     reads_ok: int = 0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -124,12 +126,14 @@ class Chaos:
         while time.monotonic() < deadline:
             try:
                 r = await http.put(f"/v1/units/{unit_id}/capacity", headers=headers, json=body)
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 load.attempts_failed.append(time.monotonic())
+                load.failures[type(exc).__name__] = load.failures.get(type(exc).__name__, 0) + 1
                 await asyncio.sleep(0.2)
                 continue
             if r.status_code >= 500 or r.status_code == 429:
                 load.attempts_failed.append(time.monotonic())
+                load.failures[str(r.status_code)] = load.failures.get(str(r.status_code), 0) + 1
                 await asyncio.sleep(0.2)
                 continue
             if r.status_code == 200:
@@ -279,7 +283,7 @@ class Chaos:
             await asyncio.to_thread(c.up_redis, master)  # back as a replica of the new master
         elif scenario == "primary":
             t0 = time.monotonic()
-            await asyncio.to_thread(c._pg_ctl, "primary", "restart", "-m", "fast", "-w")
+            await asyncio.to_thread(c.restart_pg, "primary")
             out["pg_restarted_s"] = round(time.monotonic() - t0, 2)
             out["readyz_green_s"] = await self.until(
                 lambda: all(self.instance_state(p).get("status") == "ok" for p in c.ports.apis),
@@ -395,6 +399,7 @@ class Chaos:
             "declarations_acked": len(load.acked),
             "declarations_refused": len(load.refused),
             "write_attempts_failed": len(load.attempts_failed),
+            "write_failures": load.failures,
             "writes_disturbed_s": round(max(failed_after), 2) if failed_after else 0.0,
             "reads_ok": load.reads_ok,
             "reads_failed": len(load.reads_failed),
