@@ -50,6 +50,7 @@ MASTER_NAME = "places"
 DATABASE = "places"
 SLOT = "places_standby"
 HOST = "127.0.0.1"
+ROLL_SETTLE_SECONDS = 3.0
 
 
 @dataclass
@@ -537,6 +538,143 @@ logging_collector = off
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, os.WNOHANG)
 
+    # -- backups and the restore drill ---------------------------------------------------
+
+    def backup(self) -> Path:
+        """A base backup of the primary (``pg_basebackup``, plain, WAL fetched into it) into
+        ``backups/base-<UTC stamp>``; with the WAL archive, any later point can be restored."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.root / "backups" / f"base-{stamp}"
+        self._give(target.parent)
+        subprocess.run(
+            self._as_pg_user(
+                [
+                    str(PG_BIN / "pg_basebackup"),
+                    *("-h", HOST, "-p", str(self.ports.pg_primary), "-U", "postgres"),
+                    *("-D", str(target), "-X", "fetch", "-c", "fast"),
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        return target
+
+    def drill(self, base: Path | None = None) -> dict[str, Any]:
+        """The restore drill: a point in time T is taken on the primary with the figures it
+        holds then; a declaration-like change is made after T; the newest base backup (or
+        ``base``) is restored into a scratch cluster on a free port, which replays the WAL
+        archive up to T and is promoted; its figures must be T's, without the later change.
+        The scratch cluster is removed after. Returns what it compared."""
+        base = base or self.latest_backup() or self.backup()
+        figures_sql = (
+            "SELECT (SELECT count(*) FROM capacity_declarations) || '/' ||"
+            " (SELECT count(*) FROM outbox_events) || '/' ||"
+            " (SELECT coalesce(max(id), 0) FROM outbox_events)"
+        )
+        # The change after T goes to a table of the maintenance database (the whole cluster
+        # is restored): nothing of the service's own data is written for the drill.
+        marks = "restore_drill_marks"
+        self.psql("primary", f"CREATE TABLE IF NOT EXISTS {marks} (at timestamptz)")
+        self.psql("primary", f"INSERT INTO {marks} VALUES (now())")
+        marks_sql = f"SELECT count(*) FROM {marks}"
+        before = self.psql("primary", figures_sql, DATABASE)
+        before_marks = self.psql("primary", marks_sql)
+        time.sleep(0.2)
+        target_time = self.psql("primary", "SELECT now()::text", DATABASE)
+        time.sleep(1.1)  # later commits are strictly after T
+        self.psql("primary", f"INSERT INTO {marks} VALUES (now())")
+        after_marks = self.psql("primary", marks_sql)
+        self.psql("primary", "SELECT pg_switch_wal()")  # T's segment into the archive
+        archived = self.psql("primary", "SELECT last_archived_wal FROM pg_stat_archiver")
+        scratch = self.root / "drill"
+        shutil.rmtree(scratch, ignore_errors=True)
+        self._give(scratch, 0o700)
+        subprocess.run(self._as_pg_user(["cp", "-a", f"{base}/.", str(scratch)]), check=True)
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        with (scratch / "postgresql.conf").open("a") as f:
+            f.write(
+                f"\n# restore drill\nport = {port}\narchive_mode = off\n"
+                f"restore_command = 'cp {self.archive}/%f %p'\n"
+                f"recovery_target_time = '{target_time}'\n"
+                "recovery_target_action = 'promote'\nhot_standby = on\n"
+            )
+        (scratch / "standby.signal").unlink(missing_ok=True)
+        (scratch / "recovery.signal").write_text("")
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(self.user)
+            for path in (scratch / "recovery.signal", scratch / "postgresql.conf"):
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        log = self.logs / "pg-drill.log"
+        started = time.monotonic()
+        pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(scratch)]
+        try:
+            subprocess.run(
+                self._as_pg_user([*pg_ctl, "start", "-w", "-t", "120", "-l", str(log)]),
+                check=True,
+                capture_output=True,
+            )
+            scratch_sql = [
+                str(PG_BIN / "psql"),
+                *("-h", HOST, "-p", str(port), "-U", "postgres", "-d", DATABASE, "-XAtq", "-c"),
+            ]
+
+            def restored(sql: str) -> str:
+                out = subprocess.run([*scratch_sql, sql], capture_output=True, text=True)
+                return out.stdout.strip()
+
+            _wait(lambda: restored("SELECT pg_is_in_recovery()") == "f", 60, "the promotion")
+            figures = restored(figures_sql)
+            restored_marks = subprocess.run(
+                [*scratch_sql[:-3], "postgres", "-XAtq", "-c", marks_sql],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            recovered_in = time.monotonic() - started
+        finally:
+            subprocess.run(
+                self._as_pg_user([*pg_ctl, "stop", "-m", "immediate", "-w"]),
+                capture_output=True,
+            )
+            shutil.rmtree(scratch, ignore_errors=True)
+        return {
+            "base_backup": str(base),
+            "target_time": target_time,
+            "archived_up_to": archived,
+            "places_figures_at_target": before,
+            "places_figures_restored": figures,
+            "marks_at_target": before_marks,
+            "marks_after_target": after_marks,
+            "marks_restored": restored_marks,
+            "ok": figures == before and restored_marks == before_marks != after_marks,
+            "recovered_seconds": round(recovered_in, 2),
+        }
+
+    def latest_backup(self) -> Path | None:
+        backups = sorted((self.root / "backups").glob("base-*"))
+        return backups[-1] if backups else None
+
+    def roll(self) -> list[dict[str, Any]]:
+        """A rolling deploy: each instance in turn is stopped gracefully (SIGTERM: uvicorn
+        finishes its requests), started again with the code now on disk, and waited for
+        (``/readyz``) before the next — the other instance serves meanwhile. Migrations run
+        first (``places migrate``), written expand-then-contract so that the instances still
+        on the previous code work with the new schema (docs/architecture.md)."""
+        self.migrate_and_seed()
+        out = []
+        for port in self.ports.apis:
+            started = time.monotonic()
+            self.stop(f"api-{port}")
+            self.up_api(port)
+            self.wait_api(port)
+            # HAProxy takes an instance back after two good checks (rise 2, every second):
+            # stopping the next one before would leave it no backend at all.
+            time.sleep(ROLL_SETTLE_SECONDS)
+            took = round(time.monotonic() - started, 2)
+            out.append({"instance": f"api-{port}", "replaced_s": took})
+        return out
+
     def restart_pg(self, name: str) -> None:
         """``pg_ctl stop -m fast`` then start (its output to its log file: a postmaster
         started with our pipe as its output would hold the pipe, and us, forever)."""
@@ -644,7 +782,7 @@ def _print_status(status: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A Places cluster on this machine.")
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "backup", "drill", "roll"])
     parser.add_argument("--root", type=Path, help="State directory (default var/cluster).")
     parser.add_argument(
         "--seed-scale", type=float, default=1.0, help="Dataset size seeded at first up."
@@ -657,6 +795,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "down":
         cluster.down()
         return 0
+    elif args.command == "roll":
+        print(json.dumps(cluster.roll()))
+        return 0
+    elif args.command == "backup":
+        print(cluster.backup())
+        return 0
+    elif args.command == "drill":
+        result = cluster.drill()
+        print(json.dumps(result, indent=2))
+        return 0 if result["ok"] else 1
     status = cluster.status()
     if args.json:
         print(json.dumps(status))

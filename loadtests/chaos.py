@@ -14,8 +14,9 @@ WebSocket feed through HAProxy — and prints what it measured:
 
 Scenarios: ``api`` (kill -9 one instance), ``relay`` (kill -9 the instance holding the relay
 lock), ``redis`` (stop the Redis master), ``primary`` (restart PostgreSQL's primary),
-``standby`` (stop the standby). Targets: recovery < 10 s per instance fault, < 30 s for the
-Redis failover.
+``standby`` (stop the standby); and ``roll``, a rolling deploy (``scripts/cluster roll``:
+each instance restarted in turn, migrations first). Targets: recovery < 10 s per instance
+fault, < 30 s for the Redis failover.
 
     scripts/cluster up
     .venv-dev/bin/python -m loadtests.chaos --scenario all --clients 200 --rate 20
@@ -296,6 +297,8 @@ class Chaos:
                 ),
                 60,
             )
+        elif scenario == "roll":
+            out["rolled"] = await asyncio.to_thread(c.roll)
         elif scenario == "standby":
             c.stop("standby")
             out["stopped"] = "postgres-standby"
@@ -469,7 +472,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
+    parser.add_argument("--scenario", choices=[*SCENARIOS, "roll", "all"], default="all")
     parser.add_argument("--clients", type=int, default=200, help="Feed clients.")
     parser.add_argument("--rate", type=float, default=20, help="Declarations per second.")
     parser.add_argument("--before", type=float, default=5, help="Seconds of load before.")

@@ -404,6 +404,21 @@ async def test_chaos_kill_an_instance_under_load(cluster: Cluster) -> None:
     assert result["writes_disturbed_s"] < 10
 
 
+def test_restore_drill_recovers_to_a_point_in_time(cluster: Cluster) -> None:
+    """A base backup, a point in time T, a change after T: the drill restores the backup
+    into a scratch cluster, replays the WAL archive up to T, and finds T's data, without the
+    later change (``scripts/cluster drill``)."""
+    base = cluster.backup()
+    assert (base / "PG_VERSION").exists()
+    result = cluster.drill(base)
+    print(result)
+    assert result["ok"], result
+    assert result["marks_restored"] == result["marks_at_target"]
+    assert result["marks_after_target"] != result["marks_at_target"]
+    assert result["places_figures_restored"] == result["places_figures_at_target"]
+    assert not (cluster.root / "drill").exists()
+
+
 def test_down_stops_everything_it_started(cluster: Cluster) -> None:
     pids = [p["pid"] for p in cluster.status()["parts"]]
     cluster.down()
