@@ -584,8 +584,11 @@ logging_collector = off
         time.sleep(1.1)  # later commits are strictly after T
         self.psql("primary", f"INSERT INTO {marks} VALUES (now())")
         after_marks = self.psql("primary", marks_sql)
-        self.psql("primary", "SELECT pg_switch_wal()")  # T's segment into the archive
-        archived = self.psql("primary", "SELECT last_archived_wal FROM pg_stat_archiver")
+        # T's segment into the archive, and wait for the archiver to have copied it: a
+        # restore that runs out of WAL before T refuses to promote.
+        segment = self.psql("primary", "SELECT pg_walfile_name(pg_switch_wal())")
+        _wait(lambda: (self.archive / segment).exists(), 30, f"WAL segment {segment} archived")
+        archived = segment
         scratch = self.root / "drill"
         shutil.rmtree(scratch, ignore_errors=True)
         self._give(scratch, 0o700)
