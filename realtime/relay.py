@@ -28,6 +28,8 @@ log = logging.getLogger("places.relay")
 
 LOCK_ID = 0x504C4143  # "PLAC"
 APPLICATION_NAME = "places-relay"
+UNKNOWN = -1
+"""In the relay's record of its last publication: not known (it just took the lock)."""
 BATCH = 500
 
 ConnectionInit = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -46,8 +48,11 @@ async def source_identity(conn: asyncpg.Connection) -> str:
     )
 
 
-async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
-    """Publish one batch of unpublished events; returns how many were published."""
+async def publish_pending(
+    conn: asyncpg.Connection, bus: Bus, published: list[int] | None = None
+) -> int:
+    """Publish one batch of unpublished events; returns how many were published (their ids
+    replace the content of ``published`` when given, and there are any)."""
     rows = await conn.fetch(
         """
         SELECT id, type, department, authority, occurred_at, data, national_data
@@ -61,6 +66,8 @@ async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
     if not rows:
         return 0
     events = [_event(r) for r in rows]
+    if published is not None:
+        published[:] = [e.outbox_id for e in events]
     heads = await bus.publish(events)
     async with conn.transaction():
         await conn.execute(
@@ -94,15 +101,28 @@ async def record_positions(conn: asyncpg.Connection, heads: dict[str, str]) -> N
         log.debug("feed_positions missing: positions not recorded")
 
 
-async def republish_missing(conn: asyncpg.Connection, bus: Bus, window_seconds: float) -> int:
+async def republish_missing(
+    conn: asyncpg.Connection, bus: Bus, window_seconds: float, last: list[int] | None = None
+) -> int:
     """Re-publish the events published within ``window_seconds`` that the bus no longer holds
-    (a Redis failover to a replica that had not received them; a Redis restarted empty).
-    Returns how many. They go after what the feeds now hold, with new ids: a client that
+    (a Redis failover to a replica that had not received them). Returns how many.
+
+    ``last``: the ids of this relay's last publication, when it knows them. A replica holds
+    a prefix of what its master was sent (one replication stream, in order), so when the
+    last publication is there everything before it is: one ``ZMSCORE``, and the window's
+    query (a scan of the outbox's recent rows) only when something is missing or the last
+    publication is unknown (a relay that just took the lock, ``last`` None or ``[-1]``).
+    They go after what the feeds now hold, with new ids: a client that
     had received one of them sees the chain break (its next entry's predecessor is not its
     last id) and reloads its snapshot; a client that had not receives it once.
 
     The relay's remembered heads are dropped first: they may name entries the new master
     lacks, and chaining onto them would hide the gap from a client that saw them."""
+    if last is not None and last != [UNKNOWN]:
+        if not last or not await bus.missing(last):
+            return 0  # nothing published since the last check, or the last one is there
+    if last is not None:
+        last[:] = []
     rows = await conn.fetch(
         """
         SELECT id FROM outbox_events
@@ -114,7 +134,10 @@ async def republish_missing(conn: asyncpg.Connection, bus: Bus, window_seconds: 
     )
     if not rows:
         return 0
-    lost = await bus.missing([r["id"] for r in rows])
+    ids = [r["id"] for r in rows]
+    if last is not None:
+        last[:] = ids[-1:]
+    lost = await bus.missing(ids)
     if not lost:
         return 0
     bus.forget_heads()
@@ -129,6 +152,8 @@ async def republish_missing(conn: asyncpg.Connection, bus: Bus, window_seconds: 
     )
     async with conn.transaction():
         await record_positions(conn, await bus.publish([_event(r) for r in rows]))
+    if last is not None:
+        last[:] = [r["id"] for r in rows]
     log.warning("outbox relay: %d events missing from Redis re-published", len(rows))
     return len(rows)
 
@@ -188,15 +213,16 @@ async def run(
             bus.forget_heads()
             bus.bind_source(await source_identity(conn))
             bus_down = False
+            last = [UNKNOWN]  # this relay's last publication: unknown yet
             loop = asyncio.get_running_loop()
             next_check = 0.0  # at once: the previous holder may have died mid-failover
             while not stop.is_set():
                 wake.clear()
                 try:
                     if recheck_seconds > 0 and (bus_down or loop.time() >= next_check):
-                        await republish_missing(conn, bus, recheck_seconds)
+                        await republish_missing(conn, bus, recheck_seconds, last)
                         next_check = loop.time() + recheck_every
-                    while await publish_pending(conn, bus) == BATCH:
+                    while await publish_pending(conn, bus, last) == BATCH:
                         pass
                     if bus_down:
                         log.info("outbox relay: Redis back, pending events published")

@@ -69,7 +69,11 @@ async def test_a_lost_tail_is_republished_after_what_the_feed_holds(
     feed = f"T{uuid.uuid4().hex[:8]}"
     try:
         ids = await write_events(conn, feed, 5)
-        assert await publish_pending(conn, bus) >= 5
+        last: list[int] = []
+        assert await publish_pending(conn, bus, last) >= 5
+        assert last[-5:] == ids
+        # The last publication is in Redis: one look at it, nothing re-published.
+        assert await republish_missing(conn, bus, 120, last) == 0
         before = await entries(bus, feed)
         assert [m["outbox_id"] for _, m in before] == ids
         # The replica promoted had not received the last two: neither their entries nor
@@ -79,7 +83,8 @@ async def test_a_lost_tail_is_republished_after_what_the_feed_holds(
         await bus.client.zrem(bus.done_key, *[str(i) for i in ids[3:]])
         assert await bus.missing(ids) == ids[3:]
 
-        assert await republish_missing(conn, bus, 120) == 2
+        assert await republish_missing(conn, bus, 120, last) == 2
+        assert last == ids[3:]
         after = await entries(bus, feed)
         assert [m["outbox_id"] for _, m in after] == ids
         # Chained after what the feed held, with new ids: a client that had seen them is
