@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         " found again after a failover) through them, and PLACES_REDIS_URL is not used.",
     )
     redis_master_name: str = Field("places", description="The master's name in the Sentinels.")
+    redis_grace_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="/readyz stays 200 this long after Redis stops answering (a Sentinel"
+        " failover: writes go on through the outbox, feeds resume after); 0: not ready at"
+        " once. Beyond, not ready.",
+    )
     relay_recheck_seconds: float = Field(
         120.0,
         ge=0,

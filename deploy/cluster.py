@@ -196,6 +196,8 @@ class Cluster:
             "PLACES_REDIS_URL": f"redis://{HOST}:{self.ports.redis_master}/0",
             "PLACES_REDIS_SENTINELS": self.sentinels,
             "PLACES_REDIS_MASTER_NAME": MASTER_NAME,
+            # A failover takes a few seconds: instances stay in the rotation meanwhile.
+            "PLACES_REDIS_GRACE_SECONDS": "30",
             "PLACES_KEYS_DIR": str(self.root / "keys"),
             "PLACES_TRUSTED_PROXIES": HOST,
             "PLACES_LOCAL_ROLES": "true",

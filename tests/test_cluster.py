@@ -355,6 +355,14 @@ async def test_redis_master_stopped_sentinel_fails_over_and_feeds_resume(
             await subscribed(ws)
             first = await declare(client, unit_id, writer, installed, 0)
             position = (await event_of(ws, unit_id, first, 10))["id"]
+        statuses: list[str] = []
+
+        async def watch() -> None:  # the instances' readiness during the failover
+            while True:
+                statuses.extend([(await ready(p))["status"] for p in cluster.ports.apis])
+                await asyncio.sleep(0.2)
+
+        watcher = asyncio.create_task(watch())
         started = time.monotonic()
         cluster.stop(f"redis-{master}", signal.SIGKILL)
         declared = [await declare(client, unit_id, writer, installed, i % 3) for i in range(5)]
@@ -364,6 +372,10 @@ async def test_redis_master_stopped_sentinel_fails_over_and_feeds_resume(
 
         await until(promoted, 30, "the replica promoted")
         failover = time.monotonic() - started
+        await asyncio.sleep(1)
+        watcher.cancel()
+        # PLACES_REDIS_GRACE_SECONDS (30 in the cluster): no instance left the rotation.
+        assert statuses and set(statuses) == {"ok"}, statuses
         got: list[dict[str, Any]] = []
         deadline = time.monotonic() + 30
         while len(got) < len(declared) and time.monotonic() < deadline:
