@@ -217,7 +217,7 @@ def run(
     from api.auth import ensure_local_keys
     from api.logging import configure
     from api.ui.signin import check_dev_signin
-    from realtime.bus import connect_redis
+    from realtime.bus import connect_redis, connect_sentinel
 
     settings = get_settings()
     try:
@@ -230,6 +230,15 @@ def run(
     n = workers or settings.workers
 
     async def _redis_up() -> bool:
+        if settings.redis_sentinels:
+            found = await connect_sentinel(settings.redis_sentinels, settings.redis_master_name)
+            if found is None:
+                return False
+            sentinel, master = found
+            await master.aclose()
+            for s in sentinel.sentinels:
+                await s.aclose()
+            return True
         client = await connect_redis(settings.redis_url)
         if client is None:
             return False

@@ -23,7 +23,7 @@ from api.assignments.routes import router as assignments_router
 from api.audit import service as audit_seals
 from api.capacity.routes import router as capacity_router
 from api.changes import CHANNEL as OUTBOX_CHANNEL
-from api.db import create_pool, init_connection
+from api.db import ReadRouting, create_pool, init_connection
 from api.docs import install as install_docs
 from api.feeds.routes import feed_settings
 from api.feeds.routes import router as feeds_router
@@ -41,6 +41,7 @@ from api.metrics import run as refresh_metrics
 from api.opendata.routes import router as opendata_router
 from api.persons.directory import Directory
 from api.persons.routes import router as persons_router
+from api.reads import RecentWriters, track_writes
 from api.registry.routes import router as registry_router
 from api.requests.routes import router as requests_router
 from api.search.routes import router as search_router
@@ -51,7 +52,7 @@ from api.ui.routes import install as install_ui
 from api.ui.signin import check_dev_signin
 from geo.referential import load_communes
 from realtime import relay
-from realtime.bus import Bus, InProcessBus, RedisBus, connect_redis
+from realtime.bus import Bus, InProcessBus, RedisBus, connect_redis, connect_sentinel
 from realtime.hub import Hub
 
 log = logging.getLogger("places")
@@ -65,13 +66,24 @@ Every `/v1` call needs `Authorization: Bearer <JWT>`; errors are `application/pr
 
 async def _open_bus(settings: Settings) -> tuple[aioredis.Redis | None, Bus]:
     """Redis Streams when Redis answers, else the in-process bus (one worker only)."""
-    redis = await connect_redis(settings.redis_url)
-    if redis is not None:
-        log.info("event bus: Redis Streams at %s", settings.redis_url)
-        return redis, RedisBus(redis)
+    if settings.redis_sentinels:
+        found = await connect_sentinel(settings.redis_sentinels, settings.redis_master_name)
+        if found is not None:
+            sentinel, master = found
+            log.info(
+                "event bus: Redis Streams, master %r through Sentinels %s",
+                settings.redis_master_name,
+                settings.redis_sentinels,
+            )
+            return master, RedisBus(master, sentinel=(sentinel, settings.redis_master_name))
+    else:
+        redis = await connect_redis(settings.redis_url)
+        if redis is not None:
+            log.info("event bus: Redis Streams at %s", settings.redis_url)
+            return redis, RedisBus(redis)
     log.warning(
         "event bus: in-process (Redis %s); run a single worker",
-        "not configured" if not settings.redis_url else "unreachable",
+        "not configured" if not (settings.redis_url or settings.redis_sentinels) else "unreachable",
     )
     return None, InProcessBus()
 
@@ -109,6 +121,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         resources.push_async_callback(app.state.pool.close)
         resources.enter_context(instrumented(app))  # asyncpg's spans, when tracing is on
+        # The hot standby for lag-tolerant reads (api.reads): connected lazily (min_size 0),
+        # so that a standby that is down at start-up only sends the reads to the primary.
+        standby = None
+        if settings.database_read_url:
+            standby = await create_pool(
+                settings.database_read_url, min_size=0, max_size=settings.db_pool_max
+            )
+            resources.push_async_callback(standby.close)
+        app.state.reads = ReadRouting(app.state.pool, standby, settings.read_max_lag_seconds)
+        app.state.writers = RecentWriters(settings.read_max_lag_seconds + 1.0)
         # Who each token's person is and what they may do (revocations via LISTEN/NOTIFY).
         app.state.directory = Directory(app.state.pool, settings.database_url)
         app.state.redis, bus = await _open_bus(settings)
@@ -128,12 +150,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 stop,
                 channel=OUTBOX_CHANNEL,
                 init_connection=init_connection,
+                recheck_seconds=settings.relay_recheck_seconds,
             )
         )
         expiry_task = asyncio.create_task(hold_expiry.run(app.state.pool, stop))
         persons_task = asyncio.create_task(app.state.directory.run(stop))
         tasks = [relay_task, expiry_task, persons_task]
         tasks.append(asyncio.create_task(refresh_metrics(app, stop)))  # this worker's gauges
+        if standby is not None:
+            tasks.append(asyncio.create_task(app.state.reads.watch(stop)))
         if settings.audit_seal_interval_seconds > 0:
             tasks.append(
                 asyncio.create_task(
@@ -156,7 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,  # api.docs serves /docs and /redoc from packaged assets
         redoc_url=None,
         # Per-subject concurrency and rate limits on /v1 (api.throttle), before the route.
-        dependencies=[Depends(guard)],
+        dependencies=[Depends(guard), Depends(track_writes)],
         telemetry=telemetry(provider),
     )
     app.state.settings = settings

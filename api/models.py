@@ -563,6 +563,19 @@ class OutboxEvent(SQLModel, table=True):
     published_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
+class FeedPosition(SQLModel, table=True):
+    """Each feed's newest entry id, written by the outbox relay in the transaction that marks
+    the events published (issue #19): a snapshot that sees this row holds every event up to
+    that entry (those transactions committed before the relay read them), so a client that
+    reads it with its snapshot resumes the feed from there and misses nothing, even when the
+    snapshot came from a lagging standby."""
+
+    __tablename__ = "feed_positions"
+    feed: str = Field(primary_key=True)
+    entry_id: str
+    updated_at: datetime = Field(sa_column=_now())
+
+
 class AuditEntry(SQLModel, table=True):
     """Who read or changed what, when, under which role."""
 

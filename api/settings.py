@@ -31,6 +31,40 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0",
         description="Redis URL for the event streams; empty means the in-process bus.",
     )
+    # Cluster (issue #19, docs/architecture.md "Cluster"): a hot standby for lag-tolerant
+    # reads, Redis through Sentinel, the relay's re-check after a Redis failover.
+    database_read_url: str | None = Field(
+        None,
+        description="DSN of a hot standby (as places_app) for lag-tolerant reads: search,"
+        " statistics, FHIR, open data. Unset: every read on the primary.",
+    )
+    read_max_lag_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="The standby serves reads only while it is at most this far behind the"
+        " primary (/readyz reports it); a subject's reads stay on the primary this long (plus"
+        " one second) after its own last write (read-your-writes).",
+    )
+    redis_sentinels: str | None = Field(
+        None,
+        description="Comma-separated host:port of Redis Sentinels: the master is found (and"
+        " found again after a failover) through them, and PLACES_REDIS_URL is not used.",
+    )
+    redis_master_name: str = Field("places", description="The master's name in the Sentinels.")
+    redis_grace_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="/readyz stays 200 this long after Redis stops answering (a Sentinel"
+        " failover: writes go on through the outbox, feeds resume after); 0: not ready at"
+        " once. Beyond, not ready.",
+    )
+    relay_recheck_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="The outbox relay checks that the events it published this long ago or"
+        " less are still in Redis (a failover to a replica that had not received them), and"
+        " re-publishes those missing; 0: no check.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(2, description="uvicorn worker processes (forced to 1 without Redis).")

@@ -132,6 +132,11 @@ frontend places
 backend places
     # Feeds are long-lived WebSockets (upgraded and tunnelled as such): spread by connections.
     balance leastconn
+    # A connection an instance refuses (it died, it is stopping) is retried once more, on
+    # another instance: the request never reached the first, and the client sees nothing
+    # of it while the health checks have not yet taken that instance out.
+    retries 2
+    option redispatch 1
     option httpchk
     http-check send meth GET uri /readyz
     http-check expect status 200

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
 
 from geo.referential import authorities_of_department
 
@@ -70,7 +71,9 @@ class OutboxEvent:
 
 
 class Bus(Protocol):
-    async def publish(self, events: list[OutboxEvent]) -> None: ...
+    async def publish(self, events: list[OutboxEvent]) -> dict[str, str]:
+        """Publish (skipping ids already published); each feed appended to → its new head."""
+        ...
 
     async def read(
         self, feed: str, after: str | None, block_ms: int, count: int = 500
@@ -81,6 +84,8 @@ class Bus(Protocol):
     async def newest_id(self, feed: str) -> str | None: ...
 
     async def contains(self, feed: str, entry_id: str) -> bool: ...
+
+    async def missing(self, outbox_ids: list[int]) -> list[int]: ...
 
     def bind_source(self, identity: str) -> None: ...
 
@@ -100,6 +105,8 @@ class Bus(Protocol):
 # When a feed's stream is missing, the relay passes the last id it published there itself
 # (ARGV hints): the stream restarts after that id, so ids stay monotonic and the chain goes
 # on across a Redis restart without persistence. The script returns each feed's new head.
+# KEYS[2] (``<done>:since``) records the first outbox id published into a fresh "done" set:
+# ``RedisBus.missing`` compares only from there (a failover's lost tail, not a lost Redis).
 _PUBLISH = """
 local done = KEYS[1]
 local retention = tonumber(ARGV[1])
@@ -126,6 +133,9 @@ local function append(feed, msg)
   heads[feed] = redis.call('XADD', key, 'MAXLEN', '~', retention, '*', 'p', prev, 'e', msg)
 end
 local n = 0
+if redis.call('EXISTS', done) == 0 and #ARGV >= 3 + 2 * nhints then
+  redis.call('SET', KEYS[2], ARGV[3 + 2 * nhints])
+end
 for i = 3 + 2 * nhints, #ARGV, 4 do
   local oid, feed, msg, nmsg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('ZSCORE', done, oid) == false then
@@ -153,8 +163,13 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisBus:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, sentinel: tuple[Sentinel, str] | None = None
+    ) -> None:
         self.client = client
+        self.sentinel = sentinel
+        """The Sentinels and the master's name, when the master is found through them."""
+        self.owns_sentinel = sentinel is not None
         self._publish = client.register_script(_PUBLISH)
         self.heads: dict[str, str] = {}
         """Last id this process's relay published per feed; only trusted while it holds the
@@ -175,6 +190,17 @@ class RedisBus:
         holds a connection in ``XREAD BLOCK``, and ~100 of them must neither exhaust the
         shared pool (redis-py's default cap is 100) nor keep the relay from publishing.
         A blocking pool: a burst of catch-up reads waits for a connection, never fails."""
+        if self.sentinel is not None:
+            # A pool that finds the master through the Sentinels, again after a failover
+            # (not a blocking one: redis-py has none for Sentinel; a reader beyond the cap
+            # fails and retries, like a reader during an outage).
+            sentinel, name = self.sentinel
+            readers_client = sentinel.master_for(
+                name, max_connections=max_connections, **_CLIENT_TIMEOUTS
+            )
+            bus = RedisBus(readers_client, sentinel=self.sentinel)
+            bus.owns_sentinel = False
+            return bus
         pool = self.client.connection_pool
         kwargs = {  # the connection's own parameters, not the pool's helpers bound to it
             k: v
@@ -191,7 +217,7 @@ class RedisBus:
         # given ``connection_pool=`` leaves its pool open on ``aclose``).
         return RedisBus(aioredis.Redis.from_pool(readers))
 
-    async def publish(self, events: list[OutboxEvent]) -> None:
+    async def publish(self, events: list[OutboxEvent]) -> dict[str, str]:
         feeds = {ev.feed for ev in events} | {NATIONAL}
         hints = [(f, self.heads[f]) for f in sorted(feeds) if f in self.heads]
         args: list[Any] = [RETENTION, len(hints)]
@@ -204,9 +230,33 @@ class RedisBus:
                 json.dumps(ev.message(national=False), separators=(",", ":")),
                 json.dumps(ev.message(national=True), separators=(",", ":")),
             ]
-        reply = await self._publish(keys=[self.done_key], args=args)
-        for i in range(0, len(reply or ()) - 1, 2):
-            self.heads[_text(reply[i])] = _text(reply[i + 1])
+        reply = await self._publish(keys=[self.done_key, self.done_key + ":since"], args=args)
+        heads = {_text(reply[i]): _text(reply[i + 1]) for i in range(0, len(reply or ()) - 1, 2)}
+        self.heads.update(heads)
+        return heads
+
+    async def missing(self, outbox_ids: list[int]) -> list[int]:
+        """Those of ``outbox_ids`` this Redis does not hold as published: after a failover,
+        the new master lacks what the former one acknowledged but had not replicated (the
+        publishing script's effects replicate as one transaction: an event is in its feeds
+        exactly when its id is in the "done" set).
+
+        Only ids from the first one this Redis's "done" set was started with (``:since``,
+        set by the publishing script when the set is missing): a Redis that lost everything
+        (restarted without persistence, flushed) is not told what it lost — the relay's heads
+        carry each feed's chain over it, so the clients that saw those events go on and those
+        that had not are told to reload. A failover keeps ``:since`` (it is replicated), so
+        the tail a replica lacks is found here."""
+        since: Any = await self.client.get(self.done_key + ":since")
+        if since is None:
+            return []
+        outbox_ids = [o for o in outbox_ids if o >= int(since)]
+        found: list[int] = []
+        for i in range(0, len(outbox_ids), 1000):
+            chunk = outbox_ids[i : i + 1000]
+            scores: Any = await self.client.zmscore(self.done_key, [str(o) for o in chunk])
+            found += [o for o, score in zip(chunk, scores, strict=True) if score is None]
+        return found
 
     async def read(
         self, feed: str, after: str | None, block_ms: int, count: int = 500
@@ -244,8 +294,12 @@ class RedisBus:
 
     async def close(self) -> None:
         """Close the client and its connection pool (clients made by ``connect_redis`` and
-        ``for_readers`` own their pool)."""
+        ``for_readers`` own their pool), and the Sentinels' connections of the bus that made
+        them."""
         await self.client.aclose()
+        if self.sentinel is not None and self.owns_sentinel:
+            for client in self.sentinel[0].sentinels:
+                await client.aclose()
 
 
 class InProcessBus:
@@ -270,15 +324,22 @@ class InProcessBus:
         self.counters[feed] = n
         self.feeds.setdefault(feed, deque(maxlen=self.retention)).append((n, message))
 
-    async def publish(self, events: list[OutboxEvent]) -> None:
+    async def missing(self, outbox_ids: list[int]) -> list[int]:
+        """Nothing is lost while this process lives."""
+        return []
+
+    async def publish(self, events: list[OutboxEvent]) -> dict[str, str]:
+        heads: dict[str, str] = {}
         for ev in events:
             if ev.outbox_id in self.published:
                 continue
             self.published.add(ev.outbox_id)
-            self._append(ev.feed, ev.message(national=False))
-            self._append(NATIONAL, ev.message(national=True))
+            for feed, national in ((ev.feed, False), (NATIONAL, True)):
+                self._append(feed, ev.message(national=national))
+                heads[feed] = f"{self.counters[feed]}-0"
         async with self.changed:
             self.changed.notify_all()
+        return heads
 
     def _after(self, feed: str, after: str | None, count: int) -> list[tuple[str, dict[str, Any]]]:
         entries = self.feeds.get(feed, ())
@@ -348,3 +409,37 @@ async def connect_redis(url: str | None) -> aioredis.Redis | None:
         await client.aclose()
         return None
     return client
+
+
+_CLIENT_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 1, "socket_timeout": 5}
+
+
+def parse_sentinels(value: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` → ``[(host, port), …]`` (ValueError naming a bad entry)."""
+    out = []
+    for item in value.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"PLACES_REDIS_SENTINELS: {item.strip()!r} is not host:port")
+        out.append((host, int(port)))
+    return out
+
+
+async def connect_sentinel(
+    sentinels: str, master_name: str
+) -> tuple[Sentinel, aioredis.Redis] | None:
+    """The master named ``master_name`` through the Sentinels, when one answers; else None.
+    The client asks the Sentinels again whenever its connection to the master fails, so it
+    follows a failover by itself (a demoted master's READONLY also sends it back to them)."""
+    sentinel = Sentinel(
+        parse_sentinels(sentinels),
+        sentinel_kwargs={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        **_CLIENT_TIMEOUTS,
+    )
+    client = sentinel.master_for(master_name, **_CLIENT_TIMEOUTS)
+    try:
+        await client.ping()
+    except Exception:
+        await client.aclose()
+        return None
+    return sentinel, client

@@ -16,6 +16,7 @@ JSON codecs), so that the dependencies run one way, from the API to here.
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -26,6 +27,9 @@ from realtime.bus import Bus, OutboxEvent, legacy_authority
 log = logging.getLogger("places.relay")
 
 LOCK_ID = 0x504C4143  # "PLAC"
+APPLICATION_NAME = "places-relay"
+UNKNOWN = -1
+"""In the relay's record of its last publication: not known (it just took the lock)."""
 BATCH = 500
 
 ConnectionInit = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -44,8 +48,11 @@ async def source_identity(conn: asyncpg.Connection) -> str:
     )
 
 
-async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
-    """Publish one batch of unpublished events; returns how many were published."""
+async def publish_pending(
+    conn: asyncpg.Connection, bus: Bus, published: list[int] | None = None
+) -> int:
+    """Publish one batch of unpublished events; returns how many were published (their ids
+    replace the content of ``published`` when given, and there are any)."""
     rows = await conn.fetch(
         """
         SELECT id, type, department, authority, occurred_at, data, national_data
@@ -58,24 +65,109 @@ async def publish_pending(conn: asyncpg.Connection, bus: Bus) -> int:
     )
     if not rows:
         return 0
-    events = [
-        OutboxEvent(
-            outbox_id=r["id"],
-            type=r["type"],
-            department=r["department"],
-            occurred_at=r["occurred_at"].isoformat(),
-            data=r["data"],
-            national_data=r["national_data"],
-            authority=r["authority"] or legacy_authority(r["department"]),
+    events = [_event(r) for r in rows]
+    if published is not None:
+        published[:] = [e.outbox_id for e in events]
+    heads = await bus.publish(events)
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::bigint[])",
+            [e.outbox_id for e in events],
         )
-        for r in rows
-    ]
-    await bus.publish(events)
-    await conn.execute(
-        "UPDATE outbox_events SET published_at = now() WHERE id = ANY($1::bigint[])",
-        [e.outbox_id for e in events],
-    )
+        await record_positions(conn, heads)
     return len(events)
+
+
+async def record_positions(conn: asyncpg.Connection, heads: dict[str, str]) -> None:
+    """Each feed's new head into ``feed_positions``, in the transaction marking the events
+    published: a snapshot that sees the row holds every event up to that entry (their
+    transactions committed before the relay read them), on the primary as on a standby."""
+    if not heads:
+        return
+    feeds = sorted(heads)
+    try:
+        async with conn.transaction():  # a savepoint: its failure keeps the events marked
+            await conn.execute(
+                """
+                INSERT INTO feed_positions AS p (feed, entry_id)
+                SELECT * FROM unnest($1::text[], $2::text[])
+                ON CONFLICT (feed) DO UPDATE SET entry_id = excluded.entry_id, updated_at = now()
+                """,
+                feeds,
+                [heads[f] for f in feeds],
+            )
+    except asyncpg.UndefinedTableError:
+        # A database not yet migrated to 0022 (a rolling upgrade: new code, old schema).
+        log.debug("feed_positions missing: positions not recorded")
+
+
+async def republish_missing(
+    conn: asyncpg.Connection, bus: Bus, window_seconds: float, last: list[int] | None = None
+) -> int:
+    """Re-publish the events published within ``window_seconds`` that the bus no longer holds
+    (a Redis failover to a replica that had not received them). Returns how many.
+
+    ``last``: the ids of this relay's last publication, when it knows them. A replica holds
+    a prefix of what its master was sent (one replication stream, in order), so when the
+    last publication is there everything before it is: one ``ZMSCORE``, and the window's
+    query (a scan of the outbox's recent rows) only when something is missing or the last
+    publication is unknown (a relay that just took the lock, ``last`` None or ``[-1]``).
+    They go after what the feeds now hold, with new ids: a client that
+    had received one of them sees the chain break (its next entry's predecessor is not its
+    last id) and reloads its snapshot; a client that had not receives it once.
+
+    The relay's remembered heads are dropped first: they may name entries the new master
+    lacks, and chaining onto them would hide the gap from a client that saw them."""
+    if last is not None and last != [UNKNOWN]:
+        if not last or not await bus.missing(last):
+            return 0  # nothing published since the last check, or the last one is there
+    if last is not None:
+        last[:] = []
+    rows = await conn.fetch(
+        """
+        SELECT id FROM outbox_events
+         WHERE published_at IS NOT NULL
+           AND published_at > now() - make_interval(secs => $1)
+         ORDER BY id
+        """,
+        window_seconds,
+    )
+    if not rows:
+        return 0
+    ids = [r["id"] for r in rows]
+    if last is not None:
+        last[:] = ids[-1:]
+    lost = await bus.missing(ids)
+    if not lost:
+        return 0
+    bus.forget_heads()
+    rows = await conn.fetch(
+        """
+        SELECT id, type, department, authority, occurred_at, data, national_data
+          FROM outbox_events
+         WHERE id = ANY($1::bigint[])
+         ORDER BY id
+        """,
+        lost,
+    )
+    async with conn.transaction():
+        await record_positions(conn, await bus.publish([_event(r) for r in rows]))
+    if last is not None:
+        last[:] = [r["id"] for r in rows]
+    log.warning("outbox relay: %d events missing from Redis re-published", len(rows))
+    return len(rows)
+
+
+def _event(r: asyncpg.Record) -> OutboxEvent:
+    return OutboxEvent(
+        outbox_id=r["id"],
+        type=r["type"],
+        department=r["department"],
+        occurred_at=r["occurred_at"].isoformat(),
+        data=r["data"],
+        national_data=r["national_data"],
+        authority=r["authority"] or legacy_authority(r["department"]),
+    )
 
 
 async def run(
@@ -86,17 +178,27 @@ async def run(
     channel: str,
     init_connection: ConnectionInit,
     poll_seconds: float = 1.0,
+    recheck_seconds: float = 0.0,
+    recheck_every: float = 2.0,
 ) -> None:
     """Run until ``stop``; contend for the lock, then relay. Errors are logged and retried.
 
     ``channel`` is the NOTIFY channel the outbox writers signal on at commit;
     ``init_connection`` must decode ``jsonb`` to Python values (the events' ``data``).
+    ``recheck_seconds`` > 0: every ``recheck_every`` seconds, on taking the lock and after
+    Redis comes back, the events published that recently are checked to still be in Redis,
+    and those missing re-published (``republish_missing``) — before any new event, so that
+    a new event never chains onto an entry the new master lacks.
     """
     wake = asyncio.Event()
     while not stop.is_set():
         conn: asyncpg.Connection | None = None
         try:
-            conn = await asyncpg.connect(dsn)
+            # Named after the process, so that an operator (or a chaos test) finds which
+            # instance holds the lock: pg_locks → pg_stat_activity.application_name.
+            conn = await asyncpg.connect(
+                dsn, server_settings={"application_name": f"{APPLICATION_NAME} {os.getpid()}"}
+            )
             await init_connection(conn)
             while not stop.is_set():
                 if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_ID):
@@ -111,10 +213,16 @@ async def run(
             bus.forget_heads()
             bus.bind_source(await source_identity(conn))
             bus_down = False
+            last = [UNKNOWN]  # this relay's last publication: unknown yet
+            loop = asyncio.get_running_loop()
+            next_check = 0.0  # at once: the previous holder may have died mid-failover
             while not stop.is_set():
                 wake.clear()
                 try:
-                    while await publish_pending(conn, bus) == BATCH:
+                    if recheck_seconds > 0 and (bus_down or loop.time() >= next_check):
+                        await republish_missing(conn, bus, recheck_seconds, last)
+                        next_check = loop.time() + recheck_every
+                    while await publish_pending(conn, bus, last) == BATCH:
                         pass
                     if bus_down:
                         log.info("outbox relay: Redis back, pending events published")

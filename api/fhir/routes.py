@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse
 
 from api import precision
 from api.auth import Principal, require
-from api.deps import Pool
 from api.errors import FHIR_JSON, BadRequest, NotAcceptable, NotFound, UnsupportedParameter
 from api.fhir import repository, resources
+from api.reads import ReadPool
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
@@ -105,7 +105,7 @@ def _page_url(request: Request, offset: int, count: int) -> str:
     summary="Search units (FHIR Location, ROR capacity): Bundle searchset",
     responses=_RESPONSES,
 )
-async def search_locations(request: Request, principal: Reader, pool: Pool) -> dict[str, Any]:
+async def search_locations(request: Request, principal: Reader, pool: ReadPool) -> dict[str, Any]:
     """Parameters: ``address-state`` (department code, e.g. ``69``, ``2A``, ``974``),
     ``address-postalcode`` (starts with: ``690`` finds ``69003``), ``organization``
     (``Organization/{id}`` or the id), ``_id``; comma-separated values mean "or".
@@ -185,7 +185,7 @@ def _uuid_or_404(value: str, kind: str) -> UUID:
 
 @router.get("/Location/{location_id}", summary="One unit (FHIR Location)", responses=_RESPONSES)
 async def read_location(
-    request: Request, location_id: str, principal: Reader, pool: Pool
+    request: Request, location_id: str, principal: Reader, pool: ReadPool
 ) -> dict[str, Any]:
     _check_format(request)
     unit_id = _uuid_or_404(location_id, "Location")
@@ -202,7 +202,7 @@ async def read_location(
     responses=_RESPONSES,
 )
 async def read_organization(
-    request: Request, organization_id: str, principal: Reader, pool: Pool
+    request: Request, organization_id: str, principal: Reader, pool: ReadPool
 ) -> dict[str, Any]:
     _check_format(request)
     structure_id = _uuid_or_404(organization_id, "Organization")

@@ -28,8 +28,8 @@ from fastapi.responses import Response
 
 from api.auth import AnyPrincipal
 from api.csvcells import safe_cell
-from api.deps import Pool
 from api.opendata import monthly, repository
+from api.reads import ReadPool
 from matching.vocabulary import FINESS_CATEGORY_LABELS
 
 router = APIRouter(prefix="/v1/opendata", tags=["open data"])
@@ -79,7 +79,7 @@ def _cell(value: Any) -> Any:
         }
     },
 )
-async def availability_csv(_: AnyPrincipal, pool: Pool) -> Response:
+async def availability_csv(_: AnyPrincipal, pool: ReadPool) -> Response:
     async with pool.acquire() as conn:
         rows = await repository.availability(conn)
     buffer = io.StringIO()
@@ -113,7 +113,7 @@ async def availability_csv(_: AnyPrincipal, pool: Pool) -> Response:
 )
 async def monthly_csv(
     _: AnyPrincipal,
-    pool: Pool,
+    pool: ReadPool,
     months: Annotated[int, Query(ge=1, le=24, description="Closed months published.")] = 12,
 ) -> Response:
     """RFC 4180, comma-separated, UTF-8 without byte-order mark, decimal point; every line

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 
 from api.auth import Principal, require
 from api.deps import AppSettings, Pool
+from api.reads import ReadPool
 from api.search.schemas import SearchIn, SearchOut
 from api.search.service import run_search
 
@@ -21,6 +22,7 @@ router = APIRouter(prefix="/v1", tags=["search"])
 async def search(
     principal: Annotated[Principal, Depends(require("placement"))],
     pool: Pool,
+    read_pool: ReadPool,
     settings: AppSettings,
     body: SearchIn,
 ) -> object:
@@ -30,4 +32,6 @@ async def search(
     criteria it meets, what each contributed, and which relaxations it needed. A carer
     appears with their commune and a distance rounded to the kilometre, never their home.
     Each search is audited (`search.run`) before its answer leaves."""
-    return await run_search(pool, principal, body, stale_after_days=settings.stale_after_days)
+    return await run_search(
+        pool, principal, body, stale_after_days=settings.stale_after_days, read_pool=read_pool
+    )

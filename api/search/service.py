@@ -302,12 +302,16 @@ async def run_search(
     body: SearchIn,
     *,
     stale_after_days: float = STALE_AFTER_DAYS,
+    read_pool: asyncpg.Pool | None = None,
 ) -> dict[str, Any]:
-    """The search and its audit entry (``search.run``) in one transaction: the entry is its
-    one write, one statement, committed before the answer leaves. It belongs to the
-    searching placement service's authority (without one: the origin's).
+    """The search, then its audit entry (``search.run``): the entry is its one write, one
+    statement, committed on the primary (``pool``) before the answer leaves. It belongs to
+    the searching placement service's authority (without one: the origin's).
+    ``read_pool``: where the search reads (the hot standby when close enough, api.reads);
+    default ``pool``, and then search and audit share one transaction.
     ``stale_after_days``: the setting (``PLACES_STALE_AFTER_DAYS``)."""
-    async with pool.acquire() as conn, conn.transaction():
+    reads = read_pool or pool
+    async with reads.acquire() as conn, conn.transaction(readonly=reads is not pool):
         await conn.execute(PLAN_PER_QUERY)
         options = await request_options(conn, principal, body)
         origin = await resolve_origin(conn, body)
@@ -326,7 +330,7 @@ async def run_search(
         neighbours = sorted(department_neighbours(origin.department))
         loop = asyncio.get_running_loop()
         memo: dict[tuple[Any, ...], list[Offer]] = {}
-        async with _spare_connection(pool) as carers_conn:
+        async with _spare_connection(reads) as carers_conn:
 
             def fetch(step: Step) -> list[Offer]:
                 coro = repository.fetch_offers(
@@ -355,16 +359,29 @@ async def run_search(
                 )
             )
         authority = principal.authority or origin.authority
-        await changes.audit(
-            conn,
-            principal,
-            "search.run",
-            "search",
-            authority,
-            origin.department,
-            audit_detail(body, origin, result),
-            authority=authority,
-        )
+        if reads is pool:
+            await changes.audit(
+                conn,
+                principal,
+                "search.run",
+                "search",
+                authority,
+                origin.department,
+                audit_detail(body, origin, result),
+                authority=authority,
+            )
+    if reads is not pool:
+        async with pool.acquire() as audit_conn:
+            await changes.audit(
+                audit_conn,
+                principal,
+                "search.run",
+                "search",
+                authority,
+                origin.department,
+                audit_detail(body, origin, result),
+                authority=authority,
+            )
     return {
         "proposals": [proposal_out(p, origin, need) for p in result.proposals],
         "relaxations": result.relaxations,

@@ -20,8 +20,9 @@ from fastapi.responses import Response
 
 from api.auth import Principal, require, require_authority_scope
 from api.csvcells import safe_cell
-from api.deps import AppSettings, DepartmentCode, Pool
+from api.deps import AppSettings, DepartmentCode
 from api.errors import NotFound
+from api.reads import ReadPool
 from api.settings import Settings
 from api.stats import children, flows, offer, repository, service, trends
 from api.stats.schemas import (
@@ -126,7 +127,7 @@ def _csv(fields: tuple[str, ...], items: list[dict[str, Any]], filename: str) ->
     responses={404: {"description": "Unknown department (with `department=`)."}},
 )
 async def department_stats(
-    _: Steering, pool: Pool, settings: AppSettings, department: DepartmentCode = None
+    _: Steering, pool: ReadPool, settings: AppSettings, department: DepartmentCode = None
 ) -> dict[str, Any]:
     """Every department (zeros where there is no offer), with national totals. Definitions,
     tension included, are in the schema's description and the README. A national view for
@@ -147,7 +148,7 @@ async def department_stats(
     },
 )
 async def department_stats_csv(
-    _: Steering, pool: Pool, settings: AppSettings, department: DepartmentCode = None
+    _: Steering, pool: ReadPool, settings: AppSettings, department: DepartmentCode = None
 ) -> Response:
     """``;``-separated, decimal comma, UTF-8 with a byte-order mark: what a French spreadsheet
     opens as is. Columns are the JSON field names, in the same order."""
@@ -162,7 +163,7 @@ async def department_stats_csv(
     summary="The same figures per competent authority (69M and 69D apart, 20R, 6AE…)",
 )
 async def authority_stats(
-    principal: Steering, pool: Pool, settings: AppSettings, authority: AuthorityCode = None
+    principal: Steering, pool: ReadPool, settings: AppSettings, authority: AuthorityCode = None
 ) -> dict[str, Any]:
     """Every competent authority for child protection (100; zeros where there is no offer),
     with national totals, which equal the departments' totals: units are counted by their
@@ -184,7 +185,7 @@ async def authority_stats(
     responses={200: {"content": {"text/csv": {}}, "description": "One line per authority."}},
 )
 async def authority_stats_csv(
-    principal: Steering, pool: Pool, settings: AppSettings, authority: AuthorityCode = None
+    principal: Steering, pool: ReadPool, settings: AppSettings, authority: AuthorityCode = None
 ) -> Response:
     """As ``/v1/stats/departments.csv``: ``;``-separated, decimal comma, UTF-8 with a
     byte-order mark, the JSON field names as columns; ``departments`` is ``,``-joined. The
@@ -215,7 +216,7 @@ def _cell(value: Any) -> str:
 )
 async def history(
     _: Steering,
-    pool: Pool,
+    pool: ReadPool,
     department: DepartmentCode = None,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
     authority: AuthorityCode = None,
@@ -284,7 +285,7 @@ def _children_page(
     response_model=ChildrenStatsPage,
     summary="Children waiting, not executed, where they wait, delays, refusals (national)",
 )
-async def children_stats(_: Steering, pool: Pool, window_days: Window = 90) -> dict[str, Any]:
+async def children_stats(_: Steering, pool: ReadPool, window_days: Window = 90) -> dict[str, Any]:
     """Every authority's figures of children (not requests) with statistical secrecy: a
     count of 1–4 children is `null` and named in `suppressed` ("< 5"), with secondary
     suppression so that no hidden cell is its row's or column's total minus the others
@@ -304,7 +305,7 @@ async def children_stats(_: Steering, pool: Pool, window_days: Window = 90) -> d
     responses={403: {"description": "Not this authority's own services."}},
 )
 async def authority_children_stats(
-    principal: Steering, pool: Pool, authority: str, window_days: Window = 90
+    principal: Steering, pool: ReadPool, authority: str, window_days: Window = 90
 ) -> dict[str, Any]:
     """The authority's own children, exact (no secrecy: they are its own); other roles read
     the national view."""
@@ -346,7 +347,7 @@ def _flows_page(
     response_model=FlowsPage,
     summary="Children placed outside their authority: the origin → host matrix (national)",
 )
-async def flows_stats(_: Steering, pool: Pool, window_days: FlowWindow = 365) -> dict[str, Any]:
+async def flows_stats(_: Steering, pool: ReadPool, window_days: FlowWindow = 365) -> dict[str, Any]:
     """Children admitted over the window, by the authority in charge (origin) and the
     authority of the territory they were placed in (host), with statistical secrecy on the
     matrix and its margins as one table (docs/domain.md). The window is one of 30, 90 or
@@ -368,7 +369,7 @@ async def flows_stats(_: Steering, pool: Pool, window_days: FlowWindow = 365) ->
     responses={403: {"description": "Not this authority's own services."}},
 )
 async def authority_flows_stats(
-    principal: Steering, pool: Pool, authority: str, window_days: FlowWindow = 365
+    principal: Steering, pool: ReadPool, authority: str, window_days: FlowWindow = 365
 ) -> dict[str, Any]:
     """Its children placed elsewhere (by host) and the other authorities' children placed
     in its territory (by origin), exact: for the authority's own services only."""
@@ -388,7 +389,7 @@ async def authority_flows_stats(
 )
 async def offer_series(
     _: Steering,
-    pool: Pool,
+    pool: ReadPool,
     months: Annotated[int, Query(ge=1, le=24, description="Months, the current included.")] = 12,
     authority: AuthorityCode = None,
 ) -> dict[str, Any]:
@@ -415,7 +416,7 @@ async def offer_series(
 )
 async def trends_series(
     _: Steering,
-    pool: Pool,
+    pool: ReadPool,
     months: Annotated[int, Query(ge=1, le=24, description="Closed months.")] = 12,
     authority: AuthorityCode = None,
 ) -> dict[str, Any]:
@@ -444,7 +445,7 @@ async def trends_series(
 )
 async def coverage_stats(
     principal: Steering,
-    pool: Pool,
+    pool: ReadPool,
     settings: AppSettings,
     days: Annotated[
         int | None,
