@@ -14,14 +14,16 @@ A writer builds its event with one of the functions below and hands it to
 keys each payload carries (a test checks every event written against it, and
 docs/api.md documents it).
 
-The national feed is for aggregated steering (issue #14): of children, holds and carers it
-sees **counts per authority and category** only — no request, hold or carer id, no
-reference, child, origin, date, free-text reason, carer commune or status of one carer. A
-request's event says "authority 13, care mode ``internat``: waiting −1, held +1"; a hold's
-"authority 13 → a unit of category 177 in 69M: held +1, places held +2"; a carer's
-"authority 69M carers: places +1". Those counts are deltas (exact, with no query in the
-write's transaction); the totals are ``/v1/stats``. The offer's events (``capacity.updated``,
-``structure.*``) keep their unit and establishment ids: establishments are public.
+The national feed is for aggregated steering (issue #14) of the **offer**: of carers it
+sees counts per authority only — no carer id, commune or status of one carer ("authority
+69M carers: places +1"); the offer's events (``capacity.updated``, ``structure.*``) keep
+their unit and establishment ids: establishments are public. Of **children** it sees
+nothing (#18, statistical secrecy on every national view of children): an event about a
+request, a hold or a placement has an empty national payload (``NOT_NATIONAL``) and the
+relay publishes it on its authority's feed only. Before, those events carried exact counts
+per authority ("authority 13: waiting −1, held +1"), which a subscriber could add up into
+the exact number of children waiting per authority that ``/v1/stats/children`` hides below
+5; national steering reads the children's figures there, with secrecy.
 """
 
 from collections.abc import Mapping
@@ -59,10 +61,15 @@ HOLD_EVENTS: Final = (
 Source = str
 
 
+NOT_NATIONAL: Final[dict[str, Any]] = {}
+"""The national payload of an event the national feed does not carry (``realtime.bus``
+publishes an event with an empty national payload on its authority's feed only)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One event to write in the outbox: ``data`` goes to the feed of its ``authority``,
-    ``national`` to the national feed."""
+    ``national`` to the national feed (``NOT_NATIONAL``: not there)."""
 
     type: str
     department: str
@@ -168,13 +175,6 @@ _REQUEST_UPDATED = frozenset(
         "reference",
     }
 )
-#: National view of a request's event: per authority and category (its care mode of old,
-#: derived from its timing, public and formula: ``vocabulary.legacy_care_mode``), how many
-#: requests and children moved between statuses (``request_count``:
-#: ``{"waiting": -1, "held": 1}``).
-_REQUEST_NATIONAL = frozenset(
-    {"department", "authority", "category", "request_count", "child_count"}
-)
 _HOLD = frozenset(
     {
         "id",
@@ -193,19 +193,6 @@ _HOLD = frozenset(
         "placing_authority",
         "target_department",
         "target_authority",
-    }
-)
-#: National view of a hold's event: the flow between two authorities and the target's
-#: category (a FINESS category, or ``carer``), as moves of holds and places between statuses.
-_HOLD_NATIONAL = frozenset(
-    {
-        "department",
-        "authority",
-        "target_department",
-        "target_authority",
-        "target_category",
-        "hold_count",
-        "place_count",
     }
 )
 #: National view of a carer's change: per authority, the places and the carers by status
@@ -251,31 +238,17 @@ _TO_REVIEW = frozenset(
         "authority",
     }
 )
-#: National view of placements to review: how many children, per authority, are placed with
-#: a carer whose agrément a decision made not valid (no placement, carer, child).
-_TO_REVIEW_NATIONAL = frozenset({"department", "authority", "action", "placement_count"})
-
 #: type → (authority feed keys, national feed keys).
 FIELDS: Final[Mapping[str, tuple[frozenset[str], frozenset[str]]]] = {
     CAPACITY_UPDATED: (_CAPACITY, _CAPACITY),
     CARER_AVAILABILITY_UPDATED: (_CARER, _CARER_NATIONAL),
     STRUCTURE_CREATED: (_STRUCTURE, _STRUCTURE),
     STRUCTURE_UPDATED: (_STRUCTURE_UPDATED, _STRUCTURE_UPDATED),
-    REQUEST_CREATED: (_REQUEST, _REQUEST_NATIONAL),
-    REQUEST_UPDATED: (_REQUEST_UPDATED, _REQUEST_NATIONAL),
-    **{t: (_HOLD, _HOLD_NATIONAL) for t in HOLD_EVENTS},
+    REQUEST_CREATED: (_REQUEST, frozenset()),
+    REQUEST_UPDATED: (_REQUEST_UPDATED, frozenset()),
+    **{t: (_HOLD, frozenset()) for t in HOLD_EVENTS},
     CARER_AGREMENT_UPDATED: (_AGREMENT, _AGREMENT_NATIONAL),
-    PLACEMENT_TO_REVIEW: (_TO_REVIEW, _TO_REVIEW_NATIONAL),
-}
-
-#: A hold event's move of its hold between statuses: (from, to); ``None``: it did not exist.
-HOLD_MOVES: Final[Mapping[str, tuple[str | None, str]]] = {
-    HOLD_CREATED: (None, "held"),
-    ADMISSION_RECORDED: ("held", "admitted"),
-    HOLD_RELEASED: ("held", "released"),
-    HOLD_REFUSED: ("held", "refused"),
-    HOLD_EXPIRED: ("held", "expired"),
-    EXIT_RECORDED: ("admitted", "exited"),
+    PLACEMENT_TO_REVIEW: (_TO_REVIEW, frozenset()),
 }
 
 
@@ -384,31 +357,11 @@ def structure_updated(
     return Event(STRUCTURE_UPDATED, department, authority, data, data)
 
 
-def request_national_view(
-    request: Mapping[str, Any], before: str | None, after: str
-) -> dict[str, Any]:
-    """What the national feed may know of a request's change: its authority, department and
-    category (care mode), and how many requests and children left status ``before`` for
-    ``after`` — no id, reference, child, origin, urgency or date. ``request`` is a request
-    row or its API view, with its ``authority``."""
-    children_count = request.get("children_count")
-    if children_count is None:
-        children_count = len(request["children"])
-    return {
-        "department": request["department"],
-        "authority": request["authority"],
-        "category": legacy_care_mode(request["timing"], request["public"], request["formula"]),
-        "request_count": moved(before, after),
-        "child_count": moved(before, after, children_count),
-    }
-
-
 def request_created(request_out: dict[str, Any], *, authority: str) -> Event:
     """The authority sees the request as its API view (with ``authority``: the request's);
-    the nation one more request waiting in its authority and care mode."""
+    the nation nothing (``NOT_NATIONAL``)."""
     data = {**request_out, "authority": authority}
-    national = request_national_view(data, None, request_out["status"])
-    return Event(REQUEST_CREATED, request_out["department"], authority, data, national)
+    return Event(REQUEST_CREATED, request_out["department"], authority, data, NOT_NATIONAL)
 
 
 def request_updated(request: Mapping[str, Any], to_status: str, history_event: str) -> Event:
@@ -434,8 +387,7 @@ def request_updated(request: Mapping[str, Any], to_status: str, history_event: s
         "event": history_event,
         "reference": request["reference"],
     }
-    national = request_national_view(request, request["status"], to_status)
-    return Event(REQUEST_UPDATED, request["department"], request["authority"], data, national)
+    return Event(REQUEST_UPDATED, request["department"], request["authority"], data, NOT_NATIONAL)
 
 
 def hold_event(
@@ -446,14 +398,11 @@ def hold_event(
     *,
     authority: str,
     target_authority: str,
-    target_category: str,
 ) -> Event:
     """A hold's event on the request's authority's feed (``department``/``authority``: the
-    request's; ``target_*``: the unit's structure's or the carer's; ``target_category``: the
-    structure's FINESS category, or ``carer``). The national feed sees the flow between
-    authorities and categories as counts of holds and places, never the hold, its request,
-    its target or its reason."""
-    before, after = HOLD_MOVES[event_type]
+    request's; ``target_*``: the unit's structure's or the carer's); not on the national
+    feed (``NOT_NATIONAL``: the flows between authorities are ``/v1/stats/flows``, with
+    secrecy)."""
     data = {
         **hold_out,
         "department": department,
@@ -462,16 +411,7 @@ def hold_event(
         "target_department": target_department,
         "target_authority": target_authority,
     }
-    national = {
-        "department": department,
-        "authority": authority,
-        "target_department": target_department,
-        "target_authority": target_authority,
-        "target_category": target_category,
-        "hold_count": moved(before, after),
-        "place_count": moved(before, after, hold_out["places"]),
-    }
-    return Event(event_type, department, authority, data, national)
+    return Event(event_type, department, authority, data, NOT_NATIONAL)
 
 
 def carer_agrement_updated(
@@ -524,12 +464,10 @@ def placement_to_review(
     *,
     authority: str,
     department: str,
-    counted: bool = True,
 ) -> Event:
     """A child placed with a carer whose agrément ``action`` (suspend, withdraw) made not
     valid: for the feed of ``authority`` (the placing authority's, or the employing one's).
-    No child, request nor reference in it; the nation sees the children to review on the
-    placing authority's event only (``counted``; the employer's copy counts 0)."""
+    No child, request nor reference in it; not on the national feed (``NOT_NATIONAL``)."""
     data = {
         "placement_id": str(placement["placement_id"]),
         "carer_id": str(placement["carer_id"]),
@@ -542,26 +480,13 @@ def placement_to_review(
         "department": department,
         "authority": authority,
     }
-    national = {
-        "department": department,
-        "authority": authority,
-        "action": action,
-        "placement_count": placement["places"] if counted else 0,
-    }
-    return Event(PLACEMENT_TO_REVIEW, department, authority, data, national)
+    return Event(PLACEMENT_TO_REVIEW, department, authority, data, NOT_NATIONAL)
 
 
 def for_employer(event: Event, employing_authority: str) -> Event:
     """The copy of a hold event for the authority that employs the carer held, when it is
     not the holding one (#15: an employer learns, live, that another authority holds its
     carer). Same type and payload on its feed, ``authority`` being that feed's and
-    ``placing_authority`` the holder's; on the national feed the copy moves nothing
-    (empty counts), so the flows are counted once, by the original."""
+    ``placing_authority`` the holder's; like the original, not on the national feed."""
     data = {**event.data, "authority": employing_authority}
-    national = {
-        **event.national,
-        "authority": employing_authority,
-        "hold_count": {},
-        "place_count": {},
-    }
-    return Event(event.type, event.department, employing_authority, data, national)
+    return Event(event.type, event.department, employing_authority, data, NOT_NATIONAL)

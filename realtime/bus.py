@@ -9,7 +9,8 @@ The feed of an event is its authority's. An outbox row without one (written befo
 authorities, migration 0007, or by a worker of the previous version during an upgrade) goes
 to its department's only authority (``2A`` → ``20R``, ``13`` → ``13``), and to the stream
 of its department when the department has two (``69``: no client reads it; the national
-feed has the event).
+feed has the event). An event with an empty national payload goes to its feed only, not to
+the national one (the service's rule: nothing of children nationally, ``api.events``).
 """
 
 import asyncio
@@ -140,7 +141,9 @@ for i = 3 + 2 * nhints, #ARGV, 4 do
   local oid, feed, msg, nmsg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('ZSCORE', done, oid) == false then
     append(feed, msg)
-    append('national', nmsg)
+    if nmsg ~= '' then
+      append('national', nmsg)
+    end
     redis.call('ZADD', done, tonumber(oid), oid)
     n = n + 1
   end
@@ -228,7 +231,10 @@ class RedisBus:
                 ev.outbox_id,
                 ev.feed,
                 json.dumps(ev.message(national=False), separators=(",", ":")),
-                json.dumps(ev.message(national=True), separators=(",", ":")),
+                # An empty national payload: not on the national feed (api.events).
+                json.dumps(ev.message(national=True), separators=(",", ":"))
+                if ev.national_data
+                else "",
             ]
         reply = await self._publish(keys=[self.done_key, self.done_key + ":since"], args=args)
         heads = {_text(reply[i]): _text(reply[i + 1]) for i in range(0, len(reply or ()) - 1, 2)}
@@ -335,6 +341,8 @@ class InProcessBus:
                 continue
             self.published.add(ev.outbox_id)
             for feed, national in ((ev.feed, False), (NATIONAL, True)):
+                if national and not ev.national_data:
+                    continue  # not on the national feed (api.events.NOT_NATIONAL)
                 self._append(feed, ev.message(national=national))
                 heads[feed] = f"{self.counters[feed]}-0"
         async with self.changed:

@@ -631,7 +631,7 @@ async def test_lyon_events_reach_69M_and_not_69D(cluster: Cluster) -> None:
 async def test_corsican_requests_reach_20R_and_its_departments(cluster: Cluster) -> None:
     """A request from Ajaccio (2A) and one from Bastia (2B) both reach the Collectivité de
     Corse's feed, and ``/ws/departments/2A`` and ``2B`` as its aliases; the national feed
-    sees both without a child-level field."""
+    sees neither (#18)."""
     a, b = cluster.servers
     async with (
         ws_open(a, "/ws/authorities/20R", token("department", department="2A")) as corse,
@@ -651,13 +651,13 @@ async def test_corsican_requests_reach_20R_and_its_departments(cluster: Cluster)
             assert [e["department"] for e in got] == ["2A", "2B"]
             assert {e["authority"] for e in got} == {e["data"]["authority"] for e in got} == {"20R"}
             assert got[0]["data"]["children"]  # the authority's own feed: the whole request
-        # Nationally: one more request waiting in 20R, twice — neither request's id.
-        got = [await next_event(national), await next_event(national)]
-        assert [e["department"] for e in got] == ["2A", "2B"]
-        assert [e["data"]["authority"] for e in got] == ["20R", "20R"]
-        assert [e["data"]["request_count"] for e in got] == [{"waiting": 1}] * 2
-        assert not any((CHILD_LEVEL | {"id"}) & set(e["data"]) for e in got)
-        assert not any(rid in json.dumps(e) for e in got for rid in (ajaccio, bastia))
+        # Nationally: nothing of either request (#18: nothing of children on the national
+        # feed) — the next national event is the offer's declared after them.
+        unit = await new_unit(cluster.pool, "2A")
+        await unit.declare(a, http)
+        got = await next_event(national)
+        assert (got["type"], got["data"]["unit_id"]) == ("capacity.updated", unit.id)
+        assert not any(rid in json.dumps(got) for rid in (ajaccio, bastia))
     await expect_refusal(
         a, "/ws/authorities/20R", 4403, bearer=token("department", department="38")
     )

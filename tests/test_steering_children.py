@@ -108,7 +108,7 @@ async def test_situation_is_recorded_with_if_match(client: httpx.AsyncClient, po
     assert [r["situation"] for r in rows] == ["inconnu", "hopital"]
     assert audit == 1
     assert event["data"]["event"] == "situation" and event["data"]["status"] == "waiting"
-    assert event["national_data"]["request_count"] == {}  # no national count moves
+    assert event["national_data"] == {}  # nothing of children on the national feed (#18)
 
 
 async def test_cancel_and_exit_take_coded_reasons(client: httpx.AsyncClient, pool) -> None:

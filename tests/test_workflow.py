@@ -2,7 +2,6 @@
 every illegal transition refused with nothing changed. Against the real database."""
 
 import uuid
-from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -83,15 +82,9 @@ async def test_create_request(client, pool):
     assert await history_events(client, out) == ["created"]
     events = await events_of(pool, out["id"])
     assert [e["type"] for e in events] == ["request.created"]
-    # The national feed: one more request (two children) waiting in the authority and care
-    # mode — nothing of this request itself.
-    assert events[0]["national_data"] == {
-        "department": DEPT,
-        "authority": AUTHORITY,
-        "category": "durable",  # the care mode of old, derived (national counts)
-        "request_count": {"waiting": 1},
-        "child_count": {"waiting": 2},
-    }
+    # The national feed: nothing of it (#18: nothing of children nationally; the figures of
+    # children are /v1/stats/children, with secrecy).
+    assert events[0]["national_data"] == {}
     assert events[0]["data"]["children"] == out["children"]
 
 
@@ -454,32 +447,8 @@ async def test_unit_lifecycle_hold_admit_exit(client, pool):
     ]
     for e in events:
         assert e["department"] == DEPT
-        for field in ("children", "reference", "reason", "origin", "id", "request_id", "target"):
-            assert field not in e["national_data"], (e["type"], field)
-        # No value of a national payload names the request or the hold (issue #14).
-        assert request["id"] not in str(e["national_data"]), e["type"]
-        assert h["id"] not in str(e["national_data"]), e["type"]
-    # The national counts add up to what happened: one request of two children placed then
-    # exited, one hold of two places admitted then exited, on a unit of category 177.
-    requests_moved: Counter[str] = Counter()
-    holds_moved: Counter[str] = Counter()
-    places_moved: Counter[str] = Counter()
-    for e in events:
-        national = e["national_data"]
-        assert national["authority"] == AUTHORITY, e["type"]
-        if e["type"].startswith("request."):
-            requests_moved.update(national["request_count"])
-            assert national["category"] == request["care_mode"]
-            assert sum(national["child_count"].values()) == 0 or e["type"] == "request.created"
-        else:
-            holds_moved.update(national["hold_count"])
-            places_moved.update(national["place_count"])
-            assert national["target_category"] == "177"
-            assert national["target_authority"] == AUTHORITY
-    assert +requests_moved == {"exited": 1}
-    assert +holds_moved == {"exited": 1} and +places_moved == {"exited": 2}
-    assert events[2]["national_data"]["hold_count"] == {"held": 1}
-    assert events[4]["national_data"]["place_count"] == {"held": -2, "admitted": 2}
+        # Neither the request's nor the hold's events reach the national feed (#18).
+        assert e["national_data"] == {}, e["type"]
     assert events[-1]["data"]["reason"] == "retour en famille"
     async with pool.acquire() as conn:
         capacity_events = await conn.fetch(

@@ -622,11 +622,11 @@ async def _tell_to_review(conn: asyncpg.Connection, carer_id: UUID, action: str)
         feeds = {placement["placing_authority"]: placement["placing_department"]}
         employer = placement["employing_authority"]
         feeds.setdefault(employer, single_department(employer) or placement["department"])
-        for i, (authority, department) in enumerate(feeds.items()):
+        for authority, department in feeds.items():
             await changes.emit(
                 conn,
                 events.placement_to_review(
-                    placement, action, authority=authority, department=department, counted=i == 0
+                    placement, action, authority=authority, department=department
                 ),
             )
 

@@ -122,7 +122,6 @@ async def _emit_hold_event(
         target.department,
         authority=request["authority"],
         target_authority=target.authority,
-        target_category=target.category,
     )
     await changes.emit(conn, event)
     employer = target.employing_authority
