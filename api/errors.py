@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -17,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("places.errors")
+
+DATABASE_RETRY_AFTER_SECONDS = 2
+"""When a client whose request lost its database connection may retry: about what a primary
+restart or a backend's replacement takes (chaos scenario "primary": 0.7 s)."""
 
 PROBLEM = "application/problem+json"
 FHIR_JSON = "application/fhir+json"
@@ -255,6 +260,24 @@ def install(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return error_response(request.url.path, exc.status_code, str(exc.detail), headers=headers)
 
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.exceptions.OperatorInterventionError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(ConnectionError)
+    async def _database_lost(request: Request, exc: Exception) -> JSONResponse:
+        # The connection died under the request (the primary restarting or failing over, a
+        # backend terminated): nothing was committed — the write's transaction died with it —
+        # so the client may retry, with the same Idempotency-Key (#19, chaos "primary").
+        log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            request.url.path,
+            503,
+            "La base de données est momentanément indisponible ; rien n'a été enregistré,"
+            " réessayez.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            fhir_code="transient",
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The trace goes to the log (no request body, so no personal data); never to the client.
@@ -274,6 +297,9 @@ _ALWAYS = {
     " arrive in more than one read, the server refuses them itself: 400 `text/plain`).",
     "422": "A parameter or a body field is invalid; `errors[].field` names it.",
     "500": "Unexpected error (logged; nothing of the request is echoed).",
+    "503": "The database connection was lost under the request (a restart, a failover):"
+    " nothing was recorded; retry after `Retry-After` seconds, a write with the same"
+    " Idempotency-Key.",
 }
 _AUTHENTICATED = {
     "401": "Missing, expired or invalid bearer token.",
