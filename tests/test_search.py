@@ -488,11 +488,32 @@ async def test_a_separation_ordered_splits_near_rather_than_together_far(client,
     assert str(far["unit_ids"][0]) in [p["target"]["id"] for p in body["proposals"]]
 
 
-async def test_each_proposal_says_the_ages_its_offer_takes(client, pool):
+async def foix(owner_pool) -> str:
+    """Foix (Ariège), where no other test places anything: a search from there within
+    10 km sees only what the test put there, whatever the suite made in Lyon before."""
+    async with owner_pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO departments (code, name, region_code, region_name, location)"
+            " VALUES ('09', 'Ariège', '76', 'Occitanie',"
+            " ST_SetSRID(ST_MakePoint(1.50, 42.92), 4326)::geography) ON CONFLICT DO NOTHING"
+        )
+        await conn.execute(
+            "INSERT INTO communes (insee, name, department, population, precision, location,"
+            " authority) VALUES ('09122', 'Foix', '09', 9500, 'geonames',"
+            " ST_SetSRID(ST_MakePoint(1.6053, 42.9653), 4326)::geography, '09')"
+            " ON CONFLICT DO NOTHING"
+        )
+    return "09122"
+
+
+async def test_each_proposal_says_the_ages_its_offer_takes(client, pool, owner_pool):
     """#17: two units of one establishment in one commune are told apart by their age bands,
     which the proposal carries (the page knows only its own authority's units)."""
+    here = await foix(owner_pool)
     s = await make_structure(
         pool,
+        department="09",
+        commune=here,
         units=[
             {"name": "Petits", "age_min": 0, "age_max": 2, "installed": 4},
             {"name": "Grands", "age_min": 6, "age_max": 17, "installed": 4},
@@ -500,8 +521,9 @@ async def test_each_proposal_says_the_ages_its_offer_takes(client, pool):
     )
     await declare(client, s, 0, 1)
     await declare(client, s, 1, 2)
-    small = await search(client, children=[{"age_months": 30, "sex": "F"}])
-    big = await search(client, children=[{"age": 10, "sex": "M"}])
+    near = {"origin": {"commune": here}, "max_distance_km": 10}
+    small = await search(client, children=[{"age_months": 30, "sex": "F"}], **near)
+    big = await search(client, children=[{"age": 10, "sex": "M"}], **near)
     assert small.status_code == big.status_code == 200, small.text + big.text
     by_id = {p["target"]["id"]: p for p in small.json()["proposals"] + big.json()["proposals"]}
     petits, grands = by_id[str(s["unit_ids"][0])], by_id[str(s["unit_ids"][1])]
@@ -518,17 +540,26 @@ async def test_each_proposal_says_the_ages_its_offer_takes(client, pool):
 
 
 async def test_a_unit_or_structure_changed_after_its_declaration_is_searched_as_it_is_now(
-    client, pool
+    client, pool, owner_pool
 ):
     """Migration 0021: a free place carries its unit's and structure's columns that search
     filters on and shows, kept by triggers — whoever changes the unit or the structure (a
     FINESS import, SQL by hand), the next search sees the change."""
-    s = await make_structure(pool, units=[{"name": "Ados", "age_min": 6, "age_max": 12}])
+    here = await foix(owner_pool)
+    s = await make_structure(
+        pool, department="09", commune=here, units=[{"name": "Ados", "age_min": 6, "age_max": 12}]
+    )
     await declare(client, s, 0, 2)
     unit = str(s["unit_ids"][0])
 
     async def found(age: int) -> dict | None:
-        r = await search(client, children=[{"age": age, "sex": "M"}])
+        r = await search(
+            client,
+            children=[{"age": age, "sex": "M"}],
+            origin={"commune": here},
+            max_distance_km=10,
+            limit=50,
+        )
         assert r.status_code == 200, r.text
         return next((p for p in r.json()["proposals"] if p["target"]["id"] == unit), None)
 

@@ -7,7 +7,7 @@
 * a window that would difference another into a day's count (31 days beside 30) is refused
   in the national views, and free for the authority's own.
 
-Scenarios in the Creuse (23) and the Haute-Vienne (87), where no other test puts offer or
+Scenarios in the Indre (36) and the Haute-Vienne (87), where no other test puts offer or
 requests: their figures are this module's own. Real database, in-process app.
 """
 
@@ -29,7 +29,8 @@ from tests.support.factories import bearer, hold, new_unit, request_body
 pytestmark = pytest.mark.usefixtures("pool")
 
 NATIONAL = bearer("national")
-CREUSE, GUERET = "23", "23096"
+# The Indre: no other test places anything there (test_stats_opendata_time has the Creuse).
+INDRE, CHATEAUROUX = "36", "36044"
 HAUTE_VIENNE, LIMOGES = "87", "87085"
 
 
@@ -56,7 +57,7 @@ async def territory(owner_pool: asyncpg.Pool, code: str, name: str, insee: str, 
 
 
 async def waiting(pool: asyncpg.Pool, days_ago: int) -> None:
-    """A waiting request of one child of the Creuse, decided ``days_ago`` days ago (no
+    """A waiting request of one child of the Indre, decided ``days_ago`` days ago (no
     child key: its own child)."""
     async with pool.acquire() as conn:
         authority = await conn.fetchval(
@@ -69,13 +70,13 @@ async def waiting(pool: asyncpg.Pool, days_ago: int) -> None:
               FROM communes WHERE insee = $4
             RETURNING authority
             """,
-            CREUSE,
+            INDRE,
             f"SV-{uuid.uuid4().hex[:10]}",
             [{"age_months": 96, "sex": "F", "disability_profiles": []}],
-            GUERET,
-            local_today(CREUSE) - timedelta(days=days_ago),
+            CHATEAUROUX,
+            local_today(INDRE) - timedelta(days=days_ago),
         )
-    assert authority == CREUSE
+    assert authority == INDRE
 
 
 async def get(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> Any:
@@ -96,18 +97,18 @@ async def csv_row(client: httpx.AsyncClient, path: str, code: str) -> dict[str, 
 
 
 async def national_rows(client: httpx.AsyncClient) -> dict[str, Any]:
-    """The Creuse as every national view publishes it."""
+    """The Indre as every national view publishes it."""
     return {
         "authorities": row(
-            (await get(client, "/v1/stats/authorities", NATIONAL))["items"], "authority", CREUSE
+            (await get(client, "/v1/stats/authorities", NATIONAL))["items"], "authority", INDRE
         ),
         "departments": row(
-            (await get(client, "/v1/stats/departments", NATIONAL))["items"], "department", CREUSE
+            (await get(client, "/v1/stats/departments", NATIONAL))["items"], "department", INDRE
         ),
-        "authorities.csv": await csv_row(client, "/v1/stats/authorities.csv", CREUSE),
-        "departments.csv": await csv_row(client, "/v1/stats/departments.csv", CREUSE),
+        "authorities.csv": await csv_row(client, "/v1/stats/authorities.csv", INDRE),
+        "departments.csv": await csv_row(client, "/v1/stats/departments.csv", INDRE),
         "coverage": row(
-            (await get(client, "/v1/stats/coverage", NATIONAL))["items"], "authority", CREUSE
+            (await get(client, "/v1/stats/coverage", NATIONAL))["items"], "authority", INDRE
         ),
     }
 
@@ -115,18 +116,18 @@ async def national_rows(client: httpx.AsyncClient) -> dict[str, Any]:
 async def test_a_count_below_5_is_hidden_in_every_national_view(
     client: httpx.AsyncClient, pool: asyncpg.Pool, owner_pool: asyncpg.Pool
 ) -> None:
-    await territory(owner_pool, CREUSE, "Creuse", GUERET, "Guéret")
-    # The Creuse's whole offer: one unit, 10 places open, 4 free.
-    await new_unit(client, pool, available=4, installed=10, department=CREUSE, commune=GUERET)
+    await territory(owner_pool, INDRE, "Indre", CHATEAUROUX, "Châteauroux")
+    # The Indre's whole offer: one unit, 10 places open, 4 free.
+    await new_unit(client, pool, available=4, installed=10, department=INDRE, commune=CHATEAUROUX)
     before = await national_rows(client)
 
     # Three children start waiting: decided 40, 10 and 5 days ago.
     for days_ago in (40, 10, 5):
         await waiting(pool, days_ago)
 
-    # The Creuse's own services: exact. Tension (10 − 4 + 3) / 10 = 0.9.
-    creuse = bearer("department", authority=CREUSE)
-    own = await get(client, f"/v1/stats/authorities?authority={CREUSE}", creuse)
+    # The Indre's own services: exact. Tension (10 − 4 + 3) / 10 = 0.9.
+    creuse = bearer("department", authority=INDRE)
+    own = await get(client, f"/v1/stats/authorities?authority={INDRE}", creuse)
     assert own["exact"] is True
     mine = own["items"][0]
     assert (mine["open_places"], mine["available"], mine["carer_places_available"]) == (10, 4, 0)
@@ -137,15 +138,15 @@ async def test_a_count_below_5_is_hidden_in_every_national_view(
         "measures_not_executed": 1,  # 30 days or more: the one of 40 days
     }
     assert mine["tension"] == 0.9
-    children = (await get(client, f"/v1/stats/children/{CREUSE}", creuse))["items"][0]
+    children = (await get(client, f"/v1/stats/children/{INDRE}", creuse))["items"][0]
     assert children["children_waiting"] == 3
     assert children["not_executed"] == {"15": 1, "30": 1, "90": 0}
-    coverage = await get(client, f"/v1/stats/coverage?authority={CREUSE}", creuse)
+    coverage = await get(client, f"/v1/stats/coverage?authority={INDRE}", creuse)
     assert coverage["items"][0]["tension"] == 0.9
 
     # The national view of children: 3 is "< 5" (and 1 not executed at 15 and 30 days).
     national = await get(client, "/v1/stats/children", NATIONAL)
-    ours = row(national["items"], "authority", CREUSE)
+    ours = row(national["items"], "authority", INDRE)
     assert ours["children_waiting"] is None and "children_waiting" in ours["suppressed"]
     assert ours["not_executed"]["15"] is None and ours["not_executed"]["30"] is None
 
