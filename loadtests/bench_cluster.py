@@ -7,8 +7,9 @@ through HAProxy and straight to one API instance, alternated ``--rounds`` times 
 so that the machine's drift falls on both alike. While declarations go through HAProxy, the
 primary's ``pg_stat_replication.replay_lag`` is sampled every 50 ms: its p99 is the
 standby's lag under that load. Prints medians of the rounds and the ratios (HAProxy /
-direct). Why one instance for the direct side: two instances behind the proxy on two cores
-would measure contention between them, not the hop (#19).
+direct). With ``--own`` HAProxy fronts the same single instance as the direct side (the
+others are stopped): two instances behind the proxy on two cores would measure contention
+between them, not the hop (#19); against a running cluster it balances over all of them.
 
     .venv-dev/bin/python -m loadtests.bench_cluster --own --seconds 15 --rounds 2
 """
@@ -108,6 +109,13 @@ async def run(args: argparse.Namespace) -> None:
         script = Path(tempfile.mkdtemp(prefix="places-bench-cluster-wrk-")) / "declare.lua"
         script.write_text(lua_script(units, settings))
         direct = f"http://127.0.0.1:{cluster.ports.apis[0]}"
+        if args.own:
+            # HAProxy in front of the same single instance as the direct side: the other
+            # instances stopped, and out of its rotation once its health checks say so
+            # (fall 3 at one check a second).
+            for port in cluster.ports.apis[1:]:
+                await asyncio.to_thread(cluster.stop, f"api-{port}")
+            await asyncio.sleep(5)
         sides = {"haproxy": cluster.lb_url, "direct": direct}
         print(
             f"cluster: HAProxy {cluster.lb_url}, direct {direct}; {len(units)} units,"
