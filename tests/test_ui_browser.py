@@ -314,6 +314,46 @@ async def tab_to(page: Page, name: str, limit: int = 60) -> None:
     raise AssertionError(f"{name!r} not reached in {limit} Tab presses")
 
 
+async def test_the_national_feed_starts_after_the_snapshot_the_page_drew(
+    server: str, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    """#19: the national figures may come from a standby a little behind; the page reads the
+    feed position its snapshot is consistent with (``Places-Feed-Position``) and subscribes
+    from there, so the events between the snapshot and the subscription are replayed."""
+    home = await make_structure(pool, units=[{"name": "Les Cèdres", "installed": 4}])
+    async with api(server, issue_token("structure", finess=home["finess"])) as client:
+        r = await client.put(
+            f"/v1/units/{home['unit_ids'][0]}/capacity",
+            json={"temporality": "current", "available": 1},
+            headers=idem(),
+        )
+        assert r.status_code == 200, r.text
+    for _ in range(100):  # the relay has published it and recorded the national feed's head
+        if await pool.fetchval("SELECT entry_id FROM feed_positions WHERE feed = 'national'"):
+            break
+        await asyncio.sleep(0.05)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
+    page = await context.new_page()
+    token = issue_token("national")
+    await page.add_init_script(f"sessionStorage.setItem('places.jeton', {json.dumps(token)})")
+    said: list[str] = []
+    sockets: list[str] = []
+    page.on(
+        "response",
+        lambda r: (
+            said.append(r.headers.get("places-feed-position", ""))
+            if r.url.endswith("/v1/stats/departments")
+            else None
+        ),
+    )
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    await page.goto("/ui/national")
+    await expect(page.locator("#etat-direct")).to_have_attribute("data-etat", "direct")
+    national = dict(part.strip().split("=") for part in said[0].split(","))["national"]
+    assert sockets and f"last_event_id={national}" in sockets[0], (said, sockets)
+    await context.close()
+
+
 async def test_national_page_shows_table_map_and_chart(server: str, browser: Browser) -> None:
     tab = await open_tab(browser, server, "/ui/national", issue_token("national"))
     page = tab.page

@@ -81,6 +81,19 @@ export class LiveFeed {
     this.open();
   }
 
+  /**
+   * Open the socket after the page drew a snapshot from a read that said which position of
+   * this feed it is consistent with (`Places-Feed-Position`, #19: a statistics read may come
+   * from a standby a little behind): the server replays every event after it, so nothing
+   * that happened between the snapshot and the subscription is missed. Without a position
+   * (none said), the feed starts live.
+   * @param {string | null} position  the feed's entry id, e.g. "1732801234567-0"
+   */
+  startAfter(position) {
+    if (position && !this.lastEventId) this.lastEventId = position;
+    this.start();
+  }
+
   release() {
     this.ready = true;
     const held = this.held;
@@ -223,4 +236,18 @@ export class LiveFeed {
     if (clock) clock.textContent = countdown;
     if (this.button) this.button.hidden = state !== "deconnecte";
   }
+}
+
+/**
+ * The position of `feed` in a `Places-Feed-Position` header ("national=<id>, 69M=<id>"), or
+ * null when the header does not name it.
+ * @param {string | null} header
+ * @param {string} feed
+ */
+export function feedPosition(header, feed) {
+  for (const part of (header || "").split(",")) {
+    const [name, id] = part.trim().split("=");
+    if (name === feed && id) return id;
+  }
+  return null;
 }

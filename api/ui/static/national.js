@@ -21,7 +21,7 @@ import {
   showAlert,
   svgEl,
 } from "./common.js";
-import { LiveFeed } from "./live.js";
+import { LiveFeed, feedPosition } from "./live.js";
 import { classOf, franceSvg, metroProjection } from "./map.js";
 
 const PAGE = pageData();
@@ -77,6 +77,7 @@ const state = {
   byCode: new Map(), // department → its row
   authorities: null, // /v1/stats/authorities: the table, the markers
   byAuthority: new Map(), // authority → its row
+  position: null, // the national feed's position the last snapshot is consistent with
   mode: "tension",
   sort: { key: "authority", dir: 1 },
   selected: "", // "" (France), "authority:69M" or "department:69"
@@ -125,7 +126,11 @@ function changedRows(before, after, until) {
 
 /** Both views of the figures; returns the authorities whose figures changed (for the news). */
 async function loadStats() {
-  const [departments, authorities] = await Promise.all([api("/v1/stats/departments"), api("/v1/stats/authorities")]);
+  const [response, authorities] = await Promise.all([api("/v1/stats/departments", { raw: true }), api("/v1/stats/authorities")]);
+  // The national feed's position this snapshot is consistent with (it may come from a
+  // standby a little behind): the live feed starts after it (LiveFeed.startAfter).
+  state.position = feedPosition(response.headers.get("Places-Feed-Position"), "national");
+  const departments = await response.json();
   state.stats = departments;
   state.authorities = authorities;
   const before = state.byCode;
@@ -806,7 +811,7 @@ async function main() {
       status: $("etat-direct"),
       reconnectButton: $("reconnecter"),
     });
-    feed.start();
+    // Started after the first snapshot, from the position it is consistent with (below).
   } else {
     const status = $("etat-direct");
     status.dataset.etat = "direct";
@@ -816,10 +821,12 @@ async function main() {
   try {
     await loadStats();
     renderAll();
+    feed?.startAfter(state.position);
     await Promise.all([refreshChart(), loadSteering()]);
   } catch (error) {
     showAlert(alertBox, `Chargement impossible. ${explain(error)}`);
   } finally {
+    if (feed && !feed.socket) feed.start(); // the first read failed: live from now, as before
     feed?.release();
   }
   window.placesFeed = feed;
