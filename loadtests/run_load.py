@@ -19,9 +19,10 @@ Steps, all in one command:
    and the kernel's high-water mark ``VmHWM``).
 5. Events: *emitted* = outbox rows written during the run; *expected* = for each dashboard,
    every entry of its feed after the run's start position (a department feed carries that
-   department's events, the national feed all of them), published at least ``GRACE`` seconds
-   before the dashboard stopped; *lost* = expected and never received, plus emitted events
-   the relay never published.
+   department's events, the national feed all but those about children — requests, holds:
+   ``api.events.NOT_NATIONAL``), published at least ``GRACE`` seconds before the dashboard
+   stopped; *lost* = expected and never received, plus emitted national events the national
+   feed never got.
 6. A summary (printed, and ``summary.json``): p50/p95/p99 per endpoint, statuses, errors,
    events, peak RSS per worker, and the thresholds. Exit status 1 when one is missed: any 5xx,
    any unexpected response, any lost event, search p95 > 100 ms, declaration p95 > 100 ms,
@@ -321,10 +322,18 @@ async def outbox_state(dsn: str) -> tuple[int, int]:
     return row["top"], row["pending"]
 
 
-async def emitted_since(dsn: str, after: int) -> int:
+async def emitted_since(dsn: str, after: int) -> tuple[int, int]:
+    """Outbox rows written after ``after``: all of them, and those for the national feed
+    (every event but those about children, whose national payload is empty: api.events)."""
     conn = await asyncpg.connect(dsn)
     try:
-        return await conn.fetchval("SELECT count(*) FROM outbox_events WHERE id > $1", after)
+        row = await conn.fetchrow(
+            "SELECT count(*) AS emitted,"
+            " count(*) FILTER (WHERE national_data <> '{}'::jsonb) AS national"
+            " FROM outbox_events WHERE id > $1",
+            after,
+        )
+        return row["emitted"], row["national"]
     finally:
         await conn.close()
 
@@ -566,9 +575,9 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(f"locust wrote no results; see {out / 'locust.log'}")
     results = json.loads(results_path.read_text())
     stats = read_stats_csv(out / "locust_stats.csv")
-    emitted = asyncio.run(emitted_since(dsn, start_outbox))
+    emitted, national = asyncio.run(emitted_since(dsn, start_outbox))
     streams = {f: stream_after(client, f, data["start_ids"].get(f)) for f in feeds}
-    relay_lost = max(0, emitted - len(streams["national"]))
+    relay_lost = max(0, national - len(streams["national"]))
     account = account_feeds(results["dashboards"], streams, results["stopped_at"])
     checks = evaluate(stats, results["statuses"], account.lost + relay_lost, peaks)
 

@@ -38,6 +38,11 @@ pytestmark = pytest.mark.database
 OWNER_DSN = f"{BASE_DSN}/{TEST_DB}_audit"
 APP_DSN = app_dsn(OWNER_DSN)
 
+SHARED_SERVER_WAIT = 60.0
+"""How long a seal may wait for older transactions to end: the snapshot's horizon is the
+whole PostgreSQL server's, which the suite shares with every other test's databases (a
+template being seeded holds a transaction for seconds); ``None`` would only mean "later"."""
+
 
 @dataclass
 class AuditDb:
@@ -127,13 +132,13 @@ async def test_the_service_role_inserts_and_reads_the_audit_and_writes_the_rest(
 async def test_an_intact_trail_verifies_and_its_head_is_in_the_chain(fresh):
     await write_entries(fresh.app, 5)
     async with fresh.app.acquire() as conn:
-        first = await seal(conn, settle=0)
+        first = await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)
         assert first is not None and first.sealed_now == 1
         assert (first.segment, first.last_id) == (1, 5)
         await write_entries(fresh.app, 3)
-        second = await seal(conn, settle=0)
+        second = await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)
         assert second is not None and (second.segment, second.last_id) == (2, 8)
-        again = await seal(conn, settle=0)  # nothing new: the same head
+        again = await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)  # nothing new: the same head
         assert again is not None and again.sealed_now == 0 and again.hash == second.hash
         await write_entries(fresh.app, 2)  # not sealed yet
         result = await verify(conn, first.hash)
@@ -145,9 +150,9 @@ async def test_an_intact_trail_verifies_and_its_head_is_in_the_chain(fresh):
 async def test_an_updated_entry_fails_verify_naming_its_segment(fresh):
     await write_entries(fresh.app, 4)
     async with fresh.app.acquire() as conn:
-        assert await seal(conn, settle=0)
+        assert await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)
         await write_entries(fresh.app, 4)
-        assert await seal(conn, settle=0)
+        assert await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)
     await fresh.owner.execute("UPDATE audit_entries SET actor = 'nobody' WHERE id = 6")
     async with fresh.app.acquire() as conn:
         result = await verify(conn)
@@ -158,7 +163,7 @@ async def test_an_updated_entry_fails_verify_naming_its_segment(fresh):
 async def test_a_deleted_entry_fails_verify(fresh):
     await write_entries(fresh.app, 4)
     async with fresh.app.acquire() as conn:
-        assert await seal(conn, settle=0)
+        assert await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)
     await fresh.owner.execute("DELETE FROM audit_entries WHERE id = 2")
     async with fresh.app.acquire() as conn:
         result = await verify(conn)
@@ -172,7 +177,7 @@ async def test_a_chain_rewritten_whole_fails_against_the_head_kept_outside(fresh
     consistent again, but the head printed before is no longer in it."""
     await write_entries(fresh.app, 3)
     async with fresh.app.acquire() as conn:
-        kept = await seal(conn, settle=0)
+        kept = await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)
     assert kept is not None
     await fresh.owner.execute("UPDATE audit_entries SET detail = '{}' WHERE id = 1")
     async with fresh.owner.acquire() as conn, conn.transaction():
@@ -195,7 +200,7 @@ async def test_a_nullable_column_added_later_keeps_old_digests(fresh):
     form strips nulls, so the entries sealed before keep their digest."""
     await write_entries(fresh.app, 3)
     async with fresh.app.acquire() as conn:
-        assert await seal(conn, settle=0)
+        assert await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)
     await fresh.owner.execute("ALTER TABLE audit_entries ADD COLUMN person_test varchar")
     try:
         async with fresh.app.acquire() as conn:
@@ -221,7 +226,7 @@ async def test_an_id_taken_by_a_transaction_still_open_is_not_sealed_past(fresh)
             assert await seal(conn, settle=0, wait=0.3) is None
             assert await fresh.app.fetchval("SELECT count(*) FROM audit_seals") == 0
             await tx.commit()
-            head = await seal(conn, settle=0)
+            head = await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)
             assert head is not None and head.last_id == 4
             assert (await verify(conn)).ok
     finally:
@@ -300,7 +305,7 @@ async def test_purge_applies_each_retention_and_the_audit_by_sealed_segments(fre
     )
     assert r.status_code == 200, r.text
     async with fresh.app.acquire() as conn:
-        head = await seal(conn, settle=0)
+        head = await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)
     assert head is not None and head.last_id is not None
     await write_entries(fresh.app, 2)  # after the seal: never purged
     settings = get_settings()
@@ -350,5 +355,5 @@ async def test_purge_applies_each_retention_and_the_audit_by_sealed_segments(fre
         assert result.ok, result.problems
         assert (result.checkpoint, result.purged, result.unsealed) == (head.segment, 1, 2)
         # The chain goes on from the checkpoint.
-        assert (await seal(conn, settle=0)) is not None
+        assert (await seal(conn, settle=0, wait=SHARED_SERVER_WAIT)) is not None
         assert (await verify(conn, head.hash)).ok
