@@ -84,8 +84,6 @@ class Target:
     finess: str | None = None
     structure_id: UUID | None = None
     carer_id: str | None = None
-    category: str = "carer"
-    """The structure's FINESS category, or ``carer`` (what the national feed may know)."""
     employing_authority: str | None = None
     """A carer's employer's authority (whose feed also hears of holds on them)."""
     open_to_other_authorities: bool = True
@@ -97,7 +95,7 @@ async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Targe
     if kind == "unit":
         row = await conn.fetchrow(
             """
-            SELECT u.id, s.id AS structure_id, s.finess, s.department, s.authority, s.category
+            SELECT u.id, s.id AS structure_id, s.finess, s.department, s.authority
               FROM units u
               JOIN structures s ON s.id = u.structure_id
              WHERE u.id = $1
@@ -113,8 +111,6 @@ async def resolve(conn: asyncpg.Connection, kind: str, target_id: UUID) -> Targe
             row["authority"],
             row["finess"],
             row["structure_id"],
-            None,
-            row["category"],
         )
     row = await conn.fetchrow(
         "SELECT id, department, authority, employing_authority, open_to_other_authorities"

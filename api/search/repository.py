@@ -341,7 +341,7 @@ class _Nearest:
     complete: bool
     to_offer: Callable[[Mapping[str, Any]], Offer]
     bound_m: float | None = None
-    """A ring read's radius (``_ring``): it knows nothing beyond, and answers only the radius
+    """A ring read's radius (``_read``): it knows nothing beyond, and answers only the radius
     steps within it; None for the national read."""
     offers: dict[int, Offer] = field(default_factory=dict)
 
@@ -422,40 +422,7 @@ RING_FACTOR = max(
     if step.area == Area.RADIUS
 )
 """The widest radius of the ladders' radius steps, in requested radii (widen_radius: 2): a
-search's ring read (``_ring``) covers every radius step of its ladder."""
-
-
-async def _nearest(
-    conn: asyncpg.Connection,
-    kind: str,
-    need: Need,
-    origin: Origin,
-    step: Step,
-    memo: dict[tuple[Any, ...], Any],
-    disability: str = "stated",
-) -> _Nearest:
-    """The search's national read of one kind for the step's hard filters (the split step's
-    differ), once per search and ``DISABILITY_FILTER``."""
-    return await _read(conn, kind, need, origin, step, memo, disability, None)
-
-
-async def _ring(
-    conn: asyncpg.Connection,
-    kind: str,
-    need: Need,
-    origin: Origin,
-    step: Step,
-    memo: dict[tuple[Any, ...], Any],
-    disability: str = "stated",
-) -> _Nearest:
-    """The search's ring read of one kind: as the national read, within ``RING_FACTOR`` times
-    the requested radius. It answers the ladder's radius steps past the first ring (places
-    free later, the doubled radius) from the rows near the family only: the national read
-    they used before scanned, for a need few offers meet, every free place of the country
-    (#16: what made search cost grow with the data)."""
-    assert step.radius_km is not None and step.radius_factor
-    bound_km = step.radius_km / step.radius_factor * RING_FACTOR
-    return await _read(conn, kind, need, origin, step, memo, disability, bound_km)
+search's ring read (``_read``) covers every radius step of its ladder."""
 
 
 async def _read(
@@ -466,8 +433,20 @@ async def _read(
     step: Step,
     memo: dict[tuple[Any, ...], Any],
     disability: str,
-    bound_km: float | None,
 ) -> _Nearest:
+    """The search's shared read of one kind for the step's hard filters (the split step's
+    differ), every temporality, once per search, ``DISABILITY_FILTER`` and kind of read:
+
+    - for a radius step, the **ring read**: within ``RING_FACTOR`` times the requested radius,
+      so the ladder's radius steps past the first ring (places free later, the doubled
+      radius) are answered from the rows near the family only — the national read they used
+      before scanned, for a need few offers meet, every free place of the country (#16);
+    - for the others (neighbouring departments, national, the forecasts after them), the
+      **national read**."""
+    bound_km = None
+    if step.area == Area.RADIUS:
+        assert step.radius_km is not None and step.radius_factor
+        bound_km = step.radius_km / step.radius_factor * RING_FACTOR
     area = Area.NATIONAL if bound_km is None else Area.RADIUS
     read = Step(
         step.code,
@@ -507,13 +486,12 @@ async def fetch_offers(
     """Candidates of both kinds for one step: what the step's query returns. ``memo`` (one
     per search) spares queries. The first ring of the ladder (``_first_ring``) runs its own
     query, bounded by the radius. Past it, a search reads once per kind the nearest
-    ``NEAREST_ROWS`` candidates of every temporality within ``RING_FACTOR`` times the
-    requested radius (``_ring``), and answers the later radius steps — places free later,
-    the doubled radius — from it; and for the steps beyond (neighbouring departments,
-    national, and the forecasts after them) it reads the nearest of the whole country once
-    (``_nearest``). Each read answers a step when it decides it (``_Nearest.step``), the
-    step's own query otherwise. Before (#16, measured), every
-    step scanned the country's free offer again: a search that walked the ladder cost
+    ``NEAREST_ROWS`` candidates of every temporality (``_read``): within ``RING_FACTOR``
+    times the requested radius for the later radius steps (places free later, the doubled
+    radius), in the whole country for the steps beyond (neighbouring departments, national,
+    the forecasts after them). Each read answers a step when it decides it
+    (``_Nearest.step``), the step's own query otherwise. Before (#16, measured), every step
+    scanned the country's free offer again: a search that walked the ladder cost
     several times the offer, four times more at four times the data. With ``carers_conn``,
     the carers' query runs on it while the units' runs on ``conn``.
 
@@ -559,8 +537,8 @@ async def _both_kinds(
         # which the national read would spend its rows on: its steps run their own queries.
         shared = not _first_ring(step) and not step.split_siblings
         if memo is not None and shared and need.min_distance_km is None:
-            read = _ring if step.area == Area.RADIUS else _nearest
-            found = (await read(on, kind, need, origin, step, memo, disability)).step(step, near)
+            read = await _read(on, kind, need, origin, step, memo, disability)
+            found = read.step(step, near)
             if found is not None:
                 return found
         args = query_args(kind, need, origin, step, neighbours)
