@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy.dialects.postgresql.base import ischema_names
+from sqlalchemy.types import UserDefinedType
 from sqlmodel import Field, SQLModel
 
 from api.codes import (
@@ -95,6 +97,24 @@ def _disability_checks(table: str) -> tuple[CheckConstraint, ...]:
             name=f"{table}_disability_disjoint",
         ),
     )
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (``xid8``), which SQLAlchemy does not name."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+
+ischema_names.setdefault("xid8", Xid8)  # reflected as itself (the models' comparison test)
+
+
+def _changed_xid() -> Any:
+    """The transaction that last wrote the row (0023, a trigger): what the search's index of
+    the free offer (``api.search.offer_index``) reads its changes by."""
+    return Column(Xid8(), nullable=False, server_default=text("'0'"))
 
 
 def _point() -> Any:
@@ -283,6 +303,7 @@ class FosterCarer(SQLModel, table=True):
             postgresql_where=text("available_places > 0 AND NOT open_to_other_authorities"),
         ),
         Index("foster_carers_department_idx", "department"),
+        Index("foster_carers_changed_idx", "changed_xid"),  # the search's index (0023)
         Index("foster_carers_authority_idx", "authority"),
         Index("foster_carers_authority_valid_until_idx", "authority", "valid_until"),
         Index(
@@ -322,6 +343,7 @@ class FosterCarer(SQLModel, table=True):
     """The authority of the home's commune, which issues the agrément (trigger, 0007)."""
     location: Any = Field(sa_column=Column(_point(), nullable=False))
     public_location: Any = Field(default=None, sa_column=Column(_point(), nullable=False))
+    changed_xid: Any = Field(default=None, sa_column=_changed_xid())
     """Where search places the carer: their commune's point, kept so by a trigger (0010);
     reveals no more than the commune (docs/domain.md, "Privacy: carers' homes")."""
     agrement_capacity: int = Field(sa_column=Column(SmallInteger, nullable=False))
@@ -475,6 +497,7 @@ class CapacitySnapshot(_CapacityCounts, table=True):
             postgresql_where=text("available > 0"),
         ),
         Index("capacity_snapshots_structure_idx", "structure_id"),  # the structures' trigger
+        Index("capacity_snapshots_changed_idx", "changed_xid"),  # the search's index (0023)
         # Search's neighbours step (its departments' side) and first ring (free now), 0021.
         Index(
             "capacity_snapshots_free_department_idx",
@@ -512,6 +535,26 @@ class CapacitySnapshot(_CapacityCounts, table=True):
     formulas: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     disability_specialised: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     disability_supported: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    changed_xid: Any = Field(default=None, sa_column=_changed_xid())
+
+
+class OfferRemoval(SQLModel, table=True):
+    """A snapshot or carer deleted (a statement trigger), or ``all`` for a TRUNCATE (0023):
+    what the search's index of the free offer cannot learn from a row that is gone."""
+
+    __tablename__ = "offer_removals"
+    __table_args__ = (
+        CheckConstraint("kind IN ('unit', 'carer', 'all')", name="offer_removals_kind_check"),
+        Index("offer_removals_changed_idx", "changed_xid"),
+    )
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True))
+    kind: str = Field(sa_column=Column(Text, nullable=False))
+    offer_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    temporality: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    changed_xid: Any = Field(
+        default=None,
+        sa_column=Column(Xid8(), nullable=False, server_default=text("pg_current_xact_id()")),
+    )
 
 
 SNAPSHOT_OFFER_COLUMNS = (

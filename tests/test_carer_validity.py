@@ -236,34 +236,6 @@ async def test_leave_today_is_not_proposed_leave_planned_or_ended_is(client, poo
     assert (row["planned"], row["now"]) == (1, 0)
 
 
-async def test_the_free_carers_indexes_serve_search(pool):
-    """Search reads the carers it may propose from their own partial indexes (0016): the
-    open carers' GiST index (a KNN walk) and the searching authority's closed carers by
-    employing authority — both implied by search's predicates, so neither is a scan of
-    every free carer."""
-    from api.search.repository import QUERIES
-
-    sql = QUERIES[("carer", "radius", "stated", False)]
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL enable_seqscan = off")
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        plan = await conn.fetch(
-            "EXPLAIN " + sql,
-            [45.76, 4.84],
-            1,
-            ["durable", "mineur", "enfant"],  # timing, public, formula
-            120,  # ages in months
-            120,
-            [],
-            50,
-            AUTHORITY,
-            30000.0,
-        )
-    text = "\n".join(r[0] for r in plan)
-    assert "foster_carers_free_open_public_location_gist" in text, text
-    assert "foster_carers_free_closed_employing_idx" in text, text
-
-
 async def test_declaring_places_refused_on_an_agrement_not_valid(client, pool, owner_pool):
     """409 with the derived state, ``available_places`` named, nothing written; zero places
     are still the carer's to declare."""

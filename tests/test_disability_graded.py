@@ -473,18 +473,20 @@ async def test_an_agrement_states_its_levels_and_an_edit_replaces_them(client):
 async def test_search_reads_the_silent_offers_only_when_those_with_a_word_are_short(client, pool):
     """At a step, every offer with a word ranks before every silent one: when ``want`` (the
     search's limit) of the former are found, the silent ones are not read at all."""
-    from api.search import repository
+    from api.search import offer_index, repository
     from matching import LADDER
 
     ids = await three_mecs(client, pool)
     need = Need((Child(9 * 12, "M", frozenset({BEHAVIOUR})),), "sequentiel")
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         origin = await repository.resolve_origin(conn, "69123", None, None)
         assert origin is not None
         step = LADDER[0].resolve(40)
-        enough = await repository.fetch_offers(conn, need, origin, step, [], want=2)
-        short = await repository.fetch_offers(conn, need, origin, step, [], want=50)
-        every = await repository.fetch_offers(conn, need, origin, step, [])
+        index, now = await offer_index.current(conn)
+        view = index.view(need, origin, now)
+        enough = repository.fetch_offers(view, need, step, [], want=2)
+        short = repository.fetch_offers(view, need, step, [], want=50)
+        every = repository.fetch_offers(view, need, step, [])
     assert not any(rank(need, o) == LEVEL_RANK["unstated"] for o in enough)
     assert {ids["specialised"], ids["support"]} <= {o.id for o in enough}
     assert ids["silent"] not in {o.id for o in enough}

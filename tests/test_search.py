@@ -4,7 +4,6 @@ import uuid
 
 import pytest
 
-from tests.support.env import TEST_DSN
 from tests.support.factories import (
     bearer,
     hold,
@@ -280,62 +279,6 @@ async def test_places_free_only_in_seven_days_come_after_the_ladder_says_so(clie
     assert mine, body
     assert mine[0]["temporality"] == "d7" and "forecast_d7" in mine[0]["relaxed"]
     assert "forecast_d7" in body["tried"]
-
-
-async def test_same_answer_with_a_spare_connection_and_without(client, pool, monkeypatch):
-    """A search runs each step's carers query on a second connection when the pool has an idle
-    one, and sequentially on its own otherwise: both give the same answer."""
-    from api.auth import Principal
-    from api.db import create_pool
-    from api.search import repository
-    from api.search.schemas import SearchIn
-    from api.search.service import run_search
-
-    spares: list[bool] = []
-    fetch = repository.fetch_offers
-
-    async def spy(*args, **kwargs):
-        spares.append(args[-1] is not None)
-        return await fetch(*args, **kwargs)
-
-    monkeypatch.setattr(repository, "fetch_offers", spy)
-
-    s = await make_structure(
-        pool, units=[{"name": "Duo", "age_min": 3, "age_max": 17, "installed": 4}]
-    )
-    await declare(client, s, 0, 2)
-    carer_id = await make_carer(pool, capacity=2)
-    r = await client.put(
-        f"/v1/foster-carers/{carer_id}/availability",
-        headers={**bearer("carer", carer_id=str(carer_id)), **idem()},
-        json={"available_places": 2, "status": "active"},
-    )
-    assert r.status_code == 200, r.text
-    body = SearchIn.model_validate(
-        {
-            "children": [{"age": 8, "sex": "F"}, {"age": 10, "sex": "M"}],
-            "origin": {"commune": "69123"},
-            "care_mode": "durable",
-            "max_distance_km": 30,
-            "limit": 50,
-        }
-    )
-    one = await create_pool(TEST_DSN, min_size=1, max_size=1)  # no spare: the sequential path
-    try:
-        alone = await run_search(one, Principal("agent", "department", "69M"), body)
-    finally:
-        await one.close()
-    spare = await create_pool(TEST_DSN, min_size=2, max_size=2)
-    try:
-        await spare.execute("SELECT 1")  # both connections opened and idle
-        beside = await run_search(spare, Principal("agent", "department", "69M"), body)
-    finally:
-        await spare.close()
-    assert alone == beside
-    steps = len(alone["tried"])
-    assert spares == [False] * steps + [True] * steps
-    kinds = {p["target"]["kind"] for p in alone["proposals"]}
-    assert kinds == {"unit", "carer"}, alone
 
 
 def options(body: dict) -> list[list[dict]]:

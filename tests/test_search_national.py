@@ -3,6 +3,7 @@
 import asyncio
 import dataclasses
 import os
+import random
 import uuid
 from collections.abc import AsyncIterator
 from itertools import pairwise
@@ -177,75 +178,103 @@ async def test_search_over_http_on_national_dataset(national):
         }
 
 
-class CountingConnection:
-    """A real connection that counts the candidate queries it runs."""
+def random_needs(rng: random.Random, communes: list[str], n: int) -> list[tuple]:
+    """Needs as a placement service sends them: one child or siblings, ages in months,
+    sometimes a disability profile, every vocabulary, one of the communes, a radius, at
+    times a place away from the family (a minimum distance)."""
+    from matching import Child, Need
+    from matching.vocabulary import DISABILITY_PROFILES, LEGACY_CARE_MODE
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-        self.queries = 0
+    profiles = sorted(DISABILITY_PROFILES)
+    out = []
+    for _ in range(n):
+        care = rng.choice(sorted(LEGACY_CARE_MODE))
+        lo, hi = (16 * 12, 21 * 12) if care == "jeune_majeur" else (0, 17 * 12 + 11)
+        children = tuple(
+            Child(
+                rng.randint(lo, hi),
+                rng.choice("FM"),
+                frozenset([rng.choice(profiles)] if rng.random() < 0.3 else []),
+            )
+            for _ in range(rng.choices([1, 2, 3], [70, 20, 10])[0])
+        )
+        radius = rng.choice([10, 30, 80])
+        away = rng.choice([None, None, None, radius / 3])
+        timing, public, formula = LEGACY_CARE_MODE[care]
+        need = Need(children, timing, public, formula, min_distance_km=away)
+        out.append((need, rng.choice(communes), radius))
+    return out
 
-    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
-        self.queries += 1
-        return await self.conn.fetch(sql, *args)
 
-
-@pytest.mark.parametrize(
-    ("children", "commune", "care_mode", "radius"),
-    [
-        # Three siblings, one with a motor disability, from Lyon: few such places in the
-        # country, the read is complete.
-        ([(6, "F", ["deficience_motrice"]), (9, "M", []), (12, "F", [])], "69123", "durable", 30),
-        # One teenager from Mende (Lozère): many offers in the country, few near — a prefix.
-        ([(14, "M", [])], "48095", "durable", 10),
-        # A young adult from Brest, far from most of the offer.
-        ([(19, "F", [])], "29019", "jeune_majeur", 15),
-    ],
-)
-async def test_every_step_past_the_first_ring_as_its_own_query(
-    national, children, commune, care_mode, radius
-):
-    """What a search gets at each ladder step from its one national read per kind is what
-    the step's own query returns (the same candidates, in the same order; among candidates
-    at the same distance at a LIMIT's cut the query's choice is arbitrary, so those compare
-    by distance) — and the later steps ran fewer queries than one per kind and step. With a
-    disability profile (#16, graded), every read and query is made twice: the offers with a
-    word on it, and those silent on it (no ``want``: every admissible offer)."""
+async def test_every_step_from_the_index_as_its_own_query(national):
+    """The index of the free offer (#16) answers each ladder step of each urgency with what
+    the step's own SQL query returned before it (``tests/support/step_sql.py``): the same
+    offers, in the same order (distance, id, temporality), the same distances — for
+    120 random needs (siblings, profiles with both disability filters, every care mode,
+    places away from the family) from communes across the country, at every step."""
+    from api.search import offer_index
     from geo.referential import neighbours as department_neighbours
-    from matching import LADDER, Child, Need
-    from matching.vocabulary import LEGACY_CARE_MODE
+    from matching import LADDERS
+    from tests.support.step_sql import step_offers
 
-    timing, public, formula = LEGACY_CARE_MODE[care_mode]
-    need = Need(
-        children=tuple(Child(a * 12, s, frozenset(p)) for a, s, p in children),
-        timing=timing,
-        public=public,
-        formula=formula,
-    )
-    filters = 2 if any(p for _, _, p in children) else 1
-    async with national.acquire() as raw:
-        conn = CountingConnection(raw)
-        origin = await repository.resolve_origin(raw, commune, None, None)
-        assert origin is not None
-        origin = dataclasses.replace(origin, searcher=origin.authority)
-        near = sorted(department_neighbours(origin.department))
-        memo: dict = {}
-        later = 0
-        for ladder_step in LADDER:
-            step = ladder_step.resolve(radius)
-            before = conn.queries
-            read = await repository.fetch_offers(conn, need, origin, step, near, memo)  # type: ignore[arg-type]
-            if not step.area == "radius" or step.temporalities != {"current"}:
-                later += 1
-                # Per kind and filter: at most the read and its own query.
-                assert conn.queries - before <= 4 * filters
-            own = await repository.fetch_offers(raw, need, origin, step, near)
-            assert [(o.kind, o.distance_km) for o in read] == [
-                (o.kind, o.distance_km) for o in own
-            ], step.code
-            for kind in ("unit", "carer"):
-                if sum(o.kind == kind for o in own) < repository.CANDIDATES_PER_KIND:
-                    assert {o.id for o in read if o.kind == kind} == {
-                        o.id for o in own if o.kind == kind
-                    }, step.code
-        # The first ring's queries, then for the later steps fewer than one per kind each.
-        assert conn.queries < (2 * 2 + 2 * later) * filters, conn.queries
+    rng = random.Random(20261128)
+    async with national.acquire() as conn:
+        communes = [
+            r["insee"]
+            for r in await conn.fetch(
+                "SELECT insee FROM communes WHERE population > 2000 ORDER BY insee"
+            )
+        ]
+        compared = 0
+        for need, commune, radius in random_needs(rng, communes, 120):
+            origin = await repository.resolve_origin(conn, commune, None, None)
+            assert origin is not None
+            origin = dataclasses.replace(origin, searcher=origin.authority)
+            near = sorted(department_neighbours(origin.department))
+            async with conn.transaction():
+                index, now = await offer_index.current(conn)
+                view = index.view(need, origin, now)
+                ladder = LADDERS[rng.choice(sorted(LADDERS))]
+                for ladder_step in ladder:
+                    step = ladder_step.resolve(radius)
+                    for kind in ("unit", "carer"):
+                        for disability in ("stated", "unstated"):
+                            got = view.step(
+                                kind, need, step, near, disability, repository.CANDIDATES_PER_KIND
+                            )
+                            want = await step_offers(
+                                conn, kind, need, origin, step, near, disability
+                            )
+                            where = (commune, step.code, kind, disability, need)
+                            assert [(*o.key, o.temporality) for o in got] == [
+                                (*o.key, o.temporality) for o in want
+                            ], where
+                            assert [o.distance_km for o in got] == pytest.approx(
+                                [o.distance_km for o in want], abs=1e-6
+                            ), where
+                            assert got == [
+                                dataclasses.replace(
+                                    w,
+                                    distance_km=g.distance_km,
+                                    declared_age_days=g.declared_age_days,
+                                )
+                                for g, w in zip(got, want, strict=True)
+                            ], where
+                            compared += len(want)
+    assert compared > 10_000, compared  # the needs found offers, not only empty steps
+
+
+async def test_changes_are_read_through_their_index(national):
+    """The refresh's reads of changed rows walk the ``changed_xid`` B-trees (0023) from the
+    last snapshot's xmin: a few rows, not a scan of every snapshot or carer (national data)."""
+    from api.search import offer_index
+
+    async with national.acquire() as conn:
+        await conn.execute("ANALYZE capacity_snapshots, foster_carers")
+        snapshot = await conn.fetchval("SELECT pg_current_snapshot()::text")
+        for sql, index in (
+            (offer_index.UNITS_CHANGED, "capacity_snapshots_changed_idx"),
+            (offer_index.CARERS_CHANGED, "foster_carers_changed_idx"),
+        ):
+            plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, snapshot))
+            assert index in plan, plan

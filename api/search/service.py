@@ -1,16 +1,14 @@
-"""Search: resolve the origin, then let matching/ walk its relaxation ladder, fetching each
-step's candidates with SQL.
+"""Search: resolve the origin, bring the process's index of the free offer up to date in the
+search's transaction, then let matching/ walk its relaxation ladder, each step's candidates
+read from the index.
 
-matching/ is pure and synchronous; its one injection point ``fetch(step)`` is served from
-a worker thread that hands each query back to this event loop, so the connection stays
-on the loop and the library stays free of I/O.
+matching/ is pure and synchronous; its one injection point ``fetch(step)`` is served from the
+index (``api.search.offer_index``) without I/O, so the whole ladder runs on the event loop in
+one go — no thread, no round trip per step (#16).
 """
 
-import asyncio
-import contextlib
 import dataclasses
-import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -20,7 +18,7 @@ from api.auth import Principal, require_authority_scope
 from api.errors import field_error
 from api.requests import repository as requests_repository
 from api.requests.schemas import ORIGIN_DECIMALS, SchoolIn
-from api.search import places, repository
+from api.search import offer_index, places, repository
 from api.search.repository import Origin
 from api.search.schemas import OriginIn, SearchIn
 from geo.bounds import in_france
@@ -223,40 +221,12 @@ def proposal_out(p: Proposal, origin: Origin, need: Need | None = None) -> dict[
     }
 
 
-# Plan each candidate query for its own parameters: a generic plan cannot walk the GiST index
-# in distance order from a point it does not know. And no parallel workers: a step's query
-# takes milliseconds, a worker costs about as much to start, and under load the searches
-# are the parallelism. Measured after migration 0007 (its backfill rewrote the carers' rows
-# and the planner's costs): the neighbours step chose a parallel scan and a sort over the
-# KNN index walk, p50 4.4 → 15.6 ms; without workers, 4.4 ms again (BENCHMARKS.md).
 PLAN_PER_QUERY = (
     "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0"
 )
-PLAN_PER_SESSION = PLAN_PER_QUERY.replace("SET LOCAL", "SET")
-"""The same for a connection used outside a transaction (reset when it returns to the pool)."""
-
-SECOND_CONNECTION_WAIT = 0.002
-"""How long a search waits for an idle second connection before running its two queries per
-step one after the other on the first: in parallel when the pool has room (latency), in
-sequence under load (no search waits on another search's connection, no pool deadlock)."""
-RELEASE_TIMEOUT = 10.0
-
-
-@contextlib.asynccontextmanager
-async def _spare_connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection | None]:
-    try:
-        conn = await pool.acquire(timeout=SECOND_CONNECTION_WAIT)
-    except TimeoutError:
-        yield None
-        return
-    try:
-        # No transaction: its queries only read. The settings are the session's, undone by
-        # the pool's reset on release (asyncpg runs RESET ALL): one round trip, not three.
-        await conn.execute(PLAN_PER_SESSION)
-        yield conn
-    finally:
-        # Not the acquire's 2 ms: asyncpg would reuse it as the budget of the reset on release.
-        await pool.release(conn, timeout=RELEASE_TIMEOUT)
+"""The search's few queries (origin, request, the index's changes) are planned for their own
+parameters and without parallel workers: each takes well under a millisecond, a worker costs
+about as much to start, and under load the searches are the parallelism (BENCHMARKS.md)."""
 
 
 ORIGIN_AUDIT_DECIMALS = ORIGIN_DECIMALS
@@ -328,35 +298,26 @@ async def run_search(
             services,
         )
         neighbours = sorted(department_neighbours(origin.department))
-        loop = asyncio.get_running_loop()
-        memo: dict[tuple[Any, ...], list[Offer]] = {}
-        async with _spare_connection(reads) as carers_conn:
+        async with offer_index.turn():
+            # Nothing is awaited from the refresh to the end of the matching: the index stays
+            # as this transaction saw it (another search's refresh waits for its turn, and
+            # the matching runs on the loop, not in a thread beside it).
+            index, now = await offer_index.current(conn)
+            view = index.view(need, origin, now)
 
             def fetch(step: Step) -> list[Offer]:
-                coro = repository.fetch_offers(
-                    conn,
-                    need,
-                    origin,
-                    step,
-                    neighbours,
-                    memo,
-                    carers_conn,
-                    want=body.limit,
-                    exclude=options.refused,
+                return repository.fetch_offers(
+                    view, need, step, neighbours, want=body.limit, exclude=options.refused
                 )
-                return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-            result: SearchResult = await asyncio.to_thread(
-                functools.partial(
-                    match,
-                    need,
-                    fetch,
-                    body.limit,
-                    body.max_distance_km,
-                    neighbours=neighbours,
-                    exclude=options.refused,
-                    stale_after_days=stale_after_days,
-                )
+            result: SearchResult = match(
+                need,
+                fetch,
+                body.limit,
+                body.max_distance_km,
+                neighbours=neighbours,
+                exclude=options.refused,
+                stale_after_days=stale_after_days,
             )
         authority = principal.authority or origin.authority
         if reads is pool:

@@ -1,0 +1,508 @@
+"""The free offer in memory: each process keeps every free unit place and every free carer,
+and answers a search's ladder steps from arrays instead of two SQL queries per step (#16).
+
+Why: a search walks its urgency's ladder, three to six steps, and each step asked the
+database for the nearest admissible units and carers. The queries were fast (a KNN walk of a
+partial GiST index, a millisecond or two), but a search paid a round trip, a plan, and the
+mapping of hundreds of rows per step, and a need few offers meet read every free place of
+the country at its national step. The free offer is small — at scale 1, 5,600 unit places
+and 4,200 carers with a free place — so each process holds it as columns (NumPy arrays, one
+slot per offer) and filters a step in tens of microseconds.
+
+Why it is exact, not a cache that may lag: each row of ``capacity_snapshots`` and
+``foster_carers`` carries the id of the transaction that last wrote it (``changed_xid``,
+migration 0023, set by a trigger whoever writes). Each read records the snapshot it was
+taken in (``pg_current_snapshot()``). At the start of each search, in the search's own
+transaction, the index reads the rows whose writer that snapshot did not see
+(``pg_visible_in_snapshot``), the keys of rows deleted since (``offer_removals``), and then
+the search runs on the index with nothing awaited in between: it sees every write committed
+before it, as its own SQL did. A TRUNCATE (``offer_removals`` kind ``all``), a new day (a
+carer's agrément and leave are read as of today, ``carer_free_sql``) or a snapshot older than
+the last (another server: a restore) reload the whole.
+
+What a step returns is what its SQL query returned (``tests/support/step_sql.py`` keeps those
+queries, and ``tests/test_offer_index.py`` compares both on the national dataset): the same
+hard filters, the same geography (distances on the sphere, as PostGIS's ``<->`` and
+``ST_DWithin(…, false)`` compute them), the same order (distance, id, temporality) and
+limit. A carer's home is not here: their public point (their commune's) only, as before.
+"""
+
+import asyncio
+import math
+import weakref
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+from api.capacity.repository import carer_free_sql
+from api.precision import COMMUNE_PRECISION_CATEGORIES
+from api.search.repository import Origin, offer_from_row
+from matching import Area, Need, Offer, Step
+
+EARTH_RADIUS_M = 6371008.7714150598
+"""PostGIS's sphere for geography distances without the spheroid (the WGS 84 mean radius,
+(2a + b) / 3): the radius of ``<->`` and ``ST_DWithin(…, false)``."""
+
+TEMPORALITIES = ("current", "d7", "h1", "h24", "h48")
+"""Unit snapshots' temporalities, in the order of their codes (the SQL's text order)."""
+
+_UNITS = """
+SELECT cs.unit_id::text AS id, cs.temporality, cs.structure_id::text AS structure_id,
+       cs.structure_name, cs.finess, cs.category, cs.department, cs.commune,
+       cs.age_min_months, cs.age_max_months, cs.sexes, cs.timings, cs.publics, cs.formulas,
+       cs.disability_specialised, cs.disability_supported,
+       cs.available AS free_places, cs.available_gender,
+       extract(epoch FROM cs.declared_at)::float8 AS declared_at,
+       ST_Y(cs.location::geometry) AS lat, ST_X(cs.location::geometry) AS lon
+  FROM capacity_snapshots cs
+ WHERE {rows}
+"""
+
+_CARERS = f"""
+SELECT c.id::text AS id, c.department, c.commune,
+       c.preferred_age_min_months AS age_min_months,
+       c.preferred_age_max_months AS age_max_months,
+       c.preferred_timings AS timings, c.preferred_publics AS publics,
+       c.preferred_formulas AS formulas,
+       c.disability_specialised, c.disability_supported,
+       c.available_places AS free_places,
+       extract(epoch FROM c.declared_at)::float8 AS declared_at,
+       ST_Y(c.public_location::geometry) AS lat, ST_X(c.public_location::geometry) AS lon,
+       c.open_to_other_authorities AS open, c.employing_authority,
+       {carer_free_sql("c")} AS free_today
+  FROM foster_carers c
+ WHERE {{rows}}
+"""
+
+_CHANGED = """{t}.changed_xid >= pg_snapshot_xmin($1::text::pg_snapshot)
+   AND NOT pg_visible_in_snapshot({t}.changed_xid, $1::text::pg_snapshot)"""
+
+UNITS_ALL = _UNITS.format(rows="cs.available > 0")
+UNITS_CHANGED = _UNITS.format(rows=_CHANGED.format(t="cs"))
+CARERS_ALL = _CARERS.format(rows="c.available_places > 0")
+CARERS_CHANGED = _CARERS.format(rows=_CHANGED.format(t="c"))
+
+SNAPSHOT = """
+SELECT pg_current_snapshot()::text AS snapshot,
+       current_date AS today, extract(epoch FROM now())::float8 AS now,
+       ARRAY[(SELECT system_identifier::text FROM pg_control_system()), current_database(),
+             pg_is_in_recovery()::text, pg_postmaster_start_time()::text] AS server
+"""
+"""Taken before the rows are read, so the rows read are at least as new as it says: the next
+read asks again for anything it did not see (read twice, applied twice: the same). ``server``
+names the index: one per database, per primary or standby, per server start (a restart, a
+promotion or a restore begins a new index rather than trust a snapshot of another life)."""
+
+REMOVED = """
+SELECT kind, offer_id, temporality
+  FROM offer_removals
+ WHERE changed_xid >= pg_snapshot_xmin($1::text::pg_snapshot)
+   AND NOT pg_visible_in_snapshot(changed_xid, $1::text::pg_snapshot)
+"""
+
+
+class _Codes:
+    """Small integers for strings (departments, authorities)."""
+
+    def __init__(self) -> None:
+        self.of: dict[str, int] = {}
+
+    def code(self, value: str | None) -> int:
+        if value is None:
+            return -1
+        found = self.of.get(value)
+        if found is None:
+            found = self.of[value] = len(self.of)
+        return found
+
+
+class _Bits:
+    """One bit per code of a vocabulary (timings, profiles…): a set is an int64 mask."""
+
+    MAX = 63
+
+    def __init__(self) -> None:
+        self.of: dict[str, int] = {}
+
+    def mask(self, values: Iterable[str]) -> int:
+        out = 0
+        for v in values:
+            bit = self.of.get(v)
+            if bit is None:
+                if len(self.of) == self.MAX:
+                    raise ValueError(f"vocabulaire trop grand pour l'index de l'offre : {v!r}")
+                bit = self.of[v] = len(self.of)
+            out |= 1 << bit
+        return out
+
+    def known(self, values: Iterable[str]) -> int | None:
+        """The mask of ``values``, or None when one of them is in no offer (no bit yet)."""
+        out = 0
+        for v in values:
+            bit = self.of.get(v)
+            if bit is None:
+                return None
+            out |= 1 << bit
+        return out
+
+
+_COLUMNS: dict[str, Any] = {
+    "live": np.bool_,
+    "lat": np.float64,  # radians
+    "lon": np.float64,
+    "coslat": np.float64,
+    "sinlat": np.float64,
+    "dept": np.int32,
+    "temp": np.int8,
+    "places": np.int32,
+    "amin": np.int32,
+    "amax": np.int32,
+    "sexes": np.int64,
+    "timings": np.int64,
+    "publics": np.int64,
+    "formulas": np.int64,
+    "stated": np.int64,  # profiles with a word: specialised or with support
+    "open": np.bool_,
+    "employer": np.int32,
+}
+
+
+class _Table:
+    """One kind's offers as columns: a slot per offer (a unit's snapshot of one temporality,
+    a carer), reused when freed; ``rows`` keeps each slot's row for its ``Offer``."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.clear()
+
+    def clear(self) -> None:
+        self.slot: dict[tuple[str, str], int] = {}
+        self.vacant: list[int] = []
+        self.rows: list[dict[str, Any] | None] = []
+        self.ids: list[str] = []
+        self.size = 0
+        self.col: dict[str, npt.NDArray[Any]] = {
+            name: np.zeros(64, dtype) for name, dtype in _COLUMNS.items()
+        }
+
+    def _grow(self) -> None:
+        capacity = len(self.col["live"]) * 2
+        for name, array in self.col.items():
+            grown = np.zeros(capacity, array.dtype)
+            grown[: len(array)] = array
+            self.col[name] = grown
+
+    def remove(self, key: tuple[str, str]) -> None:
+        i = self.slot.pop(key, None)
+        if i is not None:
+            self.col["live"][i] = False
+            self.rows[i] = None
+            self.vacant.append(i)
+
+    def put(self, key: tuple[str, str], row: dict[str, Any], index: "OfferIndex") -> None:
+        i = self.slot.get(key)
+        if i is None:
+            if self.vacant:
+                i = self.vacant.pop()
+            else:
+                i = self.size
+                self.size += 1
+                if i == len(self.col["live"]):
+                    self._grow()
+                self.rows.append(None)
+                self.ids.append("")
+            self.slot[key] = i
+        c = self.col
+        lat, lon = math.radians(row["lat"]), math.radians(row["lon"])
+        c["lat"][i], c["lon"][i] = lat, lon
+        c["coslat"][i], c["sinlat"][i] = math.cos(lat), math.sin(lat)
+        c["dept"][i] = index.departments.code(row["department"])
+        c["temp"][i] = TEMPORALITIES.index(row.get("temporality", "current"))
+        c["places"][i] = row["free_places"]
+        c["amin"][i], c["amax"][i] = row["age_min_months"], row["age_max_months"]
+        c["sexes"][i] = index.sexes.mask(row["sexes"] if "sexes" in row else ("F", "M"))
+        c["timings"][i] = index.timings.mask(row["timings"])
+        c["publics"][i] = index.publics.mask(row["publics"])
+        c["formulas"][i] = index.formulas.mask(row["formulas"])
+        c["stated"][i] = index.profiles.mask(
+            [*row["disability_specialised"], *row["disability_supported"]]
+        )
+        c["open"][i] = row.get("open", False)
+        c["employer"][i] = index.authorities.code(row.get("employing_authority"))
+        c["live"][i] = True
+        self.rows[i] = row
+        self.ids[i] = row["id"]
+
+
+def _key(kind: str, row: Mapping[str, Any]) -> tuple[str, str]:
+    return (row["id"], row["temporality"] if kind == "unit" else "")
+
+
+def _searchable(kind: str, row: Mapping[str, Any]) -> bool:
+    """Whether a row read is an offer a search may return: a free place (a carer's free
+    today); without a point it could be in no step (SQL: a NULL distance is within no
+    radius), and no row has none (0021's trigger, 0010's)."""
+    if row["lat"] is None or row["free_places"] <= 0:
+        return False
+    return kind == "unit" or bool(row["free_today"])
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The hard filters of one step's query, from the need (``query_args``' of old): places,
+    age band, sexes, the children's profiles; the split step's differ (one child suffices)."""
+
+    places: int
+    age_lo: int
+    age_hi: int
+    sexes_any: tuple[str, ...]
+    sexes_all: tuple[str, ...]
+    profiles: tuple[str, ...]
+
+    @classmethod
+    def of(cls, need: Need, split: bool) -> "Filters":
+        ages = [c.age_months for c in need.children]
+        # An expected child (Need.parent_expecting) has no sex yet: either will do.
+        sexes = tuple(sorted({c.sex for c in need.children if not c.expected})) or ("F", "M")
+        if split:  # an offer qualifies by taking at least one child: its band overlaps
+            return cls(1, max(ages), min(ages), sexes, (), ())
+        return cls(
+            need.size,
+            min(ages),
+            max(ages),
+            sexes,
+            tuple(sorted({c.sex for c in need.children if not c.expected})),
+            tuple(sorted({p for c in need.children for p in c.disability_profiles})),
+        )
+
+
+def _half_up(x: float) -> float:
+    """SQL's ``round(numeric)``: halves away from zero (Python's ``round`` goes to even)."""
+    return float(math.floor(x + 0.5))
+
+
+@dataclass
+class SearchView:
+    """One search's reads of the index: its origin, the time its transaction started, and
+    what it computed once (distances, each kind's static filters, the offers built)."""
+
+    index: "OfferIndex"
+    needs: tuple[str, str, str]
+    """The need's timing, public and formula, which every step asks."""
+    lat: float
+    lon: float
+    department: str
+    searcher: str | None
+    now: float
+    """Epoch seconds of the search transaction's ``now()`` (the declarations' ages)."""
+    _distance: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
+    _static: dict[tuple[Any, ...], npt.NDArray[np.bool_]] = field(default_factory=dict)
+    _offers: dict[tuple[str, int], Offer] = field(default_factory=dict)
+
+    def distance(self, kind: str) -> npt.NDArray[np.float64]:
+        """Metres on PostGIS's sphere from the origin to each slot of ``kind``
+        (``sphere_distance`` of liblwgeom: the Vincenty formula's special case on a sphere,
+        well conditioned at every distance)."""
+        found = self._distance.get(kind)
+        if found is None:
+            c = self.index.table(kind).col
+            lat0, lon0 = math.radians(self.lat), math.radians(self.lon)
+            dlon = c["lon"] - lon0
+            cos_dlon = np.cos(dlon)
+            a1 = c["coslat"] * np.sin(dlon)
+            a2 = math.cos(lat0) * c["sinlat"] - math.sin(lat0) * c["coslat"] * cos_dlon
+            b = math.sin(lat0) * c["sinlat"] + math.cos(lat0) * c["coslat"] * cos_dlon
+            found = self._distance[kind] = np.arctan2(np.hypot(a1, a2), b) * EARTH_RADIUS_M
+        return found
+
+    def _static_mask(
+        self, kind: str, f: Filters, disability: str, min_m: float | None
+    ) -> npt.NDArray[np.bool_]:
+        key = (kind, f, disability, min_m)
+        found = self._static.get(key)
+        if found is not None:
+            return found
+        index = self.index
+        c = index.table(kind).col
+        mask = c["live"] & (c["places"] >= f.places)
+        mask &= (c["amin"] <= f.age_lo) & (c["amax"] >= f.age_hi)
+        needs = (
+            (index.timings, c["timings"], self.needs[0]),
+            (index.publics, c["publics"], self.needs[1]),
+            (index.formulas, c["formulas"], self.needs[2]),
+        )
+        for bits, column, code in needs:
+            bit = bits.known([code])
+            mask &= False if bit is None else (column & bit) != 0
+        if kind == "unit":
+            any_bits = index.sexes.known([s for s in f.sexes_any if s in index.sexes.of])
+            mask &= False if not any_bits else (c["sexes"] & any_bits) != 0
+            all_bits = index.sexes.known(f.sexes_all)
+            mask &= False if all_bits is None else (c["sexes"] & all_bits) == all_bits
+        else:  # whom a carer may be proposed to: their employer, or anyone if opened (#15)
+            own = -2 if self.searcher is None else index.authorities.of.get(self.searcher, -2)
+            mask &= c["open"] | (c["employer"] == own)
+        profiles = index.profiles.known(f.profiles)
+        stated = np.zeros_like(mask) if profiles is None else (c["stated"] & profiles) == profiles
+        mask &= stated if disability == "stated" else ~stated
+        if min_m is not None:  # NOT ST_DWithin(…, min): strictly beyond
+            mask &= self.distance(kind) > min_m
+        self._static[key] = mask
+        return mask
+
+    def step(
+        self,
+        kind: str,
+        need: Need,
+        step: Step,
+        neighbours: Collection[str],
+        disability: str,
+        limit: int,
+    ) -> list[Offer]:
+        """What the step's query returned: the first ``limit`` offers of ``kind`` meeting its
+        hard filters, nearest first, then by id and temporality."""
+        index = self.index
+        table = index.table(kind)
+        min_m = None if need.min_distance_km is None else need.min_distance_km * 1000.0
+        mask = self._static_mask(kind, Filters.of(need, step.split_siblings), disability, min_m)
+        c = table.col
+        if kind == "unit":
+            wanted = [TEMPORALITIES.index(t) for t in step.temporalities if t in TEMPORALITIES]
+            mask = mask & np.isin(c["temp"], wanted)
+        elif "current" not in step.temporalities:  # carers declare places free now only
+            return []
+        distance = self.distance(kind)
+        if step.area != Area.NATIONAL:
+            assert step.radius_km is not None
+            near = distance <= step.radius_km * 1000.0
+            if step.area == Area.NEIGHBOURS:
+                codes = [
+                    index.departments.of[d]
+                    for d in (self.department, *neighbours)
+                    if d in index.departments.of
+                ]
+                near |= np.isin(c["dept"], codes)
+            mask = mask & near
+        slots = np.flatnonzero(mask[: table.size])
+        if len(slots) > limit:  # keep the limit's nearest, ties at the cut included
+            cut = np.partition(distance[slots], limit - 1)[limit - 1]
+            slots = slots[distance[slots] <= cut]
+        ordered = sorted(slots.tolist(), key=lambda i: (distance[i], table.ids[i], c["temp"][i]))[
+            :limit
+        ]
+        return [self._offer(kind, i, float(distance[i])) for i in ordered]
+
+    def _offer(self, kind: str, i: int, metres: float) -> Offer:
+        found = self._offers.get((kind, i))
+        if found is None:
+            row = self.index.table(kind).rows[i]
+            assert row is not None
+            km = metres / 1000.0
+            if kind == "carer" or row.get("category") in COMMUNE_PRECISION_CATEGORIES:
+                km = _half_up(km)  # a commune's point: whole kilometres (api.precision)
+            age = (self.now - row["declared_at"]) / 86400.0
+            found = self._offers[(kind, i)] = self.index.to_offer(
+                kind, {**row, "declared_age_days": age}, km
+            )
+        return found
+
+
+class OfferIndex:
+    """A process's free offer, brought up to date by ``refresh`` in each search's
+    transaction (module docstring)."""
+
+    def __init__(self) -> None:
+        self.units = _Table("unit")
+        self.carers = _Table("carer")
+        self.snapshot: str | None = None
+        self.today: Any = None
+        self.departments = _Codes()
+        self.authorities = _Codes()
+        self.sexes, self.timings, self.publics, self.formulas = (_Bits() for _ in range(4))
+        self.profiles = _Bits()
+        self.to_offer = offer_from_row  # the one row → Offer mapping
+        self.reloads = 0
+        """Whole reads since the process started (tests and the benchmark read it)."""
+
+    def table(self, kind: str) -> _Table:
+        return self.units if kind == "unit" else self.carers
+
+    def _apply(self, kind: str, rows: Iterable[asyncpg.Record]) -> None:
+        table = self.table(kind)
+        for record in rows:
+            row = dict(record)
+            if _searchable(kind, row):
+                table.put(_key(kind, row), row, self)
+            else:
+                table.remove(_key(kind, row))
+
+    async def refresh(self, conn: asyncpg.Connection, meta: Mapping[str, Any]) -> None:
+        """Bring the index to what ``conn``'s transaction sees, from its snapshot ``meta``."""
+        whole = self.snapshot is None or meta["today"] != self.today
+        if not whole:
+            removed = await conn.fetch(REMOVED, self.snapshot)
+            whole = any(r["kind"] == "all" for r in removed)
+        if whole:
+            units = await conn.fetch(UNITS_ALL)
+            carers = await conn.fetch(CARERS_ALL)
+            for table in (self.units, self.carers):
+                table.clear()
+            self.reloads += 1
+        else:
+            for r in removed:
+                self.table(r["kind"]).remove((r["offer_id"], r["temporality"] or ""))
+            units = await conn.fetch(UNITS_CHANGED, self.snapshot)
+            carers = await conn.fetch(CARERS_CHANGED, self.snapshot)
+        self._apply("unit", units)
+        self._apply("carer", carers)
+        self.snapshot, self.today = meta["snapshot"], meta["today"]
+
+    def view(self, need: Need, origin: Origin, now: float) -> SearchView:
+        """A search's reads: its need's, from its origin, at its transaction's ``now()``."""
+        return SearchView(
+            self,
+            (need.timing, need.public, need.formula),
+            origin.lat,
+            origin.lon,
+            origin.department,
+            origin.searcher,
+            now,
+        )
+
+
+_INDEXES: dict[tuple[str, ...], OfferIndex] = {}
+_KEPT = 4
+"""Indexes kept per process: the primary's and a standby's, and a few spare for a server
+restarted (the oldest dropped first)."""
+_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def turn() -> asyncio.Lock:
+    """The process's searches take turns from their refresh to the end of their matching:
+    the index stays as that search's transaction saw it (one lock per event loop)."""
+    loop = asyncio.get_running_loop()
+    found = _LOCKS.get(loop)
+    if found is None:
+        found = _LOCKS[loop] = asyncio.Lock()
+    return found
+
+
+async def current(conn: asyncpg.Connection) -> tuple[OfferIndex, float]:
+    """The index of the server ``conn`` reads, brought up to date in its transaction, and the
+    epoch seconds of that transaction's ``now()``. Call it holding ``turn()``."""
+    meta = await conn.fetchrow(SNAPSHOT)
+    assert meta is not None
+    key = tuple(meta["server"])
+    index = _INDEXES.pop(key, None) or OfferIndex()
+    _INDEXES[key] = index  # the most recently used last
+    while len(_INDEXES) > _KEPT:
+        del _INDEXES[next(iter(_INDEXES))]
+    await index.refresh(conn, meta)
+    now: float = meta["now"]
+    return index, now
