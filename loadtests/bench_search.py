@@ -6,9 +6,10 @@ any other scale its own database ``places_search_s<scale>`` on the same server, 
 migrated and seeded with ``places seed --scale`` when missing (migrated when present), so the
 command needs nothing prepared. Serves the API with one worker on a free port against it,
 sends the needs one after the other over HTTP and measures end-to-end latency; then, in the
-same run, replays for each need the SQL layer of its search (``fetch_offers`` for the steps
-it tried: the same queries, memo, row mapping and two connections, without HTTP, auth,
-matching or JSON) straight on asyncpg, and prints the ratio. Needs mix
+same run, replays for each need the retrieval layer of its search (``retrieval``: its origin,
+the index's refresh and ``fetch_offers`` for the steps it tried — since #16 from the
+in-memory index of the free offer, before from two SQL queries per step — without HTTP,
+auth, matching, audit or JSON) straight on asyncpg, and prints the ratio. Needs mix
 single children and sibling groups, with and without disability profiles — graded since #16:
 a child with a profile may carry an MDPH notification and the commune of its disability
 service, and offers silent on the profile are read when those with a word are short (drawn
@@ -25,6 +26,7 @@ only.
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import random
 import statistics
@@ -45,6 +47,7 @@ from api.db import (
     init_connection,
     migrate,
 )
+from api.search import offer_index
 from api.search.repository import fetch_offers, resolve_origin
 from api.search.service import PLAN_PER_QUERY
 from api.settings import get_settings
@@ -144,14 +147,19 @@ async def over_http(base: str, needs: list[dict]) -> tuple[list[float], list[lis
     return latencies, tried
 
 
-async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[float]:
+async def retrieval(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[float]:
+    """Each need's retrieval layer, as the service runs it: in a read-only transaction, the
+    origin, the index's refresh (``offer_index.current``: its changes since the last search,
+    one small read) and the steps it tried, read from the index — without HTTP, auth,
+    matching, audit or JSON. The index is loaded whole once before (as the service's warm-up
+    does)."""
     conn = await asyncpg.connect(dsn)
     await init_connection(conn)
-    second = await asyncpg.connect(dsn)  # as the service: carers' queries beside the units'
-    await init_connection(second)
     ladders = {u: {s.code: s for s in ladder} for u, ladder in LADDERS.items()}
     out = []
     try:
+        async with conn.transaction(readonly=True):
+            await offer_index.current(conn)  # the whole read, once
         for body, codes in zip(needs, tried, strict=True):
             need = Need(
                 children=tuple(
@@ -169,22 +177,20 @@ async def raw_sql(dsn: str, needs: list[dict], tried: list[list[str]]) -> list[f
                 urgency=body["urgency"],
             )
             t0 = time.perf_counter()
-            async with conn.transaction(readonly=True), second.transaction(readonly=True):
-                await conn.execute(PLAN_PER_QUERY)  # as the service: custom plans
-                await second.execute(PLAN_PER_QUERY)
+            async with conn.transaction(readonly=True):
+                await conn.execute(PLAN_PER_QUERY)  # as the service
                 origin = await resolve_origin(conn, body["origin"]["commune"], None, None)
                 assert origin is not None
+                origin = dataclasses.replace(origin, searcher=body["_authority"])
                 near = sorted(neighbours(origin.department))
-                memo: dict = {}  # the service's own per-search memo and decisions
+                index, now = await offer_index.current(conn)
+                view = index.view(need, origin, now)
                 for code in codes:
                     step = ladders[body["urgency"]][code].resolve(body["max_distance_km"])
-                    await fetch_offers(
-                        conn, need, origin, step, near, memo, second, want=body["limit"]
-                    )
+                    fetch_offers(view, need, step, near, want=body["limit"])
             out.append(time.perf_counter() - t0)
     finally:
         await conn.close()
-        await second.close()
     return out
 
 
@@ -226,11 +232,12 @@ async def scale_database(scale: float) -> str:
 
 
 def bench_scale(scale: float, needs: list[dict]) -> dict[str, float]:
-    """One scale's run: over HTTP, then the SQL layer of the same searches; its figures."""
+    """One scale's run: over HTTP, then the retrieval layer of the same searches; its
+    figures."""
     dsn = asyncio.run(scale_database(scale))
     with serve(workers=1, PLACES_DATABASE_URL=dsn) as base:
         latencies, tried = asyncio.run(over_http(base, needs))
-    raw = asyncio.run(raw_sql(dsn, needs, tried))
+    raw = asyncio.run(retrieval(dsn, needs, tried))
     ms = 1000
     figures = {
         "p50": percentile(latencies, 0.5) * ms,
@@ -244,8 +251,8 @@ def bench_scale(scale: float, needs: list[dict]) -> dict[str, float]:
         f"scale {scale:g}: mean ladder steps tried {figures['steps']:.2f}\n"
         f"  end to end ms: p50 {figures['p50']:.1f}  p95 {figures['p95']:.1f}"
         f"  p99 {figures['p99']:.1f}\n"
-        f"  SQL layer ms: p50 {figures['sql_p50']:.1f}  p95 {figures['sql_p95']:.1f}\n"
-        f"  ratio end-to-end / SQL layer: p50 {figures['p50'] / figures['sql_p50']:.2f}"
+        f"  retrieval layer ms: p50 {figures['sql_p50']:.1f}  p95 {figures['sql_p95']:.1f}\n"
+        f"  ratio end-to-end / retrieval layer: p50 {figures['p50'] / figures['sql_p50']:.2f}"
         f"  p95 {figures['p95'] / figures['sql_p95']:.2f}",
         flush=True,
     )
@@ -272,7 +279,7 @@ def main() -> None:
         print(
             f"scale {scale:g} / scale {first_scale:g}: end to end p50 "
             f"{figures['p50'] / first['p50']:.2f}  p95 {figures['p95'] / first['p95']:.2f};"
-            f" SQL layer p50 {figures['sql_p50'] / first['sql_p50']:.2f}"
+            f" retrieval layer p50 {figures['sql_p50'] / first['sql_p50']:.2f}"
             f"  p95 {figures['sql_p95'] / first['sql_p95']:.2f}"
         )
 

@@ -18,12 +18,26 @@ from api.search import offer_index, repository
 from api.search.offer_index import _Table
 from matching import LADDER, Child, Need
 from tests.support.factories import bearer, idem, make_structure
-from tests.test_search import declare, foix
+from tests.test_search import declare
 
 pytestmark = pytest.mark.database
 
 NEED = Need((Child(9 * 12, "F", frozenset()),), "durable")
 STEP = LADDER[0].resolve(10)  # places free now within 10 km
+
+
+async def hamlet(owner_pool) -> str:
+    """A commune of the Rhône's own (69D) that no other test places anything near: a point in
+    the Alps, far from every reference commune (no department added: the registry's tests
+    list the departments)."""
+    async with owner_pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO communes (insee, name, department, population, precision, location,"
+            " authority) VALUES ('69997', 'Écart de test', '69', 10, 'geonames',"
+            " ST_SetSRID(ST_MakePoint(7.10, 44.60), 4326)::geography, '69D')"
+            " ON CONFLICT DO NOTHING"
+        )
+    return "69997"
 
 
 async def found_units(conn: asyncpg.Connection, commune: str) -> dict[str, int]:
@@ -40,8 +54,8 @@ async def found_units(conn: asyncpg.Connection, commune: str) -> dict[str, int]:
 async def test_a_writer_that_commits_after_a_refresh_is_seen_by_the_next(client, pool, owner_pool):
     """The changes are read by snapshot visibility, not by a counter taken before commit:
     a transaction that wrote before a refresh and commits after it is seen by the next one."""
-    here = await foix(owner_pool)
-    s = await make_structure(pool, department="09", commune=here)
+    here = await hamlet(owner_pool)
+    s = await make_structure(pool, department="69", commune=here)
     unit = str(s["unit_ids"][0])
     await declare(client, s, 0, 3)
     async with pool.acquire() as reader, pool.acquire() as writer:
@@ -61,8 +75,8 @@ async def test_a_writer_that_commits_after_a_refresh_is_seen_by_the_next(client,
 async def test_writes_by_sql_and_by_triggers_are_seen(client, pool, owner_pool):
     """A unit's ages changed by hand reach its snapshots through 0021's trigger, and the
     snapshots' own trigger (0023) marks them changed: the next search sees the new band."""
-    here = await foix(owner_pool)
-    s = await make_structure(pool, department="09", commune=here)
+    here = await hamlet(owner_pool)
+    s = await make_structure(pool, department="69", commune=here)
     unit = str(s["unit_ids"][0])
     await declare(client, s, 0, 2)
     async with pool.acquire() as conn:
@@ -79,8 +93,8 @@ async def test_writes_by_sql_and_by_triggers_are_seen(client, pool, owner_pool):
 async def test_a_deleted_offer_leaves_the_index(client, pool, owner_pool):
     """Deleted rows leave their key in ``offer_removals`` (a statement trigger): a carer
     erased, a unit's snapshots deleted, are gone from the next search."""
-    here = await foix(owner_pool)
-    s = await make_structure(pool, department="09", commune=here)
+    here = await hamlet(owner_pool)
+    s = await make_structure(pool, department="69", commune=here)
     unit = str(s["unit_ids"][0])
     await declare(client, s, 0, 2)
     async with pool.acquire() as conn:
@@ -134,8 +148,8 @@ async def test_a_carer_on_leave_or_refilled_is_followed(client, pool, owner_pool
     """A carer's availability through the API: proposed when free, gone on leave."""
     from tests.support.factories import make_carer
 
-    here = await foix(owner_pool)
-    carer = await make_carer(pool, department="09", commune=here)
+    here = await hamlet(owner_pool)
+    carer = await make_carer(pool, department="69", commune=here)
     headers = {**bearer("carer", carer_id=str(carer)), **idem()}
     r = await client.put(
         f"/v1/foster-carers/{carer}/availability",
@@ -148,7 +162,7 @@ async def test_a_carer_on_leave_or_refilled_is_followed(client, pool, owner_pool
         async with pool.acquire() as conn:
             origin = await repository.resolve_origin(conn, here, None, None)
             assert origin is not None
-            origin = dataclasses.replace(origin, searcher="09")
+            origin = dataclasses.replace(origin, searcher="69D")
             async with conn.transaction():
                 index, now = await offer_index.current(conn)
                 view = index.view(NEED, origin, now)

@@ -57,9 +57,12 @@ async def _dump(conn: asyncpg.Connection) -> dict[str, list[Any]]:
             " ST_AsText(location), tarif_authority FROM structures ORDER BY id"
         ),
         "units": await conn.fetch("SELECT * FROM units ORDER BY id"),
-        "snapshots": await conn.fetch(
-            "SELECT * FROM capacity_snapshots ORDER BY unit_id, temporality"
-        ),
+        "snapshots": [  # but the writing transaction's id (0023), which no seed repeats
+            tuple(v for k, v in r.items() if k != "changed_xid")
+            for r in await conn.fetch(
+                "SELECT * FROM capacity_snapshots ORDER BY unit_id, temporality"
+            )
+        ],
         "declarations": await conn.fetch("SELECT * FROM capacity_declarations ORDER BY id"),
         "carer_declarations": await conn.fetch("SELECT * FROM carer_declarations ORDER BY id"),
         "carers": await conn.fetch(

@@ -8,6 +8,10 @@ import asyncpg
 
 from api.models import SNAPSHOT_OFFER_COLUMNS
 
+NOT_HISTORY = ("location", "changed_xid", *SNAPSHOT_OFFER_COLUMNS)
+"""A snapshot's columns that its history does not record: the structure's point and the
+offer's columns copied for search (0021), the transaction that last wrote it (0023)."""
+
 
 async def snapshot(pool: asyncpg.Pool, unit_id: str) -> dict[str, Any]:
     """A unit's current snapshot row, as the history would record it."""
@@ -17,8 +21,7 @@ async def snapshot(pool: asyncpg.Pool, unit_id: str) -> dict[str, Any]:
             uuid.UUID(unit_id),
         )
     snap = dict(row)
-    # The structure's point and the offer's columns, copied for search; not in the history.
-    for column in ("location", *SNAPSHOT_OFFER_COLUMNS):
+    for column in NOT_HISTORY:
         snap.pop(column)
     return snap
 
@@ -134,7 +137,7 @@ async def assert_one_truth(pool: asyncpg.Pool, unit_id: str, own_reserved: int =
             """,
             uid,
         )
-    for column in ("location", *SNAPSHOT_OFFER_COLUMNS):  # search's copies, not history
+    for column in NOT_HISTORY:
         snap.pop(column)
     assert {k: last[k] for k in snap} == snap
     assert snap["version"] == rows
