@@ -181,6 +181,13 @@ async def test_a_carer_on_leave_or_refilled_is_followed(client, pool, owner_pool
 ROW = {
     "id": "u",
     "temporality": "current",
+    "structure_id": "s",
+    "structure_name": "MECS",
+    "finess": "690000000",
+    "category": "177",
+    "commune": "69123",
+    "available_gender": "any",
+    "declared_at": 1.8e9,
     "department": "69",
     "free_places": 1,
     "age_min_months": 0,

@@ -168,6 +168,8 @@ _COLUMNS: dict[str, Any] = {
     "stated": np.int64,  # profiles with a word: specialised or with support
     "open": np.bool_,
     "employer": np.int32,
+    "whole_km": np.bool_,  # a commune's point: whole kilometres (api.precision, carers)
+    "declared": np.float64,  # epoch seconds
 }
 
 
@@ -182,7 +184,8 @@ class _Table:
     def clear(self) -> None:
         self.slot: dict[tuple[str, str], int] = {}
         self.vacant: list[int] = []
-        self.rows: list[dict[str, Any] | None] = []
+        self.offers: list[Offer | None] = []
+        """Each slot's offer as built once (distance 0, declared now): a search moves it."""
         self.ids: list[str] = []
         self.size = 0
         self.col: dict[str, npt.NDArray[Any]] = {
@@ -200,7 +203,7 @@ class _Table:
         i = self.slot.pop(key, None)
         if i is not None:
             self.col["live"][i] = False
-            self.rows[i] = None
+            self.offers[i] = None
             self.vacant.append(i)
 
     def put(self, key: tuple[str, str], row: dict[str, Any], index: "OfferIndex") -> None:
@@ -213,7 +216,7 @@ class _Table:
                 self.size += 1
                 if i == len(self.col["live"]):
                     self._grow()
-                self.rows.append(None)
+                self.offers.append(None)
                 self.ids.append("")
             self.slot[key] = i
         c = self.col
@@ -233,8 +236,10 @@ class _Table:
         )
         c["open"][i] = row.get("open", False)
         c["employer"][i] = index.authorities.code(row.get("employing_authority"))
+        c["whole_km"][i] = self.kind == "carer" or row["category"] in COMMUNE_PRECISION_CATEGORIES
+        c["declared"][i] = row["declared_at"]
         c["live"][i] = True
-        self.rows[i] = row
+        self.offers[i] = offer_from_row(self.kind, {**row, "declared_age_days": 0.0}, 0.0)
         self.ids[i] = row["id"]
 
 
@@ -309,13 +314,15 @@ class SearchView:
         well conditioned at every distance)."""
         found = self._distance.get(kind)
         if found is None:
-            c = self.index.table(kind).col
+            table = self.index.table(kind)
+            n = table.size
+            lon, coslat, sinlat = (table.col[k][:n] for k in ("lon", "coslat", "sinlat"))
             lat0, lon0 = math.radians(self.lat), math.radians(self.lon)
-            dlon = c["lon"] - lon0
+            dlon = lon - lon0
             cos_dlon = np.cos(dlon)
-            a1 = c["coslat"] * np.sin(dlon)
-            a2 = math.cos(lat0) * c["sinlat"] - math.sin(lat0) * c["coslat"] * cos_dlon
-            b = math.sin(lat0) * c["sinlat"] + math.cos(lat0) * c["coslat"] * cos_dlon
+            a1 = coslat * np.sin(dlon)
+            a2 = math.cos(lat0) * sinlat - math.sin(lat0) * coslat * cos_dlon
+            b = math.sin(lat0) * sinlat + math.cos(lat0) * coslat * cos_dlon
             found = self._distance[kind] = np.arctan2(np.hypot(a1, a2), b) * EARTH_RADIUS_M
         return found
 
@@ -327,7 +334,8 @@ class SearchView:
         if found is not None:
             return found
         index = self.index
-        c = index.table(kind).col
+        table = index.table(kind)
+        c = {name: column[: table.size] for name, column in table.col.items()}
         mask = c["live"] & (c["places"] >= f.places)
         mask &= (c["amin"] <= f.age_lo) & (c["amax"] >= f.age_hi)
         needs = (
@@ -369,10 +377,10 @@ class SearchView:
         table = index.table(kind)
         min_m = None if need.min_distance_km is None else need.min_distance_km * 1000.0
         mask = self._static_mask(kind, Filters.of(need, step.split_siblings), disability, min_m)
-        c = table.col
+        n = table.size
         if kind == "unit":
-            wanted = [TEMPORALITIES.index(t) for t in step.temporalities if t in TEMPORALITIES]
-            mask = mask & np.isin(c["temp"], wanted)
+            counted = np.array([t in step.temporalities for t in TEMPORALITIES])
+            mask = mask & counted[table.col["temp"][:n]]
         elif "current" not in step.temporalities:  # carers declare places free now only
             return []
         distance = self.distance(kind)
@@ -380,34 +388,39 @@ class SearchView:
             assert step.radius_km is not None
             near = distance <= step.radius_km * 1000.0
             if step.area == Area.NEIGHBOURS:
-                codes = [
-                    index.departments.of[d]
-                    for d in (self.department, *neighbours)
-                    if d in index.departments.of
-                ]
-                near |= np.isin(c["dept"], codes)
+                departments = np.zeros(len(index.departments.of) + 1, np.bool_)
+                for d in (self.department, *neighbours):
+                    departments[index.departments.of.get(d, -1)] = True
+                departments[-1] = False  # the slot of departments no offer has
+                near |= departments[table.col["dept"][:n]]
             mask = mask & near
-        slots = np.flatnonzero(mask[: table.size])
+        slots = np.flatnonzero(mask)
         if len(slots) > limit:  # keep the limit's nearest, ties at the cut included
             cut = np.partition(distance[slots], limit - 1)[limit - 1]
             slots = slots[distance[slots] <= cut]
-        ordered = sorted(slots.tolist(), key=lambda i: (distance[i], table.ids[i], c["temp"][i]))[
-            :limit
-        ]
-        return [self._offer(kind, i, float(distance[i])) for i in ordered]
+        ids, temps = table.ids, table.col["temp"]
+        ordered = sorted(
+            zip(
+                distance[slots].tolist(),
+                [ids[i] for i in slots],
+                temps[slots].tolist(),
+                slots.tolist(),
+                strict=True,
+            )
+        )[:limit]
+        return [self._offer(kind, i, metres) for metres, _, _, i in ordered]
 
     def _offer(self, kind: str, i: int, metres: float) -> Offer:
         found = self._offers.get((kind, i))
         if found is None:
-            row = self.index.table(kind).rows[i]
-            assert row is not None
+            table = self.index.table(kind)
+            base = table.offers[i]
+            assert base is not None
             km = metres / 1000.0
-            if kind == "carer" or row.get("category") in COMMUNE_PRECISION_CATEGORIES:
+            if table.col["whole_km"][i]:
                 km = _half_up(km)  # a commune's point: whole kilometres (api.precision)
-            age = (self.now - row["declared_at"]) / 86400.0
-            found = self._offers[(kind, i)] = self.index.to_offer(
-                kind, {**row, "declared_age_days": age}, km
-            )
+            age = max(0.0, (self.now - float(table.col["declared"][i])) / 86400.0)
+            found = self._offers[(kind, i)] = base.seen_from(km, age)
         return found
 
 
@@ -424,7 +437,6 @@ class OfferIndex:
         self.authorities = _Codes()
         self.sexes, self.timings, self.publics, self.formulas = (_Bits() for _ in range(4))
         self.profiles = _Bits()
-        self.to_offer = offer_from_row  # the one row → Offer mapping
         self.reloads = 0
         """Whole reads since the process started (tests and the benchmark read it)."""
 
