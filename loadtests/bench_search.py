@@ -49,7 +49,6 @@ from api.db import (
 )
 from api.search import offer_index
 from api.search.repository import fetch_offers, resolve_origin
-from api.search.service import PLAN_PER_QUERY
 from api.settings import get_settings
 from geo.referential import neighbours
 from loadtests.common import ensure_settings_database, percentile
@@ -178,7 +177,6 @@ async def retrieval(dsn: str, needs: list[dict], tried: list[list[str]]) -> list
             )
             t0 = time.perf_counter()
             async with conn.transaction(readonly=True):
-                await conn.execute(PLAN_PER_QUERY)  # as the service
                 origin = await resolve_origin(conn, body["origin"]["commune"], None, None)
                 assert origin is not None
                 origin = dataclasses.replace(origin, searcher=body["_authority"])

@@ -412,6 +412,17 @@ def _offer_order(o: Offer) -> tuple[object, ...]:
     )
 
 
+def _in_offer_order(offers: list[Offer]) -> list[Offer]:
+    """``offers`` sorted by ``_offer_order``. Its first fields (kind, id, temporality) name an
+    offer: when no two offers share them — every fetch of one consistent read — they decide
+    alone, and the whole key (six sorted sets per offer) is built only when two do."""
+    heads = [(o.kind, o.id, o.temporality) for o in offers]
+    if len(set(heads)) < len(heads):
+        return sorted(offers, key=_offer_order)
+    order = sorted(range(len(offers)), key=heads.__getitem__)
+    return [offers[i] for i in order]
+
+
 def _proposal_order(p: Proposal) -> tuple[object, ...]:
     """Order among candidate proposals of one offer (keep the least relaxed, then the best)."""
     return (len(p.relaxed), -p.score, p.offer.kind, p.offer.id, p.children, _offer_order(p.offer))
@@ -538,8 +549,25 @@ def search(
 
     def keep(p: Proposal) -> None:
         old = best.get(p.key)
-        if old is None or _proposal_order(p) < _proposal_order(old):
+        if old is None or (old is not p and _proposal_order(p) < _proposal_order(old)):
             best[p.key] = p
+
+    # Per offer object, what the steps after the one that first returned it need not compute
+    # again: whether it takes the whole group, and then its proposal (its relaxations hang on
+    # the step that first returned it, which stays). A fetch that keeps its offers (the API's
+    # index returns one object per offer and search) spares the long ladders most of their
+    # work; the object is kept beside its answer, so an id is never another's (#16).
+    whole_memo: dict[int, tuple[Offer, Proposal | None]] = {}
+
+    def whole_proposal(o: Offer) -> Proposal | None:
+        found = whole_memo.get(id(o))
+        if found is not None and found[0] is o:
+            return found[1]
+        made = None
+        if accepts(need, o):
+            made = proposal(o, tuple(range(n)), facts.relaxed(o, first_seen[o.key], split=False))
+        whole_memo[id(o)] = (o, made)
+        return made
 
     def screen(o: Offer, step: Step) -> bool:
         if not facts.admissible(o, step):
@@ -569,23 +597,21 @@ def search(
             continue  # siblings stay together whenever any offer takes the whole group
         tried.append(step.code)
         asked = replace(step, split_siblings=True) if ordered_split else step
-        offers = [o for o in fetch(asked) if screen(o, step)]
-        offers.sort(key=_offer_order)
+        offers = _in_offer_order([o for o in fetch(asked) if screen(o, step)])
         for o in offers:
             first_seen.setdefault(o.key, index)
 
         whole: list[Offer] = []
         for o in offers:
-            if accepts(need, o):
+            made = whole_proposal(o)
+            if made is not None:
                 whole.append(o)
+                keep(made)
             elif not asked.split_siblings:
                 snapshot = (o.kind, o.id, o.temporality)
                 if snapshot not in rejected_seen:
                     rejected_seen.add(snapshot)
                     rejected.update({v.constraint for v in violations(need, o)})
-        everyone = tuple(range(n))
-        for o in whole:
-            keep(proposal(o, everyone, facts.relaxed(o, first_seen[o.key], split=False)))
         if asked.split_siblings and not whole:
             mark = not need.separation_ordered
 
@@ -671,7 +697,7 @@ def _near_split(
     step = replace(steps[0], code=split_code, temporalities=at.temporalities, split_siblings=True)
     if split_code not in tried:
         tried.append(split_code)
-    offers = sorted((o for o in fetch(step) if screen(o, step)), key=_offer_order)
+    offers = _in_offer_order([o for o in fetch(step) if screen(o, step)])
     offers = [o for o in offers if o.distance_km <= radius]
 
     def relaxed_of(o: Offer) -> tuple[str, ...]:
@@ -742,7 +768,7 @@ def split_plan(
     """
     n = len(need.children)
     pool: list[tuple[int, int, Offer]] = []  # (accepted-children mask, places, offer)
-    for o in sorted(offers, key=_offer_order):
+    for o in _in_offer_order(list(offers)):
         mask = 0
         for i, child in enumerate(need.children):
             if child_accepted(child, o, need):

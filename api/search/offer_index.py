@@ -86,16 +86,21 @@ UNITS_CHANGED = _UNITS.format(rows=_CHANGED.format(t="cs"))
 CARERS_ALL = _CARERS.format(rows="c.available_places > 0")
 CARERS_CHANGED = _CARERS.format(rows=_CHANGED.format(t="c"))
 
-SNAPSHOT = """
+_XMIN = "pg_snapshot_xmin($1::text::pg_snapshot)"
+SNAPSHOT = f"""
 SELECT pg_current_snapshot()::text AS snapshot,
        current_date AS today, extract(epoch FROM now())::float8 AS now,
        ARRAY[(SELECT system_identifier::text FROM pg_control_system()), current_database(),
-             pg_is_in_recovery()::text, pg_postmaster_start_time()::text] AS server
+             pg_is_in_recovery()::text, pg_postmaster_start_time()::text] AS server,
+       (SELECT max(changed_xid) FROM offer_removals) >= {_XMIN} AS removed,
+       (SELECT max(changed_xid) FROM capacity_snapshots) >= {_XMIN} AS units,
+       (SELECT max(changed_xid) FROM foster_carers) >= {_XMIN} AS carers
 """
-"""Taken before the rows are read, so the rows read are at least as new as it says: the next
-read asks again for anything it did not see (read twice, applied twice: the same). ``server``
-names the index: one per database, per primary or standby, per server start (a restart, a
-promotion or a restore begins a new index rather than trust a snapshot of another life)."""
+CUSTOM_PLANS = (
+    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0"
+)
+"""For the reads of rows (the refresh runs in the search's transaction): each planned for its
+own snapshot, and no parallel workers (a read of a few rows, or the whole offer once)."""
 
 REMOVED = """
 SELECT kind, offer_id, temporality
@@ -453,9 +458,15 @@ class OfferIndex:
                 table.remove(_key(kind, row))
 
     async def refresh(self, conn: asyncpg.Connection, meta: Mapping[str, Any]) -> None:
-        """Bring the index to what ``conn``'s transaction sees, from its snapshot ``meta``."""
+        """Bring the index to what ``conn``'s transaction sees, from ``SNAPSHOT``'s answer for
+        this index's last snapshot (``meta``): only what it says changed is read."""
+        removed: list[asyncpg.Record] = []
         whole = self.snapshot is None or meta["today"] != self.today
-        if not whole:
+        if whole or meta["removed"] or meta["units"] or meta["carers"]:
+            # The changes' reads are planned for the snapshot given: a generic plan of
+            # ``changed_xid >= $1`` guesses a third of the table and scans it.
+            await conn.execute(CUSTOM_PLANS)
+        if not whole and meta["removed"]:
             removed = await conn.fetch(REMOVED, self.snapshot)
             whole = any(r["kind"] == "all" for r in removed)
         if whole:
@@ -467,8 +478,8 @@ class OfferIndex:
         else:
             for r in removed:
                 self.table(r["kind"]).remove((r["offer_id"], r["temporality"] or ""))
-            units = await conn.fetch(UNITS_CHANGED, self.snapshot)
-            carers = await conn.fetch(CARERS_CHANGED, self.snapshot)
+            units = await conn.fetch(UNITS_CHANGED, self.snapshot) if meta["units"] else []
+            carers = await conn.fetch(CARERS_CHANGED, self.snapshot) if meta["carers"] else []
         self._apply("unit", units)
         self._apply("carer", carers)
         self.snapshot, self.today = meta["snapshot"], meta["today"]
@@ -507,14 +518,20 @@ def turn() -> asyncio.Lock:
 
 async def current(conn: asyncpg.Connection) -> tuple[OfferIndex, float]:
     """The index of the server ``conn`` reads, brought up to date in its transaction, and the
-    epoch seconds of that transaction's ``now()``. Call it holding ``turn()``."""
-    meta = await conn.fetchrow(SNAPSHOT)
+    epoch seconds of that transaction's ``now()``. Call it holding ``turn()``. One statement
+    when nothing changed: it asks about the changes since the snapshot of the index used last
+    (most often this one); another index's are asked again."""
+    last = next(reversed(_INDEXES.values()), None)
+    meta = await conn.fetchrow(SNAPSHOT, None if last is None else last.snapshot)
     assert meta is not None
     key = tuple(meta["server"])
     index = _INDEXES.pop(key, None) or OfferIndex()
     _INDEXES[key] = index  # the most recently used last
     while len(_INDEXES) > _KEPT:
         del _INDEXES[next(iter(_INDEXES))]
+    if index is not last and index.snapshot is not None:
+        meta = await conn.fetchrow(SNAPSHOT, index.snapshot)
+        assert meta is not None
     await index.refresh(conn, meta)
     now: float = meta["now"]
     return index, now

@@ -221,14 +221,6 @@ def proposal_out(p: Proposal, origin: Origin, need: Need | None = None) -> dict[
     }
 
 
-PLAN_PER_QUERY = (
-    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0"
-)
-"""The search's few queries (origin, request, the index's changes) are planned for their own
-parameters and without parallel workers: each takes well under a millisecond, a worker costs
-about as much to start, and under load the searches are the parallelism (BENCHMARKS.md)."""
-
-
 ORIGIN_AUDIT_DECIMALS = ORIGIN_DECIMALS
 """A point origin is audited rounded to 0.01° (about a kilometre), never as given (it is
 searched from rounded, too: ``rounded_point``)."""
@@ -282,7 +274,6 @@ async def run_search(
     ``stale_after_days``: the setting (``PLACES_STALE_AFTER_DAYS``)."""
     reads = read_pool or pool
     async with reads.acquire() as conn, conn.transaction(readonly=reads is not pool):
-        await conn.execute(PLAN_PER_QUERY)
         options = await request_options(conn, principal, body)
         origin = await resolve_origin(conn, body)
         services = await places.disability_services(conn, body.children)
