@@ -475,8 +475,33 @@ def _option_key(
     total = math.fsum(p.score * len(p.children) for p in parts) / n
     stale = any(p.stale for p in parts)
     late = emergency_first and not all(is_emergency(p.offer) for p in parts)
-    tie = tuple(sorted(_tie(p) for p in parts))
-    return (step, level, stale, late, -total, tie, 0)
+    return (step, level, stale, late, -total, _Tie(tuple(parts)), 0)
+
+
+class _Tie:
+    """The tie-break of an option (6. above): its parts' ``_tie`` tuples, sorted — built only
+    when two options get that far in a comparison (equal scores), not for every option of
+    every search (#16: most of the cost of ordering the options)."""
+
+    __slots__ = ("_parts", "_value")
+
+    def __init__(self, parts: tuple[Proposal, ...]) -> None:
+        self._parts = parts
+        self._value: tuple[tuple[object, ...], ...] | None = None
+
+    def value(self) -> tuple[tuple[object, ...], ...]:
+        if self._value is None:
+            self._value = tuple(sorted(_tie(p) for p in self._parts))
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Tie) and self.value() == other.value()
+
+    def __lt__(self, other: _Tie) -> bool:
+        return self.value() < other.value()
+
+    def __hash__(self) -> int:
+        return hash(self.value())
 
 
 def search(

@@ -298,7 +298,8 @@ def _half_up(x: float) -> float:
 @dataclass
 class SearchView:
     """One search's reads of the index: its origin, the time its transaction started, and
-    what it computed once (distances, each kind's static filters, the offers built)."""
+    what it computed once (each kind's admissible slots and their distances, the offers
+    moved to it)."""
 
     index: "OfferIndex"
     needs: tuple[str, str, str]
@@ -309,31 +310,31 @@ class SearchView:
     searcher: str | None
     now: float
     """Epoch seconds of the search transaction's ``now()`` (the declarations' ages)."""
-    _distance: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
-    _static: dict[tuple[Any, ...], npt.NDArray[np.bool_]] = field(default_factory=dict)
+    _static: dict[tuple[Any, ...], tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = field(
+        default_factory=dict
+    )
     _offers: dict[tuple[str, int], Offer] = field(default_factory=dict)
 
-    def distance(self, kind: str) -> npt.NDArray[np.float64]:
-        """Metres on PostGIS's sphere from the origin to each slot of ``kind``
+    def _distance_to(self, kind: str, slots: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """Metres on PostGIS's sphere from the origin to ``slots`` of ``kind``
         (``sphere_distance`` of liblwgeom: the Vincenty formula's special case on a sphere,
         well conditioned at every distance)."""
-        found = self._distance.get(kind)
-        if found is None:
-            table = self.index.table(kind)
-            n = table.size
-            lon, coslat, sinlat = (table.col[k][:n] for k in ("lon", "coslat", "sinlat"))
-            lat0, lon0 = math.radians(self.lat), math.radians(self.lon)
-            dlon = lon - lon0
-            cos_dlon = np.cos(dlon)
-            a1 = coslat * np.sin(dlon)
-            a2 = math.cos(lat0) * sinlat - math.sin(lat0) * coslat * cos_dlon
-            b = math.sin(lat0) * sinlat + math.cos(lat0) * coslat * cos_dlon
-            found = self._distance[kind] = np.arctan2(np.hypot(a1, a2), b) * EARTH_RADIUS_M
-        return found
+        c = self.index.table(kind).col
+        lon, coslat, sinlat = c["lon"][slots], c["coslat"][slots], c["sinlat"][slots]
+        lat0, lon0 = math.radians(self.lat), math.radians(self.lon)
+        dlon = lon - lon0
+        cos_dlon = np.cos(dlon)
+        a1 = coslat * np.sin(dlon)
+        a2 = math.cos(lat0) * sinlat - math.sin(lat0) * coslat * cos_dlon
+        b = math.sin(lat0) * sinlat + math.cos(lat0) * coslat * cos_dlon
+        distance: npt.NDArray[np.float64] = np.arctan2(np.hypot(a1, a2), b) * EARTH_RADIUS_M
+        return distance
 
-    def _static_mask(
+    def _admissible(
         self, kind: str, f: Filters, disability: str, min_m: float | None
-    ) -> npt.NDArray[np.bool_]:
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """The slots of ``kind`` meeting the filters every step of the search shares, and
+        their distances (measured for those only): once per search and filters."""
         key = (kind, f, disability, min_m)
         found = self._static.get(key)
         if found is not None:
@@ -362,10 +363,13 @@ class SearchView:
         profiles = index.profiles.known(f.profiles)
         stated = np.zeros_like(mask) if profiles is None else (c["stated"] & profiles) == profiles
         mask &= stated if disability == "stated" else ~stated
+        slots = np.flatnonzero(mask)
+        distance = self._distance_to(kind, slots)
         if min_m is not None:  # NOT ST_DWithin(…, min): strictly beyond
-            mask &= self.distance(kind) > min_m
-        self._static[key] = mask
-        return mask
+            beyond = distance > min_m
+            slots, distance = slots[beyond], distance[beyond]
+        found = self._static[key] = (slots, distance)
+        return found
 
     def step(
         self,
@@ -381,14 +385,15 @@ class SearchView:
         index = self.index
         table = index.table(kind)
         min_m = None if need.min_distance_km is None else need.min_distance_km * 1000.0
-        mask = self._static_mask(kind, Filters.of(need, step.split_siblings), disability, min_m)
-        n = table.size
+        filters = Filters.of(need, step.split_siblings)
+        slots, distance = self._admissible(kind, filters, disability, min_m)
         if kind == "unit":
             counted = np.array([t in step.temporalities for t in TEMPORALITIES])
-            mask = mask & counted[table.col["temp"][:n]]
+            keep = counted[table.col["temp"][slots]]
         elif "current" not in step.temporalities:  # carers declare places free now only
             return []
-        distance = self.distance(kind)
+        else:
+            keep = np.ones(len(slots), np.bool_)
         if step.area != Area.NATIONAL:
             assert step.radius_km is not None
             near = distance <= step.radius_km * 1000.0
@@ -397,16 +402,17 @@ class SearchView:
                 for d in (self.department, *neighbours):
                     departments[index.departments.of.get(d, -1)] = True
                 departments[-1] = False  # the slot of departments no offer has
-                near |= departments[table.col["dept"][:n]]
-            mask = mask & near
-        slots = np.flatnonzero(mask)
+                near |= departments[table.col["dept"][slots]]
+            keep &= near
+        slots, distance = slots[keep], distance[keep]
         if len(slots) > limit:  # keep the limit's nearest, ties at the cut included
-            cut = np.partition(distance[slots], limit - 1)[limit - 1]
-            slots = slots[distance[slots] <= cut]
+            cut = np.partition(distance, limit - 1)[limit - 1]
+            nearest = distance <= cut
+            slots, distance = slots[nearest], distance[nearest]
         ids, temps = table.ids, table.col["temp"]
         ordered = sorted(
             zip(
-                distance[slots].tolist(),
+                distance.tolist(),
                 [ids[i] for i in slots],
                 temps[slots].tolist(),
                 slots.tolist(),
