@@ -338,6 +338,11 @@ class _Facts:
                 self.time.append((i, step))
             elif step.split_siblings:
                 self.split_code = step.code
+        # What ``relaxed`` derives from the ladder alone, computed once per search: the
+        # geographic levels seen by a step, each temporality's level, each answer.
+        self._seen: dict[int, int] = {}
+        self._time_level: dict[str, int] = {}
+        self._codes: dict[tuple[int, int, bool], tuple[str, ...]] = {}
 
     def in_area(self, offer: Offer, step: Step) -> bool:
         """Whether ``offer`` lies in the geographic scope of ``step`` (as far as we can tell)."""
@@ -367,22 +372,34 @@ class _Facts:
         (distance, department) or known because a step of that level returned it.
         Time: the first level whose temporalities include the offer's.
         """
-        seen_level = sum(1 for idx, _ in self.geo[1:] if idx <= first_seen)
+        seen_level = self._seen.get(first_seen)
+        if seen_level is None:
+            seen_level = self._seen[first_seen] = sum(
+                1 for idx, _ in self.geo[1:] if idx <= first_seen
+            )
         geo_level = seen_level
         for level, (_, step) in enumerate(self.geo[:seen_level]):
             if self.in_area(offer, step):
                 geo_level = level
                 break
-        time_level = len(self.time) - 1
-        for level, (_, step) in enumerate(self.time):
-            if step.counts(offer.temporality):
-                time_level = level
-                break
-        picked = [(i, s.code) for i, s in self.geo[1 : geo_level + 1]]
-        picked += [(i, s.code) for i, s in self.time[1 : time_level + 1]]
-        if split and self.split_code is not None:
-            picked.append((len(self.steps), self.split_code))
-        return tuple(code for _, code in sorted(picked))
+        time_level = self._time_level.get(offer.temporality)
+        if time_level is None:
+            time_level = len(self.time) - 1
+            for level, (_, step) in enumerate(self.time):
+                if step.counts(offer.temporality):
+                    time_level = level
+                    break
+            self._time_level[offer.temporality] = time_level
+        key = (geo_level, time_level, split and self.split_code is not None)
+        codes = self._codes.get(key)
+        if codes is None:
+            picked = [(i, s.code) for i, s in self.geo[1 : geo_level + 1]]
+            picked += [(i, s.code) for i, s in self.time[1 : time_level + 1]]
+            if key[2]:
+                assert self.split_code is not None
+                picked.append((len(self.steps), self.split_code))
+            codes = self._codes[key] = tuple(code for _, code in sorted(picked))
+        return codes
 
 
 def _offer_order(o: Offer) -> tuple[object, ...]:
