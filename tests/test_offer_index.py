@@ -40,6 +40,15 @@ async def hamlet(owner_pool) -> str:
     return "69997"
 
 
+async def declared_unit(client, pool, owner_pool, available: int) -> tuple[str, dict, str]:
+    """A unit of the hamlet with ``available`` places declared free now: the commune, the
+    structure (``make_structure``'s) and the unit's id."""
+    here = await hamlet(owner_pool)
+    s = await make_structure(pool, department="69", commune=here)
+    await declare(client, s, 0, available)
+    return here, s, str(s["unit_ids"][0])
+
+
 async def found_units(conn: asyncpg.Connection, commune: str) -> dict[str, int]:
     """Unit id → free places now within 10 km of ``commune``, as a search's refresh sees them
     in ``conn``'s transaction."""
@@ -54,10 +63,7 @@ async def found_units(conn: asyncpg.Connection, commune: str) -> dict[str, int]:
 async def test_a_writer_that_commits_after_a_refresh_is_seen_by_the_next(client, pool, owner_pool):
     """The changes are read by snapshot visibility, not by a counter taken before commit:
     a transaction that wrote before a refresh and commits after it is seen by the next one."""
-    here = await hamlet(owner_pool)
-    s = await make_structure(pool, department="69", commune=here)
-    unit = str(s["unit_ids"][0])
-    await declare(client, s, 0, 3)
+    here, s, unit = await declared_unit(client, pool, owner_pool, 3)
     async with pool.acquire() as reader, pool.acquire() as writer:
         assert (await found_units(reader, here))[unit] == 3
         tx = writer.transaction()
@@ -75,10 +81,7 @@ async def test_a_writer_that_commits_after_a_refresh_is_seen_by_the_next(client,
 async def test_writes_by_sql_and_by_triggers_are_seen(client, pool, owner_pool):
     """A unit's ages changed by hand reach its snapshots through 0021's trigger, and the
     snapshots' own trigger (0023) marks them changed: the next search sees the new band."""
-    here = await hamlet(owner_pool)
-    s = await make_structure(pool, department="69", commune=here)
-    unit = str(s["unit_ids"][0])
-    await declare(client, s, 0, 2)
+    here, s, unit = await declared_unit(client, pool, owner_pool, 2)
     async with pool.acquire() as conn:
         assert unit in await found_units(conn, here)
         async with owner_pool.acquire() as owner:
@@ -91,12 +94,9 @@ async def test_writes_by_sql_and_by_triggers_are_seen(client, pool, owner_pool):
 
 
 async def test_a_deleted_offer_leaves_the_index(client, pool, owner_pool):
-    """Deleted rows leave their key in ``offer_removals`` (a statement trigger): a carer
-    erased, a unit's snapshots deleted, are gone from the next search."""
-    here = await hamlet(owner_pool)
-    s = await make_structure(pool, department="69", commune=here)
-    unit = str(s["unit_ids"][0])
-    await declare(client, s, 0, 2)
+    """Deleted rows leave their key in ``offer_removals`` (a statement trigger): a unit's
+    snapshots deleted are gone from the next search."""
+    here, s, unit = await declared_unit(client, pool, owner_pool, 2)
     async with pool.acquire() as conn:
         assert unit in await found_units(conn, here)
         async with owner_pool.acquire() as owner:
