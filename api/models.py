@@ -280,28 +280,6 @@ class FosterCarer(SQLModel, table=True):
         CheckConstraint(_in("status", CARER_STATUSES), name="foster_carers_status"),
         *_disability_checks("foster_carers"),
         Index("foster_carers_location_gist", "location", postgresql_using="gist"),
-        # Search: nearest carers with a free place (about a tenth of them), KNN-ordered from
-        # their public point (their commune's), never their home. Not only ``active``: a
-        # leave planned for later leaves them proposable (0013).
-        Index(
-            "foster_carers_free_public_location_gist",
-            "public_location",
-            postgresql_using="gist",
-            postgresql_where=text("available_places > 0"),
-        ),
-        # Search's own (0016): the free carers open to every authority, nearest first, and
-        # each employing authority's free closed carers — what a searcher may be shown.
-        Index(
-            "foster_carers_free_open_public_location_gist",
-            "public_location",
-            postgresql_using="gist",
-            postgresql_where=text("available_places > 0 AND open_to_other_authorities"),
-        ),
-        Index(
-            "foster_carers_free_closed_employing_idx",
-            "employing_authority",
-            postgresql_where=text("available_places > 0 AND NOT open_to_other_authorities"),
-        ),
         Index("foster_carers_department_idx", "department"),
         Index("foster_carers_changed_idx", "changed_xid"),  # the search's index (0023)
         Index("foster_carers_authority_idx", "authority"),
@@ -489,26 +467,13 @@ class CapacitySnapshot(_CapacityCounts, table=True):
             "unit_id",
             postgresql_where=text("available > 0"),
         ),
-        # Search: the nearest snapshots with a free place, in KNN order (see api/search).
-        Index(
-            "capacity_snapshots_free_location_gist",
-            "location",
-            postgresql_using="gist",
-            postgresql_where=text("available > 0"),
-        ),
         Index("capacity_snapshots_structure_idx", "structure_id"),  # the structures' trigger
         Index("capacity_snapshots_changed_idx", "changed_xid"),  # the search's index (0023)
-        # Search's neighbours step (its departments' side) and first ring (free now), 0021.
+        # Free places by department (0021; search's neighbours step until its index, 0023).
         Index(
             "capacity_snapshots_free_department_idx",
             "department",
             postgresql_where=text("available > 0"),
-        ),
-        Index(
-            "capacity_snapshots_free_now_gist",
-            "location",
-            postgresql_using="gist",
-            postgresql_where=text("available > 0 AND temporality = 'current'"),
         ),
     )
     unit_id: UUID = Field(

@@ -20,6 +20,7 @@ from api.search.service import run_search
 from seed.national import seed_national
 from seed.reference import load_reference
 from tests.support.env import ADMIN_DSN
+from tests.support.step_sql import create_oracle_indexes
 
 # The first test also seeds the whole national dataset.
 pytestmark = [pytest.mark.database, pytest.mark.timeout(180)]
@@ -37,6 +38,7 @@ async def national() -> AsyncIterator[asyncpg.Pool]:
         try:
             await load_reference(conn)
             await seed_national(conn, 20261125, progress=False)
+            await create_oracle_indexes(conn)
         finally:
             await conn.close()
         pool = await create_pool(NATIONAL_DSN, min_size=1, max_size=4)

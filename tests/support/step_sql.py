@@ -8,6 +8,7 @@ can order by; ``FETCH FIRST … WITH TIES`` keeps the ties at a LIMIT's cut whol
 outer query's total order (distance, id, temporality).
 """
 
+import importlib
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,21 @@ from api.capacity.repository import carer_free_sql
 from api.precision import rounded_km_sql
 from api.search.repository import CANDIDATES_PER_KIND, Origin, offer_from_row
 from matching import Area, Need, Offer, Step
+
+ORACLE_INDEXES: dict[str, str] = importlib.import_module(
+    "api.migrations.versions.0023_offer_changes"
+).SEARCH_INDEXES
+"""The indexes these queries walked, which migration 0023 dropped with them from the schema
+(nothing else reads by them): the oracle's database gets them back, or each of its queries
+would sort every free place of the country."""
+
+
+async def create_oracle_indexes(conn: asyncpg.Connection) -> None:
+    """The step queries' indexes in ``conn``'s database (a test database of its own)."""
+    for name, definition in ORACLE_INDEXES.items():
+        await conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {definition}")
+    await conn.execute("ANALYZE capacity_snapshots, foster_carers")
+
 
 _GEO_FILTER = {
     Area.RADIUS: "AND ST_DWithin({loc}, origin.g, ${r}, false)",
