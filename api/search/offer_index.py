@@ -13,15 +13,16 @@ Why it is exact, not a cache that may lag: each row of ``capacity_snapshots`` an
 ``foster_carers`` carries the id of the transaction that last wrote it (``changed_xid``,
 migration 0023, set by a trigger whoever writes). Each read records the snapshot it was
 taken in (``pg_current_snapshot()``). At the start of each search, in the search's own
-transaction, the index reads the rows whose writer that snapshot did not see
-(``pg_visible_in_snapshot``), the keys of rows deleted since (``offer_removals``), and then
-the search runs on the index with nothing awaited in between: it sees every write committed
-before it, as its own SQL did. A TRUNCATE (``offer_removals`` kind ``all``), a new day (a
-carer's agrément and leave are read as of today, ``carer_free_sql``) or a snapshot older than
-the last (another server: a restore) reload the whole.
+transaction, one statement asks whether anything changed since (``SNAPSHOT``); when it did,
+the index reads the rows whose writer that snapshot did not see (``pg_visible_in_snapshot``)
+and the keys of rows deleted since (``offer_removals``). Then the search runs on the index
+with nothing awaited in between: it sees every write committed before it, as its own SQL
+did. A TRUNCATE (``offer_removals`` kind ``all``) or a new day (a carer's agrément and leave
+are read as of today, ``carer_free_sql``) reloads the whole; another server (a restart, a
+promotion, a standby) has an index of its own.
 
 What a step returns is what its SQL query returned (``tests/support/step_sql.py`` keeps those
-queries, and ``tests/test_offer_index.py`` compares both on the national dataset): the same
+queries, and ``tests/test_search_national.py`` compares both on the national dataset): the same
 hard filters, the same geography (distances on the sphere, as PostGIS's ``<->`` and
 ``ST_DWithin(…, false)`` compute them), the same order (distance, id, temporality) and
 limit. A carer's home is not here: their public point (their commune's) only, as before.
@@ -78,15 +79,19 @@ SELECT c.id::text AS id, c.department, c.commune,
  WHERE {{rows}}
 """
 
-_CHANGED = """{t}.changed_xid >= pg_snapshot_xmin($1::text::pg_snapshot)
+_XMIN = "pg_snapshot_xmin($1::text::pg_snapshot)"
+_CHANGED = (
+    """{t}.changed_xid >= """
+    + _XMIN
+    + """
    AND NOT pg_visible_in_snapshot({t}.changed_xid, $1::text::pg_snapshot)"""
+)
 
 UNITS_ALL = _UNITS.format(rows="cs.available > 0")
 UNITS_CHANGED = _UNITS.format(rows=_CHANGED.format(t="cs"))
 CARERS_ALL = _CARERS.format(rows="c.available_places > 0")
 CARERS_CHANGED = _CARERS.format(rows=_CHANGED.format(t="c"))
 
-_XMIN = "pg_snapshot_xmin($1::text::pg_snapshot)"
 SNAPSHOT = f"""
 SELECT pg_current_snapshot()::text AS snapshot,
        current_date AS today, extract(epoch FROM now())::float8 AS now,
@@ -102,11 +107,10 @@ CUSTOM_PLANS = (
 """For the reads of rows (the refresh runs in the search's transaction): each planned for its
 own snapshot, and no parallel workers (a read of a few rows, or the whole offer once)."""
 
-REMOVED = """
-SELECT kind, offer_id, temporality
-  FROM offer_removals
- WHERE changed_xid >= pg_snapshot_xmin($1::text::pg_snapshot)
-   AND NOT pg_visible_in_snapshot(changed_xid, $1::text::pg_snapshot)
+REMOVED = f"""
+SELECT r.kind, r.offer_id, r.temporality
+  FROM offer_removals r
+ WHERE {_CHANGED.format(t="r")}
 """
 
 
