@@ -516,7 +516,11 @@ def test_split_plan_is_optimal_on_small_groups(need: Need, pool: list[Offer]) ->
     n = len(need.children)
 
     def key(parts: list[tuple[tuple[int, ...], Offer]]) -> tuple:
-        relax = sum(len(_relaxed_by_distance(o)) for _, o in parts)
+        # Relaxations as split_plan counts them since disability is graded (#16): an offer
+        # silent on a child's profile needs ``disability_unstated`` for that child's part.
+        relax = sum(
+            len(disability.with_unstated(_relaxed_by_distance(o), need, o, c)) for c, o in parts
+        )
         sep = 0.0
         for (ca, oa), (cb, ob) in itertools.combinations(parts, 2):
             sep += len(ca) * len(cb) * separation_km(oa, ob)[0]
