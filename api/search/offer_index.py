@@ -7,7 +7,8 @@ partial GiST index, a millisecond or two), but a search paid a round trip, a pla
 mapping of hundreds of rows per step, and a need few offers meet read every free place of
 the country at its national step. The free offer is small — at scale 1, 5,600 unit places
 and 4,200 carers with a free place — so each process holds it as columns (NumPy arrays, one
-slot per offer) and filters a step in tens of microseconds.
+slot per offer) and answers a search's steps in about 1.6 ms in all (p50, measured with its
+ladder, #16), where the SQL took several.
 
 Why it is exact, not a cache that may lag: each row of ``capacity_snapshots`` and
 ``foster_carers`` carries the id of the transaction that last wrote it (``changed_xid``,
